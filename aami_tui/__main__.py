@@ -1,0 +1,3 @@
+from aami_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""Command line: ``aami-tui`` (console), ``check``, ``apply``, ``demo``, ``screenshots``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from aami_tui import __version__
+
+# Exit codes (documented in the README).
+EXIT_OK = 0
+EXIT_MISSING = 1
+EXIT_CONNECT = 2
+EXIT_DRIFT = 3  # check --strict only
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("connection")
+    g.add_argument("--dsn", help="libpq conninfo or URI (wins over DB_* and PG* variables)")
+    g.add_argument("--dbname", help="database name (overrides the resolved one)")
+    g.add_argument("--connect-timeout", type=int, default=None, metavar="S",
+                   help="seconds to wait for a connection (default 5)")
+    g.add_argument("--embedded", action="store_true",
+                   help="start a throwaway embedded PostgreSQL 18 with an empty aami_config and use it")
+    p.add_argument("--migrations-dir", type=Path, default=None,
+                   help="folder holding 001_initial_schema.sql (default: the shipped one)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aami-tui", description=(
+        "Guided console for the AAMI Config Server's PostgreSQL schema migration. "
+        "Without a command it opens the console."))
+    p.add_argument("--version", action="version", version=f"aami-tui {__version__}")
+    sub = p.add_subparsers(dest="command")
+
+    c = sub.add_parser("check", help="the server's start-up schema validation, headless (CI)")
+    _common(c)
+    c.add_argument("--json", action="store_true", help="print a machine-readable result instead")
+    c.add_argument("--strict", action="store_true",
+                   help=f"also fail (exit {EXIT_DRIFT}) when a required table exists but its columns drifted")
+
+    for name, helptext in (("console", "open the full-screen console (default)"),
+                           ("demo", "open the console on an embedded PostgreSQL with an empty aami_config")):
+        t = sub.add_parser(name, help=helptext)
+        _common(t)
+        _runbook_opts(t)
+        t.add_argument("--refresh", type=float, default=2.0, metavar="S",
+                       help="seconds between checklist refreshes (default 2)")
+
+    a = sub.add_parser("apply", help="run the runbook headless: pre-flight, backup, BEGIN, apply, verify, "
+                                     "COMMIT only with --yes")
+    _common(a)
+    _runbook_opts(a)
+    a.add_argument("--yes", action="store_true", help="COMMIT when verify passes (otherwise ROLLBACK)")
+    a.add_argument("--no-backup", action="store_true",
+                   help="skip the backup step (recorded in the report); for throwaway databases only")
+
+    s = sub.add_parser("screenshots", help="regenerate the SVGs in screenshots/ (uses the embedded server)")
+    s.add_argument("--out", type=Path, default=Path("screenshots"))
+    return p
+
+
+def _runbook_opts(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("runbook")
+    g.add_argument("--backup-dir", type=Path, default=Path("backups"), help="where backups go (default ./backups)")
+    g.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where run reports go (default ./reports)")
+    g.add_argument("--lock-timeout", type=float, default=5.0, metavar="S", help="lock_timeout in seconds (default 5)")
+    g.add_argument("--statement-timeout", type=float, default=300.0, metavar="S",
+                   help="statement_timeout in seconds (default 300)")
+    g.add_argument("--migration-file", type=Path, default=None, help="apply this file instead of the shipped one")
+
+
+def _err(msg: str) -> None:
+    print(f"aami-tui: {msg}", file=sys.stderr)
+
+
+def _resolve(args):
+    from aami_tui.core.settings import SettingsError, resolve
+
+    try:
+        return resolve(args.dsn, connect_timeout=args.connect_timeout, dbname=args.dbname)
+    except SettingsError as exc:
+        _err(str(exc))
+        raise SystemExit(EXIT_CONNECT) from None
+
+
+async def _check(settings, args) -> int:
+    from aami_tui.core import migration, schema
+    from aami_tui.core.db import ConnectError, connect
+
+    expected = None
+    try:
+        expected = migration.load(migration.resolve_migration_path(args.migrations_dir)).tables
+    except migration.MigrationError:
+        expected = None  # drift detection needs the file; the server's check does not
+    try:
+        conn = await connect(settings)
+    except ConnectError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "error": str(exc), "error_kind": exc.kind, "exit_code": EXIT_CONNECT}))
+        else:
+            _err(str(exc))
+        return EXIT_CONNECT
+    try:
+        result = await schema.validate(conn, expected)
+        info = conn.info
+        host, port, user, dbname = info.host, info.port, info.user, info.dbname
+    finally:
+        await conn.close()
+    code = EXIT_OK if result.ok else EXIT_MISSING
+    if code == EXIT_OK and args.strict and result.drifted:
+        code = EXIT_DRIFT
+    if args.json:
+        out = result.to_dict()
+        out.update({"exit_code": code, "server_lines": schema.server_lines(result, host, user, dbname, port),
+                    "database": {"host": host, "port": port, "user": user, "dbname": dbname}})
+        print(json.dumps(out, indent=2))
+        return code
+    for line in schema.server_lines(result, host, user, dbname, port):
+        print(line)
+    for name in result.drifted:
+        t = next(t for t in result.required if t.name == name)
+        parts = []
+        if t.missing_columns:
+            parts.append("missing columns " + ", ".join(t.missing_columns))
+        if t.unexpected_columns:
+            parts.append("unexpected columns " + ", ".join(t.unexpected_columns))
+        print(f"WARNING: table {name} differs from 001_initial_schema.sql: {'; '.join(parts)} "
+              "(built by the archived migrations? IF NOT EXISTS never repairs it)", file=sys.stderr)
+    return code
+
+
+def _with_embedded(args, fn):
+    """Run fn(settings) against a throwaway embedded server when --embedded/demo, else resolved settings."""
+    if getattr(args, "embedded", False) or args.command == "demo":
+        from aami_tui.core import embedded
+
+        print("Starting an embedded PostgreSQL 18 (throwaway, removed on exit)...", file=sys.stderr)
+        try:
+            pg = embedded.start(args.dbname or "aami_config")
+        except Exception as exc:
+            _err(f"could not start the embedded PostgreSQL: {exc}")
+            return EXIT_CONNECT
+        try:
+            return fn(pg.settings(), pg)
+        finally:
+            pg.stop()
+    return fn(_resolve(args), None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = args.command or "console"
+    if args.command is None:
+        args = parser.parse_args(["console", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        if command == "check":
+            return _with_embedded(args, lambda s, pg: asyncio.run(_check(s, args)))
+        if command == "apply":
+            from aami_tui.headless import run_apply
+
+            return _with_embedded(args, lambda s, pg: run_apply(s, args))
+        if command in ("console", "demo"):
+            from aami_tui.ui.app import run_console
+
+            return _with_embedded(args, lambda s, pg: run_console(s, args, embedded=pg))
+        if command == "screenshots":
+            from aami_tui.ui.screenshots import main as shots
+
+            return shots(args.out)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

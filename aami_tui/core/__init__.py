@@ -1,0 +1,1 @@
+"""Everything that talks to PostgreSQL or the filesystem. Never imports Textual."""

@@ -1,0 +1,119 @@
+"""Connecting, and turning libpq's failures into one clear sentence each."""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+
+from aami_tui.core.settings import ConnSettings
+
+
+class ConnectError(Exception):
+    """A connection failure, already phrased for a person. ``kind`` is machine-readable."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _where(s: ConnSettings) -> str:
+    host = s.host
+    if host.startswith("/"):
+        return f"the socket in {host} (port {s.port})"
+    return f"{host}:{s.port}"
+
+
+def explain_connect_error(exc: BaseException, s: ConnSettings) -> ConnectError:
+    """Map a psycopg OperationalError to one sentence. Never includes the password."""
+    raw = str(exc)
+    if s.password:
+        raw = raw.replace(s.password, "********")
+    low = raw.lower()
+    where = _where(s)
+    user, db = s.user, s.dbname
+    if "password authentication failed" in low:
+        return ConnectError(f'Authentication failed: the server at {where} rejected the password for user '
+                            f'"{user}".', "auth")
+    if "no password supplied" in low or "fe_sendauth" in low:
+        return ConnectError(f'The server at {where} wants a password for user "{user}" and none was given '
+                            "(set DB_PASSWORD or PGPASSWORD, or add it to ~/.pgpass).", "auth")
+    m = re.search(r'database "([^"]+)" does not exist', raw)
+    if m:
+        return ConnectError(f'Database "{m.group(1)}" does not exist on {where}; create it first '
+                            f'(createdb -h {s.host} -p {s.port} -U {user} {m.group(1)}) or let the console '
+                            "create it.", "no_database")
+    m = re.search(r'role "([^"]+)" does not exist', raw)
+    if m:
+        return ConnectError(f'User "{m.group(1)}" does not exist on the server at {where}.', "no_role")
+    if "timeout expired" in low:
+        return ConnectError(f"No answer from {where} within {s.connect_timeout} s (connect_timeout): the host "
+                            "is unreachable or a firewall drops the connection.", "timeout")
+    if "connection refused" in low:
+        return ConnectError(f"Cannot reach PostgreSQL at {where}: connection refused (is the server running "
+                            "and listening on that address and port?).", "refused")
+    if "could not translate host name" in low or "name or service not known" in low:
+        return ConnectError(f'Unknown host "{s.host}": its name does not resolve.', "dns")
+    if "no such file or directory" in low and ("socket" in low or ".s.pgsql" in low):
+        return ConnectError(f"No PostgreSQL server is listening on {where} (no socket file there).", "refused")
+    if "no pg_hba.conf entry" in low:
+        return ConnectError(f'The server at {where} does not allow user "{user}" to connect to database '
+                            f'"{db}" from this host (no pg_hba.conf entry).', "hba")
+    if "ssl" in low and ("not support" in low or "required" in low):
+        return ConnectError(f"SSL negotiation with {where} failed: {raw.splitlines()[-1].strip()}", "ssl")
+    if "too many connections" in low or "remaining connection slots" in low:
+        return ConnectError(f"The server at {where} has no free connection slots (too many connections).",
+                            "busy")
+    if "the database system is starting up" in low or "shutting down" in low:
+        return ConnectError(f"The server at {where} is starting up or shutting down; try again in a moment.",
+                            "starting")
+    last = [ln.strip() for ln in raw.splitlines() if ln.strip()]
+    detail = last[-1] if last else type(exc).__name__
+    detail = re.sub(r"^connection to server .*? failed: ", "", detail)
+    return ConnectError(f"Cannot connect to {where}: {detail}", "other")
+
+
+async def connect(s: ConnSettings, *, autocommit: bool = True, dbname: str | None = None
+                  ) -> psycopg.AsyncConnection:
+    """Open an AsyncConnection; raise ConnectError with a clear sentence on failure."""
+    target = s.with_dbname(dbname) if dbname else s
+    try:
+        return await psycopg.AsyncConnection.connect(target.conninfo(), autocommit=autocommit)
+    except psycopg.OperationalError as exc:
+        raise explain_connect_error(exc, target) from None
+
+
+async def database_exists(s: ConnSettings) -> bool:
+    """Whether s.dbname exists, asked through the maintenance database 'postgres'."""
+    from aami_tui.core.queries import sql
+
+    conn = await connect(s, dbname="postgres")
+    try:
+        cur = await conn.execute(sql("database_exists"), {"dbname": s.dbname})
+        row = await cur.fetchone()
+        return bool(row and row[0])
+    finally:
+        await conn.close()
+
+
+async def create_database(s: ConnSettings) -> None:
+    """CREATE DATABASE <dbname>, quoting the name properly (the guide's new-developer step 1)."""
+    from psycopg import sql as psql
+
+    conn = await connect(s, dbname="postgres")
+    try:
+        await conn.execute(psql.SQL("CREATE DATABASE {}").format(psql.Identifier(s.dbname)))
+    finally:
+        await conn.close()
+
+
+async def drop_and_recreate(s: ConnSettings) -> None:
+    """The guide's 'reset the database for testing': drop, recreate, empty."""
+    from psycopg import sql as psql
+
+    conn = await connect(s, dbname="postgres")
+    try:
+        await conn.execute(psql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psql.Identifier(s.dbname)))
+        await conn.execute(psql.SQL("CREATE DATABASE {}").format(psql.Identifier(s.dbname)))
+    finally:
+        await conn.close()

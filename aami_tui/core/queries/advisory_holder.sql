@@ -1,0 +1,9 @@
+-- Who holds our advisory lock (pid, user, host, application, since when).
+SELECT a.pid, a.usename::text AS user, coalesce(a.client_addr::text, 'local socket') AS client,
+       a.application_name, a.backend_start, a.state, a.xact_start
+FROM pg_catalog.pg_locks l
+JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted
+  AND l.classid = %(classid)s::int::oid AND l.objid = %(objid)s::int::oid
+  AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
+LIMIT 1

@@ -1,0 +1,15 @@
+-- ARCHIVED: kept for reference only. Do NOT run this file.
+-- This is historical migration 006_migrate_check_settings_to_instances of the old 001..009 chain. It has been replaced by
+-- the unified, idempotent migrations/001_initial_schema.sql, which replaces the chain.
+--
+-- 006: data copy from check_settings into check_instances. It was never enabled: the whole
+-- migration is commented out, so this file executes no statements.
+--
+-- INSERT INTO check_instances (template_id, scope, group_id, config, priority, is_active, created_at, updated_at)
+-- SELECT ct.id, 'group', cs.group_id, cs.config, cs.priority, true, cs.created_at, cs.updated_at
+-- FROM check_settings cs
+-- JOIN check_templates ct ON ct.check_type = cs.check_type AND ct.deleted_at IS NULL
+-- WHERE cs.deleted_at IS NULL
+-- ON CONFLICT DO NOTHING;
+--
+-- UPDATE check_settings SET deleted_at = NOW() WHERE deleted_at IS NULL;

@@ -1,0 +1,49 @@
+"""The wheel carries the migrations; core never imports Textual."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from conftest import ROOT
+
+
+def test_core_never_imports_textual():
+    offenders = []
+    for path in (ROOT / "aami_tui" / "core").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "textual" or n.startswith(("textual.", "rich")) or n.startswith("aami_tui.ui")
+                   for n in names):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_core_import_does_not_load_textual():
+    code = ("import sys, aami_tui.core.runbook, aami_tui.core.schema, aami_tui.headless;"
+            "print(any(m == 'textual' or m.startswith('textual.') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_wheel_contains_migrations(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+                        str(tmp_path), str(ROOT)], capture_output=True, text=True)
+    if r.returncode != 0:  # hatchling not installed in this environment: build in isolation
+        r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+                           capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    wheel = next(Path(tmp_path).glob("aami_tui-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "aami_tui/migrations/001_initial_schema.sql" in names
+    assert "aami_tui/migrations/archive/009_refactor_target_group_relationship.sql" in names
+    assert "aami_tui/core/queries/validate_schema.sql" in names
+    assert any(n.startswith("aami_tui/ui/") and n.endswith(".tcss") for n in names)
