@@ -377,8 +377,18 @@ class Runbook:
                 await self.conn.execute(sql("advisory_unlock"), {"classid": LOCK_CLASSID, "objid": LOCK_OBJID})
 
     # ---- step 1: pre-flight ---------------------------------------------------------------------
+    async def automatic_checks(self) -> list[Check]:
+        """Run (or re-run) the automatic pre-flight checks without completing the step; the console
+        shows them beside the checklist as soon as the runbook opens."""
+        self._require(Step.PREFLIGHT)
+        checks = await self._preflight_checks()
+        self.checks = checks
+        self.emit("checks", step=Step.PREFLIGHT, data=checks)
+        return checks
+
     async def preflight(self) -> list[Check]:
-        """Automatic checks (connection, privileges, standby, pg_dump, disk, lock, migration file)."""
+        """Automatic checks (connection, privileges, standby, pg_dump, disk, lock, migration file)
+        plus, in the console, the operator's ticked checklist."""
         self._require(Step.PREFLIGHT)
         self._set(Step.PREFLIGHT, State.RUNNING)
         checks: list[Check] = []
@@ -708,6 +718,18 @@ class Runbook:
             raise RunbookError(f"Verify failed: {bad[0].name}: {bad[0].detail}. COMMIT is blocked; ROLLBACK.")
         self._set(Step.VERIFY, State.DONE, "10 / 10, 6 templates, exactly 10 tables")
         return checks
+
+    async def ping(self) -> None:
+        """While the transaction sits open and idle, make sure our session still exists; if it was
+        terminated, say so plainly (the server rolled the transaction back)."""
+        if not self.tx_open or self.conn is None or any(r.state == State.RUNNING for r in self.steps.values()):
+            return
+        try:
+            await asyncio.wait_for(self.conn.execute("SELECT 1"), 10)
+        except psycopg.OperationalError as exc:
+            await self._lost(Step.COMMIT if self.steps[Step.VERIFY].state == State.DONE else Step.APPLY, exc)
+        except (psycopg.errors.InFailedSqlTransaction, TimeoutError):
+            pass
 
     async def preview(self) -> schema.ValidationResult | None:
         """What the open transaction sees (the dashboard shows it marked uncommitted)."""

@@ -1,0 +1,49 @@
+"""What the dashboard shows about the server, gathered in one round trip (plus tools, once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aami_tui.core.queries import sql
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    server_version: str
+    server_major: int
+    dbname: str
+    user: str
+    host: str
+    port: str
+    in_recovery: bool
+    can_create_in_db: bool
+    can_create_in_public: bool
+    is_superuser: bool
+    db_size_bytes: int
+    backend_pid: int
+    max_locks_per_transaction: int
+
+    @property
+    def where(self) -> str:
+        if self.host.startswith("/"):
+            return f"socket {self.host} (port {self.port})"
+        return f"{self.host}:{self.port}"
+
+
+async def server_status(conn) -> ServerStatus:
+    cur = await conn.execute(sql("server_info"))
+    row = await cur.fetchone()
+    info = dict(zip([d.name for d in cur.description], row, strict=True))
+    return ServerStatus(
+        server_version=info["server_version"], server_major=info["server_version_num"] // 10000,
+        dbname=info["dbname"], user=info["user"], host=conn.info.host, port=str(conn.info.port),
+        in_recovery=bool(info["in_recovery"]), can_create_in_db=bool(info["can_create_in_db"]),
+        can_create_in_public=bool(info["can_create_in_public"]), is_superuser=bool(info["is_superuser"]),
+        db_size_bytes=int(info["db_size_bytes"] or 0), backend_pid=int(info["backend_pid"]),
+        max_locks_per_transaction=int(info["max_locks_per_transaction"]))
+
+
+def config_server_env(status: ServerStatus) -> list[str]:
+    """The environment lines the Config Server needs (never the password)."""
+    return [f"DB_HOST={status.host}", f"DB_PORT={status.port}", f"DB_USER={status.user}",
+            f"DB_NAME={status.dbname}"]

@@ -1,0 +1,217 @@
+"""The Textual app. ``create_app`` is the one factory used by the CLI, the tests and the screenshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+
+from aami_tui.core import db, migration
+from aami_tui.core.runbook import Options, Runbook
+from aami_tui.core.settings import ConnSettings
+from aami_tui.ui import fmt
+from aami_tui.ui.confirm import ConfirmModal
+from aami_tui.ui.dashboard import DashboardScreen
+from aami_tui.ui.help_screen import HelpScreen
+from aami_tui.ui.restore_screen import RestoreScreen
+from aami_tui.ui.runbook_screen import RunbookScreen
+
+MIN_W, MIN_H = 60, 16
+
+
+class AamiApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "aami-tui"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("f5", "refresh", "Refresh", show=False),
+    ]
+
+    def __init__(self, settings: ConnSettings, options: Options, migration_path: Path, *,
+                 refresh_interval: float = 2.0, embedded=None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.options = options
+        self.migration_path = migration_path
+        self.refresh_interval = refresh_interval
+        self.embedded = embedded
+        self.runbook: Runbook | None = None
+        self.runbook_screen: RunbookScreen | None = None
+        self.expected_columns: dict | None = None
+        self.last_result = None
+        self.dashboard = DashboardScreen()
+
+    def on_mount(self) -> None:
+        if self.embedded is not None:
+            self.sub_title = "demo: embedded PostgreSQL 18 (throwaway)"
+        self.push_screen(self.dashboard)
+        self._size_check()
+
+    def on_resize(self, event) -> None:
+        self._size_check()
+
+    def _size_check(self) -> None:
+        small = self.size.width < MIN_W or self.size.height < MIN_H
+        narrow = self.size.width < 100
+        for screen in self.screen_stack:
+            screen.set_class(small, "-small")
+            screen.set_class(narrow, "-narrow")
+        try:
+            for w in self.query("#small-warning"):
+                w.update(f"Terminal {self.size.width}×{self.size.height} is too small: enlarge it to at least "
+                         f"{MIN_W}×{MIN_H}. Keys still work (q quits)." if small else "")
+        except Exception:
+            pass
+
+    # ---- commands (footer + command palette) -------------------------------------------------------------------
+    def get_system_commands(self, screen):
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Runbook", "Open the migration runbook (pre-flight → COMMIT)", self.action_runbook)
+        yield SystemCommand("Restore from a backup", "Pick a backup and restore it (guide's rollback procedure)",
+                            self.action_restore)
+        yield SystemCommand("Refresh", "Refresh the table checklist now", self.action_refresh)
+        yield SystemCommand("Help", "How the migration works, and the keys", self.action_help)
+        if self.embedded is not None:
+            yield SystemCommand("Reset demo database", "Drop and recreate the empty demo database (walk it again)",
+                                self.action_reset_demo)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_refresh(self) -> None:
+        if self.screen is self.dashboard:
+            self.dashboard.action_refresh_now()
+        elif self.runbook_screen is not None and self.screen is self.runbook_screen:
+            self.runbook_screen.action_refresh_tables()
+
+    def action_runbook(self) -> None:
+        if self.runbook is None or (self.runbook.finished and not self.runbook.outcome.value == "rolled back"):
+            self.runbook = Runbook(self.settings, self.migration_path, self.options)
+            self.runbook_screen = RunbookScreen(self.runbook)
+        if self.screen is not self.runbook_screen:
+            self.push_screen(self.runbook_screen)
+            self._size_check()
+
+    def action_restore(self) -> None:
+        if self.runbook is not None and self.runbook.tx_open:
+            self.notify("A migration transaction is open: COMMIT or ROLLBACK it before restoring.",
+                        severity="warning")
+            return
+        self.push_screen(RestoreScreen())
+        self._size_check()
+
+    def offer_create_database(self) -> None:
+        s = self.settings
+
+        def go(ok: bool | None) -> None:
+            if ok:
+                self.run_worker(self._create_db(), exit_on_error=False)
+
+        self.push_screen(ConfirmModal(
+            f"Database {s.dbname} does not exist",
+            f"The database {s.dbname!r} does not exist on {s.host}:{s.port}. Create it now (CREATE DATABASE, "
+            "the guide's new-developer step 1)? It will be empty; then run the runbook.",
+            confirm="Create database", danger=False), go)
+
+    async def _create_db(self) -> None:
+        try:
+            await db.create_database(self.settings)
+            self.notify(f"Created database {self.settings.dbname}.")
+        except Exception as exc:
+            self.notify(f"Could not create the database: {exc}", severity="error", timeout=12)
+        self.dashboard.action_refresh_now()
+
+    def action_reset_demo(self) -> None:
+        if self.embedded is None:
+            self.notify("Reset is only available in demo mode.", severity="warning")
+            return
+        if self.runbook is not None and self.runbook.tx_open:
+            self.notify("Close the open transaction first.", severity="warning")
+            return
+
+        def go(ok: bool | None) -> None:
+            if ok:
+                self.run_worker(self._reset(), exit_on_error=False)
+
+        self.push_screen(ConfirmModal(
+            "Reset the demo database?", f"Drop {self.settings.dbname}, recreate it empty (the guide's "
+            "'reset the database for testing'), and start a new runbook.", confirm="Reset", id="reset-modal"), go)
+
+    async def _reset(self) -> None:
+        if self.runbook is not None:
+            await self.runbook.close("demo reset")
+        if self.dashboard.conn is not None:
+            await self.dashboard.conn.close()
+            self.dashboard.conn = None
+        try:
+            await db.drop_and_recreate(self.settings)
+        except Exception as exc:
+            self.notify(f"Reset failed: {exc}", severity="error")
+            return
+        self.runbook = None
+        if self.runbook_screen is not None and self.runbook_screen in self.screen_stack:
+            while self.screen is not self.dashboard:
+                self.pop_screen()
+        self.runbook_screen = None
+        self.notify(f"{self.settings.dbname} is empty again. Press r to walk the runbook again.")
+        self.dashboard.action_refresh_now()
+
+    # ---- quitting: never with an open transaction unless the operator says so ------------------------------------
+    async def action_quit(self) -> None:
+        rb = self.runbook
+        if rb is not None and rb.tx_open:
+            if isinstance(self.screen, ConfirmModal) and self.screen.id == "quit-modal":
+                return
+
+            def go(ok: bool | None) -> None:
+                if ok:
+                    self.run_worker(self._rollback_and_exit(), exit_on_error=False)
+
+            self.push_screen(ConfirmModal(
+                "Quit with the transaction open?",
+                f"The migration transaction on {self.settings.dbname} is open. Quitting rolls it back: nothing "
+                "applied so far is kept.", confirm="ROLLBACK and quit", cancel="Stay", id="quit-modal"), go)
+            return
+        if rb is not None and any(r.state.value == "running" for r in rb.steps.values()):
+            for w in self.workers:
+                w.cancel()
+        await self._close_and_exit()
+
+    async def _rollback_and_exit(self) -> None:
+        await self.runbook.close("operator quit: rolled back")
+        self.exit(0)
+
+    async def _close_and_exit(self) -> None:
+        if self.runbook is not None and (self.runbook.steps and any(
+                r.state.value != "pending" for r in self.runbook.steps.values())):
+            await self.runbook.close("console closed")
+        elif self.runbook is not None:
+            await self.runbook.close_connections()
+        self.exit(0)
+
+
+def create_app(settings: ConnSettings, *, migration_path: Path | None = None, migrations_dir: Path | None = None,
+               options: Options | None = None, refresh_interval: float = 2.0, embedded=None,
+               stable: bool = False) -> AamiApp:
+    """The one factory: CLI, tests and screenshots all build the app here."""
+    fmt.STABLE = stable
+    path = migration.resolve_migration_path(migrations_dir, migration_path)
+    return AamiApp(settings, options or Options(), path, refresh_interval=refresh_interval, embedded=embedded)
+
+
+def run_console(settings: ConnSettings, args, embedded=None) -> int:
+    if args.refresh <= 0:
+        print("aami-tui: --refresh must be a positive number of seconds")
+        return 2
+    opts = Options(backup_dir=args.backup_dir, reports_dir=args.reports_dir, lock_timeout=args.lock_timeout,
+                   statement_timeout=args.statement_timeout)
+    app = create_app(settings, migration_path=args.migration_file, migrations_dir=args.migrations_dir,
+                     options=opts, refresh_interval=args.refresh, embedded=embedded)
+    app.run()
+    rb = app.runbook
+    if rb is not None and rb.report_paths:
+        print(f"Run report: {rb.report_paths[0]}")
+    return 0

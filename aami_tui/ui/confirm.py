@@ -1,0 +1,58 @@
+"""Confirmation modal. Default focus is always the safe choice; optionally the operator must type a word."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+
+class ConfirmModal(ModalScreen[bool]):
+    """Returns True only when the operator explicitly confirms."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", show=True)]
+
+    def __init__(self, title: str, body: str, *, confirm: str = "Confirm", cancel: str = "Cancel",
+                 require_text: str | None = None, danger: bool = True, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.title_text, self.body, self.confirm_label, self.cancel_label = title, body, confirm, cancel
+        self.require_text = require_text
+        self.danger = danger
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box", classes="modal-box" + (" -danger" if self.danger else "")):
+            yield Label(self.title_text, id="confirm-title")
+            yield Static(self.body, id="confirm-body")
+            if self.require_text is not None:
+                yield Label(f"Type [b]{self.require_text}[/b] to confirm:", id="confirm-prompt")
+                yield Input(placeholder=self.require_text, id="confirm-input")
+            with Horizontal(id="confirm-buttons"):
+                yield Button(self.cancel_label, id="cancel", variant="primary")
+                yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "success",
+                             disabled=self.require_text is not None)
+
+    def on_mount(self) -> None:
+        # Irreversible or destructive actions (danger) start with the safe choice focused: Enter on a
+        # fresh modal never confirms them. Harmless steps (run backup, BEGIN...) focus the action.
+        if self.require_text is not None:
+            self.query_one("#confirm-input", Input).focus()
+        else:
+            self.query_one("#cancel" if self.danger else "#confirm", Button).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one("#confirm", Button).disabled = event.value != self.require_text
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.value == self.require_text:
+            self.dismiss(True)
+        else:
+            self.notify(f"That is not {self.require_text!r}.", severity="warning")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "confirm")
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)

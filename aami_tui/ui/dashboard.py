@@ -1,0 +1,192 @@
+"""The first screen: connection panel and the live table checklist."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Header, Static
+
+from aami_tui.core import db, migration, pgtools, schema, status
+from aami_tui.core.runbook import Tx
+from aami_tui.ui.connection_panel import ConnectionPanel
+from aami_tui.ui.table_checklist import TableChecklist
+
+MAX_BACKOFF = 30.0
+
+
+class DashboardScreen(Screen):
+    BINDINGS = [
+        Binding("r", "app.runbook", "Runbook"),
+        Binding("b", "app.restore", "Restore"),
+        Binding("f5", "refresh_now", "Refresh"),
+        Binding("question_mark", "app.help", "Help"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="dashboard")
+        self.conn: psycopg.AsyncConnection | None = None
+        self.backoff = 0.0
+        self.next_try = 0.0
+        self.asked_create = False
+        self.last_result: schema.ValidationResult | None = None
+        self.server: status.ServerStatus | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        with Horizontal(id="dash-main"):
+            with Vertical(id="dash-left"):
+                yield ConnectionPanel(id="connection")
+                yield Static("", id="dash-hint", classes="panel")
+            yield TableChecklist(id="checklist")
+        yield Static("", id="small-warning")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "aami-tui"
+        self.sub_title = self.app.settings.display()
+        panel = self.query_one(ConnectionPanel)
+        panel.target = self.app.settings.display()
+        panel.render_panel()
+        self.query_one("#dash-hint", Static).border_title = "Next"
+        self._hint()
+        self.load_static()
+        self.poll()
+        self.set_interval(self.app.refresh_interval, self.poll)
+
+    # ---- static information (tools, migration file): once, in a thread ------------------------------
+    @work(thread=True, group="static", exit_on_error=False)
+    def load_static(self) -> None:
+        try:
+            mf = migration.load(self.app.migration_path)
+        except migration.MigrationError as exc:
+            mf = str(exc)
+        self.app.call_from_thread(self._set_static, "migration", mf)
+
+    def _set_static(self, key: str, value) -> None:
+        panel = self.query_one(ConnectionPanel)
+        if key == "migration":
+            panel.migration = value
+            if isinstance(value, migration.MigrationFile):
+                self.app.expected_columns = value.tables
+        else:
+            panel.tools = value
+        panel.render_panel()
+
+    @work(thread=True, group="tools", exclusive=True, exit_on_error=False)
+    def load_tools(self, server_major: int) -> None:
+        tools: dict = {}
+        for name in ("pg_dump", "pg_restore"):
+            try:
+                tools[name] = pgtools.find_tool(name, server_major)
+            except pgtools.ToolError as exc:
+                tools[name] = str(exc)
+        self.app.call_from_thread(self._set_static, "tools", tools)
+
+    # ---- polling ----------------------------------------------------------------------------------------
+    def action_refresh_now(self) -> None:
+        self.next_try = 0
+        self.poll(force=True)
+
+    def poll(self, force: bool = False) -> None:
+        """Start a refresh unless one is running or a modal is open (polls never overlap)."""
+        if isinstance(self.app.screen, ModalScreen) and not force:
+            return
+        if any(w.group == "poll" and w.is_running for w in self.workers):
+            return
+        loop = asyncio.get_running_loop()
+        if not force and loop.time() < self.next_try:
+            return
+        self.run_worker(self._poll(), group="poll", exit_on_error=False)
+
+    async def _poll(self) -> None:
+        checklist = self.query_one(TableChecklist)
+        panel = self.query_one(ConnectionPanel)
+        rb = self.app.runbook
+        try:
+            if rb is not None and rb.tx == Tx.OPEN:
+                preview = await asyncio.wait_for(rb.preview(), 10)
+                if preview is not None:
+                    checklist.show(preview, uncommitted=True)
+                    self.last_result = preview
+                    return
+            if self.conn is None or self.conn.closed:
+                self.conn = await asyncio.wait_for(db.connect(self.app.settings),
+                                                   self.app.settings.connect_timeout + 2)
+                first = self.server is None
+                self.server = await status.server_status(self.conn)
+                if first or self.backoff:
+                    self.load_tools(self.server.server_major)
+                    if self.backoff:
+                        self.notify("Reconnected to the server.", title="Connection")
+            else:
+                self.server = await asyncio.wait_for(status.server_status(self.conn), 10)
+            result = await asyncio.wait_for(schema.validate(self.conn, self.app.expected_columns), 10)
+            self.backoff = 0.0
+            panel.error = None
+            panel.status = self.server
+            panel.render_panel()
+            checklist.show(result)
+            self.last_result = result
+            self.app.last_result = result
+            self._hint()
+        except db.ConnectError as exc:
+            self._failed(str(exc))
+            if exc.kind == "no_database" and not self.asked_create:
+                self.asked_create = True
+                self.app.offer_create_database()
+        except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError) as exc:
+            msg = ("The server stopped answering (timeout)." if isinstance(exc, TimeoutError)
+                   else "Lost the connection to the server: " + (str(exc).strip().splitlines() or ["?"])[-1])
+            self._failed(msg)
+
+    def _failed(self, message: str) -> None:
+        if self.conn is not None:
+            self.run_worker(self.conn.close(), exit_on_error=False)
+        self.conn = None
+        self.backoff = min(MAX_BACKOFF, (self.backoff * 2) or 1.0)
+        self.next_try = asyncio.get_running_loop().time() + self.backoff
+        msg = f"{message} Retrying in {self.backoff:g}s."
+        panel = self.query_one(ConnectionPanel)
+        panel.error = msg
+        panel.render_panel()
+        self.query_one(TableChecklist).show_error(message)
+        self._hint()
+
+    def _hint(self) -> None:
+        hint = self.query_one("#dash-hint", Static)
+        r = self.last_result
+        rb = self.app.runbook
+        if rb is not None and rb.tx_open:
+            hint.update(Text.assemble(("A migration transaction is open. ", "bold yellow"),
+                                      "Press ", ("r", "bold"), " to return to the runbook: COMMIT or ROLLBACK."))
+        elif self.query_one(ConnectionPanel).error:
+            hint.update(Text.assemble("Cannot reach the database. Check the settings (", ("--dsn", "bold"),
+                                      ", DB_* or PG* variables); the console retries by itself."))
+        elif r is None:
+            hint.update("Reading the schema…")
+        elif r.ok and not r.drifted:
+            lines = ["All ten required tables exist: the Config Server will start.", "",
+                     "Environment for the Config Server:"]
+            if self.server:
+                lines += ["  " + x for x in status.config_server_env(self.server)]
+            hint.update("\n".join(lines))
+        elif r.drifted:
+            hint.update(Text.assemble(("Drift: ", "bold yellow"), ", ".join(r.drifted), " exist but differ from "
+                                      "001_initial_schema.sql (built by the archived migrations?). IF NOT EXISTS "
+                                      "never repairs them: restore or rebuild before migrating."))
+        else:
+            hint.update(Text.assemble(f"{len(r.missing)} required table(s) missing: the Config Server would refuse "
+                                      "to start.\nPress ", ("r", "bold"), " to open the runbook: pre-flight → backup → "
+                                      "BEGIN → apply → verify → COMMIT."))
+
+    async def on_unmount(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()

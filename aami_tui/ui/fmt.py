@@ -1,0 +1,51 @@
+"""Formatting helpers for the console (humanize), with a 'stable' mode for snapshots and screenshots."""
+
+from __future__ import annotations
+
+import time
+
+import humanize
+
+STABLE = False  # set by the app factory for snapshot tests / screenshots: hides clocks and timings
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "—"
+    return humanize.naturalsize(n, binary=True, format="%.1f")
+
+
+def rows(n: int | None) -> str:
+    if n is None:
+        return "—"
+    return humanize.intcomma(n) if n < 10_000 else humanize.intword(n, format="%.1f")
+
+
+def ago(ts: float | None) -> str:
+    if ts is None:
+        return "never"
+    if STABLE:
+        return "just now"
+    return humanize.naturaltime(time.time() - ts)
+
+
+def elapsed(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if STABLE:
+        return "·"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    return humanize.precisedelta(seconds, minimum_unit="seconds", format="%0.0f")
+
+
+def clock(seconds: float | None) -> str:
+    """mm:ss / h:mm:ss, for transaction and idle clocks."""
+    if seconds is None:
+        return "—"
+    if STABLE:
+        return "00:00"
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"

@@ -1,0 +1,55 @@
+"""Help: the procedure this console walks you through, and the keys."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# aami-tui — how the migration works
+
+The AAMI Config Server never migrates its own database: at start-up it only checks that ten
+tables exist and refuses to start if one is missing. The migration is applied by a person,
+following the production procedure. This console walks you through it:
+
+1. **Pre-flight** — the guide's checklist (tick each item with *space*), plus automatic checks:
+   connection, CREATE privileges, not a standby, a pg_dump new enough for the server, disk
+   space for the backup, nobody else running the migration, the migration file parses.
+2. **Backup** — `pg_dump -Fc` plus a schema-only `.sql`, files mode 0600, then verified with
+   `pg_restore --list`; size and sha256 recorded.
+3. **BEGIN** — opens the migration transaction, with `lock_timeout` and `statement_timeout`.
+4. **Apply** — `001_initial_schema.sql`, statement by statement, inside the transaction.
+5. **Verify** — 10 / 10 required tables, the six alert templates, exactly ten tables in public.
+6. **COMMIT** (type the database name) or **ROLLBACK**. Until COMMIT nothing is visible to
+   anyone else, and ROLLBACK puts everything back.
+
+Every run writes a report (Markdown and JSON) in the reports directory.
+If it went wrong after COMMIT: **Restore** (key *b* on the dashboard) puts a backup back.
+
+## Keys
+| key | where | what |
+|---|---|---|
+| r | dashboard | open the runbook |
+| b | dashboard | restore from a backup |
+| f5 | anywhere | refresh the checklist now |
+| n | runbook | run the next step |
+| space | runbook | tick the focused checklist item |
+| c / x | runbook | COMMIT / ROLLBACK (each asks first) |
+| escape | runbook | cancel the running step |
+| ctrl+p | anywhere | command palette |
+| q | anywhere | quit (asks first, and rolls back, if a transaction is open) |
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box", classes="modal-box"):
+            yield Markdown(HELP)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,51 @@
+"""Lock watch: our transaction's age, its idle-in-transaction clock, and who waits on our locks."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from aami_tui.core.runbook import LockWatch
+from aami_tui.ui import fmt
+
+
+class LockWatchPanel(Static):
+    def __init__(self, idle_warn: float, id: str | None = None) -> None:
+        super().__init__("No migration transaction open.", id=id, classes="panel")
+        self.idle_warn = idle_warn
+
+    def on_mount(self) -> None:
+        self.border_title = "Lock watch"
+
+    def show(self, w: LockWatch | None, *, lock_timeout: float, statement_timeout: float) -> None:
+        self.set_class(w is not None, "-active")
+        if w is None:
+            self.set_class(False, "-warn")
+            self.update(Text(f"No migration transaction open.  lock_timeout {lock_timeout:g}s · "
+                             f"statement_timeout {statement_timeout:g}s", style="dim"))
+            return
+        warn = bool(w.waiters) or (w.idle_for or 0) > self.idle_warn
+        self.set_class(warn, "-warn")
+        head = Text.assemble(("Transaction age ", "bold"), fmt.clock(w.xact_age), "   ")
+        if w.idle_for is not None:
+            style = "bold red" if w.idle_for > self.idle_warn else "bold yellow"
+            head.append_text(Text.assemble(("idle in transaction ", style), (fmt.clock(w.idle_for), style),
+                                           " (holding its locks)"))
+        head.append(f"   lock_timeout {lock_timeout:g}s · statement_timeout {statement_timeout:g}s", style="dim")
+        if not w.waiters:
+            self.update(Text.assemble(head, "\n", ("No session is waiting on our locks.", "green")))
+            return
+        t = Table(show_header=True, header_style="bold red", box=None, padding=(0, 1), expand=True)
+        for col in ("pid", "user", "application", "waiting", "query"):
+            t.add_column(col, no_wrap=True, overflow="ellipsis")
+        for r in w.waiters:
+            waited = r.get("waiting_for")
+            t.add_row(str(r["pid"]), r.get("user") or "", r.get("application_name") or "",
+                      fmt.clock(waited.total_seconds() if waited is not None else None),
+                      " ".join((r.get("query") or "").split())[:60])
+        msg = Text(f"⚠ {len(w.waiters)} session(s) are waiting on locks this transaction holds: "
+                   "COMMIT or ROLLBACK soon.", style="bold red")
+        from rich.console import Group
+
+        self.update(Group(head, msg, t))

@@ -1,0 +1,412 @@
+"""The runbook screen: displays and drives the core runbook engine, one worker per step."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Checkbox, ContentSwitcher, Footer, Header, ProgressBar, RichLog, Static
+
+from aami_tui.core import db, schema
+from aami_tui.core.runbook import PREFLIGHT_ITEMS, Check, Runbook, RunbookError, State, Step, Tx
+from aami_tui.core.status import server_status
+from aami_tui.ui import fmt
+from aami_tui.ui.confirm import ConfirmModal
+from aami_tui.ui.lock_watch import LockWatchPanel
+from aami_tui.ui.messages import RunbookEvent
+from aami_tui.ui.step_list import StepList
+from aami_tui.ui.table_checklist import TableChecklist
+
+LEVEL_STYLE = {"ok": "green", "error": "bold red", "warn": "yellow", "info": ""}
+
+# What each step does, shown in its confirmation prompt (the console teaches the procedure).
+EXPLAIN = {
+    Step.PREFLIGHT: "Re-run the automatic checks and confirm the checklist. Nothing is changed.",
+    Step.BACKUP: "pg_dump -Fc of the whole database plus a schema-only .sql into the backup directory "
+                 "(files 0600), then verify it with pg_restore --list and record its size and sha256. "
+                 "Read-only for the database. Escape cancels and removes partial files.",
+    Step.BEGIN: "Open the migration transaction on its own connection, with lock_timeout and "
+                "statement_timeout set. Nothing is visible to anyone else until COMMIT.",
+    Step.APPLY: "Run the migration file statement by statement inside the open transaction. On an error "
+                "it stops; the only way on is ROLLBACK.",
+    Step.VERIFY: "Inside the transaction: 10 / 10 required tables, the six default alert templates, exactly "
+                 "ten tables in public. Anything short blocks COMMIT.",
+}
+TIMEOUTS = {Step.PREFLIGHT: 60.0, Step.BEGIN: 30.0, Step.VERIFY: 60.0}
+
+
+def check_lines(checks: list[Check]) -> Text:
+    out = Text()
+    for c in checks:
+        out.append("✓ " if c.ok else ("✗ " if c.blocking else "! "), style="bold green" if c.ok else "bold red")
+        out.append(f"{c.name}: ", style="bold")
+        out.append(c.detail + "\n", style="" if c.ok else "red")
+    return out
+
+
+class RunbookScreen(Screen):
+    BINDINGS = [
+        Binding("n", "next_step", "Next step"),
+        Binding("c", "commit", "COMMIT"),
+        Binding("x", "rollback", "ROLLBACK"),
+        Binding("escape", "cancel_step", "Cancel step"),
+        Binding("d", "dashboard", "Dashboard"),
+        Binding("f5", "refresh_tables", "Refresh"),
+        Binding("question_mark", "app.help", "Help"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, rb: Runbook) -> None:
+        super().__init__(id="runbook")
+        self.rb = rb
+        rb.listener = self._on_engine_event
+
+    # ---- layout ------------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="txbar")
+        with Horizontal(id="rb-main"):
+            yield StepList(self.rb, id="steps")
+            with ContentSwitcher(initial="pane-preflight", id="panes"):
+                with VerticalScroll(id="pane-preflight", classes="pane"):
+                    yield Static("[b]Pre-flight checklist[/b] — tick each item (space) once it is true:",
+                                 classes="pane-title")
+                    for key, label in PREFLIGHT_ITEMS:
+                        yield Checkbox(label, id=f"tick-{key}")
+                    yield Static("[b]Automatic checks[/b]", classes="pane-title")
+                    yield Static("running…", id="auto-checks")
+                    yield Static("[b]Migration SQL[/b] (review it)", classes="pane-title")
+                    yield Static("", id="sql-view")
+                with Vertical(id="pane-backup", classes="pane"):
+                    yield Static("[b]Backup[/b]", classes="pane-title")
+                    yield Static("", id="backup-info")
+                    yield ProgressBar(id="backup-progress", show_eta=False)
+                    yield Static("", id="backup-line")
+                with Vertical(id="pane-apply", classes="pane"):
+                    yield Static("[b]Apply[/b]", classes="pane-title")
+                    yield ProgressBar(id="apply-progress", show_eta=False)
+                    yield Static("", id="apply-line")
+                    yield Static("", id="apply-error")
+                with VerticalScroll(id="pane-verify", classes="pane"):
+                    yield Static("[b]Verify[/b] (inside the transaction)", classes="pane-title")
+                    yield Static("", id="verify-checks")
+                    yield Static("", id="verify-next")
+                with VerticalScroll(id="pane-done", classes="pane"):
+                    yield Static("", id="done-text")
+            yield TableChecklist(compact=True, id="rb-checklist")
+        yield LockWatchPanel(self.rb.opt.idle_warn_seconds, id="lockwatch")
+        yield RichLog(id="log", wrap=True, markup=False, highlight=False, max_lines=2000)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "aami-tui · runbook"
+        self.sub_title = self.rb.settings.display()
+        self.query_one("#log", RichLog).border_title = "Log"
+        self.query_one("#panes").border_title = "Step"
+        self._txbar()
+        self.set_interval(1.0, self._watch_locks)
+        self.set_interval(self.app.refresh_interval, self.refresh_tables)
+        self.say(f"Runbook for {self.rb.settings.display()}. Migration file: {self.rb.migration_path}")
+        self.say("Tick the checklist, then press n to run each step (each asks first).")
+        self.run_worker(self._initial(), group="step", exclusive=True, exit_on_error=False)
+
+    async def _initial(self) -> None:
+        try:
+            checks = await asyncio.wait_for(self.rb.automatic_checks(), TIMEOUTS[Step.PREFLIGHT])
+            bad = [c for c in checks if c.blocking and not c.ok]
+            if bad:
+                self.say(f"Pre-flight blocked: {bad[0].name}: {bad[0].detail}", "error")
+        except (RunbookError, TimeoutError) as exc:
+            self.say(str(exc) or "the automatic checks timed out", "error")
+        if self.rb.migration:
+            self.query_one("#sql-view", Static).update(
+                Syntax(self.rb.migration.text, "sql", line_numbers=True, word_wrap=False, theme="ansi_dark"))
+        await self.refresh_tables()
+
+    # ---- engine events (the listener runs on the app's loop; post a typed message) -----------------------------
+    def _on_engine_event(self, ev) -> None:
+        self.post_message(RunbookEvent(ev))
+
+    def say(self, message: str, level: str = "info") -> None:
+        self.query_one("#log", RichLog).write(Text(message, style=LEVEL_STYLE.get(level, "")))
+
+    @on(RunbookEvent)
+    def handle_event(self, message: RunbookEvent) -> None:
+        ev = message.event
+        if ev.kind == "log":
+            self.say(ev.message, ev.level)
+        elif ev.kind == "statement":
+            self.say(ev.message, "info")
+            self.query_one("#apply-progress", ProgressBar).update(total=ev.total, progress=ev.done)
+        elif ev.kind == "progress":
+            if ev.step is Step.BACKUP:
+                bar = self.query_one("#backup-progress", ProgressBar)
+                bar.update(total=max(ev.total, ev.done, 1), progress=ev.done)
+                self.query_one("#backup-line", Static).update(
+                    f"{fmt.size(ev.done)} written (database is {fmt.size(ev.total)}; the custom format "
+                    "compresses, so the dump ends smaller)")
+            elif ev.step is Step.APPLY:
+                self.query_one("#apply-progress", ProgressBar).update(total=ev.total, progress=ev.done)
+                self.query_one("#apply-line", Static).update(ev.message)
+        elif ev.kind == "checks":
+            target = "#auto-checks" if ev.step is Step.PREFLIGHT else "#verify-checks"
+            self.query_one(target, Static).update(check_lines(ev.data))
+        elif ev.kind == "step":
+            self.query_one(StepList).redraw()
+            self._show_pane()
+            if ev.step is Step.APPLY and ev.data.state == State.FAILED:
+                self.query_one("#apply-error", Static).update(Text(ev.message, style="bold red"))
+        elif ev.kind == "tx":
+            self._txbar()
+            self.app.refresh_bindings()
+        elif ev.kind == "report":
+            self.query_one("#done-text", Static).update(self._done_text())
+
+    def _show_pane(self) -> None:
+        rb = self.rb
+        if rb.finished:
+            pane = "pane-done"
+            self.query_one("#done-text", Static).update(self._done_text())
+        else:
+            running = next((r.step for r in rb.steps.values() if r.state == State.RUNNING), None)
+            step = running or rb.next_step() or Step.COMMIT
+            if rb.steps[Step.APPLY].state == State.FAILED:
+                step = Step.APPLY
+            pane = {Step.PREFLIGHT: "pane-preflight", Step.BACKUP: "pane-backup", Step.BEGIN: "pane-backup",
+                    Step.APPLY: "pane-apply", Step.VERIFY: "pane-verify", Step.COMMIT: "pane-verify",
+                    Step.ROLLBACK: "pane-verify"}[step]
+            if step is Step.BEGIN and rb.backup is None and rb.steps[Step.BACKUP].state != State.SKIPPED:
+                pane = "pane-preflight"
+            if step is Step.BEGIN:
+                info = self.query_one("#backup-info", Static)
+                b = rb.backup
+                if b:
+                    info.update(Text.assemble(("✓ Verified backup\n", "bold green"),
+                                              f"{b.dump_path}\n{fmt.size(b.size)} · {b.toc_entries} TOC entries · "
+                                              f"sha256 {b.sha256[:24]}…\nschema: {b.schema_path}\n\n",
+                                              "Next: ", ("n", "bold"), " → BEGIN"))
+            if step in (Step.COMMIT,) and rb.steps[Step.VERIFY].state == State.DONE:
+                self.query_one("#verify-next", Static).update(Text.assemble(
+                    "\nVerify passed. The transaction is still open and holds its locks:\n",
+                    ("c", "bold"), " COMMIT (type the database name)   ", ("x", "bold"), " ROLLBACK"))
+            elif rb.steps[Step.VERIFY].state == State.FAILED:
+                self.query_one("#verify-next", Static).update(Text("\nVerify failed: COMMIT is blocked. Press x to "
+                                                                   "ROLLBACK.", style="bold red"))
+            if step is Step.BACKUP:
+                self.query_one("#backup-info", Static).update(
+                    f"Backup directory: {rb.opt.backup_dir.resolve() if not fmt.STABLE else rb.opt.backup_dir}\n"
+                    f"Tool: {rb.dump_tool.describe() if rb.dump_tool else 'pg_dump'}")
+        self.query_one(ContentSwitcher).current = pane
+
+    def _done_text(self) -> Text:
+        rb = self.rb
+        t = Text()
+        if rb.outcome.value == "committed":
+            t.append("✓ COMMITTED\n\n", style="bold green")
+            t.append("The server's start-up validation, on a fresh connection:\n", style="bold")
+            for line in rb.post_commit_lines:
+                t.append(f"  {line}\n", style="green" if line.startswith("✓") else "")
+            if rb.server:
+                t.append("\nEnvironment for the Config Server (the password is yours to set):\n", style="bold")
+                st = rb.server
+                for line in (f"DB_HOST={st.get('host')}", f"DB_PORT={st.get('port')}", f"DB_USER={st.get('user')}",
+                             f"DB_NAME={st.get('dbname')}"):
+                    t.append(f"  export {line}\n")
+        else:
+            t.append(f"Run ended: {rb.outcome.value}\n\n", style="bold yellow")
+            if rb.failure:
+                t.append(rb.failure + "\n\n", style="red")
+            t.append("The database is as it was before BEGIN. Press n to retry the transaction from BEGIN.\n"
+                     if rb.outcome.value == "rolled back" else "")
+        if rb.backup:
+            t.append(f"\nBackup: {rb.backup.dump_path} ({fmt.size(rb.backup.size)}, verified)\n")
+        if rb.report_paths:
+            t.append(f"Report: {rb.report_paths[0]}\n        {rb.report_paths[1]}\n", style="bold")
+        return t
+
+    def _txbar(self) -> None:
+        rb = self.rb
+        style = {Tx.OPEN: "bold black on yellow", Tx.ABORTED: "bold white on red", Tx.LOST: "bold white on red",
+                 Tx.COMMITTED: "bold black on green", Tx.ROLLED_BACK: "bold black on cyan"}.get(rb.tx, "bold")
+        bar = self.query_one("#txbar", Static)
+        bar.update(Text.assemble((f" {rb.tx.value.upper()} ", style), "  ",
+                                 (f"database {rb.settings.dbname}", "bold"),
+                                 f"   lock_timeout {rb.opt.lock_timeout:g}s · statement_timeout "
+                                 f"{rb.opt.statement_timeout:g}s"))
+
+    # ---- checklist and lock watch ------------------------------------------------------------------------
+    async def refresh_tables(self) -> None:
+        if isinstance(self.app.screen, ModalScreen) and self.app.screen is not self:
+            return
+        checklist = self.query_one("#rb-checklist", TableChecklist)
+        try:
+            if self.rb.tx == Tx.OPEN:
+                res = await asyncio.wait_for(self.rb.preview(), 10)
+                if res is not None:
+                    checklist.show(res, uncommitted=True)
+                return
+            conn = await db.connect(self.rb.settings)
+            try:
+                res = await asyncio.wait_for(schema.validate(conn, self.app.expected_columns), 10)
+                checklist.show(res)
+                if self.rb.server and "dbname" not in self.rb.server:
+                    self.rb.server.update(vars(await server_status(conn)))
+            finally:
+                await conn.close()
+        except (db.ConnectError, TimeoutError, Exception) as exc:  # never a traceback on screen
+            checklist.show_error(str(exc) or "refresh timed out")
+
+    def action_refresh_tables(self) -> None:
+        self.run_worker(self.refresh_tables(), group="refresh", exclusive=True, exit_on_error=False)
+
+    async def _watch_locks(self) -> None:
+        panel = self.query_one(LockWatchPanel)
+        w = await self.rb.lock_watch() if self.rb.tx_open else None
+        if self.rb.tx_open and w is None or (w is not None and w.xact_age is None):
+            # Our session may have been terminated: find out, and say so plainly.
+            if not any(r.state == State.RUNNING for r in self.rb.steps.values()):
+                try:
+                    await self.rb.ping()
+                except RunbookError as exc:
+                    self.notify(str(exc), title="Connection lost", severity="error", timeout=15)
+                    self.action_refresh_tables()
+        panel.show(w, lock_timeout=self.rb.opt.lock_timeout, statement_timeout=self.rb.opt.statement_timeout)
+
+    # ---- actions -------------------------------------------------------------------------------------------------
+    @on(Checkbox.Changed)
+    def ticked(self, event: Checkbox.Changed) -> None:
+        key = (event.checkbox.id or "").removeprefix("tick-")
+        if key in self.rb.answers:
+            self.rb.tick(key, event.value)
+            self.say(f"{'Ticked' if event.value else 'Unticked'}: {dict(PREFLIGHT_ITEMS)[key]}")
+
+    def _busy(self) -> bool:
+        return any(w.group == "step" and w.is_running for w in self.workers)
+
+    def action_next_step(self) -> None:
+        if self._busy():
+            self.notify("A step is still running (escape cancels it).", severity="warning")
+            return
+        rb = self.rb
+        if rb.outcome.value == "rolled back":
+            step = Step.BEGIN
+        else:
+            step = rb.next_step()
+        if step is None:
+            self.notify("This run has ended. Press d for the dashboard.", severity="information")
+            return
+        if step is Step.COMMIT:
+            self.action_commit()
+            return
+        ok, why = rb.can(step)
+        if step is Step.PREFLIGHT and ok and not rb.all_ticked:
+            missing = [label for k, label in PREFLIGHT_ITEMS if not rb.answers[k]]
+            self.notify("Tick every checklist item first: " + "; ".join(missing), title="Pre-flight",
+                        severity="warning", timeout=8)
+            self.query_one(f"#tick-{next(k for k, _ in PREFLIGHT_ITEMS if not rb.answers[k])}", Checkbox).focus()
+            return
+        if not ok:
+            self.notify(f"{step.title} is not possible now: {why}.", severity="warning")
+            return
+        label = "Retry: BEGIN" if step is Step.BEGIN and rb.attempt else step.title
+
+        def go(confirmed: bool | None) -> None:
+            if confirmed:
+                self.run_step(step)
+
+        self.app.push_screen(ConfirmModal(f"Run {label}?", EXPLAIN[step], confirm=f"Run {label}",
+                                          danger=False), go)
+
+    def run_step(self, step: Step) -> None:
+        coro = {Step.PREFLIGHT: self.rb.preflight, Step.BACKUP: self.rb.backup_step, Step.BEGIN: self.rb.begin,
+                Step.APPLY: self.rb.apply, Step.VERIFY: self.rb.verify}[step]()
+        self.run_worker(self._guard(step, coro), group="step", exclusive=True, exit_on_error=False)
+
+    async def _guard(self, step: Step, coro) -> None:
+        """Run one engine step with a timeout; errors become log lines and a notification, never a traceback."""
+        try:
+            timeout = TIMEOUTS.get(step)
+            await (asyncio.wait_for(coro, timeout) if timeout else coro)
+        except RunbookError as exc:
+            self.notify(str(exc), title=f"{step.title} failed", severity="error", timeout=12)
+        except TimeoutError:
+            self.say(f"{step.title} did not finish within {TIMEOUTS.get(step):g}s and was cancelled.", "error")
+            self.notify(f"{step.title} timed out.", severity="error")
+        except asyncio.CancelledError:
+            self.say(f"{step.title} cancelled.", "warn")
+            raise
+        except Exception as exc:  # an unexpected failure is still one clear line, never a traceback
+            self.say(f"{step.title} failed unexpectedly: {type(exc).__name__}: {exc}", "error")
+            self.notify(f"{step.title} failed: {exc}", severity="error")
+        finally:
+            self._show_pane()
+            self.query_one(StepList).redraw()
+            self.app.refresh_bindings()
+        await self.refresh_tables()
+
+    def action_cancel_step(self) -> None:
+        running = [w for w in self.workers if w.group == "step" and w.is_running]
+        if not running:
+            self.notify("Nothing is running.", severity="information")
+            return
+        step = next((r.step for r in self.rb.steps.values() if r.state == State.RUNNING), None)
+        if step in (Step.COMMIT, Step.ROLLBACK):
+            self.notify(f"{step.title} is in flight and cannot be cancelled safely; it has a "
+                        f"{self.rb.opt.commit_timeout:g}s timeout.", severity="warning")
+            return
+        for w in running:
+            w.cancel()
+        self.say("Cancelling…", "warn")
+
+    def action_commit(self) -> None:
+        ok, why = self.rb.can(Step.COMMIT)
+        if not ok:
+            self.notify(f"COMMIT is not possible now: {why}.", severity="warning")
+            return
+        db_name = self.rb.settings.dbname
+
+        def go(confirmed: bool | None) -> None:
+            if confirmed:
+                self.run_worker(self._guard(Step.COMMIT, self.rb.commit(db_name)), group="step", exclusive=True,
+                                exit_on_error=False)
+
+        self.app.push_screen(ConfirmModal(
+            "COMMIT the migration?",
+            f"This makes the migration permanent on database {db_name} "
+            f"({self.rb.settings.host}:{self.rb.settings.port}). Verify passed. After COMMIT, the way back is a "
+            "restore from the backup.", confirm="COMMIT", require_text=db_name, id="commit-modal"), go)
+
+    def action_rollback(self) -> None:
+        ok, why = self.rb.can(Step.ROLLBACK)
+        if not ok:
+            self.notify(f"ROLLBACK is not possible now: {why}.", severity="warning")
+            return
+        if self._busy():
+            self.notify("A step is running: press escape to cancel it first.", severity="warning")
+            return
+
+        def go(confirmed: bool | None) -> None:
+            if confirmed:
+                self.run_worker(self._guard(Step.ROLLBACK, self.rb.rollback("operator")), group="step",
+                                exclusive=True, exit_on_error=False)
+
+        self.app.push_screen(ConfirmModal(
+            "ROLLBACK the transaction?", "Everything applied in this transaction is discarded; the database goes "
+            "back to exactly how it was before BEGIN. You can retry from BEGIN afterwards.",
+            confirm="ROLLBACK", id="rollback-modal"), go)
+
+    def action_dashboard(self) -> None:
+        self.app.pop_screen()
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "commit":
+            return True if self.rb.can(Step.COMMIT)[0] else None
+        if action == "rollback":
+            return True if self.rb.tx_open else None
+        return True

@@ -1,0 +1,100 @@
+"""The live checklist of the ten required tables (present / missing / drifted) plus extras in public."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from aami_tui.core.schema import REQUIRED_TABLES, ValidationResult
+from aami_tui.ui import fmt
+
+ICONS = {"present": ("✓", "green"), "missing": ("✗", "red"), "drifted": ("≠", "yellow"), "extra": ("+", "cyan")}
+
+
+class TableChecklist(Vertical):
+    """Shows a ValidationResult; call ``show(result, uncommitted=...)``."""
+
+    DEFAULT_CSS = ""
+
+    def __init__(self, *, compact: bool = False, id: str | None = None) -> None:
+        super().__init__(id=id, classes="panel checklist")
+        self.compact = compact
+        self.result: ValidationResult | None = None
+        self.refreshed_at: float | None = None
+        self.uncommitted = False
+        self.error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("Required tables: waiting for the first refresh…", id="checklist-header")
+        table = DataTable(id="checklist-table", cursor_type="row", zebra_stripes=False, show_cursor=False)
+        yield table
+
+    def on_mount(self) -> None:
+        self.border_title = "Tables"
+        t = self.query_one(DataTable)
+        if self.compact:
+            t.add_columns("", "table", "rows")
+        else:
+            t.add_columns("", "table", "est. rows", "size", "note")
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        self._header()
+
+    def _header(self) -> None:
+        head = self.query_one("#checklist-header", Static)
+        if self.error:
+            head.update(Text.assemble(("⚠ ", "bold red"), (self.error, "red"), "\n",
+                                      (f"last good refresh {fmt.ago(self.refreshed_at)}", "dim")))
+            return
+        if self.result is None:
+            head.update("Required tables: waiting for the first refresh…")
+            return
+        n = len(self.result.present)
+        style = "bold green" if n == len(REQUIRED_TABLES) else ("bold red" if n == 0 else "bold yellow")
+        parts: list = [(f"{n} / {len(REQUIRED_TABLES)} present", style)]
+        if self.result.drifted:
+            parts += ["  ", (f"{len(self.result.drifted)} drifted", "bold yellow")]
+        if self.uncommitted:
+            parts += ["  ", (" UNCOMMITTED: what the open transaction sees ", "bold black on yellow")]
+        parts += ["\n", (f"refreshed {fmt.ago(self.refreshed_at)}", "dim")]
+        head.update(Text.assemble(*parts))
+
+    def show_error(self, message: str) -> None:
+        self.error = message
+        self._header()
+
+    def show(self, result: ValidationResult, *, uncommitted: bool = False) -> None:
+        self.result, self.uncommitted, self.error = result, uncommitted, None
+        self.refreshed_at = time.time()
+        self.set_class(uncommitted, "-uncommitted")
+        t = self.query_one(DataTable)
+        t.clear()
+        for ts in result.tables:
+            status = ts.status if ts.required else "extra"
+            icon, color = ICONS[status]
+            note = ""
+            if ts.drifted:
+                bits = []
+                if ts.missing_columns:
+                    bits.append("lacks " + ", ".join(ts.missing_columns[:3]) + ("…" if len(ts.missing_columns) > 3 else ""))
+                if ts.unexpected_columns:
+                    bits.append("has " + ", ".join(ts.unexpected_columns[:3])
+                                + ("…" if len(ts.unexpected_columns) > 3 else ""))
+                note = "; ".join(bits)
+            elif not ts.required:
+                note = "not required (extra)"
+            elif not ts.present:
+                note = "missing"
+            name = Text(ts.name, style="" if ts.required else "italic")
+            if self.compact:
+                t.add_row(Text(icon, style=f"bold {color}"), name, fmt.rows(ts.est_rows) if ts.present else "")
+            else:
+                t.add_row(Text(icon, style=f"bold {color}"), name,
+                          fmt.rows(ts.est_rows) if ts.present else "", fmt.size(ts.size_bytes) if ts.present else "",
+                          Text(note, style=color if status != "present" else "dim"))
+        self._header()
