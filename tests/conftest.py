@@ -112,3 +112,21 @@ def cli(*args: str, env: dict | None = None, timeout: float = 60):
 
     return subprocess.run([sys.executable, "-m", "aami_tui", *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture
+def db_factory(pg_server):
+    """Make more fresh databases in one test: ``db_factory("Aami-Test")`` (a unique suffix is added)."""
+    made: list[str] = []
+
+    def make(prefix: str = "aami_test") -> ConnSettings:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
+            c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        made.append(name)
+        return pg_server.settings(name)
+
+    yield make
+    with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
+        for name in made:
+            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

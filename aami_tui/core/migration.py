@@ -14,6 +14,7 @@ import pglast
 from pglast import ast
 
 MIGRATION_NAME = "001_initial_schema.sql"
+ARCHIVED_MARKER = "-- ARCHIVED:"  # first line of every file in migrations/archive/
 
 
 class MigrationError(Exception):
@@ -43,6 +44,7 @@ class Statement:
     line: int  # 1-based line where the statement starts
     kind: str  # parse-tree node name, e.g. CreateStmt
     summary: str  # e.g. "CREATE TABLE namespaces"
+    column: int = 1  # 1-based column where the statement starts on that line
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,8 @@ def parse_text(text: str, path: Path) -> tuple[Statement, ...]:
         chunk = text[start:end]
         lead = _LEADING.match(chunk).end()
         sql = chunk[lead:].strip()
-        line, _ = _line_col(text, start + lead)
-        out.append(Statement(i, sql, line, type(r.stmt).__name__, _summary(r.stmt, sql)))
+        line, column = _line_col(text, start + lead)
+        out.append(Statement(i, sql, line, type(r.stmt).__name__, _summary(r.stmt, sql), column))
         reason = _non_transactional(r.stmt)
         if reason:
             raise MigrationError(
@@ -149,10 +151,11 @@ def created_tables(text: str) -> dict[str, tuple[str, ...]]:
 def load(path: Path | str) -> MigrationFile:
     """Read and check a migration file. Raises MigrationError with one clear sentence."""
     path = Path(path).expanduser()
-    if "archive" in {p.name for p in path.resolve().parents} or path.resolve().parent.name == "archive":
-        raise MigrationError(
-            f"{path} is an archived migration (migrations/archive/ is kept for reference only and must "
-            f"never be run); use migrations/{MIGRATION_NAME}.")
+    # migrations/archive/<file>: only the file's own folder counts (a checkout under /srv/archive/ is fine).
+    archived = (f"{path} is an archived migration (migrations/archive/ is kept for reference only and must "
+                f"never be run); use migrations/{MIGRATION_NAME}.")
+    if path.resolve().parent.name == "archive":
+        raise MigrationError(archived)
     if not path.exists():
         raise MigrationError(f"Migration file not found: {path}.")
     if path.is_dir():
@@ -172,6 +175,8 @@ def load(path: Path | str) -> MigrationFile:
             "save it as UTF-8.") from None
     if text.startswith("\ufeff"):
         text = text[1:]
+    if text.startswith(ARCHIVED_MARKER):  # an archived file copied out of migrations/archive/
+        raise MigrationError(archived)
     statements = parse_text(text, path)
     if not statements:
         raise MigrationError(f"Migration file {path} contains no SQL statements (it is empty or only comments).")

@@ -145,6 +145,19 @@ def backup_paths(backup_dir: Path, dbname: str, when: datetime | None = None) ->
     return backup_dir / f"backup_{safe}_{ts}.dump", backup_dir / f"schema_backup_{safe}_{ts}.sql"
 
 
+def unique_backup_paths(backup_dir: Path, dbname: str, when: datetime | None = None) -> tuple[Path, Path]:
+    """backup_paths(), with a numeric suffix when a backup of the same second is already there."""
+    when = when or datetime.now()
+    dump, schema = backup_paths(backup_dir, dbname, when)
+    n = 1
+    while dump.exists() or schema.exists() or dump.with_name(dump.name + ".sha256").exists():
+        n += 1
+        base, sbase = backup_paths(backup_dir, dbname, when)
+        dump = base.with_name(f"{base.stem}_{n}.dump")
+        schema = sbase.with_name(f"{sbase.stem}_{n}.sql")
+    return dump, schema
+
+
 def _explain_tool_failure(name: str, stderr: str, out_path: Path | None) -> str:
     text = stderr.strip().splitlines()
     last = text[-1] if text else "no message"

@@ -142,7 +142,8 @@ class Blocker:
 
     def describe(self) -> str:
         since = self.query_start.strftime("%H:%M:%S") if hasattr(self.query_start, "strftime") else "?"
-        q = " ".join((self.query or "").split())[:80]
+        q = " ".join((self.query or "").split())
+        q = q[:80] + "…" if len(q) > 80 else q
         return (f"pid {self.pid}, user {self.user}, application '{self.application_name or '-'}', "
                 f"{self.state}, query started {since}: {q}")
 
@@ -152,6 +153,7 @@ class LockWatch:
     xact_age: float | None
     idle_for: float | None
     waiters: list[dict]
+    warning: str = ""  # set past Options.idle_warn_seconds: what the faces show prominently
 
 
 # ---- events the faces listen to -------------------------------------------------------------
@@ -178,6 +180,7 @@ class Options:
     commit_timeout: float = 60.0
     idle_warn_seconds: float = 60.0
     skip_backup: bool = False
+    pace: float = 0.0  # seconds to pause between statements (demo "slow motion", screenshots)
 
 
 def _ms(seconds: float) -> str:
@@ -219,6 +222,7 @@ class Runbook:
         self.failure: str = ""
         self.report_paths: tuple[Path, Path] | None = None
         self.lock_holder: dict | None = None
+        self.locked = False  # we hold the one-operator advisory lock (on self.conn)
         self.operator = getpass.getuser()
         self.client_host = socket.gethostname()
 
@@ -354,11 +358,17 @@ class Runbook:
         self.say(f"{diag.severity}: {diag.message_primary}", "info", Step.APPLY)
 
     async def _lock(self) -> None:
-        """Take the one-operator advisory lock on the migration connection; refuse with the holder."""
+        """Take the one-operator advisory lock on the migration connection; refuse with the holder.
+
+        Taken once: session-level advisory locks stack, so taking it twice would need two unlocks.
+        """
         conn = await self._ensure_conn()
+        if self.locked:
+            return
         cur = await conn.execute(sql("advisory_try_lock"), {"classid": LOCK_CLASSID, "objid": LOCK_OBJID})
         if (await cur.fetchone())[0]:
             self.lock_holder = None
+            self.locked = True
             return
         cur = await conn.execute(sql("advisory_holder"), {"classid": LOCK_CLASSID, "objid": LOCK_OBJID})
         row = await cur.fetchone()
@@ -372,9 +382,14 @@ class Runbook:
         raise RunbookError(f"Another operator holds the migration lock on {self.settings.dbname}.")
 
     async def _unlock(self) -> None:
-        if self.conn is not None and not self.conn.closed and not self.tx_open:
+        if not self.locked or self.tx_open:
+            return
+        if self.conn is not None and not self.conn.closed:
             with contextlib.suppress(Exception):
                 await self.conn.execute(sql("advisory_unlock"), {"classid": LOCK_CLASSID, "objid": LOCK_OBJID})
+                self.locked = False
+        else:
+            self.locked = False  # the session is gone, and its lock with it
 
     # ---- step 1: pre-flight ---------------------------------------------------------------------
     async def automatic_checks(self) -> list[Check]:
@@ -397,16 +412,27 @@ class Runbook:
         except asyncio.CancelledError:
             self._set(Step.PREFLIGHT, State.PENDING, "cancelled")
             raise
+        except psycopg.Error as exc:
+            msg = f"Pre-flight failed: the server answered: {str(exc).strip().splitlines()[0]}"
+            if isinstance(exc, psycopg.OperationalError):
+                msg = "Pre-flight failed: the connection to the server was lost; run the pre-flight again."
+                with contextlib.suppress(Exception):
+                    await self.conn.close()
+                self.conn, self.locked = None, False
+            self._set(Step.PREFLIGHT, State.FAILED, msg)
+            raise RunbookError(msg) from None
         self.checks = checks
         self.emit("checks", step=Step.PREFLIGHT, data=checks)
         failed = [c for c in checks if c.blocking and not c.ok]
         for c in checks:
             self.say(f"{'✓' if c.ok else '✗'} {c.name}: {c.detail}", "ok" if c.ok else "error", Step.PREFLIGHT)
         if failed:
+            await self._unlock()  # a failed pre-flight does not keep other operators out
             self._set(Step.PREFLIGHT, State.FAILED, failed[0].detail)
             raise RunbookError(f"Pre-flight failed: {failed[0].name}: {failed[0].detail}")
         if self.interactive and not self.all_ticked:
             missing = [label for k, label in PREFLIGHT_ITEMS if not self.answers[k]]
+            await self._unlock()
             self._set(Step.PREFLIGHT, State.FAILED, "checklist not complete")
             raise RunbookError("Pre-flight checklist not complete: " + "; ".join(missing) + ".")
         self._set(Step.PREFLIGHT, State.DONE, f"{len(checks)} checks passed")
@@ -450,7 +476,6 @@ class Runbook:
             checks.append(Check("Privileges", False, f"user {u} may not CREATE in {' and '.join(what)}; as an "
                                 f"administrator run: {grant}"))
         try:
-            self._lock_checked = True
             await self._lock()
             checks.append(Check("One operator", True, "migration lock taken (no other console on this database)"))
         except RunbookError as exc:
@@ -498,10 +523,12 @@ class Runbook:
         assert self.dump_tool and self.restore_tool
         self._set(Step.BACKUP, State.RUNNING)
         t0 = time.time()
-        dump, schema_sql = pgtools.backup_paths(pgtools.ensure_private_dir(self.opt.backup_dir), self.settings.dbname)
+        dump = schema_sql = None
         total = int(self.server.get("db_size_bytes") or 0)
-        result = pgtools.BackupResult(dump, schema_sql, tool=self.dump_tool.describe())
         try:
+            dump, schema_sql = pgtools.unique_backup_paths(pgtools.ensure_private_dir(self.opt.backup_dir),
+                                                           self.settings.dbname)
+            result = pgtools.BackupResult(dump, schema_sql, tool=self.dump_tool.describe())
             self.say(f"pg_dump -Fc → {dump}", step=Step.BACKUP)
             await pgtools.run_dump(self.dump_tool, self.settings, dump,
                                    progress=lambda n: self.emit("progress", step=Step.BACKUP, done=n, total=total,
@@ -516,16 +543,19 @@ class Runbook:
             result.verified = True
             result.seconds = time.time() - t0
         except asyncio.CancelledError:
-            for p in (dump, schema_sql):
-                with contextlib.suppress(OSError):
-                    p.unlink()
+            for p in (dump, schema_sql, dump and dump.with_name(dump.name + ".sha256")):
+                if p is not None:
+                    with contextlib.suppress(OSError):
+                        p.unlink()
             self._set(Step.BACKUP, State.PENDING, "cancelled; partial files removed")
             self.say("Backup cancelled; partial files removed.", "warn", Step.BACKUP)
             raise
         except (pgtools.ToolError, OSError) as exc:
-            for p in (dump, schema_sql):
-                with contextlib.suppress(OSError):
-                    p.unlink()
+            # Only this attempt's files (their names were free when it started): never an older backup.
+            for p in (dump, schema_sql, dump and dump.with_name(dump.name + ".sha256")):
+                if p is not None:
+                    with contextlib.suppress(OSError):
+                        p.unlink()
             msg = str(exc) if isinstance(exc, pgtools.ToolError) else f"backup failed: {exc.strerror or exc}"
             self._set(Step.BACKUP, State.FAILED, msg)
             self.say(msg, "error", Step.BACKUP)
@@ -549,17 +579,25 @@ class Runbook:
         self._set(Step.BEGIN, State.RUNNING)
         try:
             conn = await self._ensure_conn()
-            if self.lock_holder is not None or not getattr(self, "_lock_checked", False):
-                await self._lock()
-            self._lock_checked = True
+            await self._lock()  # re-taken on a retry after ROLLBACK (which released it)
             await conn.execute("BEGIN")
             await conn.execute("SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
                                (_ms(self.opt.lock_timeout), _ms(self.opt.statement_timeout)))
-        except ConnectError as exc:
+            if int(self.server.get("server_version_num") or conn.info.server_version) >= 140000:
+                # If this client dies mid-statement (kill -9), the server notices within a second and
+                # rolls back, instead of finishing the statement first with our locks held.
+                await conn.execute("SELECT set_config('client_connection_check_interval', '1000', true)")
+        except (ConnectError, RunbookError) as exc:
             self._set(Step.BEGIN, State.FAILED, str(exc))
             raise RunbookError(str(exc)) from None
-        except psycopg.OperationalError as exc:
-            await self._lost(Step.BEGIN, exc)
+        except psycopg.Error as exc:
+            if self._connection_gone(exc):
+                await self._lost(Step.BEGIN, exc)
+            with contextlib.suppress(Exception):
+                await self.conn.execute("ROLLBACK")
+            msg = f"BEGIN failed: {str(exc).strip().splitlines()[0]}"
+            self._set(Step.BEGIN, State.FAILED, msg)
+            raise RunbookError(msg) from None
         self.attempt += 1
         self.xact_started = time.time()
         self._set_tx(Tx.OPEN)
@@ -580,12 +618,19 @@ class Runbook:
             await self.conn.close()
         self.conn = None
         self.lock_holder = None
-        self._lock_checked = False
+        self.locked = False  # the session, and so its advisory lock, is gone
         self.tx = Tx.ROLLED_BACK
         self.outcome = Outcome.ROLLED_BACK
         self._set(Step.ROLLBACK, State.DONE, "by the server (connection lost)")
         self.write_report()
         raise RunbookError(msg)
+
+    def _connection_gone(self, exc: BaseException) -> bool:
+        """Whether an error means our session is gone (as opposed to a statement that failed)."""
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            return True
+        state = getattr(exc, "sqlstate", None)
+        return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
     # ---- step 4: apply --------------------------------------------------------------------------------
     async def apply(self) -> None:
@@ -614,9 +659,10 @@ class Runbook:
                          Step.APPLY)
                 raise
             except psycopg.OperationalError as exc:
-                if isinstance(exc, pgerr.LockNotAvailable | pgerr.QueryCanceled | pgerr.OutOfMemory):
-                    await self._statement_failed(st, total, exc, time.perf_counter() - t0)
-                await self._lost(Step.APPLY, exc)
+                if self._connection_gone(exc):
+                    await self._lost(Step.APPLY, exc)
+                # lock_timeout, statement_timeout, out of shared memory, disk full...: the session is fine
+                await self._statement_failed(st, total, exc, time.perf_counter() - t0)
             except psycopg.Error as exc:
                 await self._statement_failed(st, total, exc, time.perf_counter() - t0)
             finally:
@@ -626,6 +672,14 @@ class Runbook:
             self.statements.append(rec)
             self.emit("statement", step=Step.APPLY, data=rec, done=st.index, total=total,
                       message=f"{st.index:>3}/{total} {tag:<16} {dt * 1000:8.1f} ms  {st.summary}")
+            if self.opt.pace:
+                try:
+                    await asyncio.sleep(self.opt.pace)
+                except asyncio.CancelledError:
+                    self._set(Step.APPLY, State.FAILED, f"cancelled after statement {st.index} / {total}")
+                    self.say(f"Cancelled after statement {st.index}: the file is half-applied inside the open "
+                             "transaction; ROLLBACK.", "warn", Step.APPLY)
+                    raise
         self.emit("progress", step=Step.APPLY, done=total, total=total, message=f"statement {total} / {total}")
         self._set(Step.APPLY, State.DONE, f"{total} statements")
         self.say(f"✓ Applied {total} statements inside the transaction (not committed yet).", "ok", Step.APPLY)
@@ -655,6 +709,8 @@ class Runbook:
                 pos = int(diag.statement_position) - 1
                 line = st.line + st.sql.count("\n", 0, pos)
                 col = pos - (st.sql.rfind("\n", 0, pos) + 1) + 1
+                if line == st.line:  # the statement may not start at column 1 of its line
+                    col += st.column - 1
                 where = f"line {line}, column {col}"
             except ValueError:
                 pass
@@ -706,8 +762,14 @@ class Runbook:
             n = (await cur.fetchone())[0]
             checks.append(Check("Exactly ten tables in public", n == 10, f"public holds {n} tables"
                                 + (f" (extra: {', '.join(res.extra)})" if res.extra else "")))
-        except psycopg.OperationalError as exc:
-            await self._lost(Step.VERIFY, exc)
+        except psycopg.Error as exc:
+            if self._connection_gone(exc):
+                await self._lost(Step.VERIFY, exc)
+            self._set_tx(Tx.ABORTED)
+            msg = f"Verify failed: the server answered: {str(exc).strip().splitlines()[0]}. COMMIT is blocked; ROLLBACK."
+            self.failure = msg
+            self._set(Step.VERIFY, State.FAILED, msg)
+            raise RunbookError(msg) from None
         self.verify_checks = checks
         self.emit("checks", step=Step.VERIFY, data=checks)
         for c in checks:
@@ -760,8 +822,19 @@ class Runbook:
         except asyncio.CancelledError:
             self._set(Step.COMMIT, State.FAILED, "cancelled while COMMIT was in flight: outcome unknown")
             raise
-        except psycopg.OperationalError as exc:
-            await self._lost(Step.COMMIT, exc)
+        except psycopg.Error as exc:
+            if self._connection_gone(exc):
+                await self._lost(Step.COMMIT, exc)
+            msg = (f"COMMIT failed: {str(exc).strip().splitlines()[0]}; the server rolled the transaction back: "
+                   "nothing was changed.")
+            self.failure = msg
+            self._set(Step.COMMIT, State.FAILED, msg)
+            self._set_tx(Tx.ROLLED_BACK)
+            self.outcome = Outcome.ROLLED_BACK
+            self.ended_at = datetime.now()
+            await self._unlock()
+            self.write_report()
+            raise RunbookError(msg) from None
         self._set_tx(Tx.COMMITTED)
         self.outcome = Outcome.COMMITTED
         self.ended_at = datetime.now()
@@ -838,7 +911,23 @@ class Runbook:
             return None
         age = row[0].total_seconds() if row and row[0] is not None else None
         idle = row[1].total_seconds() if row and row[1] is not None else None
-        return LockWatch(age, idle, waiters)
+        return LockWatch(age, idle, waiters, self._lock_warning(idle, waiters))
+
+    def _lock_warning(self, idle: float | None, waiters: list[dict]) -> str:
+        """One sentence once the open transaction has sat idle, or kept a session waiting, too long."""
+        limit = self.opt.idle_warn_seconds
+        waits = [w["waiting_for"].total_seconds() for w in waiters if w.get("waiting_for") is not None]
+        longest = max(waits, default=0.0)
+        if (idle or 0) < limit and longest < limit:
+            return ""
+        parts = []
+        if idle is not None:
+            parts.append(f"the migration transaction has been idle for {idle:.0f}s holding its locks")
+        if waiters:
+            n = len(waiters)
+            parts.append(f"{n} session{'s' if n != 1 else ''} waiting on them (longest {longest:.0f}s)")
+        return ("Warning: " + (" and ".join(parts) or "the migration transaction is holding its locks")
+                + ": COMMIT or ROLLBACK now.")
 
     # ---- report ---------------------------------------------------------------------------------------------
     def write_report(self) -> tuple[Path, Path] | None:

@@ -48,12 +48,17 @@ class AamiApp(App):
         if self.embedded is not None:
             self.sub_title = "demo: embedded PostgreSQL 18 (throwaway)"
         self.push_screen(self.dashboard)
-        self._size_check()
+        self.size_check()
+
+    async def on_unmount(self) -> None:
+        """However the app ends, the runbook's sessions end with it (an open transaction rolls back)."""
+        if self.runbook is not None:
+            await self.runbook.close("console closed")
 
     def on_resize(self, event) -> None:
-        self._size_check()
+        self.size_check()
 
-    def _size_check(self) -> None:
+    def size_check(self) -> None:
         small = self.size.width < MIN_W or self.size.height < MIN_H
         narrow = self.size.width < 100
         for screen in self.screen_stack:
@@ -93,7 +98,7 @@ class AamiApp(App):
             self.runbook_screen = RunbookScreen(self.runbook)
         if self.screen is not self.runbook_screen:
             self.push_screen(self.runbook_screen)
-            self._size_check()
+            self.size_check()
 
     def action_restore(self) -> None:
         if self.runbook is not None and self.runbook.tx_open:
@@ -101,7 +106,7 @@ class AamiApp(App):
                         severity="warning")
             return
         self.push_screen(RestoreScreen())
-        self._size_check()
+        self.size_check()
 
     def offer_create_database(self) -> None:
         s = self.settings

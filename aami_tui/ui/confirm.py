@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from aami_tui.ui import fmt
+
 
 class ConfirmModal(ModalScreen[bool]):
     """Returns True only when the operator explicitly confirms."""
@@ -24,7 +26,7 @@ class ConfirmModal(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="modal-box" + (" -danger" if self.danger else "")):
             yield Label(self.title_text, id="confirm-title")
-            yield Static(self.body, id="confirm-body")
+            yield Static(fmt.redact(self.body), id="confirm-body")
             if self.require_text is not None:
                 yield Label(f"Type [b]{self.require_text}[/b] to confirm:", id="confirm-prompt")
                 yield Input(placeholder=self.require_text, id="confirm-input")

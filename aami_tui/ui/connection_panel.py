@@ -16,6 +16,19 @@ def _yes(ok: bool, yes: str = "yes", no: str = "no") -> Text:
     return Text(yes if ok else no, style="green" if ok else "bold red")
 
 
+def cell(*parts: str | tuple[str, str] | Text) -> Text:
+    """Text.assemble with every plain part passed through fmt.redact (stable snapshots)."""
+    out = []
+    for p in parts:
+        if isinstance(p, tuple):
+            out.append((fmt.redact(p[0]), p[1]))
+        elif isinstance(p, str):
+            out.append(fmt.redact(p))
+        else:
+            out.append(p)
+    return Text.assemble(*out)
+
+
 class ConnectionPanel(Static):
     def __init__(self, id: str | None = None) -> None:
         super().__init__("Connecting…", id=id, classes="panel")
@@ -33,31 +46,28 @@ class ConnectionPanel(Static):
         t.add_column(style="bold", no_wrap=True)
         t.add_column()
         if self.error:
-            t.add_row(Text("Status", style="bold red"), Text(self.error, style="red"))
-            t.add_row("Target", self.target)
+            t.add_row(Text("Status", style="bold red"), cell((self.error, "red")))
+            t.add_row("Target", cell(self.target))
         s = self.status
         if s:
-            t.add_row("Server", f"PostgreSQL {s.server_version} at {s.where}" if not fmt.STABLE
-                      else f"PostgreSQL {s.server_version} at {s.host}")
-            t.add_row("Database", Text.assemble(s.dbname, (f"  ({fmt.size(s.db_size_bytes)})"
-                                                           if not fmt.STABLE else "", "dim")))
-            t.add_row("User", Text.assemble(s.user, (" (superuser)" if s.is_superuser else "", "dim")))
-            t.add_row("May CREATE", Text.assemble("database: ", _yes(s.can_create_in_db), "  schema public: ",
-                                                  _yes(s.can_create_in_public)))
+            t.add_row("Server", cell(f"PostgreSQL {s.server_version} at {s.where}"))
+            t.add_row("Database", cell(s.dbname, (f"  ({fmt.size(s.db_size_bytes)})", "dim")))
+            t.add_row("User", cell(s.user, (" (superuser)" if s.is_superuser else "", "dim")))
+            t.add_row("May CREATE", cell("database ", _yes(s.can_create_in_db), " · schema public ",
+                                         _yes(s.can_create_in_public)))
             t.add_row("Role", _yes(not s.in_recovery, "primary (read-write)", "READ-ONLY STANDBY"))
         elif not self.error:
-            t.add_row("Target", self.target)
+            t.add_row("Target", cell(self.target))
         for name in ("pg_dump", "pg_restore"):
             tool = self.tools.get(name)
             if isinstance(tool, Tool):
-                t.add_row(name, Text.assemble(tool.version, (f"  {tool.origin}", "dim")))
+                t.add_row(name, cell(tool.version, (f"  {tool.origin}", "dim")))
             elif tool:
-                t.add_row(name, Text(str(tool), style="bold red"))
+                t.add_row(name, cell((str(tool), "bold red")))
         m = self.migration
         if isinstance(m, MigrationFile):
-            t.add_row("Migration", Text.assemble(m.name, (f"  {fmt.size(m.size)}, {len(m.statements)} statements",
-                                                          "dim")))
+            t.add_row("Migration", cell(m.name, (f"  {fmt.size(m.size)} · {len(m.statements)} statements", "dim")))
             t.add_row("sha256", Text(m.sha256[:32] + "…", style="dim"))
         elif m:
-            t.add_row(Text("Migration", style="bold red"), Text(str(m), style="red"))
+            t.add_row(Text("Migration", style="bold red"), cell((str(m), "red")))
         self.update(t)

@@ -15,6 +15,7 @@ from textual.widgets import Footer, Header, Static
 
 from aami_tui.core import db, migration, pgtools, schema, status
 from aami_tui.core.runbook import Tx
+from aami_tui.ui import fmt
 from aami_tui.ui.connection_panel import ConnectionPanel
 from aami_tui.ui.table_checklist import TableChecklist
 
@@ -51,7 +52,8 @@ class DashboardScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "aami-tui"
-        self.sub_title = self.app.settings.display()
+        self.call_after_refresh(self.app.size_check)
+        self.sub_title = fmt.redact(self.app.settings.display())
         panel = self.query_one(ConnectionPanel)
         panel.target = self.app.settings.display()
         panel.render_panel()
@@ -177,7 +179,7 @@ class DashboardScreen(Screen):
                      "Environment for the Config Server:"]
             if self.server:
                 lines += ["  " + x for x in status.config_server_env(self.server)]
-            hint.update("\n".join(lines))
+            hint.update(fmt.redact("\n".join(lines)))
         elif r.drifted:
             hint.update(Text.assemble(("Drift: ", "bold yellow"), ", ".join(r.drifted), " exist but differ from "
                                       "001_initial_schema.sql (built by the archived migrations?). IF NOT EXISTS "

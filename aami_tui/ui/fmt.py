@@ -49,3 +49,28 @@ def clock(seconds: float | None) -> str:
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+_REDACTIONS = [
+    (r"(127\.0\.0\.1|localhost|::1)([:/ ]|, port |-p )\d{4,5}", r"\1\2PORT"),
+    (r"(/tmp|/var/tmp|/run)/[^\s,)'\"]+", "/…"),
+    (r"/work/[^\s,)'\"]*/(migrations|backups|reports)", r"./\1"),
+    (r"\d{8}_\d{6}", "YYYYmmdd_HHMMSS"),
+    (r"\b[0-9a-f]{12,64}\b", "<sha256>"),
+    (r"\d+(\.\d+)? (KiB|MiB|GiB|TiB|Bytes|B)\b", "n \\2"),
+    (r"\d+(\.\d+)? ms\b", "n ms"),
+    (r"\b\d+(\.\d+)?s free\b", "n free"),
+    (r"pid \d+", "pid N"),
+    (r"DB_PORT=\d+", "DB_PORT=PORT"),
+]
+
+
+def redact(text: str) -> str:
+    """In stable mode (snapshots, screenshots) mask values that change from run to run."""
+    if not STABLE:
+        return text
+    import re
+
+    for pat, rep in _REDACTIONS:
+        text = re.sub(pat, rep, text)
+    return text

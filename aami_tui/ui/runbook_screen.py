@@ -46,7 +46,7 @@ def check_lines(checks: list[Check]) -> Text:
     for c in checks:
         out.append("✓ " if c.ok else ("✗ " if c.blocking else "! "), style="bold green" if c.ok else "bold red")
         out.append(f"{c.name}: ", style="bold")
-        out.append(c.detail + "\n", style="" if c.ok else "red")
+        out.append(fmt.redact(c.detail) + "\n", style="" if c.ok else "red")
     return out
 
 
@@ -101,12 +101,14 @@ class RunbookScreen(Screen):
                     yield Static("", id="done-text")
             yield TableChecklist(compact=True, id="rb-checklist")
         yield LockWatchPanel(self.rb.opt.idle_warn_seconds, id="lockwatch")
+        yield Static("", id="small-warning")
         yield RichLog(id="log", wrap=True, markup=False, highlight=False, max_lines=2000)
         yield Footer()
 
     def on_mount(self) -> None:
         self.title = "aami-tui · runbook"
-        self.sub_title = self.rb.settings.display()
+        self.call_after_refresh(self.app.size_check)
+        self.sub_title = fmt.redact(self.rb.settings.display())
         self.query_one("#log", RichLog).border_title = "Log"
         self.query_one("#panes").border_title = "Step"
         self._txbar()
@@ -134,7 +136,7 @@ class RunbookScreen(Screen):
         self.post_message(RunbookEvent(ev))
 
     def say(self, message: str, level: str = "info") -> None:
-        self.query_one("#log", RichLog).write(Text(message, style=LEVEL_STYLE.get(level, "")))
+        self.query_one("#log", RichLog).write(Text(fmt.redact(message), style=LEVEL_STYLE.get(level, "")))
 
     @on(RunbookEvent)
     def handle_event(self, message: RunbookEvent) -> None:
@@ -153,7 +155,7 @@ class RunbookScreen(Screen):
                     "compresses, so the dump ends smaller)")
             elif ev.step is Step.APPLY:
                 self.query_one("#apply-progress", ProgressBar).update(total=ev.total, progress=ev.done)
-                self.query_one("#apply-line", Static).update(ev.message)
+                self.query_one("#apply-line", Static).update(fmt.redact(ev.message))
         elif ev.kind == "checks":
             target = "#auto-checks" if ev.step is Step.PREFLIGHT else "#verify-checks"
             self.query_one(target, Static).update(check_lines(ev.data))
@@ -161,7 +163,7 @@ class RunbookScreen(Screen):
             self.query_one(StepList).redraw()
             self._show_pane()
             if ev.step is Step.APPLY and ev.data.state == State.FAILED:
-                self.query_one("#apply-error", Static).update(Text(ev.message, style="bold red"))
+                self.query_one("#apply-error", Static).update(Text(fmt.redact(ev.message), style="bold red"))
         elif ev.kind == "tx":
             self._txbar()
             self.app.refresh_bindings()
@@ -205,6 +207,10 @@ class RunbookScreen(Screen):
         self.query_one(ContentSwitcher).current = pane
 
     def _done_text(self) -> Text:
+        text = self._done_text_raw()
+        return Text(fmt.redact(text.plain), style="") if fmt.STABLE else text
+
+    def _done_text_raw(self) -> Text:
         rb = self.rb
         t = Text()
         if rb.outcome.value == "committed":
@@ -250,6 +256,8 @@ class RunbookScreen(Screen):
                 res = await asyncio.wait_for(self.rb.preview(), 10)
                 if res is not None:
                     checklist.show(res, uncommitted=True)
+                else:
+                    checklist.set_note("paused while a step uses the transaction")
                 return
             conn = await db.connect(self.rb.settings)
             try:

@@ -27,6 +27,7 @@ class TableChecklist(Vertical):
         self.refreshed_at: float | None = None
         self.uncommitted = False
         self.error: str | None = None
+        self.note: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("Required tables: waiting for the first refresh…", id="checklist-header")
@@ -62,14 +63,21 @@ class TableChecklist(Vertical):
         if self.uncommitted:
             parts += ["  ", (" UNCOMMITTED: what the open transaction sees ", "bold black on yellow")]
         parts += ["\n", (f"refreshed {fmt.ago(self.refreshed_at)}", "dim")]
+        if self.note:
+            parts += [(f" · {self.note}", "dim italic")]
         head.update(Text.assemble(*parts))
+
+    def set_note(self, note: str | None) -> None:
+        """A short remark under the header, e.g. that refreshes pause while a statement runs."""
+        self.note = note
+        self._header()
 
     def show_error(self, message: str) -> None:
         self.error = message
         self._header()
 
     def show(self, result: ValidationResult, *, uncommitted: bool = False) -> None:
-        self.result, self.uncommitted, self.error = result, uncommitted, None
+        self.result, self.uncommitted, self.error, self.note = result, uncommitted, None, None
         self.refreshed_at = time.time()
         self.set_class(uncommitted, "-uncommitted")
         t = self.query_one(DataTable)

@@ -1,0 +1,94 @@
+"""Driving the console the way a person does (keys), shared by the Pilot tests, the snapshot tests
+and ``aami-tui screenshots``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aami_tui.core.runbook import PREFLIGHT_ITEMS, State, Step
+
+
+class SceneError(AssertionError):
+    pass
+
+
+async def wait_for(pilot, predicate, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            await pilot.pause()
+            return
+        await pilot.pause(0.05)
+    raise SceneError(f"timed out waiting for {what}")
+
+
+async def dashboard_ready(pilot) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: app.dashboard.last_result is not None
+                   and app.dashboard.query_one("#connection").migration is not None
+                   and app.dashboard.query_one("#connection").tools, what="the dashboard's first refresh")
+
+
+async def open_runbook(pilot) -> None:
+    app = pilot.app
+    await pilot.press("r")
+    await wait_for(pilot, lambda: app.runbook is not None and app.runbook.checks, what="automatic checks")
+    await wait_for(pilot, lambda: app.screen.query_one("#rb-checklist").result is not None, what="checklist")
+
+
+async def tick_all(pilot) -> None:
+    """Tick the pre-flight checklist with the keyboard: focus each box, press space."""
+    screen = pilot.app.screen
+    for key, _ in PREFLIGHT_ITEMS:
+        screen.query_one(f"#tick-{key}").focus()
+        await pilot.press("space")
+    await pilot.pause()
+
+
+def _idle(app) -> bool:
+    rb = app.runbook
+    screen = app.runbook_screen
+    return not any(r.state == State.RUNNING for r in rb.steps.values()) and not screen._busy()
+
+
+async def next_step(pilot, timeout: float = 60.0) -> None:
+    """Press n, accept the step's confirmation with enter, wait until the step has finished."""
+    app = pilot.app
+    await pilot.press("n")
+    await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", what="the step's confirmation")
+    await pilot.press("enter")
+    await pilot.pause(0.1)
+    await wait_for(pilot, lambda: _idle(app), timeout, what="the step to finish")
+
+
+async def walk_to(pilot, step: Step) -> None:
+    """From the dashboard: open the runbook, tick, and run every step up to and including ``step``."""
+    await open_runbook(pilot)
+    await tick_all(pilot)
+    order = [Step.PREFLIGHT, Step.BACKUP, Step.BEGIN, Step.APPLY, Step.VERIFY]
+    for s in order[: order.index(step) + 1]:
+        await next_step(pilot)
+        st = pilot.app.runbook.steps[s].state
+        if st not in (State.DONE, State.SKIPPED):
+            raise SceneError(f"{s.title} ended {st.value}: {pilot.app.runbook.steps[s].detail}")
+
+
+async def open_commit_modal(pilot) -> None:
+    await pilot.press("c")
+    await wait_for(pilot, lambda: getattr(pilot.app.screen, "id", None) == "commit-modal", what="COMMIT modal")
+
+
+async def commit(pilot, dbname: str) -> None:
+    app = pilot.app
+    if getattr(app.screen, "id", None) != "commit-modal":
+        await open_commit_modal(pilot)
+    await pilot.press(*dbname)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.runbook.steps[Step.COMMIT].state in (State.DONE, State.FAILED)
+                   and _idle(app), what="COMMIT")
+
+
+async def settle(pilot, seconds: float = 0.3) -> None:
+    await asyncio.sleep(seconds)
+    await pilot.pause()

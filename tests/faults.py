@@ -1,0 +1,165 @@
+"""Helpers for the engine and fault-injection suites: observers, waits, migration copies, runs.
+
+Observer connections use application_name 'aami-test-observer' so that they never count as
+sessions of the tool (the tool's own sessions are 'aami-tui').
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pglast
+import psycopg
+
+from aami_tui.core.runbook import Options, Runbook
+from aami_tui.core.settings import ConnSettings
+from conftest import MIGRATION, ROOT
+
+OBSERVER = "aami-test-observer"
+
+
+def observe(settings: ConnSettings, app: str = OBSERVER, autocommit: bool = True) -> psycopg.Connection:
+    return psycopg.connect(settings.conninfo(application_name=app), autocommit=autocommit)
+
+
+def query(settings: ConnSettings, sql: str, params=None) -> list[tuple]:
+    with observe(settings) as c:
+        return c.execute(sql, params).fetchall()
+
+
+def advisory_locks(settings: ConnSettings) -> list[tuple]:
+    """Advisory locks held in this database (by anyone)."""
+    return query(settings, "SELECT pid, classid::int, objid::int, granted FROM pg_locks "
+                           "WHERE locktype = 'advisory' AND database = "
+                           "(SELECT oid FROM pg_database WHERE datname = current_database())")
+
+
+def tool_sessions(settings: ConnSettings) -> list[tuple]:
+    """Sessions of the tool (application_name aami-tui) connected to this database."""
+    return query(settings, "SELECT pid, state, left(query, 80) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND application_name = 'aami-tui'")
+
+
+def tool_locks(settings: ConnSettings) -> list[tuple]:
+    """Any lock held or awaited by a session of the tool, anywhere on the server."""
+    return query(settings, "SELECT l.locktype, l.mode, l.pid FROM pg_locks l JOIN pg_stat_activity a "
+                           "ON a.pid = l.pid WHERE a.application_name = 'aami-tui'")
+
+
+def public_tables(settings: ConnSettings) -> list[str]:
+    return [r[0] for r in query(settings, "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' "
+                                          "ORDER BY 1")]
+
+
+def terminate(settings: ConnSettings, pid: int) -> None:
+    query(settings, "SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def wait_until(pred, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    """Poll ``pred`` until it returns a truthy value (returned); fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value {v!r})")
+        time.sleep(interval)
+
+
+def migration_with(tmp_path: Path, sql: str, after: int, name: str = "001_initial_schema.sql",
+                   base: Path = MIGRATION) -> tuple[Path, int]:
+    """A copy of the migration with ``sql`` inserted as its own statement after statement ``after``
+    (0 = first). Returns (path, the 1-based line where ``sql`` starts)."""
+    text = base.read_text()
+    raw = pglast.parse_sql(text)
+    at = raw[after].stmt_location if after < len(raw) else len(text)
+    insert = f"\n\n{sql}\n" if after else f"{sql}\n\n"
+    new = text[:at] + insert + text[at:]
+    start = at + (2 if after else 0)
+    line = new.count("\n", 0, start) + 1
+    d = tmp_path / "mig"
+    d.mkdir(exist_ok=True)
+    path = d / name
+    path.write_text(new)
+    return path, line
+
+
+def options(tmp_path: Path, **kw) -> Options:
+    kw.setdefault("backup_dir", tmp_path / "backups")
+    kw.setdefault("reports_dir", tmp_path / "reports")
+    return Options(**kw)
+
+
+def runbook(settings: ConnSettings, tmp_path: Path, migration: Path = MIGRATION, *, events: list | None = None,
+            interactive: bool = False, **opts) -> Runbook:
+    listener = events.append if events is not None else None
+    return Runbook(settings, migration, options(tmp_path, **opts), listener, interactive=interactive)
+
+
+async def run_to_verify(rb: Runbook) -> None:
+    await rb.preflight()
+    await rb.backup_step()
+    await rb.begin()
+    await rb.apply()
+    await rb.verify()
+
+
+class Waiter(threading.Thread):
+    """A background session that runs one statement which is expected to block (e.g. on our locks)."""
+
+    def __init__(self, settings: ConnSettings, sql: str, app: str = "config-server", timeout_s: int = 30):
+        super().__init__(daemon=True)
+        self.conn = psycopg.connect(settings.conninfo(application_name=app), autocommit=True)
+        self.conn.execute(f"SET statement_timeout = '{timeout_s}s'")
+        self.pid = self.conn.info.backend_pid
+        self.sql = sql
+        self.error: BaseException | None = None
+        self.finished_at: float | None = None
+
+    def run(self) -> None:
+        try:
+            self.conn.execute(self.sql)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            self.error = exc
+        finally:
+            self.finished_at = time.monotonic()
+            self.conn.close()
+
+
+def child_env(env: dict | None = None) -> dict:
+    e = dict(os.environ if env is None else env)
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def spawn_cli(*args: str, env: dict) -> subprocess.Popen:
+    """``python -m aami_tui ...`` as a child we can signal (its own process group)."""
+    return subprocess.Popen([sys.executable, "-m", "aami_tui", *args], cwd=ROOT, env=child_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def spawn_holder(stage: str, settings: ConnSettings, migration: Path, tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """A console process driven to ``stage`` (begin / apply / verify) that then sits there, transaction open.
+    Returns (process, its migration backend pid) once it has printed READY."""
+    env = child_env()
+    env["AAMI_CHILD_DSN"] = settings.conninfo()
+    p = subprocess.Popen([sys.executable, str(ROOT / "tests" / "runbook_child.py"), stage, str(migration),
+                          str(tmp_path / "child")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    line = p.stdout.readline()  # bounded: the child exits (EOF) on any failure
+    if not line.startswith("READY"):
+        p.kill()
+        raise AssertionError(f"child did not reach {stage}: {line!r} {p.stderr.read()[-2000:]}")
+    return p, int(line.split()[1])
+
+
+def kill9(p: subprocess.Popen) -> None:
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait(timeout=10)

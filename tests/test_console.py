@@ -1,0 +1,244 @@
+"""The console, driven with Pilot against a real PostgreSQL, as a person would use it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import MIGRATION, catalog_fingerprint, run_sql
+from psycopg import sql
+
+from aami_tui.core import pgtools
+from aami_tui.core.runbook import Options, State, Step, Tx
+from aami_tui.ui import scenes
+from aami_tui.ui.app import create_app
+
+SIZE = (120, 36)
+
+
+def make_app(settings, tmp_path: Path, **kw):
+    opts = Options(backup_dir=tmp_path / "backups", reports_dir=tmp_path / "reports", **kw.pop("options", {}))
+    return create_app(settings, options=opts, refresh_interval=0.5, **kw)
+
+
+def our_sessions(settings) -> list[tuple]:
+    with psycopg.connect(settings.conninfo(application_name="probe"), autocommit=True) as c:
+        return c.execute("SELECT pid, state FROM pg_stat_activity WHERE application_name = 'aami-tui' "
+                         "AND datname = current_database()").fetchall()
+
+
+def text_of(app, selector: str) -> str:
+    w = app.screen.query_one(selector)
+    r = w.render()
+    return getattr(r, "plain", str(r))
+
+
+async def test_whole_runbook_to_commit(fresh_db, db_factory, tmp_path):
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        assert "0 / 10 present" in text_of(app, "#checklist-header")
+        await scenes.walk_to(pilot, Step.VERIFY)
+        rb = app.runbook
+        assert rb.tx == Tx.OPEN
+        # Until COMMIT another session sees nothing.
+        assert not any(r[0] == "rel" for r in catalog_fingerprint(fresh_db))
+        assert "10 / 10 present" in text_of(app, "#rb-checklist #checklist-header")
+        assert "UNCOMMITTED" in text_of(app, "#rb-checklist #checklist-header")
+        await scenes.open_commit_modal(pilot)
+        await pilot.press("enter")  # an empty confirmation never commits
+        await pilot.pause()
+        assert rb.tx == Tx.OPEN
+        await scenes.commit(pilot, fresh_db.dbname)
+        assert rb.steps[Step.COMMIT].state == State.DONE
+        done = text_of(app, "#done-text")
+        assert "✓ Database schema validation successful - all required tables exist" in done
+        assert f"DB_NAME={fresh_db.dbname}" in done and "DB_HOST=" in done
+        assert fresh_db.password not in done if fresh_db.password else True
+    tables = [r for r in catalog_fingerprint(fresh_db) if r[0] == "rel" and r[2] == "r"]
+    assert len(tables) == 10
+    assert our_sessions(fresh_db) == []
+    # The backup restores, the report exists.
+    assert rb.backup and rb.backup.verified
+    other = db_factory("restored")
+    await pgtools.run_restore(rb.restore_tool, other, rb.backup.dump_path)  # raises if it does not restore
+    md, js = rb.report_paths
+    data = json.loads(js.read_text())
+    assert data["final_state"] == "committed" and data["backup"]["toc_entries"] == rb.backup.toc_entries
+    assert [s["tag"] for s in data["statements"]][-1] == "INSERT 0 6"
+    assert oct(md.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_runbook_to_rollback_leaves_database_unchanged(fresh_db, tmp_path):
+    run_sql(fresh_db, "CREATE SCHEMA app_data; CREATE TABLE app_data.keepme (id int); INSERT INTO app_data.keepme VALUES (1)")
+    before = catalog_fingerprint(fresh_db)
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.walk_to(pilot, Step.VERIFY)
+        await pilot.press("x")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "rollback-modal")
+        await pilot.press("enter")  # focus is on Cancel: enter keeps the transaction
+        await pilot.pause()
+        assert app.runbook.tx == Tx.OPEN
+        await pilot.press("x")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "rollback-modal")
+        await pilot.press("tab", "enter")
+        await scenes.wait_for(pilot, lambda: app.runbook.tx == Tx.ROLLED_BACK, what="rollback")
+        await scenes.wait_for(pilot, lambda: "1 / 10" not in text_of(app, "#rb-checklist #checklist-header")
+                              and "UNCOMMITTED" not in text_of(app, "#rb-checklist #checklist-header"))
+    assert catalog_fingerprint(fresh_db) == before
+    assert our_sessions(fresh_db) == []
+
+
+async def test_error_at_statement_n_changes_nothing_and_is_shown(fresh_db, tmp_path):
+    text = MIGRATION.read_text()
+    bad = text.replace("CREATE TABLE IF NOT EXISTS exporters (",
+                       "SELECT no_such_column FROM namespaces;\n\nCREATE TABLE IF NOT EXISTS exporters (", 1)
+    path = tmp_path / "broken.sql"
+    path.write_text(bad)
+    before = catalog_fingerprint(fresh_db)
+    app = make_app(fresh_db, tmp_path, migration_path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.walk_to(pilot, Step.BEGIN)
+        await scenes.next_step(pilot)  # apply: fails
+        rb = app.runbook
+        assert rb.steps[Step.APPLY].state == State.FAILED and rb.tx == Tx.ABORTED
+        err = text_of(app, "#apply-error")
+        assert 'column "no_such_column" does not exist' in err
+        line = bad[: bad.index("SELECT no_such_column")].count("\n") + 1
+        assert f"line {line}" in err
+        # The only way on is ROLLBACK: next step and COMMIT refuse.
+        assert not rb.can(Step.VERIFY)[0] and not rb.can(Step.COMMIT)[0]
+        await pilot.press("x")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "rollback-modal")
+        await pilot.press("tab", "enter")
+        await scenes.wait_for(pilot, lambda: rb.tx == Tx.ROLLED_BACK)
+    assert catalog_fingerprint(fresh_db) == before
+
+
+async def test_restore_from_backup_through_the_console(fresh_db, tmp_path):
+    run_sql(fresh_db, "CREATE SCHEMA app_data; CREATE TABLE app_data.precious (id int);"
+                      "INSERT INTO app_data.precious SELECT generate_series(1, 50)")
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.walk_to(pilot, Step.VERIFY)
+        await scenes.commit(pilot, fresh_db.dbname)
+    run_sql(fresh_db, "DELETE FROM app_data.precious WHERE id > 10")  # the damage after the migration
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await pilot.press("b")
+        await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.entries)
+        await scenes.wait_for(pilot, lambda: list(app.screen.checks.values()) == [True], what="sha256 check")
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-modal")
+        await pilot.press(*fresh_db.dbname, "enter")
+        await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.result is not None,
+                              what="restore")
+        screen = app.screen
+        assert sorted(screen.result.not_in_backup) == sorted(
+            ["namespaces", "groups", "targets", "target_groups", "exporters", "alert_templates", "alert_rules",
+             "check_templates", "check_instances", "bootstrap_tokens"])
+        await pilot.press("x")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "drop-modal")
+        await pilot.press(*fresh_db.dbname, "enter")
+        await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and not screen.result.not_in_backup)
+    with psycopg.connect(fresh_db.conninfo(), autocommit=True) as c:
+        assert c.execute("SELECT count(*) FROM app_data.precious").fetchone()[0] == 50
+        assert c.execute("SELECT count(*) FROM pg_tables WHERE schemaname='public'").fetchone()[0] == 0
+    assert list((tmp_path / "reports").glob("restore_*.md"))
+
+
+async def test_quit_with_open_transaction_asks_then_rolls_back(fresh_db, tmp_path):
+    before = catalog_fingerprint(fresh_db)
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.walk_to(pilot, Step.APPLY)
+        for key in ("q", "ctrl+c"):
+            await pilot.press(key)
+            await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "quit-modal")
+            await pilot.press("enter")  # focus on "Stay"
+            await pilot.pause()
+            assert app.runbook.tx == Tx.OPEN and app.is_running
+        await pilot.press("q")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "quit-modal")
+        await pilot.press("tab", "enter")
+        await scenes.wait_for(pilot, lambda: not app.is_running, what="exit")
+    assert app.runbook.outcome.value == "rolled back"
+    assert catalog_fingerprint(fresh_db) == before
+    assert our_sessions(fresh_db) == []
+
+
+async def test_next_step_refuses_until_checklist_ticked(fresh_db, tmp_path):
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen.id == "runbook"  # no confirmation: the checklist is not complete
+        assert app.runbook.steps[Step.PREFLIGHT].state == State.PENDING
+        assert app.screen.focused is not None and app.screen.focused.id == "tick-review"
+        await pilot.press("c")  # COMMIT is refused long before it could matter
+        await pilot.pause()
+        assert app.screen.id == "runbook"
+
+
+async def test_missing_database_is_offered_and_created(pg_server, tmp_path):
+    name = "aami_created_by_console"
+    settings = pg_server.settings(name)
+    with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
+        c.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    try:
+        app = make_app(settings, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal",
+                                  what="the offer to create the database")
+            assert "does not exist" in text_of(app, "#confirm-body")
+            await pilot.press("enter")
+            await scenes.wait_for(pilot, lambda: app.dashboard.last_result is not None, what="refresh")
+            assert "0 / 10 present" in text_of(app, "#checklist-header")
+    finally:
+        with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
+            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+async def test_dashboard_refreshes_by_itself_and_survives_a_killed_session(fresh_db, tmp_path):
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        run_sql(fresh_db, "CREATE TABLE namespaces (id int)")
+        await scenes.wait_for(pilot, lambda: "1 / 10 present" in text_of(app, "#checklist-header"),
+                              what="the poll to see the new table")
+        pid = app.dashboard.conn.info.backend_pid
+        run_sql(fresh_db, f"SELECT pg_terminate_backend({pid})")
+        await scenes.wait_for(pilot, lambda: app.dashboard.query_one("#connection").error is not None
+                              or app.dashboard.conn is None or app.dashboard.conn.info.backend_pid != pid,
+                              what="the loss to be noticed")
+        run_sql(fresh_db, "CREATE TABLE groups (id int)")
+        await scenes.wait_for(pilot, lambda: "2 / 10 present" in text_of(app, "#checklist-header"), 15,
+                              what="reconnect and refresh")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (40, 12)])
+async def test_small_terminals_are_usable_or_say_so(fresh_db, tmp_path, size):
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await scenes.dashboard_ready(pilot)
+        warning = text_of(app, "#small-warning")
+        if size == (40, 12):
+            assert "too small" in warning and "enlarge" in warning
+        else:
+            assert warning == ""
+        await scenes.open_runbook(pilot)
+        await scenes.tick_all(pilot)
+        await scenes.next_step(pilot)
+        assert app.runbook.steps[Step.PREFLIGHT].state == State.DONE
+        await pilot.press("q")
+        await scenes.wait_for(pilot, lambda: not app.is_running)

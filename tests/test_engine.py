@@ -1,0 +1,260 @@
+"""The runbook engine, driven directly (no UI) against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import stat
+
+import pytest
+from conftest import apply_migration, catalog_fingerprint, run_sql
+from faults import advisory_locks, migration_with, public_tables, query, run_to_verify, runbook
+
+from aami_tui.core import pgtools
+from aami_tui.core.runbook import PREFLIGHT_ITEMS, Outcome, RunbookError, State, Step, Tx
+from aami_tui.core.schema import MSG_OK, MSG_VALIDATING, REQUIRED_TABLES
+
+
+def _mode(p) -> int:
+    return stat.S_IMODE(p.stat().st_mode)
+
+
+# ---- step order -------------------------------------------------------------------------------------
+async def test_step_order_rules(fresh_db, tmp_path):
+    rb = runbook(fresh_db, tmp_path, interactive=True)
+    assert rb.can(Step.PREFLIGHT) == (True, "")
+    assert rb.can(Step.BACKUP) == (False, "pre-flight must pass first")
+    assert rb.can(Step.BEGIN) == (False, "pre-flight must pass first")
+    assert rb.can(Step.APPLY) == (False, "BEGIN first")
+    assert rb.can(Step.COMMIT) == (False, "no open transaction")
+    assert rb.can(Step.ROLLBACK) == (False, "no open transaction")
+    with pytest.raises(RunbookError) as e:
+        await rb.backup_step()
+    assert str(e.value) == "Backup is not possible now: pre-flight must pass first."
+
+    # Interactive: the automatic checks pass, but the checklist must be ticked, every item.
+    with pytest.raises(RunbookError) as e:
+        await rb.preflight()
+    assert str(e.value) == "Pre-flight checklist not complete: " + "; ".join(lbl for _, lbl in PREFLIGHT_ITEMS) + "."
+    assert rb.steps[Step.PREFLIGHT].state == State.FAILED
+    assert all(c.ok for c in rb.checks)
+    assert rb.can(Step.BACKUP)[0] is False
+    for key, _ in PREFLIGHT_ITEMS[:-1]:
+        rb.tick(key)
+    with pytest.raises(RunbookError) as e:
+        await rb.preflight()
+    assert str(e.value) == f"Pre-flight checklist not complete: {PREFLIGHT_ITEMS[-1][1]}."
+    rb.tick(PREFLIGHT_ITEMS[-1][0])
+    await rb.preflight()
+    assert rb.steps[Step.PREFLIGHT].state == State.DONE
+
+    assert rb.can(Step.BACKUP) == (True, "")
+    assert rb.can(Step.BEGIN) == (False, "take (and verify) the backup first")
+    await rb.backup_step()
+    assert rb.can(Step.BEGIN) == (True, "")
+    await rb.begin()
+    assert rb.tx == Tx.OPEN
+    assert rb.can(Step.ROLLBACK) == (True, "")
+    assert rb.can(Step.BACKUP) == (False, "the transaction is already open")
+    assert rb.can(Step.VERIFY) == (False, "apply the migration first")
+    assert rb.can(Step.COMMIT) == (False, "verify must pass before COMMIT")
+    await rb.apply()
+    assert rb.can(Step.ROLLBACK) == (True, "")
+    assert rb.can(Step.APPLY) == (False, "the file has been applied in this transaction")
+    assert rb.can(Step.COMMIT) == (False, "verify must pass before COMMIT")
+    with pytest.raises(RunbookError, match="COMMIT is not possible now: verify must pass before COMMIT"):
+        await rb.commit(fresh_db.dbname)
+    await rb.verify()
+    assert rb.can(Step.COMMIT) == (True, "")
+    assert rb.can(Step.ROLLBACK) == (True, "")
+
+    # COMMIT with the wrong database name typed: refused, nothing happens, still open.
+    with pytest.raises(RunbookError) as e:
+        await rb.commit(fresh_db.dbname.upper())
+    assert str(e.value) == f"COMMIT not confirmed: type the database name {fresh_db.dbname!r} exactly."
+    assert rb.tx == Tx.OPEN and rb.can(Step.COMMIT) == (True, "")
+    assert public_tables(fresh_db) == []  # another session still sees nothing
+    await rb.rollback()
+    assert rb.can(Step.ROLLBACK) == (False, "this run has ended (rolled back)")
+    assert rb.can(Step.COMMIT)[0] is False
+    # Three pre-flights took the one-operator lock once: ROLLBACK released it.
+    assert advisory_locks(fresh_db) == []
+    await rb.close()
+    # The checklist answers were recorded.
+    data = json.loads(rb.report_paths[1].read_text())
+    assert set(data["preflight"]["checklist"].values()) == {"yes"}
+
+
+# ---- full run to COMMIT -------------------------------------------------------------------------------
+async def test_full_run_to_commit(pg_server, fresh_db, db_factory, tmp_path):
+    # Something worth backing up, outside public (public must end with exactly ten tables).
+    run_sql(fresh_db, "CREATE SCHEMA app_data; CREATE TABLE app_data.notes (id int PRIMARY KEY, body text);"
+                      "INSERT INTO app_data.notes SELECT g, 'note ' || g FROM generate_series(1, 50) g")
+    events = []
+    rb = runbook(fresh_db, tmp_path, events=events)
+    await run_to_verify(rb)
+    lines = await rb.commit(fresh_db.dbname)
+
+    assert lines == [MSG_VALIDATING, MSG_OK]
+    assert rb.outcome == Outcome.COMMITTED and rb.tx == Tx.COMMITTED
+    assert [rb.steps[s].state for s in (Step.PREFLIGHT, Step.BACKUP, Step.BEGIN, Step.APPLY, Step.VERIFY,
+                                        Step.COMMIT)] == [State.DONE] * 6
+    assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
+    assert query(fresh_db, "SELECT count(*) FROM alert_templates")[0][0] == 6
+    assert advisory_locks(fresh_db) == []
+
+    # Backup: 0600 files in a 0700 directory the tool created, sha256 recorded and matching, restorable.
+    b = rb.backup
+    assert b is not None and b.verified and b.toc_entries > 0
+    bdir = tmp_path / "backups"
+    assert _mode(bdir) == 0o700
+    assert b.dump_path.parent == bdir and b.dump_path.name.startswith(f"backup_{fresh_db.dbname}_")
+    side = b.dump_path.with_name(b.dump_path.name + ".sha256")
+    for p in (b.dump_path, b.schema_path, side):
+        assert p.exists() and _mode(p) == 0o600, p
+    digest = hashlib.sha256(b.dump_path.read_bytes()).hexdigest()
+    assert b.sha256 == digest and side.read_text() == f"{digest}  {b.dump_path.name}\n"
+    assert b.size == b.dump_path.stat().st_size
+    assert "CREATE TABLE app_data.notes" in b.schema_path.read_text()
+    entry = pgtools.list_backups(bdir, fresh_db.dbname)[0]
+    assert entry.path == b.dump_path and entry.matches() is True
+
+    other = db_factory("aami_restore")
+    await pgtools.run_restore(rb.restore_tool, other, b.dump_path)
+    assert query(other, "SELECT count(*), max(body) FROM app_data.notes")[0] == (50, "note 9")
+    assert public_tables(other) == []  # the backup was taken before the migration
+
+    # The report: Markdown and JSON, 0600 in a 0700 directory, everything a DBA asks for, no password.
+    md, js = rb.report_paths
+    assert _mode(md.parent) == 0o700 and _mode(md) == 0o600 and _mode(js) == 0o600
+    data = json.loads(js.read_text())
+    assert data["operator"] == getpass.getuser()
+    assert data["final_state"] == "committed" and data["database"] == fresh_db.dbname
+    assert data["backup"]["sha256"] == digest and data["backup"]["verified"] is True
+    tags = [s["tag"] for s in data["statements"]]
+    assert len(tags) == len(rb.migration.statements) == 43
+    assert tags[0] == "CREATE EXTENSION" and tags[1] == "CREATE TABLE" and tags[2] == "CREATE INDEX"
+    assert tags[-1] == "INSERT 0 6" and tags.count("CREATE TABLE") == 10
+    assert all(s["ok"] and s["attempt"] == 1 for s in data["statements"])
+    assert data["post_commit_validation"] == [MSG_VALIDATING, MSG_OK]
+    assert [s["state"] for s in data["steps"]][:6] == ["done"] * 6
+    text = md.read_text()
+    assert "**committed**" in text and "| 1 | 43 | INSERT INTO alert_templates | INSERT 0 6 |" in text
+    assert f"- Operator: {getpass.getuser()} on " in text
+    if fresh_db.password:
+        assert fresh_db.password not in text and fresh_db.password not in js.read_text()
+    # The faces heard about every statement, with progress.
+    stmts = [e for e in events if e.kind == "statement"]
+    assert [e.done for e in stmts] == list(range(1, 44)) and {e.total for e in stmts} == {43}
+    assert any(e.kind == "report" for e in events)
+
+
+# ---- full run to ROLLBACK --------------------------------------------------------------------------------
+async def test_full_run_to_rollback_leaves_catalog_identical(fresh_db, tmp_path):
+    before = catalog_fingerprint(fresh_db)
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    await run_to_verify(rb)
+    seen = await rb.preview()  # what the open transaction sees, for the dashboard
+    assert seen is not None and len(seen.present) == 10
+    await rb.rollback()
+    assert rb.outcome == Outcome.ROLLED_BACK and rb.tx == Tx.ROLLED_BACK
+    assert catalog_fingerprint(fresh_db) == before
+    assert advisory_locks(fresh_db) == []
+    data = json.loads(rb.report_paths[1].read_text())
+    assert data["final_state"] == "rolled back" and data["backup"] == "skipped"
+    await rb.close()
+    assert catalog_fingerprint(fresh_db) == before
+
+
+# ---- a failing statement ------------------------------------------------------------------------------------
+async def test_error_at_statement_n_stops_there_and_only_rollback_is_left(fresh_db, tmp_path):
+    bad = "    INSERT INTO groups (name, no_such_column) VALUES ('x', 1);"
+    path, line = migration_with(tmp_path, bad, after=5)
+    col = bad.index("no_such_column") + 1
+    before = catalog_fingerprint(fresh_db)
+    rb = runbook(fresh_db, tmp_path, path, skip_backup=True)
+    await rb.preflight()
+    await rb.backup_step()
+    await rb.begin()
+    with pytest.raises(RunbookError) as e:
+        await rb.apply()
+    msg = str(e.value)
+    assert msg == (f'Statement 6 / 44 (INSERT INTO groups, line {line}, column {col}) failed: column '
+                   '"no_such_column" of relation "groups" does not exist')
+    assert rb.failure == msg
+    assert [s.index for s in rb.statements] == [1, 2, 3, 4, 5, 6]
+    assert [s.ok for s in rb.statements] == [True] * 5 + [False]
+    assert rb.tx == Tx.ABORTED and rb.steps[Step.APPLY].state == State.FAILED
+    assert rb.can(Step.ROLLBACK) == (True, "")
+    assert rb.can(Step.APPLY) == (False, "the transaction is aborted: ROLLBACK")
+    assert rb.can(Step.VERIFY) == (False, "no open transaction to verify")
+    assert rb.can(Step.COMMIT) == (False, "the transaction is aborted: ROLLBACK")
+    assert rb.can(Step.BEGIN) == (False, "the transaction is already open")
+    assert ("error", "Failed statement:\n" + bad.strip().rstrip(";")) in [(lvl, m) for _, lvl, m in rb.log]
+    await rb.rollback()
+    assert catalog_fingerprint(fresh_db) == before
+    # Retry of the whole transaction from BEGIN works (and fails the same way, at the same place).
+    assert rb.can(Step.BEGIN) == (True, "")
+    await rb.begin()
+    assert rb.tx == Tx.OPEN and rb.attempt == 2
+    assert rb.steps[Step.APPLY].state == State.PENDING
+    with pytest.raises(RunbookError, match="^Statement 6 / 44"):
+        await rb.apply()
+    await rb.close()
+    assert rb.outcome == Outcome.ROLLED_BACK
+    assert catalog_fingerprint(fresh_db) == before
+    data = json.loads(rb.report_paths[1].read_text())
+    assert [(s["attempt"], s["index"], s["ok"]) for s in data["statements"] if not s["ok"]] == [(1, 6, False),
+                                                                                                 (2, 6, False)]
+
+
+async def test_error_position_on_a_later_line_of_the_statement(fresh_db, tmp_path):
+    bad = "INSERT INTO groups (name)\n  VALUES (no_such_function(1));"
+    path, line = migration_with(tmp_path, bad, after=5)
+    rb = runbook(fresh_db, tmp_path, path, skip_backup=True)
+    await rb.preflight()
+    await rb.backup_step()
+    await rb.begin()
+    with pytest.raises(RunbookError) as e:
+        await rb.apply()
+    assert str(e.value).startswith(f"Statement 6 / 44 (INSERT INTO groups, line {line + 1}, column 11) failed: "
+                                   "function no_such_function(integer) does not exist")
+    assert "Hint: No function matches" in str(e.value)
+    await rb.close()
+
+
+# ---- re-run on an already-migrated database -------------------------------------------------------------------
+async def test_rerun_on_migrated_database_is_a_no_op(fresh_db, tmp_path):
+    apply_migration(fresh_db)
+    before = catalog_fingerprint(fresh_db)
+    rb = runbook(fresh_db, tmp_path)
+    await run_to_verify(rb)
+    tags = [s.tag for s in rb.statements]
+    assert tags[-1] == "INSERT 0 0"
+    notices = [m for _, _, m in rb.log if m.startswith("NOTICE: ")]
+    assert 'NOTICE: relation "namespaces" already exists, skipping' in notices
+    assert 'NOTICE: extension "uuid-ossp" already exists, skipping' in notices
+    assert all(c.ok for c in rb.verify_checks)
+    await rb.commit(fresh_db.dbname)
+    assert catalog_fingerprint(fresh_db) == before
+    assert rb.outcome == Outcome.COMMITTED
+
+
+async def test_verify_blocks_commit_when_public_holds_an_extra_table(fresh_db, tmp_path):
+    run_sql(fresh_db, "CREATE TABLE legacy_settings (id int)")
+    before = catalog_fingerprint(fresh_db)
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    await rb.preflight()
+    await rb.backup_step()
+    await rb.begin()
+    await rb.apply()
+    with pytest.raises(RunbookError) as e:
+        await rb.verify()
+    assert str(e.value) == ("Verify failed: Exactly ten tables in public: public holds 11 tables (extra: "
+                            "legacy_settings). COMMIT is blocked; ROLLBACK.")
+    assert rb.can(Step.COMMIT) == (False, "verify must pass before COMMIT")
+    assert rb.can(Step.ROLLBACK) == (True, "")
+    await rb.rollback()
+    assert catalog_fingerprint(fresh_db) == before
+

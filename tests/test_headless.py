@@ -1,0 +1,175 @@
+"""`aami-tui apply`: the engine without the UI, one exit code per outcome, as a pipeline sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+
+import pytest
+from conftest import catalog_fingerprint, cli, run_sql
+from faults import (
+    advisory_locks,
+    migration_with,
+    observe,
+    public_tables,
+    query,
+    runbook,
+    spawn_cli,
+    tool_locks,
+    tool_sessions,
+    wait_until,
+)
+
+from aami_tui.core.schema import MSG_OK, MSG_VALIDATING, REQUIRED_TABLES
+
+
+def apply_args(tmp_path, *extra: str) -> list[str]:
+    return ["apply", "--backup-dir", str(tmp_path / "backups"), "--reports-dir", str(tmp_path / "reports"), *extra]
+
+
+def reports(tmp_path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((tmp_path / "reports").glob("report_*.json"))]
+
+
+def test_dry_run_without_yes_exits_6_and_changes_nothing(pg_server, fresh_db, tmp_path):
+    before = catalog_fingerprint(fresh_db)
+    r = cli(*apply_args(tmp_path), env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == 6, r.stdout + r.stderr
+    assert "Dry run passed: everything verified, rolled back because --yes was not given." in r.stdout
+    for title in ("Pre-flight", "Backup", "BEGIN", "Apply", "Verify", "ROLLBACK"):
+        assert f"== {title} ==" in r.stdout
+    assert "43/43 INSERT 0 6" in r.stdout
+    assert r.stderr == ""
+    assert catalog_fingerprint(fresh_db) == before
+    assert [d["final_state"] for d in reports(tmp_path)] == ["rolled back"]
+    assert len(list((tmp_path / "backups").glob("backup_*.dump"))) == 1  # the backup is still taken
+
+
+def test_yes_commits_exit_0_then_check_exits_0(pg_server, fresh_db, tmp_path):
+    env = pg_server.env(fresh_db.dbname)
+    r = cli(*apply_args(tmp_path, "--yes"), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"  {MSG_OK}" in r.stdout and "✓ COMMIT: the migration is permanent." in r.stdout
+    assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
+    (report,) = reports(tmp_path)
+    assert report["final_state"] == "committed" and report["backup"]["verified"] is True
+    assert f"Report: {tmp_path / 'reports'}" in r.stdout
+    c = cli("check", env=env)
+    assert c.returncode == 0 and c.stdout.splitlines() == [MSG_VALIDATING, MSG_OK]
+    if fresh_db.password:
+        assert fresh_db.password not in r.stdout + r.stderr
+        assert fresh_db.password not in "".join(p.read_text() for p in (tmp_path / "reports").iterdir())
+
+
+def test_bad_password_exits_2_with_one_sentence(pg_server, fresh_db, tmp_path):
+    if not fresh_db.password:
+        pytest.skip("server without password authentication")
+    env = pg_server.env(fresh_db.dbname)
+    env["DB_PASSWORD"] = "wrong-" + fresh_db.password
+    r = cli(*apply_args(tmp_path, "--yes"), env=env)
+    e = fresh_db.effective()
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [f'aami-tui: Pre-flight failed: Connection: Authentication failed: the server at '
+                                     f'{e["host"]}:{e["port"]} rejected the password for user "{e["user"]}".']
+    assert "Traceback" not in r.stdout + r.stderr
+    assert env["DB_PASSWORD"] not in r.stdout + r.stderr
+
+
+def test_missing_database_exits_2(pg_server, tmp_path):
+    r = cli(*apply_args(tmp_path, "--yes"), env=pg_server.env("no_such_db_headless"))
+    assert r.returncode == 2
+    (line,) = r.stderr.splitlines()
+    assert line.startswith('aami-tui: Pre-flight failed: Connection: Database "no_such_db_headless" does not exist')
+
+
+def test_failing_statement_exits_5_and_changes_nothing(pg_server, fresh_db, tmp_path):
+    path, line = migration_with(tmp_path, "INSERT INTO groups (name, no_such_column) VALUES ('x', 1);", after=5)
+    before = catalog_fingerprint(fresh_db)
+    r = cli(*apply_args(tmp_path, "--yes", "--no-backup", "--migration-file", str(path)),
+            env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == 5, r.stdout + r.stderr
+    assert r.stderr.splitlines() == [f'aami-tui: Statement 6 / 44 (INSERT INTO groups, line {line}, column 27) failed: '
+                                     'column "no_such_column" of relation "groups" does not exist']
+    assert "ROLLBACK (step failed): the database is as it was before BEGIN." in r.stdout
+    assert catalog_fingerprint(fresh_db) == before
+    (report,) = reports(tmp_path)
+    assert report["final_state"] == "rolled back" and report["backup"] == "skipped"
+
+
+def test_verify_failure_exits_1(pg_server, fresh_db, tmp_path):
+    run_sql(fresh_db, "CREATE TABLE legacy_settings (id int)")
+    before = catalog_fingerprint(fresh_db)
+    r = cli(*apply_args(tmp_path, "--yes", "--no-backup"), env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr.splitlines() == ["aami-tui: Verify failed: Exactly ten tables in public: public holds 11 tables "
+                                     "(extra: legacy_settings). COMMIT is blocked; ROLLBACK."]
+    assert catalog_fingerprint(fresh_db) == before
+
+
+async def test_second_concurrent_run_exits_7_naming_the_holder(pg_server, fresh_db, tmp_path):
+    first = runbook(fresh_db, tmp_path / "console", skip_backup=True)
+    await first.preflight()
+    await first.backup_step()
+    await first.begin()  # an operator is mid-run in the console
+    try:
+        r = await asyncio.to_thread(cli, *apply_args(tmp_path, "--yes"), env=pg_server.env(fresh_db.dbname))
+        assert r.returncode == 7, r.stdout + r.stderr
+        (line,) = r.stderr.splitlines()
+        assert line.startswith(f"aami-tui: Pre-flight failed: One operator: Another operator is running the migration "
+                               f"on {fresh_db.dbname}: pid {first.backend_pid}, user {fresh_db.user}, host ")
+        assert "application 'aami-tui', connected since " in line
+        assert public_tables(fresh_db) == []
+        assert advisory_locks(fresh_db) == [(first.backend_pid, 0x41414D49, 1, True)]
+    finally:
+        await first.close()
+    assert advisory_locks(fresh_db) == []
+
+
+def test_ctrl_c_mid_statement_exits_130_and_rolls_back(pg_server, fresh_db, tmp_path):
+    path, _ = migration_with(tmp_path, "SELECT pg_sleep(60);", after=15)
+    before = catalog_fingerprint(fresh_db)
+    p = spawn_cli(*apply_args(tmp_path, "--yes", "--no-backup", "--migration-file", str(path)),
+                  env=pg_server.env(fresh_db.dbname))
+    try:
+        wait_until(lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'aami-tui' "
+                                           "AND state = 'active' AND query LIKE 'SELECT pg_sleep%%'"),
+                   20, what="the slow statement")
+        os.kill(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, out + err
+    assert "aami-tui: interrupted; rolling back." in err and "Traceback" not in err
+    assert "Cancelled at statement 16; the transaction is aborted: ROLLBACK." in out
+    assert catalog_fingerprint(fresh_db) == before
+    assert tool_sessions(fresh_db) == [] and tool_locks(fresh_db) == [] and advisory_locks(fresh_db) == []
+    (report,) = reports(tmp_path)
+    assert report["final_state"] == "rolled back"
+
+
+def test_ctrl_c_during_the_backup_removes_the_partial_files(pg_server, fresh_db, tmp_path):
+    run_sql(fresh_db, "CREATE SCHEMA app_data; CREATE TABLE app_data.notes (id int)")
+    holder = observe(fresh_db, app="holder", autocommit=False)
+    holder.execute("LOCK TABLE app_data.notes IN ACCESS EXCLUSIVE MODE")  # pg_dump waits on it
+    try:
+        p = spawn_cli(*apply_args(tmp_path, "--yes"), env=pg_server.env(fresh_db.dbname))
+        try:
+            wait_until(lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'aami-tui' "
+                                               "AND wait_event_type = 'Lock'"), 20, what="pg_dump waiting")
+            assert list((tmp_path / "backups").glob("backup_*.dump"))  # the partial dump is there
+            os.kill(p.pid, signal.SIGINT)
+            out, err = p.communicate(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    finally:
+        holder.rollback()
+        holder.close()
+    assert p.returncode == 130, out + err
+    assert "Backup cancelled; partial files removed." in out
+    assert os.listdir(tmp_path / "backups") == []
+    assert public_tables(fresh_db) == []
+    wait_until(lambda: not tool_sessions(fresh_db), 10, what="pg_dump's session to end")

