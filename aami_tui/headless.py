@@ -24,7 +24,7 @@ EXIT_INTERRUPTED = 130
 
 
 def _printer(e: Event) -> None:
-    if e.kind == "log":
+    if e.kind in ("log", "statement"):  # statements: "  12/43 CREATE TABLE  2.1 ms  CREATE TABLE groups"
         print(f"  {e.message}", flush=True)
     elif e.kind == "step" and e.data is not None and e.data.state.value == "running":
         print(f"== {e.step.title} ==", flush=True)
@@ -61,6 +61,8 @@ async def _run(settings, args) -> int:
         print(f"aami-tui: {exc}", file=sys.stderr, flush=True)
         if rb.tx_open:
             await rb.rollback("step failed")
+        if rb.connection_lost:  # the server ended our session (whatever step it was in)
+            return EXIT_CONNECT
         if step is Step.PREFLIGHT:
             kinds = {c.name for c in rb.checks if not c.ok and c.blocking}
             if "Connection" in kinds:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pglast
 import psycopg
+from conftest import MIGRATION, ROOT
 
 from aami_tui.core.runbook import Options, Runbook
 from aami_tui.core.settings import ConnSettings
-from conftest import MIGRATION, ROOT
 
 OBSERVER = "aami-test-observer"
 

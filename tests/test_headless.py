@@ -173,3 +173,42 @@ def test_ctrl_c_during_the_backup_removes_the_partial_files(pg_server, fresh_db,
     assert os.listdir(tmp_path / "backups") == []
     assert public_tables(fresh_db) == []
     wait_until(lambda: not tool_sessions(fresh_db), 10, what="pg_dump's session to end")
+
+
+def test_connection_killed_mid_apply_exits_2_and_changes_nothing(pg_server, fresh_db, tmp_path):
+    path, _ = migration_with(tmp_path, "SELECT pg_sleep(60);", after=15)
+    before = catalog_fingerprint(fresh_db)
+    p = spawn_cli(*apply_args(tmp_path, "--yes", "--no-backup", "--migration-file", str(path)),
+                  env=pg_server.env(fresh_db.dbname))
+    try:
+        (pid,) = wait_until(lambda: query(fresh_db, "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                                                    "'aami-tui' AND query LIKE 'SELECT pg_sleep%%'"),
+                            20, what="the slow statement")[0]
+        query(fresh_db, "SELECT pg_terminate_backend(%s)", (pid,))
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 2, out + err
+    assert err.splitlines() == ["aami-tui: The connection to the server was lost (terminating connection due to "
+                                "administrator command); the server rolled the transaction back: nothing was changed."]
+    assert catalog_fingerprint(fresh_db) == before
+    assert tool_sessions(fresh_db) == [] and advisory_locks(fresh_db) == []
+
+
+def test_unanswering_host_exits_2_within_connect_timeout(pg_server, tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as s:  # accepts TCP, never answers the startup packet
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        env = pg_server.env("aami_config")
+        env.update({"DB_HOST": "127.0.0.1", "DB_PORT": str(s.getsockname()[1])})
+        t0 = time.monotonic()
+        r = cli(*apply_args(tmp_path, "--yes", "--connect-timeout", "1"), env=env)
+        took = time.monotonic() - t0
+    assert r.returncode == 2 and took < 10
+    assert r.stderr.splitlines() == [f"aami-tui: Pre-flight failed: Connection: No answer from 127.0.0.1:"
+                                     f"{env['DB_PORT']} within 1 s (connect_timeout): the host is unreachable or a "
+                                     "firewall drops the connection."]

@@ -27,7 +27,6 @@ from faults import (
     observe,
     public_tables,
     query,
-    run_to_verify,
     runbook,
     spawn_cli,
     spawn_holder,
@@ -695,3 +694,87 @@ async def test_password_never_on_pg_dump_command_line_and_quoted_names_end_to_en
     assert r.returncode == 0, r.stdout + r.stderr
     assert db.password not in r.stdout + r.stderr
     assert_nothing_of_ours_left(db)
+
+
+async def test_connection_lost_during_commit_asks_the_server_what_happened(pg_server, fresh_db, tmp_path):
+    """The answer to COMMIT can be lost after the server committed: the engine must not claim a rollback.
+
+    Real setup: synchronous replication to a standby that never comes makes COMMIT wait after it has
+    committed locally; terminating the session then loses the answer, exactly like a network drop.
+    """
+    if pg_server.embedded is None:
+        pytest.skip("changes synchronous_standby_names server-wide (embedded test server only)")
+    admin = pg_server.admin
+    run_sql(admin, psycopg.sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(
+        psycopg.sql.Identifier(fresh_db.dbname)).as_string())
+    run_sql(admin, "ALTER SYSTEM SET synchronous_standby_names = 'standby_that_never_comes'")
+    run_sql(admin, "SELECT pg_reload_conf()")
+    try:
+        wait_until(lambda: query(fresh_db, "SHOW synchronous_standby_names") == [("standby_that_never_comes",)], 5)
+        rb = runbook(fresh_db, tmp_path, skip_backup=True, commit_timeout=20)
+        await rb.preflight()
+        await rb.backup_step()
+        await rb.begin()
+        await rb.apply()
+        await rb.verify()
+        task = asyncio.create_task(rb.commit(fresh_db.dbname))
+        deadline = time.monotonic() + 10
+        while not query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event = 'SyncRep'",
+                        (rb.backend_pid,)):
+            assert time.monotonic() < deadline and not task.done(), "COMMIT never waited for the standby"
+            await asyncio.sleep(0.05)
+        xid = rb.xid
+        terminate(fresh_db, rb.backend_pid)
+        lines = await asyncio.wait_for(task, 15)
+    finally:
+        run_sql(admin, "ALTER SYSTEM RESET synchronous_standby_names")
+        run_sql(admin, "SELECT pg_reload_conf()")
+    assert rb.outcome == Outcome.COMMITTED and rb.tx == Tx.COMMITTED
+    assert ("warn", f"The connection was lost as COMMIT completed; the server confirms transaction {xid} "
+                    "committed.") in [(lvl, m) for _, lvl, m in rb.log]
+    assert lines[-1].startswith("✓ Database schema validation successful")
+    assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
+    assert_nothing_of_ours_left(fresh_db)
+
+
+@pytest.fixture
+def standby(pg_server, fresh_db):
+    """A real hot standby of the test server (pg_basebackup -R), holding fresh_db; yields its settings."""
+    pg = pg_server.embedded
+    if pg is None:
+        pytest.skip("builds a standby from the embedded test server (AAMI_TEST_DSN is set)")
+    import pwd
+    import socket
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="aami-standby-"))
+    if pg._run_user:
+        ent = pwd.getpwnam(pg._run_user)
+        os.chown(base, ent.pw_uid, ent.pw_gid)
+    data = base / "data"
+    try:
+        r = pg._pg("pg_basebackup", "-h", str(pg.socket_dir), "-p", str(pg.port), "-U", pg.user, "-D", str(data),
+                   "-R", "-X", "stream", "-c", "fast")
+        assert r.returncode == 0, r.stderr
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        r = pg._pg("pg_ctl", "-D", str(data), "-w", "-t", "30", "-l", str(base / "log"), "-o",
+                   f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off", "start")
+        assert r.returncode == 0, r.stderr + r.stdout
+        yield ConnSettings({**fresh_db.params, "host": "127.0.0.1", "port": str(port)}, "standby")
+    finally:
+        if (data / "postmaster.pid").exists():
+            pg._pg("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def test_read_only_standby_is_refused(standby, tmp_path):
+    assert query(standby, "SELECT pg_is_in_recovery()") == [(True,)]
+    rb = runbook(standby, tmp_path, skip_backup=True)
+    with pytest.raises(RunbookError) as e:
+        await rb.preflight()
+    assert str(e.value) == ("Pre-flight failed: Not a standby: the server is a read-only standby (in recovery); run "
+                            "the migration on the primary.")
+    assert rb.can(Step.BEGIN)[0] is False
+    await rb.close()

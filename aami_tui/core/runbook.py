@@ -223,6 +223,8 @@ class Runbook:
         self.report_paths: tuple[Path, Path] | None = None
         self.lock_holder: dict | None = None
         self.locked = False  # we hold the one-operator advisory lock (on self.conn)
+        self.xid: str | None = None  # the migration transaction's id (to ask its fate after a lost COMMIT)
+        self.connection_lost = False  # our session died at some point in this run
         self.operator = getpass.getuser()
         self.client_host = socket.gethostname()
 
@@ -418,7 +420,7 @@ class Runbook:
                 msg = "Pre-flight failed: the connection to the server was lost; run the pre-flight again."
                 with contextlib.suppress(Exception):
                     await self.conn.close()
-                self.conn, self.locked = None, False
+                self.conn, self.locked, self.connection_lost = None, False, True
             self._set(Step.PREFLIGHT, State.FAILED, msg)
             raise RunbookError(msg) from None
         self.checks = checks
@@ -587,6 +589,10 @@ class Runbook:
                 # If this client dies mid-statement (kill -9), the server notices within a second and
                 # rolls back, instead of finishing the statement first with our locks held.
                 await conn.execute("SELECT set_config('client_connection_check_interval', '1000', true)")
+            self.xid = None
+            if int(self.server.get("server_version_num") or conn.info.server_version) >= 130000:
+                cur = await conn.execute("SELECT pg_catalog.pg_current_xact_id()::text")
+                self.xid = (await cur.fetchone())[0]
         except (ConnectError, RunbookError) as exc:
             self._set(Step.BEGIN, State.FAILED, str(exc))
             raise RunbookError(str(exc)) from None
@@ -619,6 +625,7 @@ class Runbook:
         self.conn = None
         self.lock_holder = None
         self.locked = False  # the session, and so its advisory lock, is gone
+        self.connection_lost = True
         self.tx = Tx.ROLLED_BACK
         self.outcome = Outcome.ROLLED_BACK
         self._set(Step.ROLLBACK, State.DONE, "by the server (connection lost)")
@@ -823,18 +830,37 @@ class Runbook:
             self._set(Step.COMMIT, State.FAILED, "cancelled while COMMIT was in flight: outcome unknown")
             raise
         except psycopg.Error as exc:
-            if self._connection_gone(exc):
+            if not self._connection_gone(exc):  # e.g. a deferred constraint: the server rolled back
+                msg = (f"COMMIT failed: {str(exc).strip().splitlines()[0]}; the server rolled the transaction back: "
+                       "nothing was changed.")
+                self.failure = msg
+                self._set(Step.COMMIT, State.FAILED, msg)
+                self._set_tx(Tx.ROLLED_BACK)
+                self.outcome = Outcome.ROLLED_BACK
+                self.ended_at = datetime.now()
+                await self._unlock()
+                self.write_report()
+                raise RunbookError(msg) from None
+            # The session died during COMMIT: it may have committed before the answer was lost. Ask.
+            status = await self._xact_status()
+            if status == "aborted":
                 await self._lost(Step.COMMIT, exc)
-            msg = (f"COMMIT failed: {str(exc).strip().splitlines()[0]}; the server rolled the transaction back: "
-                   "nothing was changed.")
-            self.failure = msg
-            self._set(Step.COMMIT, State.FAILED, msg)
-            self._set_tx(Tx.ROLLED_BACK)
-            self.outcome = Outcome.ROLLED_BACK
-            self.ended_at = datetime.now()
-            await self._unlock()
-            self.write_report()
-            raise RunbookError(msg) from None
+            with contextlib.suppress(Exception):
+                await self.conn.close()
+            self.conn, self.locked, self.connection_lost = None, False, True
+            if status != "committed":
+                msg = (f"The connection was lost during COMMIT and the server could not confirm the outcome "
+                       f"(transaction {self.xid or '?'}: {status or 'no answer'}). Check the table checklist "
+                       "before doing anything else.")
+                self._set_tx(Tx.LOST)
+                self._set(Step.COMMIT, State.FAILED, msg)
+                self.failure = msg
+                self.outcome = Outcome.FAILED
+                self.ended_at = datetime.now()
+                self.write_report()
+                raise RunbookError(msg) from None
+            self.say(f"The connection was lost as COMMIT completed; the server confirms transaction {self.xid} "
+                     "committed.", "warn", Step.COMMIT)
         self._set_tx(Tx.COMMITTED)
         self.outcome = Outcome.COMMITTED
         self.ended_at = datetime.now()
@@ -857,6 +883,26 @@ class Runbook:
         await self.close_connections()
         self.write_report()
         return self.post_commit_lines
+
+    async def _xact_status(self, wait: float = 3.0) -> str | None:
+        """pg_xact_status() of the migration transaction, asked on a fresh connection (None: no answer)."""
+        if not self.xid:
+            return None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fresh = await connect(self.settings)
+                try:
+                    cur = await fresh.execute("SELECT pg_catalog.pg_xact_status(%s::xid8)", (self.xid,))
+                    status = (await cur.fetchone())[0]
+                finally:
+                    await fresh.close()
+            except (ConnectError, psycopg.Error):
+                status = None
+            # "in progress": the dying session has not finished yet; give it a moment.
+            if status in ("committed", "aborted") or time.monotonic() > deadline:
+                return status
+            await asyncio.sleep(0.2)
 
     async def rollback(self, reason: str = "operator") -> None:
         self._require(Step.ROLLBACK)

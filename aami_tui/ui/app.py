@@ -61,15 +61,13 @@ class AamiApp(App):
     def size_check(self) -> None:
         small = self.size.width < MIN_W or self.size.height < MIN_H
         narrow = self.size.width < 100
+        message = (f"Terminal {self.size.width}×{self.size.height} is too small: enlarge it to at least "
+                   f"{MIN_W}×{MIN_H}. Keys still work (q quits)." if small else "")
         for screen in self.screen_stack:
             screen.set_class(small, "-small")
             screen.set_class(narrow, "-narrow")
-        try:
-            for w in self.query("#small-warning"):
-                w.update(f"Terminal {self.size.width}×{self.size.height} is too small: enlarge it to at least "
-                         f"{MIN_W}×{MIN_H}. Keys still work (q quits)." if small else "")
-        except Exception:
-            pass
+            for w in screen.query("#small-warning"):
+                w.update(message)
 
     # ---- commands (footer + command palette) -------------------------------------------------------------------
     def get_system_commands(self, screen):

@@ -53,8 +53,8 @@ def clock(seconds: float | None) -> str:
 
 _REDACTIONS = [
     (r"(127\.0\.0\.1|localhost|::1)([:/ ]|, port |-p )\d{4,5}", r"\1\2PORT"),
+    (r"/[^\s,)'\"]*/(migrations|backups|reports)\b", r"\1"),
     (r"(/tmp|/var/tmp|/run)/[^\s,)'\"]+", "/…"),
-    (r"/work/[^\s,)'\"]*/(migrations|backups|reports)", r"./\1"),
     (r"\d{8}_\d{6}", "YYYYmmdd_HHMMSS"),
     (r"\b[0-9a-f]{12,64}\b", "<sha256>"),
     (r"\d+(\.\d+)? (KiB|MiB|GiB|TiB|Bytes|B)\b", "n \\2"),
