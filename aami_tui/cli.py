@@ -17,11 +17,37 @@ EXIT_CONNECT = 2
 EXIT_DRIFT = 3  # check --strict only
 
 
+def _seconds(text: str, *, allow_zero: bool = False) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if v < 0 or (v == 0 and not allow_zero) or v != v:
+        raise argparse.ArgumentTypeError(f"{text!r} must be {'zero or more' if allow_zero else 'more than zero'} "
+                                         "seconds")
+    return v
+
+
+def _positive(text: str) -> float:
+    return _seconds(text)
+
+
+def _non_negative(text: str) -> float:
+    return _seconds(text, allow_zero=True)
+
+
+def _whole_seconds(text: str) -> int:
+    v = _seconds(text)
+    if v != int(v):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of seconds")
+    return int(v)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("connection")
     g.add_argument("--dsn", help="libpq conninfo or URI (wins over DB_* and PG* variables)")
     g.add_argument("--dbname", help="database name (overrides the resolved one)")
-    g.add_argument("--connect-timeout", type=int, default=None, metavar="S",
+    g.add_argument("--connect-timeout", type=_whole_seconds, default=None, metavar="S",
                    help="seconds to wait for a connection (default 5)")
     g.add_argument("--embedded", action="store_true",
                    help="start a throwaway embedded PostgreSQL 18 with an empty aami_config and use it")
@@ -47,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         t = sub.add_parser(name, help=helptext)
         _common(t)
         _runbook_opts(t)
-        t.add_argument("--refresh", type=float, default=2.0, metavar="S",
+        t.add_argument("--refresh", type=_positive, default=2.0, metavar="S",
                        help="seconds between checklist refreshes (default 2)")
 
     a = sub.add_parser("apply", help="run the runbook headless: pre-flight, backup, BEGIN, apply, verify, "
@@ -67,10 +93,12 @@ def _runbook_opts(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("runbook")
     g.add_argument("--backup-dir", type=Path, default=Path("backups"), help="where backups go (default ./backups)")
     g.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where run reports go (default ./reports)")
-    g.add_argument("--lock-timeout", type=float, default=5.0, metavar="S", help="lock_timeout in seconds (default 5)")
-    g.add_argument("--statement-timeout", type=float, default=300.0, metavar="S",
+    g.add_argument("--lock-timeout", type=_positive, default=5.0, metavar="S", help="lock_timeout in seconds (default 5)")
+    g.add_argument("--statement-timeout", type=_positive, default=300.0, metavar="S",
                    help="statement_timeout in seconds (default 300)")
     g.add_argument("--migration-file", type=Path, default=None, help="apply this file instead of the shipped one")
+    g.add_argument("--pace", type=_non_negative, default=0.0, metavar="S",
+                   help="pause S seconds between statements while applying (slow motion, to watch and learn)")
 
 
 def _err(msg: str) -> None:

@@ -33,7 +33,7 @@ def _printer(e: Event) -> None:
 async def _run(settings, args) -> int:
     path = migration.resolve_migration_path(args.migrations_dir, args.migration_file)
     opts = Options(backup_dir=args.backup_dir, reports_dir=args.reports_dir, lock_timeout=args.lock_timeout,
-                   statement_timeout=args.statement_timeout, skip_backup=args.no_backup)
+                   statement_timeout=args.statement_timeout, skip_backup=args.no_backup, pace=args.pace)
     rb = Runbook(settings, path, opts, _printer, interactive=False)
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()

@@ -140,6 +140,7 @@ class BackupResult:
 
 
 def backup_paths(backup_dir: Path, dbname: str, when: datetime | None = None) -> tuple[Path, Path]:
+    backup_dir = Path(backup_dir).resolve()
     ts = (when or datetime.now()).strftime("%Y%m%d_%H%M%S")
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", dbname)
     return backup_dir / f"backup_{safe}_{ts}.dump", backup_dir / f"schema_backup_{safe}_{ts}.sql"

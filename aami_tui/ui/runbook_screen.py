@@ -117,6 +117,8 @@ class RunbookScreen(Screen):
         self.say(f"Runbook for {self.rb.settings.display()}. Migration file: {self.rb.migration_path}")
         self.say("Tick the checklist, then press n to run each step (each asks first).")
         self.run_worker(self._initial(), group="step", exclusive=True, exit_on_error=False)
+        if self.rb.steps[Step.PREFLIGHT].state != State.DONE:
+            self.query_one(f"#tick-{PREFLIGHT_ITEMS[0][0]}", Checkbox).focus()
 
     async def _initial(self) -> None:
         try:
