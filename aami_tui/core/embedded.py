@@ -133,6 +133,32 @@ class EmbeddedPostgres:
         self.stop()
 
 
+_WATCHDOG = r"""
+import os, shutil, subprocess, sys, time
+parent, pg_ctl, data, base, user = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] or None
+while True:
+    time.sleep(1)
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        break
+    if not os.path.exists(data):
+        sys.exit(0)
+if os.path.exists(os.path.join(data, "postmaster.pid")):
+    subprocess.run([pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"], user=user, capture_output=True, timeout=60)
+shutil.rmtree(base, ignore_errors=True)
+"""
+
+
+def _watchdog(pg: EmbeddedPostgres) -> None:
+    """If this process dies without cleaning up (kill -9), stop the server and remove its files."""
+    import sys
+
+    subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(bin_dir() / "pg_ctl"), str(pg.data),
+                      str(pg.base), pg._run_user or ""], start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
+
+
 def start(dbname: str = "aami_config", *, parent: str | None = None) -> EmbeddedPostgres:
     """initdb + start a private server on a free port, create ``dbname`` (empty). Takes ~2-4 s."""
     run_user, uid, gid = _run_as()
@@ -162,6 +188,7 @@ def start(dbname: str = "aami_config", *, parent: str | None = None) -> Embedded
         if r.returncode:
             log = pg.log.read_text() if pg.log.exists() else ""
             raise EmbeddedError(f"The embedded PostgreSQL did not start: {(r.stderr or r.stdout).strip()} {log[-500:]}")
+        _watchdog(pg)
         import psycopg
         from psycopg import sql
 
