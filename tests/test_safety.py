@@ -778,3 +778,26 @@ async def test_read_only_standby_is_refused(standby, tmp_path):
                             "the migration on the primary.")
     assert rb.can(Step.BEGIN)[0] is False
     await rb.close()
+
+
+def test_kill9_during_the_backup_leaves_no_pg_dump_behind(pg_server, fresh_db, tmp_path):
+    """pg_dump runs in its own session (Ctrl+C is the console's to handle), but it must die with the console."""
+    run_sql(fresh_db, "CREATE SCHEMA app_data; CREATE TABLE app_data.notes (id int)")
+    before = catalog_fingerprint(fresh_db)
+    holder = observe(fresh_db, app="holder", autocommit=False)
+    holder.execute("LOCK TABLE app_data.notes IN ACCESS EXCLUSIVE MODE")  # keeps pg_dump busy (waiting)
+    try:
+        p = spawn_cli("apply", "--yes", "--backup-dir", str(tmp_path / "b"), "--reports-dir", str(tmp_path / "r"),
+                      env=pg_server.env(fresh_db.dbname))
+        try:
+            wait_until(lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'aami-tui' "
+                                               "AND wait_event_type = 'Lock'"), 20, what="pg_dump waiting on a lock")
+        finally:
+            kill9(p)
+        # Still held: an orphaned pg_dump would still be there, waiting, as an aami-tui session.
+        assert_nothing_of_ours_left(fresh_db, timeout=5)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert not list((tmp_path / "b").glob("*.sha256"))  # whatever is left was never marked verified
+    assert catalog_fingerprint(fresh_db) == before

@@ -1,5 +1,6 @@
--- One round trip: every base table in public plus every required name, with presence,
--- estimated rows, on-disk size and column list (for drift detection).
+-- One round trip: every base table in public plus every required name, with presence and
+-- estimated rows; on-disk size and column list (for drift detection) for the required tables only,
+-- so that a catalog with thousands of other tables stays cheap to poll.
 WITH required AS (
     SELECT name, ord FROM unnest(%(required)s::text[]) WITH ORDINALITY AS r(name, ord)
 ), public_tables AS (
@@ -14,9 +15,9 @@ SELECT coalesce(r.name, t.name)                 AS name,
        CASE WHEN t.oid IS NULL THEN NULL
             WHEN t.reltuples < 0 THEN NULL
             ELSE t.reltuples::bigint END        AS est_rows,
-       CASE WHEN t.oid IS NULL THEN NULL
+       CASE WHEN t.oid IS NULL OR r.name IS NULL THEN NULL
             ELSE pg_catalog.pg_total_relation_size(t.oid) END AS size_bytes,
-       CASE WHEN t.oid IS NULL THEN NULL ELSE (
+       CASE WHEN t.oid IS NULL OR r.name IS NULL THEN NULL ELSE (
             SELECT array_agg(a.attname::text ORDER BY a.attnum)
             FROM pg_catalog.pg_attribute a
             WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped) END AS columns
