@@ -13,7 +13,9 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -170,13 +172,39 @@ def _explain_tool_failure(name: str, stderr: str, out_path: Path | None) -> str:
     return f"{name} failed: {last.removeprefix(name + ': ').removeprefix('error: ')}"
 
 
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A preexec hook that makes the child get SIGKILL when this process dies (Linux: PR_SET_PDEATHSIG).
+
+    The tools run in their own session so that Ctrl+C in the terminal reaches only the console, which
+    cancels them itself; without this, a kill -9 of the console would leave pg_dump / pg_restore running
+    on, connected and holding (or queued for) their locks until they finish.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, in the parent
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, sigkill)
+
+    return hook
+
+
+_DIE_WITH_PARENT = _die_with_parent_hook()
+
+
 async def _run(argv: list[str], env: dict, *, stdout_fd: int | None = None,
                on_line: Callable[[str], None] | None = None) -> tuple[int, str]:
-    """Run a tool; kill it if this coroutine is cancelled. Returns (rc, stderr)."""
+    """Run a tool; kill it if this coroutine is cancelled or this process dies. Returns (rc, stderr)."""
     proc = await asyncio.create_subprocess_exec(
         *argv, env=env, stdin=asyncio.subprocess.DEVNULL,
         stdout=stdout_fd if stdout_fd is not None else asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        stderr=asyncio.subprocess.PIPE, start_new_session=True, preexec_fn=_DIE_WITH_PARENT)
     err_lines: list[str] = []
 
     async def read_err():
@@ -205,8 +233,18 @@ async def _run(argv: list[str], env: dict, *, stdout_fd: int | None = None,
     return rc, "\n".join(err_lines)
 
 
+def tool_env(settings: ConnSettings, server_major: int | None = None) -> dict[str, str]:
+    """The tools' environment. From PostgreSQL 14 their sessions also check every second that the tool is
+    still there, so that the server ends them promptly if it dies (even while they wait for a lock)."""
+    env = settings.child_env()
+    if server_major and server_major >= 14:
+        opt = "-c client_connection_check_interval=1000"
+        env["PGOPTIONS"] = f"{env['PGOPTIONS']} {opt}" if env.get("PGOPTIONS") else opt
+    return env
+
+
 async def run_dump(tool: Tool, settings: ConnSettings, out: Path, *, schema_only: bool = False,
-                   progress: Callable[[int], None] | None = None) -> None:
+                   progress: Callable[[int], None] | None = None, server_major: int | None = None) -> None:
     """pg_dump into ``out`` (created 0600). Removes the file on failure or cancellation."""
     fd = private_file(out)
     argv = [tool.path, "--no-password", "-s"] if schema_only else [tool.path, "--no-password", "-Fc"]
@@ -221,7 +259,7 @@ async def run_dump(tool: Tool, settings: ConnSettings, out: Path, *, schema_only
 
     poller = asyncio.create_task(poll())
     try:
-        rc, err = await _run(argv, settings.child_env(), stdout_fd=fd)
+        rc, err = await _run(argv, tool_env(settings, server_major), stdout_fd=fd)
         os.fsync(fd)
         if rc != 0:
             raise ToolError(_explain_tool_failure("pg_dump", err, out))
@@ -290,7 +328,7 @@ def list_backups(backup_dir: Path, dbname: str | None = None) -> list[BackupEntr
 
 
 async def run_restore(tool: Tool, settings: ConnSettings, dump: Path,
-                      progress: Callable[[int, str], None] | None = None) -> None:
+                      progress: Callable[[int, str], None] | None = None, server_major: int | None = None) -> None:
     """pg_restore --clean --if-exists --exit-on-error --single-transaction into settings.dbname."""
     argv = [tool.path, "--no-password", "--clean", "--if-exists", "--exit-on-error", "--single-transaction",
             "--verbose", "-d", settings.dbname, str(dump)]
@@ -302,7 +340,7 @@ async def run_restore(tool: Tool, settings: ConnSettings, dump: Path,
             done += 1
             progress(done, line.removeprefix("pg_restore: "))
 
-    rc, err = await _run(argv, settings.child_env(), on_line=on_line)
+    rc, err = await _run(argv, tool_env(settings, server_major), on_line=on_line)
     if rc != 0:
         errs = [ln for ln in err.splitlines() if "error" in ln.lower()]
         raise ToolError(_explain_tool_failure("pg_restore", "\n".join(errs) or err, None))

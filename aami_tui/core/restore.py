@@ -81,7 +81,7 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
         in_backup = await backup_tables(tool, entry.path)
         t0 = time.time()
         try:
-            await pgtools.run_restore(tool, settings, entry.path,
+            await pgtools.run_restore(tool, settings, entry.path, server_major=major,
                                       progress=lambda n, what: progress and progress(n, total, what))
         except pgtools.ToolError as exc:
             raise RestoreError(f"{exc} The restore ran in one transaction, so nothing was changed.") from None

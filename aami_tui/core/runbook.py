@@ -532,11 +532,12 @@ class Runbook:
                                                            self.settings.dbname)
             result = pgtools.BackupResult(dump, schema_sql, tool=self.dump_tool.describe())
             self.say(f"pg_dump -Fc → {dump}", step=Step.BACKUP)
-            await pgtools.run_dump(self.dump_tool, self.settings, dump,
+            major = int(self.server.get("server_version_num") or 0) // 10000 or None
+            await pgtools.run_dump(self.dump_tool, self.settings, dump, server_major=major,
                                    progress=lambda n: self.emit("progress", step=Step.BACKUP, done=n, total=total,
                                                                 message="bytes written"))
             self.say(f"pg_dump -s → {schema_sql}", step=Step.BACKUP)
-            await pgtools.run_dump(self.dump_tool, self.settings, schema_sql, schema_only=True)
+            await pgtools.run_dump(self.dump_tool, self.settings, schema_sql, schema_only=True, server_major=major)
             self.say("Verifying: pg_restore --list …", step=Step.BACKUP)
             result.toc_entries = await pgtools.toc_count(self.restore_tool, dump)
             result.size = dump.stat().st_size

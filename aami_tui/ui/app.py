@@ -81,6 +81,11 @@ class AamiApp(App):
             yield SystemCommand("Reset demo database", "Drop and recreate the empty demo database (walk it again)",
                                 self.action_reset_demo)
 
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "reset_demo":
+            return self.embedded is not None  # only offered (and shown) in demo mode
+        return True
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 

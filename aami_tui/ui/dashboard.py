@@ -28,6 +28,7 @@ class DashboardScreen(Screen):
         Binding("b", "app.restore", "Restore"),
         Binding("f5", "refresh_now", "Refresh"),
         Binding("question_mark", "app.help", "Help"),
+        Binding("ctrl+r", "app.reset_demo", "Reset demo DB"),
         Binding("q", "app.quit", "Quit"),
     ]
 
@@ -163,31 +164,38 @@ class DashboardScreen(Screen):
         self._hint()
 
     def _hint(self) -> None:
-        hint = self.query_one("#dash-hint", Static)
+        text = self._hint_body()
+        if self.app.embedded is not None:
+            text = Text.assemble(text, "\n\n", ("Demo mode: ", "bold cyan"), "a throwaway PostgreSQL 18 that is "
+                                 "removed when you quit. ", ("ctrl+r", "bold"), " resets the database to empty so you "
+                                 "can walk the runbook again; ", ("?", "bold"), " explains each step.")
+        self.query_one("#dash-hint", Static).update(text)
+
+    def _hint_body(self) -> Text:
         r = self.last_result
         rb = self.app.runbook
         if rb is not None and rb.tx_open:
-            hint.update(Text.assemble(("A migration transaction is open. ", "bold yellow"),
-                                      "Press ", ("r", "bold"), " to return to the runbook: COMMIT or ROLLBACK."))
+            return Text.assemble(("A migration transaction is open. ", "bold yellow"),
+                                      "Press ", ("r", "bold"), " to return to the runbook: COMMIT or ROLLBACK.")
         elif self.query_one(ConnectionPanel).error:
-            hint.update(Text.assemble("Cannot reach the database. Check the settings (", ("--dsn", "bold"),
-                                      ", DB_* or PG* variables); the console retries by itself."))
+            return Text.assemble("Cannot reach the database. Check the settings (", ("--dsn", "bold"),
+                                      ", DB_* or PG* variables); the console retries by itself.")
         elif r is None:
-            hint.update("Reading the schema…")
+            return Text("Reading the schema…")
         elif r.ok and not r.drifted:
             lines = ["All ten required tables exist: the Config Server will start.", "",
                      "Environment for the Config Server:"]
             if self.server:
                 lines += ["  " + x for x in status.config_server_env(self.server)]
-            hint.update(fmt.redact("\n".join(lines)))
+            return Text(fmt.redact("\n".join(lines)))
         elif r.drifted:
-            hint.update(Text.assemble(("Drift: ", "bold yellow"), ", ".join(r.drifted), " exist but differ from "
+            return Text.assemble(("Drift: ", "bold yellow"), ", ".join(r.drifted), " exist but differ from "
                                       "001_initial_schema.sql (built by the archived migrations?). IF NOT EXISTS "
-                                      "never repairs them: restore or rebuild before migrating."))
+                                      "never repairs them: restore or rebuild before migrating.")
         else:
-            hint.update(Text.assemble(f"{len(r.missing)} required table(s) missing: the Config Server would refuse "
+            return Text.assemble(f"{len(r.missing)} required table(s) missing: the Config Server would refuse "
                                       "to start.\nPress ", ("r", "bold"), " to open the runbook: pre-flight → backup → "
-                                      "BEGIN → apply → verify → COMMIT."))
+                                      "BEGIN → apply → verify → COMMIT.")
 
     async def on_unmount(self) -> None:
         if self.conn is not None:

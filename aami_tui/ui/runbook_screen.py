@@ -359,6 +359,7 @@ class RunbookScreen(Screen):
             self.query_one(StepList).redraw()
             self.app.refresh_bindings()
         await self.refresh_tables()
+        self.app.dashboard.poll(force=True)  # the dashboard is current when you go back to it
 
     def action_cancel_step(self) -> None:
         running = [w for w in self.workers if w.group == "step" and w.is_running]
