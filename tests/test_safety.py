@@ -780,6 +780,19 @@ async def test_read_only_standby_is_refused(standby, tmp_path):
     await rb.close()
 
 
+def _tool_processes_for(dbname: str) -> list[int]:
+    """pg_dump / pg_restore processes (anyone's children) working on ``dbname``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and (d / "comm").read_text().strip() in ("pg_dump", "pg_restore") and \
+                    f"PGDATABASE={dbname}".encode() in (d / "environ").read_bytes().split(b"\0"):
+                out.append(int(d.name))
+        except OSError:
+            continue
+    return out
+
+
 def test_kill9_during_the_backup_leaves_no_pg_dump_behind(pg_server, fresh_db, tmp_path):
     """pg_dump runs in its own session (Ctrl+C is the console's to handle), but it must die with the console."""
     run_sql(fresh_db, "CREATE SCHEMA app_data; CREATE TABLE app_data.notes (id int)")
@@ -794,7 +807,8 @@ def test_kill9_during_the_backup_leaves_no_pg_dump_behind(pg_server, fresh_db, t
                                                "AND wait_event_type = 'Lock'"), 20, what="pg_dump waiting on a lock")
         finally:
             kill9(p)
-        # Still held: an orphaned pg_dump would still be there, waiting, as an aami-tui session.
+        # The lock is still held: an orphaned pg_dump would still be there, waiting, as an aami-tui session.
+        wait_until(lambda: not _tool_processes_for(fresh_db.dbname), 5, what="pg_dump to die with the console")
         assert_nothing_of_ours_left(fresh_db, timeout=5)
     finally:
         holder.rollback()

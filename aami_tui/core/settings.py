@@ -127,6 +127,7 @@ def resolve(dsn: str | None = None, env: Mapping[str, str] | None = None,
     timeout = connect_timeout if connect_timeout is not None else DEFAULT_CONNECT_TIMEOUT
     if timeout <= 0:
         raise SettingsError("connect_timeout must be a positive number of seconds")
+    timeout = max(timeout, 2)  # libpq waits at least 2 s whatever it is told; say what really happens
     if dsn:
         try:
             params = _ci.conninfo_to_dict(dsn)
