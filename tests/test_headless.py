@@ -210,5 +210,5 @@ def test_unanswering_host_exits_2_within_connect_timeout(pg_server, tmp_path):
         took = time.monotonic() - t0
     assert r.returncode == 2 and took < 10
     assert r.stderr.splitlines() == [f"aami-tui: Pre-flight failed: Connection: No answer from 127.0.0.1:"
-                                     f"{env['DB_PORT']} within 1 s (connect_timeout): the host is unreachable or a "
+                                     f"{env['DB_PORT']} within 2 s (connect_timeout): the host is unreachable or a "
                                      "firewall drops the connection."]

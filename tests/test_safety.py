@@ -38,10 +38,13 @@ from faults import (
 
 from aami_tui.core import pgtools
 from aami_tui.core.embedded import bin_dir
+from aami_tui.core.locks import KEY
 from aami_tui.core.migration import parse_text
-from aami_tui.core.runbook import LOCK_CLASSID, LOCK_OBJID, Outcome, RunbookError, State, Step, Tx
+from aami_tui.core.runbook import Outcome, RunbookError, State, Step, Tx
 from aami_tui.core.schema import REQUIRED_TABLES
 from aami_tui.core.settings import ConnSettings
+
+LOCK_CLASSID, LOCK_OBJID = KEY["classid"], KEY["objid"]
 
 
 def assert_nothing_of_ours_left(settings: ConnSettings, timeout: float = 10.0) -> None:
@@ -555,7 +558,7 @@ async def test_pg_dump_older_than_the_server_on_path_is_passed_over(fresh_db, tm
     rb = runbook(fresh_db, tmp_path)
     await rb.preflight()
     await rb.backup_step()
-    major = int(rb.server["server_version_num"]) // 10000
+    major = rb.server["server_major"]
     for tool in (rb.dump_tool, rb.restore_tool):
         assert tool.major >= major and not tool.path.startswith(str(fake))
     assert rb.backup.verified

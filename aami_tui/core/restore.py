@@ -21,12 +21,9 @@ from pathlib import Path
 
 from psycopg import sql as q
 
-from aami_tui.core import pgtools, schema
+from aami_tui.core import locks, pgtools, schema
 from aami_tui.core.db import connect
-from aami_tui.core.queries import sql
 from aami_tui.core.settings import ConnSettings
-
-LOCK = {"classid": 0x41414D49, "objid": 1}
 
 
 class RestoreError(Exception):
@@ -68,12 +65,10 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
                            "the file changed since, so it is not restored.")
     lock_conn = await connect(settings)
     try:
-        cur = await lock_conn.execute(sql("advisory_try_lock"), LOCK)
-        if not (await cur.fetchone())[0]:
-            cur = await lock_conn.execute(sql("advisory_holder"), LOCK)
-            row = await cur.fetchone()
-            who = f"pid {row[0]}, user {row[1]}, host {row[2]}, application '{row[3]}'" if row else "another session"
-            raise RestoreError(f"A migration is running on {settings.dbname} ({who}); restore refused.")
+        holder = await locks.try_lock(lock_conn)
+        if holder is not None:
+            raise RestoreError(f"A migration is running on {settings.dbname} ({locks.describe_holder(holder)}); "
+                               "restore refused.")
         cur = await lock_conn.execute("SELECT current_setting('server_version_num')::int / 10000")
         major = (await cur.fetchone())[0]
         tool = pgtools.find_tool("pg_restore", major)
@@ -90,7 +85,7 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
         result = RestoreResult(entry.path, time.time() - t0, total,
                                schema.server_lines(res, i.host, i.user, i.dbname, i.port), res,
                                sorted(t.name for t in res.tables if t.present and t.name not in in_backup))
-        await lock_conn.execute(sql("advisory_unlock"), LOCK)
+        await locks.unlock(lock_conn)
     finally:
         await lock_conn.close()
     result.report = write_report(settings, entry, result, reports_dir)

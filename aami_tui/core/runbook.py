@@ -26,15 +26,12 @@ from pathlib import Path
 import psycopg
 from psycopg import errors as pgerr
 
+from aami_tui.core import locks, pgtools, schema
 from aami_tui.core import migration as mig
-from aami_tui.core import pgtools, schema
 from aami_tui.core.db import ConnectError, connect
 from aami_tui.core.queries import sql
 from aami_tui.core.settings import ConnSettings
-
-# Advisory lock key: classid 'AAMI' as int4, objid 1. Advisory locks are per database already.
-LOCK_CLASSID = 0x41414D49
-LOCK_OBJID = 1
+from aami_tui.core.status import server_status
 
 PREFLIGHT_ITEMS: tuple[tuple[str, str], ...] = (
     ("review", "Reviewed the migration SQL"),
@@ -367,28 +364,22 @@ class Runbook:
         conn = await self._ensure_conn()
         if self.locked:
             return
-        cur = await conn.execute(sql("advisory_try_lock"), {"classid": LOCK_CLASSID, "objid": LOCK_OBJID})
-        if (await cur.fetchone())[0]:
+        holder = await locks.try_lock(conn)
+        if holder is None:
             self.lock_holder = None
             self.locked = True
             return
-        cur = await conn.execute(sql("advisory_holder"), {"classid": LOCK_CLASSID, "objid": LOCK_OBJID})
-        row = await cur.fetchone()
-        if row:
-            pid, user, client, app, since, _state, _x = row
-            self.lock_holder = {"pid": pid, "user": user, "client": client, "application_name": app,
-                                "since": since.isoformat() if since else None}
-            when = since.strftime("%Y-%m-%d %H:%M:%S") if since else "?"
-            raise RunbookError(f"Another operator is running the migration on {self.settings.dbname}: pid {pid}, "
-                               f"user {user}, host {client}, application '{app}', connected since {when}.")
-        raise RunbookError(f"Another operator holds the migration lock on {self.settings.dbname}.")
+        since = holder.get("since")
+        self.lock_holder = {**holder, "since": since.isoformat() if hasattr(since, "isoformat") else None}
+        raise RunbookError(f"Another operator is running the migration on {self.settings.dbname}: "
+                           f"{locks.describe_holder(holder)}.")
 
     async def _unlock(self) -> None:
         if not self.locked or self.tx_open:
             return
         if self.conn is not None and not self.conn.closed:
             with contextlib.suppress(Exception):
-                await self.conn.execute(sql("advisory_unlock"), {"classid": LOCK_CLASSID, "objid": LOCK_OBJID})
+                await locks.unlock(self.conn)
                 self.locked = False
         else:
             self.locked = False  # the session is gone, and its lock with it
@@ -454,28 +445,25 @@ class Runbook:
         except ConnectError as exc:
             checks.append(Check("Connection", False, str(exc)))
             return checks
-        cur = await conn.execute(sql("server_info"))
-        row = await cur.fetchone()
-        info = dict(zip([d.name for d in cur.description], row, strict=True))
-        self.server = {**info, "host": conn.info.host, "port": conn.info.port}
-        major = info["server_version_num"] // 10000
-        checks.append(Check("Connection", True, f"PostgreSQL {info['server_version']} at {conn.info.host}:"
-                            f"{conn.info.port}, database {info['dbname']}, user {info['user']}"))
-        if info["in_recovery"]:
+        st = await server_status(conn)
+        self.server = dict(vars(st))
+        major = st.server_major
+        checks.append(Check("Connection", True, f"PostgreSQL {st.server_version} at {st.host}:{st.port}, "
+                            f"database {st.dbname}, user {st.user}"))
+        if st.in_recovery:
             checks.append(Check("Not a standby", False, "the server is a read-only standby (in recovery); "
                                 "run the migration on the primary."))
         else:
             checks.append(Check("Not a standby", True, "primary (not in recovery)"))
-        if info["can_create_in_db"] and info["can_create_in_public"]:
-            checks.append(Check("Privileges", True, f"{info['user']} may CREATE in the database and in schema public"))
+        if st.can_create_in_db and st.can_create_in_public:
+            checks.append(Check("Privileges", True, f"{st.user} may CREATE in the database and in schema public"))
         else:
-            u, d = info["user"], info["dbname"]
             from psycopg import sql as q
             grant = (q.SQL("GRANT ALL PRIVILEGES ON DATABASE {} TO {}; GRANT ALL ON SCHEMA public TO {};")
-                     .format(q.Identifier(d), q.Identifier(u), q.Identifier(u)).as_string(conn))
-            what = [w for w, ok in (("the database", info["can_create_in_db"]),
-                                    ("schema public", info["can_create_in_public"])) if not ok]
-            checks.append(Check("Privileges", False, f"user {u} may not CREATE in {' and '.join(what)}; as an "
+                     .format(q.Identifier(st.dbname), q.Identifier(st.user), q.Identifier(st.user)).as_string(conn))
+            what = [w for w, ok in (("the database", st.can_create_in_db),
+                                    ("schema public", st.can_create_in_public)) if not ok]
+            checks.append(Check("Privileges", False, f"user {st.user} may not CREATE in {' and '.join(what)}; as an "
                                 f"administrator run: {grant}"))
         try:
             await self._lock()
@@ -495,7 +483,7 @@ class Runbook:
             try:
                 d = pgtools.ensure_private_dir(self.opt.backup_dir)
                 free = shutil.disk_usage(d).free
-                need = int(info["db_size_bytes"] or 0)
+                need = st.db_size_bytes
                 import humanize
                 ok = free > need * 1.2 + 16 * 1024 * 1024
                 checks.append(Check("Disk for backup", ok, f"{humanize.naturalsize(free, binary=True)} free in "
@@ -532,7 +520,7 @@ class Runbook:
                                                            self.settings.dbname)
             result = pgtools.BackupResult(dump, schema_sql, tool=self.dump_tool.describe())
             self.say(f"pg_dump -Fc → {dump}", step=Step.BACKUP)
-            major = int(self.server.get("server_version_num") or 0) // 10000 or None
+            major = self.server.get("server_major")
             await pgtools.run_dump(self.dump_tool, self.settings, dump, server_major=major,
                                    progress=lambda n: self.emit("progress", step=Step.BACKUP, done=n, total=total,
                                                                 message="bytes written"))

@@ -15,7 +15,6 @@ from textual.widgets import Checkbox, ContentSwitcher, Footer, Header, ProgressB
 
 from aami_tui.core import db, schema
 from aami_tui.core.runbook import PREFLIGHT_ITEMS, Check, Runbook, RunbookError, State, Step, Tx
-from aami_tui.core.status import server_status
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
 from aami_tui.ui.lock_watch import LockWatchPanel
@@ -265,8 +264,6 @@ class RunbookScreen(Screen):
             try:
                 res = await asyncio.wait_for(schema.validate(conn, self.app.expected_columns), 10)
                 checklist.show(res)
-                if self.rb.server and "dbname" not in self.rb.server:
-                    self.rb.server.update(vars(await server_status(conn)))
             finally:
                 await conn.close()
         except (db.ConnectError, TimeoutError, Exception) as exc:  # never a traceback on screen
