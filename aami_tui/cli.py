@@ -55,12 +55,22 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="folder holding 001_initial_schema.sql (default: the shipped one)")
 
 
+EXIT_USAGE = 64  # bad command-line arguments (BSD sysexits EX_USAGE), distinct from "cannot connect"
+COMMANDS = ("check", "console", "demo", "apply", "screenshots")
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse exits 2, which here means "cannot connect"
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="aami-tui", description=(
+    p = Parser(prog="aami-tui", description=(
         "Guided console for the AAMI Config Server's PostgreSQL schema migration. "
         "Without a command it opens the console."))
     p.add_argument("--version", action="version", version=f"aami-tui {__version__}")
-    sub = p.add_subparsers(dest="command")
+    sub = p.add_subparsers(dest="command", parser_class=Parser)
 
     c = sub.add_parser("check", help="the server's start-up schema validation, headless (CI)")
     _common(c)
@@ -181,10 +191,11 @@ def _with_embedded(args, fn):
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["console", *argv]  # `aami-tui --dsn ...` opens the console
     args = parser.parse_args(argv)
-    command = args.command or "console"
-    if args.command is None:
-        args = parser.parse_args(["console", *(argv if argv is not None else sys.argv[1:])])
+    command = args.command
     try:
         if command == "check":
             return _with_embedded(args, lambda s, pg: asyncio.run(_check(s, args)))

@@ -113,3 +113,10 @@ def test_json_connection_error(pg_server):
     r = cli("check", "--json", env=pg_server.env("no_such_db_here"))
     out = json.loads(r.stdout)
     assert r.returncode == 2 and out["error_kind"] == "no_database" and out["exit_code"] == 2
+
+
+def test_bad_arguments_exit_64_not_2():
+    for args in (("apply", "--lock-timeout", "-1"), ("check", "--connect-timeout", "abc"), ("apply", "--bogus")):
+        r = cli(*args)
+        assert r.returncode == 64, args
+        assert "Traceback" not in r.stderr and "error:" in r.stderr

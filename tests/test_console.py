@@ -62,6 +62,10 @@ async def test_whole_runbook_to_commit(fresh_db, db_factory, tmp_path):
     assert our_sessions(fresh_db) == []
     # The backup restores, the report exists.
     assert rb.backup and rb.backup.verified
+    meta = json.loads(rb.backup.dump_path.with_name(rb.backup.dump_path.name + ".json").read_text())
+    assert meta["dbname"] == fresh_db.dbname and meta["sha256"] == rb.backup.sha256
+    entry = pgtools.list_backups(tmp_path / "backups", fresh_db.dbname)[0]
+    assert entry.source_label() == f"{fresh_db.dbname} on {fresh_db.host}:{fresh_db.port}" and entry.matches()
     other = db_factory("restored")
     await pgtools.run_restore(rb.restore_tool, other, rb.backup.dump_path)  # raises if it does not restore
     md, js = rb.report_paths
@@ -242,3 +246,47 @@ async def test_small_terminals_are_usable_or_say_so(fresh_db, tmp_path, size):
         assert app.runbook.steps[Step.PREFLIGHT].state == State.DONE
         await pilot.press("q")
         await scenes.wait_for(pilot, lambda: not app.is_running)
+
+
+async def test_back_to_dashboard_and_return_keeps_the_runbook(fresh_db, tmp_path):
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.walk_to(pilot, Step.BEGIN)
+        log_lines = len(app.runbook_screen.query_one("#log").lines)
+        await pilot.press("d")
+        await scenes.wait_for(pilot, lambda: app.screen is app.dashboard)
+        assert "transaction is open" in text_of(app, "#dash-hint")
+        await pilot.press("r")
+        await scenes.wait_for(pilot, lambda: app.screen is app.runbook_screen, what="the same runbook screen")
+        assert len(app.screen.query_one("#log").lines) >= log_lines  # its log and state are kept
+        await scenes.next_step(pilot)  # apply, from the returned screen
+        assert app.runbook.steps[Step.APPLY].state == State.DONE
+        assert "43 / 43" in text_of(app, "#apply-line") or app.runbook.statements[-1].tag == "INSERT 0 6"
+
+
+async def test_idle_in_transaction_clock_is_not_reset_by_the_console(fresh_db, tmp_path):
+    """The checklists must not poll the migration connection: the server's idle clock has to run."""
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.walk_to(pilot, Step.VERIFY)
+        pid = app.runbook.backend_pid
+        await scenes.settle(pilot, 3.5)  # several refresh intervals (0.5 s) and lock-watch ticks
+        with psycopg.connect(fresh_db.conninfo(application_name="probe"), autocommit=True) as c:
+            state, idle = c.execute("SELECT state, extract(epoch FROM now() - state_change) FROM pg_stat_activity "
+                                    "WHERE pid = %s", (pid,)).fetchone()
+        assert state == "idle in transaction" and idle > 3.0
+        w = await app.runbook.lock_watch()
+        assert w.idle_for is not None and w.idle_for > 3.0
+
+
+async def test_resizing_updates_the_small_terminal_warning(fresh_db, tmp_path):
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        assert "40×12 is too small" in text_of(app, "#small-warning")
+        await pilot.resize_terminal(120, 36)
+        await scenes.wait_for(pilot, lambda: text_of(app, "#small-warning") == "", what="warning gone")
+        await pilot.resize_terminal(50, 14)
+        await scenes.wait_for(pilot, lambda: "50×14 is too small" in text_of(app, "#small-warning"))

@@ -289,12 +289,21 @@ async def toc_count(tool: Tool, dump: Path) -> int:
     return sum(1 for ln in out.decode(errors="replace").splitlines() if ln.strip() and not ln.startswith(";"))
 
 
-def write_checksum(dump: Path, digest: str) -> Path:
-    side = dump.with_name(dump.name + ".sha256")
-    fd = os.open(side, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+def _write_private(path: Path, text: str) -> Path:
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(f"{digest}  {dump.name}\n")
-    return side
+        f.write(text)
+    return path
+
+
+def write_checksum(dump: Path, digest: str, source: dict | None = None) -> Path:
+    """``<dump>.sha256`` (sha256sum format) and, with ``source``, ``<dump>.json``: where the backup came from."""
+    if source is not None:
+        import json
+
+        _write_private(dump.with_name(dump.name + ".json"), json.dumps({**source, "sha256": digest}, indent=2,
+                                                                        default=str))
+    return _write_private(dump.with_name(dump.name + ".sha256"), f"{digest}  {dump.name}\n")
 
 
 @dataclass(frozen=True)
@@ -303,6 +312,12 @@ class BackupEntry:
     size: int
     mtime: float
     recorded_sha256: str | None
+    source: dict | None = None  # host, port, dbname, server_version, taken_at (from <dump>.json)
+
+    def source_label(self) -> str:
+        if not self.source:
+            return "?"
+        return f"{self.source.get('dbname')} on {self.source.get('host')}:{self.source.get('port')}"
 
     def matches(self) -> bool | None:
         """True/False when a checksum was recorded, None when there is none to compare."""
@@ -323,7 +338,12 @@ def list_backups(backup_dir: Path, dbname: str | None = None) -> list[BackupEntr
         st = p.stat()
         side = p.with_name(p.name + ".sha256")
         rec = side.read_text().split()[0] if side.exists() and side.read_text().strip() else None
-        out.append(BackupEntry(p, st.st_size, st.st_mtime, rec))
+        meta = None
+        with contextlib.suppress(OSError, ValueError):
+            import json
+
+            meta = json.loads(p.with_name(p.name + ".json").read_text())
+        out.append(BackupEntry(p, st.st_size, st.st_mtime, rec, meta if isinstance(meta, dict) else None))
     return sorted(out, key=lambda e: e.mtime, reverse=True)
 
 

@@ -37,7 +37,7 @@ PREFLIGHT_ITEMS: tuple[tuple[str, str], ...] = (
     ("review", "Reviewed the migration SQL"),
     ("staging", "Tested the migration on staging first"),
     ("window", "Maintenance window scheduled and started"),
-    ("rollback_plan", "Rollback plan prepared (restore from this run's backup)"),
+    ("rollback_plan", "Rollback plan prepared"),
     ("stakeholders", "Stakeholders notified"),
 )
 
@@ -195,6 +195,8 @@ class Runbook:
         self.listener = listener or (lambda e: None)
         self.interactive = interactive
         self.steps: dict[Step, StepRecord] = {s: StepRecord(s) for s in Step}
+        self._step_changes = 0  # bumped on every step transition (invalidates the cached preview)
+        self._preview: tuple[int, schema.ValidationResult] | None = None
         self.tx = Tx.NONE
         self.outcome = Outcome.IN_PROGRESS
         self.checks: list[Check] = []
@@ -239,6 +241,7 @@ class Runbook:
         self.emit("log", message=message, level=level, step=step)
 
     def _set(self, step: Step, state: State, detail: str = "") -> None:
+        self._step_changes += 1
         rec = self.steps[step]
         if state == State.RUNNING:
             rec.started, rec.ended = time.time(), None
@@ -295,12 +298,16 @@ class Runbook:
         if step is Step.APPLY:
             if self.tx != Tx.OPEN:
                 return False, "BEGIN first" if not self.tx_open else "the transaction is aborted: ROLLBACK"
-            if st[Step.APPLY].state in (State.DONE, State.FAILED):
+            if st[Step.APPLY].state == State.FAILED:
+                return False, "the apply stopped part-way: ROLLBACK, then retry from BEGIN"
+            if st[Step.APPLY].state == State.DONE:
                 return False, "the file has been applied in this transaction"
             return True, ""
         if step is Step.VERIFY:
             if self.tx != Tx.OPEN:
                 return False, "no open transaction to verify"
+            if st[Step.APPLY].state == State.FAILED:
+                return False, "the apply stopped part-way: ROLLBACK, then retry from BEGIN"
             if st[Step.APPLY].state != State.DONE:
                 return False, "apply the migration first"
             return True, ""
@@ -530,7 +537,11 @@ class Runbook:
             result.toc_entries = await pgtools.toc_count(self.restore_tool, dump)
             result.size = dump.stat().st_size
             result.sha256 = await asyncio.to_thread(pgtools.sha256_file, dump)
-            pgtools.write_checksum(dump, result.sha256)
+            srv = self.server
+            pgtools.write_checksum(dump, result.sha256, {
+                "host": srv.get("host"), "port": srv.get("port"), "dbname": self.settings.dbname,
+                "server_version": srv.get("server_version"), "taken_at": datetime.now().isoformat(timespec="seconds"),
+                "toc_entries": result.toc_entries, "size": result.size, "operator": self.operator})
             result.verified = True
             result.seconds = time.time() - t0
         except asyncio.CancelledError:
@@ -790,13 +801,22 @@ class Runbook:
             pass
 
     async def preview(self) -> schema.ValidationResult | None:
-        """What the open transaction sees (the dashboard shows it marked uncommitted)."""
+        """What the open transaction sees (the checklists show it marked uncommitted).
+
+        Queried once after each step and cached: polling the migration connection would reset the
+        server's idle-in-transaction clock (state_change), hiding an operator who walked away from the
+        lock watch and from idle_in_transaction_session_timeout.
+        """
         if self.tx != Tx.OPEN or self.conn is None or any(r.state == State.RUNNING for r in self.steps.values()):
             return None
+        if self._preview is not None and self._preview[0] == self._step_changes:
+            return self._preview[1]
         try:
-            return await schema.validate(self.conn, self.migration.tables if self.migration else None)
+            res = await schema.validate(self.conn, self.migration.tables if self.migration else None)
         except psycopg.Error:
             return None
+        self._preview = (self._step_changes, res)
+        return res
 
     # ---- step 6: COMMIT / ROLLBACK --------------------------------------------------------------------------
     async def commit(self, typed_dbname: str) -> list[str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.widgets import Footer
 
 from aami_tui.core import db, migration
 from aami_tui.core.runbook import Options, Runbook
@@ -52,22 +53,33 @@ class AamiApp(App):
 
     async def on_unmount(self) -> None:
         """However the app ends, the runbook's sessions end with it (an open transaction rolls back)."""
-        if self.runbook is not None:
-            await self.runbook.close("console closed")
+        await self._close_runbook()
+
+    async def _close_runbook(self) -> None:
+        rb = self.runbook
+        if rb is None:
+            return
+        if any(r.state.value != "pending" for r in rb.steps.values()) or rb.tx_open:
+            await rb.close("console closed")  # writes the report
+        else:
+            await rb.close_connections()  # nothing was run: no report, the lock goes with the session
 
     def on_resize(self, event) -> None:
-        self.size_check()
+        self.size_check(event.size)
 
-    def size_check(self) -> None:
-        small = self.size.width < MIN_W or self.size.height < MIN_H
-        narrow = self.size.width < 100
-        message = (f"Terminal {self.size.width}×{self.size.height} is too small: enlarge it to at least "
+    def size_check(self, size=None) -> None:
+        size = size or self.size
+        small = size.width < MIN_W or size.height < MIN_H
+        narrow = size.width < 100
+        message = (f"Terminal {size.width}×{size.height} is too small: enlarge it to at least "
                    f"{MIN_W}×{MIN_H}. Keys still work (q quits)." if small else "")
         for screen in self.screen_stack:
             screen.set_class(small, "-small")
             screen.set_class(narrow, "-narrow")
             for w in screen.query("#small-warning"):
                 w.update(message)
+            for footer in screen.query(Footer):
+                footer.compact = narrow
 
     # ---- commands (footer + command palette) -------------------------------------------------------------------
     def get_system_commands(self, screen):
@@ -97,10 +109,16 @@ class AamiApp(App):
 
     def action_runbook(self) -> None:
         if self.runbook is None or (self.runbook.finished and not self.runbook.outcome.value == "rolled back"):
+            if self.runbook_screen is not None:
+                if self.runbook_screen in self.screen_stack:
+                    return
+                self.uninstall_screen("runbook")
             self.runbook = Runbook(self.settings, self.migration_path, self.options)
             self.runbook_screen = RunbookScreen(self.runbook)
+            # Installed, so that going back to the dashboard keeps the screen (and its log) alive.
+            self.install_screen(self.runbook_screen, name="runbook")
         if self.screen is not self.runbook_screen:
-            self.push_screen(self.runbook_screen)
+            self.push_screen("runbook")
             self.size_check()
 
     def action_restore(self) -> None:
@@ -160,9 +178,10 @@ class AamiApp(App):
             self.notify(f"Reset failed: {exc}", severity="error")
             return
         self.runbook = None
-        if self.runbook_screen is not None and self.runbook_screen in self.screen_stack:
+        if self.runbook_screen is not None:
             while self.screen is not self.dashboard:
                 self.pop_screen()
+            self.uninstall_screen("runbook")
         self.runbook_screen = None
         self.notify(f"{self.settings.dbname} is empty again. Press r to walk the runbook again.")
         self.dashboard.action_refresh_now()
@@ -193,11 +212,7 @@ class AamiApp(App):
         self.exit(0)
 
     async def _close_and_exit(self) -> None:
-        if self.runbook is not None and (self.runbook.steps and any(
-                r.state.value != "pending" for r in self.runbook.steps.values())):
-            await self.runbook.close("console closed")
-        elif self.runbook is not None:
-            await self.runbook.close_connections()
+        await self._close_runbook()
         self.exit(0)
 
 

@@ -64,6 +64,11 @@ class DashboardScreen(Screen):
         self.poll()
         self.set_interval(self.app.refresh_interval, self.poll)
 
+    def on_screen_resume(self) -> None:
+        """Back from the runbook or restore: say what is going on now, and refresh at once."""
+        self._hint()
+        self.poll(force=True)
+
     # ---- static information (tools, migration file): once, in a thread ------------------------------
     @work(thread=True, group="static", exit_on_error=False)
     def load_static(self) -> None:
@@ -79,6 +84,7 @@ class DashboardScreen(Screen):
             panel.migration = value
             if isinstance(value, migration.MigrationFile):
                 self.app.expected_columns = value.tables
+            self._hint()
         else:
             panel.tools = value
         panel.render_panel()
@@ -180,6 +186,11 @@ class DashboardScreen(Screen):
         elif self.query_one(ConnectionPanel).error:
             return Text.assemble("Cannot reach the database. Check the settings (", ("--dsn", "bold"),
                                       ", DB_* or PG* variables); the console retries by itself.")
+        elif isinstance(self.query_one(ConnectionPanel).migration, str):
+            return Text.assemble(("The migration file cannot be used: ", "bold red"),
+                                 str(self.query_one(ConnectionPanel).migration),
+                                 "\nFix it (or point --migration-file / --migrations-dir at the right one) before "
+                                 "running the runbook; pre-flight will refuse it.")
         elif r is None:
             return Text("Reading the schema…")
         elif r.ok and not r.drifted:

@@ -36,9 +36,11 @@ If it went wrong after COMMIT: **Restore** (key *b* on the dashboard) puts a bac
 | b | dashboard | restore from a backup |
 | f5 | anywhere | refresh the checklist now |
 | n | runbook | run the next step |
-| space | runbook | tick the focused checklist item |
+| space / tab | runbook | tick the focused checklist item / move to the next |
 | c / x | runbook | COMMIT / ROLLBACK (each asks first) |
 | escape | runbook | cancel the running step |
+| d | runbook, restore | back to the dashboard (the runbook keeps its state) |
+| ctrl+r | dashboard (demo) | reset the demo database to empty |
 | ctrl+p | anywhere | command palette |
 | q | anywhere | quit (asks first, and rolls back, if a transaction is open) |
 """

@@ -19,7 +19,7 @@ from aami_tui.ui.confirm import ConfirmModal
 
 class RestoreScreen(Screen):
     BINDINGS = [
-        Binding("enter", "restore", "Restore selected", priority=False),
+        Binding("r", "restore", "Restore selected"),
         Binding("escape,d", "back", "Back"),
         Binding("f5", "reload", "Reload list"),
         Binding("x", "drop_extra", "Drop tables not in backup"),
@@ -51,7 +51,7 @@ class RestoreScreen(Screen):
             ("pg_restore --clean --if-exists --exit-on-error --single-transaction: all or nothing. ", "dim"),
             ("Backups are listed newest first; ", "dim"), ("enter", "bold"), (" restores the selected one.", "dim")))
         t = self.query_one(DataTable)
-        t.add_columns("backup", "size", "age", "sha256")
+        t.add_columns("backup", "from", "size", "age", "sha256")
         self.action_reload()
 
     def action_reload(self) -> None:
@@ -59,7 +59,8 @@ class RestoreScreen(Screen):
         t = self.query_one(DataTable)
         t.clear()
         for e in self.entries:
-            t.add_row(e.path.name, fmt.size(e.size), fmt.ago(e.mtime), "checking…", key=str(e.path))
+            t.add_row(e.path.name, fmt.redact(e.source_label()), fmt.size(e.size), fmt.ago(e.mtime), "checking…",
+                      key=str(e.path))
         status = self.query_one("#restore-status", Static)
         if not self.entries:
             status.update(f"No backups of {self.app.settings.dbname} in {self.app.options.backup_dir.resolve()}. "
@@ -80,7 +81,7 @@ class RestoreScreen(Screen):
         label = {True: Text("✓ matches", style="green"), False: Text("✗ CHANGED", style="bold red"),
                  None: Text("? none recorded", style="yellow")}[ok]
         try:
-            self.query_one(DataTable).update_cell(str(e.path), self.query_one(DataTable).ordered_columns[3].key,
+            self.query_one(DataTable).update_cell(str(e.path), self.query_one(DataTable).ordered_columns[4].key,
                                                   label)
         except Exception:
             pass
@@ -107,6 +108,14 @@ class RestoreScreen(Screen):
                         severity="error", timeout=10)
             return
         db = self.app.settings.dbname
+        s = self.app.settings
+        warning = ""
+        src = e.source or {}
+        if not src:
+            warning = "\n\n⚠ Where this backup came from is not recorded (no .json beside it)."
+        elif (str(src.get("host")), str(src.get("port")), src.get("dbname")) != (s.host, s.port, db):
+            warning = (f"\n\n⚠ This backup was taken from {e.source_label()}, not from {db} on {s.host}:{s.port}. "
+                       "Restore it here only if that is what you mean.")
 
         def go(ok: bool | None) -> None:
             if ok:
@@ -115,7 +124,8 @@ class RestoreScreen(Screen):
         self.app.push_screen(ConfirmModal(
             f"Restore {e.path.name}?",
             f"This replaces the objects in database {db} with the ones in the backup taken {fmt.ago(e.mtime)} "
-            f"({fmt.size(e.size)}). Changes made since then to those objects are lost. It runs in one transaction.",
+            f"({fmt.size(e.size)}). Changes made since then to those objects are lost. It runs in one transaction."
+            + warning,
             confirm="Restore", require_text=db, id="restore-modal"), go)
 
     @work(exclusive=True, group="restore", exit_on_error=False)

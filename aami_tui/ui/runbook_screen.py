@@ -54,9 +54,9 @@ class RunbookScreen(Screen):
         Binding("n", "next_step", "Next step"),
         Binding("c", "commit", "COMMIT"),
         Binding("x", "rollback", "ROLLBACK"),
-        Binding("escape", "cancel_step", "Cancel step"),
+        Binding("escape", "cancel_step", "Cancel"),
         Binding("d", "dashboard", "Dashboard"),
-        Binding("f5", "refresh_tables", "Refresh"),
+        Binding("f5", "refresh_tables", "Refresh", show=False),
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -85,17 +85,17 @@ class RunbookScreen(Screen):
                 with Vertical(id="pane-backup", classes="pane"):
                     yield Static("[b]Backup[/b]", classes="pane-title")
                     yield Static("", id="backup-info")
-                    yield ProgressBar(id="backup-progress", show_eta=False)
+                    yield ProgressBar(total=1, id="backup-progress", show_eta=False)
                     yield Static("", id="backup-line")
                 with Vertical(id="pane-apply", classes="pane"):
                     yield Static("[b]Apply[/b]", classes="pane-title")
-                    yield ProgressBar(id="apply-progress", show_eta=False)
+                    yield ProgressBar(total=1, id="apply-progress", show_eta=False)
                     yield Static("", id="apply-line")
                     yield Static("", id="apply-error")
                 with VerticalScroll(id="pane-verify", classes="pane"):
                     yield Static("[b]Verify[/b] (inside the transaction)", classes="pane-title")
-                    yield Static("", id="verify-checks")
                     yield Static("", id="verify-next")
+                    yield Static("", id="verify-checks")
                 with VerticalScroll(id="pane-done", classes="pane"):
                     yield Static("", id="done-text")
             yield TableChecklist(compact=True, id="rb-checklist")
@@ -196,11 +196,11 @@ class RunbookScreen(Screen):
                                               "Next: ", ("n", "bold"), " → BEGIN"))
             if step in (Step.COMMIT,) and rb.steps[Step.VERIFY].state == State.DONE:
                 self.query_one("#verify-next", Static).update(Text.assemble(
-                    "\nVerify passed. The transaction is still open and holds its locks:\n",
-                    ("c", "bold"), " COMMIT (type the database name)   ", ("x", "bold"), " ROLLBACK"))
+                    "Verify passed. The transaction is still open and holds its locks:\n",
+                    ("c", "bold"), " COMMIT (type the database name)   ", ("x", "bold"), " ROLLBACK\n"))
             elif rb.steps[Step.VERIFY].state == State.FAILED:
-                self.query_one("#verify-next", Static).update(Text("\nVerify failed: COMMIT is blocked. Press x to "
-                                                                   "ROLLBACK.", style="bold red"))
+                self.query_one("#verify-next", Static).update(Text("Verify failed: COMMIT is blocked. Press x to "
+                                                                   "ROLLBACK.\n", style="bold red"))
             if step is Step.BACKUP:
                 self.query_one("#backup-info", Static).update(
                     f"Backup directory: {rb.opt.backup_dir.resolve() if not fmt.STABLE else rb.opt.backup_dir}\n"
@@ -321,13 +321,14 @@ class RunbookScreen(Screen):
         if not ok:
             self.notify(f"{step.title} is not possible now: {why}.", severity="warning")
             return
-        label = "Retry: BEGIN" if step is Step.BEGIN and rb.attempt else step.title
+        retry = step is Step.BEGIN and rb.attempt > 0
+        title = "Retry the transaction from BEGIN?" if retry else f"Run {step.title}?"
 
         def go(confirmed: bool | None) -> None:
             if confirmed:
                 self.run_step(step)
 
-        self.app.push_screen(ConfirmModal(f"Run {label}?", EXPLAIN[step], confirm=f"Run {label}",
+        self.app.push_screen(ConfirmModal(title, EXPLAIN[step], confirm="Retry BEGIN" if retry else f"Run {step.title}",
                                           danger=False), go)
 
     def run_step(self, step: Step) -> None:
@@ -412,9 +413,3 @@ class RunbookScreen(Screen):
     def action_dashboard(self) -> None:
         self.app.pop_screen()
 
-    def check_action(self, action: str, parameters) -> bool | None:
-        if action == "commit":
-            return True if self.rb.can(Step.COMMIT)[0] else None
-        if action == "rollback":
-            return True if self.rb.tx_open else None
-        return True

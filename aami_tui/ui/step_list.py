@@ -26,10 +26,12 @@ class StepList(Static):
     def redraw(self) -> None:
         rb = self.rb
         nxt = rb.next_step()
+        roomy = not self.size.width or self.size.width >= 30  # in a narrow terminal, drop the timings
         t = Table.grid(padding=(0, 1))
         t.add_column(width=1)
         t.add_column(no_wrap=True)
-        t.add_column(justify="right", no_wrap=True)
+        if roomy:
+            t.add_column(justify="right", no_wrap=True)
         for i, step in enumerate(STEP_ORDER, 1):
             rec = rb.steps[step]
             title = step.title
@@ -43,10 +45,13 @@ class StepList(Static):
             if rec.state == State.DONE and rec.step is Step.ROLLBACK:
                 icon, style = "↺", "bold yellow"
             label = Text(f"{i} {title}", style="bold reverse" if step is nxt and rec.state == State.PENDING else "")
-            t.add_row(Text(icon, style=style), label, Text(fmt.elapsed(rec.elapsed), style="dim"))
-        t.add_row("", "", "")
+            cells = [Text(icon, style=style), label]
+            if roomy:
+                cells.append(Text(fmt.elapsed(rec.elapsed), style="dim"))
+            t.add_row(*cells)
+        t.add_row("", "")
         tx_style = {Tx.OPEN: "bold black on yellow", Tx.ABORTED: "bold white on red",
                     Tx.COMMITTED: "bold black on green", Tx.ROLLED_BACK: "bold black on cyan",
                     Tx.LOST: "bold white on red"}.get(rb.tx, "dim")
-        t.add_row("", Text(f" {rb.tx.value} ", style=tx_style), "")
+        t.add_row("", Text(f" {rb.tx.value} ", style=tx_style))
         self.update(t)

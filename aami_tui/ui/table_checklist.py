@@ -49,8 +49,9 @@ class TableChecklist(Vertical):
     def _header(self) -> None:
         head = self.query_one("#checklist-header", Static)
         if self.error:
-            head.update(Text.assemble(("⚠ ", "bold red"), (self.error, "red"), "\n",
-                                      (f"last good refresh {fmt.ago(self.refreshed_at)}", "dim")))
+            head.update(Text.assemble(("⚠ ", "bold red"), (self.error, "red"),
+                                      ("\n" + f"last good refresh {fmt.ago(self.refreshed_at)}" if self.refreshed_at
+                                       else "", "dim")))
             return
         if self.result is None:
             head.update("Required tables: waiting for the first refresh…")
