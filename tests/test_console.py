@@ -290,3 +290,41 @@ async def test_resizing_updates_the_small_terminal_warning(fresh_db, tmp_path):
         await scenes.wait_for(pilot, lambda: text_of(app, "#small-warning") == "", what="warning gone")
         await pilot.resize_terminal(50, 14)
         await scenes.wait_for(pilot, lambda: "50×14 is too small" in text_of(app, "#small-warning"))
+
+
+async def test_ctrl_c_during_a_running_backup_cancels_it_and_quits(fresh_db, tmp_path):
+    """Ctrl+C while pg_dump is busy (waiting on a lock another session holds): the console quits at once,
+    pg_dump is stopped, its partial files are removed, and no session of ours is left."""
+    run_sql(fresh_db, "CREATE SCHEMA app_data; CREATE TABLE app_data.notes (id int)")
+    holder = psycopg.connect(fresh_db.conninfo(application_name="holder"))
+    try:
+        holder.execute("LOCK TABLE app_data.notes IN ACCESS EXCLUSIVE MODE")  # pg_dump waits on it
+        app = make_app(fresh_db, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await scenes.dashboard_ready(pilot)
+            await scenes.open_runbook(pilot)
+            await scenes.tick_all(pilot)
+            await scenes.next_step(pilot)  # pre-flight
+            await pilot.press("n")
+            await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal")
+            await pilot.press("enter")
+            await scenes.wait_for(pilot, lambda: app.runbook.steps[Step.BACKUP].state == State.RUNNING
+                                  and list((tmp_path / "backups").glob("backup_*.dump")), what="pg_dump running")
+            await pilot.press("ctrl+c")
+            await scenes.wait_for(pilot, lambda: not app.is_running, what="exit")
+        assert list((tmp_path / "backups").glob("*.dump")) == []
+        assert list((tmp_path / "backups").glob("*.sql")) == []
+        assert app.runbook.backup is None
+    finally:
+        holder.close()
+    await scenes_wait_gone(fresh_db)
+
+
+async def scenes_wait_gone(settings, timeout: float = 10.0) -> None:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while our_sessions(settings) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert our_sessions(settings) == []

@@ -61,11 +61,14 @@ def to_dict(rb) -> dict:
 def to_markdown(d: dict) -> str:
     out = [f"# aami-tui run report: {d['database']} — {d['final_state']}", ""]
     out += [f"- Operator: {d['operator']} on {d['client_host']}",
-            f"- Server: {d['server']['host']}:{d['server']['port']} (PostgreSQL {d['server']['version']}), "
+            f"- Server: {d['server']['host']}:{d['server']['port']} "
+            f"({'PostgreSQL ' + d['server']['version'] if d['server']['version'] else 'not reached'}), "
             f"user {d['server']['user']}",
             f"- Database: {d['database']}",
             f"- Started: {d['started']} · Ended: {d['ended'] or '—'}",
-            f"- Final state: **{d['final_state']}** ({d['transaction']}), attempts: {d['attempts']}",
+            f"- Final state: **{d['final_state']}**"
+            + (f" (transaction: {d['transaction']})" if d["transaction"] != d["final_state"] else "")
+            + f", attempts: {d['attempts']}",
             f"- Timeouts: lock_timeout {d['timeouts']['lock_timeout_s']}s, statement_timeout "
             f"{d['timeouts']['statement_timeout_s']}s",
             f"- Migration: {d['migration'].get('path')} sha256 {d['migration'].get('sha256', '—')}"]

@@ -54,6 +54,7 @@ def clock(seconds: float | None) -> str:
 _REDACTIONS = [
     (r"(127\.0\.0\.1|localhost|::1)([:/ ]|, port |-p )\d{4,5}", r"\1\2PORT"),
     (r"/[^\s,)'\"]*/(migrations|backups|reports)\b", r"\1"),
+    (r"\(?/[^\s,)'\"]*/site-packages/", "…/site-packages/"),
     (r"(/tmp|/var/tmp|/run)/[^\s,)'\"]+", "/…"),
     (r"\d{8}_\d{6}", "YYYYmmdd_HHMMSS"),
     (r"\b[0-9a-f]{12,64}\b", "<sha256>"),
