@@ -53,8 +53,13 @@ async def _verified(pilot):
     await scenes.dashboard_ready(pilot)
     await scenes.walk_to(pilot, Step.VERIFY)
     pilot.app.runbook_screen.action_refresh_tables()
-    await scenes.wait_for(pilot, lambda: pilot.app.screen.query_one("#rb-checklist").uncommitted
-                          and pilot.app.screen.query_one("#lockwatch").has_class("-active"), what="tx views")
+    def settled() -> bool:
+        watch = pilot.app.screen.query_one("#lockwatch")
+        shown = str(getattr(watch.render(), "plain", watch.render()))
+        # the checklist shows the uncommitted preview, and the lock watch has seen the session sit idle
+        return pilot.app.screen.query_one("#rb-checklist").uncommitted and "idle in transaction" in shown
+
+    await scenes.wait_for(pilot, settled, what="the transaction views to settle")
     await scenes.settle(pilot)
 
 

@@ -29,7 +29,9 @@ class ConfirmModal(ModalScreen[bool]):
             yield Static(fmt.redact(self.body), id="confirm-body")
             if self.require_text is not None:
                 yield Label(f"Type [b]{self.require_text}[/b] to confirm:", id="confirm-prompt")
-                yield Input(placeholder=self.require_text, id="confirm-input")
+                field = Input(placeholder=self.require_text, id="confirm-input")
+                field.cursor_blink = not fmt.STABLE  # a blinking cursor makes snapshots flaky
+                yield field
             with Horizontal(id="confirm-buttons"):
                 yield Button(self.cancel_label, id="cancel", variant="primary")
                 yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "success",
