@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aami_tui.core.queries import sql
 
 # classid 'AAMI' as int4, objid 1. Advisory locks live per database already (pg_locks.database).
 KEY = {"classid": 0x41414D49, "objid": 1}
 
 
-async def try_lock(conn) -> dict | None:
-    """Take the lock on ``conn``'s session. Returns None when taken, else who holds it."""
-    cur = await conn.execute(sql("advisory_try_lock"), KEY)
-    if (await cur.fetchone())[0]:
-        return None
-    cur = await conn.execute(sql("advisory_holder"), KEY)
-    row = await cur.fetchone()
-    if not row:
-        return {}
-    pid, user, client, app, since, _state, _xact = row
-    return {"pid": pid, "user": user, "client": client, "application_name": app, "since": since}
+async def try_lock(conn, settle: float = 1.0) -> dict | None:
+    """Take the lock on ``conn``'s session. Returns None when taken, else who holds it.
+
+    A holder that has just disconnected keeps the lock until its backend has exited, so a refusal is
+    only given after trying for ``settle`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settle
+    holder: dict = {}
+    while True:
+        cur = await conn.execute(sql("advisory_try_lock"), KEY)
+        if (await cur.fetchone())[0]:
+            return None
+        cur = await conn.execute(sql("advisory_holder"), KEY)
+        row = await cur.fetchone()
+        if row:
+            pid, user, client, app, since, _state, _xact = row
+            holder = {"pid": pid, "user": user, "client": client, "application_name": app, "since": since}
+        if loop.time() >= deadline:
+            return holder
+        await asyncio.sleep(0.05)
 
 
 async def unlock(conn) -> None:
