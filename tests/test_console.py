@@ -186,12 +186,12 @@ async def test_next_step_refuses_until_checklist_ticked(fresh_db, tmp_path):
         await scenes.open_runbook(pilot)
         await pilot.press("n")
         await pilot.pause()
-        assert app.screen.id == "runbook"  # no confirmation: the checklist is not complete
+        assert app.screen is app.runbook_screen  # no confirmation: the checklist is not complete
         assert app.runbook.steps[Step.PREFLIGHT].state == State.PENDING
         assert app.screen.focused is not None and app.screen.focused.id == "tick-review"
         await pilot.press("c")  # COMMIT is refused long before it could matter
         await pilot.pause()
-        assert app.screen.id == "runbook"
+        assert app.screen is app.runbook_screen
 
 
 async def test_missing_database_is_offered_and_created(pg_server, tmp_path):
@@ -328,3 +328,27 @@ async def scenes_wait_gone(settings, timeout: float = 10.0) -> None:
     while our_sessions(settings) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert our_sessions(settings) == []
+
+
+async def test_a_new_runbook_after_a_committed_one(fresh_db, tmp_path):
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.walk_to(pilot, Step.VERIFY)
+        await scenes.commit(pilot, fresh_db.dbname)
+        first = app.runbook
+        await pilot.press("d")
+        await scenes.wait_for(pilot, lambda: app.screen is app.dashboard)
+        await pilot.press("r")
+        await scenes.wait_for(pilot, lambda: app.runbook is not first and app.screen is app.runbook_screen
+                              and app.runbook.checks, what="a fresh runbook")
+        assert app.runbook.steps[Step.PREFLIGHT].state == State.PENDING
+        # Re-running on a migrated database works: apply is idempotent, verify passes.
+        await scenes.tick_all(pilot)
+        for _ in range(5):
+            await scenes.next_step(pilot)
+        assert app.runbook.steps[Step.VERIFY].state == State.DONE
+        await pilot.press("d")
+        await pilot.press("r")
+        await scenes.wait_for(pilot, lambda: app.screen is app.runbook_screen)
+    assert app.return_code in (0, None)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.widgets import Footer
+from textual.widgets import Footer, RichLog
 
 from aami_tui.core import db, migration
 from aami_tui.core.runbook import Options, Runbook
@@ -80,6 +80,8 @@ class AamiApp(App):
                 w.update(message)
             for footer in screen.query(Footer):
                 footer.compact = narrow
+            for log in screen.query(RichLog):  # keep the newest lines in view after a resize
+                log.call_after_refresh(log.scroll_end, animate=False)
 
     # ---- commands (footer + command palette) -------------------------------------------------------------------
     def get_system_commands(self, screen):
@@ -234,6 +236,8 @@ def run_console(settings: ConnSettings, args, embedded=None) -> int:
     app = create_app(settings, migration_path=args.migration_file, migrations_dir=args.migrations_dir,
                      options=opts, refresh_interval=args.refresh, embedded=embedded)
     app.run()
+    if app.return_code:
+        return app.return_code
     rb = app.runbook
     if rb is not None and rb.report_paths:
         print(f"Run report: {rb.report_paths[0]}")

@@ -33,6 +33,9 @@ class LockWatchPanel(Static):
             head.append_text(Text.assemble(("idle in transaction ", style), (fmt.clock(w.idle_for), style),
                                            " (holding its locks)"))
         head.append(f"   lock_timeout {lock_timeout:g}s · statement_timeout {statement_timeout:g}s", style="dim")
+        warning = getattr(w, "warning", "")
+        if warning:
+            head.append_text(Text.assemble("\n", ("⚠ " + warning, "bold red")))
         if not w.waiters:
             self.update(Text.assemble(head, "\n", ("No session is waiting on our locks.", "green")))
             return
@@ -44,7 +47,7 @@ class LockWatchPanel(Static):
             t.add_row(str(r["pid"]), r.get("user") or "", r.get("application_name") or "",
                       fmt.clock(waited.total_seconds() if waited is not None else None),
                       " ".join((r.get("query") or "").split())[:60])
-        msg = Text(f"⚠ {len(w.waiters)} session(s) are waiting on locks this transaction holds: "
+        msg = Text(f"{len(w.waiters)} session(s) are waiting on locks this transaction holds: "
                    "COMMIT or ROLLBACK soon.", style="bold red")
         from rich.console import Group
 

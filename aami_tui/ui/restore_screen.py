@@ -36,7 +36,7 @@ class RestoreScreen(Screen):
         yield Header()
         yield Static("", id="restore-head", classes="panel")
         yield DataTable(id="restore-table", cursor_type="row", zebra_stripes=True)
-        yield ProgressBar(id="restore-progress", show_eta=False)
+        yield ProgressBar(total=1, id="restore-progress", show_eta=False)
         yield Static("", id="restore-status", classes="panel")
         yield Static("", id="small-warning")
         yield Footer()
@@ -49,7 +49,8 @@ class RestoreScreen(Screen):
         self.query_one("#restore-head", Static).update(Text.assemble(
             ("Restore from a backup", "bold"), f" into database {s.dbname} on {s.host}:{s.port}\n",
             ("pg_restore --clean --if-exists --exit-on-error --single-transaction: all or nothing. ", "dim"),
-            ("Backups are listed newest first; ", "dim"), ("enter", "bold"), (" restores the selected one.", "dim")))
+            ("Backups are listed newest first; ", "dim"), ("enter", "bold"), (" or ", "dim"), ("r", "bold"),
+            (" restores the selected one.", "dim")))
         t = self.query_one(DataTable)
         t.add_columns("backup", "from", "size", "age", "sha256")
         self.action_reload()
@@ -150,7 +151,6 @@ class RestoreScreen(Screen):
             status.update(Text(f"Restore failed: {exc}", style="bold red"))
             return
         self.result = r
-        self.refresh_bindings()
         bar.update(total=max(r.toc_entries, 1), progress=max(r.toc_entries, 1))
         text = Text.assemble(("✓ Restored ", "bold green"), e.path.name,
                              f" in {fmt.elapsed(time.time() - t0)} ({r.toc_entries} entries)\n")
@@ -168,6 +168,8 @@ class RestoreScreen(Screen):
     def action_drop_extra(self) -> None:
         r = self.result
         if not r or not r.not_in_backup:
+            self.notify("Nothing to drop: this is for tables a restore reports as not in the backup.",
+                        severity="information")
             return
         names = list(r.not_in_backup)
         db = self.app.settings.dbname
@@ -187,15 +189,9 @@ class RestoreScreen(Screen):
             self.notify(f"Drop failed: {exc}", severity="error")
             return
         self.result.not_in_backup = []
-        self.refresh_bindings()
         self.query_one("#restore-status", Static).update(Text(f"Dropped {len(names)} table(s): the database "
                                                               "now matches the backup.", style="bold green"))
         self.app.dashboard.action_refresh_now()
-
-    def check_action(self, action: str, parameters) -> bool | None:
-        if action == "drop_extra":
-            return True if self.result is not None and self.result.not_in_backup else None
-        return True
 
     def action_back(self) -> None:
         if any(w.group == "restore" and w.is_running for w in self.workers):

@@ -61,8 +61,11 @@ class RunbookScreen(Screen):
         Binding("q", "app.quit", "Quit"),
     ]
 
+    runs = 0
+
     def __init__(self, rb: Runbook) -> None:
-        super().__init__(id="runbook")
+        RunbookScreen.runs += 1
+        super().__init__(id=f"runbook-{RunbookScreen.runs}", classes="runbook")
         self.rb = rb
         rb.listener = self._on_engine_event
 
@@ -162,6 +165,16 @@ class RunbookScreen(Screen):
             self.query_one(target, Static).update(check_lines(ev.data))
         elif ev.kind == "step":
             self.query_one(StepList).redraw()
+            if ev.step is Step.APPLY and ev.data.state == State.PENDING:  # a retry: clear the last attempt
+                self.query_one("#apply-progress", ProgressBar).update(total=1, progress=0)
+                self.query_one("#apply-line", Static).update("")
+                self.query_one("#apply-error", Static).update("")
+            if ev.step is Step.VERIFY and ev.data.state == State.PENDING:
+                self.query_one("#verify-checks", Static).update("")
+                self.query_one("#verify-next", Static).update("")
+            if ev.step is Step.BACKUP and ev.data.state == State.DONE:
+                bar = self.query_one("#backup-progress", ProgressBar)
+                bar.update(total=max(bar.total or 1, 1), progress=max(bar.total or 1, 1))
             self._show_pane()
             if ev.step is Step.APPLY and ev.data.state == State.FAILED:
                 self.query_one("#apply-error", Static).update(Text(fmt.redact(ev.message), style="bold red"))
@@ -234,7 +247,8 @@ class RunbookScreen(Screen):
         if rb.backup:
             t.append(f"\nBackup: {rb.backup.dump_path} ({fmt.size(rb.backup.size)}, verified)\n")
         if rb.report_paths:
-            t.append(f"Report: {rb.report_paths[0]}\n        {rb.report_paths[1]}\n", style="bold")
+            t.append("Report:\n", style="bold")
+            t.append(f"{rb.report_paths[0]}\n{rb.report_paths[1]}\n")
         return t
 
     def _txbar(self) -> None:
