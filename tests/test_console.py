@@ -352,3 +352,24 @@ async def test_a_new_runbook_after_a_committed_one(fresh_db, tmp_path):
         await pilot.press("r")
         await scenes.wait_for(pilot, lambda: app.screen is app.runbook_screen)
     assert app.return_code in (0, None)
+
+
+async def test_console_from_db_variables_and_a_server_restart(pg_server, fresh_db, tmp_path, monkeypatch):
+    """The console resolves DB_* like the Config Server, and its dashboard survives a server restart."""
+    from aami_tui.core.settings import resolve
+
+    for k, v in pg_server.env(fresh_db.dbname).items():
+        if k.startswith("DB_"):
+            monkeypatch.setenv(k, v)
+    settings = resolve(None)
+    assert settings.source == "DB_* variables" and settings.dbname == fresh_db.dbname
+    app = make_app(settings, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        assert "0 / 10 present" in text_of(app, "#checklist-header")
+        if pg_server.embedded is None:
+            return
+        pg_server.embedded.restart()
+        run_sql(fresh_db, "CREATE TABLE namespaces (id int)")
+        await scenes.wait_for(pilot, lambda: "1 / 10 present" in text_of(app, "#checklist-header"), 20,
+                              what="the dashboard to reconnect after the restart")

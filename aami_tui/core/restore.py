@@ -71,7 +71,7 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
                                "restore refused.")
         cur = await lock_conn.execute("SELECT current_setting('server_version_num')::int / 10000")
         major = (await cur.fetchone())[0]
-        tool = pgtools.find_tool("pg_restore", major)
+        tool = await asyncio.to_thread(pgtools.find_tool, "pg_restore", major)  # runs --version: off the loop
         total = await pgtools.toc_count(tool, entry.path)
         in_backup = await backup_tables(tool, entry.path)
         t0 = time.time()

@@ -481,8 +481,9 @@ class Runbook:
             checks.append(Check("pg_dump", True, "backup skipped (--no-backup)", blocking=False))
         else:
             try:
-                self.dump_tool = pgtools.find_tool("pg_dump", major)
-                self.restore_tool = pgtools.find_tool("pg_restore", major)
+                # find_tool runs `--version` subprocesses: keep them off the event loop (the UI stays live)
+                self.dump_tool = await asyncio.to_thread(pgtools.find_tool, "pg_dump", major)
+                self.restore_tool = await asyncio.to_thread(pgtools.find_tool, "pg_restore", major)
                 checks.append(Check("pg_dump", True, f"{self.dump_tool.describe()}; pg_restore "
                                     f"{self.restore_tool.version}"))
             except pgtools.ToolError as exc:

@@ -40,6 +40,7 @@ class DashboardScreen(Screen):
         self.asked_create = False
         self.last_result: schema.ValidationResult | None = None
         self.server: status.ServerStatus | None = None
+        self._poll_lock = asyncio.Lock()
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -115,7 +116,17 @@ class DashboardScreen(Screen):
             return
         self.run_worker(self._poll(), group="poll", exit_on_error=False)
 
+    async def refresh_now(self) -> tuple[schema.ValidationResult | None, str | None]:
+        """Refresh at once on the dashboard's own connection (the runbook screen uses this too, rather than
+        opening connections of its own). Returns the latest result and the connection error, if any."""
+        await self._poll()
+        return self.last_result, self.query_one(ConnectionPanel).error
+
     async def _poll(self) -> None:
+        async with self._poll_lock:  # the interval poll and refresh_now never overlap
+            await self._poll_once()
+
+    async def _poll_once(self) -> None:
         checklist = self.query_one(TableChecklist)
         panel = self.query_one(ConnectionPanel)
         rb = self.app.runbook

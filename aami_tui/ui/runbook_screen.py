@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Checkbox, ContentSwitcher, Footer, Header, ProgressBar, RichLog, Static
 
-from aami_tui.core import db, schema
+from aami_tui.core import db
 from aami_tui.core.runbook import PREFLIGHT_ITEMS, Check, Runbook, RunbookError, State, Step, Tx
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
@@ -274,12 +274,11 @@ class RunbookScreen(Screen):
                 else:
                     checklist.set_note("paused while a step uses the transaction")
                 return
-            conn = await db.connect(self.rb.settings)
-            try:
-                res = await asyncio.wait_for(schema.validate(conn, self.app.expected_columns), 10)
+            res, error = await self.app.dashboard.refresh_now()
+            if error:
+                checklist.show_error(error)
+            elif res is not None:
                 checklist.show(res)
-            finally:
-                await conn.close()
         except (db.ConnectError, TimeoutError, Exception) as exc:  # never a traceback on screen
             checklist.show_error(str(exc) or "refresh timed out")
 
