@@ -83,37 +83,23 @@ async def connect(s: ConnSettings, *, autocommit: bool = True, dbname: str | Non
         raise explain_connect_error(exc, target) from None
 
 
-async def database_exists(s: ConnSettings) -> bool:
-    """Whether s.dbname exists, asked through the maintenance database 'postgres'."""
-    from aami_tui.core.queries import sql
+async def _on_maintenance_db(s: ConnSettings, *templates: str) -> None:
+    """Run statements about s.dbname (its name quoted as an identifier) from the maintenance database."""
+    from psycopg import sql as psql
 
     conn = await connect(s, dbname="postgres")
     try:
-        cur = await conn.execute(sql("database_exists"), {"dbname": s.dbname})
-        row = await cur.fetchone()
-        return bool(row and row[0])
+        for template in templates:
+            await conn.execute(psql.SQL(template).format(psql.Identifier(s.dbname)))
     finally:
         await conn.close()
 
 
 async def create_database(s: ConnSettings) -> None:
-    """CREATE DATABASE <dbname>, quoting the name properly (the guide's new-developer step 1)."""
-    from psycopg import sql as psql
-
-    conn = await connect(s, dbname="postgres")
-    try:
-        await conn.execute(psql.SQL("CREATE DATABASE {}").format(psql.Identifier(s.dbname)))
-    finally:
-        await conn.close()
+    """CREATE DATABASE <dbname> (the guide's new-developer step 1)."""
+    await _on_maintenance_db(s, "CREATE DATABASE {}")
 
 
 async def drop_and_recreate(s: ConnSettings) -> None:
     """The guide's 'reset the database for testing': drop, recreate, empty."""
-    from psycopg import sql as psql
-
-    conn = await connect(s, dbname="postgres")
-    try:
-        await conn.execute(psql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psql.Identifier(s.dbname)))
-        await conn.execute(psql.SQL("CREATE DATABASE {}").format(psql.Identifier(s.dbname)))
-    finally:
-        await conn.close()
+    await _on_maintenance_db(s, "DROP DATABASE IF EXISTS {} WITH (FORCE)", "CREATE DATABASE {}")

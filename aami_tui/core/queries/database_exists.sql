@@ -1,1 +1,0 @@
-SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = %(dbname)s) AS exists
