@@ -47,6 +47,8 @@ async def test_whole_runbook_to_commit(fresh_db, db_factory, tmp_path):
         assert not any(r[0] == "rel" for r in catalog_fingerprint(fresh_db))
         assert "10 / 10 present" in text_of(app, "#rb-checklist #checklist-header")
         assert "UNCOMMITTED" in text_of(app, "#rb-checklist #checklist-header")
+        preview = await rb.preview()  # the transaction's own rows count, before any ANALYZE
+        assert {t.name: t.est_rows for t in preview.tables}["alert_templates"] == 6
         await scenes.open_commit_modal(pilot)
         await pilot.press("enter")  # an empty confirmation never commits
         await pilot.pause()

@@ -13,7 +13,11 @@ SELECT coalesce(r.name, t.name)                 AS name,
        r.name IS NOT NULL                       AS required,
        t.oid IS NOT NULL                        AS present,
        CASE WHEN t.oid IS NULL THEN NULL
-            WHEN t.reltuples < 0 THEN NULL
+            -- never analyzed (reltuples = -1): the statistics' live-tuple count instead, plus what this
+            -- very transaction inserted (so the uncommitted preview of a migration shows its 6 templates)
+            WHEN t.reltuples < 0 THEN pg_catalog.pg_stat_get_live_tuples(t.oid)
+                 + pg_catalog.pg_stat_get_xact_tuples_inserted(t.oid)
+                 - pg_catalog.pg_stat_get_xact_tuples_deleted(t.oid)
             ELSE t.reltuples::bigint END        AS est_rows,
        CASE WHEN t.oid IS NULL OR r.name IS NULL THEN NULL
             ELSE pg_catalog.pg_total_relation_size(t.oid) END AS size_bytes,
