@@ -103,10 +103,16 @@ def runbook(settings: ConnSettings, tmp_path: Path, migration: Path = MIGRATION,
     return Runbook(settings, migration, options(tmp_path, **opts), listener, interactive=interactive)
 
 
-async def run_to_verify(rb: Runbook) -> None:
+async def run_to_begin(rb: Runbook) -> Runbook:
+    """Pre-flight, backup, BEGIN: the migration transaction is open."""
     await rb.preflight()
     await rb.backup_step()
     await rb.begin()
+    return rb
+
+
+async def run_to_verify(rb: Runbook) -> None:
+    await run_to_begin(rb)
     await rb.apply()
     await rb.verify()
 

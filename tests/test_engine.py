@@ -9,7 +9,7 @@ import stat
 
 import pytest
 from conftest import apply_migration, catalog_fingerprint, run_sql
-from faults import advisory_locks, migration_with, public_tables, query, run_to_verify, runbook
+from faults import advisory_locks, migration_with, public_tables, query, run_to_begin, run_to_verify, runbook
 
 from aami_tui.core import pgtools
 from aami_tui.core.runbook import PREFLIGHT_ITEMS, Outcome, RunbookError, State, Step, Tx
@@ -174,9 +174,7 @@ async def test_error_at_statement_n_stops_there_and_only_rollback_is_left(fresh_
     col = bad.index("no_such_column") + 1
     before = catalog_fingerprint(fresh_db)
     rb = runbook(fresh_db, tmp_path, path, skip_backup=True)
-    await rb.preflight()
-    await rb.backup_step()
-    await rb.begin()
+    await run_to_begin(rb)
     with pytest.raises(RunbookError) as e:
         await rb.apply()
     msg = str(e.value)
@@ -213,9 +211,7 @@ async def test_error_position_on_a_later_line_of_the_statement(fresh_db, tmp_pat
     bad = "INSERT INTO groups (name)\n  VALUES (no_such_function(1));"
     path, line = migration_with(tmp_path, bad, after=5)
     rb = runbook(fresh_db, tmp_path, path, skip_backup=True)
-    await rb.preflight()
-    await rb.backup_step()
-    await rb.begin()
+    await run_to_begin(rb)
     with pytest.raises(RunbookError) as e:
         await rb.apply()
     assert str(e.value).startswith(f"Statement 6 / 44 (INSERT INTO groups, line {line + 1}, column 11) failed: "
@@ -245,9 +241,7 @@ async def test_verify_blocks_commit_when_public_holds_an_extra_table(fresh_db, t
     run_sql(fresh_db, "CREATE TABLE legacy_settings (id int)")
     before = catalog_fingerprint(fresh_db)
     rb = runbook(fresh_db, tmp_path, skip_backup=True)
-    await rb.preflight()
-    await rb.backup_step()
-    await rb.begin()
+    await run_to_begin(rb)
     await rb.apply()
     with pytest.raises(RunbookError) as e:
         await rb.verify()

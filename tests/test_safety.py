@@ -27,6 +27,7 @@ from faults import (
     observe,
     public_tables,
     query,
+    run_to_begin,
     runbook,
     spawn_cli,
     spawn_holder,
@@ -87,9 +88,7 @@ async def test_lock_timeout_names_the_blocker_then_rollback_and_retry(fresh_db, 
     bpid, buser = blocker.info.backend_pid, fresh_db.user
     try:
         rb = runbook(fresh_db, tmp_path, skip_backup=True, lock_timeout=1.0)
-        await rb.preflight()
-        await rb.backup_step()
-        await rb.begin()
+        await run_to_begin(rb)
         t0 = time.monotonic()
         with pytest.raises(RunbookError) as e:
             await rb.apply()
@@ -126,9 +125,7 @@ async def test_statement_timeout_cancels_and_nothing_is_applied(fresh_db, tmp_pa
     path, _ = migration_with(tmp_path, "SELECT pg_sleep(5);", after=10)
     before = catalog_fingerprint(fresh_db)
     rb = runbook(fresh_db, tmp_path, path, skip_backup=True, statement_timeout=0.5)
-    await rb.preflight()
-    await rb.backup_step()
-    await rb.begin()
+    await run_to_begin(rb)
     assert query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (rb.backend_pid,))
     with pytest.raises(RunbookError) as e:
         await rb.apply()
@@ -148,9 +145,7 @@ async def test_lock_watch_lists_waiters_and_the_idle_clock(fresh_db, tmp_path):
     apply_migration(fresh_db)  # re-run: CREATE INDEX IF NOT EXISTS still takes SHARE on every table
     rb = runbook(fresh_db, tmp_path, skip_backup=True, idle_warn_seconds=0.6)
     assert await rb.lock_watch() is None  # no transaction, nothing to watch
-    await rb.preflight()
-    await rb.backup_step()
-    await rb.begin()
+    await run_to_begin(rb)
     await rb.apply()
     await rb.verify()  # now at the COMMIT prompt, idle in transaction, holding SHARE on namespaces
     first = await rb.lock_watch()
@@ -237,9 +232,7 @@ async def test_one_operator_at_a_time(fresh_db, tmp_path, ending):
 
 async def test_retry_after_rollback_takes_the_lock_again(fresh_db, tmp_path):
     first = runbook(fresh_db, tmp_path / "first", skip_backup=True)
-    await first.preflight()
-    await first.backup_step()
-    await first.begin()
+    await run_to_begin(first)
     await first.rollback()  # releases the lock
     second = runbook(fresh_db, tmp_path / "second", skip_backup=True)
     await second.preflight()  # ...so another operator may take it
@@ -273,9 +266,7 @@ async def test_connection_loss_says_rolled_back_and_a_retry_works(pg_server, fre
     before = catalog_fingerprint(fresh_db)
     events = []
     rb = runbook(fresh_db, tmp_path, path, events=events, skip_backup=True)
-    await rb.preflight()
-    await rb.backup_step()
-    await rb.begin()
+    await run_to_begin(rb)
     if how == "terminated mid-statement":
         task = asyncio.create_task(rb.apply())
         deadline = time.monotonic() + 10
@@ -594,9 +585,7 @@ async def test_out_of_shared_memory_explains_max_locks_per_transaction(pg_server
     await asyncio.to_thread(pg_server.embedded.restart)
     try:
         rb = runbook(fresh_db, tmp_path, path, skip_backup=True)
-        await rb.preflight()
-        await rb.backup_step()
-        await rb.begin()
+        await run_to_begin(rb)
         with pytest.raises(RunbookError) as e:
             await rb.apply()
         summary = rb.migration.statements[5].summary
@@ -715,9 +704,7 @@ async def test_connection_lost_during_commit_asks_the_server_what_happened(pg_se
     try:
         wait_until(lambda: query(fresh_db, "SHOW synchronous_standby_names") == [("standby_that_never_comes",)], 5)
         rb = runbook(fresh_db, tmp_path, skip_backup=True, commit_timeout=20)
-        await rb.preflight()
-        await rb.backup_step()
-        await rb.begin()
+        await run_to_begin(rb)
         await rb.apply()
         await rb.verify()
         task = asyncio.create_task(rb.commit(fresh_db.dbname))
