@@ -586,12 +586,12 @@ class Runbook:
             await conn.execute("BEGIN")
             await conn.execute("SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
                                (_ms(self.opt.lock_timeout), _ms(self.opt.statement_timeout)))
-            if int(self.server.get("server_version_num") or conn.info.server_version) >= 140000:
+            if conn.info.server_version >= 140000:
                 # If this client dies mid-statement (kill -9), the server notices within a second and
                 # rolls back, instead of finishing the statement first with our locks held.
                 await conn.execute("SELECT set_config('client_connection_check_interval', '1000', true)")
             self.xid = None
-            if int(self.server.get("server_version_num") or conn.info.server_version) >= 130000:
+            if conn.info.server_version >= 130000:
                 cur = await conn.execute("SELECT pg_catalog.pg_current_xact_id()::text")
                 self.xid = (await cur.fetchone())[0]
         except (ConnectError, RunbookError) as exc:
