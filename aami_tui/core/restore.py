@@ -69,8 +69,7 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
         if holder is not None:
             raise RestoreError(f"A migration is running on {settings.dbname} ({locks.describe_holder(holder)}); "
                                "restore refused.")
-        cur = await lock_conn.execute("SELECT current_setting('server_version_num')::int / 10000")
-        major = (await cur.fetchone())[0]
+        major = lock_conn.info.server_version // 10000
         tool = await asyncio.to_thread(pgtools.find_tool, "pg_restore", major)  # runs --version: off the loop
         total = await pgtools.toc_count(tool, entry.path)
         in_backup = await backup_tables(tool, entry.path)
