@@ -43,7 +43,8 @@ async def server_status(conn) -> ServerStatus:
         max_locks_per_transaction=int(info["max_locks_per_transaction"]))
 
 
-def config_server_env(status: ServerStatus) -> list[str]:
-    """The environment lines the Config Server needs (never the password)."""
-    return [f"DB_HOST={status.host}", f"DB_PORT={status.port}", f"DB_USER={status.user}",
-            f"DB_NAME={status.dbname}"]
+def config_server_env(status: ServerStatus | dict) -> list[str]:
+    """The environment lines the Config Server needs (never the password). Takes a ServerStatus or its
+    ``vars()`` (the runbook keeps the latter for its report)."""
+    st = status if isinstance(status, dict) else vars(status)
+    return [f"DB_HOST={st['host']}", f"DB_PORT={st['port']}", f"DB_USER={st['user']}", f"DB_NAME={st['dbname']}"]

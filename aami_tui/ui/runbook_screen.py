@@ -15,6 +15,7 @@ from textual.widgets import Checkbox, ContentSwitcher, Footer, Header, ProgressB
 
 from aami_tui.core import db
 from aami_tui.core.runbook import PREFLIGHT_ITEMS, Check, Runbook, RunbookError, State, Step, Tx
+from aami_tui.core.status import config_server_env
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
 from aami_tui.ui.lock_watch import LockWatchPanel
@@ -234,9 +235,7 @@ class RunbookScreen(Screen):
                 t.append(f"  {line}\n", style="green" if line.startswith("✓") else "")
             if rb.server:
                 t.append("\nEnvironment for the Config Server (the password is yours to set):\n", style="bold")
-                st = rb.server
-                for line in (f"DB_HOST={st.get('host')}", f"DB_PORT={st.get('port')}", f"DB_USER={st.get('user')}",
-                             f"DB_NAME={st.get('dbname')}"):
+                for line in config_server_env(rb.server):
                     t.append(f"  export {line}\n")
         else:
             t.append(f"Run ended: {rb.outcome.value}\n\n", style="bold yellow")
