@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from aami_tui.core import files
 from aami_tui.core.settings import ConnSettings
 
 
@@ -87,32 +88,14 @@ def find_tool(name: str, server_major: int | None) -> Tool:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` 0700 if missing; check it is writable. Raises ToolError with one sentence."""
-    path = Path(path).expanduser()
+    """files.private_dir(), its failure as a ToolError (one sentence)."""
     try:
-        if not path.exists():
-            path.mkdir(parents=True, mode=0o700)
-            os.chmod(path, 0o700)
-        elif not path.is_dir():
-            raise ToolError(f"{path} exists and is not a directory.")
-    except PermissionError:
-        raise ToolError(f"Cannot create the directory {path}: permission denied.") from None
-    except OSError as exc:
-        raise ToolError(f"Cannot create the directory {path}: {exc.strerror}.") from None
-    probe = path / f".aami-write-test-{os.getpid()}"
-    try:
-        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
-        os.close(fd)
-        probe.unlink()
-    except OSError as exc:
-        why = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or str(exc))
-        raise ToolError(f"The directory {path} is not writable ({why}).") from None
-    return path
+        return files.private_dir(path)
+    except files.FileError as exc:
+        raise ToolError(str(exc)) from None
 
 
-def private_file(path: Path) -> int:
-    """Open a new file 0600 for writing (fails if it exists); returns the fd."""
-    return os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+private_file = files.create_private
 
 
 def sha256_file(path: Path) -> str:
@@ -144,7 +127,7 @@ class BackupResult:
 def backup_paths(backup_dir: Path, dbname: str, when: datetime | None = None) -> tuple[Path, Path]:
     backup_dir = Path(backup_dir).resolve()
     ts = (when or datetime.now()).strftime("%Y%m%d_%H%M%S")
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", dbname)
+    safe = files.safe_name(dbname)
     return backup_dir / f"backup_{safe}_{ts}.dump", backup_dir / f"schema_backup_{safe}_{ts}.sql"
 
 
@@ -289,21 +272,14 @@ async def toc_count(tool: Tool, dump: Path) -> int:
     return sum(1 for ln in out.decode(errors="replace").splitlines() if ln.strip() and not ln.startswith(";"))
 
 
-def _write_private(path: Path, text: str) -> Path:
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    return path
-
-
 def write_checksum(dump: Path, digest: str, source: dict | None = None) -> Path:
     """``<dump>.sha256`` (sha256sum format) and, with ``source``, ``<dump>.json``: where the backup came from."""
     if source is not None:
         import json
 
-        _write_private(dump.with_name(dump.name + ".json"), json.dumps({**source, "sha256": digest}, indent=2,
+        files.write_private(dump.with_name(dump.name + ".json"), json.dumps({**source, "sha256": digest}, indent=2,
                                                                         default=str))
-    return _write_private(dump.with_name(dump.name + ".sha256"), f"{digest}  {dump.name}\n")
+    return files.write_private(dump.with_name(dump.name + ".sha256"), f"{digest}  {dump.name}\n")
 
 
 @dataclass(frozen=True)

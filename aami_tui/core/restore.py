@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-import os
 import re
 import socket
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from psycopg import sql as q
 
-from aami_tui.core import locks, pgtools, schema
+from aami_tui.core import files, locks, pgtools, schema
 from aami_tui.core.db import connect
 from aami_tui.core.settings import ConnSettings
 
@@ -106,7 +105,7 @@ async def drop_tables(settings: ConnSettings, names: list[str]) -> None:
 def write_report(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreResult, reports_dir: Path) -> Path:
     d = pgtools.ensure_private_dir(reports_dir)
     ts = datetime.now().strftime("%Y%m%d_%H%M%S")
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", settings.dbname)
+    safe = files.safe_name(settings.dbname)
     data = {"kind": "restore", "operator": getpass.getuser(), "client_host": socket.gethostname(),
             "database": settings.dbname, "server": f"{settings.host}:{settings.port}", "at": ts,
             "backup": str(entry.path), "backup_size": entry.size, "sha256_recorded": entry.recorded_sha256,
@@ -117,7 +116,5 @@ def write_report(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreR
                     "", "```", *r.lines, "```", ""])
     path = d / f"restore_{safe}_{ts}.md"
     for p, text in ((path, md), (path.with_suffix(".json"), json.dumps(data, indent=2))):
-        fd = os.open(p, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        files.write_private(p, text)
     return path.resolve()
