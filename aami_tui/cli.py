@@ -56,7 +56,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 EXIT_USAGE = 64  # bad command-line arguments (BSD sysexits EX_USAGE), distinct from "cannot connect"
-COMMANDS = ("check", "console", "demo", "apply", "screenshots")
+COMMANDS = ("check", "console", "demo", "apply", "init", "screenshots")
 
 
 class Parser(argparse.ArgumentParser):
@@ -93,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--yes", action="store_true", help="COMMIT when verify passes (otherwise ROLLBACK)")
     a.add_argument("--no-backup", action="store_true",
                    help="skip the backup step (recorded in the report); for throwaway databases only")
+
+    i = sub.add_parser("init", help="day one: create the database if missing, apply and verify the migration, "
+                                    "print the Config Server's DB_* lines (never drops anything)")
+    _common(i)
+    i.add_argument("--reports-dir", type=Path, default=Path("reports"),
+                   help="where the run report goes (default ./reports)")
+    i.add_argument("--migration-file", type=Path, default=None, help="apply this file instead of the shipped one")
+    i.add_argument("--lock-timeout", type=_positive, default=5.0, metavar="S",
+                   help="lock_timeout in seconds (default 5)")
+    i.add_argument("--statement-timeout", type=_positive, default=300.0, metavar="S",
+                   help="statement_timeout in seconds (default 300)")
+    i.add_argument("--env-file", type=Path, default=None, metavar="PATH",
+                   help="also write the DB_* lines to PATH (0600; other lines in it are kept), for `source` "
+                        "or docker compose's env_file")
 
     s = sub.add_parser("screenshots", help="regenerate the SVGs in screenshots/ (uses the embedded server)")
     s.add_argument("--out", type=Path, default=Path("screenshots"))
@@ -171,6 +185,54 @@ async def _check(settings, args) -> int:
     return code
 
 
+def _init(settings, args) -> int:
+    """`aami-tui init`: progress and sentences on stderr, only the DB_* lines on stdout
+    (so `aami-tui init > config.env` works too)."""
+    import signal
+
+    from aami_tui.core import devinit, migration
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    async def go() -> devinit.InitResult:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await devinit.run_init(
+                settings, migration.resolve_migration_path(args.migrations_dir, args.migration_file),
+                reports_dir=args.reports_dir, lock_timeout=args.lock_timeout,
+                statement_timeout=args.statement_timeout, say=say)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    say(f"aami-tui init: {settings.display()}")
+    r = asyncio.run(go())
+    say(("" if r.code == devinit.EXIT_READY else "aami-tui: ") + r.message)
+    if r.report:
+        say(f"Report: {r.report} (JSON beside it)")
+    if r.code != devinit.EXIT_READY:
+        return r.code
+    if args.env_file:
+        try:
+            path = devinit.write_env_file(args.env_file, r.env_lines)
+        except OSError as exc:
+            _err(f"could not write {args.env_file}: {exc.strerror or exc}")
+            return devinit.EXIT_PREFLIGHT
+        say(f"Wrote {', '.join(ln.split('=')[0] for ln in r.env_lines)} to {path} (0600); add DB_PASSWORD yourself.")
+    else:
+        say("The Config Server's settings (DB_PASSWORD is never shown: set it yourself):")
+    try:
+        for line in r.env_lines:
+            print(line, flush=True)
+    except BrokenPipeError:  # a closed stdout never changes the outcome
+        pass
+    return r.code
+
+
 def _with_embedded(args, fn):
     """Run fn(settings) against a throwaway embedded server when --embedded/demo, else resolved settings."""
     if getattr(args, "embedded", False) or args.command == "demo":
@@ -203,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             from aami_tui.headless import run_apply
 
             return _with_embedded(args, lambda s, pg: run_apply(s, args))
+        if command == "init":
+            return _with_embedded(args, lambda s, pg: _init(s, args))
         if command in ("console", "demo"):
             from aami_tui.ui.app import run_console
 

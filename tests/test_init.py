@@ -1,0 +1,100 @@
+"""`aami-tui init`: the new developer's one command, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import psycopg
+import pytest
+from conftest import catalog_fingerprint, cli, run_sql
+from faults import public_tables
+from psycopg import sql
+
+from aami_tui.core.schema import MSG_OK, REQUIRED_TABLES
+
+
+@pytest.fixture
+def missing_db(pg_server):
+    """A database name that does not exist yet (dropped afterwards if a test created it)."""
+    name = f"aami_init_{uuid.uuid4().hex[:8]}"
+    yield name
+    with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
+        c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def init(pg_server, dbname, tmp_path, *extra):
+    return cli("init", "--reports-dir", str(tmp_path / "reports"), *extra, env=pg_server.env(dbname))
+
+
+def env_lines(pg_server, dbname) -> list[str]:
+    e = pg_server.admin.effective()
+    return [f"DB_HOST={e['host']}", f"DB_PORT={e['port']}", f"DB_USER={e['user']}", f"DB_NAME={dbname}"]
+
+
+def test_init_creates_applies_and_prints_the_env_then_nothing_to_do(pg_server, missing_db, tmp_path):
+    r = init(pg_server, missing_db, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines() == env_lines(pg_server, missing_db)  # stdout: only the DB_* lines
+    assert f"Created database {missing_db}" in r.stderr
+    assert MSG_OK in r.stderr and f"{missing_db} is ready" in r.stderr
+    assert "Traceback" not in r.stderr
+    if pg_server.admin.password:
+        assert pg_server.admin.password not in r.stdout + r.stderr
+    settings = pg_server.settings(missing_db)
+    assert public_tables(settings) == sorted(REQUIRED_TABLES)
+    (report,) = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("report_*.json")]
+    assert report["final_state"] == "committed" and report["backup"] == "skipped"
+    assert cli("check", env=pg_server.env(missing_db)).returncode == 0
+
+    before = catalog_fingerprint(settings)
+    again = init(pg_server, missing_db, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "Nothing to do" in again.stderr
+    assert again.stdout.splitlines() == env_lines(pg_server, missing_db)
+    assert catalog_fingerprint(settings) == before
+    assert len(list((tmp_path / "reports").glob("report_*.json"))) == 1  # nothing ran, nothing reported
+
+
+def test_init_env_file_is_0600_and_keeps_other_lines(pg_server, fresh_db, tmp_path):
+    path = tmp_path / "config.env"
+    path.write_text("# mine\nDB_PASSWORD=keep-me\nDB_NAME=old\n")
+    path.chmod(0o644)
+    r = init(pg_server, fresh_db.dbname, tmp_path, "--env-file", str(path))
+    assert r.returncode == 0, r.stderr
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    lines = path.read_text().splitlines()
+    assert lines == ["# mine", "DB_PASSWORD=keep-me", *env_lines(pg_server, fresh_db.dbname)]
+    fresh = tmp_path / "sub" / "new.env"
+    r = init(pg_server, fresh_db.dbname, tmp_path, "--env-file", str(fresh))
+    assert r.returncode == 0 and "Nothing to do" in r.stderr
+    assert oct(fresh.stat().st_mode & 0o777) == "0o600"
+    assert [ln for ln in fresh.read_text().splitlines() if not ln.startswith("#")] == env_lines(
+        pg_server, fresh_db.dbname)
+    if fresh_db.password:
+        assert fresh_db.password not in fresh.read_text()
+
+
+@pytest.mark.parametrize("setup, words", [
+    ("CREATE TABLE customers (id int); INSERT INTO customers VALUES (1);", "is not empty (1 table: customers)"),
+    ("CREATE TABLE namespaces (id int); CREATE TABLE groups (id int);", "has tables namespaces, groups with columns that differ"),
+    ("CREATE SCHEMA app; CREATE VIEW app.v AS SELECT 1;", "is not empty (1 view(s) or sequence(s))"),
+])
+def test_init_never_touches_a_database_that_is_not_empty(pg_server, fresh_db, tmp_path, setup, words):
+    run_sql(fresh_db, setup)
+    before = catalog_fingerprint(fresh_db)
+    r = init(pg_server, fresh_db.dbname, tmp_path)
+    assert r.returncode == 8, r.stdout + r.stderr
+    assert words in r.stderr
+    assert "production runbook" in r.stderr and "aami-tui apply --yes" in r.stderr
+    assert r.stdout == ""
+    assert catalog_fingerprint(fresh_db) == before
+    assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").iterdir())
+
+
+def test_init_cannot_connect_exits_2(pg_server, tmp_path):
+    env = pg_server.env("whatever")
+    env["DB_PORT"] = "1"
+    env["DB_HOST"] = "127.0.0.1"
+    r = cli("init", "--reports-dir", str(tmp_path / "r"), env=env)
+    assert r.returncode == 2 and "connection refused" in r.stderr and "Traceback" not in r.stderr
