@@ -1,4 +1,4 @@
-"""Command line: ``aami-tui`` (console), ``check``, ``apply``, ``demo``, ``screenshots``."""
+"""Command line: ``aami-tui`` (console), ``check``, ``apply``, ``lint``, ``demo``, ``screenshots``."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 EXIT_USAGE = 64  # bad command-line arguments (BSD sysexits EX_USAGE), distinct from "cannot connect"
-COMMANDS = ("check", "console", "demo", "apply", "init", "screenshots")
+COMMANDS = ("check", "console", "demo", "apply", "init", "lint", "screenshots")
 
 
 class Parser(argparse.ArgumentParser):
@@ -107,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--env-file", type=Path, default=None, metavar="PATH",
                    help="also write the DB_* lines to PATH (0600; other lines in it are kept), for `source` "
                         "or docker compose's env_file")
+
+    lt = sub.add_parser("lint", help="lint a migration file: squawk's rules mapped to this runbook, plus the "
+                                     "runbook's own refusals and (connected) live table sizes")
+    lt.add_argument("file", type=Path, nargs="?", default=None,
+                    help="the SQL file (default: the shipped 001_initial_schema.sql)")
+    _common(lt)
+    lt.add_argument("--offline", action="store_true",
+                    help="never connect (otherwise lint connects when --dsn/--dbname/--embedded or DB_*/PG* "
+                         "variables say where)")
+    lt.add_argument("--json", action="store_true", help="print a machine-readable result instead")
 
     s = sub.add_parser("screenshots", help="regenerate the SVGs in screenshots/ (uses the embedded server)")
     s.add_argument("--out", type=Path, default=Path("screenshots"))
@@ -232,6 +242,52 @@ def _init(settings, args) -> int:
         pass
     return r.code
 
+def _lint_wants_connection(args) -> bool:
+    import os
+
+    if args.offline:
+        return False
+    if args.dsn or args.dbname or args.embedded:
+        return True
+    return any(os.environ.get(v) for v in ("DB_HOST", "DB_NAME", "PGHOST", "PGDATABASE", "PGSERVICE"))
+
+
+def _lint(args) -> int:
+    from aami_tui.core import lint, migration
+
+    path = args.file or migration.resolve_migration_path(args.migrations_dir)
+
+    async def live(settings):
+        from aami_tui.core.db import ConnectError, connect
+
+        try:
+            conn = await connect(settings)
+        except ConnectError as exc:
+            return exc
+        try:
+            version = f"{conn.info.server_version // 10000}.0"
+            return (*await lint.live_facts(conn, path), version)
+        finally:
+            await conn.close()
+
+    facts, version = None, None
+    if _lint_wants_connection(args):
+        got = _with_embedded(args, lambda s, pg: asyncio.run(live(s)))
+        if isinstance(got, int | Exception):
+            if isinstance(got, Exception):
+                _err(str(got))
+            return lint.EXIT_CONNECT
+        facts, indexes, version = got
+    else:
+        indexes = frozenset()
+    res = lint.lint(path, facts, version, live_indexes=indexes)
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2))
+    else:
+        for line in lint.format_text(res):
+            print(line)
+    return res.exit_code
+
 
 def _with_embedded(args, fn):
     """Run fn(settings) against a throwaway embedded server when --embedded/demo, else resolved settings."""
@@ -271,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             from aami_tui.ui.app import run_console
 
             return _with_embedded(args, lambda s, pg: run_console(s, args, embedded=pg))
+        if command == "lint":
+            return _lint(args)
         if command == "screenshots":
             from aami_tui.ui.screenshots import main as shots
 

@@ -46,4 +46,5 @@ def test_wheel_contains_migrations(tmp_path):
     assert "aami_tui/migrations/001_initial_schema.sql" in names
     assert "aami_tui/migrations/archive/009_refactor_target_group_relationship.sql" in names
     assert "aami_tui/core/queries/validate_schema.sql" in names
+    assert "aami_tui/core/squawk.toml" in names  # lint never picks up a stray .squawk.toml
     assert any(n.startswith("aami_tui/ui/") and n.endswith(".tcss") for n in names)
