@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+import psycopg
 import pytest
 from conftest import cli
 
@@ -120,3 +121,85 @@ def test_bad_arguments_exit_64_not_2():
         r = cli(*args)
         assert r.returncode == 64, args
         assert "Traceback" not in r.stderr and "error:" in r.stderr
+
+
+# Issue 7 item 9: a secret never appears in a message, whatever libpq's parser says about the DSN.
+SECRET = "Zq9%xY7w"
+SECRET_PLAIN = "Zq9xY7wK"
+BAD_DSNS = [
+    (f"postgresql://u:{SECRET}@127.0.0.1/db", "password", SECRET),  # a literal % (not %25)
+    (f"postgresql://u:{SECRET_PLAIN}%@127.0.0.1/db", "password", SECRET_PLAIN),
+    (f"postgresql://u:{SECRET_PLAIN}%4@127.0.0.1/db", "password", SECRET_PLAIN),
+    (f"postgres://u:{SECRET_PLAIN}@127.0.0.1/d%b", "database name", SECRET_PLAIN),
+    (f"postgresql://u%:{SECRET_PLAIN}@127.0.0.1/db", "user name", SECRET_PLAIN),
+    (f"postgresql://u:{SECRET_PLAIN}@127.0.0.1/db?password={SECRET}", "password", SECRET),
+    (f"postgresql://u:{SECRET_PLAIN}@[::1/db", "]", SECRET_PLAIN),
+    (f"postgresql://u:Zq9@{SECRET_PLAIN}@127.0.0.1:5432/db", "%40", SECRET_PLAIN),  # libpq: host "Zq9x…@127…"
+    (f"postgresql://u:{SECRET_PLAIN}/Zq9@127.0.0.1:5432/db", "%2F", SECRET_PLAIN),  # libpq: port "Zq9x…"
+    (f"postgresql://u:Zq9%00{SECRET_PLAIN}@127.0.0.1/db", "the password holds %00", SECRET_PLAIN),
+    (f"postgresql://u:{SECRET_PLAIN}@127.0.0.1/db?passwrd=x", "password", SECRET_PLAIN),
+    (f"postgresql://u:{SECRET_PLAIN}@127.0.0.1/db?sslmode", "=", SECRET_PLAIN),
+    (f"postgresql://u@127.0.0.1/db?password={SECRET_PLAIN}=x", "%3D", SECRET_PLAIN),
+    (f"postgresql://u:{SECRET_PLAIN}@127.0.0.1/db?&", "=", SECRET_PLAIN),
+    (f"host=127.0.0.1 password='{SECRET_PLAIN} user=u", "quote", SECRET_PLAIN),
+    (f"host=127.0.0.1 password=Zq9 {SECRET_PLAIN} user=u", "quote", SECRET_PLAIN),  # unquoted space
+    (f"host=127.0.0.1 pasword={SECRET_PLAIN}", "password", SECRET_PLAIN),
+    (f"postgres:u:{SECRET_PLAIN}@127.0.0.1", "postgresql://", SECRET_PLAIN),  # not a URI, not key=value
+    (f"{SECRET_PLAIN}", "key=value", SECRET_PLAIN),
+]
+
+
+@pytest.mark.parametrize("dsn, hint, secret", BAD_DSNS)
+def test_dsn_parse_errors_never_show_a_secret(dsn, hint, secret):
+    with pytest.raises(SettingsError) as e:
+        resolve(dsn, env={})
+    msg = str(e.value)
+    assert msg.startswith("The --dsn value is not a valid libpq connection string or URI: ")
+    assert hint in msg
+    for i in range(len(secret) - 3):  # not even four characters of it
+        assert secret[i:i + 4] not in msg, msg
+    assert e.value.__cause__ is None and (e.value.__context__ is None or e.value.__suppress_context__)
+
+
+def test_cli_bad_dsn_with_a_password_shows_neither_it_nor_a_traceback(pg_server):
+    r = cli("check", "--dsn", f"postgresql://u:{SECRET}@127.0.0.1:1/db")
+    assert r.returncode == 2
+    assert "Zq9" not in r.stderr + r.stdout and "Traceback" not in r.stderr
+    assert "password" in r.stderr and "%25" in r.stderr
+
+
+PASSWORDS = ["Zq9%xY7w", "Zq9'x\\Y 7w", "Zq9@x:Y/7w?", "Zq9xY7wé"]
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+async def test_odd_password_connects_through_a_uri_and_a_wrong_one_is_never_shown(pg_server, fresh_db, password):
+    from urllib.parse import quote
+
+    from psycopg import sql
+
+    from aami_tui.core.db import ConnectError, connect
+
+    role = f"aami_pw_{abs(hash(password)) % 10**8}"
+    with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
+        c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+    try:
+        e = fresh_db.effective()
+        uri = f"postgresql://{role}:{quote(password, safe='')}@{e['host']}:{e['port']}/{fresh_db.dbname}"
+        conn = await connect(resolve(uri, env={}))  # the right password, percent-encoded, gets in
+        await conn.close()
+        for wrong in (password + "x", "x" + password):
+            s = resolve(f"postgresql://{role}:{quote(wrong, safe='')}@{e['host']}:{e['port']}/{fresh_db.dbname}",
+                        env={})
+            with pytest.raises(ConnectError) as err:
+                await connect(s)
+            assert err.value.kind == "auth" and "Zq9" not in str(err.value)
+        # The same through DB_PASSWORD and the CLI: exit 2, the sentence, no password.
+        env = pg_server.env(fresh_db.dbname)
+        env.update({"DB_USER": role, "DB_PASSWORD": password + "x"})
+        r = cli("check", env=env)
+        assert r.returncode == 2 and "rejected the password" in r.stderr
+        assert "Zq9" not in r.stderr + r.stdout
+    finally:
+        with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
+            c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

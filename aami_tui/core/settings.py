@@ -9,6 +9,7 @@ The password is kept out of every repr, display string and message.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -120,6 +121,109 @@ class ConnSettings:
     __str__ = __repr__
 
 
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_URI_PREFIXES = ("postgresql://", "postgres://")
+_NOT_SHOWN = " (the text itself is not shown: it may hold a password)"
+
+
+def _keywords() -> list[str]:
+    try:
+        from psycopg import pq
+
+        return [o.keyword.decode() for o in pq.Conninfo.get_defaults()]
+    except Exception:  # pragma: no cover - libpq always answers
+        return ["host", "hostaddr", "port", "user", "password", "dbname", "sslmode", "options"]
+
+
+def _did_you_mean(text: str) -> str:
+    """For a parameter name libpq does not know: ``'passwrd' (did you mean password?)`` when it is a typo of a
+    real one, which also proves it is a name and not a secret; otherwise nothing is quoted."""
+    import difflib
+
+    close = difflib.get_close_matches(text.lower(), _keywords(), n=1, cutoff=0.75)
+    return f" {text!r} (did you mean {close[0]}?)" if close else ""
+
+
+def _unknown_names(dsn: str) -> list[str]:
+    known = set(_keywords())
+    if dsn.startswith(_URI_PREFIXES):
+        query = dsn.partition("?")[2]
+        names = [kv.partition("=")[0] for kv in query.split("&")]
+    else:
+        names = re.findall(r"(?:^|\s)([A-Za-z_]+)\s*=", dsn)
+    return [n for n in names if n and n not in known]
+
+
+def _bad_percent_part(dsn: str, bad: re.Pattern = _BAD_PERCENT) -> str:
+    """Which part of a URI holds a % not followed by two hex digits (the part's name, never its text)."""
+    rest = dsn.split("://", 1)[1]
+    rest, _, query = rest.partition("?")
+    netloc, _, dbname = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    for name, text in (("password", password), ("user name", user), ("host", hosts),
+                       ("database name", dbname)):
+        if bad.search(text):
+            return f"the {name}"
+    for kv in query.split("&"):
+        key, _, value = kv.partition("=")
+        if bad.search(value):
+            return f"the value of the {key} parameter" if key in _keywords() else "a parameter's value"
+        if bad.search(key):
+            return "a parameter's name"
+    return "it"
+
+
+def explain_dsn_error(dsn: str, message: str) -> str:
+    """libpq's parse error as a sentence that quotes nothing from the DSN but what is provably not a secret.
+
+    libpq's own messages quote the offending token ("invalid percent-encoded token: \"Pa%ss\""), which is
+    the password more often than not, so they are never passed on.
+    """
+    low = message.lower()
+    if "%00" in low:
+        return (f"{_bad_percent_part(dsn, re.compile('%00'))} holds %00 (a zero byte), which libpq forbids"
+                + _NOT_SHOWN + ".")
+    if "percent-encoded" in low:
+        return (f"a % sign in {_bad_percent_part(dsn)} is not followed by two hexadecimal digits; in a URI a "
+                "literal % is written %25" + _NOT_SHOWN + ".")
+    if "ipv6" in low:
+        return "an IPv6 host address in the URI has no closing ] (write it as [::1])."
+    if "invalid uri query parameter" in low or "invalid connection option" in low:
+        names = _unknown_names(dsn)
+        hint = _did_you_mean(names[0]) if names else ""
+        where = " after the ? of the URI" if dsn.startswith(_URI_PREFIXES) else ""
+        return f"a parameter{where} is not a libpq connection option{':' + hint if hint else ''}."
+    if "missing key/value separator" in low:
+        return "a parameter after the ? of the URI has no = (write name=value, joined with &)" + _NOT_SHOWN + "."
+    if "extra key/value separator" in low:
+        return ("a parameter after the ? of the URI has more than one = (write an = inside a value as %3D)"
+                + _NOT_SHOWN + ".")
+    if "unterminated quoted string" in low:
+        return "a value opens a quote (') and never closes it" + _NOT_SHOWN + "."
+    if 'missing "="' in low:
+        if dsn.startswith(("postgresql:", "postgres:")) or "@" in dsn:
+            return ("it looks like a URI but does not start with postgresql:// (or postgres://)" + _NOT_SHOWN
+                    + ".")
+        return ("a word has no = after it: write key=value pairs separated by spaces, and put a value that holds "
+                "spaces or quotes in single quotes ('like this', \\' for a quote)" + _NOT_SHOWN + ".")
+    return "libpq cannot parse it" + _NOT_SHOWN + "."
+
+
+def _check_uri_split(dsn: str, params: dict[str, str]) -> None:
+    """A URI whose password holds an unencoded @ / or # parses "fine" into a host or port made of pieces of the
+    password, which a later error would then print. Refuse it here, quoting nothing."""
+    if not dsn.startswith(_URI_PREFIXES):
+        return
+    port = params.get("port", "")
+    bad_port = port and not all(p.strip().isdigit() for p in port.split(","))
+    if "@" in params.get("host", "") or bad_port:
+        what = "the host holds an @" if "@" in params.get("host", "") else "the port is not a number"
+        raise SettingsError("The --dsn value is not a valid libpq connection string or URI: "
+                            f"{what}. If the password holds @ / : ? or #, write them %40 %2F %3A %3F %23"
+                            + _NOT_SHOWN + ".")
+
+
 def resolve(dsn: str | None = None, env: Mapping[str, str] | None = None,
             connect_timeout: int | None = None, dbname: str | None = None) -> ConnSettings:
     """Resolve connection settings: --dsn, else DB_*, else libpq's own."""
@@ -132,9 +236,10 @@ def resolve(dsn: str | None = None, env: Mapping[str, str] | None = None,
         try:
             params = _ci.conninfo_to_dict(dsn)
         except Exception as exc:  # psycopg.ProgrammingError
-            msg = str(exc).splitlines()[0] if str(exc) else "unparseable"
-            raise SettingsError(f"The --dsn value is not a valid libpq connection string or URI: {msg}") from None
+            raise SettingsError("The --dsn value is not a valid libpq connection string or URI: "
+                                + explain_dsn_error(dsn, str(exc))) from None
         params = {k: str(v) for k, v in params.items() if v is not None}
+        _check_uri_split(dsn, params)
         source = "--dsn"
         if "connect_timeout" in params and connect_timeout is None:
             try:
