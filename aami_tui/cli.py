@@ -17,12 +17,19 @@ EXIT_CONNECT = 2
 EXIT_DRIFT = 3  # check --strict only
 
 
+PG_MAX_TIMEOUT_S = 2147483.647  # lock_timeout / statement_timeout are ints of milliseconds (INT_MAX)
+
+
 def _seconds(text: str, *, allow_zero: bool = False) -> float:
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if v < 0 or (v == 0 and not allow_zero) or v != v:
+    if v != v:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    if v in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds")
+    if v < 0 or (v == 0 and not allow_zero):
         raise argparse.ArgumentTypeError(f"{text!r} must be {'zero or more' if allow_zero else 'more than zero'} "
                                          "seconds")
     return v
@@ -36,10 +43,25 @@ def _non_negative(text: str) -> float:
     return _seconds(text, allow_zero=True)
 
 
+def _pg_timeout(text: str) -> float:
+    """A lock_timeout / statement_timeout: PostgreSQL counts them in whole milliseconds and reads 0 as "no
+    timeout at all", so a value below 1 ms (which the runbook would send as 0ms) is refused, not rounded."""
+    v = _seconds(text)
+    if v < 0.001:
+        raise argparse.ArgumentTypeError(f"{text!r} is below 1 ms: PostgreSQL counts timeouts in whole "
+                                         "milliseconds and 0 means no timeout at all (use 0.001 or more)")
+    if v > PG_MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"{text!r} is more than PostgreSQL accepts: at most {PG_MAX_TIMEOUT_S:g} "
+                                         "seconds (about 24.8 days)")
+    return v
+
+
 def _whole_seconds(text: str) -> int:
     v = _seconds(text)
     if v != int(v):
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of seconds")
+    if v > 2147483647:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large: at most 2147483647 seconds")
     return int(v)
 
 
@@ -100,9 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--reports-dir", type=Path, default=Path("reports"),
                    help="where the run report goes (default ./reports)")
     i.add_argument("--migration-file", type=Path, default=None, help="apply this file instead of the shipped one")
-    i.add_argument("--lock-timeout", type=_positive, default=5.0, metavar="S",
+    i.add_argument("--lock-timeout", type=_pg_timeout, default=5.0, metavar="S",
                    help="lock_timeout in seconds (default 5)")
-    i.add_argument("--statement-timeout", type=_positive, default=300.0, metavar="S",
+    i.add_argument("--statement-timeout", type=_pg_timeout, default=300.0, metavar="S",
                    help="statement_timeout in seconds (default 300)")
     i.add_argument("--env-file", type=Path, default=None, metavar="PATH",
                    help="also write the DB_* lines to PATH (0600; other lines in it are kept), for `source` "
@@ -127,8 +149,8 @@ def _runbook_opts(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("runbook")
     g.add_argument("--backup-dir", type=Path, default=Path("backups"), help="where backups go (default ./backups)")
     g.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where run reports go (default ./reports)")
-    g.add_argument("--lock-timeout", type=_positive, default=5.0, metavar="S", help="lock_timeout in seconds (default 5)")
-    g.add_argument("--statement-timeout", type=_positive, default=300.0, metavar="S",
+    g.add_argument("--lock-timeout", type=_pg_timeout, default=5.0, metavar="S", help="lock_timeout in seconds (default 5)")
+    g.add_argument("--statement-timeout", type=_pg_timeout, default=300.0, metavar="S",
                    help="statement_timeout in seconds (default 300)")
     g.add_argument("--migration-file", type=Path, default=None, help="apply this file instead of the shipped one")
     g.add_argument("--pace", type=_non_negative, default=0.0, metavar="S",

@@ -1,0 +1,41 @@
+"""Command-line argument validation: bad values are usage errors (exit 64) before anything touches the server."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import catalog_fingerprint, cli
+
+EXIT_USAGE = 64
+
+
+@pytest.mark.parametrize("value, words", [
+    ("inf", "finite"), ("Infinity", "finite"), ("nan", "not a number"), ("-1", "more than zero"),
+    ("0", "more than zero"), ("0.0004", "1 ms"), ("0.0009999", "1 ms"), ("1e9", "at most"),
+])
+def test_bad_lock_timeout_is_a_usage_error_before_any_backup(pg_server, fresh_db, tmp_path, value, words):
+    before = catalog_fingerprint(fresh_db)
+    r = cli("apply", "--yes", "--lock-timeout", value, "--backup-dir", str(tmp_path / "b"),
+            "--reports-dir", str(tmp_path / "r"), env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == EXIT_USAGE, r.stderr
+    assert "--lock-timeout" in r.stderr and words in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "b").exists() and not (tmp_path / "r").exists()
+    assert catalog_fingerprint(fresh_db) == before
+
+
+@pytest.mark.parametrize("args", [
+    ("apply", "--statement-timeout", "inf"), ("apply", "--statement-timeout", "0.0001"),
+    ("apply", "--pace", "inf"), ("console", "--refresh", "inf"), ("check", "--connect-timeout", "inf"),
+    ("check", "--connect-timeout", "1e400"), ("init", "--lock-timeout", "inf"),
+])
+def test_other_infinite_or_sub_millisecond_values_are_usage_errors(args):
+    r = cli(*args)
+    assert r.returncode == EXIT_USAGE, (r.returncode, r.stderr)
+    assert args[1] in r.stderr and "Traceback" not in r.stderr
+
+
+def test_one_millisecond_is_accepted_and_reaches_the_server(pg_server, fresh_db, tmp_path):
+    r = cli("apply", "--no-backup", "--lock-timeout", "0.001", "--reports-dir", str(tmp_path / "r"),
+            env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == 6, r.stderr  # dry run: everything passed, rolled back
+    report = next((tmp_path / "r").glob("report_*.md")).read_text()
+    assert "lock_timeout = 1ms" in report
