@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import glob
 import hashlib
 import os
@@ -155,39 +156,51 @@ def _explain_tool_failure(name: str, stderr: str, out_path: Path | None) -> str:
     return f"{name} failed: {last.removeprefix(name + ': ').removeprefix('error: ')}"
 
 
-def _die_with_parent_hook() -> Callable[[], None] | None:
-    """A preexec hook that makes the child get SIGKILL when this process dies (Linux: PR_SET_PDEATHSIG).
+@functools.cache
+def _die_with_parent() -> tuple[list[str], Callable[[], None] | None]:
+    """How to make a tool get SIGKILL when this process dies (Linux: PR_SET_PDEATHSIG).
 
     The tools run in their own session so that Ctrl+C in the terminal reaches only the console, which
     cancels them itself; without this, a kill -9 of the console would leave pg_dump / pg_restore running
     on, connected and holding (or queued for) their locks until they finish.
+
+    util-linux's ``setpriv --pdeathsig KILL`` sets it and execs the tool: no Python runs between fork and
+    exec, which ``preexec_fn`` cannot promise once threads run (the console's workers, asyncio.to_thread),
+    where a lock held by another thread at fork time can deadlock the child. Without setpriv, the
+    ``preexec_fn`` hook is used only while this process has a single thread (``_run`` checks).
+    Returns (argv prefix, preexec hook or None).
     """
     if not sys.platform.startswith("linux"):
-        return None
+        return [], None
+    setpriv = shutil.which("setpriv")
+    if setpriv and subprocess.run([setpriv, "--pdeathsig", "KILL", "--", "true"], capture_output=True,
+                                  timeout=10).returncode == 0:
+        return [setpriv, "--pdeathsig", "KILL", "--"], None
     try:
         import ctypes
 
         prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, in the parent
     except (OSError, AttributeError):
-        return None
+        return [], None
     pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
 
     def hook() -> None:
         prctl(pr_set_pdeathsig, sigkill)
 
-    return hook
-
-
-_DIE_WITH_PARENT = _die_with_parent_hook()
+    return [], hook
 
 
 async def _run(argv: list[str], env: dict, *, stdout_fd: int | None = None,
                on_line: Callable[[str], None] | None = None) -> tuple[int, str]:
     """Run a tool; kill it if this coroutine is cancelled or this process dies. Returns (rc, stderr)."""
+    import threading
+
+    prefix, hook = _die_with_parent()
+    hook = hook if threading.active_count() == 1 else None  # never preexec_fn beside threads
     proc = await asyncio.create_subprocess_exec(
-        *argv, env=env, stdin=asyncio.subprocess.DEVNULL,
+        *prefix, *argv, env=env, stdin=asyncio.subprocess.DEVNULL,
         stdout=stdout_fd if stdout_fd is not None else asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, start_new_session=True, preexec_fn=_DIE_WITH_PARENT)
+        stderr=asyncio.subprocess.PIPE, start_new_session=True, preexec_fn=hook)
     err_lines: list[str] = []
 
     async def read_err():
@@ -303,23 +316,36 @@ class BackupEntry:
 
 
 def list_backups(backup_dir: Path, dbname: str | None = None) -> list[BackupEntry]:
-    """Backups in the directory, newest first."""
+    """Backups in the directory, newest first; with ``dbname``, only that database's.
+
+    A name matches exactly ``backup_<safe name>_<YYYYmmdd_HHMMSS>[_N].dump`` (so ``aami`` never lists
+    ``aami_config``'s), and when the metadata beside it records a database, that must be ``dbname`` (two
+    names the sanitiser maps to the same file-name part stay apart)."""
     backup_dir = Path(backup_dir).expanduser()
     if not backup_dir.is_dir():
         return []
+    mine = re.compile(rf"backup_{re.escape(files.safe_name(dbname))}_\d{{8}}_\d{{6}}(?:_\d+)?\.dump") \
+        if dbname else None
     out = []
     for p in backup_dir.glob("backup_*.dump"):
-        if dbname and not p.name.startswith(f"backup_{re.sub(r'[^A-Za-z0-9_.-]', '_', dbname)}_"):
+        if mine and not mine.fullmatch(p.name):
             continue
-        st = p.stat()
-        side = p.with_name(p.name + ".sha256")
-        rec = side.read_text().split()[0] if side.exists() and side.read_text().strip() else None
         meta = None
         with contextlib.suppress(OSError, ValueError):
             import json
 
             meta = json.loads(p.with_name(p.name + ".json").read_text())
-        out.append(BackupEntry(p, st.st_size, st.st_mtime, rec, meta if isinstance(meta, dict) else None))
+        meta = meta if isinstance(meta, dict) else None
+        if mine and meta and meta.get("dbname") not in (None, dbname):
+            continue
+        try:
+            st = p.stat()
+            side = p.with_name(p.name + ".sha256")
+            text = side.read_text() if side.exists() else ""
+        except OSError:
+            continue
+        rec = text.split()[0] if text.strip() else None
+        out.append(BackupEntry(p, st.st_size, st.st_mtime, rec, meta))
     return sorted(out, key=lambda e: e.mtime, reverse=True)
 
 
