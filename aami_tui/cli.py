@@ -157,8 +157,44 @@ def _runbook_opts(p: argparse.ArgumentParser) -> None:
                    help="pause S seconds between statements while applying (slow motion, to watch and learn)")
 
 
+def _silence(stream) -> None:
+    """Point a stream whose reader went away (``| head``) at /dev/null: later writes, and the interpreter's own
+    flush at exit, then succeed quietly instead of raising BrokenPipeError or turning the exit code into 120."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _emit(text: str, stream=None) -> None:
+    """Print a line. Output failures never change the outcome or the exit code."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        print(text, file=stream, flush=True)
+    except (BrokenPipeError, ConnectionResetError):
+        _silence(stream)
+    except OSError as exc:  # EIO from a terminal that went away, ENOSPC on a redirected file...
+        import errno
+
+        if exc.errno not in (errno.EPIPE, errno.EIO, errno.ENOSPC):
+            raise
+        _silence(stream)
+
+
+def _flush_quietly() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            _silence(stream)
+
+
 def _err(msg: str) -> None:
-    print(f"aami-tui: {msg}", file=sys.stderr)
+    _emit(f"aami-tui: {msg}", sys.stderr)
 
 
 def _resolve(args):
@@ -184,7 +220,7 @@ async def _check(settings, args) -> int:
         conn = await connect(settings)
     except ConnectError as exc:
         if args.json:
-            print(json.dumps({"ok": False, "error": str(exc), "error_kind": exc.kind, "exit_code": EXIT_CONNECT}))
+            _emit(json.dumps({"ok": False, "error": str(exc), "error_kind": exc.kind, "exit_code": EXIT_CONNECT}))
         else:
             _err(str(exc))
         return EXIT_CONNECT
@@ -201,10 +237,10 @@ async def _check(settings, args) -> int:
         out = result.to_dict()
         out.update({"exit_code": code, "server_lines": schema.server_lines(result, host, user, dbname, port),
                     "database": {"host": host, "port": port, "user": user, "dbname": dbname}})
-        print(json.dumps(out, indent=2))
+        _emit(json.dumps(out, indent=2))
         return code
     for line in schema.server_lines(result, host, user, dbname, port):
-        print(line)
+        _emit(line)
     for name in result.drifted:
         t = next(t for t in result.required if t.name == name)
         parts = []
@@ -212,8 +248,8 @@ async def _check(settings, args) -> int:
             parts.append("missing columns " + ", ".join(t.missing_columns))
         if t.unexpected_columns:
             parts.append("unexpected columns " + ", ".join(t.unexpected_columns))
-        print(f"WARNING: table {name} differs from 001_initial_schema.sql: {'; '.join(parts)} "
-              "(built by the archived migrations? IF NOT EXISTS never repairs it)", file=sys.stderr)
+        _emit(f"WARNING: table {name} differs from 001_initial_schema.sql: {'; '.join(parts)} "
+              "(built by the archived migrations? IF NOT EXISTS never repairs it)", sys.stderr)
     return code
 
 
@@ -316,7 +352,7 @@ def _with_embedded(args, fn):
     if getattr(args, "embedded", False) or args.command == "demo":
         from aami_tui.core import embedded
 
-        print("Starting an embedded PostgreSQL 18 (throwaway, removed on exit)...", file=sys.stderr)
+        _emit("Starting an embedded PostgreSQL 18 (throwaway, removed on exit)...", sys.stderr)
         try:
             pg = embedded.start(args.dbname or "aami_config")
         except Exception as exc:
@@ -335,6 +371,13 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["console", *argv]  # `aami-tui --dsn ...` opens the console
     args = parser.parse_args(argv)
+    try:
+        return _dispatch(parser, args)
+    finally:
+        _flush_quietly()
+
+
+def _dispatch(parser: argparse.ArgumentParser, args) -> int:
     command = args.command
     try:
         if command == "check":

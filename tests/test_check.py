@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import MIGRATION, apply_migration, catalog_fingerprint, cli, run_sql
 
 from aami_tui.core.schema import REQUIRED_TABLES
@@ -101,3 +102,53 @@ def test_embedded_flag(tmp_path):
     r = cli("check", "--embedded", timeout=120)
     assert r.returncode == 1
     assert "ERROR: Missing required database tables: " + ALL_TEN in r.stdout
+
+
+# Issue 7 item 7: a closed stdout (| head) never changes the outcome or the exit code, and prints no traceback.
+def _with_closed_pipes(args, env, *, stderr_too=False):
+    import os
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the first byte: every write gets EPIPE
+    try:
+        err_r, err_w = os.pipe()
+        if stderr_too:
+            os.close(err_r)
+        p = subprocess.Popen([sys.executable, "-m", "aami_tui", *args], stdout=w,
+                             stderr=err_w, env=env, cwd=MIGRATION.parent.parent)
+        os.close(err_w)
+        err = b""
+        if not stderr_too:
+            with os.fdopen(err_r, "rb") as f:
+                err = f.read()
+        return p.wait(60), err.decode()
+    finally:
+        os.close(w)
+
+
+@pytest.mark.parametrize("args", [("check",), ("check", "--json"), ("check", "--strict"),
+                                  ("check", "--json", "--strict")])
+def test_check_keeps_its_exit_code_when_stdout_is_closed(pg_server, fresh_db, args):
+    env = pg_server.env(fresh_db.dbname)
+    rc, err = _with_closed_pipes(args, env)
+    assert rc == 1 and "Traceback" not in err and "Exception ignored" not in err, err
+    rc, err = _with_closed_pipes(args, env, stderr_too=True)
+    assert rc == 1
+
+
+def test_check_json_piped_into_head_on_a_long_output(pg_server, fresh_db):
+    import subprocess
+    import sys
+
+    apply_migration(fresh_db)
+    # A database with thousands of unrelated tables: the JSON lists them all (~0.5 MB, far beyond a pipe's buffer).
+    run_sql(fresh_db, "DO $$BEGIN FOR i IN 1..3000 LOOP EXECUTE format('CREATE TABLE site_notes_%s (id int)', i); "
+                      "END LOOP; END$$")
+    env = pg_server.env(fresh_db.dbname)
+    for args, first in (("check --json", "{"), ("check", "Validating database schema...")):
+        p = subprocess.run(["bash", "-c", f"set -o pipefail; {sys.executable} -m aami_tui {args} | head -1"],
+                           capture_output=True, text=True, env=env, cwd=MIGRATION.parent.parent, timeout=60)
+        assert p.returncode == 0 and p.stdout == first + "\n", (args, p.stdout[:200], p.stderr[-2000:])
+        assert p.stderr == ""
