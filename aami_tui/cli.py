@@ -78,7 +78,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 EXIT_USAGE = 64  # bad command-line arguments (BSD sysexits EX_USAGE), distinct from "cannot connect"
-COMMANDS = ("check", "console", "demo", "apply", "init", "lint", "screenshots")
+COMMANDS = ("check", "console", "demo", "apply", "init", "lint", "plan", "screenshots")
 
 
 class Parser(argparse.ArgumentParser):
@@ -139,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="never connect (otherwise lint connects when --dsn/--dbname/--embedded or DB_*/PG* "
                          "variables say where)")
     lt.add_argument("--json", action="store_true", help="print a machine-readable result instead")
+
+    pl = sub.add_parser("plan", help="compare the database with what the migration builds and write a repair "
+                                     "plan (safe SQL, plus commented parts a person must decide)")
+    _common(pl)
+    pl.add_argument("--migration-file", type=Path, default=None, help="compare with this file instead of the "
+                                                                       "shipped one")
+    pl.add_argument("--output", "-o", type=Path, default=None, metavar="FILE",
+                    help="write the plan to FILE (0600) instead of stdout")
+    pl.add_argument("--json", action="store_true", help="print the classified differences as JSON instead")
 
     s = sub.add_parser("screenshots", help="regenerate the SVGs in screenshots/ (uses the embedded server)")
     s.add_argument("--out", type=Path, default=Path("screenshots"))
@@ -347,6 +356,69 @@ def _lint(args) -> int:
     return res.exit_code
 
 
+async def _live_lint_facts(settings, path) -> tuple:
+    """(live tables, server version, live indexes) for lint; empty when the database cannot be reached."""
+    from aami_tui.core import lint
+    from aami_tui.core.db import ConnectError, connect
+
+    try:
+        conn = await connect(settings)
+    except ConnectError:
+        return (None, None)
+    try:
+        tables, indexes = await lint.live_facts(conn, path)
+        return (tables, f"{conn.info.server_version // 10000}.0", None, indexes)
+    finally:
+        await conn.close()
+
+
+async def _plan(settings, args) -> int:
+    from aami_tui.core import lint, migration
+    from aami_tui.core import plan as planmod
+    from aami_tui.core.db import ConnectError
+    from aami_tui.core.files import FileError, write_private
+
+    path = migration.resolve_migration_path(args.migrations_dir, args.migration_file)
+    try:
+        plan = await planmod.make_plan(settings, path, say=lambda m: print(m, file=sys.stderr, flush=True))
+    except ConnectError as exc:
+        _err(str(exc))
+        return planmod.EXIT_CONNECT
+    except planmod.PlanError as exc:
+        _err(str(exc))
+        return planmod.EXIT_REFERENCE_FAILED
+    code = planmod.EXIT_PLAN_WRITTEN if plan.differences else planmod.EXIT_NO_DIFFERENCES
+    if args.json:
+        print(json.dumps(plan.to_dict() | {"exit_code": code}, indent=2))
+        return code
+    print(plan.summary(), file=sys.stderr)
+    if not plan.differences:
+        for item in plan.of("note"):
+            print(f"note: {item.title}", file=sys.stderr)
+        return code
+    text = plan.render(args.output.name if args.output else "plan.sql")
+    if args.output is None:
+        print(text)
+        return code
+    try:
+        write_private(args.output, text)
+    except (FileError, OSError) as exc:
+        _err(f"cannot write the plan to {args.output}: {exc}")
+        return EXIT_USAGE
+    print(f"Plan written to {args.output}.", file=sys.stderr)
+    if plan.of("person"):
+        print(f"{len(plan.of('person'))} parts need a person: apply refuses the plan until each is edited "
+              f"(search for '{planmod.PERSON_MARKER}').", file=sys.stderr)
+    else:
+        res = lint.lint(args.output, *(await _live_lint_facts(settings, args.output)))
+        for f in res.findings:
+            if f.severity != "info":
+                print(f.format(str(args.output)), file=sys.stderr)
+        print(f"Lint: {len(res.errors)} errors, {len(res.warnings)} warnings "
+              f"(aami-tui lint {args.output} for details).", file=sys.stderr)
+    return code
+
+
 def _with_embedded(args, fn):
     """Run fn(settings) against a throwaway embedded server when --embedded/demo, else resolved settings."""
     if getattr(args, "embedded", False) or args.command == "demo":
@@ -394,6 +466,8 @@ def _dispatch(parser: argparse.ArgumentParser, args) -> int:
             return _with_embedded(args, lambda s, pg: run_console(s, args, embedded=pg))
         if command == "lint":
             return _lint(args)
+        if command == "plan":
+            return _with_embedded(args, lambda s, pg: asyncio.run(_plan(s, args)))
         if command == "screenshots":
             from aami_tui.ui.screenshots import main as shots
 

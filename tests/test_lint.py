@@ -15,7 +15,7 @@ from aami_tui.core import lint
 SETUP = """
 CREATE TABLE t0 (id int PRIMARY KEY, v text, c3 boolean);
 INSERT INTO t0 SELECT g, 'x' || g, true FROM generate_series(1, 5000) g;
-CREATE TABLE groups (id int PRIMARY KEY, name text);
+CREATE TABLE groups (id int PRIMARY KEY, name text, legacy text, priority int);
 CREATE TABLE empty_t (id int PRIMARY KEY);
 ANALYZE t0;
 """
@@ -39,6 +39,8 @@ CASES = [
     ("ALTER TABLE t0 ADD COLUMN id2 serial PRIMARY KEY;", "adding-serial-primary-key-field", "warning"),
     ("ALTER TABLE t0 RENAME COLUMN v TO w;", "renaming-column", "warning"),
     ("ALTER TABLE groups RENAME COLUMN name TO title;", "renaming-column", "error"),  # the server needs it
+    ("ALTER TABLE groups RENAME COLUMN legacy TO old_legacy;", "renaming-column", "warning"),  # it does not
+    ("ALTER TABLE groups DROP COLUMN priority;", "ban-drop-column", "error"),
     ("ALTER TABLE t0 DROP COLUMN v;", "ban-drop-column", "warning"),
     ("DROP TABLE IF EXISTS t0;", "ban-drop-table", "warning"),
     ("DROP TABLE IF EXISTS groups;", "ban-drop-table", "error"),

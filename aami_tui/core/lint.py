@@ -64,8 +64,10 @@ SAME_FILE_EXEMPT = frozenset({
     "add-check-constraint", "ban-alter-domain-with-add-constraint",
 })
 
-# Rules that are errors when they touch a table the Config Server requires (it would break the server).
-BREAKS_SERVER = frozenset({"ban-drop-table", "ban-drop-column", "renaming-column", "renaming-table"})
+# Rules that are errors when they remove or rename what the Config Server uses (a required table, or a
+# column of the shipped migration): it would break the server. A column it does not know may go.
+BREAKS_SERVER_TABLE = frozenset({"ban-drop-table", "renaming-table"})
+BREAKS_SERVER_COLUMN = frozenset({"ban-drop-column", "renaming-column"})
 ALWAYS_ERROR = frozenset({"ban-drop-database", "ban-truncate-cascade"})
 
 # One sentence per rule, in the operator's terms; {table} is the statement's table.
@@ -73,8 +75,8 @@ SENTENCES: dict[str, str] = {
     "require-concurrent-index-creation": "CREATE INDEX on the existing table {table} blocks its writes until the "
                                          "index is built; CONCURRENTLY cannot run in the runbook's transaction, so "
                                          "do it in the maintenance window.",
-    "require-concurrent-index-deletion": "DROP INDEX on {table} blocks its reads and writes while it waits for "
-                                         "the lock.",
+    "require-concurrent-index-deletion": "DROP INDEX blocks reads and writes of its table while it waits for "
+                                         "and holds the lock.",
     "constraint-missing-not-valid": "The new constraint on {table} scans the whole table while blocking writes "
                                     "(ADD … NOT VALID then VALIDATE avoids the long lock).",
     "adding-foreign-key-constraint": "Adding a foreign key to {table} scans it and locks both tables against "
@@ -91,8 +93,8 @@ SENTENCES: dict[str, str] = {
     "adding-serial-primary-key-field": "Adding a primary key to {table} builds an index under an ACCESS "
                                        "EXCLUSIVE lock.",
     "ban-drop-table": "Dropping {table} deletes its data for good (the backup is the only way back).",
-    "ban-drop-column": "Dropping a column of {table} deletes its data and breaks any client that still reads it.",
-    "renaming-column": "Renaming a column of {table} breaks any client that still uses the old name.",
+    "ban-drop-column": "Dropping {column} of {table} deletes its data and breaks any client that still reads it.",
+    "renaming-column": "Renaming {column} of {table} breaks any client that still uses the old name.",
     "renaming-table": "Renaming {table} breaks any client that still uses the old name.",
     "ban-drop-database": "The file drops a database.",
     "ban-truncate-cascade": "TRUNCATE … CASCADE on {table} also empties every table that references it.",
@@ -300,6 +302,32 @@ def _statements(text: str) -> list[_Stmt]:
     return out
 
 
+def _column_of(node) -> str | None:
+    """The column a DROP COLUMN / RENAME COLUMN statement removes or renames."""
+    if isinstance(node, ast.RenameStmt) and node.renameType == pglast.enums.ObjectType.OBJECT_COLUMN:
+        return node.subname
+    if isinstance(node, ast.AlterTableStmt):
+        for c in node.cmds or ():
+            if c.subtype == _AT.AT_DropColumn:
+                return c.name
+    return None
+
+
+_MODEL: dict[str, tuple[str, ...]] | None = None
+
+
+def _server_model() -> dict[str, tuple[str, ...]]:
+    """Table -> columns of the shipped migration (what the Config Server reads and writes)."""
+    global _MODEL
+    if _MODEL is None:
+        try:
+            path = migration.resolve_migration_path()
+            _MODEL = migration.created_tables(path.read_text(encoding="utf-8"))
+        except (OSError, pglast.parser.ParseError):
+            _MODEL = {}
+    return _MODEL
+
+
 def _offset(text: str, line0: int, col0: int) -> int:
     pos = 0
     for _ in range(line0):
@@ -379,14 +407,18 @@ def lint(path: Path | str, live: dict[str, tuple[int | None, int | None]] | None
             continue
         if rule == "ban-drop-table" and st and isinstance(st.node, ast.DropStmt):
             table = next((t for t, _ in st.locks if t in REQUIRED_TABLES), table)
+        column = _column_of(st.node) if st else None
         severity = "warning"
-        if rule in ALWAYS_ERROR or (rule in BREAKS_SERVER and table in REQUIRED_TABLES):
+        if (rule in ALWAYS_ERROR or (rule in BREAKS_SERVER_TABLE and table in REQUIRED_TABLES)
+                or (rule in BREAKS_SERVER_COLUMN and column in _server_model().get(table or "", ()))):
             severity = "error"
         if rule == "adding-required-field" and table in live and (live[table][0] or 0) > 0:
             severity = "error"
         sentence = SENTENCES.get(rule)
         if sentence:
-            sentence = sentence.format(table=table or "the table")
+            sentence = sentence.format(table=table or "the table", column=column or "a column")
+            if severity == "error" and rule in BREAKS_SERVER_COLUMN:
+                sentence = sentence.rstrip(".") + ", and the Config Server uses it."
         else:
             msg = (v.get("message") or rule).strip().rstrip(".")
             hint = (v.get("help") or "").strip().rstrip(".")

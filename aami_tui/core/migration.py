@@ -15,6 +15,10 @@ from pglast import ast
 
 MIGRATION_NAME = "001_initial_schema.sql"
 ARCHIVED_MARKER = "-- ARCHIVED:"  # first line of every file in migrations/archive/
+# A drift plan's part that a person must edit first (core/plan.py writes it; load() refuses the file while
+# one is left).
+PERSON_MARKER = "-- AAMI-TUI NEEDS A PERSON:"
+_PERSON_LINE = re.compile(r"^[ \t]*--[ \t]*AAMI-TUI NEEDS A PERSON:[ \t]*(.*?)[ \t]*$", re.M)
 
 
 class MigrationError(Exception):
@@ -148,6 +152,19 @@ def created_tables(text: str) -> dict[str, tuple[str, ...]]:
     return tables
 
 
+def _refuse_unedited_plan(path: Path, text: str) -> None:
+    """A drift plan still holding a part marked for a person is not applied: one sentence says which."""
+    marks = list(_PERSON_LINE.finditer(text))
+    if not marks:
+        return
+    first = marks[0]
+    line = text.count("\n", 0, first.start()) + 1
+    more = f" (and {len(marks) - 1} more such parts)" if len(marks) > 1 else ""
+    raise MigrationError(
+        f"{path.name} is a drift plan whose part \"{first.group(1) or 'unnamed'}\" at line {line} needs a person's "
+        f"decision{more}: edit it, then delete its \"{PERSON_MARKER}\" line.")
+
+
 def load(path: Path | str) -> MigrationFile:
     """Read and check a migration file. Raises MigrationError with one clear sentence."""
     path = Path(path).expanduser()
@@ -177,6 +194,7 @@ def load(path: Path | str) -> MigrationFile:
         text = text[1:]
     if text.startswith(ARCHIVED_MARKER):  # an archived file copied out of migrations/archive/
         raise MigrationError(archived)
+    _refuse_unedited_plan(path, text)
     statements = parse_text(text, path)
     if not statements:
         raise MigrationError(f"Migration file {path} contains no SQL statements (it is empty or only comments).")

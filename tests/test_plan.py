@@ -1,0 +1,206 @@
+"""`aami-tui plan`: the drift plan and its repair, on the upstream-built and archive-chain databases."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import psycopg
+import pytest
+from conftest import MIGRATION, apply_migration, cli, run_sql
+
+from aami_tui.core import migration, plan
+
+UPSTREAM_LINE = "    is_default_own BOOLEAN NOT NULL DEFAULT false,\n"
+
+
+def build_upstream(settings, tmp_path):
+    """Our 001 with target_groups.is_default_own left out (as the upstream project's 001 builds it)."""
+    text = MIGRATION.read_text()
+    start = text.index("CREATE TABLE IF NOT EXISTS target_groups")
+    pos = text.index(UPSTREAM_LINE, start)
+    f = tmp_path / "upstream_001.sql"
+    f.write_text(text[:pos] + text[pos + len(UPSTREAM_LINE):])
+    apply_migration(settings, f)
+    run_sql(settings, """
+        INSERT INTO namespaces (id, name) VALUES ('00000000-0000-0000-0000-000000000001', 'prod');
+        INSERT INTO groups (id, name, namespace_id) VALUES
+            ('00000000-0000-0000-0000-0000000000a1', 'gpu', '00000000-0000-0000-0000-000000000001');
+        INSERT INTO targets (id, hostname, ip_address)
+            SELECT ('00000000-0000-0000-0000-' || lpad(g::text, 12, '0'))::uuid, 'node' || g, '10.0.0.' || g
+            FROM generate_series(1, 40) g;
+        INSERT INTO target_groups (target_id, group_id) SELECT id, '00000000-0000-0000-0000-0000000000a1' FROM targets;
+    """)
+
+
+def build_archive_chain(settings):
+    for f in sorted((MIGRATION.parent / "archive").glob("0*.sql")):
+        apply_migration(settings, f)
+
+
+def rows(settings, query):
+    with psycopg.connect(settings.conninfo(), autocommit=True) as c:
+        return c.execute(query).fetchall()
+
+
+def test_upstream_built_database_plan_and_repair(pg_server, fresh_db, tmp_path):
+    build_upstream(fresh_db, tmp_path)
+    env = pg_server.env(fresh_db.dbname)
+    assert cli("check", "--strict", env=env).returncode == 3
+    before = rows(fresh_db, "SELECT target_id, group_id, created_at FROM target_groups ORDER BY 1")
+    out = tmp_path / "plan.sql"
+    r = cli("plan", "--output", str(out), env=env, timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    text = out.read_text()
+    assert "ALTER TABLE target_groups ADD COLUMN IF NOT EXISTS is_default_own boolean DEFAULT false NOT NULL;" in text
+    assert plan.PERSON_MARKER not in text
+    assert "a temporary database on the same server" in text
+    # no scratch database left behind
+    assert not rows(fresh_db, "SELECT datname FROM pg_database WHERE datname LIKE 'aami_ref_%'")
+    r = cli("apply", "--migration-file", str(out), "--yes", "--no-backup", "--reports-dir", str(tmp_path / "r"),
+            env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert cli("check", "--strict", env=env).returncode == 0
+    after = rows(fresh_db, "SELECT target_id, group_id, created_at FROM target_groups ORDER BY 1")
+    assert after == before and len(after) == 40
+    assert rows(fresh_db, "SELECT DISTINCT is_default_own FROM target_groups") == [(False,)]
+    # and now there is nothing left to do
+    again = cli("plan", env=env, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "No differences" in again.stderr
+
+
+def act_as_a_person(text: str) -> str:
+    """What a DBA does with each part marked for a person: take the first suggestion, delete the marker."""
+    out, uncomment = [], False
+    for line in text.splitlines():
+        if line.startswith(plan.PERSON_MARKER):
+            continue
+        if line.startswith("-- Suggestions"):
+            uncomment = True
+            continue
+        if uncomment and line.startswith("-- "):
+            out.append(line[3:])
+            uncomment = False
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def test_archive_chain_plan_needs_a_person_then_repairs(pg_server, fresh_db, tmp_path):
+    build_archive_chain(fresh_db)
+    run_sql(fresh_db, "INSERT INTO namespaces (name) SELECT 'team' || g FROM generate_series(1, 25) g")
+    env = pg_server.env(fresh_db.dbname)
+    assert cli("check", "--strict", env=env).returncode == 3
+    before = rows(fresh_db, "SELECT id, name FROM namespaces ORDER BY id")
+    out = tmp_path / "plan.sql"
+    r = cli("plan", "--output", str(out), env=env, timeout=120)
+    assert r.returncode == 3, r.stderr
+    text = out.read_text()
+    # the renamed columns are recognised, the leftover table and extra columns are left to a person
+    for part in ("check_instances.is_active → enabled", "alert_rules.created_from_template_id → template_id",
+                 "table check_settings", "check_templates.hash"):
+        assert f"{plan.PERSON_MARKER} {part}\n" in text
+    assert "NOT NULL without a default: the Config Server's INSERTs, which do not know this column, fail." in text
+    assert "-- Facts: 0 rows; 9 columns: id, group_id, check_type" in text
+    # the safe parts are SQL; a widening is safe, a narrower CHECK the data satisfies was checked
+    assert "ALTER TABLE check_templates ALTER COLUMN check_type TYPE character varying(255);" in text
+    assert "namespaces_merge_strategy_check" in text and "the data satisfies it (checked)" in text
+    # apply refuses the unedited plan, naming the first part, before anything happens
+    r = cli("apply", "--migration-file", str(out), "--yes", "--no-backup", "--reports-dir", str(tmp_path / "r"),
+            env=env, timeout=120)
+    assert r.returncode == 3, r.stdout + r.stderr
+    first = text.index("\n" + plan.PERSON_MARKER) + 1
+    line = text.count("\n", 0, first) + 1
+    assert (f'plan.sql is a drift plan whose part "alert_rules.created_from_template_id → template_id" at line '
+            f"{line} needs a person's decision (and 13 more such parts)") in r.stdout + r.stderr
+    # the person decides; the plan is linted and applied through the runbook
+    out.write_text(act_as_a_person(text))
+    lint = cli("lint", str(out), env=env)
+    assert lint.returncode in (0, 1), lint.stdout  # warnings (drops, renames) but no refusal
+    assert "refused-by-runbook" not in lint.stdout
+    r = cli("apply", "--migration-file", str(out), "--yes", "--no-backup", "--reports-dir", str(tmp_path / "r"),
+            env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    strict = cli("check", "--strict", env=env)
+    assert strict.returncode == 0, strict.stdout + strict.stderr
+    assert rows(fresh_db, "SELECT id, name FROM namespaces ORDER BY id") == before
+    again = cli("plan", env=env, timeout=120)
+    assert again.returncode == 0, again.stdout
+
+
+def test_unedited_marker_refused_by_load(tmp_path):
+    f = tmp_path / "plan.sql"
+    f.write_text("ALTER TABLE t ADD COLUMN IF NOT EXISTS c int;\n\n  --   AAMI-TUI NEEDS A PERSON: table x\n"
+                 "-- DROP TABLE x;\n")
+    with pytest.raises(migration.MigrationError) as exc:
+        migration.load(f)
+    assert str(exc.value) == ('plan.sql is a drift plan whose part "table x" at line 3 needs a person\'s decision: '
+                              'edit it, then delete its "-- AAMI-TUI NEEDS A PERSON:" line.')
+    f.write_text("ALTER TABLE t ADD COLUMN IF NOT EXISTS c int;\n-- table x: kept, decided by the DBA\n")
+    assert len(migration.load(f).statements) == 1
+
+
+def test_no_differences_exits_0_and_json(pg_server, fresh_db, tmp_path):
+    apply_migration(fresh_db)
+    env = pg_server.env(fresh_db.dbname)
+    r = cli("plan", env=env, timeout=120)
+    assert r.returncode == 0 and r.stdout == "" and "No differences from 001_initial_schema.sql" in r.stderr
+    run_sql(fresh_db, "CREATE TABLE site_notes (id int PRIMARY KEY, note text); INSERT INTO site_notes VALUES (1, 'x');"
+                      "DROP INDEX idx_targets_status; ALTER TABLE exporters DROP CONSTRAINT exporters_port_check;"
+                      "DELETE FROM alert_templates WHERE id = 'node_down';"
+                      "UPDATE alert_templates SET name = 'CPU!' WHERE id = 'high_cpu_usage'")
+    r = cli("plan", "--json", env=env, timeout=120)
+    assert r.returncode == 3
+    out = json.loads(r.stdout)
+    kinds = {i["what"]: i["kind"] for i in out["items"]}
+    assert kinds == {"table site_notes": "person", "index idx_targets_status": "safe",
+                     "exporters constraint exporters_port_check": "safe", "alert_templates seed rows": "safe",
+                     "alert_templates seed rows edited": "note"}
+    seed = next(i for i in out["items"] if i["what"] == "alert_templates seed rows")
+    assert seed["sql"][0].startswith("INSERT INTO alert_templates (id, name, description, severity, query_template, "
+                                     "default_config, deleted_at) VALUES ('node_down', 'Node Down',")
+    assert "ON CONFLICT (id) DO NOTHING" in seed["sql"][0]
+    site = next(i for i in out["items"] if i["what"] == "table site_notes")
+    assert site["facts"][0].startswith("1 rows; 2 columns: id, note")
+
+
+def test_missing_check_the_data_violates_needs_a_person(fresh_db):
+    apply_migration(fresh_db)
+    run_sql(fresh_db, "ALTER TABLE exporters DROP CONSTRAINT exporters_port_check;"
+                      "INSERT INTO targets (id, hostname, ip_address) VALUES (gen_random_uuid(), 'h', '10.0.0.1');"
+                      "INSERT INTO exporters (target_id, type, port) SELECT id, 'custom', 70000 FROM targets")
+    import asyncio
+
+    p = asyncio.run(plan.make_plan(fresh_db, MIGRATION))
+    part = next(i for i in p.items if i.what == "exporters constraint exporters_port_check")
+    assert part.kind == "person" and part.facts == ("1 rows of 1 violate it.",)
+    assert plan.PERSON_MARKER + " exporters constraint exporters_port_check" in p.render()
+
+
+async def test_reference_on_the_embedded_server_when_the_role_may_not_create_databases(pg_server, fresh_db, tmp_path):
+    build_upstream(fresh_db, tmp_path)
+    role = f"plain_{os.getpid()}"
+    run_sql(fresh_db, f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'pw' NOCREATEDB;"
+                      f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    try:
+        limited = fresh_db.__class__({**fresh_db.params, "user": role, "password": "pw"}, "--dsn")
+        said = []
+        p = await plan.make_plan(limited, MIGRATION, say=said.append)
+        assert "the embedded PostgreSQL 18" in p.reference and "may not create databases" in p.reference
+        assert [i.what for i in p.items] == ["target_groups.is_default_own"]
+        assert any("using the embedded PostgreSQL instead" in m for m in said)
+    finally:
+        run_sql(fresh_db, f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+def test_scratch_database_dropped_when_the_migration_fails(pg_server, fresh_db, tmp_path):
+    bad = tmp_path / "bad.sql"
+    bad.write_text("CREATE TABLE IF NOT EXISTS namespaces (id int PRIMARY KEY);\nINSERT INTO nowhere VALUES (1);\n")
+    r = cli("plan", "--migration-file", str(bad), env=pg_server.env(fresh_db.dbname), timeout=180)
+    assert r.returncode == 4, r.stderr
+    assert "bad.sql failed in the reference database at statement 2 (line 2" in r.stderr
+    assert not rows(fresh_db, "SELECT datname FROM pg_database WHERE datname LIKE 'aami_ref_%'")
+
