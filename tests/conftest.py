@@ -1,4 +1,5 @@
-"""Fixtures: a real PostgreSQL (the embedded one, or AAMI_TEST_DSN) and a fresh database per test."""
+"""Fixtures: a real PostgreSQL (the embedded 18, Debian's 15 with AAMI_TEST_SERVER=pg15, or AAMI_TEST_DSN) and a
+fresh database per test."""
 
 from __future__ import annotations
 
@@ -38,6 +39,30 @@ class Server:
         return env
 
 
+def _server_bin() -> Path | None:
+    """AAMI_TEST_SERVER selects the test server: unset or ``embedded`` is the wheel's PostgreSQL 18; ``pg15``
+    (``pgNN``) is Debian's /usr/lib/postgresql/NN/bin, started the same way (initdb in a temporary
+    directory, scram on 127.0.0.1, a free port, a system user when root) with its real contrib extensions."""
+    which = os.environ.get("AAMI_TEST_SERVER", "embedded").strip().lower()
+    if which in ("", "embedded", "pg18-embedded"):
+        return None
+    if not (which.startswith("pg") and which[2:].isdigit()):
+        raise pytest.UsageError(f"AAMI_TEST_SERVER={which!r}: use 'embedded' or pgNN (for example pg15)")
+    path = Path(f"/usr/lib/postgresql/{which[2:]}/bin")
+    if not (path / "initdb").exists():
+        raise pytest.UsageError(f"AAMI_TEST_SERVER={which}: {path}/initdb is missing "
+                                f"(apt-get install postgresql-{which[2:]})")
+    return path
+
+
+SERVER_BIN: Path | None = None
+
+
+def pytest_configure(config):
+    global SERVER_BIN
+    SERVER_BIN = _server_bin()
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     dsn = os.environ.get("AAMI_TEST_DSN")
@@ -46,11 +71,17 @@ def pg_server():
         return
     from aami_tui.core import embedded
 
-    pg = embedded.start("postgres")
+    pg = embedded.start("postgres", bin_path=SERVER_BIN)
     try:
         yield Server(pg.settings("postgres"), pg)
     finally:
         pg.stop()
+
+
+def pytest_report_header(config):
+    if os.environ.get("AAMI_TEST_DSN"):
+        return "test server: AAMI_TEST_DSN"
+    return f"test server: {SERVER_BIN or 'embedded PostgreSQL 18 (wheel)'}"
 
 
 @pytest.fixture

