@@ -419,6 +419,35 @@ async def _plan(settings, args) -> int:
     return code
 
 
+def _need_terminal() -> str | None:
+    """The console draws on the terminal and reads keys from it. Without one (CI, a pipe, cron) it would
+    run until killed, writing escape codes: say so at once instead. Returns the sentence, or None.
+
+    stdin alone redirected (``aami-tui </dev/null`` in a terminal) is fine: keys are read from /dev/tty."""
+    import os
+
+    hint = "for scripts and CI use `aami-tui check`, `aami-tui apply` or `aami-tui init`"
+    for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
+        try:
+            tty = stream is not None and stream.isatty()
+        except (ValueError, OSError):
+            tty = False
+        if not tty:
+            return f"the console needs a terminal and {name} is not one; {hint}."
+    try:
+        if sys.stdin is not None and sys.stdin.isatty():
+            return None
+    except (ValueError, OSError):
+        pass
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return f"the console reads keys from a terminal and stdin is not one (nor is there a /dev/tty); {hint}."
+    os.dup2(fd, 0)  # keys come from the terminal even when stdin was redirected
+    os.close(fd)
+    return None
+
+
 def _with_embedded(args, fn):
     """Run fn(settings) against a throwaway embedded server when --embedded/demo, else resolved settings."""
     if getattr(args, "embedded", False) or args.command == "demo":
@@ -451,6 +480,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(parser: argparse.ArgumentParser, args) -> int:
     command = args.command
+    if command == "demo" and (args.dsn or args.embedded):
+        parser.error("`aami-tui demo` always runs on its own throwaway embedded server, so --dsn and --embedded "
+                     "do not apply; for the console on your server run `aami-tui --dsn ...`")
+    if command in ("console", "demo"):
+        no_tty = _need_terminal()
+        if no_tty:
+            _err(no_tty)
+            return EXIT_USAGE
     try:
         if command == "check":
             return _with_embedded(args, lambda s, pg: asyncio.run(_check(s, args)))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import sys
 from pathlib import Path
 
 from textual.app import App, SystemCommand
@@ -14,11 +18,18 @@ from aami_tui.core.settings import ConnSettings
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
 from aami_tui.ui.dashboard import DashboardScreen
+from aami_tui.ui.driver import ConsoleDriver
 from aami_tui.ui.help_screen import HelpScreen
 from aami_tui.ui.restore_screen import RestoreScreen
 from aami_tui.ui.runbook_screen import RunbookScreen
 
 MIN_W, MIN_H = 60, 16
+
+# Endings that do not come through a key: each writes the report (rolling back an open transaction) and then
+# leaves the terminal as it found it. Exit code 128 + the signal number, as a shell reports it.
+SIGNAL_REASONS = {signal.SIGHUP: "the terminal was closed (SIGHUP)", signal.SIGTERM: "terminated (SIGTERM)",
+                  signal.SIGINT: "interrupted (SIGINT)"}
+SIGNAL_CLOSE_TIMEOUT = 20.0  # the rollback and the report get this long; the server rolls back anyway
 
 
 class AamiApp(App):
@@ -33,7 +44,7 @@ class AamiApp(App):
 
     def __init__(self, settings: ConnSettings, options: Options, migration_path: Path, *,
                  refresh_interval: float = 2.0, embedded=None) -> None:
-        super().__init__()
+        super().__init__(driver_class=ConsoleDriver if sys.platform != "win32" else None)
         self.settings = settings
         self.options = options
         self.migration_path = migration_path
@@ -44,23 +55,52 @@ class AamiApp(App):
         self.expected_columns: dict | None = None
         self.last_result = None
         self.dashboard = DashboardScreen()
+        self.ending_signal: int | None = None
+        self._signal_task: asyncio.Task | None = None
 
     def on_mount(self) -> None:
         if self.embedded is not None:
             self.sub_title = "demo: embedded PostgreSQL 18 (throwaway)"
         self.push_screen(self.dashboard)
         self.size_check()
+        if not self.is_headless:  # a real terminal (Pilot tests keep pytest's own handlers)
+            loop = asyncio.get_running_loop()
+            for sig in SIGNAL_REASONS:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: int) -> None:
+        """SIGHUP (window or SSH session closed), SIGTERM, SIGINT: end like a quit that rolls back. A second
+        signal while ending (two Ctrl+C 10 ms apart) changes nothing: the report is already being written."""
+        if self.ending_signal is not None:
+            return
+        self.ending_signal = sig
+        self._signal_task = asyncio.get_running_loop().create_task(self._end_on_signal(sig))
+
+    async def _end_on_signal(self, sig: int) -> None:
+        reason = SIGNAL_REASONS.get(sig, f"signal {sig}")
+        with contextlib.suppress(Exception):
+            # the running step first (a backup removes its partial files, an apply cancels its statement)
+            self.workers.cancel_all()
+            await asyncio.wait_for(self.workers.wait_for_complete(), 5)
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(self._close_runbook(reason), SIGNAL_CLOSE_TIMEOUT)
+        self.exit(return_code=128 + sig)
 
     async def on_unmount(self) -> None:
         """However the app ends, the runbook's sessions end with it (an open transaction rolls back)."""
         await self._close_runbook()
+        if not self.is_headless:
+            loop = asyncio.get_running_loop()
+            for sig in SIGNAL_REASONS:
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
 
-    async def _close_runbook(self) -> None:
+    async def _close_runbook(self, reason: str = "console closed") -> None:
         rb = self.runbook
         if rb is None:
             return
         if any(r.state.value != "pending" for r in rb.steps.values()) or rb.tx_open:
-            await rb.close("console closed")  # writes the report
+            await rb.close(reason)  # writes the report
         else:
             await rb.close_connections()  # nothing was run: no report, the lock goes with the session
 
@@ -236,9 +276,20 @@ def run_console(settings: ConnSettings, args, embedded=None) -> int:
     app = create_app(settings, migration_path=args.migration_file, migrations_dir=args.migrations_dir,
                      options=opts, refresh_interval=args.refresh, embedded=embedded)
     app.run()
-    if app.return_code:
-        return app.return_code
     rb = app.runbook
     if rb is not None and rb.report_paths:
-        print(f"Run report: {rb.report_paths[0]}")
-    return 0
+        say(f"Run report: {rb.report_paths[0]}")
+    if app.ending_signal is not None:
+        say(f"aami-tui: {SIGNAL_REASONS.get(app.ending_signal, 'signal')}: "
+            + ("the migration transaction was rolled back." if rb is not None and rb.outcome.value == "rolled back"
+               else "nothing was left open."))
+    return app.return_code or 0
+
+
+def say(line: str) -> None:
+    """Print to the shell after the console closed; a terminal that went away (SIGHUP) is not an error."""
+    try:
+        print(line, flush=True)
+    except (OSError, ValueError):
+        with contextlib.suppress(Exception):
+            sys.stdout = None  # nothing more can reach it; keep the interpreter from complaining at exit

@@ -1,0 +1,188 @@
+"""The console as a real process on a real terminal (a pty): no terminal, a redirected stdin, and every
+ending (SIGHUP, SIGTERM, two quick SIGINTs) with the transaction open writes the report and restores the
+terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT
+from faults import child_env, query, wait_until
+
+ALT_SCREEN_OFF = b"\x1b[?1049l"
+MOUSE_OFF = b"\x1b[?1000l"
+
+
+def terminal_restored(out: bytes) -> bool:
+    """The last thing said about the alternate screen and mouse tracking turned them off."""
+    return (out.rfind(ALT_SCREEN_OFF) > out.rfind(b"\x1b[?1049h") >= 0
+            and out.rfind(MOUSE_OFF) > out.rfind(b"\x1b[?1000h") >= 0)
+
+
+class PtyConsole:
+    """``python -m aami_tui ARGS`` on a pty that is its controlling terminal (as in a terminal window)."""
+
+    def __init__(self, args: list[str], env: dict, *, stdin_devnull: bool = False, size=(120, 36)):
+        import fcntl
+        import struct
+        import termios
+
+        self.master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
+        cmd = [sys.executable, "-m", "aami_tui", *args]
+        if stdin_devnull:
+            cmd = ["sh", "-c", 'exec "$@" </dev/null', "sh", *cmd]
+        # setsid -c: a new session whose controlling terminal is the pty (no preexec_fn with threads running)
+        self.proc = subprocess.Popen(["setsid", "-c", *cmd], stdin=slave, stdout=slave, stderr=slave, cwd=ROOT,
+                                     env={**child_env(env), "TERM": "xterm-256color", "COLUMNS": str(size[0]),
+                                          "LINES": str(size[1])}, close_fds=True)
+        os.close(slave)
+        self.out = bytearray()
+
+    def read(self, seconds: float = 0.2) -> bytes:
+        """Read what the console wrote (at most ``seconds`` of waiting)."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            r, _, _ = select.select([self.master], [], [], left)
+            if not r:
+                break
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:  # EIO: the child side is closed
+                break
+            if not chunk:
+                break
+            self.out += chunk
+        return bytes(self.out)
+
+    def send(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+        self.read(0.05)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        end = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < end:
+            self.read(0.1)
+        self.read(0.3)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            raise AssertionError(f"the console did not exit within {timeout}s; last output: {bytes(self.out[-400:])!r}")
+        return self.proc.returncode
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def consoles():
+    made: list[PtyConsole] = []
+
+    def make(*a, **kw) -> PtyConsole:
+        c = PtyConsole(*a, **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def open_transaction(c: PtyConsole, settings) -> None:
+    """Keys, as a person types them: runbook, tick the five items, then n + enter until BEGIN has run."""
+    c.read(2.0)
+    c.send("r")
+    c.read(2.0)
+    for i in range(5):
+        c.send(" ")
+        if i < 4:
+            c.send("\t")
+    c.read(0.3)
+
+    def in_tx():
+        rows = query(settings, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'aami-tui' "
+                               "AND datname = current_database() AND state = 'idle in transaction'")
+        if rows[0][0]:
+            return True
+        c.send("n")
+        c.read(0.6)
+        c.send("\r")
+        c.read(1.0)
+        return False
+
+    wait_until(in_tx, timeout=60, interval=0.2, what="the migration transaction to be open")
+
+
+def report_of(tmp_path) -> dict:
+    (path,) = (tmp_path / "reports").glob("report_*.json")
+    return json.loads(path.read_text())
+
+
+def console_args(tmp_path) -> list[str]:
+    return ["--backup-dir", str(tmp_path / "backups"), "--reports-dir", str(tmp_path / "reports")]
+
+
+def test_no_terminal_exits_at_once_with_one_sentence(pg_server, fresh_db):
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "aami_tui"], stdin=subprocess.DEVNULL, capture_output=True,
+                       env=child_env(pg_server.env(fresh_db.dbname)), cwd=ROOT, timeout=30)
+    assert time.monotonic() - t0 < 10
+    assert r.returncode == 64
+    assert r.stdout == b""
+    assert r.stderr.decode().splitlines() == [
+        "aami-tui: the console needs a terminal and stdout is not one; for scripts and CI use `aami-tui check`, "
+        "`aami-tui apply` or `aami-tui init`."]
+
+
+def test_demo_with_dsn_is_a_usage_error():
+    r = subprocess.run([sys.executable, "-m", "aami_tui", "demo", "--dsn", "host=x"], capture_output=True,
+                       text=True, cwd=ROOT, timeout=30, stdin=subprocess.DEVNULL)
+    assert r.returncode == 64
+    assert "--dsn and --embedded do not apply" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_stdin_from_dev_null_on_a_terminal_q_still_quits(pg_server, fresh_db, consoles):
+    c = consoles([], pg_server.env(fresh_db.dbname), stdin_devnull=True)
+    c.read(3.0)
+    c.send("q")
+    assert c.wait(20) == 0
+    assert terminal_restored(bytes(c.out))
+
+
+@pytest.mark.parametrize("how", ["SIGHUP", "SIGTERM", "two SIGINTs", "terminal closed"])
+def test_every_ending_with_the_transaction_open_writes_the_report_and_restores_the_terminal(
+        pg_server, fresh_db, tmp_path, consoles, how):
+    c = consoles(console_args(tmp_path), pg_server.env(fresh_db.dbname))
+    open_transaction(c, fresh_db)
+    if how == "terminal closed":  # the window goes away: the kernel hangs up the session
+        os.close(c.master)
+        c.master = os.open(os.devnull, os.O_RDONLY)
+        c.proc.wait(30)
+    elif how == "two SIGINTs":
+        c.proc.send_signal(signal.SIGINT)
+        time.sleep(0.01)
+        c.proc.send_signal(signal.SIGINT)
+        c.wait()
+    else:
+        c.proc.send_signal(getattr(signal, how))
+        c.wait()
+    assert c.proc.returncode != 0
+    report = report_of(tmp_path)
+    assert report["final_state"] == "rolled back", report
+    assert report["transaction"] == "rolled back"
+    wait_until(lambda: not query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'aami-tui' "
+                                           "AND datname = current_database()"), what="the console's sessions to end")
+    if how != "terminal closed":
+        assert terminal_restored(bytes(c.out)), bytes(c.out[-600:])
