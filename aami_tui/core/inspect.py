@@ -1,0 +1,165 @@
+"""Inspect inside the open migration transaction: the guide's ``\\dt`` before deciding to COMMIT, and more.
+
+Each query runs under a SAVEPOINT of the migration transaction, so an error rolls back to the savepoint and
+never aborts the migration. Read-only by default, decided by pglast (PostgreSQL's own parser): SELECT (without
+FOR UPDATE/SHARE or INTO), SHOW, EXPLAIN without ANALYZE, and the meta commands ``\\dt``, ``\\d TABLE``,
+``\\di``, ``\\dx``. A read-only query is always rolled back to its savepoint after its rows are read, so even a
+function with side effects called from a SELECT changes nothing. Writing needs an explicit, typed unlock; then a
+successful statement is kept (RELEASE SAVEPOINT) and becomes part of what COMMIT commits.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+import pglast
+import psycopg
+from pglast import ast
+from psycopg import sql as q
+
+from aami_tui.core.queries import sql
+
+SAVEPOINT = "aami_inspect"
+MAX_ROWS = 500  # rows kept for display; the row count is always the full one
+UNLOCK_PHRASE = "write"  # typed by the operator to allow writing statements
+
+META = {"\\dt": "inspect_tables", "\\di": "inspect_indexes", "\\dx": "inspect_extensions", "\\d": "inspect_table"}
+
+
+class InspectError(Exception):
+    """A query the pane refuses before sending it; the message is one sentence."""
+
+
+@dataclass(frozen=True)
+class Classified:
+    text: str  # what the operator typed, stripped
+    kind: str  # "meta" | "read" | "write"
+    query: str  # the SQL actually sent
+    params: dict = field(default_factory=dict)
+    what: str = ""  # e.g. "SELECT", "\\d groups"
+
+
+@dataclass(frozen=True)
+class InspectResult:
+    text: str
+    kind: str
+    columns: tuple[str, ...] = ()
+    rows: tuple[tuple, ...] = ()
+    row_count: int = 0
+    status: str = ""  # the server's status line, e.g. "SELECT 10", "UPDATE 3"
+    error: str | None = None  # one sentence when the query failed (rolled back to the savepoint)
+    seconds: float = 0.0
+    kept: bool = False  # a write that was kept in the migration transaction
+    truncated: bool = False
+
+    def to_dict(self) -> dict:
+        """What the report records: every query and its row count (not the rows)."""
+        return {"query": self.text, "kind": self.kind, "row_count": self.row_count, "status": self.status,
+                "error": self.error, "seconds": round(self.seconds, 4), "kept": self.kept}
+
+
+_READ_NODES = (ast.SelectStmt, ast.VariableShowStmt)
+
+
+def _read_only(node) -> str | None:
+    """None when the statement only reads; else why not (a few words)."""
+    if isinstance(node, ast.SelectStmt):
+        if node.intoClause is not None:
+            return "SELECT INTO creates a table"
+        if node.lockingClause:
+            return "SELECT … FOR UPDATE/SHARE locks rows"
+        for attr in ("larg", "rarg"):
+            sub = getattr(node, attr, None)
+            if sub is not None and _read_only(sub):
+                return _read_only(sub)
+        if node.withClause is not None:
+            for cte in node.withClause.ctes or ():
+                if not isinstance(cte.ctequery, ast.SelectStmt) or _read_only(cte.ctequery):
+                    return "a WITH clause that writes"
+        return None
+    if isinstance(node, ast.VariableShowStmt):
+        return None
+    if isinstance(node, ast.ExplainStmt):
+        for opt in node.options or ():
+            if opt.defname == "analyze":
+                arg = getattr(opt.arg, "sval", None) or getattr(opt.arg, "boolval", None)
+                if opt.arg is None or str(arg).lower() not in ("false", "off", "0"):
+                    return "EXPLAIN ANALYZE runs the statement"
+        return None
+    return f"{type(node).__name__.removesuffix('Stmt')} is not a read"
+
+
+def classify(text: str) -> Classified:
+    """Decide what a line typed in the pane is. Raises InspectError with one sentence."""
+    t = text.strip().rstrip(";").strip()
+    if not t:
+        raise InspectError("Type a query, or \\dt, \\d TABLE, \\di, \\dx.")
+    if t.startswith("\\"):
+        parts = t.split()
+        cmd = parts[0]
+        if cmd in ("\\dt", "\\di", "\\dx") and len(parts) == 1:
+            return Classified(t, "meta", sql(META[cmd]), {}, cmd)
+        if cmd in ("\\d", "\\d+") and len(parts) == 2:
+            name = parts[1].strip('"')
+            schema, _, table = name.rpartition(".")
+            return Classified(t, "meta", sql("inspect_table"), {"schema": schema or None, "table": table},
+                              f"\\d {name}")
+        if cmd == "\\d" and len(parts) == 1:
+            return Classified(t, "meta", sql("inspect_tables"), {}, "\\dt")
+        raise InspectError(f"{cmd} is not one of the meta commands here: \\dt, \\d TABLE, \\di, \\dx.")
+    try:
+        stmts = pglast.parse_sql(t)
+    except pglast.parser.ParseError as exc:
+        msg = exc.args[0] if exc.args else str(exc)
+        raise InspectError(f"Not valid SQL: {msg}.") from None
+    if len(stmts) != 1:
+        raise InspectError("One statement at a time, please.")
+    node = stmts[0].stmt
+    if isinstance(node, ast.TransactionStmt):
+        raise InspectError("Transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT) belongs to the runbook's own "
+                           "steps, not to the inspection pane.")
+    why = _read_only(node)
+    what = re.sub(r"Stmt$", "", type(node).__name__).upper()
+    return Classified(t, "write" if why else "read", t, {}, why or what)
+
+
+async def run(conn, text: str, *, allow_write: bool = False, max_rows: int = MAX_ROWS) -> InspectResult:
+    """Run one line inside the open transaction on ``conn`` under a savepoint.
+
+    Read-only queries are always rolled back to their savepoint; a write (only with ``allow_write``) is kept when
+    it succeeds. An error is rolled back to the savepoint: the migration transaction stays usable.
+    Raises InspectError (nothing sent) for what the pane refuses."""
+    c = classify(text)
+    if c.kind == "write" and not allow_write:
+        raise InspectError(f"Read-only: {c.what}. Type the unlock ('{UNLOCK_PHRASE}') to allow statements that "
+                           "change the migration transaction.")
+    t0 = time.monotonic()
+    await conn.execute(q.SQL("SAVEPOINT {}").format(q.Identifier(SAVEPOINT)))
+    try:
+        cur = await conn.execute(c.query, c.params or None)
+        columns = tuple(d.name for d in cur.description) if cur.description else ()
+        rows: list[tuple] = []
+        count = cur.rowcount if cur.rowcount is not None and cur.rowcount >= 0 else 0
+        if cur.description:
+            rows = await cur.fetchmany(max_rows)
+            rest = len(await cur.fetchall())
+            count = len(rows) + rest
+        status = cur.statusmessage or ""
+    except psycopg.Error as exc:
+        dt = time.monotonic() - t0
+        await conn.execute(q.SQL("ROLLBACK TO SAVEPOINT {}").format(q.Identifier(SAVEPOINT)))
+        await conn.execute(q.SQL("RELEASE SAVEPOINT {}").format(q.Identifier(SAVEPOINT)))
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return InspectResult(c.text, c.kind, error=f"{first} (rolled back to the savepoint; the migration "
+                             "transaction is intact).", seconds=dt)
+    keep = c.kind == "write"
+    if not keep:
+        await conn.execute(q.SQL("ROLLBACK TO SAVEPOINT {}").format(q.Identifier(SAVEPOINT)))
+    await conn.execute(q.SQL("RELEASE SAVEPOINT {}").format(q.Identifier(SAVEPOINT)))
+    if c.kind == "meta" and c.params.get("table") and not rows:
+        return InspectResult(c.text, c.kind, error=f"Did not find any relation named {c.params['table']}.",
+                             seconds=time.monotonic() - t0)
+    return InspectResult(c.text, c.kind, columns, tuple(tuple(r) for r in rows), count, status,
+                         seconds=time.monotonic() - t0, kept=keep, truncated=count > len(rows))

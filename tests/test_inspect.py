@@ -1,0 +1,97 @@
+"""Inspecting inside the open migration transaction (core): savepoints, read-only by default, meta commands."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import MIGRATION, run_sql
+
+from aami_tui.core import inspect
+from aami_tui.core.db import connect
+from aami_tui.core.migration import parse_text
+
+
+@pytest.fixture
+async def open_tx(fresh_db):
+    """A connection inside the migration transaction (as the runbook holds it), the migration applied."""
+    run_sql(fresh_db, "SET check_function_bodies = off; CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql AS "
+                      "'DELETE FROM alert_templates; SELECT 1'")
+    conn = await connect(fresh_db)
+    await conn.execute("BEGIN")
+    for s in parse_text(MIGRATION.read_text(), MIGRATION):
+        await conn.execute(s.sql)
+    yield conn
+    await conn.execute("ROLLBACK")
+    await conn.close()
+
+
+@pytest.mark.parametrize("text,kind", [
+    ("SELECT 1", "read"), ("show lock_timeout;", "read"), ("EXPLAIN SELECT * FROM groups", "read"),
+    ("EXPLAIN (ANALYZE false) SELECT 1", "read"), ("\\dt", "meta"), ("\\d groups", "meta"), ("\\di", "meta"),
+    ("\\dx", "meta"), ("EXPLAIN ANALYZE SELECT 1", "write"), ("EXPLAIN (ANALYZE) DELETE FROM groups", "write"),
+    ("SELECT * FROM groups FOR UPDATE", "write"), ("SELECT 1 INTO t2", "write"),
+    ("WITH d AS (DELETE FROM groups RETURNING *) SELECT * FROM d", "write"), ("UPDATE groups SET name = 'x'", "write"),
+    ("SET lock_timeout = 0", "write"), ("DROP TABLE groups", "write"),
+])
+def test_classify(text, kind):
+    assert inspect.classify(text).kind == kind
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("", "Type a query"), ("SELECT 1; SELECT 2", "One statement at a time"), ("COMMIT", "Transaction control"),
+    ("SAVEPOINT x", "Transaction control"), ("\\dn", "\\dn is not one of the meta commands"),
+    ("SELEC 1", "Not valid SQL: syntax error at or near \"SELEC\""),
+])
+def test_refused_before_sending(text, msg):
+    with pytest.raises(inspect.InspectError) as exc:
+        inspect.classify(text)
+    assert str(exc.value).startswith(msg)
+
+
+async def test_dt_and_d_see_the_uncommitted_tables(open_tx):
+    r = await inspect.run(open_tx, "\\dt")
+    assert r.error is None and r.columns[:2] == ("Schema", "Name")
+    assert sorted(row[1] for row in r.rows if row[0] == "public") == sorted(
+        ["namespaces", "groups", "targets", "target_groups", "exporters", "alert_templates", "alert_rules",
+         "check_templates", "check_instances", "bootstrap_tokens"])
+    d = await inspect.run(open_tx, "\\d target_groups")
+    cols = [row[0] for row in d.rows]
+    assert cols[:4] == ["target_id", "group_id", "is_default_own", "created_at"]
+    assert "constraint target_groups_pkey" in cols and "index idx_target_groups_group" in cols
+    assert (await inspect.run(open_tx, "\\dx")).rows[0][0] in ("plpgsql", "uuid-ossp")
+    assert (await inspect.run(open_tx, "\\d nowhere")).error == "Did not find any relation named nowhere."
+
+
+async def test_failing_query_never_aborts_the_migration(open_tx):
+    bad = await inspect.run(open_tx, "SELECT * FROM no_such_table")
+    assert bad.error.startswith('relation "no_such_table" does not exist')
+    assert "rolled back to the savepoint" in bad.error
+    bad = await inspect.run(open_tx, "SELECT 1/0")
+    assert bad.error.startswith("division by zero")
+    ok = await inspect.run(open_tx, "SELECT count(*) FROM alert_templates")
+    assert ok.error is None and ok.rows == ((6,),) and ok.row_count == 1 and ok.status == "SELECT 1"
+    # the transaction is still the migration's: its tables are there and it can commit
+    cur = await open_tx.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+    assert (await cur.fetchone())[0] == 10
+
+
+async def test_read_only_by_default_and_a_reads_side_effects_are_undone(open_tx):
+    with pytest.raises(inspect.InspectError) as exc:
+        await inspect.run(open_tx, "DELETE FROM alert_templates")
+    assert "Read-only" in str(exc.value) and "'write'" in str(exc.value)
+    r = await inspect.run(open_tx, "SELECT sneaky()")  # a function that deletes, called from a SELECT
+    assert r.error is None and r.kind == "read" and not r.kept
+    assert (await inspect.run(open_tx, "SELECT count(*) FROM alert_templates")).rows == ((6,),)
+
+
+async def test_unlocked_write_is_kept_in_the_transaction(open_tx):
+    r = await inspect.run(open_tx, "DELETE FROM alert_templates WHERE id = 'node_down'", allow_write=True)
+    assert r.kept and r.row_count == 1 and r.status == "DELETE 1"
+    assert (await inspect.run(open_tx, "SELECT count(*) FROM alert_templates")).rows == ((5,),)
+    assert r.to_dict() == {"query": "DELETE FROM alert_templates WHERE id = 'node_down'", "kind": "write",
+                           "row_count": 1, "status": "DELETE 1", "error": None, "seconds": r.to_dict()["seconds"],
+                           "kept": True}
+
+
+async def test_large_result_is_capped_but_counted(open_tx):
+    r = await inspect.run(open_tx, "SELECT g FROM generate_series(1, 1234) g", max_rows=100)
+    assert len(r.rows) == 100 and r.row_count == 1234 and r.truncated
