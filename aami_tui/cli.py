@@ -270,7 +270,7 @@ def _init(settings, args) -> int:
     from aami_tui.core import devinit, migration
 
     def say(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+        _emit(line, sys.stderr)
 
     async def go() -> devinit.InitResult:
         task = asyncio.current_task()
@@ -302,11 +302,8 @@ def _init(settings, args) -> int:
         say(f"Wrote {', '.join(ln.split('=')[0] for ln in r.env_lines)} to {path} (0600); add DB_PASSWORD yourself.")
     else:
         say("The Config Server's settings (DB_PASSWORD is never shown: set it yourself):")
-    try:
-        for line in r.env_lines:
-            print(line, flush=True)
-    except BrokenPipeError:  # a closed stdout never changes the outcome
-        pass
+    for line in r.env_lines:
+        _emit(line)  # a closed stdout never changes the outcome
     return r.code
 
 def _lint_wants_connection(args) -> bool:

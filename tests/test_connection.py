@@ -203,3 +203,43 @@ async def test_odd_password_connects_through_a_uri_and_a_wrong_one_is_never_show
     finally:
         with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
             c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_ssl_required_by_a_server_without_ssl_says_what_to_set(pg_server, fresh_db):
+    e = fresh_db.effective()
+    env = pg_server.env(fresh_db.dbname)
+    env["DB_SSLMODE"] = "require"
+    r = cli("check", env=env)
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [f"aami-tui: The server at {e['host']}:{e['port']} does not support SSL; set "
+                                     "DB_SSLMODE=disable or enable SSL on the server."]
+    dsn = f"host={e['host']} port={e['port']} user={e['user']} dbname={fresh_db.dbname} sslmode=require"
+    r = cli("check", "--dsn", dsn, env=env)
+    assert r.returncode == 2 and "does not support SSL; set sslmode=disable in --dsn or enable SSL" in r.stderr
+
+
+def test_unknown_service_names_the_service_file(tmp_path):
+    services = tmp_path / "services.conf"
+    services.write_text("[other]\nhost=127.0.0.1\n")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith(("PG", "DB_"))}
+    env["PGSERVICEFILE"] = str(services)
+    r = cli("check", "--dsn", "service=nosuch", env=env)
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [f'aami-tui: The service "nosuch" is not defined in {services} (PGSERVICEFILE) '
+                                     "nor in the system's pg_service.conf; add a [nosuch] section or use another "
+                                     "service name."]
+    assert "/var/run/postgresql" not in r.stderr
+    env["PGSERVICEFILE"] = str(tmp_path / "missing.conf")
+    r = cli("check", "--dsn", "service=nosuch", env=env)
+    assert r.returncode == 2 and f"The service file {tmp_path / 'missing.conf'} (PGSERVICEFILE) does not exist" in r.stderr
+
+
+def test_psql_hint_quotes_a_database_name_the_shell_would_split(pg_server, db_factory):
+    from aami_tui.core.schema import psql_hint
+
+    assert psql_hint("h", "u", "aami config-Prod") == "  psql -h h -U u -d 'aami config-Prod' -f migrations/001_initial_schema.sql"
+    assert psql_hint("h", "u", "aami_config") == "  psql -h h -U u -d aami_config -f migrations/001_initial_schema.sql"
+    odd = db_factory("aami config-Prod")
+    r = cli("check", env=pg_server.env(odd.dbname))
+    assert r.returncode == 1
+    assert f"-d '{odd.dbname}' -f" in r.stdout

@@ -398,16 +398,20 @@ def _bad_file(tmp_path: Path, kind: str) -> tuple[Path, str]:
     d.mkdir()
     p = d / "001_initial_schema.sql"
     if kind == "missing":
-        return p, f"Migration file not found: {p}."
+        return p, f"{p} does not exist."
     if kind == "directory":
         p.mkdir()
         return p, f"The migration path {p} is a directory, not a .sql file."
     if kind in ("empty", "only comments"):
         p.write_text("" if kind == "empty" else "-- nothing to see\n/* still nothing */\n\n")
-        return p, f"Migration file {p} contains no SQL statements (it is empty or only comments)."
+        return p, f"{p} contains no SQL statements (it is empty or only comments)."
     if kind == "not utf-8":
         p.write_bytes(b"-- header\nSELECT 1;\n-- caf\xe9 noir\n")
-        return p, f"Migration file {p} is not valid UTF-8 (byte 0xe9 at line 3); save it as UTF-8."
+        return p, f"{p} is not valid UTF-8 (byte 0xe9 at line 3); save it as UTF-8."
+    if kind == "NUL byte":
+        p.write_bytes(b"CREATE TABLE a (id int);\nSELECT 1;\x00\nCREATE TABLE b (id int);\n")
+        return p, (f"{p} contains a NUL byte at byte offset 34 (line 2); the statements after it would be silently "
+                   "lost, so it is refused: remove it (or, if the file is UTF-16, save it as UTF-8).")
     if kind == "syntax error":
         p.write_text("CREATE TABLE IF NOT EXISTS t (id int);\n\n  CREATE TABEL x (id int);\n")
         return p, f'{p.name}: SQL syntax error at line 3, column 10: syntax error at or near "TABEL".'
@@ -422,7 +426,7 @@ def _bad_file(tmp_path: Path, kind: str) -> tuple[Path, str]:
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["missing", "directory", "empty", "only comments", "not utf-8", "syntax error",
+@pytest.mark.parametrize("kind", ["missing", "directory", "empty", "only comments", "not utf-8", "NUL byte", "syntax error",
                                   "archived", "archived copy"])
 async def test_bad_migration_file(fresh_db, tmp_path, kind):
     path, sentence = _bad_file(tmp_path, kind)

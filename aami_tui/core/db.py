@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import psycopg
 
@@ -24,6 +26,25 @@ def _where(s: ConnSettings) -> str:
     return f"{host}:{s.port}"
 
 
+def _sslmode_fix(s: ConnSettings) -> str:
+    """Turning SSL off where this connection's sslmode comes from (the fix names the right knob)."""
+    if s.source == "--dsn":
+        return "set sslmode=disable in --dsn"
+    if s.source.startswith("DB_"):
+        return "set DB_SSLMODE=disable"
+    return "set PGSSLMODE=disable"
+
+
+def _unknown_service(name: str) -> str:
+    env = os.environ
+    user_file = (f"{env['PGSERVICEFILE']} (PGSERVICEFILE)" if env.get("PGSERVICEFILE")
+                 else str(Path("~/.pg_service.conf").expanduser()))
+    system = (f"{env['PGSYSCONFDIR']}/pg_service.conf (PGSYSCONFDIR)" if env.get("PGSYSCONFDIR")
+              else "the system's pg_service.conf")
+    return (f'The service "{name}" is not defined in {user_file} nor in {system}; add a [{name}] section or use '
+            "another service name.")
+
+
 def explain_connect_error(exc: BaseException, s: ConnSettings) -> ConnectError:
     """Map a psycopg OperationalError to one sentence. Never includes the password."""
     raw = str(exc)
@@ -38,6 +59,16 @@ def explain_connect_error(exc: BaseException, s: ConnSettings) -> ConnectError:
     if "no password supplied" in low or "fe_sendauth" in low:
         return ConnectError(f'The server at {where} wants a password for user "{user}" and none was given '
                             "(set DB_PASSWORD or PGPASSWORD, or add it to ~/.pgpass).", "auth")
+    m = re.search(r'definition of service "([^"]*)" not found', raw)
+    if m:
+        return ConnectError(_unknown_service(m.group(1)), "service")
+    m = re.search(r'service file "([^"]*)" not found', raw)
+    if m:
+        return ConnectError(f"The service file {m.group(1)} (PGSERVICEFILE) does not exist; point PGSERVICEFILE at "
+                            "your pg_service.conf or unset it.", "service")
+    if "does not support ssl" in low and "required" in low:
+        return ConnectError(f"The server at {where} does not support SSL; {_sslmode_fix(s)} or enable SSL on the "
+                            "server.", "ssl")
     m = re.search(r'database "([^"]+)" does not exist', raw)
     if m:
         return ConnectError(f'Database "{m.group(1)}" does not exist on {where}; create it first '

@@ -174,21 +174,27 @@ def load(path: Path | str) -> MigrationFile:
     if path.resolve().parent.name == "archive":
         raise MigrationError(archived)
     if not path.exists():
-        raise MigrationError(f"Migration file not found: {path}.")
+        raise MigrationError(f"{path} does not exist.")
     if path.is_dir():
         raise MigrationError(f"The migration path {path} is a directory, not a .sql file.")
     try:
         data = path.read_bytes()
     except PermissionError:
-        raise MigrationError(f"Migration file {path} is not readable (permission denied).") from None
+        raise MigrationError(f"{path} is not readable (permission denied).") from None
     except OSError as exc:
-        raise MigrationError(f"Migration file {path} cannot be read: {exc.strerror}.") from None
+        raise MigrationError(f"{path} cannot be read: {exc.strerror}.") from None
+    nul = data.find(b"\x00")
+    if nul >= 0:  # PostgreSQL's parser stops at a NUL: every statement after it would silently vanish
+        line = data.count(b"\n", 0, nul) + 1
+        raise MigrationError(
+            f"{path} contains a NUL byte at byte offset {nul} (line {line}); the statements after it would be "
+            "silently lost, so it is refused: remove it (or, if the file is UTF-16, save it as UTF-8).")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise MigrationError(
-            f"Migration file {path} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at line {line}); "
+            f"{path} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at line {line}); "
             "save it as UTF-8.") from None
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -197,6 +203,6 @@ def load(path: Path | str) -> MigrationFile:
     _refuse_unedited_plan(path, text)
     statements = parse_text(text, path)
     if not statements:
-        raise MigrationError(f"Migration file {path} contains no SQL statements (it is empty or only comments).")
+        raise MigrationError(f"{path} contains no SQL statements (it is empty or only comments).")
     return MigrationFile(path=path, text=text, size=len(data), sha256=hashlib.sha256(data).hexdigest(),
                          statements=statements, tables=created_tables(text))

@@ -35,8 +35,11 @@ def msg_missing(missing: list[str] | tuple[str, ...]) -> str:
 
 def psql_hint(host: str, user: str, dbname: str, port: str | int | None = None,
               path: str = "migrations/001_initial_schema.sql") -> str:
-    port_part = f" -p {port}" if port and str(port) != "5432" else ""
-    return f"  psql -h {host}{port_part} -U {user} -d {dbname} -f {path}"
+    """The server's hint line; names a shell would split or expand are quoted (`-d 'aami config-Prod'`)."""
+    from shlex import quote
+
+    port_part = f" -p {quote(str(port))}" if port and str(port) != "5432" else ""
+    return f"  psql -h {quote(host)}{port_part} -U {quote(user)} -d {quote(dbname)} -f {quote(path)}"
 
 
 @dataclass(frozen=True)
