@@ -130,6 +130,9 @@ class AamiApp(App):
         yield SystemCommand("Restore from a backup", "Pick a backup and restore it (guide's rollback procedure)",
                             self.action_restore)
         yield SystemCommand("Refresh", "Refresh the table checklist now", self.action_refresh)
+        if self.dashboard.missing_db:
+            yield SystemCommand("Create the database", f"CREATE DATABASE {self.settings.dbname} (it does not exist "
+                                "yet; the guide's new-developer step 1)", self.offer_create_database)
         yield SystemCommand("Help", "How the migration works, and the keys", self.action_help)
         if self.embedded is not None:
             yield SystemCommand("Reset demo database", "Drop and recreate the empty demo database (walk it again)",
@@ -173,6 +176,8 @@ class AamiApp(App):
 
     def offer_create_database(self) -> None:
         s = self.settings
+        if isinstance(self.screen, ConfirmModal) and self.screen.id == "create-modal":
+            return
 
         def go(ok: bool | None) -> None:
             if ok:
@@ -182,7 +187,7 @@ class AamiApp(App):
             f"Database {s.dbname} does not exist",
             f"The database {s.dbname!r} does not exist on {s.host}:{s.port}. Create it now (CREATE DATABASE, "
             "the guide's new-developer step 1)? It will be empty; then run the runbook.",
-            confirm="Create database", danger=False), go)
+            confirm="Create database", danger=False, id="create-modal"), go)
 
     async def _create_db(self) -> None:
         try:

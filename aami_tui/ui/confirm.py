@@ -29,7 +29,8 @@ class ConfirmModal(ModalScreen[bool]):
             yield Static(fmt.redact(self.body), id="confirm-body")
             if self.require_text is not None:
                 yield Label(f"Type [b]{self.require_text}[/b] to confirm:", id="confirm-prompt")
-                field = Input(placeholder=self.require_text, id="confirm-input")
+                # The name is shown above, never as a placeholder: a placeholder looks as if it were filled in.
+                field = Input(placeholder="type it here", id="confirm-input")
                 field.cursor_blink = not fmt.STABLE  # a blinking cursor makes snapshots flaky
                 yield field
             with Horizontal(id="confirm-buttons"):

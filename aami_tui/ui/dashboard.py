@@ -28,8 +28,13 @@ class DashboardScreen(Screen):
         Binding("b", "app.restore", "Restore"),
         Binding("f5", "refresh_now", "Refresh"),
         Binding("question_mark", "app.help", "Help"),
+        Binding("i", "create_database", "Create database"),
         Binding("ctrl+r", "app.reset_demo", "Reset demo DB"),
         Binding("q", "app.quit", "Quit"),
+        # The runbook's keys, pressed here, say where they work instead of doing nothing.
+        Binding("n", "elsewhere('n runs the next runbook step')", "", show=False),
+        Binding("c", "elsewhere('c (COMMIT) works in the runbook')", "", show=False),
+        Binding("x", "elsewhere('x (ROLLBACK) works in the runbook')", "", show=False),
     ]
 
     def __init__(self) -> None:
@@ -38,6 +43,7 @@ class DashboardScreen(Screen):
         self.backoff = 0.0
         self.next_try = 0.0
         self.asked_create = False
+        self.missing_db = False  # connected to the server, but the database does not exist
         self.last_result: schema.ValidationResult | None = None
         self.server: status.ServerStatus | None = None
         self._poll_lock = asyncio.Lock()
@@ -144,12 +150,13 @@ class DashboardScreen(Screen):
                 self.server = await status.server_status(self.conn)
                 if first or self.backoff:
                     self.load_tools(self.server.server_major)
-                    if self.backoff:
+                    if self.backoff and not self.missing_db:  # back after a lost connection, not a created DB
                         self.notify("Reconnected to the server.", title="Connection")
             else:
                 self.server = await asyncio.wait_for(status.server_status(self.conn), 10)
             result = await asyncio.wait_for(schema.validate(self.conn, self.app.expected_columns), 10)
             self.backoff = 0.0
+            self._set_missing(False)
             panel.error = None
             panel.status = self.server
             panel.render_panel()
@@ -158,6 +165,7 @@ class DashboardScreen(Screen):
             self.app.last_result = result
             self._hint()
         except db.ConnectError as exc:
+            self._set_missing(exc.kind == "no_database")
             self._failed(str(exc))
             if exc.kind == "no_database" and not self.asked_create:
                 self.asked_create = True
@@ -166,6 +174,24 @@ class DashboardScreen(Screen):
             msg = ("The server stopped answering (timeout)." if isinstance(exc, TimeoutError)
                    else "Lost the connection to the server: " + (str(exc).strip().splitlines() or ["?"])[-1])
             self._failed(msg)
+
+    def _set_missing(self, missing: bool) -> None:
+        if missing != self.missing_db:
+            self.missing_db = missing
+            self.refresh_bindings()  # the footer shows "i Create database" only while it is missing
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "create_database":
+            return self.missing_db
+        return True
+
+    def action_create_database(self) -> None:
+        if self.missing_db:
+            self.app.offer_create_database()
+
+    def action_elsewhere(self, what: str) -> None:
+        self.notify(f"{what}: press r to open it." if not (self.app.runbook and self.app.runbook.tx_open)
+                    else f"{what}: press r to go back to it (the transaction is open).", title="Runbook keys")
 
     def _failed(self, message: str) -> None:
         if self.conn is not None:
@@ -194,6 +220,12 @@ class DashboardScreen(Screen):
         if rb is not None and rb.tx_open:
             return Text.assemble(("A migration transaction is open. ", "bold yellow"),
                                       "Press ", ("r", "bold"), " to return to the runbook: COMMIT or ROLLBACK.")
+        elif self.missing_db:
+            s = self.app.settings
+            return Text.assemble((f"Database {s.dbname} does not exist", "bold yellow"), f" on {s.host}:{s.port} "
+                                 "(the server answers). Press ", ("i", "bold"), " to create it (CREATE DATABASE, the "
+                                 "guide's new-developer step 1), then ", ("r", "bold"), " for the runbook. Or quit "
+                                 "and run ", ("aami-tui init", "bold"), ": it creates, migrates and verifies in one go.")
         elif self.query_one(ConnectionPanel).error:
             return Text.assemble("Cannot reach the database. Check the settings (", ("--dsn", "bold"),
                                       ", DB_* or PG* variables); the console retries by itself.")

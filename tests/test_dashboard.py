@@ -1,0 +1,84 @@
+"""The dashboard as a new developer meets it: a missing database, keys that belong elsewhere, toasts."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+from psycopg import sql
+from test_console import make_app, text_of
+
+from aami_tui.ui import scenes
+from aami_tui.ui.confirm import ConfirmModal
+
+SIZE = (120, 36)
+
+
+@pytest.fixture
+def missing(pg_server):
+    name = f"aami_missing_{uuid.uuid4().hex[:8]}"
+    yield pg_server.settings(name)
+    with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
+        c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def toasts(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_create_database_offer_stays_reachable_while_the_database_is_missing(missing, tmp_path):
+    app = make_app(missing, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), what="the first offer")
+        await pilot.press("escape")
+        await scenes.wait_for(pilot, lambda: app.screen is app.dashboard, what="the dashboard")
+        await scenes.settle(pilot, 1.2)  # a few polls later
+        hint = text_of(app, "#dash-hint")
+        assert "Cannot reach" not in hint
+        assert f"Database {missing.dbname} does not exist" in hint and "i" in hint and "aami-tui init" in hint
+        assert isinstance(app.screen, type(app.dashboard))  # polls do not push the offer again by themselves
+        # the key brings the offer back
+        await pilot.press("i")
+        await scenes.wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), what="the offer (key)")
+        await pilot.press("escape")
+        await scenes.wait_for(pilot, lambda: app.screen is app.dashboard, what="the dashboard")
+        # and so does the command palette
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Create the database" in titles
+        # the footer shows it while the database is missing
+        assert app.dashboard.check_action("create_database", ()) is True
+        await pilot.press("i")
+        await scenes.wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), what="the offer (key)")
+        await pilot.click("#confirm")
+        await scenes.wait_for(pilot, lambda: app.dashboard.last_result is not None, what="refresh")
+        assert "0 / 10 present" in text_of(app, "#checklist-header")
+        assert not any("Reconnected" in t for t in toasts(app))  # it never lost the server
+        assert "Create the database" not in [c.title for c in app.get_system_commands(app.screen)]
+        assert not app.dashboard.check_action("create_database", ())
+        assert "required table(s) missing" in text_of(app, "#dash-hint")
+
+
+@pytest.mark.parametrize("key, words", [("n", "n runs the next runbook step"), ("c", "c (COMMIT) works in the runbook"),
+                                        ("x", "x (ROLLBACK) works in the runbook")])
+async def test_runbook_keys_on_the_dashboard_say_where_they_work(fresh_db, tmp_path, key, words):
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await pilot.press(key)
+        await pilot.pause()
+        assert any(words in t and "press r" in t for t in toasts(app)), toasts(app)
+        assert app.runbook is None  # nothing was started
+
+
+async def test_typed_confirmation_shows_the_name_above_an_empty_field(fresh_db, tmp_path):
+    from textual.widgets import Input
+
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        app.push_screen(ConfirmModal("t", "b", require_text=fresh_db.dbname))
+        await pilot.pause()
+        field = app.screen.query_one("#confirm-input", Input)
+        assert field.value == "" and fresh_db.dbname not in field.placeholder
+        assert fresh_db.dbname in text_of(app, "#confirm-prompt")
