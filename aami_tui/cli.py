@@ -15,6 +15,7 @@ EXIT_OK = 0
 EXIT_MISSING = 1
 EXIT_CONNECT = 2
 EXIT_DRIFT = 3  # check --strict only
+EXIT_TIMEOUT = 4  # check: the validation could not finish within its own lock_timeout / statement_timeout
 
 
 PG_MAX_TIMEOUT_S = 2147483.647  # lock_timeout / statement_timeout are ints of milliseconds (INT_MAX)
@@ -217,14 +218,14 @@ def _resolve(args):
 
 
 async def _check(settings, args) -> int:
-    from aami_tui.core import migration, schema
+    # Only what the check needs: no pglast (expected columns come pre-parsed for the shipped file), no Textual.
+    from aami_tui.core import schema
     from aami_tui.core.db import ConnectError, connect
+    from aami_tui.core.expected import expected_columns
+    from aami_tui.core.migration import resolve_migration_path
 
-    expected = None
-    try:
-        expected = migration.load(migration.resolve_migration_path(args.migrations_dir)).tables
-    except migration.MigrationError:
-        expected = None  # drift detection needs the file; the server's check does not
+    # drift detection needs the file; the server's check does not (None: no drift detection)
+    expected = expected_columns(resolve_migration_path(args.migrations_dir))
     try:
         conn = await connect(settings)
     except ConnectError as exc:
@@ -234,11 +235,19 @@ async def _check(settings, args) -> int:
             _err(str(exc))
         return EXIT_CONNECT
     try:
-        result = await schema.validate(conn, expected)
+        result = await schema.validate(conn, expected, sizes=args.json)
         info = conn.info
         host, port, user, dbname = info.host, info.port, info.user, info.dbname
+    except schema.ValidationTimeout as exc:
+        if args.json:
+            _emit(json.dumps({"ok": False, "error": str(exc), "error_kind": "timeout", "exit_code": EXIT_TIMEOUT}))
+        else:
+            _err(str(exc))
+        return EXIT_TIMEOUT
     finally:
         await conn.close()
+    for t in result.locked:
+        _emit(f"WARNING: {t.lock_sentence()}", sys.stderr)
     code = EXIT_OK if result.ok else EXIT_MISSING
     if code == EXIT_OK and args.strict and result.drifted:
         code = EXIT_DRIFT

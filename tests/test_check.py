@@ -152,3 +152,109 @@ def test_check_json_piped_into_head_on_a_long_output(pg_server, fresh_db):
                            capture_output=True, text=True, env=env, cwd=MIGRATION.parent.parent, timeout=60)
         assert p.returncode == 0 and p.stdout == first + "\n", (args, p.stdout[:200], p.stderr[-2000:])
         assert p.stderr == ""
+
+
+def _extras(settings, n: int) -> None:
+    if n:
+        run_sql(settings, "".join(f"CREATE TABLE zz_extra_{i:03d} (id int);" for i in range(n)))
+
+
+def test_extra_count_at_zero_one_and_many_with_a_capped_list(pg_server, db_factory):
+    from aami_tui.core.schema import EXTRA_LIMIT
+
+    for n in (0, 1, EXTRA_LIMIT + 15):
+        db = db_factory()
+        apply_migration(db)
+        _extras(db, n)
+        out = json.loads(cli("check", "--json", env=pg_server.env(db.dbname)).stdout)
+        assert out["extra_count"] == n
+        assert out["extra"] == [f"zz_extra_{i:03d}" for i in range(min(n, EXTRA_LIMIT))]  # capped, by name
+        assert out["public_table_count"] == 10 + n
+        assert len([t for t in out["tables"] if not t["required"]]) == min(n, EXTRA_LIMIT)
+        assert out["ok"] is True and out["exit_code"] == 0
+
+
+async def test_validate_counts_every_extra_and_lists_all_only_on_request(fresh_db):
+    from aami_tui.core import schema
+    from aami_tui.core.db import connect
+
+    _extras(fresh_db, schema.EXTRA_LIMIT + 3)
+    conn = await connect(fresh_db)
+    try:
+        capped = await schema.validate(conn)
+        full = await schema.validate(conn, extra_limit=None)
+    finally:
+        await conn.close()
+    assert len(capped.extra) == schema.EXTRA_LIMIT and capped.extra_count == schema.EXTRA_LIMIT + 3
+    assert capped.extra_truncated and f"({schema.EXTRA_LIMIT + 3} in all)" in capped.extra_summary()
+    assert len(full.extra) == full.extra_count == schema.EXTRA_LIMIT + 3 and not full.extra_truncated
+
+
+def test_exclusive_lock_on_a_required_table_does_not_make_check_wait(pg_server, fresh_db):
+    """Issue 7 item 6: another session's LOCK TABLE … ACCESS EXCLUSIVE made check wait as long as the lock."""
+    import psycopg
+
+    apply_migration(fresh_db)
+    env = pg_server.env(fresh_db.dbname)
+    with psycopg.connect(fresh_db.conninfo(application_name="dba-maintenance")) as holder:
+        holder.execute("LOCK TABLE groups IN ACCESS EXCLUSIVE MODE")
+        pid = holder.info.backend_pid
+        r = cli("check", env=env, timeout=30)  # used to wait until the lock went away
+        assert r.returncode == 0, r.stdout + r.stderr  # the server's own check does not wait either: it starts
+        assert "✓ Database schema validation successful" in r.stdout
+        warning = r.stderr.strip()
+        assert warning.startswith("WARNING: Table groups is locked in ACCESS EXCLUSIVE mode")
+        assert f"pid {pid}" in warning and "application 'dba-maintenance'" in warning
+        assert "LOCK TABLE groups IN ACCESS EXCLUSIVE MODE" in warning and "pg_terminate_backend" in warning
+        out = json.loads(cli("check", "--json", env=env, timeout=30).stdout)
+        assert out["ok"] and out["locked"]["groups"][0]["pid"] == pid
+        sizes = {t["name"]: t["size_bytes"] for t in out["tables"]}
+        assert sizes["groups"] is None and sizes["targets"] > 0  # the locked table's size would have waited
+
+
+def test_check_that_cannot_finish_exits_4_in_one_sentence(pg_server, fresh_db):
+    """A lock the validation cannot avoid (here on the catalog itself) ends in its own lock_timeout, exit 4."""
+    import time
+
+    import psycopg
+
+    apply_migration(fresh_db)
+    env = pg_server.env(fresh_db.dbname)
+    with psycopg.connect(fresh_db.conninfo(application_name="dba-maintenance")) as holder:
+        holder.execute("LOCK TABLE pg_catalog.pg_namespace IN ACCESS EXCLUSIVE MODE")
+        t0 = time.monotonic()
+        r = cli("check", env=env, timeout=60)  # used to wait for as long as the lock was held
+        waited = time.monotonic() - t0
+        rj = cli("check", "--json", env=env, timeout=60)
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert waited < 50  # not a timing target: "returns at all, by itself"
+    assert r.stderr.startswith("aami-tui: The schema validation did not finish within its own limits")
+    assert "pg_locks" in r.stderr and "Traceback" not in r.stderr
+    out = json.loads(rj.stdout)
+    assert rj.returncode == 4 and out["exit_code"] == 4 and out["error_kind"] == "timeout"
+
+
+def test_check_loads_neither_textual_nor_pglast_nor_humanize(pg_server, fresh_db):
+    import subprocess
+    import sys
+
+    code = ("import sys; from aami_tui.cli import main; rc = main(['check']); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'textual', 'rich', 'pglast', 'humanize'}),"
+            " file=sys.stderr); sys.exit(rc)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=pg_server.env(fresh_db.dbname), timeout=60)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == "[]", r.stderr
+
+
+def test_shipped_expected_columns_match_the_parser(tmp_path, pg_server, fresh_db):
+    """check reads the shipped file's columns pre-parsed; they must be what pglast finds (regenerate with
+    `python -m aami_tui.core.expected`), and any other file is still parsed."""
+    from aami_tui.core import expected, migration
+
+    assert expected.expected_columns(MIGRATION) == migration.load(MIGRATION).tables
+    edited = tmp_path / "001_initial_schema.sql"
+    edited.write_text(MIGRATION.read_text().replace("is_default_own", "is_default_owned"))
+    assert "is_default_owned" in expected.expected_columns(edited)["target_groups"]
+    apply_migration(fresh_db)
+    r = cli("check", "--strict", "--migrations-dir", str(tmp_path), env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == 3 and "is_default_own" in r.stderr

@@ -1,6 +1,7 @@
 """Migration files: locate, read, fingerprint, split with PostgreSQL's own parser, lint.
 
-SQL is never split on ``;`` by hand: pglast (libpg_query) gives each statement's location.
+SQL is never split on ``;`` by hand: pglast (libpg_query) gives each statement's location. pglast is
+imported when a file is parsed, not with this module: ``aami-tui check`` resolves paths without it.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pglast
-from pglast import ast
+if TYPE_CHECKING:
+    from pglast import ast
 
 MIGRATION_NAME = "001_initial_schema.sql"
 ARCHIVED_MARKER = "-- ARCHIVED:"  # first line of every file in migrations/archive/
@@ -67,6 +69,8 @@ class MigrationFile:
 
 # Statements PostgreSQL refuses inside a transaction block (or that must never run in a migration).
 def _non_transactional(stmt: ast.Node) -> str | None:
+    from pglast import ast
+
     name = type(stmt).__name__
     if isinstance(stmt, ast.IndexStmt) and stmt.concurrent:
         return "CREATE INDEX CONCURRENTLY cannot run inside a transaction block"
@@ -95,6 +99,8 @@ def _non_transactional(stmt: ast.Node) -> str | None:
 
 
 def _summary(stmt: ast.Node, sql: str) -> str:
+    from pglast import ast
+
     if isinstance(stmt, ast.CreateStmt):
         return f"CREATE TABLE {stmt.relation.relname}"
     if isinstance(stmt, ast.IndexStmt):
@@ -117,6 +123,8 @@ _LEADING = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.S)
 
 
 def parse_text(text: str, path: Path) -> tuple[Statement, ...]:
+    import pglast
+
     try:
         raw = pglast.parse_sql(text)
     except pglast.parser.ParseError as exc:
@@ -143,6 +151,9 @@ def parse_text(text: str, path: Path) -> tuple[Statement, ...]:
 
 def created_tables(text: str) -> dict[str, tuple[str, ...]]:
     """Tables (in public / unqualified) the SQL creates, with their columns in order."""
+    import pglast
+    from pglast import ast
+
     tables: dict[str, tuple[str, ...]] = {}
     for r in pglast.parse_sql(text):
         s = r.stmt

@@ -78,7 +78,7 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
                                       progress=lambda n, what: progress and progress(n, total, what))
         except pgtools.ToolError as exc:
             raise RestoreError(f"{exc} The restore ran in one transaction, so nothing was changed.") from None
-        res = await schema.validate(lock_conn)
+        res = await schema.validate(lock_conn, extra_limit=None)  # every table, to find those not in the backup
         i = lock_conn.info
         result = RestoreResult(entry.path, time.time() - t0, total,
                                schema.server_lines(res, i.host, i.user, i.dbname, i.port), res,

@@ -1,11 +1,19 @@
 """The Config Server's start-up validation, done the way a DBA wants it: one round trip.
 
-The list of required tables is defined here, once.
+The list of required tables is defined here, once. The cost does not grow with the catalog: the server counts
+the other tables of public and sends at most ``EXTRA_LIMIT`` of their names. The validation never waits
+without limit for another session's lock: presence and columns come from the catalog (no table locks), the
+size of a table that another session holds in ACCESS EXCLUSIVE mode is skipped and the holder named, and the
+query runs under its own ``lock_timeout`` and ``statement_timeout``.
+
+Imports stay light (no psycopg at import time): ``aami-tui check`` loads only what it uses.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from aami_tui.core.queries import sql
 
@@ -42,6 +50,52 @@ def psql_hint(host: str, user: str, dbname: str, port: str | int | None = None,
     return f"  psql -h {quote(host)}{port_part} -U {quote(user)} -d {quote(dbname)} -f {quote(path)}"
 
 
+EXTRA_LIMIT = 20  # names of other tables in public sent by the server (their count is always exact)
+LOCK_TIMEOUT_MS = 2000  # the validation's own bounds (outside a caller's transaction)
+STATEMENT_TIMEOUT_MS = 10000
+
+
+class ValidationTimeout(Exception):
+    """The validation could not finish within its own timeouts; the message is one sentence (naming the
+    sessions in the way, when they could be found)."""
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """A session holding (or waiting for) an ACCESS EXCLUSIVE lock on a table."""
+
+    pid: int
+    user: str | None
+    application: str | None
+    state: str | None
+    query_start: datetime | None
+    query: str | None
+    granted: bool = True
+
+    @classmethod
+    def from_json(cls, d: dict) -> LockHolder:
+        start = d.get("query_start")
+        if isinstance(start, str):
+            try:
+                start = datetime.fromisoformat(start)
+            except ValueError:
+                start = None
+        return cls(int(d["pid"]), d.get("user"), d.get("application"), d.get("state"), start, d.get("query"),
+                   bool(d.get("granted", True)))
+
+    def describe(self) -> str:
+        since = self.query_start.astimezone().strftime("%H:%M:%S") if self.query_start else "?"
+        q = " ".join((self.query or "").split())
+        q = q[:80] + "…" if len(q) > 80 else q
+        return (f"pid {self.pid}, user {self.user or '?'}, application '{self.application or '-'}', "
+                f"{self.state or 'state unknown'}, query started {since}: {q or '(no query)'}")
+
+    def to_dict(self) -> dict:
+        return {"pid": self.pid, "user": self.user, "application": self.application, "state": self.state,
+                "query_start": self.query_start.isoformat() if self.query_start else None, "query": self.query,
+                "granted": self.granted}
+
+
 @dataclass(frozen=True)
 class TableState:
     name: str
@@ -52,6 +106,27 @@ class TableState:
     columns: tuple[str, ...] = ()
     missing_columns: tuple[str, ...] = ()
     unexpected_columns: tuple[str, ...] = ()
+    locked_by: tuple[LockHolder, ...] = ()  # other sessions holding or awaiting ACCESS EXCLUSIVE on it
+
+    @property
+    def locked(self) -> bool:
+        return bool(self.locked_by)
+
+    def lock_sentence(self) -> str:
+        """One sentence naming who holds (or waits for) an exclusive lock on this table, or ''."""
+        if not self.locked_by:
+            return ""
+        held = [h for h in self.locked_by if h.granted]
+        waiting = [h for h in self.locked_by if not h.granted]
+        parts = []
+        if held:
+            parts.append("held by " + "; ".join(h.describe() for h in held))
+        if waiting:
+            parts.append("requested (queued) by " + "; ".join(h.describe() for h in waiting))
+        pids = ", ".join(str(h.pid) for h in self.locked_by)
+        return (f"Table {self.name} is locked in ACCESS EXCLUSIVE mode by another session ({' and '.join(parts)}). "
+                "Anything that reads it (pg_dump, the runbook, the Config Server's queries) waits until that "
+                f"transaction ends; to end it: SELECT pg_terminate_backend(pid) for pid {pids}.")
 
     @property
     def drifted(self) -> bool:
@@ -66,8 +141,25 @@ class TableState:
 
 @dataclass(frozen=True)
 class ValidationResult:
-    tables: tuple[TableState, ...]  # required first (in order), then extras
-    extra: tuple[str, ...] = field(default=())
+    tables: tuple[TableState, ...]  # required first (in order), then at most EXTRA_LIMIT extras (by name)
+    extra: tuple[str, ...] = field(default=())  # the extras' names (capped like ``tables``)
+    extra_count: int = 0  # every other base table in public, counted by the server
+
+    @property
+    def extra_truncated(self) -> bool:
+        return self.extra_count > len(self.extra)
+
+    @property
+    def locked(self) -> tuple[TableState, ...]:
+        """Required tables that another session holds (or awaits) in ACCESS EXCLUSIVE mode."""
+        return tuple(t for t in self.required if t.locked)
+
+    def extra_summary(self) -> str:
+        """``a, b, c`` or ``a, b, … (10,000 in all)``."""
+        names = ", ".join(self.extra)
+        if self.extra_truncated:
+            names += f", … ({self.extra_count:,} in all)"
+        return names
 
     @property
     def required(self) -> tuple[TableState, ...]:
@@ -92,7 +184,7 @@ class ValidationResult:
 
     @property
     def public_table_count(self) -> int:
-        return sum(1 for t in self.tables if t.present)
+        return len(self.present) + self.extra_count
 
     def summary(self) -> str:
         return f"{len(self.present)} / {len(REQUIRED_TABLES)} present"
@@ -104,26 +196,104 @@ class ValidationResult:
             "present": list(self.present),
             "missing": list(self.missing),
             "extra": list(self.extra),
+            "extra_count": self.extra_count,
             "drifted": {t.name: {"missing_columns": list(t.missing_columns),
                                  "unexpected_columns": list(t.unexpected_columns)}
                         for t in self.required if t.drifted},
             "public_table_count": self.public_table_count,
+            "locked": {t.name: [h.to_dict() for h in t.locked_by] for t in self.locked},
             "tables": [{"name": t.name, "required": t.required, "status": t.status,
                         "estimated_rows": t.est_rows, "size_bytes": t.size_bytes} for t in self.tables],
         }
 
 
-async def validate(conn, expected: dict[str, tuple[str, ...]] | None = None) -> ValidationResult:
+async def validate(conn, expected: dict[str, tuple[str, ...]] | None = None, *, sizes: bool = True,
+                   extra_limit: int | None = EXTRA_LIMIT) -> ValidationResult:
     """Validate the schema over an open psycopg AsyncConnection, in one query.
 
     ``expected`` maps table -> columns the migration creates; a present table whose columns differ
     is reported as drifted (a database built by the archived chain has the names, not the columns).
+    ``sizes=False`` skips the on-disk sizes (``check`` does not show them). ``extra_limit=None`` returns every
+    other table's name (restore needs them all); the count is exact either way.
+
+    Outside a transaction the query runs in its own short transaction with ``lock_timeout`` and
+    ``statement_timeout`` (sent in one pipeline: one network round trip). Inside the caller's transaction
+    (the migration's) it leaves that transaction's settings alone. Raises ValidationTimeout when it cannot
+    finish in time.
     """
+    params = {"required": list(REQUIRED_TABLES), "sizes": sizes, "extra_limit": extra_limit}
+    if conn.info.transaction_status != 0:  # pq.TransactionStatus.IDLE: the caller's transaction
+        rows = await _fetch(conn, params)
+    else:
+        from psycopg import errors
+
+        try:
+            rows = await _bounded(conn, params)
+        except errors.LockNotAvailable:
+            # A lock taken between our look at pg_locks and the size: answer without sizes (no table locks).
+            try:
+                rows = await _bounded(conn, {**params, "sizes": False})
+            except (errors.LockNotAvailable, errors.QueryCanceled):
+                raise ValidationTimeout(await _timeout_sentence(conn)) from None
+        except errors.QueryCanceled:
+            raise ValidationTimeout(await _timeout_sentence(conn)) from None
+    return _result(rows, expected)
+
+
+async def _fetch(conn, params: dict) -> list[tuple]:
     async with conn.cursor() as cur:
-        await cur.execute(sql("validate_schema"), {"required": list(REQUIRED_TABLES)})
-        rows = await cur.fetchall()
+        await cur.execute(sql("validate_schema"), params)
+        return await cur.fetchall()
+
+
+async def _set_timeouts(conn, lock_ms: int, statement_ms: int) -> None:
+    # SET, not set_config(): a utility statement needs no catalog lookup, so it cannot itself wait for a lock
+    # on the catalog (a function call must look up pg_catalog in pg_namespace first).
+    await conn.execute(f"SET LOCAL lock_timeout = {int(lock_ms)}")
+    await conn.execute(f"SET LOCAL statement_timeout = {int(statement_ms)}")
+
+
+def _pipeline(conn):
+    """One network round trip for BEGIN, SET, query, COMMIT where libpq supports pipelines (>= 14)."""
+    from contextlib import nullcontext
+
+    from psycopg import Pipeline
+
+    return conn.pipeline() if Pipeline.is_supported() else nullcontext()
+
+
+async def _bounded(conn, params: dict) -> list[tuple]:
+    async with _pipeline(conn), conn.transaction():
+        await _set_timeouts(conn, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS)
+        cur = conn.cursor()
+        await cur.execute(sql("validate_schema"), params)
+    return await cur.fetchall()
+
+
+async def _timeout_sentence(conn) -> str:
+    """After a timed-out validation: say so, naming the sessions holding exclusive locks here (best effort)."""
+    base = (f"The schema validation did not finish within its own limits (lock_timeout {LOCK_TIMEOUT_MS / 1000:g} s, "
+            f"statement_timeout {STATEMENT_TIMEOUT_MS / 1000:g} s)")
+    try:
+        async with _pipeline(conn), conn.transaction():
+            await _set_timeouts(conn, 1000, 3000)
+            cur = conn.cursor()
+            await cur.execute(sql("exclusive_lock_holders"))
+        holders = [LockHolder.from_json(h) for (h,) in await cur.fetchall()]
+    except Exception:  # the sentence must come out whatever happens here
+        return (f"{base}, and the session in the way could not be identified either (it probably holds a lock "
+                "on a system catalog; look in pg_locks for a granted AccessExclusiveLock).")
+    if holders:
+        return f"{base}: sessions holding exclusive locks in this database: " + "; ".join(
+            h.describe() for h in holders) + "."
+    return f"{base}; no session holding an exclusive lock was found (the server may be overloaded)."
+
+
+def _result(rows: list[tuple], expected: dict[str, tuple[str, ...]] | None) -> ValidationResult:
     tables = []
-    for name, required, present, est_rows, size_bytes, columns in rows:
+    extra_count = 0
+    for name, required, present, est_rows, size_bytes, columns, locked_by, n_extra in rows:
+        extra_count = int(n_extra or 0)
         cols = tuple(columns or ())
         miss: tuple[str, ...] = ()
         unexp: tuple[str, ...] = ()
@@ -131,9 +301,13 @@ async def validate(conn, expected: dict[str, tuple[str, ...]] | None = None) -> 
             want = expected[name]
             miss = tuple(c for c in want if c not in cols)
             unexp = tuple(c for c in cols if c not in want)
-        tables.append(TableState(name, bool(required), bool(present), est_rows, size_bytes, cols, miss, unexp))
+        if isinstance(locked_by, str):
+            locked_by = json.loads(locked_by)
+        holders = tuple(LockHolder.from_json(h) for h in (locked_by or ()))
+        tables.append(TableState(name, bool(required), bool(present), est_rows, size_bytes, cols, miss, unexp,
+                                 holders))
     extra = tuple(t.name for t in tables if not t.required)
-    return ValidationResult(tuple(tables), extra)
+    return ValidationResult(tuple(tables), extra, extra_count)
 
 
 def server_lines(result: ValidationResult, host: str, user: str, dbname: str, port=None) -> list[str]:

@@ -95,6 +95,10 @@ class TableChecklist(Vertical):
                     bits.append("has " + ", ".join(ts.unexpected_columns[:3])
                                 + ("…" if len(ts.unexpected_columns) > 3 else ""))
                 note = "; ".join(bits)
+            elif ts.locked:
+                h = ts.locked_by[0]
+                note = f"locked by pid {h.pid} ({h.application or h.user or '?'})"
+                color = "yellow"
             elif not ts.required:
                 note = "not required (extra)"
             elif not ts.present:
@@ -105,5 +109,12 @@ class TableChecklist(Vertical):
             else:
                 t.add_row(Text(icon, style=f"bold {color}"), name,
                           fmt.rows(ts.est_rows) if ts.present else "", fmt.size(ts.size_bytes) if ts.present else "",
-                          Text(note, style=color if status != "present" else "dim"))
+                          Text(note, style=color if status != "present" or ts.locked else "dim"))
+        if result.extra_truncated:  # the server sends at most EXTRA_LIMIT names; the count is exact
+            more = Text(f"… and {result.extra_count - len(result.extra):,} more", style="italic dim")
+            icon = Text(ICONS["extra"][0], style=f"bold {ICONS['extra'][1]}")
+            if self.compact:
+                t.add_row(icon, more, "")
+            else:
+                t.add_row(icon, more, "", "", "")
         self._header()
