@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from rich.text import Text
@@ -11,24 +12,54 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
-from aami_tui.core import pgtools
+from aami_tui.core import db as core_db
+from aami_tui.core import pgtools, schema
 from aami_tui.core import restore as core_restore
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
 
 
+def same_source(e: pgtools.BackupEntry, host: str, port: str, dbname: str) -> bool | None:
+    """Whether a backup was taken from this server and database (None: its metadata does not say)."""
+    src = e.source or {}
+    if not src:
+        return None
+    return (str(src.get("host")), str(src.get("port")), src.get("dbname")) == (host, str(port), dbname)
+
+
+def holds_sentence(in_backup: set[str], live: list[str]) -> str:
+    """What the backup holds against the live database, said before the operator confirms."""
+    n = len(in_backup)
+    remain = sorted(set(live) - in_backup)
+    s = f"This backup has {n} table{'s' if n != 1 else ''} in public"
+    if in_backup and n <= 10:
+        s += f" ({', '.join(sorted(in_backup))})"
+    s += f"; {len(live)} table{'s' if len(live) != 1 else ''} exist{'s' if len(live) == 1 else ''} now"
+    if remain and len(remain) == len(live):
+        s += " and will remain unless you drop them (x, after the restore)."
+    elif remain:
+        s += (f"; {len(remain)} of them ({', '.join(remain[:10])}{'…' if len(remain) > 10 else ''}) are not in the "
+              "backup and will remain unless you drop them (x, after the restore).")
+    else:
+        s += "; every one of them is in the backup and goes back to its backed-up contents."
+    return s.replace("This backup has 0 tables in public", "This backup has 0 tables")
+
+
 class RestoreScreen(Screen):
     BINDINGS = [
-        Binding("r", "restore", "Restore selected"),
+        Binding("r", "restore", "Restore"),
         Binding("escape,d", "back", "Back"),
-        Binding("f5", "reload", "Reload list"),
-        Binding("x", "drop_extra", "Drop tables not in backup"),
+        Binding("f5", "reload", "Reload"),
+        Binding("x", "drop_extra", "Drop extra tables"),
         Binding("q", "app.quit", "Quit"),
     ]
+
+    AGE_REFRESH = 5.0  # seconds between updates of the age column
 
     def __init__(self) -> None:
         super().__init__(id="restore")
         self.entries: list[pgtools.BackupEntry] = []
+        self.hidden = 0  # backups of this database name taken from another server or database
         self.checks: dict[str, bool | None] = {}
         self.result: core_restore.RestoreResult | None = None
 
@@ -47,27 +78,47 @@ class RestoreScreen(Screen):
         s = self.app.settings
         self.sub_title = fmt.redact(s.display())
         self.query_one("#restore-head", Static).update(Text.assemble(
-            ("Restore from a backup", "bold"), f" into database {s.dbname} on {s.host}:{s.port}\n",
-            ("pg_restore --clean --if-exists --exit-on-error --single-transaction: all or nothing. ", "dim"),
-            ("Backups are listed newest first; ", "dim"), ("enter", "bold"), (" or ", "dim"), ("r", "bold"),
-            (" restores the selected one.", "dim")))
+            ("Restore from a backup", "bold"), f" into {s.dbname} on {s.host}:{s.port}\n",
+            (f"Only backups of {s.dbname} taken from this server are listed, newest first. ", "dim"),
+            ("enter", "bold"), (" or ", "dim"), ("r", "bold"), (" restores the selected one with pg_restore --clean "
+                                                           "--single-transaction: all or nothing.", "dim")))
         t = self.query_one(DataTable)
-        t.add_columns("backup", "from", "size", "age", "sha256")
+        # What a backup is picked by comes first, so that a narrow terminal cuts the file name, not these.
+        t.add_column("age", key="age")
+        t.add_column("size", key="size")
+        t.add_column("sha256", key="sha256")
+        t.add_column("from", key="from")
+        t.add_column("file", key="file")
         self.action_reload()
+        self.set_interval(self.AGE_REFRESH, self._tick_ages)
+
+    def _tick_ages(self) -> None:
+        t = self.query_one(DataTable)
+        for e in self.entries:
+            try:
+                t.update_cell(str(e.path), "age", fmt.ago(e.path.stat().st_mtime), update_width=True)
+            except Exception:  # a file removed meanwhile: the next reload drops it
+                pass
 
     def action_reload(self) -> None:
-        self.entries = pgtools.list_backups(self.app.options.backup_dir, self.app.settings.dbname)
+        s = self.app.settings
+        found = pgtools.list_backups(self.app.options.backup_dir, s.dbname)
+        self.entries = [e for e in found if same_source(e, s.host, s.port, s.dbname) is not False]
+        self.hidden = len(found) - len(self.entries)
         t = self.query_one(DataTable)
         t.clear()
         for e in self.entries:
-            t.add_row(e.path.name, fmt.redact(e.source_label()), fmt.size(e.size), fmt.ago(e.mtime), "checking…",
-                      key=str(e.path))
+            src = "this server" if same_source(e, s.host, s.port, s.dbname) else Text("? not recorded", "yellow")
+            t.add_row(fmt.ago(e.mtime), fmt.size(e.size), "checking…", src, e.path.name, key=str(e.path))
         status = self.query_one("#restore-status", Static)
+        where = fmt.redact(str(self.app.options.backup_dir.resolve()))
+        hidden = (f" {self.hidden} backup{'s' if self.hidden != 1 else ''} of another server or database "
+                  f"{'is' if self.hidden == 1 else 'are'} not listed." if self.hidden else "")
         if not self.entries:
-            status.update(f"No backups of {self.app.settings.dbname} in {self.app.options.backup_dir.resolve()}. "
-                          "The runbook's Backup step makes one.")
+            status.update(f"No backups of {s.dbname} on {s.host}:{s.port} in {where}.{hidden} The runbook's Backup "
+                          "step makes one.")
         else:
-            status.update(f"{len(self.entries)} backup(s) in {self.app.options.backup_dir.resolve()}.")
+            status.update(f"{len(self.entries)} backup(s) in {where}.{hidden}")
             t.focus()
         self.verify_checksums()
 
@@ -82,8 +133,7 @@ class RestoreScreen(Screen):
         label = {True: Text("✓ matches", style="green"), False: Text("✗ CHANGED", style="bold red"),
                  None: Text("? none recorded", style="yellow")}[ok]
         try:
-            self.query_one(DataTable).update_cell(str(e.path), self.query_one(DataTable).ordered_columns[4].key,
-                                                  label)
+            self.query_one(DataTable).update_cell(str(e.path), "sha256", label, update_width=True)
         except Exception:
             pass
 
@@ -118,15 +168,39 @@ class RestoreScreen(Screen):
             warning = (f"\n\n⚠ This backup was taken from {e.source_label()}, not from {db} on {s.host}:{s.port}. "
                        "Restore it here only if that is what you mean.")
 
+        self.query_one("#restore-status", Static).update(f"Reading what {e.path.name} holds…")
+        self.run_worker(self._confirm(e, warning), group="prepare", exclusive=True, exit_on_error=False)
+
+    async def _holds(self, e: pgtools.BackupEntry) -> str:
+        """One sentence: the backup's tables against the live database's (said before confirming)."""
+        s = self.app.settings
+        try:
+            conn = await asyncio.wait_for(core_db.connect(s), s.connect_timeout + 2)
+            try:
+                live = (await asyncio.wait_for(schema.validate(conn), 10)).tables
+                major = conn.info.server_version // 10000
+            finally:
+                await conn.close()
+            tool = await asyncio.to_thread(pgtools.find_tool, "pg_restore", major)
+            in_backup = await asyncio.wait_for(core_restore.backup_tables(tool, e.path), 30)
+        except Exception as exc:  # the restore itself re-checks all of this; say what could not be read
+            return f"(Could not compare the backup with the live database before confirming: {exc}.)"
+        return holds_sentence(in_backup, [t.name for t in live if t.present])
+
+    async def _confirm(self, e: pgtools.BackupEntry, warning: str) -> None:
+        db = self.app.settings.dbname
+        holds = await self._holds(e)
+        self.query_one("#restore-status", Static).update(f"{len(self.entries)} backup(s).")
+
         def go(ok: bool | None) -> None:
             if ok:
                 self.run_restore(e)
 
         self.app.push_screen(ConfirmModal(
             f"Restore {e.path.name}?",
-            f"This replaces the objects in database {db} with the ones in the backup taken {fmt.ago(e.mtime)} "
-            f"({fmt.size(e.size)}). Changes made since then to those objects are lost. It runs in one transaction."
-            + warning,
+            f"{holds}\n\nThis replaces the objects in database {db} with the ones in the backup taken "
+            f"{fmt.ago(e.mtime)} ({fmt.size(e.size)}). Changes made since then to those objects are lost. It runs in "
+            "one transaction." + warning,
             confirm="Restore", require_text=db, id="restore-modal"), go)
 
     @work(exclusive=True, group="restore", exit_on_error=False)

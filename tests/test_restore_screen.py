@@ -1,0 +1,72 @@
+"""The restore screen as a DBA picks a backup: what it holds against the live database before confirming,
+the columns that matter at 80×24, a live age, and only this server's and database's backups."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+from conftest import apply_migration
+from faults import runbook
+from test_console import make_app, text_of
+from textual.widgets import DataTable
+
+from aami_tui.ui import scenes
+from aami_tui.ui.restore_screen import RestoreScreen
+
+
+async def take_backup(settings, tmp_path):
+    rb = runbook(settings, tmp_path)
+    await rb.preflight()
+    await rb.backup_step()
+    await rb.close()
+    return rb.backup.dump_path
+
+
+def foreign_copy(dump, stamp: str, **source) -> None:
+    """A backup of the same database name taken from another server (its metadata says so)."""
+    other = dump.with_name(f"backup_{source.get('dbname')}_{stamp}.dump")
+    shutil.copy(dump, other)
+    meta = json.loads(dump.with_name(dump.name + ".json").read_text())
+    meta.update(source)
+    other.with_name(other.name + ".json").write_text(json.dumps(meta))
+
+
+def row_texts(table: DataTable) -> list[list[str]]:
+    return [[str(getattr(c, "plain", c)) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds(fresh_db, tmp_path):
+    dump = await take_backup(fresh_db, tmp_path)  # of the empty database: 0 tables
+    foreign_copy(dump, "20200101_000000", dbname=fresh_db.dbname, host="db.elsewhere", port="5432")
+    os.utime(dump, (time.time() - 7200, time.time() - 7200))  # two hours old
+    apply_migration(fresh_db)  # ten tables now
+    RestoreScreen.AGE_REFRESH = 0.2
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await pilot.press("b")
+        await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.entries)
+        await scenes.wait_for(pilot, lambda: list(app.screen.checks.values()) == [True], what="sha256 check")
+        t = app.screen.query_one(DataTable)
+        rows = row_texts(t)
+        assert len(rows) == 1, rows  # the other server's backup is not listed
+        assert "1 backup of another server or database is not listed" in text_of(app, "#restore-status")
+        labels = [str(c.label) for c in t.ordered_columns]
+        assert labels[:3] == ["age", "size", "sha256"]
+        age, size, sha = rows[0][:3]
+        assert age == "2 hours ago" and size.endswith(("KiB", "Bytes")) and sha == "✓ matches"
+        # age, size and sha256 fit on an 80-column screen, whole
+        widths = [c.get_render_width(t) for c in t.ordered_columns[:3]]
+        assert sum(widths) <= t.scrollable_content_region.width
+        assert f"{fresh_db.dbname} on {fresh_db.host}:{fresh_db.port}" in text_of(app, "#restore-head")
+        # the age is live
+        os.utime(dump, (time.time() - 3 * 3600, time.time() - 3 * 3600))
+        await scenes.wait_for(pilot, lambda: row_texts(t)[0][0] == "3 hours ago", 5, what="the age to move on")
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-modal", what="modal")
+        body = text_of(app, "#confirm-body")
+        assert ("This backup has 0 tables; 10 tables exist now and will remain unless you drop them" in
+                " ".join(body.split())), body
