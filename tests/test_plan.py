@@ -204,3 +204,19 @@ def test_scratch_database_dropped_when_the_migration_fails(pg_server, fresh_db, 
     assert "bad.sql failed in the reference database at statement 2 (line 2" in r.stderr
     assert not rows(fresh_db, "SELECT datname FROM pg_database WHERE datname LIKE 'aami_ref_%'")
 
+
+
+def test_missing_tables_are_created_in_the_files_order(pg_server, fresh_db, tmp_path):
+    apply_migration(fresh_db)
+    run_sql(fresh_db, "DROP TABLE check_instances; DROP TABLE check_templates")  # instances reference templates
+    env = pg_server.env(fresh_db.dbname)
+    out = tmp_path / "plan.sql"
+    assert cli("plan", "--output", str(out), env=env, timeout=120).returncode == 3
+    text = out.read_text()
+    assert text.index("CREATE TABLE IF NOT EXISTS check_templates") < text.index(
+        "CREATE TABLE IF NOT EXISTS check_instances")
+    r = cli("apply", "--migration-file", str(out), "--yes", "--no-backup", "--reports-dir", str(tmp_path / "r"),
+            env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert cli("check", "--strict", env=env).returncode == 0
+    assert cli("plan", env=env, timeout=120).returncode == 0

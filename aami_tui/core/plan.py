@@ -266,7 +266,7 @@ class Item:
     title: str  # one sentence
     sql: tuple[str, ...] = ()  # safe: statements; person: suggestions (written commented out)
     facts: tuple[str, ...] = ()
-    order: int = 50
+    order: float = 50
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "what": self.what, "title": self.title, "sql": list(self.sql),
@@ -368,10 +368,10 @@ async def compare(live: Catalog, ref: Catalog, conn, migration: mig.MigrationFil
         items.append(Item("safe", f"extension {ext}", f"extension {ext} is missing.",
                           (f"CREATE EXTENSION IF NOT EXISTS {ident(ext)};",), order=0))
     # whole tables: the migration's own statements for them
-    for t in new_tables:
+    for n, t in enumerate(new_tables):  # in the file's order: a table's foreign keys need the ones before it
         stmts = _file_statements_for(migration, t)
         items.append(Item("safe", f"table {t}", f"table {t} is missing; the migration's own statements create it "
-                          "(with its keys, indexes and seed rows).", tuple(stmts), order=10))
+                          "(with its keys, indexes and seed rows).", tuple(stmts), order=10 + n / 1000))
     # leftover tables
     for t in sorted(live.tables - ref.tables):
         n = await facts.count(t)

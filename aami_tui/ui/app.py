@@ -18,6 +18,7 @@ from aami_tui.core.settings import ConnSettings
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
 from aami_tui.ui.dashboard import DashboardScreen
+from aami_tui.ui.drift_screen import DriftScreen
 from aami_tui.ui.driver import ConsoleDriver
 from aami_tui.ui.help_screen import HelpScreen
 from aami_tui.ui.restore_screen import RestoreScreen
@@ -129,6 +130,8 @@ class AamiApp(App):
         yield SystemCommand("Runbook", "Open the migration runbook (pre-flight → COMMIT)", self.action_runbook)
         yield SystemCommand("Restore from a backup", "Pick a backup and restore it (guide's rollback procedure)",
                             self.action_restore)
+        yield SystemCommand("Drift plan", "Compare the database with what the migration builds; write a repair plan",
+                            self.action_drift)
         yield SystemCommand("Refresh", "Refresh the table checklist now", self.action_refresh)
         if self.dashboard.missing_db:
             yield SystemCommand("Create the database", f"CREATE DATABASE {self.settings.dbname} (it does not exist "
@@ -172,6 +175,12 @@ class AamiApp(App):
                         severity="warning")
             return
         self.push_screen(RestoreScreen())
+        self.size_check()
+
+    def action_drift(self) -> None:
+        if isinstance(self.screen, DriftScreen):
+            return
+        self.push_screen(DriftScreen())
         self.size_check()
 
     def offer_create_database(self) -> None:

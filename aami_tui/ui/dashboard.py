@@ -26,10 +26,11 @@ class DashboardScreen(Screen):
     BINDINGS = [
         Binding("r", "app.runbook", "Runbook"),
         Binding("b", "app.restore", "Restore"),
+        Binding("p", "app.drift", "Drift"),
         Binding("f5", "refresh_now", "Refresh"),
         Binding("question_mark", "app.help", "Help"),
         Binding("i", "create_database", "Create database"),
-        Binding("ctrl+r", "app.reset_demo", "Reset demo DB"),
+        Binding("ctrl+r", "app.reset_demo", "Reset demo"),
         Binding("q", "app.quit", "Quit"),
         # The runbook's keys, pressed here, say where they work instead of doing nothing.
         Binding("n", "elsewhere('n runs the next runbook step')", "", show=False),
