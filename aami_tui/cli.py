@@ -162,6 +162,12 @@ def _runbook_opts(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lock-timeout", type=_pg_timeout, default=5.0, metavar="S", help="lock_timeout in seconds (default 5)")
     g.add_argument("--statement-timeout", type=_pg_timeout, default=300.0, metavar="S",
                    help="statement_timeout in seconds (default 300)")
+    g.add_argument("--commit-timeout", type=_positive, default=60.0, metavar="S",
+                   help="client-side bound on COMMIT and ROLLBACK (default 60); past it the outcome is asked of "
+                        "the server (pg_xact_status), never guessed")
+    g.add_argument("--idle-timeout", type=_non_negative, default=900.0, metavar="S",
+                   help="idle_in_transaction_session_timeout of the migration session: the server rolls back a "
+                        "transaction left idle this long (default 900; 0 = off)")
     g.add_argument("--migration-file", type=Path, default=None, help="apply this file instead of the shipped one")
     g.add_argument("--pace", type=_non_negative, default=0.0, metavar="S",
                    help="pause S seconds between statements while applying (slow motion, to watch and learn)")

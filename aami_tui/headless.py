@@ -1,91 +1,119 @@
 """``aami-tui apply``: the runbook engine without the UI, for pipelines.
 
-Prints each step as it goes and exits with one code per outcome (see EXIT_* below and the README).
+Prints each step as it goes and exits with one code per typed outcome (``Verdict``; see the README).
+Output is best effort: a closed stdout or stderr (``apply --yes | head -2``) never changes what is done
+to the database, the report, or the exit code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import sys
 
 from aami_tui.core import migration
-from aami_tui.core.runbook import Event, Options, Outcome, Runbook, RunbookError, Step
+from aami_tui.core.runbook import (
+    Event,
+    Log,
+    Options,
+    Outcome,
+    Runbook,
+    RunbookError,
+    State,
+    StatementDone,
+    StepChanged,
+    Verdict,
+)
 
-EXIT_COMMITTED = 0
-EXIT_VERIFY_FAILED = 1
-EXIT_CONNECT = 2
-EXIT_PREFLIGHT = 3
-EXIT_BACKUP = 4
-EXIT_APPLY_FAILED = 5
-EXIT_DRY_RUN = 6  # everything passed, rolled back because --yes was not given
-EXIT_LOCKED = 7
-EXIT_INTERRUPTED = 130
+# Kept for callers and tests; the values come from Verdict.
+EXIT_COMMITTED = Verdict.COMMITTED.exit_code
+EXIT_VERIFY_FAILED = Verdict.VERIFY_FAILED.exit_code
+EXIT_CONNECT = Verdict.CONNECTION.exit_code
+EXIT_PREFLIGHT = Verdict.PREFLIGHT.exit_code
+EXIT_BACKUP = Verdict.BACKUP.exit_code
+EXIT_APPLY_FAILED = Verdict.APPLY_FAILED.exit_code
+EXIT_DRY_RUN = Verdict.DRY_RUN.exit_code
+EXIT_LOCKED = Verdict.LOCKED.exit_code
+EXIT_COMMIT_REJECTED = Verdict.COMMIT_REJECTED.exit_code
+EXIT_COMMIT_UNKNOWN = Verdict.COMMIT_UNKNOWN.exit_code
+EXIT_INTERRUPTED = Verdict.INTERRUPTED.exit_code
+
+
+def _silence(stream) -> None:
+    """The reader went away: send the rest of this stream to /dev/null (also for the interpreter's
+    final flush, which would otherwise turn a finished run into exit 120)."""
+    with contextlib.suppress(Exception):
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, stream.fileno())
+        os.close(fd)
+
+
+def out(text: str, err: bool = False) -> None:
+    stream = sys.stderr if err else sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except (OSError, ValueError):
+        _silence(stream)
 
 
 def _printer(e: Event) -> None:
-    if e.kind in ("log", "statement"):  # statements: "  12/43 CREATE TABLE  2.1 ms  CREATE TABLE groups"
-        print(f"  {e.message}", flush=True)
-    elif e.kind == "step" and e.data is not None and e.data.state.value == "running":
-        print(f"== {e.step.title} ==", flush=True)
+    if isinstance(e, Log | StatementDone):  # statements: "  12/43 CREATE TABLE  2.1 ms  CREATE TABLE groups"
+        out(f"  {e.message}")
+    elif isinstance(e, StepChanged) and e.record.state is State.RUNNING:
+        out(f"== {e.step.title} ==")
 
 
 async def _run(settings, args) -> int:
     path = migration.resolve_migration_path(args.migrations_dir, args.migration_file)
+    kw = {}
+    for opt in ("commit_timeout", "idle_timeout"):
+        if getattr(args, opt, None) is not None:
+            kw[opt] = getattr(args, opt)
     opts = Options(backup_dir=args.backup_dir, reports_dir=args.reports_dir, lock_timeout=args.lock_timeout,
-                   statement_timeout=args.statement_timeout, skip_backup=args.no_backup, pace=args.pace)
+                   statement_timeout=args.statement_timeout, skip_backup=args.no_backup, pace=args.pace, **kw)
     rb = Runbook(settings, path, opts, _printer, interactive=False)
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, task.cancel)
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
-    step = Step.PREFLIGHT
+    verdict = Verdict.COMMITTED
     try:
         await rb.preflight()
-        step = Step.BACKUP
         await rb.backup_step()
-        step = Step.BEGIN
         await rb.begin()
-        step = Step.APPLY
         await rb.apply()
-        step = Step.VERIFY
         await rb.verify()
         if not args.yes:
             await rb.rollback("no --yes: dry run")
-            print("Dry run passed: everything verified, rolled back because --yes was not given.")
-            return EXIT_DRY_RUN
-        step = Step.COMMIT
+            rb.verdict = verdict = Verdict.DRY_RUN
+            out("Dry run passed: everything verified, rolled back because --yes was not given.")
+            return verdict.exit_code
         await rb.commit(settings.dbname)
-        return EXIT_COMMITTED
+        verdict = rb.verdict or Verdict.COMMITTED
+        return verdict.exit_code
     except RunbookError as exc:
-        print(f"aami-tui: {exc}", file=sys.stderr, flush=True)
+        out(f"aami-tui: {exc}", err=True)
         if rb.tx_open:
             await rb.rollback("step failed")
-        if rb.connection_lost:  # the server ended our session (whatever step it was in)
-            return EXIT_CONNECT
-        if step is Step.PREFLIGHT:
-            kinds = {c.name for c in rb.checks if not c.ok and c.blocking}
-            if "Connection" in kinds:
-                return EXIT_CONNECT
-            if "One operator" in kinds:
-                return EXIT_LOCKED
-            return EXIT_PREFLIGHT
-        if step is Step.BACKUP:
-            return EXIT_BACKUP
-        if step is Step.VERIFY:
-            return EXIT_VERIFY_FAILED
-        if rb.outcome == Outcome.ROLLED_BACK and step in (Step.BEGIN, Step.APPLY, Step.COMMIT):
-            return EXIT_APPLY_FAILED if step is Step.APPLY else EXIT_CONNECT
-        return EXIT_APPLY_FAILED
+        verdict = exc.verdict or rb.verdict or Verdict.APPLY_FAILED
+        if rb.outcome is Outcome.COMMITTED:  # never report a committed migration as a failure
+            verdict = Verdict.COMMITTED
+        rb.verdict = verdict
+        return verdict.exit_code
     except asyncio.CancelledError:
-        print("aami-tui: interrupted; rolling back.", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
+        out("aami-tui: interrupted; rolling back.", err=True)
+        verdict = Verdict.COMMITTED if rb.outcome is Outcome.COMMITTED else (
+            Verdict.COMMIT_UNKNOWN if rb.outcome is Outcome.UNKNOWN else Verdict.INTERRUPTED)
+        rb.verdict = verdict
+        return verdict.exit_code
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
         await asyncio.shield(rb.close("headless run ended"))
         if rb.report_paths:
-            print(f"Report: {rb.report_paths[0]} (JSON beside it)", flush=True)
+            out(f"Report: {rb.report_paths[0]} (JSON beside it)")
 
 
 def run_apply(settings, args) -> int:

@@ -12,7 +12,16 @@ from conftest import apply_migration, catalog_fingerprint, run_sql
 from faults import advisory_locks, migration_with, public_tables, query, run_to_begin, run_to_verify, runbook
 
 from aami_tui.core import pgtools
-from aami_tui.core.runbook import PREFLIGHT_ITEMS, Outcome, RunbookError, State, Step, Tx
+from aami_tui.core.runbook import (
+    PREFLIGHT_ITEMS,
+    Outcome,
+    ReportWritten,
+    RunbookError,
+    State,
+    StatementDone,
+    Step,
+    Tx,
+)
 from aami_tui.core.schema import MSG_OK, MSG_VALIDATING, REQUIRED_TABLES
 
 
@@ -145,9 +154,9 @@ async def test_full_run_to_commit(pg_server, fresh_db, db_factory, tmp_path):
     if fresh_db.password:
         assert fresh_db.password not in text and fresh_db.password not in js.read_text()
     # The faces heard about every statement, with progress.
-    stmts = [e for e in events if e.kind == "statement"]
+    stmts = [e for e in events if isinstance(e, StatementDone)]
     assert [e.done for e in stmts] == list(range(1, 44)) and {e.total for e in stmts} == {43}
-    assert any(e.kind == "report" for e in events)
+    assert any(isinstance(e, ReportWritten) for e in events)
 
 
 # ---- full run to ROLLBACK --------------------------------------------------------------------------------
@@ -186,7 +195,7 @@ async def test_error_at_statement_n_stops_there_and_only_rollback_is_left(fresh_
     assert rb.tx == Tx.ABORTED and rb.steps[Step.APPLY].state == State.FAILED
     assert rb.can(Step.ROLLBACK) == (True, "")
     assert rb.can(Step.APPLY) == (False, "the transaction is aborted: ROLLBACK")
-    assert rb.can(Step.VERIFY) == (False, "no open transaction to verify")
+    assert rb.can(Step.VERIFY) == (False, "the transaction is aborted: ROLLBACK")
     assert rb.can(Step.COMMIT) == (False, "the transaction is aborted: ROLLBACK")
     assert rb.can(Step.BEGIN) == (False, "the transaction is already open")
     assert ("error", "Failed statement:\n" + bad.strip().rstrip(";")) in [(lvl, m) for _, lvl, m in rb.log]

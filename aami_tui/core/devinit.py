@@ -22,7 +22,7 @@ from psycopg import sql as q
 from aami_tui.core import db, schema, status
 from aami_tui.core import migration as mig
 from aami_tui.core.queries import sql
-from aami_tui.core.runbook import Event, Options, Runbook, RunbookError, State, Step
+from aami_tui.core.runbook import Event, Options, Runbook, RunbookError, State, Step, StepChanged
 from aami_tui.core.settings import ConnSettings
 
 # Exit codes of `aami-tui init` (README: "aami-tui init").
@@ -147,9 +147,8 @@ async def run_init(settings: ConnSettings, migration_path: Path, *, reports_dir:
         return InitResult(EXIT_NOT_EMPTY, runbook_sentence(dbname, not_empty_reason(ins)), env)
 
     def listen(e: Event) -> None:
-        if e.kind == "step" and e.data is not None and e.step is not Step.BACKUP:
-            if e.data.state == State.DONE and e.step is not Step.COMMIT:
-                say(f"✓ {e.step.title}: {e.data.detail}")
+        if isinstance(e, StepChanged) and e.step not in (Step.BACKUP, Step.COMMIT) and e.record.state == State.DONE:
+            say(f"✓ {e.step.title}: {e.record.detail}")
 
     opts = Options(reports_dir=reports_dir, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
                    skip_backup=True)

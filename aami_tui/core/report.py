@@ -1,61 +1,115 @@
-"""Run reports: Markdown for people, JSON beside it for tools. Files 0600 in a 0700 directory. No password."""
+"""Run reports: Markdown for people, JSON beside it for tools. Files 0600 in a 0700 directory. No password.
+
+Takes a frozen ``RunRecord`` (built by the engine) and imports nothing from the engine.
+Timestamps carry the local timezone offset.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from aami_tui import __version__
 from aami_tui.core import pgtools
 
 
+@dataclass(frozen=True)
+class StepRow:
+    step: str
+    title: str
+    state: str  # pending / running / done / failed / skipped / not run
+    detail: str
+    started: float | None
+    ended: float | None
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    tool: str
+    operator: str
+    client_host: str
+    server: dict
+    database: str
+    started: datetime
+    ended: datetime | None
+    final_state: str
+    transaction: str
+    attempts: int
+    verdict: str | None  # the run's typed outcome, in words
+    exit_code: int | None
+    failure: str | None
+    transaction_id: str | None
+    backend_pid: int | None
+    timeouts: dict
+    migration: dict
+    steps: tuple[StepRow, ...]  # pre-flight … COMMIT, ROLLBACK (the last attempt)
+    earlier_attempts: tuple[tuple[int, tuple[StepRow, ...]], ...]  # (attempt, BEGIN … ROLLBACK) before it
+    checklist: tuple[tuple[str, str], ...]
+    checks: tuple[dict, ...]
+    backup: dict | str | None
+    statements: tuple[dict, ...]
+    verify: tuple[dict, ...]
+    post_commit_validation: tuple[str, ...]
+    waiters: tuple[dict, ...]  # sessions seen waiting on our locks
+    log: tuple[tuple[float, str, str], ...]
+
+
 def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts).isoformat(timespec="seconds") if ts else None
+    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds") if ts else None
 
 
-def to_dict(rb) -> dict:
-    from aami_tui.core.runbook import PREFLIGHT_ITEMS, STEP_ORDER, Step
+def _dt(d: datetime | None) -> str | None:
+    if d is None:
+        return None
+    return (d if d.tzinfo else d.astimezone()).isoformat(timespec="seconds")
 
-    s = rb.settings.effective()
-    steps = []
-    for step in (*STEP_ORDER, Step.ROLLBACK):
-        r = rb.steps[step]
-        steps.append({"step": step.value, "title": step.title, "state": r.state.value, "detail": r.detail,
-                      "started": _iso(r.started), "ended": _iso(r.ended),
-                      "seconds": round(r.elapsed, 3) if r.elapsed is not None else None})
+
+def _step(r: StepRow) -> dict:
+    return {"step": r.step, "title": r.title, "state": r.state, "detail": r.detail, "started": _iso(r.started),
+            "ended": _iso(r.ended), "seconds": r.seconds}
+
+
+def to_dict(r: RunRecord) -> dict:
     return {
-        "tool": f"aami-tui {__version__}",
-        "operator": rb.operator,
-        "client_host": rb.client_host,
-        "server": {"host": rb.server.get("host") or s.get("host"), "port": rb.server.get("port") or s.get("port"),
-                   "version": rb.server.get("server_version"), "user": rb.server.get("user") or s.get("user")},
-        "database": rb.settings.dbname,
-        "started": rb.started_at.isoformat(timespec="seconds"),
-        "ended": rb.ended_at.isoformat(timespec="seconds") if rb.ended_at else None,
-        "final_state": rb.outcome.value,
-        "transaction": rb.tx.value,
-        "attempts": rb.attempt,
-        "failure": rb.failure or None,
-        "timeouts": {"lock_timeout_s": rb.opt.lock_timeout, "statement_timeout_s": rb.opt.statement_timeout},
-        "migration": ({"path": str(rb.migration.path), "sha256": rb.migration.sha256, "size": rb.migration.size,
-                       "statements": len(rb.migration.statements)} if rb.migration else
-                      {"path": str(rb.migration_path)}),
-        "steps": steps,
-        "preflight": {"checklist": {label: ("yes" if rb.answers[k] else ("not asked (headless)"
-                                                                          if not rb.interactive else "no"))
-                                    for k, label in PREFLIGHT_ITEMS},
-                      "checks": [c.to_dict() for c in rb.checks]},
-        "backup": rb.backup.to_dict() if rb.backup else ("skipped" if rb.opt.skip_backup else None),
-        "statements": [{"attempt": x.attempt, "index": x.index, "statement": x.summary, "line": x.line,
-                        "tag": x.tag, "ms": round(x.seconds * 1000, 2), "ok": x.ok, "error": x.error or None}
-                       for x in rb.statements],
-        "verify": [c.to_dict() for c in rb.verify_checks],
-        "post_commit_validation": rb.post_commit_lines,
-        "log": [{"at": _iso(t), "level": lvl, "message": m} for t, lvl, m in rb.log],
+        "tool": r.tool,
+        "operator": r.operator,
+        "client_host": r.client_host,
+        "server": r.server,
+        "database": r.database,
+        "started": _dt(r.started),
+        "ended": _dt(r.ended),
+        "final_state": r.final_state,
+        "transaction": r.transaction,
+        "verdict": r.verdict,
+        "exit_code": r.exit_code,
+        "attempts": r.attempts,
+        "failure": r.failure,
+        "transaction_id": r.transaction_id,
+        "backend_pid": r.backend_pid,
+        "timeouts": r.timeouts,
+        "migration": r.migration,
+        "steps": [_step(s) for s in r.steps],
+        "earlier_attempts": [{"attempt": n, "steps": [_step(s) for s in rows]} for n, rows in r.earlier_attempts],
+        "preflight": {"checklist": dict(r.checklist), "checks": list(r.checks)},
+        "backup": r.backup,
+        "statements": list(r.statements),
+        "verify": list(r.verify),
+        "post_commit_validation": list(r.post_commit_validation),
+        "waiting_sessions": list(r.waiters),
+        "log": [{"at": _iso(t), "level": lvl, "message": m} for t, lvl, m in r.log],
     }
+
+
+def _steps_table(rows: list[dict]) -> list[str]:
+    out = ["| step | state | seconds | detail |", "|---|---|---|---|"]
+    for s in rows:
+        out.append(f"| {s['title']} | {s['state']} | {s['seconds'] if s['seconds'] is not None else ''} | "
+                   f"{(s['detail'] or '').replace('|', '/')} |")
+    return out
 
 
 def to_markdown(d: dict) -> str:
@@ -68,16 +122,21 @@ def to_markdown(d: dict) -> str:
             f"- Started: {d['started']} · Ended: {d['ended'] or '—'}",
             f"- Final state: **{d['final_state']}**"
             + (f" (transaction: {d['transaction']})" if d["transaction"] != d["final_state"] else "")
-            + f", attempts: {d['attempts']}",
-            f"- Timeouts: lock_timeout {d['timeouts']['lock_timeout_s']}s, statement_timeout "
-            f"{d['timeouts']['statement_timeout_s']}s",
+            + f", attempts: {d['attempts']}"]
+    if d.get("verdict"):
+        out.append(f"- Outcome: {d['verdict']} (exit code {d['exit_code']})")
+    if d.get("transaction_id"):
+        out.append(f"- Transaction id: {d['transaction_id']} (backend pid {d['backend_pid']})")
+    t = d["timeouts"]
+    out += [f"- Timeouts: lock_timeout {t['lock_timeout_s']}s, statement_timeout {t['statement_timeout_s']}s, "
+            f"COMMIT/ROLLBACK {t.get('commit_timeout_s')}s, idle_in_transaction_session_timeout "
+            f"{t.get('idle_in_transaction_session_timeout_s')}s",
             f"- Migration: {d['migration'].get('path')} sha256 {d['migration'].get('sha256', '—')}"]
     if d["failure"]:
         out += ["", f"**Failure:** {d['failure']}"]
-    out += ["", "## Steps", "", "| step | state | seconds | detail |", "|---|---|---|---|"]
-    for s in d["steps"]:
-        out.append(f"| {s['title']} | {s['state']} | {s['seconds'] if s['seconds'] is not None else ''} | "
-                   f"{(s['detail'] or '').replace('|', '/')} |")
+    out += ["", "## Steps", ""] + _steps_table(d["steps"])
+    for a in d["earlier_attempts"]:
+        out += ["", f"### Attempt {a['attempt']} (retried afterwards)", ""] + _steps_table(a["steps"])
     out += ["", "## Pre-flight", ""]
     out += [f"- [{'x' if v == 'yes' else ' '}] {k} ({v})" for k, v in d["preflight"]["checklist"].items()]
     out += [f"- {'✓' if c['ok'] else '✗'} {c['name']}: {c['detail']}" for c in d["preflight"]["checks"]]
@@ -95,6 +154,12 @@ def to_markdown(d: dict) -> str:
     if d["verify"]:
         out += ["", "## Verify", ""] + [f"- {'✓' if c['ok'] else '✗'} {c['name']}: {c['detail']}"
                                         for c in d["verify"]]
+    if d["waiting_sessions"]:
+        out += ["", "## Sessions that waited on the migration's locks", "",
+                "| attempt | pid | user | application | waited s | query |", "|---|---|---|---|---|---|"]
+        for w in d["waiting_sessions"]:
+            out.append(f"| {w['attempt']} | {w['pid']} | {w['user']} | {w['application_name']} | {w['waited_s']} | "
+                       f"{(w['query'] or '').replace('|', '/')} |")
     if d["post_commit_validation"]:
         out += ["", "## Server validation after COMMIT", "", "```"] + d["post_commit_validation"] + ["```"]
     out += ["", "## Log", "", "```"] + [f"{e['at']} {e['level']:5} {e['message']}" for e in d["log"]] + ["```", ""]
@@ -105,21 +170,21 @@ def _scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, "********") if secret else text
 
 
-def write(rb, existing: tuple[Path, Path] | None = None) -> tuple[Path, Path]:
+def write(record: RunRecord, reports_dir: Path, secret: str | None = None,
+          existing: tuple[Path, Path] | None = None) -> tuple[Path, Path]:
     """Write (or rewrite) the run's report pair. Returns (markdown, json)."""
-    d = pgtools.ensure_private_dir(rb.opt.reports_dir)
+    d = pgtools.ensure_private_dir(reports_dir)
     if existing:
         md, js = existing
     else:
-        ts = rb.started_at.strftime("%Y%m%d_%H%M%S")
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", rb.settings.dbname)
+        ts = record.started.strftime("%Y%m%d_%H%M%S")
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", record.database)
         md, js = d / f"report_{safe}_{ts}.md", d / f"report_{safe}_{ts}.json"
         n = 1
         while md.exists() or js.exists():
             n += 1
             md, js = d / f"report_{safe}_{ts}_{n}.md", d / f"report_{safe}_{ts}_{n}.json"
-    data = to_dict(rb)
-    secret = rb.settings.password
+    data = to_dict(record)
     for path, text in ((js, json.dumps(data, indent=2, default=str)), (md, to_markdown(data))):
         fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:

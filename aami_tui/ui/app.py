@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, RichLog
 
 from aami_tui.core import db, migration
-from aami_tui.core.runbook import Options, Runbook
+from aami_tui.core.runbook import Options, Phase, Runbook, State
 from aami_tui.core.settings import ConnSettings
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
@@ -100,7 +100,7 @@ class AamiApp(App):
         rb = self.runbook
         if rb is None:
             return
-        if any(r.state.value != "pending" for r in rb.steps.values()) or rb.tx_open:
+        if any(r.state != State.PENDING for r in rb.steps.values()) or rb.tx_open:
             await rb.close(reason)  # writes the report
         else:
             await rb.close_connections()  # nothing was run: no report, the lock goes with the session
@@ -155,12 +155,15 @@ class AamiApp(App):
         elif self.runbook_screen is not None and self.screen is self.runbook_screen:
             self.runbook_screen.action_refresh_tables()
 
-    def action_runbook(self) -> None:
-        if self.runbook is None or (self.runbook.finished and not self.runbook.outcome.value == "rolled back"):
+    async def action_runbook(self) -> None:
+        old = self.runbook
+        if old is None or (old.finished and old.phase is not Phase.ROLLED_BACK):
             if self.runbook_screen is not None:
                 if self.runbook_screen in self.screen_stack:
                     return
                 self.uninstall_screen("runbook")
+            if old is not None:  # a finished run is closed before it is replaced: its session and lock go
+                await self._close_runbook()
             self.runbook = Runbook(self.settings, self.migration_path, self.options)
             self.runbook_screen = RunbookScreen(self.runbook)
             # Installed, so that going back to the dashboard keeps the screen (and its log) alive.
@@ -169,11 +172,14 @@ class AamiApp(App):
             self.push_screen("runbook")
             self.size_check()
 
-    def action_restore(self) -> None:
-        if self.runbook is not None and self.runbook.tx_open:
+    async def action_restore(self) -> None:
+        rb = self.runbook
+        if rb is not None and (rb.tx_open or rb.running):
             self.notify("A migration transaction is open: COMMIT or ROLLBACK it before restoring.",
                         severity="warning")
             return
+        if rb is not None:  # the console's own runbook must not refuse the console's restore
+            await rb.release_lock()
         self.push_screen(RestoreScreen())
         self.size_check()
 
@@ -286,7 +292,8 @@ def run_console(settings: ConnSettings, args, embedded=None) -> int:
         print("aami-tui: --refresh must be a positive number of seconds")
         return 2
     opts = Options(backup_dir=args.backup_dir, reports_dir=args.reports_dir, lock_timeout=args.lock_timeout,
-                   statement_timeout=args.statement_timeout, pace=args.pace)
+                   statement_timeout=args.statement_timeout, pace=args.pace,
+                   commit_timeout=getattr(args, "commit_timeout", 60.0), idle_timeout=getattr(args, "idle_timeout", 900.0))
     app = create_app(settings, migration_path=args.migration_file, migrations_dir=args.migrations_dir,
                      options=opts, refresh_interval=args.refresh, embedded=embedded)
     app.run()

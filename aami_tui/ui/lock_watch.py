@@ -18,21 +18,26 @@ class LockWatchPanel(Static):
     def on_mount(self) -> None:
         self.border_title = "Lock watch"
 
-    def show(self, w: LockWatch | None, *, lock_timeout: float, statement_timeout: float) -> None:
+    def show(self, w: LockWatch | None, *, lock_timeout: float, statement_timeout: float,
+             idle_timeout: float = 0.0) -> None:
         self.set_class(w is not None, "-active")
+        limits = f"lock_timeout {lock_timeout:g}s · statement_timeout {statement_timeout:g}s"
+        m, sec = divmod(int(idle_timeout), 60)
+        limit = f"{m:02d}:{sec:02d}"  # the server's idle_in_transaction_session_timeout (0: none)
         if w is None:
             self.set_class(False, "-warn")
-            self.update(Text(f"No migration transaction open.  lock_timeout {lock_timeout:g}s · "
-                             f"statement_timeout {statement_timeout:g}s", style="dim"))
+            self.update(Text(f"No migration transaction open.  {limits}"
+                             + (f" · idle_in_transaction_session_timeout {limit}" if idle_timeout else ""),
+                             style="dim"))
             return
         warn = bool(w.waiters) or (w.idle_for or 0) > self.idle_warn
         self.set_class(warn, "-warn")
-        head = Text.assemble(("Transaction age ", "bold"), fmt.clock(w.xact_age), "   ")
+        head = Text.assemble(("Transaction age ", "bold"), fmt.clock(w.xact_age), "  ")
         if w.idle_for is not None:
             style = "bold red" if w.idle_for > self.idle_warn else "bold yellow"
             head.append_text(Text.assemble(("idle in transaction ", style), (fmt.clock(w.idle_for), style),
-                                           " (holding its locks)"))
-        head.append(f"   lock_timeout {lock_timeout:g}s · statement_timeout {statement_timeout:g}s", style="dim")
+                                           (f" of {limit}" if idle_timeout else ""), " (holding locks)"))
+        head.append(f"  {limits}", style="dim")
         warning = getattr(w, "warning", "")
         if warning:
             head.append_text(Text.assemble("\n", ("⚠ " + warning, "bold red")))

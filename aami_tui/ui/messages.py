@@ -1,15 +1,53 @@
-"""Typed messages the workers post to the screens."""
+"""Typed Textual messages: one per engine event kind (``core/runbook/events.py``)."""
 
 from __future__ import annotations
 
 from textual.message import Message
 
-from aami_tui.core.runbook import Event
+from aami_tui.core.runbook import events as ev
 
 
-class RunbookEvent(Message):
-    """An event from the runbook engine (step change, log line, progress...)."""
+class RunbookMessage(Message):
+    """Base of the engine's messages; ``event`` is the frozen engine event."""
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: ev.Event) -> None:
         super().__init__()
         self.event = event
+
+
+class StepChangedMsg(RunbookMessage):
+    event: ev.StepChanged
+
+
+class LogMsg(RunbookMessage):
+    event: ev.Log
+
+
+class ProgressMsg(RunbookMessage):
+    event: ev.Progress
+
+
+class StatementDoneMsg(RunbookMessage):
+    event: ev.StatementDone
+
+
+class TxChangedMsg(RunbookMessage):
+    event: ev.TxChanged
+
+
+class ChecksDoneMsg(RunbookMessage):
+    event: ev.ChecksDone
+
+
+class ReportWrittenMsg(RunbookMessage):
+    event: ev.ReportWritten
+
+
+MESSAGE_FOR: dict[type, type[RunbookMessage]] = {
+    ev.StepChanged: StepChangedMsg, ev.Log: LogMsg, ev.Progress: ProgressMsg, ev.StatementDone: StatementDoneMsg,
+    ev.TxChanged: TxChangedMsg, ev.ChecksDone: ChecksDoneMsg, ev.ReportWritten: ReportWrittenMsg,
+}
+
+
+def message_for(event: ev.Event) -> RunbookMessage:
+    return MESSAGE_FOR[type(event)](event)

@@ -14,12 +14,31 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Checkbox, ContentSwitcher, Footer, Header, ProgressBar, RichLog, Static
 
 from aami_tui.core import db
-from aami_tui.core.runbook import PREFLIGHT_ITEMS, Check, Runbook, RunbookError, State, Step, Tx
+from aami_tui.core.runbook import (
+    PREFLIGHT_ITEMS,
+    Check,
+    Outcome,
+    Phase,
+    Runbook,
+    RunbookError,
+    State,
+    Step,
+    Tx,
+)
 from aami_tui.core.status import config_server_env
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
 from aami_tui.ui.lock_watch import LockWatchPanel
-from aami_tui.ui.messages import RunbookEvent
+from aami_tui.ui.messages import (
+    ChecksDoneMsg,
+    LogMsg,
+    ProgressMsg,
+    ReportWrittenMsg,
+    StatementDoneMsg,
+    StepChangedMsg,
+    TxChangedMsg,
+    message_for,
+)
 from aami_tui.ui.step_list import StepList
 from aami_tui.ui.table_checklist import TableChecklist
 
@@ -138,52 +157,67 @@ class RunbookScreen(Screen):
 
     # ---- engine events (the listener runs on the app's loop; post a typed message) -----------------------------
     def _on_engine_event(self, ev) -> None:
-        self.post_message(RunbookEvent(ev))
+        self.post_message(message_for(ev))
 
     def say(self, message: str, level: str = "info") -> None:
         self.query_one("#log", RichLog).write(Text(fmt.redact(message), style=LEVEL_STYLE.get(level, "")))
 
-    @on(RunbookEvent)
-    def handle_event(self, message: RunbookEvent) -> None:
+    @on(LogMsg)
+    def _log(self, message: LogMsg) -> None:
+        self.say(message.event.message, message.event.level)
+
+    @on(StatementDoneMsg)
+    def _statement(self, message: StatementDoneMsg) -> None:
         ev = message.event
-        if ev.kind == "log":
-            self.say(ev.message, ev.level)
-        elif ev.kind == "statement":
-            self.say(ev.message, "info")
+        self.say(ev.message, "info")
+        self.query_one("#apply-progress", ProgressBar).update(total=ev.total, progress=ev.done)
+
+    @on(ProgressMsg)
+    def _progress(self, message: ProgressMsg) -> None:
+        ev = message.event
+        if ev.step is Step.BACKUP:
+            bar = self.query_one("#backup-progress", ProgressBar)
+            bar.update(total=max(ev.total, ev.done, 1), progress=ev.done)
+            self.query_one("#backup-line", Static).update(
+                f"{fmt.size(ev.done)} written (database is {fmt.size(ev.total)}; the custom format "
+                "compresses, so the dump ends smaller)")
+        elif ev.step is Step.APPLY:
             self.query_one("#apply-progress", ProgressBar).update(total=ev.total, progress=ev.done)
-        elif ev.kind == "progress":
-            if ev.step is Step.BACKUP:
-                bar = self.query_one("#backup-progress", ProgressBar)
-                bar.update(total=max(ev.total, ev.done, 1), progress=ev.done)
-                self.query_one("#backup-line", Static).update(
-                    f"{fmt.size(ev.done)} written (database is {fmt.size(ev.total)}; the custom format "
-                    "compresses, so the dump ends smaller)")
-            elif ev.step is Step.APPLY:
-                self.query_one("#apply-progress", ProgressBar).update(total=ev.total, progress=ev.done)
-                self.query_one("#apply-line", Static).update(fmt.redact(ev.message))
-        elif ev.kind == "checks":
-            target = "#auto-checks" if ev.step is Step.PREFLIGHT else "#verify-checks"
-            self.query_one(target, Static).update(check_lines(ev.data))
-        elif ev.kind == "step":
-            self.query_one(StepList).redraw()
-            if ev.step is Step.APPLY and ev.data.state == State.PENDING:  # a retry: clear the last attempt
-                self.query_one("#apply-progress", ProgressBar).update(total=1, progress=0)
-                self.query_one("#apply-line", Static).update("")
-                self.query_one("#apply-error", Static).update("")
-            if ev.step is Step.VERIFY and ev.data.state == State.PENDING:
-                self.query_one("#verify-checks", Static).update("")
-                self.query_one("#verify-next", Static).update("")
-            if ev.step is Step.BACKUP and ev.data.state == State.DONE:
-                bar = self.query_one("#backup-progress", ProgressBar)
-                bar.update(total=max(bar.total or 1, 1), progress=max(bar.total or 1, 1))
-            self._show_pane()
-            if ev.step is Step.APPLY and ev.data.state == State.FAILED:
-                self.query_one("#apply-error", Static).update(Text(fmt.redact(ev.message), style="bold red"))
-        elif ev.kind == "tx":
-            self._txbar()
-            self.app.refresh_bindings()
-        elif ev.kind == "report":
-            self.query_one("#done-text", Static).update(self._done_text())
+            self.query_one("#apply-line", Static).update(fmt.redact(ev.message))
+
+    @on(ChecksDoneMsg)
+    def _checks(self, message: ChecksDoneMsg) -> None:
+        ev = message.event
+        target = "#auto-checks" if ev.step is Step.PREFLIGHT else "#verify-checks"
+        self.query_one(target, Static).update(check_lines(list(ev.checks)))
+
+    @on(StepChangedMsg)
+    def _step_changed(self, message: StepChangedMsg) -> None:
+        rec = message.event.record
+        self.query_one(StepList).redraw()
+        if rec.step is Step.APPLY and rec.state == State.PENDING:  # a retry: clear the last attempt
+            self.query_one("#apply-progress", ProgressBar).update(total=1, progress=0)
+            self.query_one("#apply-line", Static).update("")
+            self.query_one("#apply-error", Static).update("")
+        if rec.step is Step.VERIFY and rec.state == State.PENDING:
+            self.query_one("#verify-checks", Static).update("")
+            self.query_one("#verify-next", Static).update("")
+        if rec.step is Step.BACKUP and rec.state == State.DONE:
+            bar = self.query_one("#backup-progress", ProgressBar)
+            bar.update(total=max(bar.total or 1, 1), progress=max(bar.total or 1, 1))
+        self._show_pane()
+        if rec.step is Step.APPLY and rec.state == State.FAILED:
+            self.query_one("#apply-error", Static).update(Text(fmt.redact(rec.detail), style="bold red"))
+
+    @on(TxChangedMsg)
+    def _tx_changed(self, message: TxChangedMsg) -> None:
+        self._txbar()
+        self.query_one(StepList).redraw()
+        self.app.refresh_bindings()
+
+    @on(ReportWrittenMsg)
+    def _report(self, message: ReportWrittenMsg) -> None:
+        self.query_one("#done-text", Static).update(self._done_text())
 
     def _show_pane(self) -> None:
         rb = self.rb
@@ -228,7 +262,7 @@ class RunbookScreen(Screen):
     def _done_text_raw(self) -> Text:
         rb = self.rb
         t = Text()
-        if rb.outcome.value == "committed":
+        if rb.outcome is Outcome.COMMITTED:
             t.append("✓ COMMITTED\n\n", style="bold green")
             t.append("The server's start-up validation, on a fresh connection:\n", style="bold")
             for line in rb.post_commit_lines:
@@ -238,11 +272,14 @@ class RunbookScreen(Screen):
                 for line in config_server_env(rb.server):
                     t.append(f"  export {line}\n")
         else:
-            t.append(f"Run ended: {rb.outcome.value}\n\n", style="bold yellow")
+            t.append(f"Run ended: {rb.outcome.value}\n", style="bold yellow")
+            if rb.verdict is not None:
+                t.append(f"{rb.verdict.words} (headless exit code {rb.verdict.exit_code})\n", style="yellow")
+            t.append("\n")
             if rb.failure:
                 t.append(rb.failure + "\n\n", style="red")
             t.append("The database is as it was before BEGIN. Press n to retry the transaction from BEGIN.\n"
-                     if rb.outcome.value == "rolled back" else "")
+                     if rb.phase is Phase.ROLLED_BACK else "")
         if rb.backup:
             t.append(f"\nBackup: {rb.backup.dump_path} ({fmt.size(rb.backup.size)}, verified)\n")
         if rb.report_paths:
@@ -253,7 +290,8 @@ class RunbookScreen(Screen):
     def _txbar(self) -> None:
         rb = self.rb
         style = {Tx.OPEN: "bold black on yellow", Tx.ABORTED: "bold white on red", Tx.LOST: "bold white on red",
-                 Tx.COMMITTED: "bold black on green", Tx.ROLLED_BACK: "bold black on cyan"}.get(rb.tx, "bold")
+                 Tx.UNKNOWN: "bold white on red", Tx.COMMITTED: "bold black on green",
+                 Tx.ROLLED_BACK: "bold black on cyan"}.get(rb.tx, "bold")
         bar = self.query_one("#txbar", Static)
         bar.update(Text.assemble((f" {rb.tx.value.upper()} ", style), "  ",
                                  (f"database {rb.settings.dbname}", "bold"),
@@ -289,13 +327,14 @@ class RunbookScreen(Screen):
         w = await self.rb.lock_watch() if self.rb.tx_open else None
         if self.rb.tx_open and w is None or (w is not None and w.xact_age is None):
             # Our session may have been terminated: find out, and say so plainly.
-            if not any(r.state == State.RUNNING for r in self.rb.steps.values()):
+            if not self.rb.running:
                 try:
                     await self.rb.ping()
                 except RunbookError as exc:
                     self.notify(str(exc), title="Connection lost", severity="error", timeout=15)
                     self.action_refresh_tables()
-        panel.show(w, lock_timeout=self.rb.opt.lock_timeout, statement_timeout=self.rb.opt.statement_timeout)
+        panel.show(w, lock_timeout=self.rb.opt.lock_timeout, statement_timeout=self.rb.opt.statement_timeout,
+                   idle_timeout=self.rb.opt.idle_timeout)
 
     # ---- actions -------------------------------------------------------------------------------------------------
     @on(Checkbox.Changed)
@@ -313,7 +352,7 @@ class RunbookScreen(Screen):
             self.notify("A step is still running (escape cancels it).", severity="warning")
             return
         rb = self.rb
-        if rb.outcome.value == "rolled back":
+        if rb.phase is Phase.ROLLED_BACK:
             step = Step.BEGIN
         else:
             step = rb.next_step()

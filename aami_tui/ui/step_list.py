@@ -10,7 +10,7 @@ from aami_tui.core.runbook import STEP_ORDER, Runbook, State, Step, Tx
 from aami_tui.ui import fmt
 
 ICON = {State.PENDING: ("○", "dim"), State.RUNNING: ("●", "bold yellow"), State.DONE: ("✓", "bold green"),
-        State.FAILED: ("✗", "bold red"), State.SKIPPED: ("–", "dim")}
+        State.FAILED: ("✗", "bold red"), State.SKIPPED: ("–", "dim"), State.NOT_RUN: ("–", "dim")}
 
 
 class StepList(Static):
@@ -52,6 +52,6 @@ class StepList(Static):
         t.add_row("", "")
         tx_style = {Tx.OPEN: "bold black on yellow", Tx.ABORTED: "bold white on red",
                     Tx.COMMITTED: "bold black on green", Tx.ROLLED_BACK: "bold black on cyan",
-                    Tx.LOST: "bold white on red"}.get(rb.tx, "dim")
+                    Tx.LOST: "bold white on red", Tx.UNKNOWN: "bold white on red"}.get(rb.tx, "dim")
         t.add_row("", Text(f" {rb.tx.value} ", style=tx_style))
         self.update(t)

@@ -1,0 +1,48 @@
+"""The runbook engine, as a package (see README, "The runbook state machine").
+
+* ``model``     typed records: Step, State (a step's), Tx, Outcome, Verdict (exit code + words), Options…
+* ``machine``   the run's Phase enum and the pure transition table (``decide``)
+* ``events``    one frozen dataclass per event kind, for the faces
+* ``session``   the migration connection: deadlines, keepalives, fencing
+* ``preflight`` / ``backup`` / ``apply`` / ``commit`` (the one outcome resolver) / ``lockwatch``
+* ``engine``    the Runbook that ties them together
+"""
+
+from aami_tui.core.runbook.engine import Runbook
+from aami_tui.core.runbook.events import (
+    ChecksDone,
+    Event,
+    Listener,
+    Log,
+    Progress,
+    ReportWritten,
+    StatementDone,
+    StepChanged,
+    TxChanged,
+)
+from aami_tui.core.runbook.machine import Action, Phase
+from aami_tui.core.runbook.model import (
+    PREFLIGHT_ITEMS,
+    STEP_ORDER,
+    Blocker,
+    Check,
+    LockWatch,
+    Options,
+    Outcome,
+    RunbookError,
+    State,
+    StatementRecord,
+    Step,
+    StepRecord,
+    StepState,
+    Tx,
+    Verdict,
+)
+from aami_tui.core.runbook.session import Deadline
+
+__all__ = [
+    "PREFLIGHT_ITEMS", "STEP_ORDER", "Action", "Blocker", "Check", "ChecksDone", "Deadline", "Event", "Listener",
+    "LockWatch", "Log", "Options", "Outcome", "Phase", "Progress", "ReportWritten", "Runbook", "RunbookError",
+    "State", "StatementDone", "StatementRecord", "Step", "StepChanged", "StepRecord", "StepState", "Tx",
+    "TxChanged", "Verdict",
+]

@@ -1,0 +1,812 @@
+"""The runbook engine: the guide's production procedure, driven by the state machine in ``machine``.
+
+One engine for both faces: the TUI displays and drives it; ``aami-tui apply`` drives it headless.
+Every operator action goes through ``machine.decide`` (allowed, or one sentence why not); every running
+phase settles only where ``machine.SETTLES`` allows. Everything that happens is recorded for the report.
+The engine never imports Textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import socket
+import time
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+
+from aami_tui import __version__
+from aami_tui.core import migration as mig
+from aami_tui.core import pgtools, report, schema
+from aami_tui.core.db import ConnectError, connect
+from aami_tui.core.queries import sql
+from aami_tui.core.runbook import apply as applying
+from aami_tui.core.runbook import backup as backing
+from aami_tui.core.runbook import commit as committing
+from aami_tui.core.runbook import lockwatch, preflight
+from aami_tui.core.runbook.events import (
+    ChecksDone,
+    Event,
+    Listener,
+    Log,
+    Progress,
+    ReportWritten,
+    StatementDone,
+    StepChanged,
+    TxChanged,
+)
+from aami_tui.core.runbook.machine import (
+    ENDED,
+    LOST_FROM,
+    RUNNING,
+    TX_OPEN,
+    Action,
+    Phase,
+    decide,
+    may_settle,
+    outcome_of,
+    tx_of,
+)
+from aami_tui.core.runbook.model import (
+    PREFLIGHT_ITEMS,
+    STEP_ORDER,
+    TX_STEPS,
+    Blocker,
+    Check,
+    LockWatch,
+    Options,
+    Outcome,
+    RunbookError,
+    State,
+    StatementRecord,
+    Step,
+    StepRecord,
+    StepSnapshot,
+    Tx,
+    Verdict,
+)
+from aami_tui.core.runbook.session import Deadline, Session
+from aami_tui.core.settings import ConnSettings
+
+log = logging.getLogger("aami_tui.runbook")
+
+
+def _first(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _now() -> datetime:
+    return datetime.now().astimezone()
+
+
+class Runbook:
+    """One maintenance-window run against one database."""
+
+    def __init__(self, settings: ConnSettings, migration_path: Path, options: Options | None = None,
+                 listener: Listener | None = None, interactive: bool = True):
+        self.settings = settings
+        self.migration_path = Path(migration_path)
+        self.opt = options or Options()
+        self.listener = listener or (lambda e: None)
+        self.interactive = interactive
+        self.phase = Phase.NEW
+        self.lost = False  # the session died under the current attempt (the server rolled back)
+        self.closed_outcome: Outcome | None = None
+        self.verdict: Verdict | None = None  # why the run stopped (the last failure), typed
+        self.steps: dict[Step, StepRecord] = {s: StepRecord(s) for s in Step}
+        self.history: list[tuple[int, tuple[StepSnapshot, ...]]] = []  # earlier attempts' transaction steps
+        self._step_changes = 0  # bumped on every step transition (invalidates the cached preview)
+        self._preview: tuple[int, schema.ValidationResult] | None = None
+        self.checks: list[Check] = []
+        self.answers: dict[str, bool] = {k: False for k, _ in PREFLIGHT_ITEMS}
+        self.migration: mig.MigrationFile | None = None
+        self.backup: pgtools.BackupResult | None = None
+        self.statements: list[StatementRecord] = []
+        self.verify_checks: list[Check] = []
+        self.post_commit_lines: list[str] = []
+        self.log: list[tuple[float, str, str]] = []
+        self.server: dict = {}
+        self.dump_tool: pgtools.Tool | None = None
+        self.restore_tool: pgtools.Tool | None = None
+        self.session = Session(settings, self._notice)
+        self.monitor: psycopg.AsyncConnection | None = None  # lock watch / blockers
+        self.attempt = 0
+        self.started_at = _now()
+        self.ended_at: datetime | None = None
+        self.xact_started: float | None = None
+        self.last_blockers: list[Blocker] = []
+        self.waiters_seen: dict[tuple, dict] = {}
+        self.failure: str = ""
+        self.report_paths: tuple[Path, Path] | None = None
+        self.lock_holder: dict | None = None
+        self.operator = getpass.getuser()
+        self.client_host = socket.gethostname()
+
+    # ---- derived state -------------------------------------------------------------------------------
+    @property
+    def tx(self) -> Tx:
+        if self.phase is Phase.CLOSED:
+            return {Outcome.COMMITTED: Tx.COMMITTED, Outcome.ROLLED_BACK: Tx.LOST if self.lost else Tx.ROLLED_BACK,
+                    Outcome.UNKNOWN: Tx.UNKNOWN}.get(self.closed_outcome, Tx.NONE)
+        return tx_of(self.phase, self.lost)
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.phase is Phase.CLOSED:
+            return self.closed_outcome or Outcome.ABANDONED
+        return outcome_of(self.phase)
+
+    @property
+    def tx_open(self) -> bool:
+        return self.phase in TX_OPEN
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ENDED
+
+    @property
+    def running(self) -> bool:
+        return self.phase in RUNNING
+
+    @property
+    def conn(self) -> psycopg.AsyncConnection | None:
+        return self.session.conn
+
+    @property
+    def backend_pid(self) -> int | None:
+        return self.session.backend_pid
+
+    @property
+    def xid(self) -> str | None:
+        return self.session.xid
+
+    @property
+    def locked(self) -> bool:
+        return self.session.locked
+
+    @property
+    def connection_lost(self) -> bool:
+        return self.lost
+
+    @property
+    def statement_deadline(self) -> float:
+        return self.opt.statement_timeout + self.opt.grace
+
+    # ---- plumbing ----------------------------------------------------------------------------
+    def emit(self, ev: Event) -> None:
+        if isinstance(ev, Log):
+            self.log.append((ev.at, ev.level, ev.message))
+        try:
+            self.listener(ev)
+        except Exception as exc:  # a broken listener never breaks the run, but it is never silent either
+            log.exception("runbook listener failed on %s", type(ev).__name__)
+            self.log.append((time.time(), "error", f"(display error, the run goes on: {type(exc).__name__}: "
+                                                   f"{exc} while showing {type(ev).__name__})"))
+
+    def say(self, message: str, level: str = "info", step: Step | None = None) -> None:
+        self.emit(Log(message, level, step, time.time()))
+
+    def _set(self, step: Step, state: State, detail: str = "") -> None:
+        self._step_changes += 1
+        rec = self.steps[step]
+        if state == State.RUNNING:
+            rec.started, rec.ended = time.time(), None
+        elif state in (State.DONE, State.FAILED, State.SKIPPED):
+            rec.ended = time.time()
+            if rec.started is None:
+                rec.started = rec.ended
+        elif state == State.PENDING:
+            rec.started = rec.ended = None
+        rec.state = state
+        rec.detail = detail
+        self.emit(StepChanged(rec.frozen()))
+
+    def _move(self, to: Phase) -> None:
+        """Change phase: only along the table (from a resting phase) or SETTLES (from a running one)."""
+        frm = self.phase
+        if frm in RUNNING:
+            ok = may_settle(frm, to)
+        else:  # along the table, or the session died under an idle transaction
+            ok = to in {decide(frm, a) for a in Action} or (frm in LOST_FROM and to is Phase.ROLLED_BACK)
+        if not ok:
+            raise AssertionError(f"illegal move {frm.name} -> {to.name}")
+        self.phase = to
+        if to in ENDED and self.ended_at is None:
+            self.ended_at = _now()
+        self.emit(TxChanged(to, self.tx))
+
+    def can(self, step: Step) -> tuple[bool, str]:
+        """Whether ``step`` may run now, and if not, why (shown to the operator)."""
+        nxt = decide(self.phase, Action(step.value))
+        return (True, "") if isinstance(nxt, Phase) else (False, nxt)
+
+    def _start(self, action: Action) -> Phase:
+        """Enter the running phase for ``action`` or raise the table's sentence. Returns the phase left."""
+        nxt = decide(self.phase, action)
+        if not isinstance(nxt, Phase):
+            raise RunbookError(f"{action.title} is not possible now: {nxt}.")
+        frm = self.phase
+        self._move(nxt)
+        return frm
+
+    def _fail(self, msg: str, verdict: Verdict) -> RunbookError:
+        self.failure = msg
+        self.verdict = verdict
+        return RunbookError(msg, verdict)
+
+    def next_step(self) -> Step | None:
+        """The step the operator should take next (None when the run is over)."""
+        if self.finished:
+            return None
+        for s in STEP_ORDER:
+            if self.steps[s].state not in (State.DONE, State.SKIPPED):
+                return s
+        return None
+
+    def tick(self, item: str, value: bool = True) -> None:
+        if item not in self.answers:
+            raise KeyError(item)
+        self.answers[item] = value
+
+    @property
+    def all_ticked(self) -> bool:
+        return all(self.answers.values())
+
+    # ---- connections ---------------------------------------------------------------------------
+    async def monitor_conn(self) -> psycopg.AsyncConnection:
+        if self.monitor is None or self.monitor.closed:
+            self.monitor = await asyncio.wait_for(connect(self.settings, autocommit=True), self.opt.query_timeout)
+        return self.monitor
+
+    async def drop_monitor(self) -> None:
+        mon, self.monitor = self.monitor, None
+        if mon is not None:
+            with contextlib.suppress(Exception):
+                mon.pgconn.finish()
+
+    def _notice(self, diag) -> None:
+        self.say(f"{diag.severity}: {diag.message_primary}", "info", Step.APPLY)
+
+    def _connection_gone(self, exc: BaseException) -> bool:
+        """Whether an error means our session is gone (as opposed to a statement that failed)."""
+        if isinstance(exc, Deadline):
+            return True
+        if not self.session.alive:
+            return True
+        state = getattr(exc, "sqlstate", None)
+        return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+    async def release_lock(self) -> None:
+        """Let go of the one-operator lock while no transaction is open (e.g. for a restore)."""
+        if not self.tx_open and not self.running:
+            await self.session.unlock(self.opt.query_timeout)
+
+    # ---- step 1: pre-flight ---------------------------------------------------------------------
+    def _preflight_allowed(self) -> None:
+        nxt = decide(self.phase, Action.PREFLIGHT)
+        if not isinstance(nxt, Phase):
+            raise RunbookError(f"Pre-flight is not possible now: {nxt}.")
+
+    async def automatic_checks(self) -> list[Check]:
+        """Run (or re-run) the automatic pre-flight checks without completing the step; the console
+        shows them beside the checklist as soon as the runbook opens. Keeps no lock."""
+        self._preflight_allowed()
+        try:
+            checks = await preflight.checks(self)
+        except (Deadline, psycopg.Error) as exc:
+            await self.session.close()
+            checks = [Check("Connection", False, f"the server stopped answering ({_first(exc)})",
+                            verdict=Verdict.CONNECTION)]
+        finally:
+            if self.phase in (Phase.NEW, Phase.CHECKED, Phase.READY):
+                await self.session.unlock(self.opt.query_timeout)  # looking is not holding the window
+        self.checks = checks
+        self.emit(ChecksDone(Step.PREFLIGHT, tuple(checks)))
+        return checks
+
+    async def preflight(self) -> list[Check]:
+        """Automatic checks (connection, privileges, standby, pg_dump, disk, lock, migration file)
+        plus, in the console, the operator's ticked checklist."""
+        self._start(Action.PREFLIGHT)
+        self._set(Step.PREFLIGHT, State.RUNNING)
+        back = Phase.READY if (self.backup is not None or self.steps[Step.BACKUP].state == State.SKIPPED) \
+            else Phase.CHECKED
+        try:
+            checks = await preflight.checks(self)
+        except asyncio.CancelledError:
+            self._set(Step.PREFLIGHT, State.PENDING, "cancelled")
+            await self.session.unlock(self.opt.query_timeout)
+            self._move(Phase.NEW)
+            raise
+        except (Deadline, psycopg.Error) as exc:
+            if isinstance(exc, Deadline | psycopg.OperationalError):
+                msg = ("Pre-flight failed: the connection to the server was lost or stopped answering "
+                       f"({_first(exc)}); run the pre-flight again.")
+                await self.session.close()
+                verdict = Verdict.CONNECTION
+            else:
+                msg = f"Pre-flight failed: the server answered: {_first(exc)}"
+                await self.session.unlock(self.opt.query_timeout)
+                verdict = Verdict.PREFLIGHT
+            self._set(Step.PREFLIGHT, State.FAILED, msg)
+            self._move(Phase.NEW)
+            raise self._fail(msg, verdict) from None
+        self.checks = checks
+        self.emit(ChecksDone(Step.PREFLIGHT, tuple(checks)))
+        failed = [c for c in checks if c.blocking and not c.ok]
+        for c in checks:
+            self.say(f"{'✓' if c.ok else '✗'} {c.name}: {c.detail}", "ok" if c.ok else "error", Step.PREFLIGHT)
+        if failed:
+            await self.session.unlock(self.opt.query_timeout)  # a failed pre-flight does not keep others out
+            self._set(Step.PREFLIGHT, State.FAILED, failed[0].detail)
+            self._move(Phase.NEW)
+            raise self._fail(f"Pre-flight failed: {failed[0].name}: {failed[0].detail}",
+                             failed[0].verdict or Verdict.PREFLIGHT)
+        if self.interactive and not self.all_ticked:
+            missing = [label for k, label in PREFLIGHT_ITEMS if not self.answers[k]]
+            await self.session.unlock(self.opt.query_timeout)
+            self._set(Step.PREFLIGHT, State.FAILED, "checklist not complete")
+            self._move(Phase.NEW)
+            raise self._fail("Pre-flight checklist not complete: " + "; ".join(missing) + ".", Verdict.PREFLIGHT)
+        self._set(Step.PREFLIGHT, State.DONE, f"{len(checks)} checks passed")
+        self._move(back)
+        return checks
+
+    # ---- step 2: backup ---------------------------------------------------------------------------
+    async def backup_step(self) -> pgtools.BackupResult | None:
+        self._start(Action.BACKUP)
+        if self.opt.skip_backup:
+            self._set(Step.BACKUP, State.SKIPPED, "skipped (--no-backup)")
+            self.say("Backup skipped (--no-backup): recorded in the report.", "warn", Step.BACKUP)
+            self._move(Phase.READY)
+            return None
+        assert self.dump_tool and self.restore_tool
+        self._set(Step.BACKUP, State.RUNNING)
+        paths: list = []
+        try:
+            result = await backing.take(self, paths)
+        except asyncio.CancelledError:
+            backing.remove_partial(*(paths or [None, None]))
+            self._set(Step.BACKUP, State.PENDING, "cancelled; partial files removed")
+            self.say("Backup cancelled; partial files removed.", "warn", Step.BACKUP)
+            self._move(Phase.CHECKED)
+            raise
+        except (pgtools.ToolError, OSError) as exc:
+            backing.remove_partial(*(paths or [None, None]))
+            msg = str(exc) if isinstance(exc, pgtools.ToolError) else f"backup failed: {exc.strerror or exc}"
+            self._set(Step.BACKUP, State.FAILED, msg)
+            self.say(msg, "error", Step.BACKUP)
+            self._move(Phase.CHECKED)
+            raise self._fail(msg, Verdict.BACKUP) from None
+        self.backup = result
+        import humanize
+        self._set(Step.BACKUP, State.DONE, f"{humanize.naturalsize(result.size, binary=True)}, "
+                                           f"{result.toc_entries} TOC entries, verified")
+        self.say(f"✓ Backup verified: {result.dump_path.name}, {humanize.naturalsize(result.size, binary=True)}, "
+                 f"{result.toc_entries} entries, sha256 {result.sha256[:16]}…", "ok", Step.BACKUP)
+        self._move(Phase.READY)
+        return result
+
+    # ---- step 3: BEGIN ------------------------------------------------------------------------------
+    async def begin(self) -> None:
+        frm = self._start(Action.BEGIN)
+        if frm is Phase.ROLLED_BACK:  # retry of the whole transaction: keep the last attempt's record
+            self.history.append((self.attempt, tuple(self.steps[s].frozen() for s in TX_STEPS)))
+            for s in TX_STEPS:
+                self._set(s, State.PENDING)
+            self.verify_checks = []
+            self.ended_at = None
+            self.failure = ""
+            self.verdict = None
+        self.lost = False
+        back = Phase.READY if frm is not Phase.ROLLED_BACK else Phase.ROLLED_BACK
+        self._set(Step.BEGIN, State.RUNNING)
+        t = self.opt.query_timeout
+        try:
+            await self.session.ensure(t)
+            holder = await self.session.try_lock(t)  # re-taken on a retry after ROLLBACK (which released it)
+            if holder is not None:
+                from aami_tui.core import locks
+                self.lock_holder = holder
+                raise self._fail(f"Another operator is running the migration on {self.settings.dbname}: "
+                                 f"{locks.describe_holder(holder)}.", Verdict.LOCKED)
+            await self.session.begin(lock_timeout=self.opt.lock_timeout, statement_timeout=self.opt.statement_timeout,
+                                     idle_timeout=self.opt.idle_timeout, seconds=t)
+        except asyncio.CancelledError:
+            self._set(Step.BEGIN, State.FAILED, "cancelled")
+            await self.session.close()  # whatever BEGIN had opened goes with the session
+            self._move(back)
+            raise
+        except (ConnectError, RunbookError) as exc:
+            self._set(Step.BEGIN, State.FAILED, str(exc))
+            self._move(back)
+            raise self._fail(str(exc), getattr(exc, "verdict", None) or Verdict.CONNECTION) from None
+        except (Deadline, psycopg.Error) as exc:
+            gone = self._connection_gone(exc)
+            if gone:
+                await self.session.close()
+                msg = (f"BEGIN failed: the connection to the server was lost or stopped answering ({_first(exc)}); "
+                       "no transaction was opened: nothing was changed.")
+            else:
+                with contextlib.suppress(Exception):
+                    await self.session.call(self.session.conn.execute("ROLLBACK"), t, "ROLLBACK")
+                msg = f"BEGIN failed: {_first(exc)}"
+            self._set(Step.BEGIN, State.FAILED, msg)
+            self._move(back)
+            raise self._fail(msg, Verdict.CONNECTION if gone else Verdict.APPLY_FAILED) from None
+        self.attempt += 1
+        self.xact_started = time.time()
+        self._set(Step.BEGIN, State.DONE, f"lock_timeout {self.opt.lock_timeout:g}s, statement_timeout "
+                                          f"{self.opt.statement_timeout:g}s")
+        self._move(Phase.OPEN)
+        idle = (f", idle_in_transaction_session_timeout = {int(self.opt.idle_timeout * 1000)}ms"
+                if self.opt.idle_timeout else "")
+        self.say(f"BEGIN (attempt {self.attempt}); SET LOCAL lock_timeout = {int(self.opt.lock_timeout * 1000)}ms, "
+                 f"statement_timeout = {int(self.opt.statement_timeout * 1000)}ms{idle}", "ok", Step.BEGIN)
+
+    # ---- losing the session ----------------------------------------------------------------------------
+    async def _lost(self, step: Step | None, exc: BaseException) -> RunbookError:
+        """Our session is gone or stopped answering. COMMIT was never sent: nothing is committed.
+        Fence the old backend (a fresh connection ends it) so that its locks go now."""
+        if isinstance(exc, Deadline):
+            fence = await self.session.fence(min(self.opt.query_timeout, 5.0))
+            ended = "ended (pg_terminate_backend)" in fence or "already gone" in fence
+            msg = (f"The server gave no answer: {exc} (the network or the server stopped answering). COMMIT was "
+                   f"never sent, so nothing is committed; {fence}"
+                   + ("; the server rolled the transaction back: nothing was changed." if ended else
+                      f"; the server rolls the transaction back when it notices (at the latest after "
+                      f"idle_in_transaction_session_timeout, {self.opt.idle_timeout:g}s): nothing was changed."))
+        else:
+            msg = ("The connection to the server was lost (" + (str(exc).strip().splitlines() or ["?"])[-1] +
+                   "); the server rolled the transaction back: nothing was changed.")
+        await self.session.close(1.0)
+        self.lost = True
+        self.lock_holder = None
+        if step is not None:
+            self._set(step, State.FAILED, msg)
+        self.say(msg, "error", step)
+        self._set(Step.ROLLBACK, State.DONE, "by the server (connection lost)")
+        self._move(Phase.ROLLED_BACK)
+        err = self._fail(msg, Verdict.CONNECTION)
+        self.write_report()
+        return err
+
+    # ---- step 4: apply --------------------------------------------------------------------------------
+    async def apply(self) -> None:
+        self._start(Action.APPLY)
+        assert self.migration and self.session.conn
+        self._set(Step.APPLY, State.RUNNING)
+        stmts = self.migration.statements
+        total = len(stmts)
+        self.statements = [r for r in self.statements if r.attempt != self.attempt]
+        for st in stmts:
+            self.emit(Progress(Step.APPLY, st.index - 1, total, f"statement {st.index} / {total}: {st.summary}"))
+            t0 = time.perf_counter()
+            try:
+                tag, dt = await applying.run_one(self, st)
+            except asyncio.CancelledError:
+                applying.record(self, st, "", time.perf_counter() - t0, False, "cancelled by the operator")
+                if self.session.alive:
+                    self._set(Step.APPLY, State.FAILED, f"cancelled at statement {st.index} / {total}")
+                    self.say(f"Cancelled at statement {st.index}; the transaction is aborted: ROLLBACK.", "warn",
+                             Step.APPLY)
+                    self._move(Phase.ABORTED)
+                else:
+                    await self._lost(Step.APPLY, ConnectionError("cancelled; the session did not survive"))
+                raise
+            except (Deadline, psycopg.Error) as exc:
+                dt = time.perf_counter() - t0
+                if self._connection_gone(exc):
+                    applying.record(self, st, "", dt, False, str(exc))
+                    raise await self._lost(Step.APPLY, exc) from None
+                # lock_timeout, statement_timeout, out of shared memory, disk full...: the session is fine
+                msg = applying.failure_message(self, st, total, exc)
+                applying.record(self, st, "ERROR", dt, False, msg)
+                self._set(Step.APPLY, State.FAILED, msg)
+                self.say(msg, "error", Step.APPLY)
+                self.say(f"Failed statement:\n{st.sql}", "error", Step.APPLY)
+                self.say("The transaction is aborted; the only way on is ROLLBACK.", "warn", Step.APPLY)
+                self._move(Phase.ABORTED)
+                raise self._fail(msg, Verdict.APPLY_FAILED) from None
+            rec = applying.record(self, st, tag, dt)
+            self.emit(StatementDone(rec, st.index, total, f"{st.index:>3}/{total} {tag:<16} {dt * 1000:8.1f} ms  "
+                                                          f"{st.summary}"))
+            if self.opt.pace:
+                try:
+                    await asyncio.sleep(self.opt.pace)
+                except asyncio.CancelledError:
+                    self._set(Step.APPLY, State.FAILED, f"cancelled after statement {st.index} / {total}")
+                    self.say(f"Cancelled after statement {st.index}: the file is half-applied inside the open "
+                             "transaction; ROLLBACK.", "warn", Step.APPLY)
+                    self._move(Phase.PARTIAL)
+                    raise
+        self.emit(Progress(Step.APPLY, total, total, f"statement {total} / {total}"))
+        self._set(Step.APPLY, State.DONE, f"{total} statements")
+        self._move(Phase.APPLIED)
+        self.say(f"✓ Applied {total} statements inside the transaction (not committed yet).", "ok", Step.APPLY)
+
+    # ---- step 5: verify ----------------------------------------------------------------------------------
+    async def verify(self) -> list[Check]:
+        self._start(Action.VERIFY)
+        assert self.session.conn and self.migration
+        self._set(Step.VERIFY, State.RUNNING)
+        s, t = self.session, self.opt.query_timeout
+        try:
+            res = await s.call(schema.validate(s.conn, self.migration.tables), t, "verify")
+            checks = [Check("Required tables", res.ok and not res.drifted,
+                            f"{res.summary()}" + (f"; missing: {', '.join(res.missing)}" if res.missing else "")
+                            + (f"; drifted: {', '.join(res.drifted)}" if res.drifted else ""))]
+            if "alert_templates" in res.present:
+                cur = await s.call(s.conn.execute(sql("alert_templates_count")), t, "verify")
+                n = (await cur.fetchone())[0]
+                checks.append(Check("Default alert templates", n == 6, f"{n} / 6 present"))
+            else:
+                checks.append(Check("Default alert templates", False, "alert_templates is missing"))
+            cur = await s.call(s.conn.execute(sql("public_table_count")), t, "verify")
+            n = (await cur.fetchone())[0]
+            checks.append(Check("Exactly ten tables in public", n == 10, f"public holds {n} tables"
+                                + (f" (extra: {', '.join(res.extra)})" if res.extra else "")))
+        except asyncio.CancelledError:
+            if s.alive:
+                self._set(Step.VERIFY, State.FAILED, "cancelled; the transaction is aborted: ROLLBACK")
+                self._move(Phase.ABORTED)
+            else:
+                await self._lost(Step.VERIFY, ConnectionError("cancelled; the session did not survive"))
+            raise
+        except (Deadline, psycopg.Error) as exc:
+            if self._connection_gone(exc):
+                raise await self._lost(Step.VERIFY, exc) from None
+            msg = f"Verify failed: the server answered: {_first(exc)}. COMMIT is blocked; ROLLBACK."
+            self._set(Step.VERIFY, State.FAILED, msg)
+            self._move(Phase.ABORTED)
+            raise self._fail(msg, Verdict.VERIFY_FAILED) from None
+        self.verify_checks = checks
+        self.emit(ChecksDone(Step.VERIFY, tuple(checks)))
+        for c in checks:
+            self.say(f"{'✓' if c.ok else '✗'} {c.name}: {c.detail}", "ok" if c.ok else "error", Step.VERIFY)
+        bad = [c for c in checks if not c.ok]
+        if bad:
+            self._set(Step.VERIFY, State.FAILED, bad[0].detail)
+            self._move(Phase.APPLIED)
+            raise self._fail(f"Verify failed: {bad[0].name}: {bad[0].detail}. COMMIT is blocked; ROLLBACK.",
+                             Verdict.VERIFY_FAILED)
+        self._set(Step.VERIFY, State.DONE, "10 / 10, 6 templates, exactly 10 tables")
+        self._move(Phase.VERIFIED)
+        return checks
+
+    async def ping(self) -> None:
+        """While the transaction sits open and idle, make sure our session still exists and answers; if
+        not, say so plainly (nothing is committed) and fence the old backend."""
+        if not self.tx_open or self.running or self.session.conn is None:
+            return
+        s = self.session
+        try:
+            await s.call(s.conn.execute("SELECT 1"), self.opt.query_timeout, "a check that the session is alive")
+        except (Deadline, psycopg.OperationalError) as exc:
+            if self._connection_gone(exc):
+                raise await self._lost(None, exc) from None
+        except psycopg.errors.InFailedSqlTransaction:
+            pass
+
+    async def preview(self) -> schema.ValidationResult | None:
+        """What the open transaction sees (the checklists show it marked uncommitted).
+
+        Queried once after each step and cached: polling the migration connection would reset the
+        server's idle-in-transaction clock (state_change), hiding an operator who walked away from the
+        lock watch and from idle_in_transaction_session_timeout.
+        """
+        if self.tx != Tx.OPEN or self.session.conn is None or self.running:
+            return None
+        if self._preview is not None and self._preview[0] == self._step_changes:
+            return self._preview[1]
+        try:
+            res = await self.session.call(schema.validate(self.session.conn, self.migration.tables
+                                                          if self.migration else None),
+                                          self.opt.query_timeout, "the preview")
+        except (psycopg.Error, Deadline):
+            return None
+        self._preview = (self._step_changes, res)
+        return res
+
+    # ---- step 6: COMMIT / ROLLBACK --------------------------------------------------------------------------
+    async def commit(self, typed_dbname: str) -> list[str]:
+        nxt = decide(self.phase, Action.COMMIT)
+        if not isinstance(nxt, Phase):
+            raise RunbookError(f"COMMIT is not possible now: {nxt}.")
+        if typed_dbname != self.settings.dbname:
+            raise RunbookError(f"COMMIT not confirmed: type the database name {self.settings.dbname!r} exactly.")
+        self._start(Action.COMMIT)
+        self._set(Step.COMMIT, State.RUNNING)
+        s = self.session
+        try:
+            await s.call(s.conn.execute("COMMIT"), self.opt.commit_timeout, "COMMIT")
+        except Deadline as exc:
+            return await self._resolve(f"COMMIT got no answer within {exc.seconds:g}s")
+        except asyncio.CancelledError:
+            await asyncio.shield(self._resolve("COMMIT was interrupted in flight", raise_=False))
+            raise
+        except psycopg.Error as exc:
+            if self._connection_gone(exc):
+                return await self._resolve(f"the connection was lost during COMMIT ({_first(exc)})")
+            # e.g. a deferred constraint trigger: the server rejected COMMIT and rolled back
+            msg = (f"COMMIT rejected by the server: {_first(exc)}. The server rolled the transaction back: "
+                   "nothing was changed.")
+            self._set(Step.COMMIT, State.FAILED, msg)
+            self._set(Step.ROLLBACK, State.DONE, "by the server (COMMIT rejected)")
+            self.say(msg, "error", Step.COMMIT)
+            await s.unlock(self.opt.query_timeout)
+            self._move(Phase.ROLLED_BACK)
+            err = self._fail(msg, Verdict.COMMIT_REJECTED)
+            self.write_report()
+            raise err from None
+        return await self._committed()
+
+    async def _committed(self, note: str = "") -> list[str]:
+        self.verdict = Verdict.COMMITTED
+        await self.session.unlock(self.opt.query_timeout)
+        self._set(Step.COMMIT, State.DONE, note or "committed")
+        self._move(Phase.COMMITTED)
+        self.say("✓ COMMIT: the migration is permanent.", "ok", Step.COMMIT)
+        # The server's own start-up validation, on a fresh connection.
+        try:
+            fresh = await asyncio.wait_for(connect(self.settings), self.opt.query_timeout)
+            try:
+                res = await asyncio.wait_for(schema.validate(fresh, self.migration.tables if self.migration
+                                                             else None), self.opt.query_timeout)
+                i = fresh.info
+                self.post_commit_lines = schema.server_lines(res, i.host, i.user, i.dbname, i.port)
+            finally:
+                await fresh.close()
+        except (ConnectError, psycopg.Error, TimeoutError) as exc:
+            self.post_commit_lines = [f"(could not re-run the validation: {_first(exc)})"]
+        for line in self.post_commit_lines:
+            self.say(line, "ok" if line.startswith("✓") else "info", Step.COMMIT)
+        await self.close_connections()
+        self.write_report()
+        return self.post_commit_lines
+
+    async def _resolve(self, why: str, raise_: bool = True) -> list[str]:
+        """The one path for a COMMIT whose answer did not come."""
+        self.say(f"{why}: asking the server what became of transaction {self.xid or '?'} …", "warn", Step.COMMIT)
+        r = await committing.resolve(self)
+        await self.session.close(1.0)
+        if r.phase is Phase.COMMITTED:
+            self.say(f"{why}; the server confirms transaction {self.xid} committed ({r.fence}).", "warn", Step.COMMIT)
+            return await self._committed(f"committed (confirmed by pg_xact_status after: {why})")
+        if r.phase is Phase.ROLLED_BACK:
+            msg = (f"{why}; the server confirms transaction {self.xid} rolled back ({r.fence}): nothing was "
+                   "changed.")
+            self.lost = True
+            self._set(Step.COMMIT, State.FAILED, msg)
+            self._set(Step.ROLLBACK, State.DONE, "by the server (COMMIT did not complete)")
+            self.say(msg, "error", Step.COMMIT)
+            self._move(Phase.ROLLED_BACK)
+            err = self._fail(msg, Verdict.CONNECTION)
+        else:
+            msg = (f"{why}, and the server could not be asked what became of it "
+                   f"(pg_xact_status: {r.status or 'no answer'}; {r.fence}). The COMMIT outcome is unknown: do "
+                   f"not retry. Find out with: {r.query} (committed: the migration is in; aborted: nothing "
+                   "changed).")
+            self._set(Step.COMMIT, State.FAILED, msg)
+            self.say(msg, "error", Step.COMMIT)
+            self._move(Phase.UNKNOWN)
+            err = self._fail(msg, Verdict.COMMIT_UNKNOWN)
+        self.write_report()
+        if raise_:
+            raise err
+        return []
+
+    async def rollback(self, reason: str = "operator") -> None:
+        self._start(Action.ROLLBACK)
+        self._set(Step.ROLLBACK, State.RUNNING)
+        s = self.session
+        how = f"rolled back ({reason})"
+        try:
+            if s.conn is None or s.conn.closed:
+                raise psycopg.OperationalError("the session is gone")
+            await s.call(s.conn.execute("ROLLBACK"), self.opt.commit_timeout, "ROLLBACK")
+        except Deadline as exc:
+            fence = await s.fence(min(self.opt.query_timeout, 5.0))
+            how = f"rolled back ({reason}); ROLLBACK got no answer within {exc.seconds:g}s: {fence}"
+            self.lost = True
+        except psycopg.Error:  # the session is gone: the server rolled back
+            self.lost = True
+        except asyncio.CancelledError:
+            s.abandon()
+            self._set(Step.ROLLBACK, State.DONE, how + "; interrupted: the session was closed, the server rolls "
+                                                        "back")
+            self._move(Phase.ROLLED_BACK)
+            raise
+        self._set(Step.ROLLBACK, State.DONE, how)
+        self.say(f"ROLLBACK ({reason}): the database is as it was before BEGIN.", "warn", Step.ROLLBACK)
+        if s.alive:
+            await s.unlock(self.opt.query_timeout)
+        else:
+            await s.close(1.0)
+        self._move(Phase.ROLLED_BACK)
+        self.write_report()
+
+    async def close(self, reason: str = "console closed") -> None:
+        """End the run: roll back an open transaction, release the lock, write the report."""
+        if self.phase is Phase.CLOSED:
+            return
+        if self.tx_open and not self.running:
+            with contextlib.suppress(Exception):
+                await self.rollback(reason)
+        if not self.running:
+            self.closed_outcome = Outcome.ABANDONED if self.outcome is Outcome.IN_PROGRESS else self.outcome
+            if self.verdict is None and self.closed_outcome is Outcome.ABANDONED and self.failure == "":
+                self.verdict = None
+            self._move(Phase.CLOSED)
+        await self.close_connections()
+        self.write_report()
+
+    async def close_connections(self) -> None:
+        await self.session.close()
+        mon, self.monitor = self.monitor, None
+        if mon is not None and not mon.closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(mon.close(), 5)
+
+    # ---- lock watch ----------------------------------------------------------------------------------------
+    async def lock_watch(self) -> LockWatch | None:
+        """Sessions waiting on our locks, our transaction's age and idle-in-transaction time."""
+        return await lockwatch.sample(self)
+
+    # ---- report ---------------------------------------------------------------------------------------------
+    def record(self) -> report.RunRecord:
+        """Everything the report needs, frozen."""
+        ended = self.phase in ENDED
+        s = self.settings.effective()
+
+        def row(r: StepRecord | StepSnapshot) -> report.StepRow:
+            state = r.state
+            if ended and state == State.PENDING:
+                state = State.NOT_RUN
+            return report.StepRow(r.step.value, r.step.title, state.value, r.detail, r.started, r.ended,
+                                  round(r.elapsed, 3) if r.elapsed is not None else None)
+
+        m = self.migration
+        return report.RunRecord(
+            tool=f"aami-tui {__version__}", operator=self.operator, client_host=self.client_host,
+            server={"host": self.server.get("host") or s.get("host"), "port": self.server.get("port") or s.get("port"),
+                    "version": self.server.get("server_version"), "user": self.server.get("user") or s.get("user")},
+            database=self.settings.dbname, started=self.started_at, ended=self.ended_at,
+            final_state=self.outcome.value, transaction=self.tx.value, attempts=self.attempt,
+            verdict=self.verdict.words if self.verdict else None,
+            exit_code=self.verdict.exit_code if self.verdict else None,
+            failure=self.failure or None, transaction_id=self.xid, backend_pid=self.backend_pid,
+            timeouts={"lock_timeout_s": self.opt.lock_timeout, "statement_timeout_s": self.opt.statement_timeout,
+                      "commit_timeout_s": self.opt.commit_timeout,
+                      "idle_in_transaction_session_timeout_s": self.opt.idle_timeout},
+            migration=({"path": str(m.path), "sha256": m.sha256, "size": m.size, "statements": len(m.statements)}
+                       if m else {"path": str(self.migration_path)}),
+            steps=tuple(row(self.steps[st]) for st in (*STEP_ORDER, Step.ROLLBACK)),
+            earlier_attempts=tuple((n, tuple(row(r) for r in recs)) for n, recs in self.history),
+            checklist=tuple((label, "yes" if self.answers[k] else ("not asked (headless)" if not self.interactive
+                                                                   else "no")) for k, label in PREFLIGHT_ITEMS),
+            checks=tuple(c.to_dict() for c in self.checks),
+            backup=self.backup.to_dict() if self.backup else ("skipped" if self.opt.skip_backup else None),
+            statements=tuple({"attempt": x.attempt, "index": x.index, "statement": x.summary, "line": x.line,
+                              "tag": x.tag, "ms": round(x.seconds * 1000, 2), "ok": x.ok, "error": x.error or None}
+                             for x in self.statements),
+            verify=tuple(c.to_dict() for c in self.verify_checks),
+            post_commit_validation=tuple(self.post_commit_lines),
+            waiters=tuple(self.waiters_seen.values()),
+            log=tuple(self.log),
+        )
+
+    def write_report(self) -> tuple[Path, Path] | None:
+        try:
+            self.report_paths = report.write(self.record(), self.opt.reports_dir, self.settings.password,
+                                             self.report_paths)
+        except (OSError, pgtools.ToolError) as exc:
+            self.say(f"Could not write the run report: {exc}", "error")
+            return None
+        self.emit(ReportWritten(*self.report_paths))
+        return self.report_paths

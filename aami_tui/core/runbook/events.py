@@ -1,0 +1,70 @@
+"""What the engine tells its faces: one frozen dataclass per kind of event.
+
+The console maps each to a Textual Message (``ui/messages.py``); headless prints some of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aami_tui.core.runbook.machine import Phase
+from aami_tui.core.runbook.model import Check, StatementRecord, Step, StepSnapshot, Tx
+
+
+@dataclass(frozen=True)
+class StepChanged:
+    record: StepSnapshot
+
+    @property
+    def step(self) -> Step:
+        return self.record.step
+
+
+@dataclass(frozen=True)
+class Log:
+    message: str
+    level: str = "info"  # info / ok / warn / error
+    step: Step | None = None
+    at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: Step
+    done: int
+    total: int
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class StatementDone:
+    record: StatementRecord
+    done: int
+    total: int
+    message: str
+
+
+@dataclass(frozen=True)
+class TxChanged:
+    """The run's phase changed (and with it, perhaps, the transaction)."""
+
+    phase: Phase
+    tx: Tx
+
+
+@dataclass(frozen=True)
+class ChecksDone:
+    step: Step  # PREFLIGHT or VERIFY
+    checks: tuple[Check, ...]
+
+
+@dataclass(frozen=True)
+class ReportWritten:
+    markdown: Path
+    json: Path
+
+
+Event = StepChanged | Log | Progress | StatementDone | TxChanged | ChecksDone | ReportWritten
+Listener = Callable[[Event], None]

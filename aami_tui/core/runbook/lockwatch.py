@@ -1,0 +1,68 @@
+"""Lock watch: our transaction's age, its idle-in-transaction clock, and who waits on our locks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import psycopg
+
+from aami_tui.core.db import ConnectError
+from aami_tui.core.queries import sql
+from aami_tui.core.runbook.model import LockWatch
+
+if TYPE_CHECKING:
+    from aami_tui.core.runbook.engine import Runbook
+
+
+async def sample(rb: Runbook) -> LockWatch | None:
+    pid = rb.session.backend_pid
+    if not rb.tx_open or pid is None:
+        return None
+    try:
+        mon = await rb.monitor_conn()
+        t = rb.opt.query_timeout
+        cur = await asyncio.wait_for(mon.execute(sql("transaction_age"), {"pid": pid}), t)
+        row = await cur.fetchone()
+        cur = await asyncio.wait_for(mon.execute(sql("waiting_on_us"), {"pid": pid}), t)
+        waiters = [dict(zip([d.name for d in cur.description], r, strict=True)) for r in await cur.fetchall()]
+    except TimeoutError:
+        await rb.drop_monitor()  # the next sample reconnects
+        return None
+    except (psycopg.Error, ConnectError):
+        return None
+    age = row[0].total_seconds() if row and row[0] is not None else None
+    idle = row[1].total_seconds() if row and row[1] is not None else None
+    remember(rb, waiters)
+    return LockWatch(age, idle, tuple(waiters), warning(rb, idle, waiters), rb.opt.idle_timeout)
+
+
+def remember(rb: Runbook, waiters: list[dict]) -> None:
+    """Keep every session seen waiting on our locks, with the longest wait, for the report."""
+    for w in waiters:
+        waited = w.get("waiting_for")
+        secs = waited.total_seconds() if waited is not None else 0.0
+        key = (w.get("pid"), rb.attempt)
+        seen = rb.waiters_seen.get(key)
+        if seen is None or secs > seen["waited_s"]:
+            rb.waiters_seen[key] = {"attempt": rb.attempt, "pid": w.get("pid"), "user": w.get("user"),
+                                    "application_name": w.get("application_name"), "state": w.get("state"),
+                                    "query": " ".join((w.get("query") or "").split())[:200],
+                                    "waited_s": round(secs, 1)}
+
+
+def warning(rb: Runbook, idle: float | None, waiters: list[dict]) -> str:
+    """One sentence once the open transaction has sat idle, or kept a session waiting, too long."""
+    limit = rb.opt.idle_warn_seconds
+    waits = [w["waiting_for"].total_seconds() for w in waiters if w.get("waiting_for") is not None]
+    longest = max(waits, default=0.0)
+    if (idle or 0) < limit and longest < limit:
+        return ""
+    parts = []
+    if idle is not None:
+        parts.append(f"the migration transaction has been idle for {idle:.0f}s holding its locks")
+    if waiters:
+        n = len(waiters)
+        parts.append(f"{n} session{'s' if n != 1 else ''} waiting on them (longest {longest:.0f}s)")
+    return ("Warning: " + (" and ".join(parts) or "the migration transaction is holding its locks")
+            + ": COMMIT or ROLLBACK now.")

@@ -1,0 +1,177 @@
+"""The runbook as a state machine: one Phase enum and a pure transition table.
+
+``decide(phase, action)`` is the whole rule book: the next phase, or one sentence saying why not.
+``SETTLES`` lists where each running phase may end (the engine checks every move against it).
+Nothing here does I/O; ``tests/test_machine.py`` checks every phase × action pair.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aami_tui.core.runbook.model import Outcome, Tx
+
+
+class Phase(StrEnum):
+    NEW = "new"  # nothing has passed yet (or the last pre-flight failed)
+    PREFLIGHT = "pre-flight running"
+    CHECKED = "pre-flight passed"  # next: the backup
+    BACKUP = "backup running"
+    READY = "ready to BEGIN"  # pre-flight passed, backup verified (or skipped)
+    BEGINNING = "BEGIN running"
+    OPEN = "transaction open"
+    APPLYING = "applying"
+    APPLIED = "applied, not verified"
+    PARTIAL = "applied part-way"  # cancelled between statements: ROLLBACK only
+    VERIFYING = "verifying"
+    VERIFIED = "verified"  # the COMMIT prompt
+    ABORTED = "transaction aborted"  # a statement failed: ROLLBACK only
+    COMMITTING = "COMMIT in flight"
+    ROLLING_BACK = "ROLLBACK in flight"
+    COMMITTED = "committed"
+    ROLLED_BACK = "rolled back"  # by us, by the server, or never committed; BEGIN may retry
+    UNKNOWN = "COMMIT outcome unknown"
+    CLOSED = "closed"
+
+
+class Action(StrEnum):
+    PREFLIGHT = "preflight"
+    BACKUP = "backup"
+    BEGIN = "begin"
+    APPLY = "apply"
+    VERIFY = "verify"
+    COMMIT = "commit"
+    ROLLBACK = "rollback"
+    CLOSE = "close"
+
+    @property
+    def title(self) -> str:
+        return {"preflight": "Pre-flight", "backup": "Backup", "begin": "BEGIN", "apply": "Apply",
+                "verify": "Verify", "commit": "COMMIT", "rollback": "ROLLBACK", "close": "Close"}[self.value]
+
+
+RUNNING = {Phase.PREFLIGHT: "Pre-flight", Phase.BACKUP: "Backup", Phase.BEGINNING: "BEGIN",
+           Phase.APPLYING: "Apply", Phase.VERIFYING: "Verify", Phase.COMMITTING: "COMMIT",
+           Phase.ROLLING_BACK: "ROLLBACK"}
+
+# Phases with the migration transaction open on the server (ROLLBACK possible).
+TX_OPEN = frozenset({Phase.OPEN, Phase.APPLYING, Phase.APPLIED, Phase.PARTIAL, Phase.VERIFYING, Phase.VERIFIED,
+                     Phase.ABORTED, Phase.COMMITTING, Phase.ROLLING_BACK})
+ENDED = frozenset({Phase.COMMITTED, Phase.ROLLED_BACK, Phase.UNKNOWN, Phase.CLOSED})
+
+_OVER = "pre-flight is over once the transaction has begun"
+_ALREADY = "the transaction is already open"
+_NO_TX = "no open transaction"
+_ABORTED = "the transaction is aborted: ROLLBACK"
+_PART = "the apply stopped part-way: ROLLBACK, then retry from BEGIN"
+_VERIFY_FIRST = "verify must pass before COMMIT"
+_APPLIED = "the file has been applied in this transaction"
+_UNKNOWN = ("the COMMIT's outcome is unknown: find it out first (the report gives the query to run); "
+            "nothing more is done in this run")
+
+# Rows the run goes through before BEGIN: (preflight, backup, begin) verdicts.
+_BEFORE = {
+    Phase.NEW: (Phase.PREFLIGHT, "pre-flight must pass first", "pre-flight must pass first"),
+    Phase.CHECKED: (Phase.PREFLIGHT, Phase.BACKUP, "take (and verify) the backup first"),
+    Phase.READY: (Phase.PREFLIGHT, Phase.BACKUP, Phase.BEGINNING),
+}
+# Rows with the transaction open: (apply, verify, commit) verdicts; pre-flight/backup/BEGIN are over, ROLLBACK is open.
+_INSIDE = {
+    Phase.OPEN: (Phase.APPLYING, "apply the migration first", _VERIFY_FIRST),
+    Phase.APPLIED: (_APPLIED, Phase.VERIFYING, _VERIFY_FIRST),
+    Phase.VERIFIED: (_APPLIED, Phase.VERIFYING, Phase.COMMITTING),
+    Phase.ABORTED: (_ABORTED, _ABORTED, _ABORTED),
+    Phase.PARTIAL: (_PART, _PART, _PART),
+}
+
+
+def _build() -> dict[tuple[Phase, Action], Phase | str]:
+    t: dict[tuple[Phase, Action], Phase | str] = {}
+    for phase, (pf, bk, bg) in _BEFORE.items():
+        t.update({(phase, Action.PREFLIGHT): pf, (phase, Action.BACKUP): bk, (phase, Action.BEGIN): bg,
+                  (phase, Action.APPLY): "BEGIN first", (phase, Action.VERIFY): "no open transaction to verify",
+                  (phase, Action.COMMIT): _NO_TX, (phase, Action.ROLLBACK): _NO_TX,
+                  (phase, Action.CLOSE): Phase.CLOSED})
+    for phase, (ap, vf, cm) in _INSIDE.items():
+        t.update({(phase, Action.PREFLIGHT): _OVER, (phase, Action.BACKUP): _ALREADY, (phase, Action.BEGIN): _ALREADY,
+                  (phase, Action.APPLY): ap, (phase, Action.VERIFY): vf, (phase, Action.COMMIT): cm,
+                  (phase, Action.ROLLBACK): Phase.ROLLING_BACK,
+                  (phase, Action.CLOSE): Phase.ROLLING_BACK})  # closing rolls back first
+    for phase, title in RUNNING.items():
+        for a in Action:
+            t[(phase, a)] = f"{title} is still running"
+    for a in Action:
+        t[(Phase.COMMITTED, a)] = "this run has ended (committed)"
+        t[(Phase.ROLLED_BACK, a)] = "this run has ended (rolled back)"
+        t[(Phase.UNKNOWN, a)] = _UNKNOWN
+        t[(Phase.CLOSED, a)] = "this run is closed"
+    t[(Phase.COMMITTED, Action.BEGIN)] = "the migration is already committed"
+    t[(Phase.ROLLED_BACK, Action.BEGIN)] = Phase.BEGINNING  # retry the whole transaction (the backup stays valid)
+    for phase in (Phase.COMMITTED, Phase.ROLLED_BACK, Phase.UNKNOWN):
+        t[(phase, Action.CLOSE)] = Phase.CLOSED
+    return t
+
+
+TABLE: dict[tuple[Phase, Action], Phase | str] = _build()
+
+# Where each running phase may settle (the engine refuses any other move).
+SETTLES: dict[Phase, frozenset[Phase]] = {
+    Phase.PREFLIGHT: frozenset({Phase.NEW, Phase.CHECKED, Phase.READY}),
+    Phase.BACKUP: frozenset({Phase.CHECKED, Phase.READY}),
+    # A failed BEGIN opened nothing: back to READY (or to ROLLED_BACK when it was a retry).
+    Phase.BEGINNING: frozenset({Phase.OPEN, Phase.READY, Phase.ROLLED_BACK}),
+    Phase.APPLYING: frozenset({Phase.APPLIED, Phase.ABORTED, Phase.PARTIAL, Phase.ROLLED_BACK}),
+    Phase.VERIFYING: frozenset({Phase.VERIFIED, Phase.APPLIED, Phase.ABORTED, Phase.ROLLED_BACK}),
+    Phase.COMMITTING: frozenset({Phase.COMMITTED, Phase.ROLLED_BACK, Phase.UNKNOWN}),
+    Phase.ROLLING_BACK: frozenset({Phase.ROLLED_BACK}),
+}
+# Events outside the operator's actions: the session dies while the transaction sits idle.
+LOST_FROM = frozenset({Phase.OPEN, Phase.APPLIED, Phase.PARTIAL, Phase.VERIFIED, Phase.ABORTED})
+
+
+def decide(phase: Phase, action: Action) -> Phase | str:
+    """The next phase for ``action`` in ``phase``, or one sentence saying why not."""
+    return TABLE[(phase, action)]
+
+
+def allowed(phase: Phase, action: Action) -> bool:
+    return isinstance(decide(phase, action), Phase)
+
+
+def may_settle(running: Phase, to: Phase) -> bool:
+    return to in SETTLES.get(running, frozenset())
+
+
+def tx_of(phase: Phase, lost: bool = False) -> Tx:
+    if phase is Phase.ABORTED:
+        return Tx.ABORTED
+    if phase in TX_OPEN:
+        return Tx.OPEN
+    if phase is Phase.COMMITTED:
+        return Tx.COMMITTED
+    if phase is Phase.ROLLED_BACK:
+        return Tx.LOST if lost else Tx.ROLLED_BACK
+    if phase is Phase.UNKNOWN:
+        return Tx.UNKNOWN
+    return Tx.NONE
+
+
+def outcome_of(phase: Phase) -> Outcome:
+    return {Phase.COMMITTED: Outcome.COMMITTED, Phase.ROLLED_BACK: Outcome.ROLLED_BACK,
+            Phase.UNKNOWN: Outcome.UNKNOWN}.get(phase, Outcome.IN_PROGRESS)
+
+
+def diagram() -> str:
+    """The table as text (the README's picture): each phase, then what each action leads to."""
+    width = max(len(p.name) for p in Phase)
+    lines = [f"{'phase'.ljust(width)}  allowed actions → next phase", f"{'-' * width}  {'-' * 40}"]
+    for p in Phase:
+        moves = [f"{a.value} → {decide(p, a).name}" for a in Action if allowed(p, a)]
+        settle = sorted(s.name for s in SETTLES.get(p, ()))
+        text = ", ".join(moves) if moves else (f"(running; ends in {' | '.join(settle)})" if settle else "(none)")
+        lines.append(f"{p.name.ljust(width)}  {text}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m aami_tui.core.runbook.machine  (the README's table)
+    print(diagram())

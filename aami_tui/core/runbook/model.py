@@ -1,0 +1,207 @@
+"""The runbook's typed records: steps, their states, outcomes (with exit codes and words), options.
+
+Everything here is data: no I/O, no connection. Records handed to the faces are frozen.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from pathlib import Path
+
+PREFLIGHT_ITEMS: tuple[tuple[str, str], ...] = (
+    ("review", "Reviewed the migration SQL"),
+    ("staging", "Tested the migration on staging first"),
+    ("window", "Maintenance window scheduled and started"),
+    ("rollback_plan", "Rollback plan prepared"),
+    ("stakeholders", "Stakeholders notified"),
+)
+
+
+class Step(StrEnum):
+    PREFLIGHT = "preflight"
+    BACKUP = "backup"
+    BEGIN = "begin"
+    APPLY = "apply"
+    VERIFY = "verify"
+    COMMIT = "commit"
+    ROLLBACK = "rollback"
+
+    @property
+    def title(self) -> str:
+        return {"preflight": "Pre-flight", "backup": "Backup", "begin": "BEGIN", "apply": "Apply",
+                "verify": "Verify", "commit": "COMMIT", "rollback": "ROLLBACK"}[self.value]
+
+
+STEP_ORDER = (Step.PREFLIGHT, Step.BACKUP, Step.BEGIN, Step.APPLY, Step.VERIFY, Step.COMMIT)
+TX_STEPS = (Step.BEGIN, Step.APPLY, Step.VERIFY, Step.COMMIT, Step.ROLLBACK)  # one set per attempt
+
+
+class State(StrEnum):
+    """A step's state (the run's state is machine.Phase)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    NOT_RUN = "not run"  # the run ended before this step was reached
+
+
+StepState = State
+
+
+class Tx(StrEnum):
+    """What the migration transaction is, in words for the transaction bar."""
+
+    NONE = "no transaction"
+    OPEN = "transaction open"
+    ABORTED = "transaction aborted (ROLLBACK only)"
+    COMMITTED = "committed"
+    ROLLED_BACK = "rolled back"
+    LOST = "connection lost: not committed"
+    UNKNOWN = "COMMIT outcome unknown"
+
+
+class Outcome(StrEnum):
+    """The run's final state (what the database holds), as written in the report."""
+
+    IN_PROGRESS = "in progress"
+    COMMITTED = "committed"
+    ROLLED_BACK = "rolled back"
+    UNKNOWN = "outcome unknown"
+    ABANDONED = "abandoned (nothing changed)"
+
+
+class Verdict(Enum):
+    """Why a run ended the way it did: one exit code and one sentence each (headless and the console)."""
+
+    COMMITTED = (0, "committed")
+    VERIFY_FAILED = (1, "verify failed: not committed")
+    CONNECTION = (2, "cannot connect, or the connection was lost: not committed")
+    PREFLIGHT = (3, "pre-flight failed: nothing changed")
+    BACKUP = (4, "backup failed: nothing changed")
+    APPLY_FAILED = (5, "a statement failed: rolled back, nothing changed")
+    DRY_RUN = (6, "dry run passed: verified, then rolled back (no --yes)")
+    LOCKED = (7, "another operator holds the migration lock: nothing changed")
+    COMMIT_REJECTED = (8, "COMMIT rejected by the server: it rolled the transaction back, nothing changed")
+    COMMIT_UNKNOWN = (9, "COMMIT outcome unknown: check the transaction before doing anything else")
+    INTERRUPTED = (130, "interrupted: not committed")
+
+    @property
+    def exit_code(self) -> int:
+        return self.value[0]
+
+    @property
+    def words(self) -> str:
+        return self.value[1]
+
+
+class RunbookError(Exception):
+    """A step could not run or failed; the message is what the operator reads; ``verdict`` is why (typed)."""
+
+    def __init__(self, message: str, verdict: Verdict | None = None):
+        super().__init__(message)
+        self.verdict = verdict
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    blocking: bool = True
+    verdict: Verdict | None = None  # what a failure of this check means (CONNECTION, LOCKED...)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, "blocking": self.blocking}
+
+
+@dataclass
+class StepRecord:
+    step: Step
+    state: State = State.PENDING
+    started: float | None = None
+    ended: float | None = None
+    detail: str = ""
+
+    @property
+    def elapsed(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.ended or time.time()) - self.started
+
+    def frozen(self) -> StepSnapshot:
+        return StepSnapshot(self.step, self.state, self.started, self.ended, self.detail)
+
+
+@dataclass(frozen=True)
+class StepSnapshot:
+    """A step's record at one moment (what events carry and reports keep)."""
+
+    step: Step
+    state: State
+    started: float | None
+    ended: float | None
+    detail: str
+
+    @property
+    def elapsed(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.ended or time.time()) - self.started
+
+
+@dataclass(frozen=True)
+class StatementRecord:
+    index: int
+    summary: str
+    line: int
+    tag: str = ""
+    seconds: float = 0.0
+    ok: bool = True
+    error: str = ""
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class Blocker:
+    pid: int
+    user: str
+    application_name: str
+    state: str
+    query_start: object
+    query: str
+    client: str = ""
+
+    def describe(self) -> str:
+        since = self.query_start.strftime("%H:%M:%S") if hasattr(self.query_start, "strftime") else "?"
+        q = " ".join((self.query or "").split())
+        q = q[:80] + "…" if len(q) > 80 else q
+        return (f"pid {self.pid}, user {self.user}, application '{self.application_name or '-'}', "
+                f"{self.state}, query started {since}: {q}")
+
+
+@dataclass(frozen=True)
+class LockWatch:
+    xact_age: float | None
+    idle_for: float | None
+    waiters: tuple[dict, ...] | list[dict]
+    warning: str = ""  # set past Options.idle_warn_seconds: what the faces show prominently
+    idle_timeout: float = 0.0  # the server ends the session after this long idle in transaction (0: never)
+
+
+@dataclass
+class Options:
+    backup_dir: Path = Path("backups")
+    reports_dir: Path = Path("reports")
+    lock_timeout: float = 5.0
+    statement_timeout: float = 300.0
+    commit_timeout: float = 60.0  # client-side bound on COMMIT / ROLLBACK round trips
+    query_timeout: float = 15.0  # client-side bound on BEGIN, verify, lock watch, pre-flight queries
+    grace: float = 10.0  # a statement's client-side deadline is statement_timeout + grace
+    idle_timeout: float = 900.0  # idle_in_transaction_session_timeout of the migration session (0: off)
+    idle_warn_seconds: float = 60.0
+    skip_backup: bool = False
+    pace: float = 0.0  # seconds to pause between statements (demo "slow motion", screenshots)

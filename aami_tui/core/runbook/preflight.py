@@ -1,0 +1,96 @@
+"""Step 1, pre-flight: the automatic checks (each a typed Check) plus the operator's checklist."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from typing import TYPE_CHECKING
+
+from aami_tui.core import locks, pgtools, schema
+from aami_tui.core import migration as mig
+from aami_tui.core.db import ConnectError
+from aami_tui.core.runbook.model import Check, Verdict
+from aami_tui.core.status import server_status
+
+if TYPE_CHECKING:
+    from aami_tui.core.runbook.engine import Runbook
+
+
+async def checks(rb: Runbook) -> list[Check]:
+    """The automatic checks. Takes the one-operator lock on the migration session (the caller decides
+    whether to keep it: a passed pre-flight keeps it, a look at the checks does not)."""
+    out: list[Check] = []
+    t = rb.opt.query_timeout
+    # Migration file first: parse errors are found before anything touches the server.
+    try:
+        rb.migration = mig.load(rb.migration_path)
+        out.append(Check("Migration file", True, f"{rb.migration.path} · {len(rb.migration.statements)} "
+                         f"statements · sha256 {rb.migration.sha256[:12]}…"))
+    except mig.MigrationError as exc:
+        out.append(Check("Migration file", False, str(exc)))
+    try:
+        conn = await rb.session.ensure(t)
+    except ConnectError as exc:
+        out.append(Check("Connection", False, str(exc), verdict=Verdict.CONNECTION))
+        return out
+    st = await rb.session.call(server_status(conn), t, "the server status query")
+    rb.server = dict(vars(st))
+    major = st.server_major
+    out.append(Check("Connection", True, f"PostgreSQL {st.server_version} at {st.host}:{st.port}, "
+                     f"database {st.dbname}, user {st.user}"))
+    if st.in_recovery:
+        out.append(Check("Not a standby", False, "the server is a read-only standby (in recovery); "
+                         "run the migration on the primary."))
+    else:
+        out.append(Check("Not a standby", True, "primary (not in recovery)"))
+    if st.can_create_in_db and st.can_create_in_public:
+        out.append(Check("Privileges", True, f"{st.user} may CREATE in the database and in schema public"))
+    else:
+        from psycopg import sql as q
+        grant = (q.SQL("GRANT ALL PRIVILEGES ON DATABASE {} TO {}; GRANT ALL ON SCHEMA public TO {};")
+                 .format(q.Identifier(st.dbname), q.Identifier(st.user), q.Identifier(st.user)).as_string(conn))
+        what = [w for w, ok in (("the database", st.can_create_in_db),
+                                ("schema public", st.can_create_in_public)) if not ok]
+        out.append(Check("Privileges", False, f"user {st.user} may not CREATE in {' and '.join(what)}; as an "
+                         f"administrator run: {grant}"))
+    holder = await rb.session.try_lock(t)
+    if holder is None:
+        rb.lock_holder = None
+        out.append(Check("One operator", True, "migration lock taken (no other console on this database)"))
+    else:
+        since = holder.get("since")
+        rb.lock_holder = {**holder, "since": since.isoformat() if hasattr(since, "isoformat") else None}
+        out.append(Check("One operator", False, f"Another operator is running the migration on "
+                         f"{rb.settings.dbname}: {locks.describe_holder(holder)}.", verdict=Verdict.LOCKED))
+    if rb.opt.skip_backup:
+        out.append(Check("pg_dump", True, "backup skipped (--no-backup)", blocking=False))
+    else:
+        try:
+            # find_tool runs `--version` subprocesses: keep them off the event loop (the UI stays live)
+            rb.dump_tool = await asyncio.to_thread(pgtools.find_tool, "pg_dump", major)
+            rb.restore_tool = await asyncio.to_thread(pgtools.find_tool, "pg_restore", major)
+            out.append(Check("pg_dump", True, f"{rb.dump_tool.describe()}; pg_restore {rb.restore_tool.version}"))
+        except pgtools.ToolError as exc:
+            out.append(Check("pg_dump", False, str(exc)))
+        try:
+            d = pgtools.ensure_private_dir(rb.opt.backup_dir)
+            free = shutil.disk_usage(d).free
+            need = st.db_size_bytes
+            import humanize
+            ok = free > need * 1.2 + 16 * 1024 * 1024
+            out.append(Check("Disk for backup", ok, f"{humanize.naturalsize(free, binary=True)} free in "
+                             f"{d.resolve()}, database is {humanize.naturalsize(need, binary=True)}"
+                             + ("" if ok else "; not enough room for the backup")))
+        except pgtools.ToolError as exc:
+            out.append(Check("Backup directory", False, str(exc)))
+    if rb.migration is not None:
+        res = await rb.session.call(schema.validate(conn, rb.migration.tables), t, "the schema query")
+        if res.drifted:
+            names = ", ".join(res.drifted)
+            out.append(Check("Schema drift", False, f"tables {names} exist with columns that differ from "
+                             f"{rb.migration.name} (built by the archived migrations?); IF NOT EXISTS "
+                             "never repairs them, so the migration would fail or leave them wrong."))
+        else:
+            out.append(Check("Current schema", True, f"{res.summary()}"
+                             + (f", extra tables: {', '.join(res.extra)}" if res.extra else "")))
+    return out

@@ -1,0 +1,199 @@
+"""The migration session: one connection, a client-side deadline on every round trip, and fencing.
+
+* Every round trip goes through ``call(..., seconds)``. When the deadline passes the connection is
+  abandoned at once (no cancel request that could hang on the same dead network) and ``Deadline`` is
+  raised: the caller says what is certain.
+* The pid, backend start and xid recorded at BEGIN let a *fresh* connection fence the orphaned backend
+  (``pg_terminate_backend``) and ask the transaction's fate (``pg_xact_status``).
+* TCP keepalives come from the conninfo (``settings.conninfo()``); the server side is bounded by
+  ``idle_in_transaction_session_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import psycopg
+
+from aami_tui.core import locks
+from aami_tui.core.db import ConnectError, connect
+from aami_tui.core.settings import ConnSettings
+
+T = TypeVar("T")
+
+
+class Deadline(Exception):
+    """A round trip got no answer within its client-side deadline; the connection has been abandoned."""
+
+    def __init__(self, what: str, seconds: float):
+        super().__init__(f"{what} got no answer within {seconds:g}s")
+        self.what = what
+        self.seconds = seconds
+
+
+def _ms(seconds: float) -> str:
+    return f"{int(seconds * 1000)}ms"
+
+
+class Session:
+    def __init__(self, settings: ConnSettings, on_notice: Callable | None = None):
+        self.settings = settings
+        self.on_notice = on_notice
+        self.conn: psycopg.AsyncConnection | None = None
+        self.backend_pid: int | None = None
+        self.backend_start: object = None
+        self.locked = False  # we hold the one-operator advisory lock on self.conn
+        self.xid: str | None = None  # the open transaction's id (recorded at BEGIN)
+
+    @property
+    def alive(self) -> bool:
+        return self.conn is not None and not self.conn.closed and not self.conn.broken
+
+    async def ensure(self, seconds: float) -> psycopg.AsyncConnection:
+        if self.conn is None or self.conn.closed:
+            self.conn = None
+            self.locked = False
+            conn = await connect(self.settings, autocommit=True)
+            if self.on_notice is not None:
+                conn.add_notice_handler(self.on_notice)
+            self.conn = conn
+            cur = await self.call(conn.execute("SELECT pg_backend_pid(), backend_start FROM pg_stat_activity "
+                                               "WHERE pid = pg_backend_pid()"), seconds, "opening the session")
+            self.backend_pid, self.backend_start = await cur.fetchone()
+        return self.conn
+
+    async def call(self, aw: Awaitable[T], seconds: float, what: str) -> T:
+        """Await one round trip on the session with a client-side deadline.
+
+        On the deadline the connection is closed locally (libpq sends nothing more that could block) and
+        ``Deadline`` is raised. If the caller is cancelled (the operator pressed escape), psycopg's own
+        path runs: a cancel request, then the session is usable again (its transaction aborted).
+        """
+        task = asyncio.ensure_future(aw)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=seconds)
+        except asyncio.CancelledError:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            raise
+        if done:
+            return task.result()
+        self.abandon()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise Deadline(what, seconds)
+
+    def abandon(self) -> None:
+        """Drop the connection without a round trip (the server may not hear of it: fence it)."""
+        conn = self.conn
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.pgconn.finish()
+        self.locked = False
+
+    async def close(self, seconds: float = 5.0) -> None:
+        conn, self.conn = self.conn, None
+        self.locked = False
+        if conn is not None and not conn.closed:
+            try:
+                await asyncio.wait_for(conn.close(), seconds)
+            except (TimeoutError, Exception):
+                with contextlib.suppress(Exception):
+                    conn.pgconn.finish()
+
+    # ---- BEGIN ---------------------------------------------------------------------------------------
+    async def begin(self, *, lock_timeout: float, statement_timeout: float, idle_timeout: float,
+                    seconds: float) -> None:
+        conn = self.conn
+        assert conn is not None
+        await self.call(conn.execute("BEGIN"), seconds, "BEGIN")
+        await self.call(conn.execute(
+            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true), "
+            "set_config('idle_in_transaction_session_timeout', %s, true)",
+            (_ms(lock_timeout), _ms(statement_timeout), _ms(idle_timeout))), seconds, "BEGIN")
+        if conn.info.server_version >= 140000:
+            # If this client dies mid-statement (kill -9), the server notices within a second and
+            # rolls back, instead of finishing the statement first with our locks held.
+            await self.call(conn.execute("SELECT set_config('client_connection_check_interval', '1000', true)"),
+                            seconds, "BEGIN")
+        self.xid = None
+        if conn.info.server_version >= 130000:
+            cur = await self.call(conn.execute("SELECT pg_catalog.pg_current_xact_id()::text"), seconds, "BEGIN")
+            self.xid = (await cur.fetchone())[0]
+
+    # ---- the one-operator lock ---------------------------------------------------------------------------
+    async def try_lock(self, seconds: float) -> dict | None:
+        """Take the advisory lock (once). None when held by us; else who holds it."""
+        conn = await self.ensure(seconds)
+        if self.locked:
+            return None
+        holder = await self.call(locks.try_lock(conn), seconds + 2, "taking the migration lock")
+        if holder is None:
+            self.locked = True
+        return holder
+
+    async def unlock(self, seconds: float) -> None:
+        if not self.locked:
+            return
+        if self.alive:
+            with contextlib.suppress(Exception):
+                await self.call(locks.unlock(self.conn), seconds, "releasing the migration lock")
+        self.locked = False  # released, or the session is gone and its lock with it
+
+    # ---- fresh connections: fate and fencing ------------------------------------------------------------
+    async def fresh(self, seconds: float) -> psycopg.AsyncConnection:
+        return await asyncio.wait_for(connect(self.settings, autocommit=True), seconds)
+
+    async def xact_status(self, seconds: float) -> str | None:
+        """pg_xact_status of the recorded xid on a fresh connection: committed / aborted / in progress;
+        None when it cannot be asked (no xid, no connection)."""
+        if not self.xid:
+            return None
+        try:
+            fresh = await self.fresh(seconds)
+        except (ConnectError, psycopg.Error, TimeoutError, OSError):
+            return None
+        try:
+            cur = await asyncio.wait_for(fresh.execute("SELECT pg_catalog.pg_xact_status(%s::xid8)", (self.xid,)),
+                                         seconds)
+            return (await cur.fetchone())[0]
+        except (psycopg.Error, TimeoutError):
+            return None
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(fresh.close(), seconds)
+
+    async def fence(self, seconds: float) -> str:
+        """End our orphaned backend from a fresh connection (it may still hold locks, or still be
+        waiting for an answer that will never be read). Returns what happened, in words."""
+        if self.backend_pid is None:
+            return "no backend to end"
+        try:
+            fresh = await self.fresh(seconds)
+        except (ConnectError, psycopg.Error, TimeoutError, OSError) as exc:
+            return f"could not reach the server to end backend {self.backend_pid} ({_first(exc)})"
+        try:
+            wait = f", {int(seconds * 1000)}" if fresh.info.server_version >= 140000 else ""  # waits for the exit
+            cur = await asyncio.wait_for(fresh.execute(
+                f"SELECT pg_catalog.pg_terminate_backend(pid{wait}) FROM pg_catalog.pg_stat_activity "
+                "WHERE pid = %s AND backend_start = %s", (self.backend_pid, self.backend_start)), seconds + 1)
+            row = await cur.fetchone()
+            if row is None:
+                return f"backend {self.backend_pid} had already gone"
+            return (f"backend {self.backend_pid} ended (pg_terminate_backend)" if row[0] else
+                    f"backend {self.backend_pid} did not end within {seconds:g}s")
+        except (psycopg.Error, TimeoutError) as exc:
+            return f"could not end backend {self.backend_pid} ({_first(exc)})"
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(fresh.close(), seconds)
+
+
+def _first(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
