@@ -59,6 +59,7 @@ _REDACTIONS = [
     (r"\d{8}_\d{6}", "YYYYmmdd_HHMMSS"),
     (r"\b[0-9a-f]{12,64}\b", "<sha256>"),
     (r"\d+(\.\d+)? (KiB|MiB|GiB|TiB|Bytes|B)\b", "n \\2"),
+    (r" +\d+\.\d ms  ", "        n ms  "),  # the statement log's right-aligned column: keep its width fixed
     (r"\d+(\.\d+)? ms\b", "n ms"),
     (r"\b\d+(\.\d+)?s free\b", "n free"),
     (r"pid \d+", "pid N"),
