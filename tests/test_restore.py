@@ -18,3 +18,205 @@ def test_the_server_is_the_one_the_lane_names(pg_server, fresh_db):
         assert major == 18 and v1 == 0  # the wheel's stand-in only has v4
     else:
         assert str(SERVER_BIN) == f"/usr/lib/postgresql/{major}/bin" and v1 == 1
+
+
+import json  # noqa: E402
+import re  # noqa: E402
+from datetime import datetime  # noqa: E402
+
+import pytest  # noqa: E402
+from conftest import MIGRATION, catalog_fingerprint, cli, run_sql  # noqa: E402
+
+from aami_tui.core import pgtools  # noqa: E402
+from aami_tui.core import restore as core_restore  # noqa: E402
+from aami_tui.core.migration import parse_text  # noqa: E402
+
+SEVEN = ["alert_rules", "alert_templates", "bootstrap_tokens", "check_instances", "check_templates", "exporters",
+         "target_groups"]
+
+
+def _first_three_tables(settings) -> None:
+    """namespaces, groups and targets exactly as 001 defines them (no extension), with rows."""
+    stmts = [s.sql for s in parse_text(MIGRATION.read_text(), MIGRATION)]
+    cut = next(i for i, s in enumerate(stmts) if "target_groups" in s)
+    run_sql(settings, ";\n".join(s for s in stmts[:cut] if "EXTENSION" not in s.upper()))
+    run_sql(settings, """
+        INSERT INTO namespaces (name, policy_priority) SELECT 'ns' || i, i FROM generate_series(1, 3) i;
+        INSERT INTO groups (name, namespace_id) SELECT 'g' || i, (SELECT id FROM namespaces WHERE name = 'ns1')
+          FROM generate_series(1, 5) i;
+        INSERT INTO targets (hostname, ip_address) SELECT 'host' || i, '10.0.0.' || i FROM generate_series(1, 40) i;
+    """)
+
+
+def _catalog(settings) -> list[tuple]:
+    """catalog_fingerprint, with CHECK constraints compared by meaning: pg_dump deparses `x IN ('a', 'b')` as
+    `x::text = ANY (ARRAY['a'::varchar::text, ...])`, which parses back to a different (equivalent) tree, so any
+    dump and restore changes pg_get_constraintdef's text. Casts and parentheses are dropped for the comparison."""
+    out = []
+    for kind, a, b, c in catalog_fingerprint(settings):
+        if kind == "con" and c.startswith("CHECK"):
+            c = re.sub(r"[()]", "", re.sub(r"::(?:text|character varying)(?:\[\])?", "", c))
+        out.append((kind, a, b, c))
+    return out
+
+
+def _rows(settings) -> dict[str, list]:
+    with psycopg.connect(settings.conninfo(), autocommit=True) as c:
+        return {t: c.execute(f"SELECT to_jsonb(x)::text FROM {t} x ORDER BY 1").fetchall()
+                for t in ("namespaces", "groups", "targets")}
+
+
+def _extensions(settings) -> list[tuple]:
+    with psycopg.connect(settings.conninfo(), autocommit=True) as c:
+        return c.execute("SELECT extname, extversion FROM pg_extension ORDER BY 1").fetchall()
+
+
+def _apply(pg_server, settings, tmp_path) -> pgtools.BackupEntry:
+    r = cli("apply", "--yes", "--backup-dir", str(tmp_path / "backups"), "--reports-dir", str(tmp_path / "reports"),
+            env=pg_server.env(settings.dbname), timeout=120)
+    assert r.returncode == 0, r.stderr
+    return pgtools.list_backups(tmp_path / "backups", settings.dbname)[0]
+
+
+async def test_restore_undoes_an_apply_onto_a_partly_populated_schema(pg_server, fresh_db, tmp_path):
+    """Issue 9 item 6: the seven new tables' FKs point at the old three; uuid-ossp is the migration's."""
+    _first_three_tables(fresh_db)
+    before, rows, exts = _catalog(fresh_db), _rows(fresh_db), _extensions(fresh_db)
+    entry = _apply(pg_server, fresh_db, tmp_path)
+    assert catalog_fingerprint(fresh_db) != before and ("uuid-ossp",) in [e[:1] for e in _extensions(fresh_db)]
+    run_sql(fresh_db, "INSERT INTO target_groups SELECT t.id, g.id FROM targets t, groups g LIMIT 7;"
+                      "DELETE FROM targets WHERE hostname LIKE 'host1%'")  # the damage after the migration
+
+    plan = await core_restore.plan(fresh_db, entry)
+    assert plan.drop_labels() == [f"table public.{t}" for t in SEVEN] + ["extension uuid-ossp"]
+    r = await core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports", expected=plan)
+
+    assert _catalog(fresh_db) == before
+    assert _rows(fresh_db) == rows and _extensions(fresh_db) == exts
+    assert r.outcome == "restored" and r.not_in_backup == [] and r.dropped == plan.drop_labels()
+    assert any(ln.startswith("ERROR: Missing required database tables: [target_groups") for ln in r.lines)
+    data = json.loads(r.report.with_suffix(".json").read_text())
+    assert data["outcome"] == "restored" and data["error"] is None
+    assert re.match(r"pg_restore \d+\.\d+ \(", data["pg_restore"]) and data["psql"].startswith("psql ")
+    assert data["drop_not_in_backup"] == {"state": "done", "objects": plan.drop_labels()}
+    for key in ("started", "ended"):
+        assert datetime.fromisoformat(data[key]).tzinfo is not None, data[key]
+    assert data["archive"]["dumped_by_pg_dump"] and data["toc_entries"] == plan.toc_entries
+    md = r.report.read_text()
+    assert "restored" in md and "table public.target_groups" in md and "pg_restore" in md
+
+
+async def test_restore_removes_seed_rows_from_a_table_that_pre_existed(pg_server, fresh_db, tmp_path):
+    """alert_templates existed with one row of the site's own; the apply added the six default templates."""
+    stmts = [s.sql for s in parse_text(MIGRATION.read_text(), MIGRATION)]
+    run_sql(fresh_db, next(s for s in stmts if "CREATE TABLE IF NOT EXISTS alert_templates" in s))
+    run_sql(fresh_db, "INSERT INTO alert_templates (id, name, severity, query_template) "
+                      "VALUES ('site_own', 'Ours', 'warning', 'up == 0')")
+    before = _catalog(fresh_db)
+    entry = _apply(pg_server, fresh_db, tmp_path)
+    assert ("rows", "alert_templates", "7", "") in catalog_fingerprint(fresh_db)
+    await core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports")
+    assert _catalog(fresh_db) == before  # one row again, nine tables and the extension gone
+
+
+async def test_a_failed_restore_commits_nothing_and_still_writes_a_report(pg_server, fresh_db, tmp_path):
+    """A backup cut short after its TOC: pg_restore fails mid-data. The drops and the tables restored so far
+    must not be committed (psql gets no COMMIT), and the report says "failed"."""
+    _first_three_tables(fresh_db)
+    run_sql(fresh_db, "INSERT INTO targets (hostname, ip_address, metadata) SELECT 'bulk' || i, '10.1.0.1', "
+                      "jsonb_build_object('pad', repeat(md5(i::text), 20)) FROM generate_series(1, 20000) i")
+    entry = _apply(pg_server, fresh_db, tmp_path)
+    after_apply = catalog_fingerprint(fresh_db)
+    rows = _rows(fresh_db)
+    size = entry.path.stat().st_size
+    with open(entry.path, "r+b") as f:
+        f.truncate(int(size * 0.6))
+    entry.path.with_name(entry.path.name + ".sha256").unlink()  # no checksum to refuse it by
+    entry = pgtools.list_backups(tmp_path / "backups", fresh_db.dbname)[0]
+    with pytest.raises(core_restore.RestoreError) as e:
+        await core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports")
+    assert "rolled back" in str(e.value)
+    assert catalog_fingerprint(fresh_db) == after_apply and _rows(fresh_db) == rows
+    data = json.loads(e.value.result.report.with_suffix(".json").read_text())
+    assert data["outcome"] == "failed" and "rolled back" in data["error"]
+    assert data["drop_not_in_backup"]["state"] == "rolled back"
+
+
+async def test_a_refused_restore_writes_a_report_and_two_in_one_second_get_two(pg_server, fresh_db, tmp_path):
+    entry = _apply(pg_server, fresh_db, tmp_path)
+    with open(entry.path, "ab") as f:
+        f.write(b"tampered")
+    reports = []
+    for _ in range(3):  # well within one second: the sha256 refusal happens before anything runs
+        with pytest.raises(core_restore.RestoreError) as e:
+            await core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports")
+        assert "sha256 no longer matches" in str(e.value)
+        reports.append(e.value.result.report)
+    assert len(set(reports)) == 3 and all(p.exists() and p.with_suffix(".json").exists() for p in reports)
+    data = json.loads(reports[0].with_suffix(".json").read_text())
+    assert data["outcome"] == "refused" and data["drop_not_in_backup"]["state"] == "not run"
+
+
+async def test_a_backup_no_pg_restore_here_can_read_is_refused_naming_the_one_it_needs(pg_server, fresh_db,
+                                                                                       tmp_path):
+    entry = _apply(pg_server, fresh_db, tmp_path)
+    data = bytearray(entry.path.read_bytes())
+    data[6] = 99  # archive format 1.99: no pg_restore reads it
+    info = core_restore.read_archive_header(entry.path)
+    old = f"\x00{len(info.dumped_by).to_bytes(4, 'little').decode('latin1')}{info.dumped_by}".encode("latin1")
+    at = data.rfind(old, 0, 512)  # the last of the header's strings (the server's version may read the same)
+    assert at > 0
+    data[at + 5:at + 7] = b"99"  # "18.6" -> "99.6": written by a future pg_dump
+    entry.path.write_bytes(bytes(data))
+    entry.path.with_name(entry.path.name + ".sha256").unlink()
+    entry = pgtools.list_backups(tmp_path / "backups", fresh_db.dbname)[0]
+    before = catalog_fingerprint(fresh_db)
+    with pytest.raises(core_restore.RestoreError) as e:
+        await core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports")
+    newest = pgtools.all_tools("pg_restore")[0]
+    assert str(e.value).startswith(f"{entry.path.name} was written by pg_dump 99")
+    assert f"(archive format 1.99); the newest pg_restore here, {newest.describe()}, cannot read it" in str(e.value)
+    assert "Install pg_restore 99 or newer" in str(e.value) and "Nothing was restored." in str(e.value)
+    assert catalog_fingerprint(fresh_db) == before
+    assert e.value.result.report.exists()
+
+
+async def test_a_newer_pg_dumps_backup_restores_with_the_newest_pg_restore(pg_server, fresh_db, tmp_path,
+                                                                          monkeypatch):
+    """A backup written by the wheel's pg_dump 18 (archive 1.16). On PostgreSQL 15, pg_restore 15 cannot read
+    it ("unsupported version (1.16)"): with only the server's own tools the restore is refused, naming the
+    pg_restore it needs; with the wheel's pg_restore 18 it restores (its script's SET transaction_timeout,
+    which 15 rejects, is left out)."""
+    from aami_tui.core.embedded import bin_dir
+
+    _first_three_tables(fresh_db)
+    before, rows = _catalog(fresh_db), _rows(fresh_db)
+    with psycopg.connect(fresh_db.conninfo()) as c:
+        major = c.info.server_version // 10000
+    version = pgtools.tool_version(str(bin_dir() / "pg_dump"))
+    dump18 = pgtools.Tool("pg_dump", str(bin_dir() / "pg_dump"), version[0], version[1], "embedded wheel")
+    bdir = pgtools.ensure_private_dir(tmp_path / "backups")
+    dump, _ = pgtools.unique_backup_paths(bdir, fresh_db.dbname)
+    await pgtools.run_dump(dump18, fresh_db, dump, server_major=major)
+    pgtools.write_checksum(dump, pgtools.sha256_file(dump), {"dbname": fresh_db.dbname})
+    r = cli("apply", "--yes", "--no-backup", "--reports-dir", str(tmp_path / "reports"),
+            env=pg_server.env(fresh_db.dbname), timeout=120)
+    assert r.returncode == 0, r.stderr
+    entry = pgtools.list_backups(bdir, fresh_db.dbname)[0]
+    assert core_restore.read_archive_header(entry.path).dumped_by == version[0]
+
+    if major < version[1]:
+        own = f"/usr/lib/postgresql/{major}/bin"
+        with monkeypatch.context() as m:
+            m.setattr(pgtools, "_candidates", lambda name: [(f"{own}/{name}", own)])
+            with pytest.raises(core_restore.RestoreError) as e:
+                await core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports")
+        msg = str(e.value)
+        assert msg.startswith(f"{entry.path.name} was written by pg_dump {version[0]} (archive format 1.16); the "
+                              f"newest pg_restore here, pg_restore {major}.")
+        assert f"Install pg_restore {version[1]} or newer" in msg and "Nothing was restored." in msg
+        assert _rows(fresh_db) == rows and ("ext", "uuid-ossp", "", "") in catalog_fingerprint(fresh_db)
+
+    res = await core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports")
+    assert res.tool.startswith(f"pg_restore {version[0]} ")
+    assert _catalog(fresh_db) == before and _rows(fresh_db) == rows

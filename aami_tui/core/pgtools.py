@@ -88,6 +88,26 @@ def find_tool(name: str, server_major: int | None) -> Tool:
                     f"needs {name} {server_major} or newer.")
 
 
+def all_tools(name: str) -> list[Tool]:
+    """Every ``name`` this machine has (PATH, installed clusters, the wheel's), newest first, one per version."""
+    out: dict[tuple[str, str], Tool] = {}
+    for path, origin in _candidates(name):
+        v = tool_version(path)
+        if v and (v[0], name) not in out:
+            out[(v[0], name)] = Tool(name, path, v[0], v[1], origin)
+    return sorted(out.values(), key=lambda t: tuple(int(x) for x in t.version.split(".")), reverse=True)
+
+
+def companion(tool: Tool, name: str) -> Tool | None:
+    """``name`` (psql) from the same installation as ``tool``, else the newest one at least as new."""
+    beside = Path(tool.path).parent / name
+    if beside.exists():
+        v = tool_version(str(beside))
+        if v:
+            return Tool(name, str(beside), v[0], v[1], tool.origin)
+    return next((t for t in all_tools(name) if t.major >= tool.major), None)
+
+
 def ensure_private_dir(path: Path) -> Path:
     """files.private_dir(), its failure as a ToolError (one sentence)."""
     try:

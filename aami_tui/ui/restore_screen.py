@@ -36,10 +36,10 @@ def holds_sentence(in_backup: set[str], live: list[str]) -> str:
         s += f" ({', '.join(sorted(in_backup))})"
     s += f"; {len(live)} table{'s' if len(live) != 1 else ''} exist{'s' if len(live) == 1 else ''} now"
     if remain and len(remain) == len(live):
-        s += " and will remain unless you drop them (x, after the restore)."
+        s += ", none of them in the backup: created after it, they are dropped in the same transaction."
     elif remain:
         s += (f"; {len(remain)} of them ({', '.join(remain[:10])}{'…' if len(remain) > 10 else ''}) are not in the "
-              "backup and will remain unless you drop them (x, after the restore).")
+              "backup: created after it, they are dropped in the same transaction.")
     else:
         s += "; every one of them is in the backup and goes back to its backed-up contents."
     return s.replace("This backup has 0 tables in public", "This backup has 0 tables")
@@ -50,7 +50,6 @@ class RestoreScreen(Screen):
         Binding("r", "restore", "Restore"),
         Binding("escape,d", "back", "Back"),
         Binding("f5", "reload", "Reload"),
-        Binding("x", "drop_extra", "Drop extra tables"),
         Binding("q", "app.quit", "Quit"),
     ]
 
@@ -80,8 +79,9 @@ class RestoreScreen(Screen):
         self.query_one("#restore-head", Static).update(Text.assemble(
             ("Restore from a backup", "bold"), f" into {s.dbname} on {s.host}:{s.port}\n",
             (f"Only backups of {s.dbname} taken from this server are listed, newest first. ", "dim"),
-            ("enter", "bold"), (" or ", "dim"), ("r", "bold"), (" restores the selected one with pg_restore --clean "
-                                                           "--single-transaction: all or nothing.", "dim")))
+            ("enter", "bold"), (" or ", "dim"), ("r", "bold"), (" restores the selected one in one transaction: what was "
+                                                           "created after the backup is dropped, then pg_restore "
+                                                           "--clean; all or nothing.", "dim")))
         t = self.query_one(DataTable)
         # What a backup is picked by comes first, so that a narrow terminal cuts the file name, not these.
         t.add_column("age", key="age")
@@ -171,40 +171,52 @@ class RestoreScreen(Screen):
         self.query_one("#restore-status", Static).update(f"Reading what {e.path.name} holds…")
         self.run_worker(self._confirm(e, warning), group="prepare", exclusive=True, exit_on_error=False)
 
-    async def _holds(self, e: pgtools.BackupEntry) -> str:
-        """One sentence: the backup's tables against the live database's (said before confirming)."""
+    async def _holds(self, e: pgtools.BackupEntry) -> tuple[str, core_restore.RestorePlan | None]:
+        """What the restore would do, said before the operator confirms: the backup's tables against the live
+        database's, and what the one transaction drops (computed from the backup's TOC and the catalog)."""
         s = self.app.settings
         try:
+            plan = await asyncio.wait_for(core_restore.plan(s, e), s.connect_timeout + 60)
             conn = await asyncio.wait_for(core_db.connect(s), s.connect_timeout + 2)
             try:
-                live = (await asyncio.wait_for(schema.validate(conn), 10)).tables
-                major = conn.info.server_version // 10000
+                live = (await asyncio.wait_for(schema.validate(conn, extra_limit=None), 10)).tables
             finally:
                 await conn.close()
-            tool = await asyncio.to_thread(pgtools.find_tool, "pg_restore", major)
-            in_backup = await asyncio.wait_for(core_restore.backup_tables(tool, e.path), 30)
+        except core_restore.RestoreError:
+            raise  # the backup cannot be restored here (unreadable archive...): refused before confirming
         except Exception as exc:  # the restore itself re-checks all of this; say what could not be read
-            return f"(Could not compare the backup with the live database before confirming: {exc}.)"
-        return holds_sentence(in_backup, [t.name for t in live if t.present])
+            return f"(Could not compare the backup with the live database before confirming: {exc}.)", None
+        text = holds_sentence(plan.backup_tables, [t.name for t in live if t.present])
+        if plan.drops:
+            text += f"\nCreated after the backup, dropped in the same transaction: {', '.join(plan.drop_labels())}."
+        text += (f"\n{plan.tool.describe()} reads it (written by pg_dump {plan.archive.dumped_by or '?'}); "
+                 f"the server is PostgreSQL {plan.server_version}.")
+        return text, plan
 
     async def _confirm(self, e: pgtools.BackupEntry, warning: str) -> None:
         db = self.app.settings.dbname
-        holds = await self._holds(e)
-        self.query_one("#restore-status", Static).update(f"{len(self.entries)} backup(s).")
+        status = self.query_one("#restore-status", Static)
+        try:
+            holds, plan = await self._holds(e)
+        except core_restore.RestoreError as exc:
+            status.update(Text(str(exc), style="bold red"))
+            self.notify(str(exc), title="Restore refused", severity="error", timeout=12)
+            return
+        status.update(f"{len(self.entries)} backup(s).")
 
         def go(ok: bool | None) -> None:
             if ok:
-                self.run_restore(e)
+                self.run_restore(e, plan)
 
         self.app.push_screen(ConfirmModal(
             f"Restore {e.path.name}?",
             f"{holds}\n\nThis replaces the objects in database {db} with the ones in the backup taken "
-            f"{fmt.ago(e.mtime)} ({fmt.size(e.size)}). Changes made since then to those objects are lost. It runs in "
-            "one transaction." + warning,
+            f"{fmt.ago(e.mtime)} ({fmt.size(e.size)}). Changes made since then are lost. It runs in one "
+            "transaction: all or nothing." + warning,
             confirm="Restore", require_text=db, id="restore-modal"), go)
 
     @work(exclusive=True, group="restore", exit_on_error=False)
-    async def run_restore(self, e: pgtools.BackupEntry) -> None:
+    async def run_restore(self, e: pgtools.BackupEntry, plan: core_restore.RestorePlan | None = None) -> None:
         status = self.query_one("#restore-status", Static)
         bar = self.query_one("#restore-progress", ProgressBar)
         status.update(f"Restoring {e.path.name}…")
@@ -216,9 +228,10 @@ class RestoreScreen(Screen):
 
         try:
             r = await core_restore.restore(self.app.settings, e, reports_dir=self.app.options.reports_dir,
-                                           progress=progress)
+                                           progress=progress, expected=plan)
         except (core_restore.RestoreError, pgtools.ToolError) as exc:
-            status.update(Text(str(exc), style="bold red"))
+            report = getattr(exc, "result", None) and exc.result.report
+            status.update(Text(str(exc) + (f"\nReport: {report}" if report else ""), style="bold red"))
             self.notify(str(exc), title="Restore failed", severity="error", timeout=12)
             return
         except Exception as exc:  # never a traceback on screen
@@ -228,43 +241,12 @@ class RestoreScreen(Screen):
         bar.update(total=max(r.toc_entries, 1), progress=max(r.toc_entries, 1))
         text = Text.assemble(("✓ Restored ", "bold green"), e.path.name,
                              f" in {fmt.elapsed(time.time() - t0)} ({r.toc_entries} entries)\n")
+        if r.dropped:
+            text.append(f"Dropped (created after the backup): {', '.join(r.dropped)}\n")
         for line in r.lines:
             text.append(f"  {line}\n", style="green" if line.startswith("✓") else "")
-        if r.not_in_backup:
-            text.append(f"\n{len(r.not_in_backup)} table(s) exist that are not in this backup (created after it; "
-                        f"--clean leaves them): {', '.join(r.not_in_backup)}.\nPress ", style="yellow")
-            text.append("x", style="bold")
-            text.append(" to drop them too (asks first) and get the database exactly as backed up.\n", style="yellow")
         text.append(f"Report: {r.report}\n", style="bold")
         status.update(text)
-        self.app.dashboard.action_refresh_now()
-
-    def action_drop_extra(self) -> None:
-        r = self.result
-        if not r or not r.not_in_backup:
-            self.notify("Nothing to drop: this is for tables a restore reports as not in the backup.",
-                        severity="information")
-            return
-        names = list(r.not_in_backup)
-        db = self.app.settings.dbname
-
-        def go(ok: bool | None) -> None:
-            if ok:
-                self.run_worker(self._drop(names), group="restore", exclusive=True, exit_on_error=False)
-
-        self.app.push_screen(ConfirmModal(
-            f"Drop {len(names)} table(s) not in the backup?", f"DROP TABLE … CASCADE in one transaction on {db}: "
-            + ", ".join(names), confirm="Drop tables", require_text=db, id="drop-modal"), go)
-
-    async def _drop(self, names: list[str]) -> None:
-        try:
-            await core_restore.drop_tables(self.app.settings, names)
-        except Exception as exc:
-            self.notify(f"Drop failed: {exc}", severity="error")
-            return
-        self.result.not_in_backup = []
-        self.query_one("#restore-status", Static).update(Text(f"Dropped {len(names)} table(s): the database "
-                                                              "now matches the backup.", style="bold green"))
         self.app.dashboard.action_refresh_now()
 
     def action_back(self) -> None:
