@@ -112,11 +112,15 @@ class AamiApp(App):
         size = size or self.size
         small = size.width < MIN_W or size.height < MIN_H
         narrow = size.width < 100
+        tiny = size.width < 70
+        tall = size.height >= 45 and not small
         message = (f"Terminal {size.width}×{size.height} is too small: enlarge it to at least "
                    f"{MIN_W}×{MIN_H}. Keys still work (q quits)." if small else "")
         for screen in self.screen_stack:
             screen.set_class(small, "-small")
             screen.set_class(narrow, "-narrow")
+            screen.set_class(tiny, "-tiny")
+            screen.set_class(tall, "-tall")
             for w in screen.query("#small-warning"):
                 w.update(message)
             for footer in screen.query(Footer):
