@@ -84,7 +84,7 @@ def test_init_never_touches_a_database_that_is_not_empty(pg_server, fresh_db, tm
     run_sql(fresh_db, setup)
     before = catalog_fingerprint(fresh_db)
     r = init(pg_server, fresh_db.dbname, tmp_path)
-    assert r.returncode == 8, r.stdout + r.stderr
+    assert r.returncode == 10, r.stdout + r.stderr
     assert words in r.stderr
     assert "production runbook" in r.stderr and "aami-tui apply --yes" in r.stderr
     assert r.stdout == ""

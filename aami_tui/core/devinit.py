@@ -32,7 +32,8 @@ EXIT_CONNECT = 2  # cannot connect, or cannot create the missing database
 EXIT_PREFLIGHT = 3  # the migration file or a pre-flight check refused: nothing was done
 EXIT_APPLY_FAILED = 5  # a statement failed: rolled back
 EXIT_LOCKED = 7  # another operator holds the migration lock
-EXIT_NOT_EMPTY = 8  # the database holds tables: nothing was done; use the production runbook
+# 8 (COMMIT rejected) and 9 (COMMIT outcome unknown) come from the engine, as for `aami-tui apply`
+EXIT_NOT_EMPTY = 10  # the database holds tables: nothing was done; use the production runbook
 EXIT_INTERRUPTED = 130
 
 Say = Callable[[str], None]
@@ -176,13 +177,11 @@ async def run_init(settings: ConnSettings, migration_path: Path, *, reports_dir:
     except RunbookError as exc:
         if rb.tx_open:
             await rb.rollback("step failed")
-        code = {Step.PREFLIGHT: EXIT_PREFLIGHT, Step.VERIFY: EXIT_VERIFY_FAILED,
-                Step.APPLY: EXIT_APPLY_FAILED}.get(step, EXIT_CONNECT)
-        if step is Step.PREFLIGHT:
-            failed = {c.name for c in rb.checks if not c.ok and c.blocking}
-            code = EXIT_CONNECT if "Connection" in failed else EXIT_LOCKED if "One operator" in failed else code
-        if rb.connection_lost:
-            code = EXIT_CONNECT
+        if exc.verdict is not None:  # the engine's typed outcome: the same codes as `aami-tui apply`
+            code = exc.verdict.exit_code
+        else:
+            code = {Step.PREFLIGHT: EXIT_PREFLIGHT, Step.VERIFY: EXIT_VERIFY_FAILED,
+                    Step.APPLY: EXIT_APPLY_FAILED}.get(step, EXIT_CONNECT)
         result = InitResult(code, str(exc), [], created)
     except asyncio.CancelledError:
         result = InitResult(EXIT_INTERRUPTED, "Interrupted: rolled back, nothing was changed"
