@@ -132,17 +132,24 @@ class BackupResult:
     dump_path: Path
     schema_path: Path | None
     size: int = 0
-    sha256: str = ""
+    sha256: str = ""  # of the file; for a directory-format backup, of its MANIFEST.sha256
     toc_entries: int = 0
     verified: bool = False
     tool: str = ""
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    format: str = "custom"  # or "directory" (--jobs > 1)
+    compression: str = ""  # as pg_dump spells it (-Z)
+    jobs: int = 1
+    archive_version: str = ""  # the archive header's format version, e.g. 1.16
+    pg_restore_needed: int | None = None  # oldest pg_restore major that reads it
 
     def to_dict(self) -> dict:
         return {"dump_path": str(self.dump_path), "schema_path": str(self.schema_path) if self.schema_path else None,
                 "size": self.size, "sha256": self.sha256, "toc_entries": self.toc_entries,
-                "verified": self.verified, "tool": self.tool, "seconds": round(self.seconds, 3)}
+                "verified": self.verified, "tool": self.tool, "seconds": round(self.seconds, 3),
+                "format": self.format, "compression": self.compression, "jobs": self.jobs,
+                "archive_version": self.archive_version, "pg_restore_needed": self.pg_restore_needed}
 
 
 def backup_paths(backup_dir: Path, dbname: str, when: datetime | None = None) -> tuple[Path, Path]:
@@ -259,11 +266,153 @@ def tool_env(settings: ConnSettings, server_major: int | None = None) -> dict[st
     return env
 
 
+# ---- dump side: compression, format, jobs, manifest, the whole backup ------------------------------------
+# Measured (README, Performance): pg_dump's default gzip level spends most of a backup compressing. Without
+# compression the dump is about 4x faster and about 3.5x larger; the window's clock matters more than disk
+# (pre-flight already asks for free space of 1.2x the database).
+DEFAULT_COMPRESS = "0"
+COMPRESS_METHODS = ("none", "gzip", "lz4", "zstd")
+MANIFEST = "MANIFEST.sha256"
+_COMPRESS = re.compile(r"(?:\d|(none|gzip|lz4|zstd)(?::([A-Za-z0-9_=,]+))?)")
+
+
+def parse_compress(text: str) -> str:
+    """Check the spelling of a -Z/--compress value as pg_dump spells it: a level 0-9 (gzip; every pg_dump),
+    or METHOD[:DETAIL] with METHOD none, gzip, lz4 or zstd (pg_dump 16 and later), e.g. ``gzip:1``,
+    ``zstd:3``, ``lz4``. Returns it unchanged; raises ValueError with one sentence."""
+    t = str(text).strip()
+    if not _COMPRESS.fullmatch(t):
+        raise ValueError(f"{text!r} is not a pg_dump compression: use a level 0-9, or METHOD[:LEVEL] with METHOD "
+                         "one of none, gzip, lz4, zstd (e.g. 0, 1, gzip:1, zstd:3)")
+    return t
+
+
+def compression_label(spec: str) -> str:
+    """``none``, ``gzip level 1``, ``zstd level 3``, ``lz4``."""
+    if spec.isdigit():
+        return "none" if spec == "0" else f"gzip level {spec}"
+    method, _, detail = spec.partition(":")
+    if method == "none" or (method == "gzip" and detail in ("0", "level=0")):
+        return "none"
+    return f"{method} level {detail.removeprefix('level=')}" if detail else method
+
+
+@functools.cache
+def _compress_probe(tool_path: str, spec: str) -> str | None:
+    """None when this pg_dump accepts ``-Z spec``; else its own reason. Asks pg_dump itself: it checks the
+    value before connecting, and the connection it would then try goes to a socket directory that does not
+    exist (nothing on the network)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k not in ("LC_ALL", "LANGUAGE")}
+    env.update({"LC_MESSAGES": "C", "PGCONNECT_TIMEOUT": "2"})
+    try:
+        r = subprocess.run([tool_path, "-Z", spec, "--schema-only", "--no-password", "-h",
+                            "/nonexistent/aami-tui-probe", "-p", "1", "-f", os.devnull],
+                           capture_output=True, text=True, timeout=15, env=env, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"could not run {tool_path}: {exc}"
+    err = r.stderr.strip()
+    if r.returncode == 0 or "connection to server" in err or "could not connect" in err:
+        return None
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    return (lines[0] if lines else f"exit {r.returncode}").removeprefix("pg_dump: ").removeprefix("error: ")
+
+
+def check_compress(tool: Tool, spec: str) -> None:
+    """Raise ToolError (one sentence, naming what this pg_dump can do) unless it can write ``spec``."""
+    spec = parse_compress(spec)
+    reason = _compress_probe(tool.path, spec)
+    if reason is None:
+        return
+    can = ["0-9 (gzip levels)"] + [m for m in ("gzip", "lz4", "zstd") if tool.major >= 16
+                                   and _compress_probe(tool.path, m) is None]
+    raise ToolError(f"{tool.name} {tool.version} ({tool.origin}) cannot write --compress {spec}: {reason}. "
+                    f"It supports: {', '.join(can)}" + ("" if tool.major >= 16 else
+                                                       " (methods such as lz4 and zstd need pg_dump 16 or newer)")
+                    + ".")
+
+
+def archive_version(path: Path) -> str:
+    """The custom/directory archive's format version from its header (``PGDMP`` + major, minor, revision)."""
+    head_file = Path(path) / "toc.dat" if Path(path).is_dir() else Path(path)
+    try:
+        with open(head_file, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return ""
+    if not head.startswith(b"PGDMP") or len(head) < 8:
+        return ""
+    return f"{head[5]}.{head[6]}"
+
+
+def backup_size(path: Path) -> int:
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def write_manifest(directory: Path) -> str:
+    """``MANIFEST.sha256`` in a directory-format backup: one ``sha256  file`` line per file (``sha256sum -c``
+    format). Returns the manifest's own sha256: the backup's checksum."""
+    directory = Path(directory)
+    lines = [f"{sha256_file(p)}  {p.relative_to(directory).as_posix()}\n"
+             for p in sorted(directory.rglob("*")) if p.is_file() and p.name != MANIFEST]
+    files.write_private(directory / MANIFEST, "".join(lines))
+    return sha256_file(directory / MANIFEST)
+
+
+def backup_sha256(path: Path) -> str:
+    """The checksum recorded for a backup: the file's sha256, or a directory's manifest's."""
+    path = Path(path)
+    return sha256_file(path / MANIFEST) if path.is_dir() else sha256_file(path)
+
+
+def verify_sha256(path: Path, recorded: str) -> bool:
+    """True when the backup is byte for byte what was recorded. For a directory: the manifest's sha256, every
+    file it lists, and no file it does not list."""
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path) == recorded
+    manifest = path / MANIFEST
+    try:
+        if sha256_file(manifest) != recorded:
+            return False
+        listed = {}
+        for ln in manifest.read_text().splitlines():
+            digest, _, name = ln.partition("  ")
+            listed[name] = digest
+        present = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() and p.name != MANIFEST}
+        if present != set(listed):
+            return False
+        return all(sha256_file(path / name) == digest for name, digest in listed.items())
+    except OSError:
+        return False
+
+
+def _dump_env(settings: ConnSettings, server_major: int | None) -> dict[str, str]:
+    env = tool_env(settings, server_major)
+    for k in ("LC_ALL", "LANGUAGE"):
+        env.pop(k, None)
+    env["LC_MESSAGES"] = "C"  # --verbose lines are parsed for progress: untranslated
+    return env
+
+
 async def run_dump(tool: Tool, settings: ConnSettings, out: Path, *, schema_only: bool = False,
-                   progress: Callable[[int], None] | None = None, server_major: int | None = None) -> None:
-    """pg_dump into ``out`` (created 0600). Removes the file on failure or cancellation."""
+                   progress: Callable[[int], None] | None = None, server_major: int | None = None,
+                   compress: str = DEFAULT_COMPRESS, jobs: int = 1,
+                   on_line: Callable[[str], None] | None = None) -> None:
+    """pg_dump into ``out``: a custom-format file (created 0600), or with ``jobs`` > 1 a directory-format
+    backup written by ``jobs`` parallel sessions (directory 0700, files 0600). ``on_line`` gets the
+    ``--verbose`` lines (progress). Removes everything it wrote on failure or cancellation."""
+    if jobs > 1 and not schema_only:
+        await _run_dump_dir(tool, settings, out, compress=compress, jobs=jobs, server_major=server_major,
+                            progress=progress, on_line=on_line)
+        return
     fd = private_file(out)
-    argv = [tool.path, "--no-password", "-s"] if schema_only else [tool.path, "--no-password", "-Fc"]
+    argv = [tool.path, "--no-password"]
+    argv += ["-s"] if schema_only else ["-Fc", "-Z", compress]
+    if on_line:
+        argv.append("--verbose")
     ok = False
 
     async def poll():
@@ -275,10 +424,10 @@ async def run_dump(tool: Tool, settings: ConnSettings, out: Path, *, schema_only
 
     poller = asyncio.create_task(poll())
     try:
-        rc, err = await _run(argv, tool_env(settings, server_major), stdout_fd=fd)
+        rc, err = await _run(argv, _dump_env(settings, server_major), stdout_fd=fd, on_line=on_line)
         os.fsync(fd)
         if rc != 0:
-            raise ToolError(_explain_tool_failure("pg_dump", err, out))
+            raise ToolError(_explain_tool_failure("pg_dump", _errors_only(err), out))
         if progress:
             progress(os.fstat(fd).st_size)
         ok = True
@@ -293,6 +442,122 @@ async def run_dump(tool: Tool, settings: ConnSettings, out: Path, *, schema_only
         if not ok:
             with contextlib.suppress(OSError):
                 out.unlink()
+
+
+def _errors_only(stderr: str) -> str:
+    """--verbose interleaves progress lines with the errors: keep the errors when there are any."""
+    errs = [ln for ln in stderr.splitlines() if "error" in ln.lower() or "fatal" in ln.lower()
+            or "No space left" in ln]
+    return "\n".join(errs) or stderr
+
+
+async def _run_dump_dir(tool: Tool, settings: ConnSettings, out: Path, *, compress: str, jobs: int,
+                        server_major: int | None, progress: Callable[[int], None] | None,
+                        on_line: Callable[[str], None] | None) -> None:
+    out = Path(out)
+    out.mkdir(mode=0o700)  # pg_dump -Fd writes into an existing empty directory; ours is private from the start
+    os.chmod(out, 0o700)
+    argv = [tool.path, "--no-password", "-Fd", "-j", str(jobs), "-Z", compress, "-f", str(out)]
+    if on_line:
+        argv.append("--verbose")
+    ok = False
+
+    async def poll():
+        while True:
+            await asyncio.sleep(0.5)
+            if progress:
+                with contextlib.suppress(OSError):
+                    progress(backup_size(out))
+
+    poller = asyncio.create_task(poll())
+    try:
+        rc, err = await _run(argv, _dump_env(settings, server_major), on_line=on_line)
+        if rc != 0:
+            raise ToolError(_explain_tool_failure("pg_dump", _errors_only(err), out))
+        for p in out.rglob("*"):
+            if p.is_file():
+                os.chmod(p, 0o600)  # pg_dump creates them with the umask's mode
+                with open(p, "rb") as f:
+                    os.fsync(f.fileno())
+        if progress:
+            progress(backup_size(out))
+        ok = True
+    finally:
+        poller.cancel()
+        if not ok:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def new_backup_paths(backup_dir: Path, dbname: str, *, directory: bool = False,
+                     when: datetime | None = None) -> tuple[Path, Path]:
+    """Fresh names for a backup (``.dump`` file, or ``.dir`` directory with ``directory``) and its schema."""
+    dump, schema = unique_backup_paths(backup_dir, dbname, when)
+    if not directory:
+        return dump, schema
+    d = dump.with_suffix(".dir")
+    n = 1
+    while d.exists() or d.with_name(d.name + ".sha256").exists():
+        n += 1
+        d = dump.with_name(f"{dump.stem}_{n}.dir")
+    return d, schema
+
+
+async def take_backup(dump_tool: Tool, restore_tool: Tool, settings: ConnSettings, backup_dir: Path, *,
+                      compress: str = DEFAULT_COMPRESS, jobs: int = 1, server_major: int | None = None,
+                      source: dict | None = None, on_progress: Callable | None = None,
+                      say: Callable[[str], None] | None = None) -> BackupResult:
+    """The whole backup step: pg_dump (custom format, or directory format with ``jobs`` > 1) with progress from
+    the server, a schema-only ``.sql``, ``pg_restore --list`` verification, sha256 (of the file, or of the
+    directory's manifest) and the metadata beside it (source, format, compression, the pg_restore needed,
+    the tables with their sizes: what a restore's progress weighs). Everything it wrote is removed if it
+    fails or is cancelled. ``on_progress`` gets ``progress.Progress`` snapshots about twice a second."""
+    import time
+
+    from aami_tui.core import progress as prog
+    from aami_tui.core.db import connect
+
+    say = say or (lambda _m: None)
+    t0 = time.time()
+    await asyncio.to_thread(check_compress, dump_tool, compress)
+    backup_dir = ensure_private_dir(backup_dir)
+    dump, schema_sql = new_backup_paths(backup_dir, settings.dbname, directory=jobs > 1)
+    conn = await asyncio.wait_for(connect(settings), settings.connect_timeout + 5)
+    try:
+        work = await prog.table_work(conn, indexes=True)
+    finally:
+        await conn.close()
+    result = BackupResult(dump, schema_sql, tool=dump_tool.describe(), format="directory" if jobs > 1 else "custom",
+                          compression=compress, jobs=jobs, pg_restore_needed=dump_tool.major)
+    sidecars = [dump.with_name(dump.name + x) for x in (".sha256", ".json")]
+    try:
+        tracker = prog.Tracker("backup", [w for w in work if w.kind == "table"], parallel=jobs > 1)
+        say(f"pg_dump -F{'d -j ' + str(jobs) if jobs > 1 else 'c'} -Z {compress} → {dump}")
+        emit = on_progress or (lambda _p: None)
+        async with prog.Watch(settings, tracker, emit):
+            await run_dump(dump_tool, settings, dump, server_major=server_major, compress=compress, jobs=jobs,
+                           on_line=tracker.line)
+        tracker.finish()
+        emit(tracker.progress())
+        say(f"pg_dump -s → {schema_sql}")
+        await run_dump(dump_tool, settings, schema_sql, schema_only=True, server_major=server_major)
+        say("Verifying: pg_restore --list …")
+        result.toc_entries = await toc_count(restore_tool, dump)
+        result.archive_version = archive_version(dump)
+        result.sha256 = await asyncio.to_thread(write_manifest if jobs > 1 else sha256_file, dump)
+        result.size = await asyncio.to_thread(backup_size, dump)  # with the manifest
+        meta = {**(source or {}), "toc_entries": result.toc_entries, "size": result.size, "format": result.format,
+                "compression": compress, "compression_label": compression_label(compress), "jobs": jobs,
+                "pg_dump": dump_tool.version, "archive_version": result.archive_version,
+                "pg_restore_needed": f">= {dump_tool.major}", "work": [w.to_dict() for w in work]}
+        write_checksum(dump, result.sha256, meta)
+        result.verified = True
+        result.seconds = time.time() - t0
+        return result
+    except BaseException:
+        for p in (dump, schema_sql, *sidecars):
+            with contextlib.suppress(OSError):
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        raise
 
 
 async def toc_count(tool: Tool, dump: Path) -> int:
@@ -312,7 +577,8 @@ def write_checksum(dump: Path, digest: str, source: dict | None = None) -> Path:
 
         files.write_private(dump.with_name(dump.name + ".json"), json.dumps({**source, "sha256": digest}, indent=2,
                                                                         default=str))
-    return files.write_private(dump.with_name(dump.name + ".sha256"), f"{digest}  {dump.name}\n")
+    target = f"{dump.name}/{MANIFEST}" if dump.is_dir() else dump.name  # `sha256sum -c` works beside it
+    return files.write_private(dump.with_name(dump.name + ".sha256"), f"{digest}  {target}\n")
 
 
 @dataclass(frozen=True)
@@ -332,22 +598,22 @@ class BackupEntry:
         """True/False when a checksum was recorded, None when there is none to compare."""
         if not self.recorded_sha256:
             return None
-        return sha256_file(self.path) == self.recorded_sha256
+        return verify_sha256(self.path, self.recorded_sha256)
 
 
 def list_backups(backup_dir: Path, dbname: str | None = None) -> list[BackupEntry]:
     """Backups in the directory, newest first; with ``dbname``, only that database's.
 
-    A name matches exactly ``backup_<safe name>_<YYYYmmdd_HHMMSS>[_N].dump`` (so ``aami`` never lists
+    A name matches exactly ``backup_<safe name>_<YYYYmmdd_HHMMSS>[_N].dump`` (or ``.dir``: directory format) (so ``aami`` never lists
     ``aami_config``'s), and when the metadata beside it records a database, that must be ``dbname`` (two
     names the sanitiser maps to the same file-name part stay apart)."""
     backup_dir = Path(backup_dir).expanduser()
     if not backup_dir.is_dir():
         return []
-    mine = re.compile(rf"backup_{re.escape(files.safe_name(dbname))}_\d{{8}}_\d{{6}}(?:_\d+)?\.dump") \
+    mine = re.compile(rf"backup_{re.escape(files.safe_name(dbname))}_\d{{8}}_\d{{6}}(?:_\d+)?\.(?:dump|dir)") \
         if dbname else None
     out = []
-    for p in backup_dir.glob("backup_*.dump"):
+    for p in [*backup_dir.glob("backup_*.dump"), *backup_dir.glob("backup_*.dir")]:
         if mine and not mine.fullmatch(p.name):
             continue
         meta = None
@@ -365,7 +631,11 @@ def list_backups(backup_dir: Path, dbname: str | None = None) -> list[BackupEntr
         except OSError:
             continue
         rec = text.split()[0] if text.strip() else None
-        out.append(BackupEntry(p, st.st_size, st.st_mtime, rec, meta))
+        size = st.st_size
+        if p.is_dir():  # a directory-format backup (--jobs)
+            with contextlib.suppress(OSError):
+                size = backup_size(p)
+        out.append(BackupEntry(p, size, st.st_mtime, rec, meta))
     return sorted(out, key=lambda e: e.mtime, reverse=True)
 
 

@@ -1,0 +1,345 @@
+"""Honest progress for backup and restore, from the server's own counters.
+
+The old bar divided the compressed bytes pg_dump had written by the database's size: it stalled near 44 %
+and jumped. Here the work is the table data itself, weighed by each table's size on the server:
+
+- which table pg_dump / pg_restore is on comes from their ``--verbose`` lines (sequential: a table is done
+  when the next one starts; parallel: "finished item … TABLE DATA name");
+- how far into that table they are comes from ``pg_stat_progress_copy`` (PostgreSQL 14 and later), read every
+  half second on a second connection: rows copied against the table's row estimate (or bytes against its
+  size when it was never analysed), capped below 100 % until the table is really done;
+- after the data, a restore builds its indexes: ``pg_stat_progress_create_index`` (blocks, then tuples),
+  each index weighed by its size when the backup was taken.
+
+The bar only moves forward, and moves within a large table instead of jumping from one table to the next.
+On a server older than 14 (no COPY progress view) it advances per table, and says so (``exact`` is False).
+Rate and ETA are smoothed (exponential average over a few seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aami_tui.core.queries import sql
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Work:
+    """One unit of work: a table's data (weighed by its size) or an index build."""
+
+    schema: str
+    name: str
+    bytes: int
+    rows: float = -1.0  # row estimate (reltuples, else the statistics' live rows); < 0: unknown
+    oid: int | None = None
+    kind: str = "table"  # or "index"
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def to_dict(self) -> dict:
+        return {"schema": self.schema, "name": self.name, "bytes": self.bytes, "rows": self.rows, "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Work:
+        return cls(str(d["schema"]), str(d["name"]), int(d.get("bytes") or 0), float(d.get("rows", -1)),
+                   None, str(d.get("kind", "table")))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot for the faces: a bar, a rate, an ETA."""
+
+    what: str  # "backup" / "restore"
+    done: int  # bytes of work done
+    total: int
+    rate: float | None  # bytes per second (smoothed)
+    eta: float | None  # seconds
+    current: str = ""  # table or index being worked on
+    exact: bool = True  # False: per-table steps only (server without pg_stat_progress_copy)
+    elapsed: float = 0.0
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total > 0 else 0.0
+
+    @property
+    def percent(self) -> int:
+        return int(self.fraction * 100)
+
+    def line(self) -> str:
+        """``backup: 123.4 / 456.7 MiB (27 %), 45.6 MiB/s, ETA 0:07 (public.events)``."""
+        parts = [f"{self.what}: {self.done / MIB:.1f} / {self.total / MIB:.1f} MiB ({self.percent} %)"]
+        if self.rate:
+            parts.append(f"{self.rate / MIB:.1f} MiB/s")
+        parts.append(f"ETA {clock(self.eta)}" if self.eta is not None else "ETA –")
+        text = ", ".join(parts)
+        if self.current:
+            text += f" ({self.current})"
+        if not self.exact:
+            text += " [per table: the server has no COPY progress view before PostgreSQL 14]"
+        return text
+
+
+def clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Rate:
+    """Exponentially smoothed rate (units per second) with time constant ``tau`` seconds."""
+
+    def __init__(self, tau: float = 3.0) -> None:
+        self.tau = tau
+        self.value: float | None = None
+        self._last: tuple[float, float] | None = None
+
+    def update(self, now: float, done: float) -> float | None:
+        if self._last is None:
+            self._last = (now, done)
+            return self.value
+        t0, d0 = self._last
+        dt = now - t0
+        if dt <= 0:
+            return self.value
+        inst = max(0.0, (done - d0) / dt)
+        alpha = 1.0 - pow(2.718281828, -dt / self.tau)
+        self.value = inst if self.value is None else self.value + alpha * (inst - self.value)
+        self._last = (now, done)
+        return self.value
+
+
+_STARTED = (re.compile(r'dumping contents of table "(.+)"$'), re.compile(r'processing data for table "(.+)"$'))
+_FINISHED = re.compile(r"finished item \d+ TABLE DATA (.+)$")
+_INDEX = re.compile(r'creating (?:INDEX|CONSTRAINT) "(.+?)"')
+
+
+class Tracker:
+    """Turns tool lines and server counters into done bytes. Feed ``line()`` and ``server()``; read
+    ``progress()``."""
+
+    def __init__(self, what: str, work: list[Work], *, parallel: bool = False, exact: bool = True,
+                 clock_fn: Callable[[], float] = time.monotonic) -> None:
+        self.what = what
+        self.tables = [w for w in work if w.kind == "table"]
+        self.indexes = [w for w in work if w.kind == "index"]
+        self.total = sum(w.bytes for w in work) or 1
+        self.parallel = parallel
+        self.exact = exact
+        self._by_qualified = {w.qualified: w for w in work}
+        self._by_name: dict[str, list[Work]] = {}
+        for w in work:
+            self._by_name.setdefault(w.name, []).append(w)
+        self._by_oid = {w.oid: w for w in work if w.oid is not None}
+        self.done: set[str] = set()
+        self.active: list[Work] = []  # started, not finished (in order)
+        self.partial: dict[str, float] = {}  # qualified -> fraction (0..0.99) from the server
+        self._clock = clock_fn
+        self._t0 = clock_fn()
+        self._rate = Rate()
+        self._last_done = 0
+
+    # -- inputs ---------------------------------------------------------------------------------------
+    def _find(self, text: str, kind: str) -> Work | None:
+        w = self._by_qualified.get(text)
+        if w is None:
+            cands = [c for c in self._by_name.get(text.rsplit(".", 1)[-1] if kind == "index" else text, [])
+                     if c.kind == kind]
+            w = cands[0] if len(cands) == 1 else None
+        return w
+
+    def line(self, line: str) -> None:
+        """A line of the tool's --verbose stderr."""
+        line = line.removeprefix("pg_dump: ").removeprefix("pg_restore: ").strip()
+        for pat in _STARTED:
+            m = pat.search(line)
+            if m:
+                self._start(self._find(m.group(1), "table"))
+                return
+        m = _FINISHED.search(line)
+        if m:
+            w = self._find(m.group(1), "table")
+            if w is not None:
+                self._finish(w)
+            return
+        m = _INDEX.search(line)
+        if m:
+            # "public.tbl idx" for constraints, "public.idx" for indexes
+            name = m.group(1)
+            parts = name.split(" ")
+            w = self._find(parts[0].rsplit(".", 1)[0] + "." + parts[-1] if len(parts) > 1 else name, "index")
+            if w is None and len(parts) > 1:
+                w = self._find(parts[-1], "index")
+            if w is not None:
+                # pg_restore --single-transaction builds one index at a time, after all the data
+                for t in self.tables:
+                    self.done.add(t.qualified)
+                self._start(w)
+                return
+            for t in self.tables:  # an index we did not weigh: the data is done anyway
+                self.done.add(t.qualified)
+
+    def _start(self, w: Work | None) -> None:
+        if not self.parallel:
+            for a in self.active:
+                self._finish(a, keep_active=True)
+            self.active = []
+        if w is not None and w.qualified not in self.done:
+            self.active.append(w)
+
+    def _finish(self, w: Work, keep_active: bool = False) -> None:
+        self.done.add(w.qualified)
+        self.partial.pop(w.qualified, None)
+        if not keep_active:
+            self.active = [a for a in self.active if a.qualified != w.qualified]
+
+    def server(self, copies: list[tuple], indexes: list[tuple] = ()) -> None:
+        """Rows of the progress views for the tool's sessions.
+
+        ``copies``: (relid, tuples_processed, bytes_processed); ``indexes``: (index_relid, relid, blocks_total,
+        blocks_done, tuples_total, tuples_done)."""
+        for relid, tuples, nbytes in copies:
+            w = self._by_oid.get(relid) or self._active_table()
+            if w is None or w.qualified in self.done:
+                continue
+            if w.rows > 0:
+                frac = (tuples or 0) / w.rows
+            elif w.bytes > 0:
+                frac = (nbytes or 0) / w.bytes
+            else:
+                frac = 0.0
+            self._partial(w, frac)
+        for row in indexes:
+            _idx, _rel, btot, bdone, ttot, tdone = row
+            w = next((a for a in self.active if a.kind == "index"), None)
+            if w is None:
+                continue
+            # scanning the heap is the first half, sorting and loading the tuples the second
+            frac = 0.0
+            if btot:
+                frac = 0.5 * (bdone or 0) / btot
+            if ttot:
+                frac = 0.5 + 0.5 * (tdone or 0) / ttot
+            self._partial(w, frac)
+
+    def _active_table(self) -> Work | None:
+        tables = [a for a in self.active if a.kind == "table"]
+        return tables[0] if len(tables) == 1 else None
+
+    def _partial(self, w: Work, frac: float) -> None:
+        frac = max(0.0, min(0.99, frac))
+        self.partial[w.qualified] = max(frac, self.partial.get(w.qualified, 0.0))
+
+    def finish(self) -> None:
+        """The tool exited successfully: everything is done."""
+        for w in self.tables + self.indexes:
+            self.done.add(w.qualified)
+        self.active = []
+        self.partial = {}
+
+    # -- output ---------------------------------------------------------------------------------------
+    def done_bytes(self) -> int:
+        total = 0
+        for w in self.tables + self.indexes:
+            if w.qualified in self.done:
+                total += w.bytes
+            else:
+                total += int(self.partial.get(w.qualified, 0.0) * w.bytes)
+        self._last_done = max(self._last_done, total)  # never backwards
+        return self._last_done
+
+    def progress(self) -> Progress:
+        now = self._clock()
+        done = self.done_bytes()
+        rate = self._rate.update(now, done)
+        remaining = max(0, self.total - done)
+        eta = remaining / rate if rate and rate > 0 else (0.0 if remaining == 0 else None)
+        current = ", ".join(a.qualified for a in self.active[:2])
+        return Progress(self.what, done, self.total, rate, eta, current, self.exact, now - self._t0)
+
+
+# ---- the server side ---------------------------------------------------------------------------------------
+async def table_work(conn, *, indexes: bool = False) -> list[Work]:
+    """The tables whose data a dump of this database copies (and, with ``indexes``, their indexes), with
+    sizes and row estimates, in one query that never waits long for a lock."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL lock_timeout = 2000")
+        await conn.execute("SET LOCAL statement_timeout = 30000")
+        cur = await conn.execute(sql("dump_work"), {"indexes": indexes})
+        rows = await cur.fetchall()
+    return [Work(schema, name, int(nbytes or 0), float(rows_ if rows_ is not None else -1), oid, kind)
+            for oid, schema, name, nbytes, rows_, kind in rows]
+
+
+@dataclass
+class Watch:
+    """Polls the progress views for the tool's sessions on its own connection and reports ``Progress``."""
+
+    settings: object  # ConnSettings
+    tracker: Tracker
+    on_progress: Callable[[Progress], None]
+    interval: float = 0.5
+    _task: asyncio.Task | None = field(default=None, init=False)
+    _conn: object = field(default=None, init=False)
+    _since: object = field(default=None, init=False)
+
+    async def __aenter__(self) -> Watch:
+        """Connects and notes the server's clock *before* the tool starts (its sessions are those that begin
+        after it). Without a second connection the tracker still advances per table, from the tool's lines."""
+        from aami_tui.core.db import connect
+
+        self._conn, self._since, has_copy = None, None, False
+        try:
+            self._conn = await asyncio.wait_for(connect(self.settings), 10)
+            cur = await asyncio.wait_for(self._conn.execute(
+                "SELECT now(), current_setting('server_version_num')::int >= 140000"), 5)
+            self._since, has_copy = await cur.fetchone()
+        except Exception:
+            await self._close()
+        self.tracker.exact = bool(has_copy)
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await self._close()
+
+    async def _close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+
+    async def _run(self) -> None:
+        while True:
+            copies: list[tuple] = []
+            idx: list[tuple] = []
+            if self._conn is not None and self.tracker.exact:
+                try:
+                    cur = await asyncio.wait_for(self._conn.execute(sql("tool_progress"), {"since": self._since}), 5)
+                    for kind, *vals in await cur.fetchall():
+                        if kind == "copy":
+                            copies.append(tuple(vals[:3]))
+                        else:
+                            idx.append(tuple(vals))
+                except Exception:
+                    pass  # a missed poll is no reason to disturb the backup
+            self.tracker.server(copies, idx)
+            with contextlib.suppress(Exception):  # a face's failure must not stop the tool
+                self.on_progress(self.tracker.progress())
+            await asyncio.sleep(self.interval)

@@ -1,0 +1,89 @@
+"""Backup speed options and honest progress (issue 8): compression as pg_dump spells it, directory format
+with --jobs (sha256 over a manifest), and progress read from the server while pg_dump runs."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from aami_tui.core import pgtools, progress
+
+
+def _tools(settings):
+    with psycopg.connect(settings.conninfo()) as c:
+        major = c.info.server_version // 10000
+    return pgtools.find_tool("pg_dump", major), pgtools.find_tool("pg_restore", major), major
+
+
+def _fill(settings, rows: int = 250_000) -> None:
+    """Two tables; md5 text compresses slowly at gzip level 9, so a few tens of MB take a few seconds."""
+    with psycopg.connect(settings.conninfo(), autocommit=True) as c:
+        for t in ("events", "samples"):
+            c.execute(f"CREATE TABLE {t} (id bigint PRIMARY KEY, a text, b text, c text)")
+            c.execute(f"INSERT INTO {t} SELECT g, md5(g::text), md5((g * 7)::text), md5((g * 13)::text) "
+                      f"FROM generate_series(1, {rows}) g")
+        c.execute("ANALYZE")
+
+
+async def test_progress_events_arrive_during_a_backup_and_only_move_forward(fresh_db, tmp_path):
+    _fill(fresh_db)
+    dump_tool, restore_tool, major = _tools(fresh_db)
+    seen: list[progress.Progress] = []
+    res = await pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path, compress="9", server_major=major,
+                                    source={"dbname": fresh_db.dbname}, on_progress=seen.append)
+    assert res.verified and res.toc_entries > 0
+    mid = [p for p in seen if 0 < p.fraction < 1]
+    assert len(mid) >= 2, [p.line() for p in seen]  # the bar moved while pg_dump ran, not only at the end
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions)  # never backwards
+    assert seen[-1].fraction == 1.0 and seen[-1].done == seen[-1].total
+    assert any("public.events" in p.current or "public.samples" in p.current for p in mid)
+    assert all(p.exact for p in seen) == (major >= 14)
+    assert any(p.rate and p.eta is not None for p in mid)
+    line = mid[-1].line()
+    assert "MiB" in line and "%" in line and "ETA" in line
+    meta = json.loads(res.dump_path.with_name(res.dump_path.name + ".json").read_text())
+    assert meta["format"] == "custom" and meta["compression"] == "9" and meta["compression_label"] == "gzip level 9"
+    assert meta["pg_restore_needed"] == f">= {dump_tool.major}" and meta["archive_version"].startswith("1.")
+    assert {w["name"] for w in meta["work"] if w["kind"] == "table"} == {"events", "samples"}
+
+
+async def test_directory_format_with_jobs_is_listed_verified_and_restored(fresh_db, db_factory, tmp_path):
+    _fill(fresh_db, 20_000)
+    dump_tool, restore_tool, major = _tools(fresh_db)
+    res = await pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path, compress="1", jobs=2,
+                                    server_major=major, source={"dbname": fresh_db.dbname})
+    d = res.dump_path
+    assert d.is_dir() and d.suffix == ".dir" and res.format == "directory" and res.verified
+    assert (d / pgtools.MANIFEST).is_file()
+    assert all((p.stat().st_mode & 0o077) == 0 for p in d.iterdir())  # owner-only, like every backup file
+    assert d.with_name(d.name + ".sha256").read_text() == f"{res.sha256}  {d.name}/{pgtools.MANIFEST}\n"
+    [entry] = pgtools.list_backups(tmp_path, fresh_db.dbname)
+    assert entry.path == d and entry.size == res.size and entry.matches() is True
+    # restore reads it (pg_restore detects the format)
+    target = db_factory()
+    await pgtools.run_restore(restore_tool, target, d, server_major=major)
+    with psycopg.connect(target.conninfo()) as c:
+        assert c.execute("SELECT count(*) FROM events").fetchone()[0] == 20_000
+    # a changed, added or removed file no longer matches
+    data = next(p for p in d.iterdir() if p.name.endswith(".dat.gz"))
+    data.write_bytes(data.read_bytes() + b"x")
+    assert entry.matches() is False
+
+
+async def test_compression_is_checked_against_the_chosen_pg_dump(fresh_db, tmp_path):
+    dump_tool, restore_tool, major = _tools(fresh_db)
+    with pytest.raises(ValueError, match="not a pg_dump compression"):
+        pgtools.parse_compress("fast")
+    for ok in ("0", "9", "gzip", "gzip:1", "none", "zstd:3", "lz4"):
+        assert pgtools.parse_compress(ok) == ok
+    pgtools.check_compress(dump_tool, "1")  # every pg_dump writes gzip levels
+    unsupported = [m for m in ("lz4", "zstd") if pgtools._compress_probe(dump_tool.path, m) is not None]
+    if not unsupported:
+        pytest.skip("this pg_dump supports lz4 and zstd")
+    with pytest.raises(pgtools.ToolError, match=f"cannot write --compress {unsupported[0]}.*It supports: 0-9"):
+        await pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path, compress=unsupported[0],
+                                  server_major=major)
+    assert list(tmp_path.iterdir()) == []  # nothing written
