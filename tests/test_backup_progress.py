@@ -50,7 +50,7 @@ async def test_progress_events_arrive_during_a_backup_and_only_move_forward(fres
     assert {w["name"] for w in meta["work"] if w["kind"] == "table"} == {"events", "samples"}
 
 
-async def test_directory_format_with_jobs_is_listed_verified_and_restored(fresh_db, db_factory, tmp_path):
+async def test_directory_format_with_jobs_is_listed_verified_and_restored(fresh_db, tmp_path):
     _fill(fresh_db, 20_000)
     dump_tool, restore_tool, major = _tools(fresh_db)
     res = await pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path, compress="1", jobs=2,
@@ -62,10 +62,14 @@ async def test_directory_format_with_jobs_is_listed_verified_and_restored(fresh_
     assert d.with_name(d.name + ".sha256").read_text() == f"{res.sha256}  {d.name}/{pgtools.MANIFEST}\n"
     [entry] = pgtools.list_backups(tmp_path, fresh_db.dbname)
     assert entry.path == d and entry.size == res.size and entry.matches() is True
-    # restore reads it (pg_restore detects the format)
-    target = db_factory()
-    await pgtools.run_restore(restore_tool, target, d, server_major=major)
-    with psycopg.connect(target.conninfo()) as c:
+    # the restore path reads it (pg_restore detects the format)
+    from aami_tui.core import restore
+
+    with psycopg.connect(fresh_db.conninfo(), autocommit=True) as c:
+        c.execute("DELETE FROM events WHERE id > 10")
+    r = await restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports")
+    assert r.outcome == "restored", r.error
+    with psycopg.connect(fresh_db.conninfo()) as c:
         assert c.execute("SELECT count(*) FROM events").fetchone()[0] == 20_000
     # a changed, added or removed file no longer matches
     data = next(p for p in d.iterdir() if p.name.endswith(".dat.gz"))

@@ -130,9 +130,9 @@ class RestoreResult:
 
 def read_archive_header(path: Path) -> ArchiveInfo:
     """Parse the header of a pg_dump custom-format archive (pg_backup_archiver.c, ReadHead). Raises
-    RestoreError when the file is not one."""
+    RestoreError when the file is not one. A directory-format backup (--jobs) has the same header in toc.dat."""
     try:
-        with open(path, "rb") as f:
+        with open(path / "toc.dat" if path.is_dir() else path, "rb") as f:
             data = f.read(4096)
     except OSError as exc:
         raise RestoreError(f"Cannot read {path}: {exc.strerror or exc}.") from None
