@@ -145,7 +145,7 @@ async def test_restore_from_backup_through_the_console(fresh_db, tmp_path):
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-modal")
         # The confirmation says what the one transaction drops: what the migration created after the backup.
         body = " ".join(str(w.render()) for w in app.screen.query("Static"))
-        assert "dropped in the same transaction: table public.alert_rules" in body and "extension uuid-ossp" in body
+        assert "dropped in the same transaction: 10 tables (alert_rules, " in body and "extension uuid-ossp" in body
         await pilot.press(*fresh_db.dbname, "enter")
         await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.result is not None,
                               what="restore")

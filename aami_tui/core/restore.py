@@ -105,6 +105,24 @@ class RestorePlan:
     def drop_labels(self) -> list[str]:
         return [o.label() for o in self.drops]
 
+    def summary(self) -> str:
+        """Three lines for the confirmation: what the backup holds, what the transaction drops, which tools."""
+        n = len(self.backup_tables)
+        names = f" ({', '.join(sorted(self.backup_tables))})" if 0 < n <= 10 else ""
+        out = [f"This backup has {n} table{'s' if n != 1 else ''} in public{names}."]
+        if self.drops:
+            groups: dict[str, list[str]] = {}
+            for o in self.drops:
+                groups.setdefault(o.kind.lower(), []).append(o.name if o.schema in ("-", "public")
+                                                             else f"{o.schema}.{o.name}")
+            parts = [f"{len(v)} {k}s ({', '.join(v)})" if len(v) > 1 else f"{k} {v[0]}" for k, v in groups.items()]
+            out.append("Created after it, dropped in the same transaction: " + "; ".join(parts) + ".")
+        else:
+            out.append("Nothing exists now that the backup does not hold: nothing else is dropped.")
+        out.append(f"Read with pg_restore {self.tool.version} ({self.tool.origin}); written by pg_dump "
+                   f"{self.archive.dumped_by or '?'}; the server is PostgreSQL {self.server_version}.")
+        return "\n".join(out)
+
 
 @dataclass
 class RestoreResult:
@@ -505,7 +523,7 @@ def report_data(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreRe
         "started": r.started_at.isoformat(timespec="seconds"),
         "ended": r.ended_at.isoformat(timespec="seconds") if r.ended_at else None,
         "seconds": round(r.seconds, 3),
-        "backup": str(entry.path), "backup_size": entry.size, "sha256_recorded": entry.recorded_sha256,
+        "backup": str(entry.path.resolve()), "backup_size": entry.size, "sha256_recorded": entry.recorded_sha256,
         "backup_source": entry.source,
         "archive": ({"format": a.format_text, "dumped_by_pg_dump": a.dumped_by, "dumped_from_server": a.dumped_from,
                      "dbname": a.dbname} if a else None),

@@ -12,8 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
-from aami_tui.core import db as core_db
-from aami_tui.core import pgtools, schema
+from aami_tui.core import pgtools
 from aami_tui.core import restore as core_restore
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
@@ -25,24 +24,6 @@ def same_source(e: pgtools.BackupEntry, host: str, port: str, dbname: str) -> bo
     if not src:
         return None
     return (str(src.get("host")), str(src.get("port")), src.get("dbname")) == (host, str(port), dbname)
-
-
-def holds_sentence(in_backup: set[str], live: list[str]) -> str:
-    """What the backup holds against the live database, said before the operator confirms."""
-    n = len(in_backup)
-    remain = sorted(set(live) - in_backup)
-    s = f"This backup has {n} table{'s' if n != 1 else ''} in public"
-    if in_backup and n <= 10:
-        s += f" ({', '.join(sorted(in_backup))})"
-    s += f"; {len(live)} table{'s' if len(live) != 1 else ''} exist{'s' if len(live) == 1 else ''} now"
-    if remain and len(remain) == len(live):
-        s += ", none of them in the backup: created after it, they are dropped in the same transaction."
-    elif remain:
-        s += (f"; {len(remain)} of them ({', '.join(remain[:10])}{'…' if len(remain) > 10 else ''}) are not in the "
-              "backup: created after it, they are dropped in the same transaction.")
-    else:
-        s += "; every one of them is in the backup and goes back to its backed-up contents."
-    return s.replace("This backup has 0 tables in public", "This backup has 0 tables")
 
 
 class RestoreScreen(Screen):
@@ -177,21 +158,11 @@ class RestoreScreen(Screen):
         s = self.app.settings
         try:
             plan = await asyncio.wait_for(core_restore.plan(s, e), s.connect_timeout + 60)
-            conn = await asyncio.wait_for(core_db.connect(s), s.connect_timeout + 2)
-            try:
-                live = (await asyncio.wait_for(schema.validate(conn, extra_limit=None), 10)).tables
-            finally:
-                await conn.close()
         except core_restore.RestoreError:
             raise  # the backup cannot be restored here (unreadable archive...): refused before confirming
         except Exception as exc:  # the restore itself re-checks all of this; say what could not be read
             return f"(Could not compare the backup with the live database before confirming: {exc}.)", None
-        text = holds_sentence(plan.backup_tables, [t.name for t in live if t.present])
-        if plan.drops:
-            text += f"\nCreated after the backup, dropped in the same transaction: {', '.join(plan.drop_labels())}."
-        text += (f"\n{plan.tool.describe()} reads it (written by pg_dump {plan.archive.dumped_by or '?'}); "
-                 f"the server is PostgreSQL {plan.server_version}.")
-        return text, plan
+        return plan.summary(), plan
 
     async def _confirm(self, e: pgtools.BackupEntry, warning: str) -> None:
         db = self.app.settings.dbname
