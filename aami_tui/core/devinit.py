@@ -9,9 +9,6 @@ sentence sending the developer to the production runbook instead; a migrated dat
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +16,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql as q
 
-from aami_tui.core import db, schema, status
+from aami_tui.core import db, files, schema, status
 from aami_tui.core import migration as mig
 from aami_tui.core.queries import sql
 from aami_tui.core.runbook import Event, Options, Runbook, RunbookError, State, Step, StepChanged
@@ -212,16 +209,6 @@ def write_env_file(path: Path, lines: list[str]) -> Path:
         kept = ["# AAMI Config Server database settings, written by `aami-tui init`.",
                 "# DB_PASSWORD is never written here: add it yourself (or set it in the environment)."]
     body = "\n".join([*kept, *(f"{k}={v}" for k, v in new.items())]) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mkstemp creates it 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(body)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    path.parent.mkdir(parents=True, exist_ok=True)  # the user's own folder: its mode is theirs
+    return files.write_private(path, body)
 
