@@ -20,6 +20,7 @@ def test_the_server_is_the_one_the_lane_names(pg_server, fresh_db):
         assert str(SERVER_BIN) == f"/usr/lib/postgresql/{major}/bin" and v1 == 1
 
 
+import asyncio  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 from datetime import datetime  # noqa: E402
@@ -220,3 +221,39 @@ async def test_a_newer_pg_dumps_backup_restores_with_the_newest_pg_restore(pg_se
     res = await core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports")
     assert res.tool.startswith(f"pg_restore {version[0]} ")
     assert _catalog(fresh_db) == before and _rows(fresh_db) == rows
+
+
+async def test_a_session_holding_a_lock_ends_the_restore_after_its_lock_timeout(pg_server, fresh_db, tmp_path):
+    """The Config Server left a transaction open on targets: the restore must not wait without limit. It stops
+    after its lock_timeout, commits nothing, names the session, and works once that session is gone."""
+    _first_three_tables(fresh_db)
+    before, rows = _catalog(fresh_db), _rows(fresh_db)
+    entry = _apply(pg_server, fresh_db, tmp_path)
+    after_apply = catalog_fingerprint(fresh_db)
+    holder = psycopg.connect(fresh_db.conninfo(application_name="config-server"))
+    holder.execute("SELECT count(*) FROM targets").fetchone()  # idle in transaction, ACCESS SHARE held
+    try:
+        with pytest.raises(core_restore.RestoreError) as e:
+            await core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports", lock_timeout=1)
+        msg = str(e.value)
+        assert msg.startswith("The restore waited more than 1 s for a lock on a table and was rolled back: nothing "
+                              "changed. Sessions holding locks here: pid ")
+        assert "application 'config-server', idle in transaction" in msg
+        assert catalog_fingerprint(fresh_db) == after_apply
+        assert json.loads(e.value.result.report.with_suffix(".json").read_text())["outcome"] == "failed"
+    finally:
+        holder.close()
+    await core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports", lock_timeout=1)
+    assert _catalog(fresh_db) == before and _rows(fresh_db) == rows
+    # Again, with nothing to drop: now pg_restore's own script meets the lock (its SET lock_timeout = 0 is ours).
+    holder = psycopg.connect(fresh_db.conninfo(application_name="config-server"))
+    holder.execute("SELECT count(*) FROM targets").fetchone()
+    try:
+        assert (await core_restore.plan(fresh_db, entry)).drops == []
+        with pytest.raises(core_restore.RestoreError) as e:
+            await asyncio.wait_for(core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports",
+                                                        lock_timeout=1), 30)
+        assert "application 'config-server'" in str(e.value)
+    finally:
+        holder.close()
+    assert _rows(fresh_db) == rows

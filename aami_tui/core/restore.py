@@ -312,16 +312,23 @@ async def plan(settings: ConnSettings, entry: pgtools.BackupEntry) -> RestorePla
 
 # --- running it --------------------------------------------------------------------------------------------
 
-def _script_filter(server_major: int) -> Callable[[str], bool]:
-    """Lines of pg_restore's script header that an older server rejects: a newer pg_restore writes them
-    whatever the target (it cannot know it in script mode)."""
+def _script_filter(server_major: int, lock_timeout_ms: int) -> Callable[[str], str | None]:
+    """pg_restore's script header, adjusted: lines an older server rejects are left out (a newer pg_restore
+    writes them whatever the target: it cannot know it in script mode), and its ``SET lock_timeout = 0`` becomes
+    the restore's own bound, so that a session holding a lock on a table ends the restore (rolled back) instead
+    of making it wait without limit."""
     too_new = {"SET transaction_timeout = 0;": 17}
 
-    def keep(line: str) -> bool:
-        need = too_new.get(line.strip())
-        return need is None or server_major >= need
+    def adjust(line: str) -> str | None:
+        text = line.strip()
+        need = too_new.get(text)
+        if need is not None and server_major < need:
+            return None
+        if text == "SET lock_timeout = 0;":
+            return f"SET lock_timeout = '{lock_timeout_ms}ms';"
+        return line
 
-    return keep
+    return adjust
 
 
 def _psql_error(stderr: str) -> str:
@@ -335,7 +342,7 @@ def _psql_error(stderr: str) -> str:
 
 
 async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server_major: int, drops_sql: list[str],
-                                  progress: Callable[[int, str], None] | None) -> None:
+                                  progress: Callable[[int, str], None] | None, lock_timeout_ms: int) -> None:
     """BEGIN; drops; pg_restore --clean --if-exists script; COMMIT (only if pg_restore succeeded) in one psql."""
     prefix, _ = pgtools._die_with_parent()
     env = pgtools.tool_env(settings, server_major)
@@ -347,7 +354,7 @@ async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server
         *prefix, p.tool.path, "--clean", "--if-exists", "--verbose", "-f", "-", str(p.dump),
         env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, start_new_session=True)
-    keep = _script_filter(server_major)
+    keep = _script_filter(server_major, lock_timeout_ms)
     dump_err: list[str] = []
     psql_err: list[bytes] = []
     done = 0
@@ -368,7 +375,8 @@ async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server
 
     async def pump():
         assert psql.stdin and dump.stdout
-        psql.stdin.write(b"BEGIN;\n" + "".join(s + "\n" for s in drops_sql).encode())
+        psql.stdin.write(f"BEGIN;\nSET lock_timeout = '{lock_timeout_ms}ms';\n".encode()
+                         + "".join(s + "\n" for s in drops_sql).encode())
         head = b""
         in_header = True
         while True:
@@ -421,23 +429,34 @@ async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server
                            + (errs[-1].removeprefix("pg_restore: ").removeprefix("error: ") if errs else "?"))
 
 
-def _filtered(block: bytes, keep: Callable[[str], bool]) -> bytes:
+def _filtered(block: bytes, adjust: Callable[[str], str | None]) -> bytes:
     lines = block.split(b"\n")
     tail = lines.pop()  # a partial last line passes through untouched
-    kept = [ln for ln in lines if keep(ln.decode("utf-8", errors="replace"))]
-    return b"\n".join([*kept, tail])
+    out = []
+    header = True  # only the script's header (comments, SET, set_config, \restrict) is ever changed
+    for ln in lines:
+        if header and ln.strip() and not ln.startswith((b"--", b"SET ", b"SELECT pg_catalog.set_config",
+                                                         b"\\restrict")):
+            header = False
+        if not header or not ln.startswith(b"SET "):
+            out.append(ln)
+            continue
+        new = adjust(ln.decode("utf-8", errors="replace"))
+        if new is not None:
+            out.append(new.encode("utf-8"))
+    return b"\n".join([*out, tail])
 
 
 async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports_dir: Path,
                   progress: Callable[[int, int, str], None] | None = None,
-                  expected: RestorePlan | None = None) -> RestoreResult:
+                  expected: RestorePlan | None = None, lock_timeout: float = 30.0) -> RestoreResult:
     """Restore ``entry`` into settings.dbname (see the module's docstring). With ``expected`` (the plan the
     operator confirmed), refuses when what would be dropped has changed since. Always writes a report;
     raises RestoreError (with ``.result``) when refused or failed."""
     r = RestoreResult(entry.path)
     t0 = time.monotonic()
     try:
-        await _restore(settings, entry, r, progress, expected)
+        await _restore(settings, entry, r, progress, expected, lock_timeout)
         r.outcome = "restored"
         return r
     except RestoreError as exc:
@@ -463,7 +482,8 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
 
 
 async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreResult,
-                   progress: Callable[[int, int, str], None] | None, expected: RestorePlan | None) -> None:
+                   progress: Callable[[int, int, str], None] | None, expected: RestorePlan | None,
+                   lock_timeout: float) -> None:
     match = await asyncio.to_thread(entry.matches)
     if match is False:
         raise RestoreError(f"{entry.path.name}: its sha256 no longer matches the one recorded when it was verified; "
@@ -485,8 +505,20 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         major = lock_conn.info.server_version // 10000
         drops_sql = [o.drop().as_string(lock_conn) for o in p.drops]
         r.outcome = "failed"  # from here on, something ran (and is rolled back on any error)
-        await _run_in_one_transaction(p, settings, major, drops_sql,
-                                      lambda n, what: progress and progress(n, p.toc_entries, what))
+        try:
+            await _run_in_one_transaction(p, settings, major, drops_sql,
+                                          lambda n, what: progress and progress(n, p.toc_entries, what),
+                                          max(1, int(lock_timeout * 1000)))
+        except RestoreError as exc:
+            if "lock timeout" not in str(exc):
+                raise
+            cur = await lock_conn.execute(sql("restore_lock_holders"))
+            holders = [f"pid {pid}, user {user}, application '{app}', {state}, from {client}"
+                       for pid, user, app, state, client in await cur.fetchall()]
+            who = ("; ".join(holders) if holders else "a session that has let go since")
+            raise RestoreError(f"The restore waited more than {lock_timeout:g} s for a lock on a table and was "
+                               f"rolled back: nothing changed. Sessions holding locks here: {who}. End them (or "
+                               "stop the Config Server) and restore again.") from None
         r.dropped = p.drop_labels()
         res = await schema.validate(lock_conn, extra_limit=None)  # every table, to find those not in the backup
         i = lock_conn.info
