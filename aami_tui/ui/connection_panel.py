@@ -42,6 +42,13 @@ class ConnectionPanel(Static):
         self.border_title = "Connection"
 
     def render_panel(self) -> None:
+        """Render, unless nothing it shows changed since the last time (idle refreshes cost nothing)."""
+        m = self.migration
+        key = (self.error, self.status, tuple(sorted(self.tools.items())), self.target,
+               m.sha256 if isinstance(m, MigrationFile) else m, fmt.STABLE)
+        if key == getattr(self, "_shown", None):
+            return
+        self._shown = key
         t = Table.grid(padding=(0, 1))
         t.add_column(style="bold", no_wrap=True)
         t.add_column()

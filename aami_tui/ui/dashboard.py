@@ -20,6 +20,7 @@ from aami_tui.ui.connection_panel import ConnectionPanel
 from aami_tui.ui.table_checklist import TableChecklist
 
 MAX_BACKOFF = 30.0
+STATUS_EVERY = 30.0  # seconds between reads of the server's status (the checklist refreshes every --refresh)
 
 
 class DashboardScreen(Screen):
@@ -48,6 +49,8 @@ class DashboardScreen(Screen):
         self.last_result: schema.ValidationResult | None = None
         self.server: status.ServerStatus | None = None
         self._poll_lock = asyncio.Lock()
+        self._status_due = 0.0  # loop time when the server status (sizes, privileges) is next read
+        self._hint_shown: Text | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -75,6 +78,7 @@ class DashboardScreen(Screen):
     def on_screen_resume(self) -> None:
         """Back from the runbook or restore: say what is going on now, and refresh at once."""
         self._hint()
+        self._status_due = 0.0
         self.poll(force=True)
 
     # ---- static information (tools, migration file): once, in a thread ------------------------------
@@ -110,6 +114,7 @@ class DashboardScreen(Screen):
     # ---- polling ----------------------------------------------------------------------------------------
     def action_refresh_now(self) -> None:
         self.next_try = 0
+        self._status_due = 0.0
         self.poll(force=True)
 
     def poll(self, force: bool = False) -> None:
@@ -126,6 +131,7 @@ class DashboardScreen(Screen):
     async def refresh_now(self) -> tuple[schema.ValidationResult | None, str | None]:
         """Refresh at once on the dashboard's own connection (the runbook screen uses this too, rather than
         opening connections of its own). Returns the latest result and the connection error, if any."""
+        self._status_due = 0.0
         await self._poll()
         return self.last_result, self.query_one(ConnectionPanel).error
 
@@ -144,18 +150,28 @@ class DashboardScreen(Screen):
                     checklist.show(preview, uncommitted=True)
                     self.last_result = preview
                     return
+            loop = asyncio.get_running_loop()
             if self.conn is None or self.conn.closed:
                 self.conn = await asyncio.wait_for(db.connect(self.app.settings),
                                                    self.app.settings.connect_timeout + 2)
                 first = self.server is None
-                self.server = await status.server_status(self.conn)
+                self.server = await asyncio.wait_for(status.server_status(self.conn), 10)
+                self._status_due = loop.time() + STATUS_EVERY
                 if first or self.backoff:
                     self.load_tools(self.server.server_major)
                     if self.backoff and not self.missing_db:  # back after a lost connection, not a created DB
                         self.notify("Reconnected to the server.", title="Connection")
-            else:
+            elif loop.time() >= self._status_due:
+                # The server's facts (version, privileges, database size) change rarely, and the size costs the
+                # server a stat() of every file of the database: read them every STATUS_EVERY seconds, on F5
+                # and after each runbook step; the checklist itself is read every refresh.
                 self.server = await asyncio.wait_for(status.server_status(self.conn), 10)
-            result = await asyncio.wait_for(schema.validate(self.conn, self.app.expected_columns), 10)
+                self._status_due = loop.time() + STATUS_EVERY
+            try:
+                result = await asyncio.wait_for(schema.validate(self.conn, self.app.expected_columns), 15)
+            except schema.ValidationTimeout as exc:  # the server answers, but a lock is in the way: say so
+                checklist.show_error(str(exc))
+                return
             self.backoff = 0.0
             self._set_missing(False)
             panel.error = None
@@ -213,7 +229,9 @@ class DashboardScreen(Screen):
             text = Text.assemble(text, "\n\n", ("Demo mode: ", "bold cyan"), "a throwaway PostgreSQL 18 that is "
                                  "removed when you quit. ", ("ctrl+r", "bold"), " resets the database to empty so you "
                                  "can walk the runbook again; ", ("?", "bold"), " explains each step.")
-        self.query_one("#dash-hint", Static).update(text)
+        if text != self._hint_shown:  # an unchanged hint is not repainted (idle refreshes cost nothing)
+            self._hint_shown = text
+            self.query_one("#dash-hint", Static).update(text)
 
     def _hint_body(self) -> Text:
         r = self.last_result

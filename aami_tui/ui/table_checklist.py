@@ -12,6 +12,8 @@ from textual.widgets import DataTable, Static
 from aami_tui.core.schema import REQUIRED_TABLES, ValidationResult
 from aami_tui.ui import fmt
 
+FRESH_SECONDS = 10.0  # younger data reads "refreshed just now"
+
 ICONS = {"present": ("✓", "green"), "missing": ("✗", "red"), "drifted": ("≠", "yellow"), "extra": ("+", "cyan")}
 
 
@@ -28,6 +30,8 @@ class TableChecklist(Vertical):
         self.uncommitted = False
         self.error: str | None = None
         self.note: str | None = None
+        self._shown_header: Text | None = None
+        self._shown_rows: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("Required tables: waiting for the first refresh…", id="checklist-header")
@@ -47,15 +51,27 @@ class TableChecklist(Vertical):
         self._header()
 
     def _header(self) -> None:
-        head = self.query_one("#checklist-header", Static)
+        text = self._header_text()
+        if text == self._shown_header:  # unchanged: no repaint (the 1 s tick is free while nothing changes)
+            return
+        lines = str(text).count("\n")
+        same_height = self._shown_header is not None and str(self._shown_header).count("\n") == lines
+        self._shown_header = text
+        self.query_one("#checklist-header", Static).update(text, layout=not same_height)
+
+    def _age(self) -> str:
+        """How fresh the data is. Within a few refreshes it reads "just now", so that an idle screen does not
+        repaint every second to count seconds; a refresh that is late shows its age."""
+        if self.refreshed_at is not None and time.time() - self.refreshed_at < FRESH_SECONDS:
+            return "just now"
+        return fmt.ago(self.refreshed_at)
+
+    def _header_text(self) -> Text:
         if self.error:
-            head.update(Text.assemble(("⚠ ", "bold red"), (self.error, "red"),
-                                      ("\n" + f"last good refresh {fmt.ago(self.refreshed_at)}" if self.refreshed_at
-                                       else "", "dim")))
-            return
+            return Text.assemble(("⚠ ", "bold red"), (self.error, "red"),
+                                 ("\n" + f"last good refresh {self._age()}" if self.refreshed_at else "", "dim"))
         if self.result is None:
-            head.update("Required tables: waiting for the first refresh…")
-            return
+            return Text("Required tables: waiting for the first refresh…")
         n = len(self.result.present)
         style = "bold green" if n == len(REQUIRED_TABLES) else ("bold red" if n == 0 else "bold yellow")
         parts: list = [(f"{n} / {len(REQUIRED_TABLES)} present", style)]
@@ -63,10 +79,10 @@ class TableChecklist(Vertical):
             parts += ["  ", (f"{len(self.result.drifted)} drifted", "bold yellow")]
         if self.uncommitted:
             parts += ["  ", (" UNCOMMITTED: what the open transaction sees ", "bold black on yellow")]
-        parts += ["\n", (f"refreshed {fmt.ago(self.refreshed_at)}", "dim")]
+        parts += ["\n", (f"refreshed {self._age()}", "dim")]
         if self.note:
             parts += [(f" · {self.note}", "dim italic")]
-        head.update(Text.assemble(*parts))
+        return Text.assemble(*parts)
 
     def set_note(self, note: str | None) -> None:
         """A short remark under the header, e.g. that refreshes pause while a statement runs."""
@@ -81,8 +97,18 @@ class TableChecklist(Vertical):
         self.result, self.uncommitted, self.error, self.note = result, uncommitted, None, None
         self.refreshed_at = time.time()
         self.set_class(uncommitted, "-uncommitted")
-        t = self.query_one(DataTable)
-        t.clear()
+        rows = self._rows(result)
+        if rows != self._shown_rows:  # rebuilt only when what it shows changed: idle refreshes repaint nothing
+            self._shown_rows = rows
+            t = self.query_one(DataTable)
+            t.clear()
+            for row in rows:
+                t.add_row(*(Text(text, style=style) for text, style in row))
+        self._header()
+
+    def _rows(self, result: ValidationResult) -> tuple:
+        """The table's cells as (text, style) pairs: comparable, so that an unchanged result costs nothing."""
+        out = []
         for ts in result.tables:
             status = ts.status if ts.required else "extra"
             icon, color = ICONS[status]
@@ -103,18 +129,16 @@ class TableChecklist(Vertical):
                 note = "not required (extra)"
             elif not ts.present:
                 note = "missing"
-            name = Text(ts.name, style="" if ts.required else "italic")
-            if self.compact:
-                t.add_row(Text(icon, style=f"bold {color}"), name, fmt.rows(ts.est_rows) if ts.present else "")
-            else:
-                t.add_row(Text(icon, style=f"bold {color}"), name,
-                          fmt.rows(ts.est_rows) if ts.present else "", fmt.size(ts.size_bytes) if ts.present else "",
-                          Text(note, style=color if status != "present" or ts.locked else "dim"))
+            cells = [(icon, f"bold {color}"), (ts.name, "" if ts.required else "italic"),
+                     (fmt.rows(ts.est_rows) if ts.present else "", "")]
+            if not self.compact:
+                cells += [(fmt.size(ts.size_bytes) if ts.present else "", ""),
+                          (note, color if status != "present" or ts.locked else "dim")]
+            out.append(tuple(cells))
         if result.extra_truncated:  # the server sends at most EXTRA_LIMIT names; the count is exact
-            more = Text(f"… and {result.extra_count - len(result.extra):,} more", style="italic dim")
-            icon = Text(ICONS["extra"][0], style=f"bold {ICONS['extra'][1]}")
-            if self.compact:
-                t.add_row(icon, more, "")
-            else:
-                t.add_row(icon, more, "", "", "")
-        self._header()
+            cells = [(ICONS["extra"][0], f"bold {ICONS['extra'][1]}"),
+                     (f"… and {result.extra_count - len(result.extra):,} more", "italic dim"), ("", "")]
+            if not self.compact:
+                cells += [("", ""), ("", "")]
+            out.append(tuple(cells))
+        return tuple(out)
