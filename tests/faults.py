@@ -6,6 +6,7 @@ sessions of the tool (the tool's own sessions are 'aami-tui').
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -169,3 +170,106 @@ def spawn_holder(stage: str, settings: ConnSettings, migration: Path, tmp_path: 
 def kill9(p: subprocess.Popen) -> None:
     os.killpg(p.pid, signal.SIGKILL)
     p.wait(timeout=10)
+
+
+class Proxy:
+    """A TCP proxy on 127.0.0.1, in its own thread, that can freeze: stop forwarding while keeping every
+    socket open (a half-open network: no RST, no FIN, nothing flows).
+
+    ``freeze()`` freezes the connections open now; new ones still pass (so a fresh connection can fence
+    the old backend). ``freeze(new=True)`` also holds every later connection (the server is unreachable).
+    """
+
+    def __init__(self, host: str, port: int):
+        import asyncio
+
+        self.target = (host, int(port))
+        self.frozen: set[int] = set()  # connection ids frozen
+        self.freeze_new = False
+        self._ids = 0
+        self._live: set[int] = set()
+        self._writers: list = []
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def start():
+            self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self.port = self.server.sockets[0].getsockname()[1]
+            ready.set()
+
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(start(), self.loop)
+        ready.wait(5)
+
+    async def _handle(self, reader, writer):
+        import asyncio
+
+        self._ids += 1
+        cid = self._ids
+        if self.freeze_new:
+            self.frozen.add(cid)
+        try:
+            ur, uw = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._live.add(cid)
+        self._writers += [writer, uw]
+
+        async def pump(r, w):
+            try:
+                while True:
+                    data = await r.read(65536)
+                    while cid in self.frozen:
+                        await asyncio.sleep(0.02)  # hold it: the socket stays open, nothing flows
+                    if not data:
+                        break
+                    w.write(data)
+                    await w.drain()
+            except (OSError, ConnectionError):
+                pass
+            finally:
+                if cid not in self.frozen:
+                    with contextlib.suppress(Exception):
+                        w.close()
+
+        await asyncio.gather(pump(reader, uw), pump(ur, writer))
+        self._live.discard(cid)
+
+    def settings(self, settings: ConnSettings) -> ConnSettings:
+        return ConnSettings({**settings.params, "host": "127.0.0.1", "port": str(self.port)}, "proxy",
+                            settings.connect_timeout)
+
+    def freeze(self, new: bool = False) -> None:
+        self.frozen |= set(self._live)
+        self.freeze_new = new
+
+    def thaw(self) -> None:
+        self.frozen.clear()
+        self.freeze_new = False
+
+    def close(self) -> None:
+        import asyncio
+
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        self.thaw()
+
+        async def stop():
+            self.server.close()
+            for w in self._writers:
+                with contextlib.suppress(Exception):
+                    w.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        if not self.thread.is_alive():
+            self.loop.close()

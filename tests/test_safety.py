@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -809,3 +810,197 @@ def test_kill9_during_the_backup_leaves_no_pg_dump_behind(pg_server, fresh_db, t
         holder.close()
     assert not list((tmp_path / "b").glob("*.sha256"))  # whatever is left was never marked verified
     assert catalog_fingerprint(fresh_db) == before
+
+
+# =====================================================================================================
+# 9. Outcomes that are certain or honestly unknown (issue 7): COMMIT without an answer, COMMIT rejected,
+#    a half-open network, the server's own idle bound
+# =====================================================================================================
+@contextlib.contextmanager
+def commit_never_answered(pg_server, settings: ConnSettings):
+    """Synchronous replication to a standby that never comes: the server commits locally, then waits
+    for an answer from the standby forever; the client never hears back. Server-wide: always reset."""
+    if pg_server.embedded is None:
+        pytest.skip("changes synchronous_standby_names server-wide (test server only)")
+    admin = pg_server.admin
+    run_sql(admin, psycopg.sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(
+        psycopg.sql.Identifier(settings.dbname)).as_string())
+    run_sql(admin, "ALTER SYSTEM SET synchronous_standby_names = 'never'")
+    run_sql(admin, "SELECT pg_reload_conf()")
+    try:
+        wait_until(lambda: query(settings, "SHOW synchronous_standby_names") == [("never",)], 5)
+        yield
+    finally:
+        run_sql(admin, "ALTER SYSTEM RESET synchronous_standby_names")
+        run_sql(admin, "SELECT pg_reload_conf()")
+        wait_until(lambda: query(settings, "SHOW synchronous_standby_names") == [("",)], 5)
+
+
+async def test_commit_that_never_answers_is_resolved_committed(pg_server, fresh_db, tmp_path):
+    """Issue 7 item 1: the server commits, the answer never comes. The engine used to record 'failed'
+    with the transaction 'still open'. Now one resolver asks pg_xact_status on a fresh connection."""
+    with commit_never_answered(pg_server, fresh_db):
+        rb = runbook(fresh_db, tmp_path, skip_backup=True, commit_timeout=1.0)
+        await run_to_begin(rb)
+        await rb.apply()
+        await rb.verify()
+        xid = rb.xid
+        t0 = time.monotonic()
+        lines = await asyncio.wait_for(rb.commit(fresh_db.dbname), 30)
+        took = time.monotonic() - t0
+    assert took < 15
+    assert rb.outcome == Outcome.COMMITTED and rb.tx == Tx.COMMITTED and not rb.tx_open
+    assert rb.verdict.exit_code == 0
+    msgs = [m for _, _, m in rb.log]
+    assert any(m.startswith(f"COMMIT got no answer within 1s; the server confirms transaction {xid} committed")
+               for m in msgs), msgs
+    # The orphaned backend (still waiting for the standby, holding its locks) was ended: the tables are
+    # visible to everyone, the server's own validation passes, nothing of ours is left.
+    assert lines[-1].startswith("✓ Database schema validation successful")
+    assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
+    assert_nothing_of_ours_left(fresh_db)
+    data = json.loads(rb.report_paths[1].read_text())
+    assert data["final_state"] == "committed" and data["transaction_id"] == xid
+
+
+def test_headless_commit_that_never_answers_exits_0_without_a_traceback(pg_server, fresh_db, tmp_path):
+    with commit_never_answered(pg_server, fresh_db):
+        r = cli("apply", "--yes", "--no-backup", "--commit-timeout", "1", "--backup-dir", str(tmp_path / "b"),
+                "--reports-dir", str(tmp_path / "r"), env=pg_server.env(fresh_db.dbname), timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    assert "the server confirms transaction" in r.stdout and "committed" in r.stdout
+    assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
+    (report,) = [json.loads(p.read_text()) for p in (tmp_path / "r").glob("report_*.json")]
+    assert report["final_state"] == "committed" and report["exit_code"] == 0
+
+
+REFUSE_AT_COMMIT = """CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'template % refused by a deferred check', NEW.id; END $$;
+
+CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON alert_templates
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit();"""
+
+
+def test_commit_rejected_by_the_server_has_its_own_exit_code(pg_server, fresh_db, tmp_path):
+    """Issue 7 item 2: a deferred constraint trigger raises at COMMIT. It used to exit 2 ('cannot connect')."""
+    path, _ = migration_with(tmp_path, REFUSE_AT_COMMIT, after=42)  # just before the INSERT of the templates
+    before = catalog_fingerprint(fresh_db)
+    r = cli("apply", "--yes", "--no-backup", "--migration-file", str(path), "--backup-dir", str(tmp_path / "b"),
+            "--reports-dir", str(tmp_path / "r"), env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == 8, r.stdout + r.stderr
+    (line,) = r.stderr.splitlines()
+    assert re.fullmatch(r"aami-tui: COMMIT rejected by the server: template \w+ refused by a deferred check\. The "
+                        r"server rolled the transaction back: nothing was changed\.", line), line
+    assert catalog_fingerprint(fresh_db) == before
+    (report,) = [json.loads(p.read_text()) for p in (tmp_path / "r").glob("report_*.json")]
+    assert report["final_state"] == "rolled back" and report["exit_code"] == 8
+    steps = {s["step"]: s for s in report["steps"]}
+    assert steps["commit"]["state"] == "failed" and steps["rollback"]["detail"] == "by the server (COMMIT rejected)"
+    assert_nothing_of_ours_left(fresh_db)
+
+
+@pytest.fixture
+def proxy(fresh_db):
+    from faults import Proxy
+
+    p = Proxy(fresh_db.host, fresh_db.port)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+async def test_frozen_network_mid_statement_says_not_committed_and_fences_the_backend(fresh_db, tmp_path, proxy):
+    """Issue 7 item 5: a half-open network used to hang the run forever, the session idle in transaction
+    on the server with its locks. Now: a client-side deadline, 'not committed', and a fence."""
+    path, _ = migration_with(tmp_path, "SELECT pg_sleep(0.5);", after=12)
+    before = catalog_fingerprint(fresh_db)
+    rb = runbook(proxy.settings(fresh_db), tmp_path, path, skip_backup=True, statement_timeout=1.0, grace=1.0)
+    await run_to_begin(rb)
+    pid = rb.backend_pid
+    task = asyncio.create_task(rb.apply())
+    await asyncio.to_thread(wait_until, lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND "
+                                                                "query LIKE 'SELECT pg_sleep%%'", (pid,)), 10)
+    proxy.freeze()  # the statement finishes on the server; its answer never arrives
+    t0 = time.monotonic()
+    with pytest.raises(RunbookError) as e:
+        await asyncio.wait_for(task, 20)
+    took = time.monotonic() - t0
+    assert took < 6, took  # statement_timeout 1s + grace 1s, then the fence
+    msg = str(e.value)
+    assert "COMMIT was never sent, so nothing is committed" in msg, msg
+    assert f"backend {pid} ended (pg_terminate_backend)" in msg
+    assert msg.endswith("the server rolled the transaction back: nothing was changed.")
+    assert rb.tx == Tx.LOST and rb.outcome == Outcome.ROLLED_BACK and rb.verdict.exit_code == 2
+    assert rb.can(Step.BEGIN) == (True, "")  # a retry may follow, on a new connection
+    assert_nothing_of_ours_left(fresh_db)
+    assert catalog_fingerprint(fresh_db) == before
+    await rb.close()
+
+
+async def test_frozen_network_with_the_server_unreachable_still_ends(fresh_db, tmp_path, proxy):
+    """The fence cannot reach the server either: the run still ends, says 'not committed', and names the
+    server's own bound (idle_in_transaction_session_timeout) that will end the session."""
+    rb = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True, query_timeout=1.0, idle_timeout=2.0)
+    await run_to_begin(rb)
+    await rb.apply()
+    pid = rb.backend_pid
+    proxy.freeze(new=True)
+    t0 = time.monotonic()
+    with pytest.raises(RunbookError) as e:
+        await asyncio.wait_for(rb.verify(), 30)
+    assert time.monotonic() - t0 < 12
+    msg = str(e.value)
+    assert "COMMIT was never sent, so nothing is committed" in msg
+    assert f"could not reach the server to end backend {pid}" in msg
+    assert "at the latest after idle_in_transaction_session_timeout, 2s" in msg
+    # ...and the server does end it (the session sits idle in transaction behind the frozen proxy).
+    wait_until(lambda: not query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)), 10,
+               what="idle_in_transaction_session_timeout to end the orphaned session")
+    assert public_tables(fresh_db) == []
+    proxy.thaw()
+    await rb.close()
+
+
+async def test_commit_through_a_frozen_network_is_outcome_unknown_with_the_query_to_run(fresh_db, tmp_path, proxy):
+    """COMMIT sent, no answer, and no fresh connection can be made: 'outcome unknown', never a guess."""
+    rb = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True, commit_timeout=1.0, query_timeout=1.0)
+    await run_to_begin(rb)
+    await rb.apply()
+    await rb.verify()
+    xid = rb.xid
+    proxy.freeze(new=True)
+    with pytest.raises(RunbookError) as e:
+        await asyncio.wait_for(rb.commit(fresh_db.dbname), 30)
+    msg = str(e.value)
+    assert msg.startswith("COMMIT got no answer within 1s, and the server could not be asked what became of it")
+    assert f"Find out with: SELECT pg_xact_status('{xid}'::xid8);" in msg
+    assert rb.outcome == Outcome.UNKNOWN and rb.tx == Tx.UNKNOWN and rb.verdict.exit_code == 9
+    assert not rb.can(Step.BEGIN)[0] and not rb.can(Step.ROLLBACK)[0]  # nothing more in this run
+    data = json.loads(rb.report_paths[1].read_text())
+    assert data["final_state"] == "outcome unknown" and data["transaction_id"] == xid
+    # The query it gives works, and tells: COMMIT never reached the server (the proxy held it).
+    proxy.close()
+    wait_until(lambda: query(fresh_db, f"SELECT pg_xact_status('{xid}'::xid8)")[0][0] == "aborted", 15)
+    await rb.close()
+
+
+async def test_idle_in_transaction_timeout_ends_the_session_and_the_console_says_so(fresh_db, tmp_path):
+    rb = runbook(fresh_db, tmp_path, skip_backup=True, idle_timeout=1.0)
+    await run_to_begin(rb)
+    lw = await rb.lock_watch()
+    assert lw.idle_timeout == 1.0
+    pid = rb.backend_pid
+    wait_until(lambda: not query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)), 10,
+               what="the server to end the idle transaction")
+    with pytest.raises(RunbookError) as e:
+        await rb.ping()
+    assert "idle-in-transaction timeout" in str(e.value) and str(e.value).endswith("nothing was changed.")
+    assert rb.tx == Tx.LOST and not rb.tx_open
+    data = json.loads(rb.report_paths[1].read_text())
+    steps = {s["step"]: s["state"] for s in data["steps"]}
+    # Apply never ran: it is 'not run', not 'failed'; the run's end is recorded.
+    assert steps["apply"] == "not run" and steps["verify"] == "not run" and steps["rollback"] == "done"
+    assert data["ended"] is not None
+    await rb.close()

@@ -115,6 +115,7 @@ class Runbook:
         self.restore_tool: pgtools.Tool | None = None
         self.session = Session(settings, self._notice)
         self.monitor: psycopg.AsyncConnection | None = None  # lock watch / blockers
+        self.monitor_ident: tuple[int, object] | None = None  # its (pid, backend_start), to fence it
         self.attempt = 0
         self.started_at = _now()
         self.ended_at: datetime | None = None
@@ -260,10 +261,15 @@ class Runbook:
     # ---- connections ---------------------------------------------------------------------------
     async def monitor_conn(self) -> psycopg.AsyncConnection:
         if self.monitor is None or self.monitor.closed:
-            self.monitor = await asyncio.wait_for(connect(self.settings, autocommit=True), self.opt.query_timeout)
+            mon = await asyncio.wait_for(connect(self.settings, autocommit=True), self.opt.query_timeout)
+            cur = await asyncio.wait_for(mon.execute("SELECT pid, backend_start FROM pg_stat_activity "
+                                                     "WHERE pid = pg_backend_pid()"), self.opt.query_timeout)
+            self.monitor_ident = await cur.fetchone()
+            self.monitor = mon
         return self.monitor
 
     async def drop_monitor(self) -> None:
+        """Abandon the monitor connection (no round trip: its network may be dead)."""
         mon, self.monitor = self.monitor, None
         if mon is not None:
             with contextlib.suppress(Exception):
@@ -279,7 +285,9 @@ class Runbook:
         if not self.session.alive:
             return True
         state = getattr(exc, "sqlstate", None)
-        return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+        # 08: connection exceptions; 57P01-03: admin/crash shutdown, cannot connect now; 25P03 / 57P05: the
+        # server ended the session for sitting idle (in a transaction / at all).
+        return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03", "25P03", "57P05")
 
     async def release_lock(self) -> None:
         """Let go of the one-operator lock while no transaction is open (e.g. for a restore)."""
@@ -454,7 +462,9 @@ class Runbook:
         """Our session is gone or stopped answering. COMMIT was never sent: nothing is committed.
         Fence the old backend (a fresh connection ends it) so that its locks go now."""
         if isinstance(exc, Deadline):
-            fence = await self.session.fence(min(self.opt.query_timeout, 5.0))
+            also = (self.monitor_ident,) if self.monitor is not None and self.monitor_ident else ()
+            await self.drop_monitor()  # it goes through the same dead network
+            fence = await self.session.fence(min(self.opt.query_timeout, 5.0), also)
             ended = "ended (pg_terminate_backend)" in fence or "already gone" in fence
             msg = (f"The server gave no answer: {exc} (the network or the server stopped answering). COMMIT was "
                    f"never sent, so nothing is committed; {fence}"
@@ -587,11 +597,9 @@ class Runbook:
         s = self.session
         try:
             await s.call(s.conn.execute("SELECT 1"), self.opt.query_timeout, "a check that the session is alive")
-        except (Deadline, psycopg.OperationalError) as exc:
+        except (Deadline, psycopg.Error) as exc:
             if self._connection_gone(exc):
                 raise await self._lost(None, exc) from None
-        except psycopg.errors.InFailedSqlTransaction:
-            pass
 
     async def preview(self) -> schema.ValidationResult | None:
         """What the open transaction sees (the checklists show it marked uncommitted).

@@ -168,9 +168,10 @@ class Session:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(fresh.close(), seconds)
 
-    async def fence(self, seconds: float) -> str:
+    async def fence(self, seconds: float, also: tuple[tuple[int, object], ...] = ()) -> str:
         """End our orphaned backend from a fresh connection (it may still hold locks, or still be
-        waiting for an answer that will never be read). Returns what happened, in words."""
+        waiting for an answer that will never be read). ``also``: other sessions of ours behind the same
+        dead network (pid, backend_start), ended quietly. Returns what happened to ours, in words."""
         if self.backend_pid is None:
             return "no backend to end"
         try:
@@ -183,6 +184,11 @@ class Session:
                 f"SELECT pg_catalog.pg_terminate_backend(pid{wait}) FROM pg_catalog.pg_stat_activity "
                 "WHERE pid = %s AND backend_start = %s", (self.backend_pid, self.backend_start)), seconds + 1)
             row = await cur.fetchone()
+            for pid, start in also:
+                with contextlib.suppress(psycopg.Error, TimeoutError):
+                    await asyncio.wait_for(fresh.execute(
+                        "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+                        "WHERE pid = %s AND backend_start = %s", (pid, start)), seconds)
             if row is None:
                 return f"backend {self.backend_pid} had already gone"
             return (f"backend {self.backend_pid} ended (pg_terminate_backend)" if row[0] else
