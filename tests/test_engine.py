@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import hashlib
 import json
@@ -9,7 +10,16 @@ import stat
 
 import pytest
 from conftest import apply_migration, catalog_fingerprint, run_sql
-from faults import advisory_locks, migration_with, public_tables, query, run_to_begin, run_to_verify, runbook
+from faults import (
+    advisory_locks,
+    migration_with,
+    public_tables,
+    query,
+    run_to_begin,
+    run_to_verify,
+    runbook,
+    terminate,
+)
 
 from aami_tui.core import pgtools
 from aami_tui.core.runbook import (
@@ -261,3 +271,134 @@ async def test_verify_blocks_commit_when_public_holds_an_extra_table(fresh_db, t
     await rb.rollback()
     assert catalog_fingerprint(fresh_db) == before
 
+
+
+# ---- issue 7: the lock is held for a run, not for a look ------------------------------------------------------
+async def test_automatic_checks_keep_no_lock_so_ci_and_restore_are_not_refused(pg_server, fresh_db, tmp_path):
+    """Item 4: the console runs the automatic checks as soon as the runbook screen opens. They used to keep
+    the one-operator lock, so a CI apply got exit 7 while a DBA merely had the screen open."""
+    from conftest import cli
+
+    looking = runbook(fresh_db, tmp_path / "console", interactive=True)
+    checks = await looking.automatic_checks()
+    assert [c for c in checks if c.name == "One operator"][0].ok  # the check itself still runs
+    assert advisory_locks(fresh_db) == []
+    r = await asyncio.to_thread(cli, "apply", "--yes", "--no-backup", "--backup-dir", str(tmp_path / "b"),
+                                "--reports-dir", str(tmp_path / "r"), env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == 0, r.stdout + r.stderr
+    await looking.close()
+
+
+async def test_the_consoles_restore_is_not_refused_by_its_own_runbook(fresh_db, tmp_path):
+    """Item 4: a passed pre-flight holds the lock until BEGIN; the console releases it for its own restore
+    (BEGIN takes it again, and refuses if someone else took it meanwhile)."""
+    from aami_tui.core import restore as core_restore
+
+    rb = runbook(fresh_db, tmp_path)
+    await rb.preflight()
+    await rb.backup_step()
+    assert advisory_locks(fresh_db) == [(rb.backend_pid, 0x41414D49, 1, True)]
+    await rb.release_lock()
+    assert advisory_locks(fresh_db) == []
+    (entry,) = pgtools.list_backups(tmp_path / "backups", fresh_db.dbname)
+    await core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports")
+    await rb.begin()  # the lock is taken again for the transaction
+    assert advisory_locks(fresh_db) == [(rb.backend_pid, 0x41414D49, 1, True)]
+    await rb.close()
+    assert advisory_locks(fresh_db) == []
+
+
+# ---- issue 7 item 10: never silent, never 'failed' for a step that never ran -----------------------------------
+async def test_a_broken_listener_is_logged_and_the_run_goes_on(fresh_db, tmp_path, caplog):
+    def broken(ev):
+        if isinstance(ev, StatementDone) and ev.done == 3:
+            raise ValueError("widget gone")
+
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    rb.listener = broken
+    await run_to_verify(rb)
+    await rb.commit(fresh_db.dbname)
+    assert rb.outcome == Outcome.COMMITTED
+    assert ("error", "(display error, the run goes on: ValueError: widget gone while showing StatementDone)") in \
+        [(lvl, m) for _, lvl, m in rb.log]
+    assert any("runbook listener failed on StatementDone" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_connection_lost_while_idle_before_apply_records_what_really_happened(fresh_db, tmp_path):
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    await run_to_begin(rb)
+    terminate(fresh_db, rb.backend_pid)
+    with pytest.raises(RunbookError) as e:
+        await rb.ping()
+    assert str(e.value).startswith("The connection to the server was lost (")
+    data = json.loads(rb.report_paths[1].read_text())
+    steps = {s["step"]: s for s in data["steps"]}
+    assert steps["begin"]["state"] == "done"
+    assert steps["apply"]["state"] == "not run" and steps["verify"]["state"] == "not run"  # never 'failed'
+    assert steps["commit"]["state"] == "not run"
+    assert steps["rollback"]["detail"] == "by the server (connection lost)"
+    assert data["ended"] is not None and data["final_state"] == "rolled back"
+    assert data["transaction"] == "connection lost: not committed"
+    await rb.close()
+
+
+# ---- reports a change ticket can trust ------------------------------------------------------------------------------
+ISO_TZ = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?[+-]\d\d:\d\d"
+
+
+async def test_report_keeps_every_attempt_with_timezones_and_the_true_toc_count(fresh_db, tmp_path):
+    import re
+    import subprocess
+
+    rb = runbook(fresh_db, tmp_path)
+    await run_to_verify(rb)
+    await rb.rollback("operator")
+    await rb.begin()  # retry
+    await rb.apply()
+    await rb.verify()
+    await rb.commit(fresh_db.dbname)
+    await rb.close()
+    data = json.loads(rb.report_paths[1].read_text())
+    # Timestamps carry a timezone, everywhere.
+    stamps = [data["started"], data["ended"]] + [s[k] for s in data["steps"] for k in ("started", "ended") if s[k]]
+    stamps += [e["at"] for e in data["log"]]
+    assert stamps and all(re.fullmatch(ISO_TZ, t) for t in stamps), [t for t in stamps if not re.fullmatch(ISO_TZ, t)]
+    # Every attempt is kept: the first one's ROLLBACK is in it; the last one never rolled back.
+    assert data["final_state"] == "committed" and data["attempts"] == 2
+    (first,) = data["earlier_attempts"]
+    assert first["attempt"] == 1
+    assert {s["step"]: s["state"] for s in first["steps"]} == {"begin": "done", "apply": "done", "verify": "done",
+                                                               "commit": "not run", "rollback": "done"}
+    last = {s["step"]: s["state"] for s in data["steps"]}
+    assert last["commit"] == "done" and last["rollback"] == "not run"  # not 'pending' in a finished run
+    md = rb.report_paths[0].read_text()
+    assert "### Attempt 1 (retried afterwards)" in md and "| ROLLBACK | pending |" not in md
+    assert [s["attempt"] for s in data["statements"]] == [1] * 43 + [2] * 43
+    # The TOC count is the one pg_restore --list states.
+    out = subprocess.run([rb.restore_tool.path, "--list", str(rb.backup.dump_path)], capture_output=True,
+                         text=True, check=True).stdout
+    stated = int(re.search(r"TOC Entries: (\d+)", out).group(1))
+    assert data["backup"]["toc_entries"] == stated
+    assert f"TOC entries (pg_restore --list): {stated}" in md
+
+
+async def test_report_records_the_sessions_that_waited_on_our_locks(fresh_db, tmp_path):
+    from faults import Waiter
+
+    apply_migration(fresh_db)  # a re-run: its CREATE INDEX IF NOT EXISTS still takes SHARE on every table
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    await run_to_verify(rb)
+    waiter = Waiter(fresh_db, "INSERT INTO namespaces (name) VALUES ('server-write')", app="config-server")
+    waiter.start()
+    for _ in range(100):
+        lw = await rb.lock_watch()
+        if lw and lw.waiters:
+            break
+        await asyncio.sleep(0.05)
+    await rb.commit(fresh_db.dbname)
+    await asyncio.to_thread(waiter.join, 10)
+    data = json.loads(rb.report_paths[1].read_text())
+    (w,) = data["waiting_sessions"]
+    assert w["pid"] == waiter.pid and w["application_name"] == "config-server" and w["attempt"] == 1
+    assert w["query"] == "INSERT INTO namespaces (name) VALUES ('server-write')" and waiter.error is None
+    assert "## Sessions that waited on the migration's locks" in rb.report_paths[0].read_text()

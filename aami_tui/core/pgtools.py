@@ -567,7 +567,13 @@ async def toc_count(tool: Tool, dump: Path) -> int:
     out, err = await proc.communicate()
     if proc.returncode != 0:
         raise ToolError(_explain_tool_failure("pg_restore --list", err.decode(errors="replace"), None))
-    return sum(1 for ln in out.decode(errors="replace").splitlines() if ln.strip() and not ln.startswith(";"))
+    text = out.decode(errors="replace")
+    # The count pg_restore states ("; TOC Entries: N"), which a DBA compares with: it includes the entries
+    # it does not list (ENCODING, STDSTRINGS, SEARCHPATH, ...). Older formats without it: count the lines.
+    m = re.search(r"^;\s+TOC Entries:\s+(\d+)", text, re.M)
+    if m:
+        return int(m.group(1))
+    return sum(1 for ln in text.splitlines() if ln.strip() and not ln.startswith(";"))
 
 
 def write_checksum(dump: Path, digest: str, source: dict | None = None) -> Path:
