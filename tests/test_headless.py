@@ -8,7 +8,7 @@ import os
 import signal
 
 import pytest
-from conftest import catalog_fingerprint, cli, run_sql
+from conftest import ROOT, catalog_fingerprint, cli, run_sql
 from faults import (
     advisory_locks,
     migration_with,
@@ -212,3 +212,38 @@ def test_unanswering_host_exits_2_within_connect_timeout(pg_server, tmp_path):
     assert r.stderr.splitlines() == [f"aami-tui: Pre-flight failed: Connection: No answer from 127.0.0.1:"
                                      f"{env['DB_PORT']} within 2 s (connect_timeout): the host is unreachable or a "
                                      "firewall drops the connection."]
+
+
+@pytest.mark.parametrize(("yes", "code", "state"), [(True, 0, "committed"), (False, 6, "rolled back")])
+def test_a_closed_stdout_never_changes_the_outcome_or_the_exit_code(pg_server, fresh_db, tmp_path, yes, code, state):
+    """Issue 7 item 7: `apply --yes | head -2` committed, then crashed with BrokenPipeError and exited 1."""
+    import subprocess
+    import sys
+
+    from faults import child_env
+
+    cmd = [sys.executable, "-m", "aami_tui", *apply_args(tmp_path, "--no-backup", *(["--yes"] if yes else []))]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=child_env(pg_server.env(fresh_db.dbname)))
+    first = [p.stdout.readline(), p.stdout.readline()]  # like `| head -2`: read two lines, then go away
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == code, err
+    assert first[0].startswith("== Pre-flight ==")
+    assert "Traceback" not in err and "BrokenPipe" not in err
+    (report,) = reports(tmp_path)
+    assert report["final_state"] == state and report["exit_code"] == code
+    assert public_tables(fresh_db) == (sorted(REQUIRED_TABLES) if yes else [])
+
+
+def test_exit_codes_and_words_come_from_one_typed_table():
+    from aami_tui import headless
+    from aami_tui.core.runbook import Verdict
+
+    codes = [v.exit_code for v in Verdict]
+    assert len(codes) == len(set(codes))  # one code per outcome
+    assert (headless.EXIT_COMMITTED, headless.EXIT_CONNECT, headless.EXIT_LOCKED, headless.EXIT_COMMIT_REJECTED,
+            headless.EXIT_COMMIT_UNKNOWN) == (0, 2, 7, 8, 9)
+    readme = (ROOT / "README.md").read_text()
+    for v in Verdict:  # the README's table lists every code
+        assert f"\n| {v.exit_code} | " in readme, v
