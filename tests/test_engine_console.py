@@ -1,0 +1,90 @@
+"""The runbook's lifecycle in the console (issue 7 items 3 and 4), driven with Pilot against a real server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import run_sql
+from faults import advisory_locks, public_tables, query, wait_until
+
+from aami_tui.core.runbook import Options, Outcome, Step, Tx
+from aami_tui.core.schema import REQUIRED_TABLES
+from aami_tui.ui import scenes
+from aami_tui.ui.app import create_app
+
+SIZE = (120, 36)
+
+
+def make_app(settings, tmp_path: Path, **opts):
+    o = Options(backup_dir=tmp_path / "backups", reports_dir=tmp_path / "reports", **opts)
+    return create_app(settings, options=o, refresh_interval=0.5)
+
+
+def text_of(app, selector: str) -> str:
+    r = app.screen.query_one(selector).render()
+    return getattr(r, "plain", str(r))
+
+
+async def test_after_a_commit_without_answer_the_console_does_not_lock_itself_out(pg_server, fresh_db, tmp_path):
+    """Item 3: after a COMMIT timeout the next runbook's 'One operator' check named the console's own pid,
+    ROLLBACK was refused while the bar still said the transaction was open, and the finished runbook was
+    replaced without close(), its connection and lock living on."""
+    if pg_server.embedded is None:
+        pytest.skip("changes synchronous_standby_names server-wide (test server only)")
+    admin = pg_server.admin
+    run_sql(admin, f'ALTER DATABASE "{fresh_db.dbname}" SET synchronous_commit = on')
+    run_sql(admin, "ALTER SYSTEM SET synchronous_standby_names = 'never'")
+    run_sql(admin, "SELECT pg_reload_conf()")
+    app = make_app(fresh_db, tmp_path, commit_timeout=1.0)
+    try:
+        wait_until(lambda: query(fresh_db, "SHOW synchronous_standby_names") == [("never",)], 5)
+        async with app.run_test(size=SIZE) as pilot:
+            await scenes.dashboard_ready(pilot)
+            await scenes.walk_to(pilot, Step.VERIFY)
+            first = app.runbook
+            await scenes.commit(pilot, fresh_db.dbname)
+            # Certain, and said so: committed (the server confirms), the bar agrees, nothing is left open.
+            assert first.outcome == Outcome.COMMITTED and first.tx == Tx.COMMITTED and not first.tx_open
+            assert text_of(app, "#txbar").strip().startswith("COMMITTED")
+            assert "✓ COMMITTED" in text_of(app, "#done-text")
+            assert advisory_locks(fresh_db) == []
+            await pilot.press("d")
+            await scenes.wait_for(pilot, lambda: app.screen is app.dashboard)
+            await pilot.press("r")
+            await scenes.wait_for(pilot, lambda: app.runbook is not first and app.screen is app.runbook_screen
+                                  and app.runbook.checks, what="a fresh runbook")
+            one = next(c for c in app.runbook.checks if c.name == "One operator")
+            assert one.ok, one.detail
+            assert first.conn is None and first.monitor is None  # the finished run was closed
+    finally:
+        run_sql(admin, "ALTER SYSTEM RESET synchronous_standby_names")
+        run_sql(admin, "SELECT pg_reload_conf()")
+    assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
+
+
+async def test_the_runbook_screen_open_keeps_no_lock_and_restore_is_not_refused(fresh_db, tmp_path):
+    """Item 4: opening the runbook ran the checks and kept the lock; after a passed pre-flight the console's
+    own restore was refused, naming the console's own pid."""
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        assert advisory_locks(fresh_db) == []  # looking is not holding
+        await scenes.tick_all(pilot)
+        await scenes.next_step(pilot)  # pre-flight passed: the lock is held until BEGIN
+        await scenes.next_step(pilot)  # the backup
+        assert advisory_locks(fresh_db) == [(app.runbook.backend_pid, 0x41414D49, 1, True)]
+        await pilot.press("d")
+        await scenes.wait_for(pilot, lambda: app.screen is app.dashboard)
+        await pilot.press("b")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore" and app.screen.entries,
+                              what="the restore screen")
+        assert advisory_locks(fresh_db) == []  # released for the console's own restore
+        await scenes.wait_for(pilot, lambda: list(app.screen.checks.values()) == [True], what="sha256 check")
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-modal")
+        await pilot.press(*fresh_db.dbname, "enter")
+        await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.result is not None,
+                              what="restore")
+        assert "refused" not in text_of(app, "#restore-status")
