@@ -8,7 +8,7 @@ import os
 import signal
 
 import pytest
-from conftest import ROOT, catalog_fingerprint, cli, run_sql
+from conftest import MIGRATION, ROOT, catalog_fingerprint, cli, run_sql
 from faults import (
     advisory_locks,
     migration_with,
@@ -99,13 +99,31 @@ def test_failing_statement_exits_5_and_changes_nothing(pg_server, fresh_db, tmp_
 
 
 def test_verify_failure_exits_1(pg_server, fresh_db, tmp_path):
-    run_sql(fresh_db, "CREATE TABLE legacy_settings (id int)")
     before = catalog_fingerprint(fresh_db)
-    r = cli(*apply_args(tmp_path, "--yes", "--no-backup"), env=pg_server.env(fresh_db.dbname))
+    path = tmp_path / "with_extra.sql"
+    path.write_text(MIGRATION.read_text() + "\nCREATE TABLE IF NOT EXISTS scratch_notes (id int);\n")
+    r = cli(*apply_args(tmp_path, "--yes", "--no-backup", "--migration-file", str(path)),
+            env=pg_server.env(fresh_db.dbname))
     assert r.returncode == 1, r.stdout + r.stderr
-    assert r.stderr.splitlines() == ["aami-tui: Verify failed: Exactly ten tables in public: public holds 11 tables "
-                                     "(extra: legacy_settings). COMMIT is blocked; ROLLBACK."]
+    assert r.stderr.splitlines() == ["aami-tui: Verify failed: Tables the migration created: the migration created "
+                                     "scratch_notes, which the Config Server does not use (take it out of the file, "
+                                     "then retry). COMMIT is blocked; ROLLBACK."]
     assert catalog_fingerprint(fresh_db) == before
+
+
+def test_extra_table_from_before_is_a_warning_and_exact_a_gate(pg_server, fresh_db, tmp_path):
+    run_sql(fresh_db, "CREATE TABLE legacy_settings (id int)")
+    env = pg_server.env(fresh_db.dbname)
+    exact = cli(*apply_args(tmp_path, "--yes", "--exact"), env=env)
+    assert exact.returncode == 3, exact.stdout + exact.stderr  # pre-flight: before any backup
+    assert "Exactly ten tables in public: public also holds legacy_settings" in exact.stderr
+    assert not list((tmp_path / "backups").glob("*.dump"))
+    r = cli(*apply_args(tmp_path, "--yes", "--no-backup"), env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "  ! Other tables in public: legacy_settings (~" in r.stdout
+    (report,) = [x for x in reports(tmp_path) if x["final_state"] == "committed"]
+    other = [c for c in report["verify"] if c["name"] == "Other tables in public"]
+    assert other and other[0]["blocking"] is False
 
 
 async def test_second_concurrent_run_exits_7_naming_the_holder(pg_server, fresh_db, tmp_path):

@@ -189,3 +189,17 @@ def test_database_unreachable_message_never_has_password(pg_server, fresh_db):
     r = cli("lint", env=pg_server.env(fresh_db.dbname))
     assert pg_server.admin.password not in r.stdout + r.stderr
 
+
+
+def test_preflight_runs_the_lint_and_an_error_blocks_before_the_backup(pg_server, fresh_db, tmp_path):
+    apply_migration(fresh_db)
+    bad = tmp_path / "drop.sql"
+    bad.write_text("ALTER TABLE groups DROP COLUMN IF EXISTS priority;\n")
+    args = ["apply", "--yes", "--backup-dir", str(tmp_path / "b"), "--reports-dir", str(tmp_path / "r"),
+            "--migration-file", str(bad)]
+    r = cli(*args, env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert ("Pre-flight failed: Lint: 1 errors, 0 warnings (squawk" in r.stderr
+            and "line 1: Dropping priority of groups deletes its data" in r.stderr
+            and "and the Config Server uses it." in r.stderr)
+    assert not list((tmp_path / "b").glob("*.dump"))

@@ -52,3 +52,25 @@ async def test_schema_named_after_the_user_takes_the_tables(fresh_db):
     found = await _obstacles(fresh_db)
     assert [(o.kind, o.name) for o in found] == [("creation_schema", None)]
     assert f"in schema {user}, not in public" in found[0].message
+
+
+def test_preflight_names_them_before_the_backup(pg_server, fresh_db, tmp_path):
+    """Before: the view passed pre-flight, the backup ran, and apply failed at the CREATE INDEX on it."""
+    from conftest import cli
+
+    run_sql(fresh_db, "CREATE VIEW groups AS SELECT 1 AS id")
+    args = ["apply", "--yes", "--backup-dir", str(tmp_path / "b"), "--reports-dir", str(tmp_path / "r")]
+    r = cli(*args, env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert r.stderr.splitlines()[0] == ("aami-tui: Pre-flight failed: In the way: public.groups is a view, not a "
+                                        "table: CREATE TABLE IF NOT EXISTS groups would skip it and a later "
+                                        "statement on it would fail; rename or drop that view first.")
+    assert not list((tmp_path / "b").glob("*.dump"))
+    run_sql(fresh_db, f'DROP VIEW groups; CREATE SCHEMA other; ALTER DATABASE "{fresh_db.dbname}" '
+                      "SET search_path = other, public")
+    r = cli(*args, env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == 3 and "In the way: search_path is 'other, public'" in r.stderr
+    run_sql(fresh_db, f'ALTER DATABASE "{fresh_db.dbname}" RESET search_path')
+    r = cli(*args, "--no-backup", env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "✓ Nothing in the way:" in r.stdout and "✓ Lint: 0 errors, 0 warnings (squawk" in r.stdout

@@ -139,7 +139,8 @@ def to_markdown(d: dict) -> str:
         out += ["", f"### Attempt {a['attempt']} (retried afterwards)", ""] + _steps_table(a["steps"])
     out += ["", "## Pre-flight", ""]
     out += [f"- [{'x' if v == 'yes' else ' '}] {k} ({v})" for k, v in d["preflight"]["checklist"].items()]
-    out += [f"- {'✓' if c['ok'] else '✗'} {c['name']}: {c['detail']}" for c in d["preflight"]["checks"]]
+    out += [f"- {'✓' if c['ok'] else ('✗' if c.get('blocking', True) else '!')} {c['name']}: {c['detail']}"
+            for c in d["preflight"]["checks"]]
     out += ["", "## Backup", ""]
     b = d["backup"]
     if isinstance(b, dict):
@@ -152,8 +153,9 @@ def to_markdown(d: dict) -> str:
     for x in d["statements"]:
         out.append(f"| {x['attempt']} | {x['index']} | {x['statement']} | {x['tag']} | {x['ms']} |")
     if d["verify"]:
-        out += ["", "## Verify", ""] + [f"- {'✓' if c['ok'] else '✗'} {c['name']}: {c['detail']}"
-                                        for c in d["verify"]]
+        out += ["", "## Verify", ""] + [
+            f"- {'✓' if c['ok'] else ('✗' if c.get('blocking', True) else '!')} {c['name']}: {c['detail']}"
+            for c in d["verify"]]
     if d["waiting_sessions"]:
         out += ["", "## Sessions that waited on the migration's locks", "",
                 "| attempt | pid | user | application | waited s | query |", "|---|---|---|---|---|---|"]

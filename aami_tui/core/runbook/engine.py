@@ -125,6 +125,9 @@ class Runbook:
         self.failure: str = ""
         self.report_paths: tuple[Path, Path] | None = None
         self.lock_holder: dict | None = None
+        self.lint_result = None  # core.lint.LintResult of the pre-flight
+        # public's tables just after BEGIN (name -> (est rows, size)): what existed before the migration
+        self.tables_before_begin: dict[str, tuple] | None = None
         self.operator = getpass.getuser()
         self.client_host = socket.gethostname()
 
@@ -348,7 +351,7 @@ class Runbook:
         self.emit(ChecksDone(Step.PREFLIGHT, tuple(checks)))
         failed = [c for c in checks if c.blocking and not c.ok]
         for c in checks:
-            self.say(f"{'✓' if c.ok else '✗'} {c.name}: {c.detail}", "ok" if c.ok else "error", Step.PREFLIGHT)
+            self.say(f"{_mark(c)} {c.name}: {c.detail}", _level(c), Step.PREFLIGHT)
         if failed:
             await self.session.unlock(self.opt.query_timeout)  # a failed pre-flight does not keep others out
             self._set(Step.PREFLIGHT, State.FAILED, failed[0].detail)
@@ -425,6 +428,8 @@ class Runbook:
                                  f"{locks.describe_holder(holder)}.", Verdict.LOCKED)
             await self.session.begin(lock_timeout=self.opt.lock_timeout, statement_timeout=self.opt.statement_timeout,
                                      idle_timeout=self.opt.idle_timeout, seconds=t)
+            cur = await self.session.call(self.session.conn.execute(sql("public_tables")), t, "the table list")
+            self.tables_before_begin = {name: (rows, size) for name, rows, size in await cur.fetchall()}
         except asyncio.CancelledError:
             self._set(Step.BEGIN, State.FAILED, "cancelled")
             await self.session.close()  # whatever BEGIN had opened goes with the session
@@ -559,8 +564,7 @@ class Runbook:
                 checks.append(Check("Default alert templates", False, "alert_templates is missing"))
             cur = await s.call(s.conn.execute(sql("public_table_count")), t, "verify")
             n = (await cur.fetchone())[0]
-            checks.append(Check("Exactly ten tables in public", n == 10, f"public holds {n} tables"
-                                + (f" (extra: {', '.join(res.extra)})" if res.extra else "")))
+            checks += self._extras_checks(n, res.extra)
         except asyncio.CancelledError:
             if s.alive:
                 self._set(Step.VERIFY, State.FAILED, "cancelled; the transaction is aborted: ROLLBACK")
@@ -578,16 +582,45 @@ class Runbook:
         self.verify_checks = checks
         self.emit(ChecksDone(Step.VERIFY, tuple(checks)))
         for c in checks:
-            self.say(f"{'✓' if c.ok else '✗'} {c.name}: {c.detail}", "ok" if c.ok else "error", Step.VERIFY)
-        bad = [c for c in checks if not c.ok]
+            self.say(f"{_mark(c)} {c.name}: {c.detail}", _level(c), Step.VERIFY)
+        bad = [c for c in checks if c.blocking and not c.ok]
         if bad:
             self._set(Step.VERIFY, State.FAILED, bad[0].detail)
             self._move(Phase.APPLIED)
             raise self._fail(f"Verify failed: {bad[0].name}: {bad[0].detail}. COMMIT is blocked; ROLLBACK.",
                              Verdict.VERIFY_FAILED)
-        self._set(Step.VERIFY, State.DONE, "10 / 10, 6 templates, exactly 10 tables")
+        others = [c for c in checks if not c.ok]
+        self._set(Step.VERIFY, State.DONE, "10 / 10, 6 templates, " + (
+            "other tables reported" if others else "exactly 10 tables"))
         self._move(Phase.VERIFIED)
         return checks
+
+    def _extras_checks(self, n: int, extra) -> list[Check]:
+        """Tables in public beyond the ten: what the migration created is an error; what was there before BEGIN
+        is reported (a gate only with --exact)."""
+        if not extra:
+            return [Check("Exactly ten tables in public", n == 10, f"public holds {n} tables")]
+        before = self.tables_before_begin or {}
+        created = [x for x in extra if x not in before]
+        old = [x for x in extra if x in before]
+        out = []
+        if created:
+            out.append(Check("Tables the migration created", False, f"the migration created {', '.join(created)}, "
+                             "which the Config Server does not use (take it out of the file, then retry)"))
+        if old:
+            from aami_tui.core.runbook.preflight import describe_size
+
+            touched = set(_named_tables(self.migration)) if self.migration else set()
+            names = ", ".join(f"{x} ({describe_size(*before[x])}"
+                              + (", changed by this migration" if x in touched else "") + ")" for x in old[:10])
+            more = f" and {len(old) - 10} more" if len(old) > 10 else ""
+            if self.opt.exact:
+                out.append(Check("Exactly ten tables in public", False, f"public holds {n} tables: {names}{more} "
+                                 "existed before BEGIN; --exact requires exactly ten"))
+            else:
+                out.append(Check("Other tables in public", False, f"{names}{more} existed before BEGIN and stay; "
+                                 "the Config Server ignores them (--exact makes this a gate)", blocking=False))
+        return out
 
     async def ping(self) -> None:
         """While the transaction sits open and idle, make sure our session still exists and answers; if
@@ -818,3 +851,21 @@ class Runbook:
             return None
         self.emit(ReportWritten(*self.report_paths))
         return self.report_paths
+
+
+def _mark(c: Check) -> str:
+    return "✓" if c.ok else ("✗" if c.blocking else "!")
+
+
+def _level(c: Check) -> str:
+    return "ok" if c.ok else ("error" if c.blocking else "warn")
+
+
+def _named_tables(migration) -> list[str]:
+    """Tables the migration file's statements act on (pglast), to tell 'untouched' extras from changed ones."""
+    from aami_tui.core.lint import _statements
+
+    try:
+        return [t for st in _statements(migration.text) for t in ([st.table] + [x for x, _ in st.locks]) if t]
+    except Exception:  # noqa: BLE001 - only used for words in a warning
+        return []

@@ -6,9 +6,11 @@ import asyncio
 import shutil
 from typing import TYPE_CHECKING
 
-from aami_tui.core import locks, pgtools, schema
+from aami_tui.core import lint, locks, pgtools, schema
 from aami_tui.core import migration as mig
 from aami_tui.core.db import ConnectError
+from aami_tui.core.obstacles import objects_in_the_way
+from aami_tui.core.queries import sql
 from aami_tui.core.runbook.model import Check, Verdict
 from aami_tui.core.status import server_status
 
@@ -83,14 +85,71 @@ async def checks(rb: Runbook) -> list[Check]:
                              + ("" if ok else "; not enough room for the backup")))
         except pgtools.ToolError as exc:
             out.append(Check("Backup directory", False, str(exc)))
+    obstacles = await rb.session.call(objects_in_the_way(conn), t, "the objects-in-the-way query")
+    for o in obstacles:
+        out.append(Check("In the way", False, o.message))
+    if not obstacles:
+        out.append(Check("Nothing in the way", True, "no view, type or search_path entry stands in for a required "
+                         "table; the tables go to public"))
     if rb.migration is not None:
         res = await rb.session.call(schema.validate(conn, rb.migration.tables), t, "the schema query")
         if res.drifted:
             names = ", ".join(res.drifted)
             out.append(Check("Schema drift", False, f"tables {names} exist with columns that differ from "
                              f"{rb.migration.name} (built by the archived migrations?); IF NOT EXISTS "
-                             "never repairs them, so the migration would fail or leave them wrong."))
+                             "never repairs them, so the migration would fail or leave them wrong; "
+                             "`aami-tui plan` writes the repair."))
         else:
-            out.append(Check("Current schema", True, f"{res.summary()}"
-                             + (f", extra tables: {', '.join(res.extra)}" if res.extra else "")))
+            out.append(Check("Current schema", True, f"{res.summary()}"))
+        if res.extra:
+            out.append(await _extras_check(rb, conn, res.extra))
+        out.append(await _lint_check(rb, conn))
     return out
+
+
+async def _extras_check(rb: Runbook, conn, extra) -> Check:
+    """Tables in public the Config Server does not need: reported, or a gate with --exact."""
+    cur = await rb.session.call(conn.execute(sql("table_facts"), {"names": list(extra)}), rb.opt.query_timeout,
+                                "the table sizes query")
+    facts = {name: (rows, size) for name, rows, size in await cur.fetchall()}
+    names = ", ".join(f"{n} ({describe_size(*facts.get(n, (None, None)))})" for n in extra[:10])
+    more = f" and {len(extra) - 10} more" if len(extra) > 10 else ""
+    if rb.opt.exact:
+        return Check("Exactly ten tables in public", False, f"public also holds {names}{more}; --exact requires "
+                     "exactly the ten required tables (the guide's CI check), so verify would block COMMIT")
+    return Check("Other tables in public", False, f"{names}{more}: not the Config Server's; the migration leaves "
+                 "them alone and verify reports them without blocking (--exact makes this a gate)", blocking=False)
+
+
+async def _lint_check(rb: Runbook, conn) -> Check:
+    """squawk's findings mapped to this runbook (core/lint.py), with the live table sizes."""
+    try:
+        tables, indexes = await rb.session.call(lint.live_facts(conn, rb.migration_path), rb.opt.query_timeout,
+                                                "the lint facts query")
+        version = f"{conn.info.server_version // 10000}.0"
+        res = await asyncio.to_thread(lint.lint, rb.migration_path, tables, version, None, indexes)
+    except (OSError, ValueError) as exc:
+        return Check("Lint", False, f"lint could not run ({exc}); the rest of the pre-flight is unaffected",
+                     blocking=False)
+    rb.lint_result = res
+    tool = res.squawk or "squawk not run"
+    summary = f"{len(res.errors)} errors, {len(res.warnings)} warnings ({tool})"
+    if res.errors:
+        first = res.errors[0]
+        return Check("Lint", False, f"{summary}; line {first.line}: {first.message}")
+    if res.warnings:
+        first = res.warnings[0]
+        return Check("Lint", False, f"{summary}; line {first.line}: {first.message} (aami-tui lint "
+                     f"{rb.migration_path.name} lists them all)", blocking=False)
+    return Check("Lint", True, f"{summary}")
+
+
+def describe_size(rows, size) -> str:
+    import humanize
+
+    parts = []
+    if rows is not None:
+        parts.append(f"~{rows:,} rows")
+    if size is not None:
+        parts.append(humanize.naturalsize(size, binary=True))
+    return ", ".join(parts) or "size unknown"
