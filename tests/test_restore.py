@@ -225,8 +225,11 @@ async def test_a_newer_pg_dumps_backup_restores_with_the_newest_pg_restore(pg_se
 
 async def test_a_session_holding_a_lock_ends_the_restore_after_its_lock_timeout(pg_server, fresh_db, tmp_path):
     """The Config Server left a transaction open on targets: the restore must not wait without limit. It stops
-    after its lock_timeout, commits nothing, names the session, and works once that session is gone."""
+    after its lock_timeout, commits nothing, names the session, and works once that session is gone. The backup
+    is far larger than a pipe's buffer, so pg_restore is still writing when psql stops."""
     _first_three_tables(fresh_db)
+    run_sql(fresh_db, "INSERT INTO targets (hostname, ip_address, metadata) SELECT 'bulk' || i, '10.1.0.1', "
+                      "jsonb_build_object('pad', repeat(md5(i::text), 20)) FROM generate_series(1, 20000) i")
     before, rows = _catalog(fresh_db), _rows(fresh_db)
     entry = _apply(pg_server, fresh_db, tmp_path)
     after_apply = catalog_fingerprint(fresh_db)
@@ -234,7 +237,8 @@ async def test_a_session_holding_a_lock_ends_the_restore_after_its_lock_timeout(
     holder.execute("SELECT count(*) FROM targets").fetchone()  # idle in transaction, ACCESS SHARE held
     try:
         with pytest.raises(core_restore.RestoreError) as e:
-            await core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports", lock_timeout=1)
+            await asyncio.wait_for(core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports",
+                                                        lock_timeout=1), 30)
         msg = str(e.value)
         assert msg.startswith("The restore waited more than 1 s for a lock on a table and was rolled back: nothing "
                               "changed. Sessions holding locks here: pid ")

@@ -399,7 +399,13 @@ async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server
         try:
             await pump()
         except (BrokenPipeError, ConnectionResetError):
-            pass  # psql stopped (ON_ERROR_STOP): its stderr says why
+            # psql stopped (ON_ERROR_STOP; its stderr says why). Nobody reads pg_restore's output any more: end it,
+            # or it waits on a full pipe for ever.
+            with contextlib.suppress(ProcessLookupError):
+                dump.kill()
+        # Read what pg_restore wrote to the end: asyncio reports a process's exit only once its pipes are closed.
+        while dump.stdout and await dump.stdout.read(1 << 16):
+            pass
         rc_dump = await dump.wait()
         if rc_dump == 0 and psql.returncode is None:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -414,6 +420,9 @@ async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server
         for proc in (psql, dump):  # psql first: its session ends without COMMIT
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+        with contextlib.suppress(Exception):
+            while dump.stdout and await asyncio.wait_for(dump.stdout.read(1 << 16), 5):
+                pass
         for proc in (psql, dump):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(proc.wait(), 5)
