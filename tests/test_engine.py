@@ -404,3 +404,48 @@ async def test_report_records_the_sessions_that_waited_on_our_locks(fresh_db, tm
     assert w["pid"] == waiter.pid and w["application_name"] == "config-server" and w["attempt"] == 1
     assert w["query"] == "INSERT INTO namespaces (name) VALUES ('server-write')" and waiter.error is None
     assert "## Sessions that waited on the migration's locks" in rb.report_paths[0].read_text()
+
+
+async def test_close_while_verify_runs_rolls_back_and_the_report_says_so(fresh_db, tmp_path, monkeypatch):
+    """Item 10: after a signal at verify the report said the transaction was still open (the step stayed
+    'running', so the close's ROLLBACK was refused)."""
+    from aami_tui.core import schema
+
+    real = schema.validate
+    started = asyncio.Event()
+
+    async def slow_validate(*a, **kw):
+        started.set()
+        await asyncio.sleep(60)  # a verify that takes its time (a busy catalog): the signal arrives now
+        return await real(*a, **kw)
+
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    await run_to_begin(rb)
+    await rb.apply()
+    monkeypatch.setattr(schema, "validate", slow_validate)
+    task = asyncio.create_task(rb.verify())
+    await started.wait()
+    task.cancel()  # what the console's signal handler and headless Ctrl+C do to the running step
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await rb.close("signal: SIGTERM")
+    data = json.loads(rb.report_paths[1].read_text())
+    assert data["final_state"] == "rolled back" and data["transaction"] == "rolled back"
+    steps = {s["step"]: s for s in data["steps"]}
+    assert steps["verify"]["state"] == "failed" and steps["rollback"]["state"] == "done"
+    assert public_tables(fresh_db) == [] and advisory_locks(fresh_db) == []
+
+
+async def test_close_while_a_step_runs_in_another_task_stops_it_first(fresh_db, tmp_path):
+    path, _ = migration_with(tmp_path, "SELECT pg_sleep(30);", after=10)
+    rb = runbook(fresh_db, tmp_path, path, skip_backup=True)
+    await run_to_begin(rb)
+    task = asyncio.create_task(rb.apply())
+    await asyncio.to_thread(lambda: __import__("faults").wait_until(
+        lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND query LIKE 'SELECT pg_sleep%%'",
+                      (rb.backend_pid,)), 10))
+    await rb.close("signal: SIGHUP")  # nobody cancelled the apply: close does
+    assert task.done()
+    data = json.loads(rb.report_paths[1].read_text())
+    assert data["final_state"] == "rolled back" and data["transaction"] == "rolled back"
+    assert public_tables(fresh_db) == [] and advisory_locks(fresh_db) == []

@@ -116,6 +116,7 @@ class Runbook:
         self.session = Session(settings, self._notice)
         self.monitor: psycopg.AsyncConnection | None = None  # lock watch / blockers
         self.monitor_ident: tuple[int, object] | None = None  # its (pid, backend_start), to fence it
+        self._step_task: asyncio.Task | None = None  # the task running the current step (close() stops it)
         self.attempt = 0
         self.started_at = _now()
         self.ended_at: datetime | None = None
@@ -236,6 +237,7 @@ class Runbook:
             raise RunbookError(f"{action.title} is not possible now: {nxt}.")
         frm = self.phase
         self._move(nxt)
+        self._step_task = asyncio.current_task()
         return frm
 
     def _fail(self, msg: str, verdict: Verdict) -> RunbookError:
@@ -776,6 +778,8 @@ class Runbook:
         """End the run: roll back an open transaction, release the lock, write the report."""
         if self.phase is Phase.CLOSED:
             return
+        if self.running:
+            await self._stop_running_step()
         if self.tx_open and not self.running:
             with contextlib.suppress(Exception):
                 await self.rollback(reason)
@@ -786,6 +790,20 @@ class Runbook:
             self._move(Phase.CLOSED)
         await self.close_connections()
         self.write_report()
+
+    async def _stop_running_step(self) -> None:
+        """close() while a step runs (a signal, a quit): cancel it and let it settle, so that the report
+        never says 'transaction open' for a run that is over. COMMIT is never cancelled: it resolves."""
+        task = self._step_task
+        limit = self.opt.commit_timeout + 3 * self.opt.query_timeout if self.phase is Phase.COMMITTING else 15.0
+        if task is not None and task is not asyncio.current_task() and not task.done() \
+                and self.phase is not Phase.COMMITTING:
+            task.cancel()
+        deadline = time.monotonic() + limit
+        while self.running and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.running:
+            self.say(f"{RUNNING[self.phase]} did not stop within {limit:g}s of the close.", "error")
 
     async def close_connections(self) -> None:
         await self.session.close()
