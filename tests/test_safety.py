@@ -1004,3 +1004,15 @@ async def test_idle_in_transaction_timeout_ends_the_session_and_the_console_says
     assert steps["apply"] == "not run" and steps["verify"] == "not run" and steps["rollback"] == "done"
     assert data["ended"] is not None
     await rb.close()
+
+
+async def test_every_session_has_tcp_keepalives(fresh_db, tmp_path):
+    """Item 5: TCP keepalives in the conninfo (the kernel notices a dead peer even while nothing is sent)."""
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    await run_to_begin(rb)
+    params = rb.conn.info.get_parameters()
+    assert params.get("keepalives") == "1" and params.get("keepalives_idle") == "10"
+    assert params.get("keepalives_count") == "3" and params.get("tcp_user_timeout") == "30000"
+    await rb.close()
+    own = ConnSettings({**fresh_db.params, "keepalives_idle": "42"}, "test")
+    assert "keepalives_idle=42" in own.conninfo()  # the user's own value wins

@@ -18,6 +18,10 @@ from psycopg import conninfo as _ci
 APPLICATION_NAME = "aami-tui"
 DEFAULT_DBNAME = "aami_config"
 DEFAULT_CONNECT_TIMEOUT = 5
+# TCP keepalives on every connection (ignored by libpq for Unix sockets); explicit values in --dsn win.
+# tcp_user_timeout: data left unacknowledged this long (ms) drops the connection.
+KEEPALIVES = {"keepalives": "1", "keepalives_idle": "10", "keepalives_interval": "5", "keepalives_count": "3",
+              "tcp_user_timeout": "30000"}
 DB_VARS = ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SSLMODE")
 
 # The Config Server's defaults for its DB_* variables (schema-facts.md). The password is
@@ -44,6 +48,8 @@ class ConnSettings:
         p = dict(self.params)
         p.setdefault("application_name", APPLICATION_NAME)
         p["connect_timeout"] = str(self.connect_timeout)
+        for k, v in KEEPALIVES.items():  # a dead peer is noticed by the kernel, not only by our deadlines
+            p.setdefault(k, v)
         p.update({k: v for k, v in override.items() if v is not None})
         return _ci.make_conninfo("", **p)
 
