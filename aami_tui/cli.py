@@ -79,7 +79,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 EXIT_USAGE = 64  # bad command-line arguments (BSD sysexits EX_USAGE), distinct from "cannot connect"
-COMMANDS = ("check", "console", "demo", "apply", "init", "lint", "plan", "screenshots")
+COMMANDS = ("check", "console", "demo", "apply", "init", "lint", "plan", "rehearse", "screenshots")
 
 
 class Parser(argparse.ArgumentParser):
@@ -150,6 +150,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write the plan to FILE (0600) instead of stdout")
     pl.add_argument("--json", action="store_true", help="print the classified differences as JSON instead")
 
+    rh = sub.add_parser("rehearse", help="rehearse the migration on a scratch copy restored from a fresh backup "
+                                         "(the real database is only read); exit 0 only if the real run would "
+                                         "succeed and leave no drift")
+    _common(rh)
+    rh.add_argument("--migration-file", type=Path, default=None, help="rehearse this file instead of the shipped one")
+    rh.add_argument("--from-backup", type=Path, default=None, metavar="FILE",
+                    help="restore this pg_dump -Fc file instead of taking a fresh backup")
+    rh.add_argument("--backup-dir", type=Path, default=Path("backups"), help="where the fresh backup goes "
+                                                                             "(default ./backups)")
+    rh.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where the rehearsal report goes "
+                                                                              "(default ./reports)")
+    rh.add_argument("--lock-timeout", type=_positive, default=5.0, metavar="S", help="lock_timeout (default 5)")
+    rh.add_argument("--statement-timeout", type=_positive, default=300.0, metavar="S",
+                    help="statement_timeout (default 300)")
+    rh.add_argument("--json", action="store_true", help="print the rehearsal's record as JSON")
+
     s = sub.add_parser("screenshots", help="regenerate the SVGs in screenshots/ (uses the embedded server)")
     s.add_argument("--out", type=Path, default=Path("screenshots"))
     return p
@@ -169,6 +185,8 @@ def _runbook_opts(p: argparse.ArgumentParser) -> None:
                    help="idle_in_transaction_session_timeout of the migration session: the server rolls back a "
                         "transaction left idle this long (default 900; 0 = off)")
     g.add_argument("--migration-file", type=Path, default=None, help="apply this file instead of the shipped one")
+    g.add_argument("--rehearsal-report", type=Path, default=None, metavar="FILE",
+                   help="a report from `aami-tui rehearse`: pre-flight's 'Tested on staging' evidence")
     g.add_argument("--exact", action="store_true",
                    help="require exactly the ten tables in public (the guide's CI gate); without it, tables that "
                         "were there before are reported, not blocking")
@@ -371,6 +389,52 @@ def _lint(args) -> int:
     return res.exit_code
 
 
+async def _rehearse(settings, args) -> int:
+    import signal
+
+    from aami_tui.core import migration, rehearse
+    from aami_tui.core.db import ConnectError
+
+    path = migration.resolve_migration_path(args.migrations_dir, args.migration_file)
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        r = await rehearse.rehearse(settings, path, backup_dir=args.backup_dir, reports_dir=args.reports_dir,
+                                    from_backup=args.from_backup, lock_timeout=args.lock_timeout,
+                                    statement_timeout=args.statement_timeout,
+                                    say=lambda m: print(m, file=sys.stderr, flush=True))
+    except ConnectError as exc:
+        _err(str(exc))
+        return rehearse.EXIT_CONNECT
+    except rehearse.RehearsalError as exc:
+        _err(str(exc))
+        return rehearse.EXIT_NO_COPY
+    except asyncio.CancelledError:
+        _err("interrupted: the copy was dropped; the real database was only read.")
+        return rehearse.EXIT_INTERRUPTED
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    if args.json:
+        print(json.dumps(r.to_dict(), indent=2, default=str))
+        return r.exit_code
+    import humanize
+
+    print(r.verdict())
+    print(f"Copy: {r.copy_where}; {'dropped' if r.copy_dropped else 'NOT dropped: drop it by hand'}.")
+    print(f"Durations: restore {r.restore_seconds:.1f} s, apply {r.apply_seconds:.2f} s ({r.statements} statements), "
+          f"total {r.total_seconds:.1f} s.")
+    for lk in r.locks:
+        print(f"Lock: {lk['mode']} on {lk['table']} (~{lk['est_rows']:,} rows, "
+              f"{humanize.naturalsize(lk['size_bytes'] or 0, binary=True)}) until COMMIT.")
+    if not r.locks and r.committed:
+        print("Locks: none on tables that already existed.")
+    print(f"Report: {r.report} (pre-flight evidence: --rehearsal-report {r.report})")
+    return r.exit_code
+
+
 async def _live_lint_facts(settings, path) -> tuple:
     """(live tables, server version, live indexes) for lint; empty when the database cannot be reached."""
     from aami_tui.core import lint
@@ -518,6 +582,8 @@ def _dispatch(parser: argparse.ArgumentParser, args) -> int:
             return _with_embedded(args, lambda s, pg: run_console(s, args, embedded=pg))
         if command == "lint":
             return _lint(args)
+        if command == "rehearse":
+            return _with_embedded(args, lambda s, pg: asyncio.run(_rehearse(s, args)))
         if command == "plan":
             return _with_embedded(args, lambda s, pg: asyncio.run(_plan(s, args)))
         if command == "screenshots":

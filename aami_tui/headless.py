@@ -73,7 +73,8 @@ async def _run(settings, args) -> int:
             kw[opt] = getattr(args, opt)
     opts = Options(backup_dir=args.backup_dir, reports_dir=args.reports_dir, lock_timeout=args.lock_timeout,
                    statement_timeout=args.statement_timeout, skip_backup=args.no_backup, pace=args.pace,
-                   exact=getattr(args, "exact", False), **kw)
+                   exact=getattr(args, "exact", False), rehearsal_report=getattr(args, "rehearsal_report", None),
+                   **kw)
     rb = Runbook(settings, path, opts, _printer, interactive=False)
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()

@@ -104,6 +104,13 @@ async def checks(rb: Runbook) -> list[Check]:
         if res.extra:
             out.append(await _extras_check(rb, conn, res.extra))
         out.append(await _lint_check(rb, conn))
+    if rb.opt.rehearsal_report is not None:
+        from aami_tui.core import rehearse
+
+        good, words = rehearse.evidence(rb.opt.rehearsal_report, rb.migration, rb.settings.dbname)
+        out.append(Check("Tested on staging", good, words, blocking=False))
+        if good:
+            rb.tick("staging")  # the checklist item, with the report as its evidence (recorded with the checks)
     return out
 
 

@@ -1,0 +1,355 @@
+"""Rehearsal on a copy: the guide's "test the migration on staging first", done for real.
+
+A fresh backup of the database (or ``--from-backup FILE``) is restored into a scratch copy: a new database on the
+same server when the role may create one, otherwise the embedded PostgreSQL (the version difference is stated).
+The same runbook engine runs there (pre-flight, BEGIN, apply, verify, COMMIT on the copy), and the report says
+how long it took, which locks it held on tables that already existed (with their sizes), what failed, and whether
+the result passes ``check --strict``. The copy is always dropped: on success, failure and Ctrl+C. The real
+database is only read (by pg_dump).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql as q
+
+from aami_tui.core import files, pgtools, schema
+from aami_tui.core import migration as mig
+from aami_tui.core.queries import sql
+from aami_tui.core.settings import ConnSettings
+
+# Exit codes of `aami-tui rehearse` (README).
+EXIT_WOULD_SUCCEED = 0
+EXIT_WOULD_FAIL = 1
+EXIT_CONNECT = 2
+EXIT_DRIFT_LEFT = 3
+EXIT_NO_COPY = 4
+EXIT_INTERRUPTED = 130
+
+
+class RehearsalError(Exception):
+    """The copy could not be made; one sentence."""
+
+
+@dataclass
+class Rehearsal:
+    database: str  # the real one, described
+    migration: str
+    migration_sha256: str = ""
+    backup: str = ""  # the dump restored, and whether it was taken now
+    copy_where: str = ""  # where the copy lived
+    copy_name: str = ""
+    started_at: str = ""
+    restore_seconds: float = 0.0
+    apply_seconds: float = 0.0
+    total_seconds: float = 0.0
+    statements: int = 0
+    locks: list[dict] = field(default_factory=list)  # on tables that existed before BEGIN
+    preflight: list[dict] = field(default_factory=list)
+    verify: list[dict] = field(default_factory=list)
+    failed: str | None = None  # what failed, one sentence
+    committed: bool = False
+    strict_ok: bool | None = None
+    drift: dict = field(default_factory=dict)
+    copy_dropped: bool = False
+    interrupted: bool = False
+    report: str | None = None
+
+    @property
+    def would_succeed(self) -> bool:
+        return self.committed and self.failed is None
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if not self.would_succeed:
+            return EXIT_WOULD_FAIL
+        return EXIT_WOULD_SUCCEED if self.strict_ok else EXIT_DRIFT_LEFT
+
+    def verdict(self) -> str:
+        if self.interrupted:
+            return "Interrupted: the rehearsal did not finish (the copy was dropped)."
+        if not self.would_succeed:
+            return f"The real run would fail: {self.failed}"
+        if not self.strict_ok:
+            return ("The real run would succeed, but `check --strict` would still fail (drift left: "
+                    f"{', '.join(self.drift) or 'see the report'}); `aami-tui plan` writes the repair.")
+        return "The real run would succeed and leave no drift (`check --strict` passes on the copy)."
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in vars(self).items()}
+        d.update(would_succeed=self.would_succeed, exit_code=self.exit_code, verdict=self.verdict(),
+                 kind="aami-tui rehearsal")
+        return d
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+async def take_backup(settings: ConnSettings, backup_dir: Path, server_major: int, say) -> Path:
+    """pg_dump -Fc of the real database into backup_dir (0600, checksum beside it), verified with --list."""
+    dump_tool = await asyncio.to_thread(pgtools.find_tool, "pg_dump", server_major)
+    restore_tool = await asyncio.to_thread(pgtools.find_tool, "pg_restore", server_major)
+    dump, _ = pgtools.unique_backup_paths(pgtools.ensure_private_dir(backup_dir), settings.dbname)
+    say(f"Backup of {settings.dbname}: pg_dump -Fc → {dump}")
+    await pgtools.run_dump(dump_tool, settings, dump, server_major=server_major)
+    toc = await pgtools.toc_count(restore_tool, dump)
+    digest = await asyncio.to_thread(pgtools.sha256_file, dump)
+    pgtools.write_checksum(dump, digest, {"host": settings.host, "port": settings.port, "dbname": settings.dbname,
+                                          "taken_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+                                          "toc_entries": toc, "size": dump.stat().st_size, "purpose": "rehearsal"})
+    return dump
+
+
+async def _pg_restore(dump: Path, target: ConnSettings, server_major: int) -> None:
+    from aami_tui.core import restore as core_restore
+
+    try:
+        archive = core_restore.read_archive_header(dump)
+        tool, _psql, _listing = await core_restore.choose_tools(dump, archive)
+    except core_restore.RestoreError as exc:
+        raise RehearsalError(str(exc).replace("Nothing was restored.", "No copy was made.")) from None
+    argv = [tool.path, "--no-password", "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction",
+            "-d", target.dbname, str(dump)]
+    rc, err = await pgtools._run(argv, pgtools.tool_env(target, server_major))
+    if rc != 0:
+        lines = [ln for ln in err.splitlines() if "error" in ln.lower()] or err.splitlines() or ["?"]
+        raise RehearsalError(f"Restoring {dump.name} into the copy failed: {lines[-1].removeprefix('pg_restore: ')}")
+
+
+@contextlib.asynccontextmanager
+async def scratch_copy(live_conn, settings: ConnSettings, dump: Path, say, result: Rehearsal):
+    """A restored copy of ``dump``: yields its ConnSettings; always dropped (or its server stopped)."""
+    from aami_tui.core import embedded
+    from aami_tui.core.db import connect
+
+    major = live_conn.info.server_version // 10000
+    cur = await live_conn.execute(sql("can_create_database"))
+    why_not = "the role may not create databases"
+    if (await cur.fetchone())[0]:
+        name = f"aami_rehearse_{uuid.uuid4().hex[:12]}"
+        try:
+            await live_conn.execute(q.SQL("CREATE DATABASE {} TEMPLATE template0").format(q.Identifier(name)))
+        except psycopg.Error as exc:
+            why_not = f"creating a database failed ({_first(exc)})"
+        else:
+            result.copy_name = name
+            result.copy_where = f"a new database {name} on the same server (PostgreSQL {major})"
+            target = settings.with_dbname(name)
+            try:
+                say(f"Copy: restoring {dump.name} into {name} on the same server.")
+                t0 = time.monotonic()
+                await _pg_restore(dump, target, major)
+                result.restore_seconds = time.monotonic() - t0
+                yield target
+            finally:
+                await asyncio.shield(_drop_database(settings, name, major, result))
+            return
+    say(f"Copy: {why_not}; using the embedded PostgreSQL instead.")
+    try:
+        pg = await asyncio.to_thread(embedded.start, "aami_rehearsal")
+    except Exception as exc:  # noqa: BLE001 - one sentence
+        raise RehearsalError(f"No place for the copy: {why_not}, and the embedded PostgreSQL did not start "
+                             f"({exc}).") from None
+    try:
+        ref = await connect(pg.settings())
+        try:
+            emb_major = ref.info.server_version // 10000
+        finally:
+            await ref.close()
+        diff = "" if emb_major == major else (f"; the real server is PostgreSQL {major}: a difference between "
+                                              "the versions could show here and not there, or the other way")
+        result.copy_name = "aami_rehearsal"
+        result.copy_where = f"the embedded PostgreSQL {emb_major} ({why_not}){diff}"
+        t0 = time.monotonic()
+        await _pg_restore(dump, pg.settings(), emb_major)
+        result.restore_seconds = time.monotonic() - t0
+        yield pg.settings()
+    finally:
+        await asyncio.shield(asyncio.to_thread(pg.stop))
+        result.copy_dropped = True
+
+
+async def _drop_database(settings: ConnSettings, name: str, major: int, result: Rehearsal) -> None:
+    from aami_tui.core.db import connect
+
+    force = q.SQL(" WITH (FORCE)") if major >= 13 else q.SQL("")
+    for _ in range(3):
+        try:
+            conn = await connect(settings)
+            try:
+                await conn.execute(q.SQL("DROP DATABASE IF EXISTS {}{}").format(q.Identifier(name), force))
+            finally:
+                await conn.close()
+            result.copy_dropped = True
+            return
+        except Exception:  # noqa: BLE001 - try again, then the report says it was not dropped
+            await asyncio.sleep(0.5)
+
+
+async def _locks_held(conn, pid: int, before: dict) -> list[dict]:
+    cur = await conn.execute(sql("locks_held"), {"pid": pid})
+    out = []
+    for table, mode in await cur.fetchall():
+        if table in before:
+            rows, size = before[table]
+            words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", mode.removesuffix("Lock")).upper()  # AccessExclusiveLock
+            out.append({"table": table, "mode": words, "est_rows": rows, "size_bytes": size})
+    return out
+
+
+async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: Path, reports_dir: Path,
+                   from_backup: Path | None = None, lock_timeout: float = 5.0, statement_timeout: float = 300.0,
+                   pace: float = 0.0, say: Callable[[str], None] = lambda _m: None) -> Rehearsal:
+    """Run the rehearsal. Raises ConnectError (real database unreachable) or RehearsalError (no copy)."""
+    from aami_tui.core.db import connect
+    from aami_tui.core.runbook import Options, Runbook, RunbookError
+
+    t_start = time.monotonic()
+    migration_path = Path(migration_path)
+    conn = await connect(settings)
+    info = conn.info
+    result = Rehearsal(database=f"{info.dbname} on {info.host}:{info.port} (PostgreSQL "
+                                f"{info.server_version // 10000}.{info.server_version % 10000})",
+                       migration=str(migration_path),
+                       started_at=datetime.now().astimezone().isoformat(timespec="seconds"))
+    with contextlib.suppress(mig.MigrationError):
+        result.migration_sha256 = mig.load(migration_path).sha256
+    try:
+        try:
+            if from_backup is not None:
+                dump = Path(from_backup).expanduser()
+                if not dump.is_file():
+                    raise RehearsalError(f"--from-backup {dump}: no such file.")
+                result.backup = f"{dump} (given with --from-backup)"
+            else:
+                dump = await take_backup(settings, backup_dir, info.server_version // 10000, say)
+                result.backup = f"{dump} (taken now)"
+        except pgtools.ToolError as exc:
+            raise RehearsalError(f"The backup for the rehearsal failed: {exc}") from None
+        async with scratch_copy(conn, settings, dump, say, result) as target:
+            opts = Options(backup_dir=backup_dir, reports_dir=Path(reports_dir) / "rehearsal-runs",
+                           lock_timeout=lock_timeout, statement_timeout=statement_timeout, skip_backup=True,
+                           pace=pace)
+            rb = Runbook(target, migration_path, opts, interactive=False)
+            try:
+                say(f"Rehearsing {migration_path.name} on the copy ({result.copy_where}).")
+                result.preflight = [c.to_dict() for c in await rb.preflight()]
+                await rb.backup_step()  # skipped: the copy is itself the backup's restore
+                await rb.begin()
+                t0 = time.monotonic()
+                await rb.apply()
+                result.apply_seconds = time.monotonic() - t0
+                result.statements = len(rb.statements)
+                mon = await connect(target)
+                try:
+                    result.locks = await _locks_held(mon, rb.backend_pid, rb.tables_before_begin or {})
+                finally:
+                    await mon.close()
+                result.verify = [c.to_dict() for c in await rb.verify()]
+                await rb.commit(target.dbname)
+                result.committed = True
+            except RunbookError as exc:
+                result.failed = str(exc)
+                result.preflight = result.preflight or [c.to_dict() for c in rb.checks]
+                result.verify = result.verify or [c.to_dict() for c in rb.verify_checks]
+                result.statements = len([s for s in rb.statements if s.ok])
+            finally:
+                await asyncio.shield(rb.close("rehearsal ended"))
+            if result.committed:
+                shipped = mig.load(mig.resolve_migration_path()).tables
+                check = await connect(target)
+                try:
+                    res = await schema.validate(check, shipped)
+                finally:
+                    await check.close()
+                result.strict_ok = res.ok and not res.drifted
+                result.drift = {t.name: {"missing_columns": list(t.missing_columns),
+                                         "unexpected_columns": list(t.unexpected_columns)}
+                                for t in res.required if t.drifted}
+                if res.missing:
+                    result.drift["missing tables"] = list(res.missing)
+    except asyncio.CancelledError:
+        result.interrupted = True
+        result.total_seconds = time.monotonic() - t_start
+        with contextlib.suppress(Exception):
+            write_report(result, reports_dir)
+        raise
+    finally:
+        await asyncio.shield(conn.close())
+    result.total_seconds = time.monotonic() - t_start
+    write_report(result, reports_dir)
+    return result
+
+
+def write_report(r: Rehearsal, reports_dir: Path) -> Path:
+    """rehearsal_<db>_<time>.md and .json, 0600 (the .json is what pre-flight reads as evidence)."""
+    import humanize
+
+    d = files.private_dir(reports_dir)
+    stem = files.unique_stem(d, f"rehearsal_{files.safe_name(r.database.split(' on ')[0])}_"
+                                f"{datetime.now():%Y%m%d_%H%M%S}", (".md", ".json"))
+    md, js = d / f"{stem}.md", d / f"{stem}.json"
+    r.report = str(md)
+    lines = [f"# Rehearsal of {Path(r.migration).name} on a copy of {r.database}", "",
+             f"**{r.verdict()}**", "",
+             f"- Started: {r.started_at}", f"- Migration: {r.migration} (sha256 {r.migration_sha256})",
+             f"- Backup restored: {r.backup}", f"- Copy: {r.copy_where}; dropped: {'yes' if r.copy_dropped else 'NO'}",
+             f"- Durations: restore {r.restore_seconds:.1f} s, apply {r.apply_seconds:.2f} s "
+             f"({r.statements} statements), total {r.total_seconds:.1f} s",
+             f"- COMMIT on the copy: {'yes' if r.committed else 'no'}; check --strict: "
+             f"{'passes' if r.strict_ok else ('fails' if r.strict_ok is False else 'not reached')}"]
+    if r.failed:
+        lines += ["", "## What failed", "", r.failed]
+    lines += ["", "## Locks held until COMMIT on tables that already existed", ""]
+    if r.locks:
+        lines += ["| table | mode | est. rows | size |", "|---|---|---|---|"]
+        lines += [f"| {x['table']} | {x['mode']} | {x['est_rows']:,} | "
+                  f"{humanize.naturalsize(x['size_bytes'] or 0, binary=True)} |" for x in r.locks]
+    else:
+        lines.append("None (every table the migration touched is new).")
+    for title, checks in (("Pre-flight on the copy", r.preflight), ("Verify on the copy", r.verify)):
+        if checks:
+            lines += ["", f"## {title}", ""]
+            lines += [f"- {'✓' if c['ok'] else ('✗' if c.get('blocking', True) else '!')} {c['name']}: {c['detail']}"
+                      for c in checks]
+    if r.drift:
+        lines += ["", "## Drift left (check --strict)", "", "```", json.dumps(r.drift, indent=2), "```"]
+    files.write_private(md, "\n".join(lines) + "\n")
+    files.write_private(js, json.dumps(r.to_dict(), indent=2, default=str) + "\n")
+    return md
+
+
+def evidence(report_path: Path | str, migration: mig.MigrationFile | None, dbname: str) -> tuple[bool, str]:
+    """Pre-flight's "Tested on staging" from a rehearsal report (its .json): (good evidence?, one sentence)."""
+    p = Path(report_path).expanduser()
+    js = p.with_suffix(".json") if p.suffix == ".md" else p
+    try:
+        d = json.loads(js.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return False, f"rehearsal report {js} cannot be read ({getattr(exc, 'strerror', None) or exc})"
+    if d.get("kind") != "aami-tui rehearsal":
+        return False, f"{js.name} is not a rehearsal report"
+    when = d.get("started_at", "?")
+    if migration is not None and d.get("migration_sha256") != migration.sha256:
+        return False, (f"{js.name} rehearsed another file (sha256 {str(d.get('migration_sha256'))[:12]}…, this "
+                       f"one is {migration.sha256[:12]}…)")
+    if not str(d.get("database", "")).startswith(f"{dbname} on "):
+        return False, f"{js.name} rehearsed {d.get('database')}, not {dbname}"
+    if d.get("exit_code") != EXIT_WOULD_SUCCEED:
+        return False, f"{js.name} ({when}) says: {d.get('verdict')}"
+    return True, f"rehearsed on a copy {when} ({js.name}): {d.get('verdict')}"

@@ -1,0 +1,108 @@
+"""`aami-tui rehearse`: the migration on a scratch copy of a populated database, the copy always dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import psycopg
+import pytest
+from conftest import MIGRATION, catalog_fingerprint, cli, run_sql
+from test_plan import build_upstream
+
+from aami_tui.core import rehearse
+
+
+def scratch_databases(settings) -> list[str]:
+    with psycopg.connect(settings.conninfo(), autocommit=True) as c:
+        return [r[0] for r in c.execute("SELECT datname FROM pg_database WHERE datname LIKE 'aami_rehearse_%'")]
+
+
+def args(tmp_path, *extra):
+    return ["rehearse", "--backup-dir", str(tmp_path / "b"), "--reports-dir", str(tmp_path / "r"), *extra]
+
+
+def test_populated_database_rehearsed_copy_dropped_real_untouched(pg_server, fresh_db, tmp_path):
+    run_sql(fresh_db, "CREATE TABLE site_notes (id int PRIMARY KEY, note text);"
+                      "INSERT INTO site_notes SELECT g, repeat('x', 200) FROM generate_series(1, 2000) g")
+    before = catalog_fingerprint(fresh_db)
+    env = pg_server.env(fresh_db.dbname)
+    r = cli(*args(tmp_path, "--json"), env=env, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["verdict"] == "The real run would succeed and leave no drift (`check --strict` passes on the copy)."
+    assert out["committed"] and out["strict_ok"] and out["copy_dropped"]
+    assert out["copy_where"].startswith("a new database aami_rehearse_") and "same server" in out["copy_where"]
+    assert out["statements"] == 43 and out["apply_seconds"] > 0 and out["restore_seconds"] > 0
+    assert out["locks"] == []  # the migration only touches new tables (site_notes is left alone)
+    assert any(c["name"] == "Other tables in public" for c in out["verify"])
+    assert catalog_fingerprint(fresh_db) == before  # the real database: only read
+    assert scratch_databases(fresh_db) == []
+    report = json.loads(open(out["report"].removesuffix(".md") + ".json").read())
+    assert report["exit_code"] == 0
+
+
+def test_drifted_database_would_fail_then_the_plan_rehearses_clean(pg_server, fresh_db, tmp_path):
+    build_upstream(fresh_db, tmp_path)
+    env = pg_server.env(fresh_db.dbname)
+    r = cli(*args(tmp_path), env=env, timeout=180)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stdout.startswith("The real run would fail: Pre-flight failed: Schema drift: tables target_groups")
+    plan = tmp_path / "plan.sql"
+    assert cli("plan", "--output", str(plan), env=env, timeout=120).returncode == 3
+    r = cli(*args(tmp_path, "--migration-file", str(plan)), env=env, timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Lock: ACCESS EXCLUSIVE on target_groups (~" in r.stdout  # the table that existed, with its size
+    assert "dropped" in r.stdout and scratch_databases(fresh_db) == []
+    assert cli("check", "--strict", env=env).returncode == 3  # the real database is untouched
+    # the report is pre-flight's evidence for "Tested on staging"
+    report = r.stdout.split("Report: ")[1].split(" ")[0]
+    a = cli("apply", "--migration-file", str(plan), "--no-backup", "--rehearsal-report", report, "--reports-dir",
+            str(tmp_path / "r2"), env=env, timeout=120)
+    assert a.returncode == 6, a.stdout + a.stderr  # dry run (no --yes)
+    assert "✓ Tested on staging: rehearsed on a copy" in a.stdout
+    other = cli("apply", "--no-backup", "--rehearsal-report", report, "--reports-dir", str(tmp_path / "r3"), env=env,
+                timeout=120)
+    assert "! Tested on staging: " in other.stdout and "rehearsed another file" in other.stdout
+
+
+def test_unreadable_backup_makes_no_copy(pg_server, fresh_db, tmp_path):
+    bad = tmp_path / "not_a_dump.dump"
+    bad.write_text("hello")
+    r = cli(*args(tmp_path, "--from-backup", str(bad)), env=pg_server.env(fresh_db.dbname), timeout=60)
+    assert r.returncode == 4
+    assert "not_a_dump.dump is not a pg_dump custom-format archive" in r.stderr
+    assert scratch_databases(fresh_db) == []
+
+
+async def test_cancelled_mid_apply_still_drops_the_copy(fresh_db, tmp_path):
+    said: list[str] = []
+    task = asyncio.create_task(rehearse.rehearse(fresh_db, MIGRATION, backup_dir=tmp_path / "b",
+                                                 reports_dir=tmp_path / "r", pace=0.2, say=said.append))
+    for _ in range(300):
+        await asyncio.sleep(0.1)
+        if scratch_databases(fresh_db) and any(m.startswith("Rehearsing") for m in said):
+            break
+    await asyncio.sleep(1.0)  # inside apply (0.2 s per statement)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert scratch_databases(fresh_db) == []
+    reports = list((tmp_path / "r").glob("rehearsal_*.json"))
+    assert len(reports) == 1 and json.loads(reports[0].read_text())["interrupted"] is True
+
+
+async def test_embedded_copy_when_the_role_may_not_create_databases(fresh_db, tmp_path):
+    import os
+
+    role = f"plain_r_{os.getpid()}"
+    run_sql(fresh_db, f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'pw' NOCREATEDB;"
+                      "CREATE TABLE site_notes (id int); INSERT INTO site_notes VALUES (1);"
+                      f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    try:
+        limited = fresh_db.__class__({**fresh_db.params, "user": role, "password": "pw"}, "--dsn")
+        r = await rehearse.rehearse(limited, MIGRATION, backup_dir=tmp_path / "b", reports_dir=tmp_path / "r")
+        assert r.copy_where.startswith("the embedded PostgreSQL 18 (the role may not create databases)")
+        assert r.copy_dropped and r.exit_code == 0, r.failed
+    finally:
+        run_sql(fresh_db, f"DROP OWNED BY {role}; DROP ROLE {role}")
