@@ -1016,3 +1016,27 @@ async def test_every_session_has_tcp_keepalives(fresh_db, tmp_path):
     await rb.close()
     own = ConnSettings({**fresh_db.params, "keepalives_idle": "42"}, "test")
     assert "keepalives_idle=42" in own.conninfo()  # the user's own value wins
+
+
+def test_ctrl_c_during_a_commit_that_never_answers_resolves_it_instead_of_guessing(pg_server, fresh_db, tmp_path):
+    """COMMIT interrupted in flight goes through the same resolver: here the server had committed."""
+    import signal
+
+    with commit_never_answered(pg_server, fresh_db):
+        p = spawn_cli("apply", "--yes", "--no-backup", "--commit-timeout", "60", "--backup-dir", str(tmp_path / "b"),
+                      "--reports-dir", str(tmp_path / "r"), env=pg_server.env(fresh_db.dbname))
+        try:
+            wait_until(lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'aami-tui' "
+                                               "AND wait_event = 'SyncRep'"), 30, what="COMMIT waiting for the standby")
+            os.kill(p.pid, signal.SIGINT)
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    assert p.returncode == 0, out + err
+    assert "Traceback" not in out + err
+    assert "COMMIT was interrupted in flight; the server confirms transaction" in out
+    (report,) = [json.loads(x.read_text()) for x in (tmp_path / "r").glob("report_*.json")]
+    assert report["final_state"] == "committed" and report["exit_code"] == 0
+    assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
+    assert_nothing_of_ours_left(fresh_db)

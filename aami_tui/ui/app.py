@@ -255,6 +255,9 @@ class AamiApp(App):
     # ---- quitting: never with an open transaction unless the operator says so ------------------------------------
     async def action_quit(self) -> None:
         rb = self.runbook
+        if rb is not None and rb.phase is Phase.COMMITTING:
+            self.notify("COMMIT is in flight: wait for its outcome (it is bounded), then quit.", severity="warning")
+            return
         if rb is not None and rb.tx_open:
             if isinstance(self.screen, ConfirmModal) and self.screen.id == "quit-modal":
                 return

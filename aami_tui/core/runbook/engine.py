@@ -473,14 +473,20 @@ class Runbook:
             await self.drop_monitor()  # it goes through the same dead network
             fence = await self.session.fence(min(self.opt.query_timeout, 5.0), also)
             ended = "ended (pg_terminate_backend)" in fence or "already gone" in fence
+            bound = (f"at the latest after idle_in_transaction_session_timeout, {self.opt.idle_timeout:g}s"
+                     if self.opt.idle_timeout else "through TCP keepalives")
             msg = (f"The server gave no answer: {exc} (the network or the server stopped answering). COMMIT was "
                    f"never sent, so nothing is committed; {fence}"
                    + ("; the server rolled the transaction back: nothing was changed." if ended else
-                      f"; the server rolls the transaction back when it notices (at the latest after "
-                      f"idle_in_transaction_session_timeout, {self.opt.idle_timeout:g}s): nothing was changed."))
+                      f"; the server rolls the transaction back when it notices ({bound}): nothing was changed."))
         else:
             msg = ("The connection to the server was lost (" + (str(exc).strip().splitlines() or ["?"])[-1] +
                    "); the server rolled the transaction back: nothing was changed.")
+            # The server said so, or our side dropped the socket: either way make sure no backend of ours lives on.
+            self.session.abandon()
+            fence = await self.session.fence(min(self.opt.query_timeout, 5.0))
+            if "ended (pg_terminate_backend)" in fence:
+                self.say(f"Fenced: {fence}.", "warn", step)
         await self.session.close(1.0)
         self.lost = True
         self.lock_holder = None
@@ -651,7 +657,9 @@ class Runbook:
             res = await self.session.call(schema.validate(self.session.conn, self.migration.tables
                                                           if self.migration else None),
                                           self.opt.query_timeout, "the preview")
-        except (psycopg.Error, Deadline):
+        except (psycopg.Error, Deadline) as exc:
+            if self._connection_gone(exc) and self.tx_open and not self.running:
+                await self._lost(None, exc)  # said in the log and the bar; the preview just has nothing
             return None
         self._preview = (self._step_changes, res)
         return res
