@@ -7,13 +7,11 @@ Timestamps carry the local timezone offset.
 from __future__ import annotations
 
 import json
-import os
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from aami_tui.core import pgtools
+from aami_tui.core import files
 
 
 @dataclass(frozen=True)
@@ -174,22 +172,16 @@ def _scrub(text: str, secret: str | None) -> str:
 
 def write(record: RunRecord, reports_dir: Path, secret: str | None = None,
           existing: tuple[Path, Path] | None = None) -> tuple[Path, Path]:
-    """Write (or rewrite) the run's report pair. Returns (markdown, json)."""
-    d = pgtools.ensure_private_dir(reports_dir)
+    """Write (or rewrite) the run's report pair, owner-only and atomically. Returns (markdown, json)."""
+    d = files.private_dir(reports_dir)
     if existing:
         md, js = existing
     else:
         ts = record.started.strftime("%Y%m%d_%H%M%S")
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", record.database)
-        md, js = d / f"report_{safe}_{ts}.md", d / f"report_{safe}_{ts}.json"
-        n = 1
-        while md.exists() or js.exists():
-            n += 1
-            md, js = d / f"report_{safe}_{ts}_{n}.md", d / f"report_{safe}_{ts}_{n}.json"
+        stem = files.unique_stem(d, f"report_{files.safe_name(record.database)}_{ts}", (".md", ".json"))
+        md = files.claim_unique(d, stem, ".md")  # reserved even against another run choosing at the same moment
+        js = md.with_suffix(".json")
     data = to_dict(record)
-    for path, text in ((js, json.dumps(data, indent=2, default=str)), (md, to_markdown(data))):
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(_scrub(text, secret))
-        os.chmod(path, 0o600)
+    files.write_private(js, _scrub(json.dumps(data, indent=2, default=str), secret))
+    files.write_private(md, _scrub(to_markdown(data), secret))
     return md.resolve(), js.resolve()
