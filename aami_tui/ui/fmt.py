@@ -76,3 +76,24 @@ def redact(text: str) -> str:
     for pat, rep in _REDACTIONS:
         text = re.sub(pat, rep, text)
     return text
+
+
+def short_path(path: str, width: int = 40) -> str:
+    """A path that fits ``width``: whole components kept from the right, ``…/`` in front
+    (``…/migrations/001_initial_schema.sql``), so that it never breaks in the middle of a name."""
+    if len(path) <= width or "/" not in path:
+        return path
+    parts = path.split("/")
+    out = parts[-1]
+    for part in reversed(parts[:-1]):
+        if len(out) + len(part) + 3 > width:
+            break
+        out = f"{part}/{out}"
+    return f"…/{out}"
+
+
+def short_paths(text: str, width: int = 40) -> str:
+    """Every absolute path in ``text`` shortened with :func:`short_path`."""
+    import re
+
+    return re.sub(r"(?<![\w.])/[^\s,;()'\"]+", lambda m: short_path(m.group(0), width), text)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
+import time
 
-from rich.syntax import Syntax
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Checkbox, ContentSwitcher, Footer, Header, ProgressBar, RichLog, Static
+from textual.widgets import Checkbox, ContentSwitcher, Footer, Header, ProgressBar, RichLog, Static, TextArea
+from textual.widgets.text_area import Selection
 
 from aami_tui.core import db
 from aami_tui.core.runbook import (
@@ -41,6 +44,7 @@ from aami_tui.ui.messages import (
 )
 from aami_tui.ui.step_list import StepList
 from aami_tui.ui.table_checklist import TableChecklist
+from aami_tui.ui.tick import Tick
 
 LEVEL_STYLE = {"ok": "green", "error": "bold red", "warn": "yellow", "info": ""}
 
@@ -66,7 +70,7 @@ def check_lines(checks: list[Check]) -> Text:
     for c in checks:
         out.append("✓ " if c.ok else ("✗ " if c.blocking else "! "), style="bold green" if c.ok else "bold red")
         out.append(f"{c.name}: ", style="bold")
-        out.append(fmt.redact(c.detail) + "\n", style="" if c.ok else "red")
+        out.append(fmt.short_paths(fmt.redact(c.detail)) + "\n", style="" if c.ok else "red")
     return out
 
 
@@ -76,6 +80,7 @@ class RunbookScreen(Screen):
         Binding("c", "commit", "COMMIT"),
         Binding("x", "rollback", "ROLLBACK"),
         Binding("escape", "cancel_step", "Cancel"),
+        Binding("s", "toggle_sql", "SQL"),
         Binding("d", "dashboard", "Dashboard"),
         Binding("f5", "refresh_tables", "Refresh", show=False),
         Binding("question_mark", "app.help", "Help"),
@@ -98,14 +103,13 @@ class RunbookScreen(Screen):
             yield StepList(self.rb, id="steps")
             with ContentSwitcher(initial="pane-preflight", id="panes"):
                 with VerticalScroll(id="pane-preflight", classes="pane"):
-                    yield Static("[b]Pre-flight checklist[/b] — tick each item (space) once it is true:",
-                                 classes="pane-title")
+                    yield Static("", id="preflight-title", classes="pane-title")
                     for key, label in PREFLIGHT_ITEMS:
-                        yield Checkbox(label, id=f"tick-{key}")
+                        yield Tick(label, id=f"tick-{key}")
                     yield Static("[b]Automatic checks[/b]", classes="pane-title")
                     yield Static("running…", id="auto-checks")
-                    yield Static("[b]Migration SQL[/b] (review it)", classes="pane-title")
-                    yield Static("", id="sql-view")
+                    yield Static("[b]Migration SQL[/b]: press [b]s[/b] to review it (scrolls both ways; s again "
+                                 "comes back)", classes="pane-title")
                 with Vertical(id="pane-backup", classes="pane"):
                     yield Static("[b]Backup[/b]", classes="pane-title")
                     yield Static("", id="backup-info")
@@ -122,6 +126,10 @@ class RunbookScreen(Screen):
                     yield Static("", id="verify-checks")
                 with VerticalScroll(id="pane-done", classes="pane"):
                     yield Static("", id="done-text")
+                with Vertical(id="pane-sql"):
+                    yield Static("", id="sql-head")
+                    yield TextArea("", language="sql", read_only=True, soft_wrap=False, show_line_numbers=True,
+                                   id="sql-text")
             yield TableChecklist(compact=True, id="rb-checklist")
         yield LockWatchPanel(self.rb.opt.idle_warn_seconds, id="lockwatch")
         yield Static("", id="small-warning")
@@ -134,6 +142,9 @@ class RunbookScreen(Screen):
         self.sub_title = fmt.redact(self.rb.settings.display())
         self.query_one("#log", RichLog).border_title = "Log"
         self.query_one("#panes").border_title = "Step"
+        self.sql_open = False
+        self._sql_total = 0
+        self._ticked_title()
         self._txbar()
         self.set_interval(1.0, self._watch_locks)
         self.set_interval(self.app.refresh_interval, self.refresh_tables)
@@ -151,10 +162,63 @@ class RunbookScreen(Screen):
                 self.say(f"Pre-flight blocked: {bad[0].name}: {bad[0].detail}", "error")
         except (RunbookError, TimeoutError) as exc:
             self.say(str(exc) or "the automatic checks timed out", "error")
-        if self.rb.migration:
-            self.query_one("#sql-view", Static).update(
-                Syntax(self.rb.migration.text, "sql", line_numbers=True, word_wrap=False, theme="ansi_dark"))
+        self._load_sql()
         await self.refresh_tables()
+
+    # ---- the migration SQL, read-only, highlighted; follows the apply ----------------------------------------
+    def _load_sql(self) -> None:
+        area = self.query_one("#sql-text", TextArea)
+        if self.rb.migration and not area.text:
+            area.load_text(self.rb.migration.text)
+            n = len(self.rb.migration.statements)
+            self.query_one("#sql-head", Static).update(Text.assemble(
+                (f"{self.rb.migration.path.name}", "bold"), f" · {n} statements · read-only · ",
+                ("s", "bold"), " back to the step"))
+
+    def _select_statement(self, index: int) -> None:
+        mf = self.rb.migration
+        if mf is None or not 1 <= index <= len(mf.statements):
+            return
+        self._load_sql()
+        st = mf.statements[index - 1]
+        lines = st.sql.split("\n")
+        end_col = len(lines[-1]) + (st.column - 1 if len(lines) == 1 else 0)
+        area = self.query_one("#sql-text", TextArea)
+        area.selection = Selection((st.line - 1, st.column - 1), (st.line - 1 + len(lines) - 1, end_col))
+        area.scroll_to(y=max(0, st.line - 2), animate=False)
+
+    def _failed_statement(self, detail: str) -> None:
+        bad = [r for r in self.rb.statements if not r.ok]
+        if not bad:
+            return
+        r = bad[-1]
+        m = re.search(r"line (\d+)(?:, column (\d+))?", detail)
+        where = f"line {m.group(1)}" + (f", column {m.group(2)}" if m.group(2) else "") if m else f"line {r.line}"
+        total = len(self.rb.migration.statements) if self.rb.migration else "?"
+        self._select_statement(r.index)
+        self.query_one("#sql-head", Static).update(Text.assemble(
+            (f"✗ Failed: statement {r.index} / {total}, {where}", "bold red"), "\n",
+            (fmt.redact(detail), "red")))
+
+    def action_toggle_sql(self) -> None:
+        self.sql_open = not self.sql_open
+        self._load_sql()
+        self._show_pane()
+        if self.sql_open:
+            self.query_one("#sql-text", TextArea).focus()
+        else:
+            self._focus_first_unticked()
+
+    def _focus_first_unticked(self) -> None:
+        if self.rb.steps[Step.PREFLIGHT].state != State.DONE:
+            key = next((k for k, _ in PREFLIGHT_ITEMS if not self.rb.answers[k]), PREFLIGHT_ITEMS[0][0])
+            self.query_one(f"#tick-{key}", Checkbox).focus()
+
+    def _ticked_title(self) -> None:
+        n, total = sum(self.rb.answers.values()), len(PREFLIGHT_ITEMS)
+        self.query_one("#preflight-title", Static).update(Text.assemble(
+            ("Pre-flight checklist", "bold"), f" · {n} / {total} ticked",
+            (" — tick each item (space) once it is true:" if n < total else " ✓", "" if n < total else "bold green")))
 
     # ---- engine events (the listener runs on the app's loop; post a typed message) -----------------------------
     def _on_engine_event(self, ev) -> None:
@@ -185,6 +249,15 @@ class RunbookScreen(Screen):
         elif ev.step is Step.APPLY:
             self.query_one("#apply-progress", ProgressBar).update(total=ev.total, progress=ev.done)
             self.query_one("#apply-line", Static).update(fmt.redact(ev.message))
+            index = min(ev.done + 1, ev.total)
+            mf = self.rb.migration
+            if mf is not None and index:
+                st = mf.statements[index - 1]
+                verb = "Applied" if ev.done >= ev.total else "Applying"
+                self._select_statement(index)
+                self.query_one("#sql-head", Static).update(Text.assemble(
+                    (f"{verb} statement {index} / {ev.total}", "bold"), f" (line {st.line}): {st.summary} · ",
+                    ("s", "bold"), " back to the step"))
 
     @on(ChecksDoneMsg)
     def _checks(self, message: ChecksDoneMsg) -> None:
@@ -195,6 +268,8 @@ class RunbookScreen(Screen):
     @on(StepChangedMsg)
     def _step_changed(self, message: StepChangedMsg) -> None:
         rec = message.event.record
+        if rec.state in (State.RUNNING, State.DONE, State.SKIPPED):
+            self.app.clear_notifications()  # what an earlier toast said ("tick first", "lost") no longer holds
         self.query_one(StepList).redraw()
         if rec.step is Step.APPLY and rec.state == State.PENDING:  # a retry: clear the last attempt
             self.query_one("#apply-progress", ProgressBar).update(total=1, progress=0)
@@ -209,6 +284,8 @@ class RunbookScreen(Screen):
         self._show_pane()
         if rec.step is Step.APPLY and rec.state == State.FAILED:
             self.query_one("#apply-error", Static).update(Text(fmt.redact(rec.detail), style="bold red"))
+            self._failed_statement(rec.detail)
+        self._txbar()
 
     @on(TxChangedMsg)
     def _tx_changed(self, message: TxChangedMsg) -> None:
@@ -254,7 +331,8 @@ class RunbookScreen(Screen):
                 self.query_one("#backup-info", Static).update(
                     f"Backup directory: {rb.opt.backup_dir.resolve() if not fmt.STABLE else rb.opt.backup_dir}\n"
                     f"Tool: {rb.dump_tool.describe() if rb.dump_tool else 'pg_dump'}")
-        self.query_one(ContentSwitcher).current = pane
+        self.query_one(ContentSwitcher).current = "pane-sql" if self.sql_open else pane
+        self.query_one("#panes").border_title = "Migration SQL" if self.sql_open else "Step"
 
     def _done_text(self) -> Text:
         text = self._done_text_raw()
@@ -288,16 +366,40 @@ class RunbookScreen(Screen):
             t.append(f"{rb.report_paths[0]}\n{rb.report_paths[1]}\n")
         return t
 
+    def next_hint(self) -> str:
+        """What to press next, in a few words (shown in the transaction bar after every step)."""
+        rb = self.rb
+        running = next((r.step for r in rb.steps.values() if r.state == State.RUNNING), None)
+        if running is not None:
+            return f"{running.title} running… (escape cancels)" if running not in (Step.COMMIT, Step.ROLLBACK) \
+                else f"{running.title} in flight…"
+        if rb.phase is Phase.ROLLED_BACK:
+            return "n → BEGIN (retry) or d → dashboard"
+        if rb.outcome is Outcome.COMMITTED:
+            return "d → dashboard (the Config Server can start) or q → quit"
+        if rb.finished:
+            return "d → dashboard or q → quit"
+        if rb.tx == Tx.ABORTED:
+            return "x → ROLLBACK (the only way on)"
+        step = rb.next_step()
+        if step is None:
+            return "d → dashboard or q → quit"
+        if step is Step.PREFLIGHT and not rb.all_ticked:
+            return "tick the checklist, then n → Pre-flight"
+        if step is Step.COMMIT:
+            return "c → COMMIT or x → ROLLBACK"
+        return f"n → {step.title}"
+
     def _txbar(self) -> None:
         rb = self.rb
         style = {Tx.OPEN: "bold black on yellow", Tx.ABORTED: "bold white on red", Tx.LOST: "bold white on red",
                  Tx.UNKNOWN: "bold white on red", Tx.COMMITTED: "bold black on green",
                  Tx.ROLLED_BACK: "bold black on cyan"}.get(rb.tx, "bold")
         bar = self.query_one("#txbar", Static)
-        bar.update(Text.assemble((f" {rb.tx.value.upper()} ", style), "  ",
-                                 (f"database {rb.settings.dbname}", "bold"),
-                                 f"   lock_timeout {rb.opt.lock_timeout:g}s · statement_timeout "
-                                 f"{rb.opt.statement_timeout:g}s"))
+        # The hint comes before the database name, so that a narrow terminal cuts the name, not what to press.
+        bar.update(Text.assemble((f" {rb.tx.value.upper()} ", style), "  ", ("Next: ", "bold"),
+                                 (self.next_hint(), "bold cyan"), "   on ", (rb.settings.dbname, "bold"),
+                                 no_wrap=True, overflow="ellipsis"))
 
     # ---- checklist and lock watch ------------------------------------------------------------------------
     async def refresh_tables(self) -> None:
@@ -334,6 +436,8 @@ class RunbookScreen(Screen):
                 except RunbookError as exc:
                     self.notify(str(exc), title="Connection lost", severity="error", timeout=15)
                     self.action_refresh_tables()
+        if w is not None and w.xact_age is None and self.rb.xact_started:  # the server did not say: our own clock
+            w = dataclasses.replace(w, xact_age=time.time() - self.rb.xact_started)
         panel.show(w, lock_timeout=self.rb.opt.lock_timeout, statement_timeout=self.rb.opt.statement_timeout,
                    idle_timeout=self.rb.opt.idle_timeout)
 
@@ -344,6 +448,8 @@ class RunbookScreen(Screen):
         if key in self.rb.answers:
             self.rb.tick(key, event.value)
             self.say(f"{'Ticked' if event.value else 'Unticked'}: {dict(PREFLIGHT_ITEMS)[key]}")
+            self._ticked_title()
+            self._txbar()
 
     def _busy(self) -> bool:
         return any(w.group == "step" and w.is_running for w in self.workers)
@@ -406,6 +512,7 @@ class RunbookScreen(Screen):
             self.notify(f"{step.title} failed: {exc}", severity="error")
         finally:
             self._show_pane()
+            self._txbar()
             self.query_one(StepList).redraw()
             self.app.refresh_bindings()
         await self.refresh_tables()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
@@ -26,32 +27,52 @@ class StepList(Static):
     def redraw(self) -> None:
         rb = self.rb
         nxt = rb.next_step()
-        roomy = not self.size.width or self.size.width >= 30  # in a narrow terminal, drop the timings
-        t = Table.grid(padding=(0, 1))
-        t.add_column(width=1)
-        t.add_column(no_wrap=True)
-        if roomy:
-            t.add_column(justify="right", no_wrap=True)
+        # Steps of a transaction that was rolled back (by ROLLBACK, or by the server when the connection was
+        # lost) did run, but nothing of them is left: they are marked so, never as done.
+        undone = rb.tx in (Tx.ROLLED_BACK, Tx.LOST)
+        # Fixed columns for the icon and the timing; the label gets what is left and is cut, never them.
+        t = Table.grid(padding=(0, 1), expand=True)
+        t.add_column(width=1, no_wrap=True)
+        t.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        t.add_column(width=5, justify="right", no_wrap=True)
+        marked = False
         for i, step in enumerate(STEP_ORDER, 1):
             rec = rb.steps[step]
             title = step.title
             if step is Step.COMMIT:
                 rrec = rb.steps[Step.ROLLBACK]
-                title = "COMMIT / ROLLBACK"
+                title = "COMMIT/ROLLBACK"
                 if rrec.state in (State.DONE, State.RUNNING) and rec.state == State.PENDING:
                     rec = rrec
                     title = "ROLLBACK" if rrec.state == State.DONE else "ROLLBACK…"
             icon, style = ICON[rec.state]
             if rec.state == State.DONE and rec.step is Step.ROLLBACK:
                 icon, style = "↺", "bold yellow"
+            elif undone and step in (Step.BEGIN, Step.APPLY, Step.VERIFY) and rec.state in (State.DONE,
+                                                                                             State.FAILED):
+                icon, style = "↺", "bold yellow"
+                marked = True
             label = Text(f"{i} {title}", style="bold reverse" if step is nxt and rec.state == State.PENDING else "")
-            cells = [Text(icon, style=style), label]
-            if roomy:
-                cells.append(Text(fmt.elapsed(rec.elapsed), style="dim"))
-            t.add_row(*cells)
-        t.add_row("", "")
+            t.add_row(Text(icon, style=style), label, Text(_short(rec.elapsed), style="dim"))
         tx_style = {Tx.OPEN: "bold black on yellow", Tx.ABORTED: "bold white on red",
                     Tx.COMMITTED: "bold black on green", Tx.ROLLED_BACK: "bold black on cyan",
                     Tx.LOST: "bold white on red", Tx.UNKNOWN: "bold white on red"}.get(rb.tx, "dim")
-        t.add_row("", Text(f" {rb.tx.value} ", style=tx_style))
-        self.update(t)
+        below = [Text(f" {rb.tx.value} ", style=tx_style)]  # wraps on its own lines, whole
+        if marked:
+            below.append(Text("↺ rolled back", style="yellow"))
+        self.update(Group(t, *below))
+
+
+def _short(seconds: float | None) -> str:
+    """At most five characters: 0.4s, 12.3s, 2m05s, 1h02m."""
+    if seconds is None:
+        return ""
+    if fmt.STABLE:
+        return "·"
+    if seconds < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    m, s = divmod(int(seconds), 60)
+    if m < 60:
+        return f"{m}m{s:02d}s" if m < 10 else f"{m}m"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"

@@ -1,0 +1,140 @@
+"""The runbook screen as people use it: state never ambiguous, what comes next always said, the SQL reviewable."""
+
+from __future__ import annotations
+
+from faults import migration_with
+from screen_text import region_text, svg_text
+from test_console import make_app, text_of
+from textual.widgets import Checkbox, TextArea
+
+from aami_tui.core.runbook import PREFLIGHT_ITEMS, Step, Tx
+from aami_tui.ui import scenes
+
+
+def screen_text(app) -> str:
+    return svg_text(app.export_screenshot())
+
+
+def toasts(app) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_ticks_look_different_and_are_counted(fresh_db, tmp_path):
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        n = len(PREFLIGHT_ITEMS)
+        assert f"0 / {n} ticked" in text_of(app, "#preflight-title")
+        first = app.screen.query_one(f"#tick-{PREFLIGHT_ITEMS[0][0]}", Checkbox)
+        unticked = first.render().plain if hasattr(first.render(), "plain") else str(first.render())
+        await pilot.press("space")
+        await pilot.pause()
+        ticked = str(first.render())
+        assert unticked.split()[0] != ticked.split()[0], (unticked, ticked)  # not just a colour
+        assert f"1 / {n} ticked" in text_of(app, "#preflight-title")
+
+
+async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, tmp_path):
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        assert "Next: tick the checklist, then n → Pre-flight" in text_of(app, "#txbar")
+        await scenes.tick_all(pilot)
+        seen = []
+        for step, nxt in ((Step.PREFLIGHT, "n → Backup"), (Step.BACKUP, "n → BEGIN"), (Step.BEGIN, "n → Apply"),
+                          (Step.APPLY, "n → Verify"), (Step.VERIFY, "c → COMMIT or x → ROLLBACK")):
+            await scenes.next_step(pilot)
+            bar = text_of(app, "#txbar")
+            seen.append(bar)
+            assert f"Next: {nxt}" in bar, (step, bar)
+        row = [ln for ln in screen_text(app).splitlines() if "TRANSACTION OPEN" in ln][0]
+        assert "Next: c → COMMIT or x → ROLLBACK" in row  # the whole hint fits in 80 columns
+        await pilot.press("x")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "rollback-modal")
+        await pilot.click("#confirm")
+        await scenes.wait_for(pilot, lambda: app.runbook.tx == Tx.ROLLED_BACK, what="ROLLBACK")
+        await scenes.settle(pilot)
+        assert "Next: n → BEGIN (retry) or d → dashboard" in text_of(app, "#txbar")
+        steps = region_text(app, "#steps")
+        for title in ("BEGIN", "Apply", "Verify"):
+            line = next(ln for ln in steps.splitlines() if title in ln)
+            assert "↺" in line and "✓" not in line, steps  # rolled back, not done
+        assert "↺ rolled back" in steps
+
+
+async def test_an_aborted_transaction_keeps_icons_timings_and_the_whole_status(fresh_db, tmp_path):
+    path, _ = migration_with(tmp_path, "SELECT 1/0;", after=3)
+    app = make_app(fresh_db, tmp_path, migration_path=path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.walk_to(pilot, Step.BEGIN)
+        await scenes.next_step(pilot)  # apply fails at statement 4
+        assert app.runbook.tx == Tx.ABORTED
+        steps = region_text(app, "#steps")
+        for icon, title in (("✓", "Pre-flight"), ("✓", "BEGIN"), ("✗", "Apply")):
+            line = next(ln for ln in steps.splitlines() if title in ln)
+            assert line.strip("│ ").startswith(icon), steps
+        inner = " ".join(" ".join(ln.strip("│╭╮╰╯─ ").split()) for ln in steps.splitlines())
+        assert "transaction aborted (ROLLBACK only)" in inner, steps
+        assert "6 COMMIT/ROLLBACK" in inner, steps
+        await scenes.settle(pilot)
+        assert "Transaction age —" not in text_of(app, "#lockwatch")
+        # the failing statement, with its line and column, in the SQL view
+        await pilot.press("s")
+        await pilot.pause()
+        sql = app.screen.query_one("#sql-text", TextArea)
+        assert sql.display and sql.read_only and sql.language == "sql"
+        assert "statement 4" in text_of(app, "#sql-head") and "line" in text_of(app, "#sql-head")
+        assert "1/0" in sql.selected_text
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.screen.query_one("#panes").current != "pane-sql"
+
+
+async def test_sql_review_pane_scrolls_both_ways_and_follows_the_apply(fresh_db, tmp_path):
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        assert "SQL" in screen_text(app).splitlines()[-1]  # on a key shown in the footer
+        await pilot.press("s")
+        await pilot.pause()
+        sql = app.screen.query_one("#sql-text", TextArea)
+        assert sql.has_focus and not sql.soft_wrap
+        await pilot.press("end")
+        await pilot.pause()
+        await pilot.press("ctrl+end" if False else "pagedown")
+        await pilot.pause()
+        assert sql.max_scroll_x > 0 or sql.virtual_size.width <= sql.size.width
+        assert sql.scroll_offset.y > 0  # it scrolls down
+        await pilot.press("s")
+        await scenes.tick_all(pilot)
+        for _ in range(3):
+            await scenes.next_step(pilot)
+        await scenes.next_step(pilot)  # apply
+        assert "statement 43 / 43" in text_of(app, "#sql-head")
+        assert "INSERT INTO alert_templates" in app.screen.query_one("#sql-text", TextArea).selected_text
+
+
+async def test_stale_toasts_go_when_the_state_changes(fresh_db, tmp_path):
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await pilot.press("n")  # nothing ticked yet
+        await pilot.pause()
+        assert any("Tick every checklist item first" in t for t in toasts(app))
+        await scenes.tick_all(pilot)
+        await scenes.next_step(pilot)
+        assert not any("Tick every checklist item first" in t for t in toasts(app)), toasts(app)
+
+
+def test_long_paths_are_shortened_from_the_left_at_a_slash():
+    from aami_tui.ui import fmt
+
+    assert fmt.short_path("/work/wt-console/migrations/001_initial_schema.sql") == \
+        "…/migrations/001_initial_schema.sql"
+    text = fmt.short_paths("Migration file: /a/very/long/checkout/path/migrations/001_initial_schema.sql · 43")
+    assert text == "Migration file: …/path/migrations/001_initial_schema.sql · 43"
