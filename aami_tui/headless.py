@@ -58,11 +58,21 @@ def out(text: str, err: bool = False) -> None:
         _silence(stream)
 
 
+_notices: list[str] = []  # the server's notices during this run's apply (printed as one line)
+
+
 def _printer(e: Event) -> None:
-    if isinstance(e, Log | StatementDone):  # statements: "  12/43 CREATE TABLE  2.1 ms  CREATE TABLE groups"
+    if isinstance(e, Log) and e.level == "notice":  # 42 "already exists, skipping" on a migrated database
+        _notices.append(e.message)
+    elif isinstance(e, Log | StatementDone):  # statements: "  12/43 CREATE TABLE  2.1 ms  CREATE TABLE groups"
         out(f"  {e.message}")
     elif isinstance(e, StepChanged) and e.record.state is State.RUNNING:
         out(f"== {e.step.title} ==")
+    if isinstance(e, StepChanged) and e.record.state is not State.RUNNING and _notices:
+        first = _notices[0].split(": ", 1)[-1]
+        out(f"  {len(_notices)} server notice{'s' if len(_notices) != 1 else ''} (first: {first}): kept in full "
+            "in the report")
+        _notices.clear()
 
 
 async def _run(settings, args) -> int:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -522,14 +523,16 @@ async def test_no_create_privilege_shows_the_grants_filled_in_and_quoted(db_fact
         await rb.preflight()
     grants = (f'GRANT ALL PRIVILEGES ON DATABASE "{db.dbname}" TO "{role}"; '
               f'GRANT ALL ON SCHEMA public TO "{role}";')
-    assert str(e.value) == (f"Pre-flight failed: Privileges: user {role} may not CREATE in the database and schema "
-                            f"public; as an administrator run: {grants}")
+    # The GRANT fixes nothing pasted into a session on postgres: it says where to run it (name quoted for psql).
+    assert str(e.value) == (f"Pre-flight failed: Privileges: user {role} may not CREATE in the database (CREATE "
+                            f"EXTENSION uuid-ossp) and schema public (its tables); as an administrator, connected to "
+                            f"database {db.dbname} (psql -d {shlex.quote(db.dbname)}), run: {grants}")
     await rb.close()
     # Half-granted: the sentence names only what is missing.
     run_sql(db, f'GRANT CREATE ON DATABASE "{db.dbname}" TO "{role}"')
     rb = runbook(mine, tmp_path, skip_backup=True)
     with pytest.raises(RunbookError, match=f"^Pre-flight failed: Privileges: user {role} may not CREATE in schema "
-                                           "public; as an administrator run: GRANT"):
+                                           r"public \(its tables\); as an administrator, connected to database"):
         await rb.preflight()
     await rb.close()
     assert catalog_fingerprint(db) == before
@@ -538,6 +541,24 @@ async def test_no_create_privilege_shows_the_grants_filled_in_and_quoted(db_fact
     rb = runbook(mine, tmp_path, skip_backup=True)
     await rb.preflight()
     assert next(c for c in rb.checks if c.name == "Privileges").ok
+    await rb.close()
+
+
+async def test_create_on_public_is_enough_when_the_extension_is_installed(db_factory, tmp_path, low_priv_role):
+    """As `psql -1 -f` with such a role: CREATE on schema public and uuid-ossp already there is all it needs."""
+    role, pw, dbs = low_priv_role
+    db = db_factory("aami_priv")
+    dbs.append(db)
+    run_sql(db, f'CREATE EXTENSION IF NOT EXISTS "uuid-ossp"; GRANT CREATE ON SCHEMA public TO "{role}"')
+    mine = ConnSettings({**db.params, "user": role, "password": pw}, "test")
+    rb = runbook(mine, tmp_path, skip_backup=True)
+    await run_to_begin(rb)
+    priv = next(c for c in rb.checks if c.name == "Privileges")
+    assert priv.ok and "already installed" in priv.detail, priv
+    await rb.apply()
+    await rb.verify()
+    await rb.commit(db.dbname)
+    assert len(public_tables(db)) == 10
     await rb.close()
 
 

@@ -176,6 +176,18 @@ def _refuse_unedited_plan(path: Path, text: str) -> None:
         f"decision{more}: edit it, then delete its \"{PERSON_MARKER}\" line.")
 
 
+def created_extensions(statements: tuple[Statement, ...]) -> tuple[str, ...]:
+    """Extensions the file creates (CREATE EXTENSION needs CREATE on the database unless already installed)."""
+    names = []
+    for st in statements:
+        if st.kind == "CreateExtensionStmt":
+            import pglast
+
+            stmt = pglast.parse_sql(st.sql)[0].stmt
+            names.append(stmt.extname)
+    return tuple(names)
+
+
 def load(path: Path | str) -> MigrationFile:
     """Read and check a migration file. Raises MigrationError with one clear sentence."""
     path = Path(path).expanduser()

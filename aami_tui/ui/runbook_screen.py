@@ -264,6 +264,7 @@ class RunbookScreen(Screen):
         ev = message.event
         target = "#auto-checks" if ev.step is Step.PREFLIGHT else "#verify-checks"
         self.query_one(target, Static).update(check_lines(list(ev.checks)))
+        self._txbar()
 
     @on(StepChangedMsg)
     def _step_changed(self, message: StepChangedMsg) -> None:
@@ -384,6 +385,9 @@ class RunbookScreen(Screen):
         step = rb.next_step()
         if step is None:
             return "d → dashboard or q → quit"
+        if step in (Step.PREFLIGHT, Step.BACKUP, Step.BEGIN) and any(c.name == "Nothing to do" and c.ok
+                                                                      for c in rb.checks):
+            return "nothing to do, already migrated: d → dashboard or q → quit"
         if step is Step.PREFLIGHT and not rb.all_ticked:
             return "tick the checklist, then n → Pre-flight"
         if step is Step.COMMIT:

@@ -281,7 +281,8 @@ class Runbook:
                 mon.pgconn.finish()
 
     def _notice(self, diag) -> None:
-        self.say(f"{diag.severity}: {diag.message_primary}", "info", Step.APPLY)
+        # level "notice": every one is kept in the log and the report; the faces may summarise them
+        self.say(f"{diag.severity}: {diag.message_primary}", "notice", Step.APPLY)
 
     def _connection_gone(self, exc: BaseException) -> bool:
         """Whether an error means our session is gone (as opposed to a statement that failed)."""

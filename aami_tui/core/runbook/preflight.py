@@ -45,16 +45,7 @@ async def checks(rb: Runbook) -> list[Check]:
                          "run the migration on the primary."))
     else:
         out.append(Check("Not a standby", True, "primary (not in recovery)"))
-    if st.can_create_in_db and st.can_create_in_public:
-        out.append(Check("Privileges", True, f"{st.user} may CREATE in the database and in schema public"))
-    else:
-        from psycopg import sql as q
-        grant = (q.SQL("GRANT ALL PRIVILEGES ON DATABASE {} TO {}; GRANT ALL ON SCHEMA public TO {};")
-                 .format(q.Identifier(st.dbname), q.Identifier(st.user), q.Identifier(st.user)).as_string(conn))
-        what = [w for w, ok in (("the database", st.can_create_in_db),
-                                ("schema public", st.can_create_in_public)) if not ok]
-        out.append(Check("Privileges", False, f"user {st.user} may not CREATE in {' and '.join(what)}; as an "
-                         f"administrator run: {grant}"))
+    out.append(await _privileges_check(rb, conn, st))
     holder = await rb.session.try_lock(t)
     if holder is None:
         rb.lock_holder = None
@@ -101,6 +92,12 @@ async def checks(rb: Runbook) -> list[Check]:
                              "`aami-tui plan` writes the repair."))
         else:
             out.append(Check("Current schema", True, f"{res.summary()}"))
+            if res.ok and "alert_templates" in res.present:
+                cur = await rb.session.call(conn.execute(sql("alert_templates_count")), t, "the templates query")
+                if (await cur.fetchone())[0] == 6:
+                    out.append(Check("Nothing to do", True, "all ten required tables exist as the file creates them "
+                                     "and the 6 default alert templates are there: the migration would change "
+                                     "nothing (you can close the runbook: d or q)", blocking=False))
         if res.extra:
             out.append(await _extras_check(rb, conn, res.extra))
         out.append(await _lint_check(rb, conn))
@@ -112,6 +109,38 @@ async def checks(rb: Runbook) -> list[Check]:
         if good:
             rb.tick("staging")  # the checklist item, with the report as its evidence (recorded with the checks)
     return out
+
+
+async def _privileges_check(rb: Runbook, conn, st) -> Check:
+    """What the file actually needs: CREATE on schema public (its tables), and CREATE on the database only when
+    it creates an extension that is not installed yet (`psql -1 -f` with such a role works, so must we)."""
+    from shlex import quote
+
+    from psycopg import sql as q
+
+    wanted = mig.created_extensions(rb.migration.statements) if rb.migration is not None else ("?",)
+    cur = await rb.session.call(conn.execute(sql("installed_extensions")), rb.opt.query_timeout,
+                                "the extensions query")
+    installed = {r[0] for r in await cur.fetchall()}
+    to_install = [e for e in wanted if e not in installed]
+    needs = [("schema public", st.can_create_in_public, "its tables",
+              q.SQL("GRANT ALL ON SCHEMA public TO {};").format(q.Identifier(st.user)))]
+    if to_install:
+        needs.insert(0, ("the database", st.can_create_in_db,
+                         "CREATE EXTENSION " + ", ".join(e for e in to_install if e != "?") if to_install != ["?"]
+                         else "the extensions of a file that could not be read",
+                         q.SQL("GRANT ALL PRIVILEGES ON DATABASE {} TO {};").format(q.Identifier(st.dbname),
+                                                                                  q.Identifier(st.user))))
+    missing = [n for n in needs if not n[1]]
+    if not missing:
+        where = " and ".join(n[0] for n in needs)
+        why = "" if to_install else f" (extensions {', '.join(wanted)} already installed)" if wanted else ""
+        return Check("Privileges", True, f"{st.user} may CREATE in {where}, all the file needs{why}")
+    grant = " ".join(n[3].as_string(conn) for n in missing)
+    return Check("Privileges", False, f"user {st.user} may not CREATE in "
+                 + " and ".join(f"{n[0]} ({n[2]})" for n in missing)
+                 + f"; as an administrator, connected to database {st.dbname} (psql -d {quote(st.dbname)}), "
+                 f"run: {grant}")
 
 
 async def _extras_check(rb: Runbook, conn, extra) -> Check:
