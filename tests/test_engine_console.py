@@ -88,3 +88,28 @@ async def test_the_runbook_screen_open_keeps_no_lock_and_restore_is_not_refused(
         await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.result is not None,
                               what="restore")
         assert "refused" not in text_of(app, "#restore-status")
+
+
+async def test_frozen_network_at_the_commit_prompt_is_noticed_and_said(fresh_db, tmp_path):
+    """Item 5 in the console: the network freezes while the operator reads the COMMIT prompt. The lock watch
+    gets no answer, the session check hits its deadline, the bar says 'not committed', the backend is fenced."""
+    from faults import Proxy
+
+    proxy = Proxy(fresh_db.host, fresh_db.port)
+    app = make_app(proxy.settings(fresh_db), tmp_path, query_timeout=1.0, skip_backup=True)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await scenes.dashboard_ready(pilot)
+            await scenes.walk_to(pilot, Step.VERIFY)
+            rb = app.runbook
+            pid = rb.backend_pid
+            proxy.freeze()
+            await scenes.wait_for(pilot, lambda: rb.tx == Tx.LOST, 30, what="the console to notice")
+            assert text_of(app, "#txbar").strip().startswith("CONNECTION LOST: NOT COMMITTED")
+            assert "COMMIT was never sent, so nothing is committed" in rb.failure
+            assert f"backend {pid} ended (pg_terminate_backend)" in rb.failure
+            assert not query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))
+            assert advisory_locks(fresh_db) == [] and public_tables(fresh_db) == []
+            proxy.thaw()
+    finally:
+        proxy.close()

@@ -265,3 +265,39 @@ def test_exit_codes_and_words_come_from_one_typed_table():
     readme = (ROOT / "README.md").read_text()
     for v in Verdict:  # the README's table lists every code
         assert f"\n| {v.exit_code} | " in readme, v
+
+
+def test_frozen_network_mid_apply_exits_2_not_committed_within_its_deadline(pg_server, fresh_db, tmp_path):
+    """Issue 7 item 5, as reported: `apply --statement-timeout 10` behind a frozen proxy was still waiting
+    200 s later. Now: statement_timeout + grace, exit 2, 'not committed', the backend fenced."""
+    import time
+
+    from faults import Proxy, spawn_cli
+
+    path, _ = migration_with(tmp_path, "SELECT pg_sleep(0.5);", after=12)
+    proxy = Proxy(fresh_db.host, fresh_db.port)
+    try:
+        env = pg_server.env(fresh_db.dbname)
+        env["DB_HOST"], env["DB_PORT"] = "127.0.0.1", str(proxy.port)
+        p = spawn_cli(*apply_args(tmp_path, "--yes", "--no-backup", "--statement-timeout", "1", "--migration-file",
+                                  str(path)), env=env)
+        try:
+            (pid,) = wait_until(lambda: query(fresh_db, "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                                                        "'aami-tui' AND query LIKE 'SELECT pg_sleep%%'"), 20)[0]
+            proxy.freeze()
+            t0 = time.monotonic()
+            out, err = p.communicate(timeout=30)
+            took = time.monotonic() - t0
+        finally:
+            if p.poll() is None:
+                p.kill()
+    finally:
+        proxy.close()
+    assert p.returncode == 2, out + err
+    assert took < 10, took  # 1 s + 2 s grace, then the fence
+    (line,) = err.splitlines()
+    assert "COMMIT was never sent, so nothing is committed" in line and f"backend {pid} ended" in line
+    assert public_tables(fresh_db) == [] and tool_locks(fresh_db) == [] and advisory_locks(fresh_db) == []
+    (report,) = reports(tmp_path)
+    assert report["final_state"] == "rolled back" and report["exit_code"] == 2
+    assert report["transaction"] == "connection lost: not committed"

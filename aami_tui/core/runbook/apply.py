@@ -13,6 +13,7 @@ from aami_tui.core import migration as mig
 from aami_tui.core.db import ConnectError
 from aami_tui.core.queries import sql
 from aami_tui.core.runbook.model import Blocker, StatementRecord, Step
+from aami_tui.core.runbook.session import Deadline, bounded
 
 if TYPE_CHECKING:
     from aami_tui.core.runbook.engine import Runbook
@@ -25,12 +26,14 @@ async def watch_blockers(rb: Runbook) -> None:
         await asyncio.sleep(0.3)
         mon = await rb.monitor_conn()
         while True:
-            cur = await asyncio.wait_for(mon.execute(sql("blocking_sessions"), {"pid": rb.session.backend_pid}),
-                                         rb.opt.query_timeout)
+            cur = await bounded(mon, mon.execute(sql("blocking_sessions"), {"pid": rb.session.backend_pid}),
+                                rb.opt.query_timeout, "the blocker watch")
             rows = await cur.fetchall()
             if rows:
                 rb.last_blockers = [Blocker(*r) for r in rows]
             await asyncio.sleep(0.5)
+    except Deadline:
+        await rb.drop_monitor()
     except (asyncio.CancelledError, psycopg.Error, ConnectError, TimeoutError):
         return
 

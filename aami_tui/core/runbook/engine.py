@@ -117,6 +117,7 @@ class Runbook:
         self.monitor: psycopg.AsyncConnection | None = None  # lock watch / blockers
         self.monitor_ident: tuple[int, object] | None = None  # its (pid, backend_start), to fence it
         self._step_task: asyncio.Task | None = None  # the task running the current step (close() stops it)
+        self._orphans: list[tuple[int, object]] = []  # monitor sessions abandoned on a deadline (to fence)
         self.attempt = 0
         self.started_at = _now()
         self.ended_at: datetime | None = None
@@ -180,7 +181,9 @@ class Runbook:
 
     @property
     def statement_deadline(self) -> float:
-        return self.opt.statement_timeout + self.opt.grace
+        """statement_timeout plus a grace for the server's own cancel to arrive: ``grace`` (10 s), but never
+        more than the statement_timeout itself, nor less than 2 s."""
+        return self.opt.statement_timeout + max(2.0, min(self.opt.grace, self.opt.statement_timeout))
 
     # ---- plumbing ----------------------------------------------------------------------------
     def emit(self, ev: Event) -> None:
@@ -274,8 +277,11 @@ class Runbook:
         return self.monitor
 
     async def drop_monitor(self) -> None:
-        """Abandon the monitor connection (no round trip: its network may be dead)."""
+        """Abandon the monitor connection (no round trip: its network may be dead); it is fenced with the
+        migration session if that one is lost too."""
         mon, self.monitor = self.monitor, None
+        if mon is not None and self.monitor_ident:
+            self._orphans.append(self.monitor_ident)
         if mon is not None:
             with contextlib.suppress(Exception):
                 mon.pgconn.finish()
@@ -470,8 +476,8 @@ class Runbook:
         """Our session is gone or stopped answering. COMMIT was never sent: nothing is committed.
         Fence the old backend (a fresh connection ends it) so that its locks go now."""
         if isinstance(exc, Deadline):
-            also = (self.monitor_ident,) if self.monitor is not None and self.monitor_ident else ()
             await self.drop_monitor()  # it goes through the same dead network
+            also, self._orphans = tuple(self._orphans), []
             fence = await self.session.fence(min(self.opt.query_timeout, 5.0), also)
             ended = "ended (pg_terminate_backend)" in fence or "already gone" in fence
             bound = (f"at the latest after idle_in_transaction_session_timeout, {self.opt.idle_timeout:g}s"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -10,6 +9,7 @@ import psycopg
 from aami_tui.core.db import ConnectError
 from aami_tui.core.queries import sql
 from aami_tui.core.runbook.model import LockWatch
+from aami_tui.core.runbook.session import Deadline, bounded
 
 if TYPE_CHECKING:
     from aami_tui.core.runbook.engine import Runbook
@@ -22,12 +22,12 @@ async def sample(rb: Runbook) -> LockWatch | None:
     try:
         mon = await rb.monitor_conn()
         t = rb.opt.query_timeout
-        cur = await asyncio.wait_for(mon.execute(sql("transaction_age"), {"pid": pid}), t)
+        cur = await bounded(mon, mon.execute(sql("transaction_age"), {"pid": pid}), t, "the lock watch")
         row = await cur.fetchone()
-        cur = await asyncio.wait_for(mon.execute(sql("waiting_on_us"), {"pid": pid}), t)
+        cur = await bounded(mon, mon.execute(sql("waiting_on_us"), {"pid": pid}), t, "the lock watch")
         waiters = [dict(zip([d.name for d in cur.description], r, strict=True)) for r in await cur.fetchall()]
-    except TimeoutError:
-        await rb.drop_monitor()  # the next sample reconnects
+    except (Deadline, TimeoutError):
+        await rb.drop_monitor()  # the next sample reconnects (and the caller checks the session itself)
         return None
     except (psycopg.Error, ConnectError):
         return None

@@ -34,6 +34,28 @@ class Deadline(Exception):
         self.seconds = seconds
 
 
+async def bounded(conn: psycopg.AsyncConnection, aw: Awaitable[T], seconds: float, what: str) -> T:
+    """One round trip on ``conn`` with a client-side deadline. On the deadline ``conn`` is closed locally at
+    once (no cancel request that could hang on the same dead network) and ``Deadline`` is raised. If the
+    caller is cancelled, psycopg's own path runs (a cancel request; the connection stays usable)."""
+    task = asyncio.ensure_future(aw)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+    if done:
+        return task.result()
+    with contextlib.suppress(Exception):
+        conn.pgconn.finish()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    raise Deadline(what, seconds)
+
+
 def _ms(seconds: float) -> str:
     return f"{int(seconds * 1000)}ms"
 
@@ -66,27 +88,12 @@ class Session:
         return self.conn
 
     async def call(self, aw: Awaitable[T], seconds: float, what: str) -> T:
-        """Await one round trip on the session with a client-side deadline.
-
-        On the deadline the connection is closed locally (libpq sends nothing more that could block) and
-        ``Deadline`` is raised. If the caller is cancelled (the operator pressed escape), psycopg's own
-        path runs: a cancel request, then the session is usable again (its transaction aborted).
-        """
-        task = asyncio.ensure_future(aw)
+        """Await one round trip on the session with a client-side deadline (see ``bounded``)."""
         try:
-            done, _ = await asyncio.wait({task}, timeout=seconds)
-        except asyncio.CancelledError:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            return await bounded(self.conn, aw, seconds, what)
+        except Deadline:
+            self.locked = False  # the session is abandoned, and its lock with it once the server knows
             raise
-        if done:
-            return task.result()
-        self.abandon()
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-        raise Deadline(what, seconds)
 
     def abandon(self) -> None:
         """Drop the connection without a round trip (the server may not hear of it: fence it)."""
