@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
         _runbook_opts(t)
         t.add_argument("--refresh", type=_positive, default=2.0, metavar="S",
                        help="seconds between checklist refreshes (default 2)")
+        t.add_argument("--dev", action="store_true",
+                       help="development mode, for a local or throwaway database: a one-item checklist, no backup "
+                            "when the database is empty (both recorded in the report), and the DB_* lines printed "
+                            "when the console closes")
 
     a = sub.add_parser("apply", help="run the runbook headless: pre-flight, backup, BEGIN, apply, verify, "
                                      "COMMIT only with --yes")

@@ -138,3 +138,37 @@ def test_long_paths_are_shortened_from_the_left_at_a_slash():
         "…/migrations/001_initial_schema.sql"
     text = fmt.short_paths("Migration file: /a/very/long/checkout/path/migrations/001_initial_schema.sql · 43")
     assert text == "Migration file: …/path/migrations/001_initial_schema.sql · 43"
+
+
+async def test_development_mode_short_checklist_no_backup_of_an_empty_database(fresh_db, tmp_path):
+    import json
+
+    from aami_tui.ui.app import env_lines_at_exit
+
+    app = make_app(fresh_db, tmp_path, options={"dev": True})
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        assert "0 / 1 ticked" in text_of(app, "#preflight-title")
+        await scenes.walk_to(pilot, Step.VERIFY)
+        rb = app.runbook
+        assert rb.steps[Step.BACKUP].state.value == "skipped"
+        assert "development mode: the database is empty" in rb.steps[Step.BACKUP].detail
+        await scenes.commit(pilot, fresh_db.dbname)
+        lines = env_lines_at_exit(app)
+    assert f"DB_NAME={fresh_db.dbname}" in lines and not any("PASSWORD=" in ln for ln in lines)
+    report = json.loads(rb.report_paths[1].read_text())
+    assert report["mode"] == "development" and report["backup"] == "skipped"
+    assert list(report["preflight"]["checklist"]) == ["Reviewed the migration SQL"]
+    assert not (tmp_path / "backups").exists() or not list((tmp_path / "backups").glob("*.dump"))
+
+
+async def test_development_mode_backs_up_a_database_that_is_not_empty(fresh_db, tmp_path):
+    from conftest import run_sql
+
+    run_sql(fresh_db, "CREATE TABLE mine (id int)")
+    app = make_app(fresh_db, tmp_path, options={"dev": True})
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.walk_to(pilot, Step.BACKUP)
+        assert app.runbook.steps[Step.BACKUP].state.value == "done"

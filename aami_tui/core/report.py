@@ -54,6 +54,7 @@ class RunRecord:
     post_commit_validation: tuple[str, ...]
     waiters: tuple[dict, ...]  # sessions seen waiting on our locks
     log: tuple[tuple[float, str, str], ...]
+    mode: str = "production"  # or "development" (short checklist, no backup of an empty database)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -92,6 +93,7 @@ def to_dict(r: RunRecord) -> dict:
         "migration": r.migration,
         "steps": [_step(s) for s in r.steps],
         "earlier_attempts": [{"attempt": n, "steps": [_step(s) for s in rows]} for n, rows in r.earlier_attempts],
+        "mode": r.mode,
         "preflight": {"checklist": dict(r.checklist), "checks": list(r.checks)},
         "backup": r.backup,
         "statements": list(r.statements),
@@ -135,7 +137,8 @@ def to_markdown(d: dict) -> str:
     out += ["", "## Steps", ""] + _steps_table(d["steps"])
     for a in d["earlier_attempts"]:
         out += ["", f"### Attempt {a['attempt']} (retried afterwards)", ""] + _steps_table(a["steps"])
-    out += ["", "## Pre-flight", ""]
+    out += ["", "## Pre-flight" + (" (development mode: short checklist)" if d.get("mode") == "development"
+                                   else ""), ""]
     out += [f"- [{'x' if v == 'yes' else ' '}] {k} ({v})" for k, v in d["preflight"]["checklist"].items()]
     out += [f"- {'✓' if c['ok'] else ('✗' if c.get('blocking', True) else '!')} {c['name']}: {c['detail']}"
             for c in d["preflight"]["checks"]]

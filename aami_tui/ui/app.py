@@ -62,6 +62,8 @@ class AamiApp(App):
     def on_mount(self) -> None:
         if self.embedded is not None:
             self.sub_title = "demo: embedded PostgreSQL 18 (throwaway)"
+        if self.options.dev:
+            self.sub_title = (self.sub_title + " · " if self.sub_title else "") + "development mode"
         self.push_screen(self.dashboard)
         self.size_check()
         if not self.is_headless:  # a real terminal (Pilot tests keep pytest's own handlers)
@@ -301,18 +303,39 @@ def run_console(settings: ConnSettings, args, embedded=None) -> int:
     opts = Options(backup_dir=args.backup_dir, reports_dir=args.reports_dir, lock_timeout=args.lock_timeout,
                    statement_timeout=args.statement_timeout, pace=args.pace, exact=getattr(args, "exact", False),
                    rehearsal_report=getattr(args, "rehearsal_report", None),
-                   commit_timeout=getattr(args, "commit_timeout", 60.0), idle_timeout=getattr(args, "idle_timeout", 900.0))
+                   commit_timeout=getattr(args, "commit_timeout", 60.0), idle_timeout=getattr(args, "idle_timeout", 900.0),
+                   dev=getattr(args, "dev", False))
     app = create_app(settings, migration_path=args.migration_file, migrations_dir=args.migrations_dir,
                      options=opts, refresh_interval=args.refresh, embedded=embedded)
     app.run()
     rb = app.runbook
     if rb is not None and rb.report_paths:
         say(f"Run report: {rb.report_paths[0]}")
+    for line in env_lines_at_exit(app):
+        say(line)
     if app.ending_signal is not None:
         say(f"aami-tui: {SIGNAL_REASONS.get(app.ending_signal, 'signal')}: "
             + ("the migration transaction was rolled back." if rb is not None and rb.outcome.value == "rolled back"
                else "nothing was left open."))
     return app.return_code or 0
+
+
+def env_lines_at_exit(app: AamiApp) -> list[str]:
+    """After a COMMIT, or in development mode once the ten tables are there: the Config Server's DB_* lines,
+    printed to the shell when the console has closed (never the password)."""
+    from aami_tui.core.status import config_server_env
+
+    rb = app.runbook
+    committed = rb is not None and rb.outcome.value == "committed" and rb.server
+    ready = app.options.dev and app.dashboard.server is not None and app.dashboard.last_result is not None \
+        and app.dashboard.last_result.ok
+    if committed:
+        lines = config_server_env(rb.server)
+    elif ready:
+        lines = config_server_env(app.dashboard.server)
+    else:
+        return []
+    return ["The Config Server's settings (DB_PASSWORD is never shown: set it yourself):", *lines]
 
 
 def say(line: str) -> None:

@@ -65,7 +65,7 @@ class DashboardScreen(Screen):
     def on_mount(self) -> None:
         self.title = "aami-tui"
         self.call_after_refresh(self.app.size_check)
-        self.sub_title = fmt.redact(self.app.settings.display())
+        self.sub_title = fmt.redact(self.app.settings.display()) + (" · development mode" if self.app.options.dev else "")
         panel = self.query_one(ConnectionPanel)
         panel.target = self.app.settings.display()
         panel.render_panel()

@@ -18,7 +18,6 @@ from textual.widgets.text_area import Selection
 
 from aami_tui.core import db
 from aami_tui.core.runbook import (
-    PREFLIGHT_ITEMS,
     Check,
     Outcome,
     Phase,
@@ -104,7 +103,7 @@ class RunbookScreen(Screen):
             with ContentSwitcher(initial="pane-preflight", id="panes"):
                 with VerticalScroll(id="pane-preflight", classes="pane"):
                     yield Static("", id="preflight-title", classes="pane-title")
-                    for key, label in PREFLIGHT_ITEMS:
+                    for key, label in self.rb.items:
                         yield Tick(label, id=f"tick-{key}")
                     yield Static("[b]Automatic checks[/b]", classes="pane-title")
                     yield Static("running…", id="auto-checks")
@@ -139,7 +138,7 @@ class RunbookScreen(Screen):
     def on_mount(self) -> None:
         self.title = "aami-tui · runbook"
         self.call_after_refresh(self.app.size_check)
-        self.sub_title = fmt.redact(self.rb.settings.display())
+        self.sub_title = fmt.redact(self.rb.settings.display()) + (" · development mode" if self.rb.opt.dev else "")
         self.query_one("#log", RichLog).border_title = "Log"
         self.query_one("#panes").border_title = "Step"
         self.sql_open = False
@@ -152,7 +151,7 @@ class RunbookScreen(Screen):
         self.say("Tick the checklist, then press n to run each step (each asks first).")
         self.run_worker(self._initial(), group="step", exclusive=True, exit_on_error=False)
         if self.rb.steps[Step.PREFLIGHT].state != State.DONE:
-            self.query_one(f"#tick-{PREFLIGHT_ITEMS[0][0]}", Checkbox).focus()
+            self.query_one(f"#tick-{self.rb.items[0][0]}", Checkbox).focus()
 
     async def _initial(self) -> None:
         try:
@@ -211,13 +210,13 @@ class RunbookScreen(Screen):
 
     def _focus_first_unticked(self) -> None:
         if self.rb.steps[Step.PREFLIGHT].state != State.DONE:
-            key = next((k for k, _ in PREFLIGHT_ITEMS if not self.rb.answers[k]), PREFLIGHT_ITEMS[0][0])
+            key = next((k for k, _ in self.rb.items if not self.rb.answers[k]), self.rb.items[0][0])
             self.query_one(f"#tick-{key}", Checkbox).focus()
 
     def _ticked_title(self) -> None:
-        n, total = sum(self.rb.answers.values()), len(PREFLIGHT_ITEMS)
+        n, total = sum(self.rb.answers.values()), len(self.rb.items)
         self.query_one("#preflight-title", Static).update(Text.assemble(
-            ("Pre-flight checklist", "bold"), f" · {n} / {total} ticked",
+            ("Pre-flight checklist", "bold"), (" (development mode)" if self.rb.opt.dev else ""), f" · {n} / {total} ticked",
             (" — tick each item (space) once it is true:" if n < total else " ✓", "" if n < total else "bold green")))
 
     # ---- engine events (the listener runs on the app's loop; post a typed message) -----------------------------
@@ -451,7 +450,7 @@ class RunbookScreen(Screen):
         key = (event.checkbox.id or "").removeprefix("tick-")
         if key in self.rb.answers:
             self.rb.tick(key, event.value)
-            self.say(f"{'Ticked' if event.value else 'Unticked'}: {dict(PREFLIGHT_ITEMS)[key]}")
+            self.say(f"{'Ticked' if event.value else 'Unticked'}: {dict(self.rb.items)[key]}")
             self._ticked_title()
             self._txbar()
 
@@ -475,10 +474,10 @@ class RunbookScreen(Screen):
             return
         ok, why = rb.can(step)
         if step is Step.PREFLIGHT and ok and not rb.all_ticked:
-            missing = [label for k, label in PREFLIGHT_ITEMS if not rb.answers[k]]
+            missing = [label for k, label in rb.items if not rb.answers[k]]
             self.notify("Tick every checklist item first: " + "; ".join(missing), title="Pre-flight",
                         severity="warning", timeout=8)
-            self.query_one(f"#tick-{next(k for k, _ in PREFLIGHT_ITEMS if not rb.answers[k])}", Checkbox).focus()
+            self.query_one(f"#tick-{next(k for k, _ in rb.items if not rb.answers[k])}", Checkbox).focus()
             return
         if not ok:
             self.notify(f"{step.title} is not possible now: {why}.", severity="warning")

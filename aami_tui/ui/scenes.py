@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aami_tui.core.runbook import PREFLIGHT_ITEMS, State, Step
+from aami_tui.core.runbook import State, Step
 
 
 class SceneError(AssertionError):
@@ -40,7 +40,7 @@ async def open_runbook(pilot) -> None:
 async def tick_all(pilot) -> None:
     """Tick the pre-flight checklist with the keyboard: focus each box, press space."""
     screen = pilot.app.screen
-    for key, _ in PREFLIGHT_ITEMS:
+    for key, _ in pilot.app.runbook.items:
         screen.query_one(f"#tick-{key}").focus()
         await pilot.press("space")
     await pilot.pause()

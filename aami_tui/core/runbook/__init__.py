@@ -22,6 +22,7 @@ from aami_tui.core.runbook.events import (
 )
 from aami_tui.core.runbook.machine import Action, Phase
 from aami_tui.core.runbook.model import (
+    DEV_ITEMS,
     PREFLIGHT_ITEMS,
     STEP_ORDER,
     Blocker,
@@ -41,7 +42,7 @@ from aami_tui.core.runbook.model import (
 from aami_tui.core.runbook.session import Deadline
 
 __all__ = [
-    "PREFLIGHT_ITEMS", "STEP_ORDER", "Action", "Blocker", "Check", "ChecksDone", "Deadline", "Event", "Listener",
+    "DEV_ITEMS", "PREFLIGHT_ITEMS", "STEP_ORDER", "Action", "Blocker", "Check", "ChecksDone", "Deadline", "Event", "Listener",
     "LockWatch", "Log", "Options", "Outcome", "Phase", "Progress", "ReportWritten", "Runbook", "RunbookError",
     "State", "StatementDone", "StatementRecord", "Step", "StepChanged", "StepRecord", "StepState", "Tx",
     "TxChanged", "Verdict",

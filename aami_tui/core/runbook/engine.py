@@ -52,6 +52,7 @@ from aami_tui.core.runbook.machine import (
     tx_of,
 )
 from aami_tui.core.runbook.model import (
+    DEV_ITEMS,
     PREFLIGHT_ITEMS,
     STEP_ORDER,
     TX_STEPS,
@@ -103,7 +104,9 @@ class Runbook:
         self._step_changes = 0  # bumped on every step transition (invalidates the cached preview)
         self._preview: tuple[int, schema.ValidationResult] | None = None
         self.checks: list[Check] = []
-        self.answers: dict[str, bool] = {k: False for k, _ in PREFLIGHT_ITEMS}
+        self.items = DEV_ITEMS if self.opt.dev else PREFLIGHT_ITEMS  # the operator's checklist
+        self.answers: dict[str, bool] = {k: False for k, _ in self.items}
+        self.db_empty: bool | None = None  # no tables, views or sequences of its own (pre-flight, dev mode)
         self.migration: mig.MigrationFile | None = None
         self.backup: pgtools.BackupResult | None = None
         self.statements: list[StatementRecord] = []
@@ -368,7 +371,7 @@ class Runbook:
             raise self._fail(f"Pre-flight failed: {failed[0].name}: {failed[0].detail}",
                              failed[0].verdict or Verdict.PREFLIGHT)
         if self.interactive and not self.all_ticked:
-            missing = [label for k, label in PREFLIGHT_ITEMS if not self.answers[k]]
+            missing = [label for k, label in self.items if not self.answers[k]]
             await self.session.unlock(self.opt.query_timeout)
             self._set(Step.PREFLIGHT, State.FAILED, "checklist not complete")
             self._move(Phase.NEW)
@@ -380,9 +383,10 @@ class Runbook:
     # ---- step 2: backup ---------------------------------------------------------------------------
     async def backup_step(self) -> pgtools.BackupResult | None:
         self._start(Action.BACKUP)
-        if self.opt.skip_backup:
-            self._set(Step.BACKUP, State.SKIPPED, "skipped (--no-backup)")
-            self.say("Backup skipped (--no-backup): recorded in the report.", "warn", Step.BACKUP)
+        if self.opt.skip_backup or (self.opt.dev and self.db_empty):
+            why = "--no-backup" if self.opt.skip_backup else "development mode: the database is empty"
+            self._set(Step.BACKUP, State.SKIPPED, f"skipped ({why})")
+            self.say(f"Backup skipped ({why}): recorded in the report.", "warn", Step.BACKUP)
             self._move(Phase.READY)
             return None
         assert self.dump_tool and self.restore_tool
@@ -863,9 +867,11 @@ class Runbook:
             steps=tuple(row(self.steps[st]) for st in (*STEP_ORDER, Step.ROLLBACK)),
             earlier_attempts=tuple((n, tuple(row(r) for r in recs)) for n, recs in self.history),
             checklist=tuple((label, "yes" if self.answers[k] else ("not asked (headless)" if not self.interactive
-                                                                   else "no")) for k, label in PREFLIGHT_ITEMS),
+                                                                   else "no")) for k, label in self.items),
+            mode="development" if self.opt.dev else "production",
             checks=tuple(c.to_dict() for c in self.checks),
-            backup=self.backup.to_dict() if self.backup else ("skipped" if self.opt.skip_backup else None),
+            backup=self.backup.to_dict() if self.backup else ("skipped" if self.steps[Step.BACKUP].state
+                                                              is State.SKIPPED else None),
             statements=tuple({"attempt": x.attempt, "index": x.index, "statement": x.summary, "line": x.line,
                               "tag": x.tag, "ms": round(x.seconds * 1000, 2), "ok": x.ok, "error": x.error or None}
                              for x in self.statements),

@@ -19,6 +19,10 @@ PREFLIGHT_ITEMS: tuple[tuple[str, str], ...] = (
 )
 
 
+# Development mode (a local or throwaway database): the one item that still matters before running SQL.
+DEV_ITEMS: tuple[tuple[str, str], ...] = (("review", "Reviewed the migration SQL"),)
+
+
 class Step(StrEnum):
     PREFLIGHT = "preflight"
     BACKUP = "backup"
@@ -204,6 +208,7 @@ class Options:
     idle_timeout: float = 900.0  # idle_in_transaction_session_timeout of the migration session (0: off)
     idle_warn_seconds: float = 60.0
     skip_backup: bool = False
+    dev: bool = False  # development mode: short checklist, no backup of an empty database (in the report)
     rehearsal_report: Path | None = None  # `aami-tui rehearse` report: evidence for "Tested on staging"
     exact: bool = False  # the guide's "exactly ten tables in public" as a gate (tables that were there before too)
     pace: float = 0.0  # seconds to pause between statements (demo "slow motion", screenshots)

@@ -55,8 +55,12 @@ async def checks(rb: Runbook) -> list[Check]:
         rb.lock_holder = {**holder, "since": since.isoformat() if hasattr(since, "isoformat") else None}
         out.append(Check("One operator", False, f"Another operator is running the migration on "
                          f"{rb.settings.dbname}: {locks.describe_holder(holder)}.", verdict=Verdict.LOCKED))
-    if rb.opt.skip_backup:
-        out.append(Check("pg_dump", True, "backup skipped (--no-backup)", blocking=False))
+    if rb.opt.dev:
+        cur = await rb.session.call(conn.execute(sql("user_relations")), t, "the user relations query")
+        rb.db_empty = not await cur.fetchall()
+    if rb.opt.skip_backup or (rb.opt.dev and rb.db_empty):
+        why = "--no-backup" if rb.opt.skip_backup else "development mode and the database is empty"
+        out.append(Check("pg_dump", True, f"backup skipped ({why})", blocking=False))
     else:
         try:
             # find_tool runs `--version` subprocesses: keep them off the event loop (the UI stays live)
@@ -106,7 +110,7 @@ async def checks(rb: Runbook) -> list[Check]:
 
         good, words = rehearse.evidence(rb.opt.rehearsal_report, rb.migration, rb.settings.dbname)
         out.append(Check("Tested on staging", good, words, blocking=False))
-        if good:
+        if good and "staging" in rb.answers:
             rb.tick("staging")  # the checklist item, with the report as its evidence (recorded with the checks)
     return out
 
