@@ -95,3 +95,40 @@ async def test_unlocked_write_is_kept_in_the_transaction(open_tx):
 async def test_large_result_is_capped_but_counted(open_tx):
     r = await inspect.run(open_tx, "SELECT g FROM generate_series(1, 1234) g", max_rows=100)
     assert len(r.rows) == 100 and r.row_count == 1234 and r.truncated
+
+
+async def test_engine_inspection_survives_a_failing_query_and_is_in_the_report(fresh_db, tmp_path):
+    from faults import run_to_begin, runbook
+
+    from aami_tui.core.runbook import Outcome, RunbookError
+
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    with pytest.raises(RunbookError, match="while the migration transaction is open"):
+        await rb.inspect("\\dt")
+    await run_to_begin(rb)
+    await rb.apply()
+    dt = await rb.inspect("\\dt")
+    assert sum(1 for row in dt.rows if row[0] == "public") == 10
+    bad = await rb.inspect("SELECT * FROM alert_templatez")
+    assert bad.error and "rolled back to the savepoint" in bad.error
+    with pytest.raises(inspect.InspectError, match="Read-only"):
+        await rb.inspect("DELETE FROM alert_templates")
+    kept = await rb.inspect("UPDATE alert_templates SET description = 'edited' WHERE id = 'node_down'",
+                            allow_write=True)
+    assert kept.kept and kept.row_count == 1
+    await rb.verify()  # the failing query did not abort the migration transaction
+    with pytest.raises(RunbookError, match="Verify has passed"):
+        await rb.inspect("DELETE FROM alert_templates", allow_write=True)
+    await rb.commit(fresh_db.dbname)
+    assert rb.outcome == Outcome.COMMITTED
+    md, js = rb.write_report()
+    import json
+
+    rec = json.loads(js.read_text())["inspections"]
+    assert [(x["query"], x["row_count"], x["error"] is None) for x in rec] == [
+        ("\\dt", dt.row_count, True), ("SELECT * FROM alert_templatez", 0, False),
+        ("UPDATE alert_templates SET description = 'edited' WHERE id = 'node_down'", 1, True)]
+    assert "## Inspections inside the transaction" in md.read_text()
+    run_sql(fresh_db, "SELECT 1")
+    with __import__("psycopg").connect(fresh_db.conninfo()) as c:
+        assert c.execute("SELECT description FROM alert_templates WHERE id = 'node_down'").fetchone() == ("edited",)

@@ -55,6 +55,7 @@ class RunRecord:
     waiters: tuple[dict, ...]  # sessions seen waiting on our locks
     log: tuple[tuple[float, str, str], ...]
     mode: str = "production"  # or "development" (short checklist, no backup of an empty database)
+    inspections: tuple[dict, ...] = ()  # queries run in the inspection pane, inside the transaction
 
 
 def _iso(ts: float | None) -> str | None:
@@ -100,6 +101,7 @@ def to_dict(r: RunRecord) -> dict:
         "verify": list(r.verify),
         "post_commit_validation": list(r.post_commit_validation),
         "waiting_sessions": list(r.waiters),
+        "inspections": list(r.inspections),
         "log": [{"at": _iso(t), "level": lvl, "message": m} for t, lvl, m in r.log],
     }
 
@@ -157,6 +159,13 @@ def to_markdown(d: dict) -> str:
         out += ["", "## Verify", ""] + [
             f"- {'✓' if c['ok'] else ('✗' if c.get('blocking', True) else '!')} {c['name']}: {c['detail']}"
             for c in d["verify"]]
+    if d.get("inspections"):
+        out += ["", "## Inspections inside the transaction", "", "| attempt | query | kind | rows | result |",
+                "|---|---|---|---|---|"]
+        for x in d["inspections"]:
+            result = x["error"] or (x["status"] + (" (kept)" if x["kept"] else ""))
+            out.append(f"| {x['attempt']} | `{x['query'].replace('|', '/')}` | {x['kind']} | {x['row_count']} | "
+                       f"{result.replace('|', '/')} |")
     if d["waiting_sessions"]:
         out += ["", "## Sessions that waited on the migration's locks", "",
                 "| attempt | pid | user | application | waited s | query |", "|---|---|---|---|---|---|"]

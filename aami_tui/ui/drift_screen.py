@@ -48,7 +48,8 @@ class DriftScreen(Screen):
         s = self.app.settings
         self.sub_title = fmt.redact(s.display())
         self.query_one("#drift-head", Static).update(Text.assemble(
-            ("Drift", "bold"), f": database {s.dbname} on {s.host}:{s.port} against {self.app.migration_path.name}\n",
+            ("Drift", "bold"), fmt.redact(f": database {s.dbname} on {s.host}:{s.port} against "
+                                          f"{self.app.migration_path.name}\n"),
             ("The migration runs in a scratch database (dropped afterwards) and the two catalogs are compared. ",
              "dim"), ("Safe", "green"), (" parts become SQL; parts that ", "dim"), ("need a person", "yellow"),
             (" become a commented skeleton that apply refuses until edited.", "dim")))
@@ -94,6 +95,10 @@ class DriftScreen(Screen):
             self._show(0)
 
     def _status_text(self) -> Text:
+        text = self._status_text_raw()
+        return Text(fmt.redact(text.plain), style="bold") if fmt.STABLE else text
+
+    def _status_text_raw(self) -> Text:
         p = self.plan
         assert p is not None
         if not p.differences:

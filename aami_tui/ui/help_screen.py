@@ -34,10 +34,12 @@ If it went wrong after COMMIT: **Restore** (key *b* on the dashboard) puts a bac
 |---|---|---|
 | r | dashboard | open the runbook |
 | b | dashboard | restore from a backup |
+| p | dashboard | drift: compare with what the migration builds, write a repair plan |
 | f5 | anywhere | refresh the checklist now |
 | n | runbook | run the next step |
 | space / tab | runbook | tick the focused checklist item / move to the next |
 | c / x | runbook | COMMIT / ROLLBACK (each asks first) |
+| i | runbook | inspect inside the open transaction: \\dt, \\d TABLE, \\di, \\dx or SQL, under a savepoint |
 | escape | runbook | cancel the running step |
 | d | runbook, restore | back to the dashboard (the runbook keeps its state) |
 | ctrl+r | dashboard (demo) | reset the demo database to empty |

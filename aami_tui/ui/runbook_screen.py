@@ -81,6 +81,8 @@ class RunbookScreen(Screen):
         Binding("escape", "cancel_step", "Cancel"),
         Binding("s", "toggle_sql", "SQL"),
         Binding("d", "dashboard", "Dashboard"),
+        # Not in the footer (it would push Quit off an 80-column footer): the Verify pane and Help name it.
+        Binding("i", "inspect", "Inspect", show=False),
         Binding("f5", "refresh_tables", "Refresh", show=False),
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit"),
@@ -323,7 +325,8 @@ class RunbookScreen(Screen):
             if step in (Step.COMMIT,) and rb.steps[Step.VERIFY].state == State.DONE:
                 self.query_one("#verify-next", Static).update(Text.assemble(
                     "Verify passed. The transaction is still open and holds its locks:\n",
-                    ("c", "bold"), " COMMIT (type the database name)   ", ("x", "bold"), " ROLLBACK\n"))
+                    ("c", "bold"), " COMMIT (type the database name)   ", ("x", "bold"), " ROLLBACK   ", ("i", "bold"),
+                    " inspect inside it (\\dt, SQL)\n"))
             elif rb.steps[Step.VERIFY].state == State.FAILED:
                 self.query_one("#verify-next", Static).update(Text("Verify failed: COMMIT is blocked. Press x to "
                                                                    "ROLLBACK.\n", style="bold red"))
@@ -574,4 +577,14 @@ class RunbookScreen(Screen):
 
     def action_dashboard(self) -> None:
         self.app.pop_screen()
+
+    def action_inspect(self) -> None:
+        """The inspection pane: \\dt and SQL inside the open transaction, under savepoints."""
+        if not self.rb.tx_open:
+            self.notify("Inspect works while the migration transaction is open (after BEGIN, before COMMIT or "
+                        "ROLLBACK).", severity="information")
+            return
+        from aami_tui.ui.inspect_pane import InspectPane
+
+        self.app.push_screen(InspectPane(self.rb))
 

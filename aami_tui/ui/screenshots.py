@@ -41,6 +41,14 @@ async def _shoot(out: Path, pg) -> list[Path]:
         save("02-runbook-mid-apply")
         await scenes.wait_for(pilot, lambda: scenes._idle(app), 60, what="apply to finish")
         await scenes.next_step(pilot)  # verify
+        await pilot.press("i")  # the inspection pane, inside the open transaction
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "inspect", what="inspect pane")
+        await pilot.press(*"\\dt", "enter")
+        await scenes.wait_for(pilot, lambda: app.screen.last is not None, what="\\dt")
+        await scenes.settle(pilot)
+        save("06-inspect-pane")
+        await pilot.press("escape")
+        await scenes.wait_for(pilot, lambda: app.screen is app.runbook_screen, what="back to the runbook")
         await scenes.open_commit_modal(pilot)
         save("03-commit-confirmation")
         await scenes.commit(pilot, pg.dbname)
@@ -52,7 +60,31 @@ async def _shoot(out: Path, pg) -> list[Path]:
                               and app.dashboard.last_result.ok, what="10 / 10 on the dashboard")
         await scenes.settle(pilot)
         save("05-dashboard-ten-of-ten")
+        # Drift: the database as the upstream project's 001 and an older chain would leave it
+        await asyncio.to_thread(_run_sql, pg.settings(), DRIFT_SQL)
+        await pilot.press("p")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "drift"
+                              and app.screen.plan is not None, 90, what="the drift plan")
+        await pilot.press("down", "down")
+        await scenes.settle(pilot)
+        save("07-drift-view")
     return saved
+
+
+DRIFT_SQL = """
+ALTER TABLE target_groups DROP COLUMN is_default_own;
+ALTER TABLE check_instances RENAME COLUMN enabled TO is_active;
+DROP INDEX idx_targets_status;
+CREATE TABLE site_notes (id int PRIMARY KEY, note text);
+INSERT INTO site_notes SELECT g, 'note ' || g FROM generate_series(1, 12) g;
+"""
+
+
+def _run_sql(settings, text: str) -> None:
+    import psycopg
+
+    with psycopg.connect(settings.conninfo(), autocommit=True) as c:
+        c.execute(text)
 
 
 def main(out: Path) -> int:

@@ -2,7 +2,11 @@
 SELECT n.nspname AS "Schema", c.relname AS "Name",
        CASE c.relkind WHEN 'p' THEN 'partitioned table' ELSE 'table' END AS "Type",
        pg_catalog.pg_get_userbyid(c.relowner) AS "Owner",
-       CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END AS "Est. rows",
+       -- never analyzed: the statistics' live tuples plus this transaction's own inserts (the migration's)
+       CASE WHEN c.reltuples < 0 THEN pg_catalog.pg_stat_get_live_tuples(c.oid)
+                 + pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)
+                 - pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)
+            ELSE c.reltuples::bigint END AS "Est. rows",
        pg_catalog.pg_size_pretty(pg_catalog.pg_total_relation_size(c.oid)) AS "Size"
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace

@@ -131,6 +131,7 @@ class Runbook:
         self.report_paths: tuple[Path, Path] | None = None
         self.lock_holder: dict | None = None
         self.lint_result = None  # core.lint.LintResult of the pre-flight
+        self.inspections: list[dict] = []  # the inspection pane's queries (core/inspect.py), for the report
         # public's tables just after BEGIN (name -> (est rows, size)): what existed before the migration
         self.tables_before_begin: dict[str, tuple] | None = None
         self.operator = getpass.getuser()
@@ -614,6 +615,39 @@ class Runbook:
         self._move(Phase.VERIFIED)
         return checks
 
+    async def inspect(self, text: str, *, allow_write: bool = False):
+        """One query typed in the inspection pane, inside the open transaction, under a savepoint (an error
+        never aborts the migration). Recorded for the report. Raises InspectError or RunbookError."""
+        from aami_tui.core import inspect as insp
+
+        if self.running:
+            raise RunbookError("A step is running; inspect when it has finished.")
+        if self.phase is Phase.ABORTED:
+            raise RunbookError("The transaction is aborted (a statement failed): it only accepts ROLLBACK.")
+        if self.phase not in (Phase.OPEN, Phase.APPLIED, Phase.PARTIAL, Phase.VERIFIED):
+            raise RunbookError("Inspect works while the migration transaction is open (after BEGIN, before "
+                               "COMMIT or ROLLBACK).")
+        if allow_write and self.phase is Phase.VERIFIED and insp.classify(text).kind == "write":
+            raise RunbookError("Verify has passed: a write now would change what was verified and COMMIT would "
+                               "not check it again. ROLLBACK and retry, or write before verify.")
+        s = self.session
+        try:
+            r = await s.call(insp.run(s.conn, text, allow_write=allow_write),
+                             self.opt.statement_timeout + self.opt.grace, "the inspection query")
+        except (Deadline, psycopg.OperationalError) as exc:
+            if self._connection_gone(exc):
+                raise await self._lost(None, exc) from None
+            raise
+        self.inspections.append({"attempt": self.attempt, **r.to_dict()})
+        if r.error:
+            self.say(f"Inspect: {r.text} → error: {r.error}", "warn")
+        else:
+            self.say(f"Inspect: {r.text} → {r.row_count} rows ({r.status})" + (" — kept in the transaction"
+                                                                                 if r.kept else ""))
+        if r.kept:
+            self._step_changes += 1  # the preview may have changed
+        return r
+
     def _extras_checks(self, n: int, extra) -> list[Check]:
         """Tables in public beyond the ten: what the migration created is an error; what was there before BEGIN
         is reported (a gate only with --exact)."""
@@ -879,6 +913,7 @@ class Runbook:
             post_commit_validation=tuple(self.post_commit_lines),
             waiters=tuple(self.waiters_seen.values()),
             log=tuple(self.log),
+            inspections=tuple(self.inspections),
         )
 
     def write_report(self) -> tuple[Path, Path] | None:

@@ -1,0 +1,117 @@
+"""The inspection pane: queries inside the open migration transaction (the guide's \\dt before COMMIT).
+
+Each line runs under a SAVEPOINT through the engine (core/inspect.py): an error rolls back to the savepoint and
+never aborts the migration. Read-only by default; ``\\write`` asks for the typed unlock, ``\\read`` locks again.
+Every query and its row count go into the run report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, Static
+
+from aami_tui.core import inspect as core_inspect
+from aami_tui.core.runbook import Runbook, RunbookError
+from aami_tui.ui import fmt
+from aami_tui.ui.confirm import ConfirmModal
+
+HELP = ("SQL, or \\dt  \\d TABLE  \\di  \\dx · enter runs it · \\write unlocks writes, \\read locks them · "
+        "escape closes")
+
+
+class InspectPane(ModalScreen[None]):
+    BINDINGS = [Binding("escape", "close", "Close")]
+
+    def __init__(self, rb: Runbook) -> None:
+        super().__init__(id="inspect")
+        self.rb = rb
+        self.allow_write = False
+        self.last: core_inspect.InspectResult | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="inspect-box", classes="modal-box"):
+            yield Static("", id="inspect-head")
+            field = Input(placeholder="\\dt", id="inspect-input")
+            field.cursor_blink = not fmt.STABLE
+            yield field
+            yield Static("", id="inspect-status")
+            yield DataTable(id="inspect-table", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        self._head()
+        self.query_one("#inspect-status", Static).update(Text(HELP, style="dim"))
+        self.query_one(Input).focus()
+
+    def _head(self) -> None:
+        mode = (Text("WRITES UNLOCKED: a successful statement is kept in the migration transaction", style="bold red")
+                if self.allow_write else Text("read-only (each query is rolled back to its savepoint)", style="green"))
+        self.query_one("#inspect-head", Static).update(Text.assemble(
+            ("Inspect inside the transaction", "bold"), f" on {self.rb.settings.dbname} · ", mode))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        if text == "\\write":
+            event.input.value = ""
+            self._unlock()
+            return
+        if text == "\\read":
+            event.input.value = ""
+            self.allow_write = False
+            self._head()
+            return
+        self.run_query(text)
+
+    def _unlock(self) -> None:
+        def done(ok: bool | None) -> None:
+            if ok:
+                self.allow_write = True
+                self._head()
+            self.query_one(Input).focus()
+
+        self.app.push_screen(ConfirmModal(
+            "Unlock writes in the inspection pane?",
+            "Statements that change data or schema will run inside the migration transaction, and a successful "
+            "one is kept: COMMIT commits it with the migration. An error still rolls back to the savepoint. Not "
+            "possible after verify has passed.",
+            confirm="Unlock writes", require_text=core_inspect.UNLOCK_PHRASE, id="unlock-modal"), done)
+
+    @work(exclusive=True, group="inspect", exit_on_error=False)
+    async def run_query(self, text: str) -> None:
+        status = self.query_one("#inspect-status", Static)
+        status.update(Text(f"Running: {text}", style="dim"))
+        try:
+            r = await asyncio.wait_for(self.rb.inspect(text, allow_write=self.allow_write),
+                                       self.rb.opt.statement_timeout + self.rb.opt.grace + 5)
+        except (core_inspect.InspectError, RunbookError) as exc:
+            status.update(Text(str(exc), style="yellow"))
+            return
+        except Exception as exc:  # never a traceback on screen
+            status.update(Text(f"The query did not finish: {exc or type(exc).__name__}", style="bold red"))
+            return
+        self.last = r
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        if r.error:
+            status.update(Text(f"✗ {r.error}", style="bold red"))
+            return
+        if r.columns:
+            table.add_columns(*r.columns)
+            for row in r.rows:
+                table.add_row(*("NULL" if v is None else fmt.redact(str(v)) for v in row))
+        more = f", first {len(r.rows)} shown" if r.truncated else ""
+        kept = " · kept in the transaction" if r.kept else ""
+        status.update(Text(fmt.redact(f"✓ {r.status or r.kind} · {r.row_count} rows{more} · "
+                                      f"{r.seconds * 1000:.1f} ms{kept}"), style="green"))
+        self.query_one(Input).value = ""
+
+    def action_close(self) -> None:
+        self.dismiss(None)

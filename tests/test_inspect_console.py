@@ -1,0 +1,37 @@
+"""The inspection pane in the runbook screen, driven with Pilot: it survives a failing query."""
+
+from __future__ import annotations
+
+import json
+
+from test_console import SIZE, make_app, text_of
+
+from aami_tui.core.runbook import Step
+from aami_tui.ui import scenes
+
+
+async def test_inspection_pane_survives_a_failing_query_then_commit(fresh_db, tmp_path):
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.walk_to(pilot, Step.VERIFY)
+        await pilot.press("i")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "inspect", what="inspect pane")
+        pane = app.screen
+        await pilot.press(*"\\dt", "enter")
+        await scenes.wait_for(pilot, lambda: pane.last is not None and pane.last.text == "\\dt", what="\\dt")
+        assert sum(1 for row in pane.last.rows if row[0] == "public") == 10
+        assert "✓ SELECT" in text_of(app, "#inspect-status")
+        pane.query_one("#inspect-input").value = ""
+        await pilot.press(*"select * from nope", "enter")
+        await scenes.wait_for(pilot, lambda: pane.last.text == "select * from nope", what="failing query")
+        assert 'relation "nope" does not exist' in text_of(app, "#inspect-status")
+        pane.query_one("#inspect-input").value = ""
+        await pilot.press(*"delete from groups", "enter")
+        await scenes.wait_for(pilot, lambda: "Read-only" in text_of(app, "#inspect-status"), what="refusal")
+        await pilot.press("escape")
+        await scenes.wait_for(pilot, lambda: app.screen is app.runbook_screen, what="back")
+        await scenes.commit(pilot, fresh_db.dbname)
+    (report,) = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("report_*.json")]
+    assert report["final_state"] == "committed"
+    assert [x["query"] for x in report["inspections"]] == ["\\dt", "select * from nope"]
