@@ -181,7 +181,8 @@ class AamiApp(App):
     async def action_restore(self) -> None:
         rb = self.runbook
         if rb is not None and (rb.tx_open or rb.running):
-            self.notify("A migration transaction is open: COMMIT or ROLLBACK it before restoring.",
+            self.notify("A migration transaction is open: COMMIT or ROLLBACK it before restoring." if rb.tx_open
+                        else "A runbook step is running: let it finish (or cancel it) before restoring.",
                         severity="warning")
             return
         if rb is not None:  # the console's own runbook must not refuse the console's restore

@@ -838,8 +838,6 @@ class Runbook:
                 await self.rollback(reason)
         if not self.running:
             self.closed_outcome = Outcome.ABANDONED if self.outcome is Outcome.IN_PROGRESS else self.outcome
-            if self.verdict is None and self.closed_outcome is Outcome.ABANDONED and self.failure == "":
-                self.verdict = None
             self._move(Phase.CLOSED)
         await self.close_connections()
         self.write_report()
