@@ -321,7 +321,7 @@ class Runbook:
         shows them beside the checklist as soon as the runbook opens. Keeps no lock."""
         self._preflight_allowed()
         try:
-            checks = await preflight.checks(self)
+            checks = await preflight.checks(self, keep_lock=False)
         except (Deadline, psycopg.Error) as exc:
             await self.session.close()
             checks = [Check("Connection", False, f"the server stopped answering ({_first(exc)})",

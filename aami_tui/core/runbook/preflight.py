@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from aami_tui.core.runbook.engine import Runbook
 
 
-async def checks(rb: Runbook) -> list[Check]:
+async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
     """The automatic checks. Takes the one-operator lock on the migration session (the caller decides
     whether to keep it: a passed pre-flight keeps it, a look at the checks does not)."""
     out: list[Check] = []
@@ -49,7 +49,8 @@ async def checks(rb: Runbook) -> list[Check]:
     holder = await rb.session.try_lock(t)
     if holder is None:
         rb.lock_holder = None
-        out.append(Check("One operator", True, "migration lock taken (no other console on this database)"))
+        out.append(Check("One operator", True, "migration lock taken (no other console on this database)" if keep_lock
+                         else "no other console or apply holds the migration lock (pre-flight takes it)"))
     else:
         since = holder.get("since")
         rb.lock_holder = {**holder, "since": since.isoformat() if hasattr(since, "isoformat") else None}
