@@ -66,6 +66,25 @@ def _whole_seconds(text: str) -> int:
     return int(v)
 
 
+def _compress(text: str) -> str:
+    from aami_tui.core.pgtools import parse_compress
+
+    try:
+        return parse_compress(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of parallel jobs") from None
+    if not 1 <= n <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 1 and 64")
+    return n
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("connection")
     g.add_argument("--dsn", help="libpq conninfo or URI (wins over DB_* and PG* variables)")
@@ -194,6 +213,13 @@ def _runbook_opts(p: argparse.ArgumentParser) -> None:
     g.add_argument("--exact", action="store_true",
                    help="require exactly the ten tables in public (the guide's CI gate); without it, tables that "
                         "were there before are reported, not blocking")
+    g.add_argument("--compress", type=_compress, default="0", metavar="Z",
+                   help="pg_dump's -Z for the backup, as pg_dump spells it: a level 0-9 (gzip) or METHOD[:LEVEL] "
+                        "(none, gzip, lz4, zstd; pg_dump 16+ and as built); checked against the pg_dump used. "
+                        "Default 0: no compression, the fastest backup (README, Performance)")
+    g.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                   help="back up with N parallel pg_dump sessions (directory format; pays with several large "
+                        "tables and spare cores on both ends). Default 1: one custom-format file")
     g.add_argument("--pace", type=_non_negative, default=0.0, metavar="S",
                    help="pause S seconds between statements while applying (slow motion, to watch and learn)")
 

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 
 from aami_tui.core import migration
 from aami_tui.core.runbook import (
@@ -19,10 +20,12 @@ from aami_tui.core.runbook import (
     Log,
     Options,
     Outcome,
+    Progress,
     Runbook,
     RunbookError,
     State,
     StatementDone,
+    Step,
     StepChanged,
     Verdict,
 )
@@ -59,6 +62,8 @@ def out(text: str, err: bool = False) -> None:
 
 
 _notices: list[str] = []  # the server's notices during this run's apply (printed as one line)
+PROGRESS_EVERY = 4.0  # seconds between headless progress lines (at least one every 5 s while a backup runs)
+_last_progress = [0.0]
 
 
 def _printer(e: Event) -> None:
@@ -67,7 +72,15 @@ def _printer(e: Event) -> None:
     elif isinstance(e, Log | StatementDone):  # statements: "  12/43 CREATE TABLE  2.1 ms  CREATE TABLE groups"
         out(f"  {e.message}")
     elif isinstance(e, StepChanged) and e.record.state is State.RUNNING:
+        _last_progress[0] = 0.0
         out(f"== {e.step.title} ==")
+    elif isinstance(e, Progress) and e.step is Step.BACKUP:
+        # "  backup: 123.4 / 456.7 MiB (27 %), 45.6 MiB/s, ETA 0:07 (public.events)": the first, then every
+        # PROGRESS_EVERY seconds, and the last
+        now = time.monotonic()
+        if now - _last_progress[0] >= PROGRESS_EVERY or e.done >= e.total:
+            _last_progress[0] = now
+            out(f"  {e.message}")
     if isinstance(e, StepChanged) and e.record.state is not State.RUNNING and _notices:
         first = _notices[0].split(": ", 1)[-1]
         out(f"  {len(_notices)} server notice{'s' if len(_notices) != 1 else ''} (first: {first}): kept in full "
@@ -84,7 +97,7 @@ async def _run(settings, args) -> int:
     opts = Options(backup_dir=args.backup_dir, reports_dir=args.reports_dir, lock_timeout=args.lock_timeout,
                    statement_timeout=args.statement_timeout, skip_backup=args.no_backup, pace=args.pace,
                    exact=getattr(args, "exact", False), rehearsal_report=getattr(args, "rehearsal_report", None),
-                   **kw)
+                   compress=getattr(args, "compress", "0"), jobs=getattr(args, "jobs", 1), **kw)
     rb = Runbook(settings, path, opts, _printer, interactive=False)
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()

@@ -17,10 +17,12 @@ def _tools(settings):
     return pgtools.find_tool("pg_dump", major), pgtools.find_tool("pg_restore", major), major
 
 
-def _fill(settings, rows: int = 250_000) -> None:
-    """Two tables; md5 text compresses slowly at gzip level 9, so a few tens of MB take a few seconds."""
+def _fill(settings, rows: int = 250_000, schema: str = "public") -> None:
+    """Two tables; md5 text compresses slowly at gzip level 9, so a few tens of MB take a few seconds. The
+    runbook's tests put them outside public (its verify wants exactly the ten tables there)."""
     with psycopg.connect(settings.conninfo(), autocommit=True) as c:
-        for t in ("events", "samples"):
+        c.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        for t in (f"{schema}.events", f"{schema}.samples"):
             c.execute(f"CREATE TABLE {t} (id bigint PRIMARY KEY, a text, b text, c text)")
             c.execute(f"INSERT INTO {t} SELECT g, md5(g::text), md5((g * 7)::text), md5((g * 13)::text) "
                       f"FROM generate_series(1, {rows}) g")
@@ -91,3 +93,58 @@ async def test_compression_is_checked_against_the_chosen_pg_dump(fresh_db, tmp_p
         await pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path, compress=unsupported[0],
                                   server_major=major)
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_headless_apply_prints_backup_progress_lines(pg_server, fresh_db, tmp_path):
+    import re
+
+    from conftest import cli
+
+    _fill(fresh_db, schema="app_data")
+    r = cli("apply", "--backup-dir", str(tmp_path / "b"), "--reports-dir", str(tmp_path / "r"), "--compress", "9",
+            env=pg_server.env(fresh_db.dbname), timeout=180)
+    assert r.returncode == 6, r.stdout + r.stderr  # dry run
+    lines = [ln.strip() for ln in r.stdout.splitlines() if ln.strip().startswith("backup: ")]
+    pat = re.compile(r"backup: [\d.]+ / [\d.]+ MiB \(\d+ %\)(, [\d.]+ MiB/s)?, ETA [\d:–]+")
+    assert len(lines) >= 2 and all(pat.match(ln) for ln in lines), r.stdout
+    assert "(100 %)" in lines[-1]
+    meta = json.loads(next((tmp_path / "b").glob("*.dump.json")).read_text())
+    assert meta["compression"] == "9"
+
+
+def test_apply_refuses_a_compression_the_pg_dump_cannot_write(pg_server, fresh_db, tmp_path):
+    from conftest import cli
+
+    r = cli("apply", "--backup-dir", str(tmp_path / "b"), "--reports-dir", str(tmp_path / "r"), "--compress",
+            "fast", env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == 64 and "not a pg_dump compression" in r.stderr
+    r = cli("apply", "--jobs", "0", env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == 64 and "between 1 and 64" in r.stderr
+
+
+async def test_console_backup_bar_moves_with_rate_and_eta(fresh_db, tmp_path):
+    from test_console import make_app
+    from textual.widgets import ProgressBar
+
+    from aami_tui.core.runbook import Step
+    from aami_tui.ui import scenes
+
+    _fill(fresh_db, schema="app_data")
+    app = make_app(fresh_db, tmp_path, options={"compress": "9"})
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.tick_all(pilot)
+        await scenes.next_step(pilot)  # pre-flight
+        seen: list[tuple[float, str]] = []
+        bar = app.screen.query_one("#backup-progress", ProgressBar)
+        line = app.screen.query_one("#backup-line")
+        task = pilot.app.run_worker(scenes.next_step(pilot, timeout=120))  # the backup
+        while not task.is_finished:
+            await pilot.pause(0.3)
+            r = line.render()
+            seen.append((bar.percentage or 0.0, getattr(r, "plain", str(r))))
+        assert app.runbook.steps[Step.BACKUP].state.value == "done"
+        mid = [(p, t) for p, t in seen if 0 < p < 1]
+        assert mid and any("MiB/s" in t and "ETA" in t for _, t in mid), seen
+        assert [p for p, _ in seen] == sorted(p for p, _ in seen)

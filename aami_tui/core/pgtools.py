@@ -505,7 +505,7 @@ def new_backup_paths(backup_dir: Path, dbname: str, *, directory: bool = False,
 async def take_backup(dump_tool: Tool, restore_tool: Tool, settings: ConnSettings, backup_dir: Path, *,
                       compress: str = DEFAULT_COMPRESS, jobs: int = 1, server_major: int | None = None,
                       source: dict | None = None, on_progress: Callable | None = None,
-                      say: Callable[[str], None] | None = None) -> BackupResult:
+                      say: Callable[[str], None] | None = None, chosen: list | None = None) -> BackupResult:
     """The whole backup step: pg_dump (custom format, or directory format with ``jobs`` > 1) with progress from
     the server, a schema-only ``.sql``, ``pg_restore --list`` verification, sha256 (of the file, or of the
     directory's manifest) and the metadata beside it (source, format, compression, the pg_restore needed,
@@ -513,19 +513,31 @@ async def take_backup(dump_tool: Tool, restore_tool: Tool, settings: ConnSetting
     fails or is cancelled. ``on_progress`` gets ``progress.Progress`` snapshots about twice a second."""
     import time
 
+    import psycopg
+
     from aami_tui.core import progress as prog
-    from aami_tui.core.db import connect
+    from aami_tui.core.db import ConnectError, connect
 
     say = say or (lambda _m: None)
     t0 = time.time()
-    await asyncio.to_thread(check_compress, dump_tool, compress)
+    try:
+        await asyncio.to_thread(check_compress, dump_tool, compress)
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
     backup_dir = ensure_private_dir(backup_dir)
     dump, schema_sql = new_backup_paths(backup_dir, settings.dbname, directory=jobs > 1)
-    conn = await asyncio.wait_for(connect(settings), settings.connect_timeout + 5)
+    if chosen is not None:
+        chosen[:] = [dump, schema_sql]  # the caller's cleanup on cancellation knows them from here on
+    work: list = []  # without it the backup still runs; its bar then moves only at the end
     try:
-        work = await prog.table_work(conn, indexes=True)
-    finally:
-        await conn.close()
+        conn = await asyncio.wait_for(connect(settings), settings.connect_timeout + 5)
+        try:
+            work = await prog.table_work(conn, indexes=True)
+        finally:
+            await conn.close()
+    except (psycopg.Error, TimeoutError, ConnectError) as exc:
+        say(f"Table sizes unavailable ({str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}); "
+            "the backup goes on without a progress estimate.")
     result = BackupResult(dump, schema_sql, tool=dump_tool.describe(), format="directory" if jobs > 1 else "custom",
                           compression=compress, jobs=jobs, pg_restore_needed=dump_tool.major)
     sidecars = [dump.with_name(dump.name + x) for x in (".sha256", ".json")]

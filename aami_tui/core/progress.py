@@ -150,6 +150,7 @@ class Tracker:
         self._t0 = clock_fn()
         self._rate = Rate()
         self._last_done = 0
+        self._finished = False
 
     # -- inputs ---------------------------------------------------------------------------------------
     def _find(self, text: str, kind: str) -> Work | None:
@@ -248,6 +249,7 @@ class Tracker:
             self.done.add(w.qualified)
         self.active = []
         self.partial = {}
+        self._finished = True
 
     # -- output ---------------------------------------------------------------------------------------
     def done_bytes(self) -> int:
@@ -257,6 +259,8 @@ class Tracker:
                 total += w.bytes
             else:
                 total += int(self.partial.get(w.qualified, 0.0) * w.bytes)
+        if self._finished:
+            total = self.total  # (also when nothing could be weighed)
         self._last_done = max(self._last_done, total)  # never backwards
         return self._last_done
 
@@ -273,12 +277,21 @@ class Tracker:
 # ---- the server side ---------------------------------------------------------------------------------------
 async def table_work(conn, *, indexes: bool = False) -> list[Work]:
     """The tables whose data a dump of this database copies (and, with ``indexes``, their indexes), with
-    sizes and row estimates, in one query that never waits long for a lock."""
-    async with conn.transaction():
-        await conn.execute("SET LOCAL lock_timeout = 2000")
-        await conn.execute("SET LOCAL statement_timeout = 30000")
-        cur = await conn.execute(sql("dump_work"), {"indexes": indexes})
-        rows = await cur.fetchall()
+    sizes and row estimates, in one query that never waits long for a lock: when another session holds a
+    table exclusively, the sizes are the planner's page counts instead (no lock needed)."""
+    from psycopg import errors
+
+    rows: list = []
+    for exact in (True, False):
+        try:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL lock_timeout = 1000")
+                await conn.execute("SET LOCAL statement_timeout = 30000")
+                cur = await conn.execute(sql("dump_work"), {"indexes": indexes, "exact": exact})
+                rows = await cur.fetchall()
+            break
+        except errors.LockNotAvailable:
+            continue
     return [Work(schema, name, int(nbytes or 0), float(rows_ if rows_ is not None else -1), oid, kind)
             for oid, schema, name, nbytes, rows_, kind in rows]
 

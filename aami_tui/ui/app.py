@@ -304,6 +304,7 @@ def run_console(settings: ConnSettings, args, embedded=None) -> int:
     opts = Options(backup_dir=args.backup_dir, reports_dir=args.reports_dir, lock_timeout=args.lock_timeout,
                    statement_timeout=args.statement_timeout, pace=args.pace, exact=getattr(args, "exact", False),
                    rehearsal_report=getattr(args, "rehearsal_report", None),
+                   compress=getattr(args, "compress", "0"), jobs=getattr(args, "jobs", 1),
                    commit_timeout=getattr(args, "commit_timeout", 60.0), idle_timeout=getattr(args, "idle_timeout", 900.0),
                    dev=getattr(args, "dev", False))
     app = create_app(settings, migration_path=args.migration_file, migrations_dir=args.migrations_dir,

@@ -241,12 +241,10 @@ class RunbookScreen(Screen):
     @on(ProgressMsg)
     def _progress(self, message: ProgressMsg) -> None:
         ev = message.event
-        if ev.step is Step.BACKUP:
+        if ev.step is Step.BACKUP:  # table data copied, from the server's counters (core/progress.py)
             bar = self.query_one("#backup-progress", ProgressBar)
             bar.update(total=max(ev.total, ev.done, 1), progress=ev.done)
-            self.query_one("#backup-line", Static).update(
-                f"{fmt.size(ev.done)} written (database is {fmt.size(ev.total)}; the custom format "
-                "compresses, so the dump ends smaller)")
+            self.query_one("#backup-line", Static).update(fmt.redact(ev.message.removeprefix("backup: ")))
         elif ev.step is Step.APPLY:
             self.query_one("#apply-progress", ProgressBar).update(total=ev.total, progress=ev.done)
             self.query_one("#apply-line", Static).update(fmt.redact(ev.message))

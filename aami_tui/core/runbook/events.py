@@ -36,6 +36,8 @@ class Progress:
     done: int
     total: int
     message: str = ""
+    rate: float | None = None  # units of done/total per second (backup: bytes of table data), smoothed
+    eta: float | None = None  # seconds
 
 
 @dataclass(frozen=True)

@@ -212,3 +212,5 @@ class Options:
     rehearsal_report: Path | None = None  # `aami-tui rehearse` report: evidence for "Tested on staging"
     exact: bool = False  # the guide's "exactly ten tables in public" as a gate (tables that were there before too)
     pace: float = 0.0  # seconds to pause between statements (demo "slow motion", screenshots)
+    compress: str = "0"  # pg_dump -Z, as pg_dump spells it (pgtools.DEFAULT_COMPRESS; README, Performance)
+    jobs: int = 1  # > 1: directory-format backup written by that many parallel pg_dump sessions
