@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -84,10 +85,78 @@ async def run_one(rb: Runbook, st: mig.Statement) -> tuple[str, float]:
         watcher.cancel()
 
 
+# ---- pipelined batches --------------------------------------------------------------------------------------
+# One round trip per statement made a 10,000-statement file take 1.8x `psql -1 -f` even with nothing else
+# going on. Runs of statements that are cheap by their nature (CREATE TABLE, INSERT … VALUES, an index on a
+# table the file itself creates, comments, grants, functions…) are sent in one pipeline (libpq pipeline mode:
+# statement after statement without waiting, results read at the end), so a batch costs one round trip. The
+# server still runs them one by one with the transaction's statement_timeout and lock_timeout; the first error
+# stops the batch and is attributed to its own statement (the first without a result). Anything else (ALTER,
+# UPDATE, DELETE, INSERT … SELECT, an index on an existing table…) and every statement in --pace mode still runs
+# alone, with its own timing. In a batch each statement's time is the batch's time shared out.
+BATCH_MAX = 256
+_CHEAP_KINDS = {"CreateStmt", "CreateExtensionStmt", "CommentStmt", "CreateSeqStmt", "CreateFunctionStmt",
+                "ViewStmt", "CreateEnumStmt", "DefineStmt", "GrantStmt", "CompositeTypeStmt", "CreateDomainStmt",
+                "CreateSchemaStmt"}
+_SELECT = re.compile(r"\bselect\b", re.I)
+
+
+def cheap(st: mig.Statement, created: set[str]) -> bool:
+    """Whether a statement is cheap by its nature (safe to pipeline with its neighbours)."""
+    if st.kind == "InsertStmt":
+        return not _SELECT.search(st.sql)  # VALUES: its own rows only
+    if st.kind == "IndexStmt":
+        return st.summary.rsplit(" ON ", 1)[-1].strip() in created  # a table this file creates
+    return st.kind in _CHEAP_KINDS
+
+
+def batches(stmts, created: set[str], *, enabled: bool = True) -> list[list[mig.Statement]]:
+    """The statements in order, runs of cheap ones grouped (at most BATCH_MAX), the rest one by one."""
+    out: list[list[mig.Statement]] = []
+    for st in stmts:
+        if enabled and cheap(st, created) and out and len(out[-1]) < BATCH_MAX and cheap(out[-1][-1], created):
+            out[-1].append(st)
+        else:
+            out.append([st])
+    return out
+
+
+async def run_batch(rb: Runbook, group: list[mig.Statement], done: list[tuple[mig.Statement, str, float]]) -> None:
+    """Send ``group`` in one pipeline. ``done`` receives (statement, tag, seconds) for each that completed,
+    also when the batch fails, is cancelled or passes its deadline (statement_timeout + grace)."""
+    conn = rb.session.conn
+    curs: list = []
+    t0 = time.perf_counter()
+
+    async def send() -> None:
+        async with conn.pipeline() as p:
+            for st in group:
+                cur = conn.cursor()
+                curs.append(cur)
+                await cur.execute(st.sql)
+            await p.sync()
+
+    watcher = asyncio.create_task(watch_blockers(rb))
+    try:
+        await rb.session.call(send(), rb.statement_deadline,
+                              f"statements {group[0].index}-{group[-1].index} ({group[0].summary}, …)")
+    finally:
+        watcher.cancel()
+        share = (time.perf_counter() - t0) / max(1, len(group))
+        for st, cur in zip(group, curs, strict=False):
+            try:
+                tag = cur.statusmessage
+            except Exception:
+                tag = None
+            if not tag:
+                break
+            done.append((st, tag, share))
+
+
 def record(rb: Runbook, st: mig.Statement, tag: str, seconds: float, ok: bool = True, error: str = "") -> StatementRecord:
     rec = StatementRecord(st.index, st.summary, st.line, tag, seconds, ok, error, rb.attempt)
     rb.statements.append(rec)
     return rec
 
 
-__all__ = ["Step", "failure_message", "record", "run_one", "watch_blockers"]
+__all__ = ["Step", "batches", "failure_message", "record", "run_batch", "run_one", "watch_blockers"]

@@ -519,11 +519,22 @@ class Runbook:
         stmts = self.migration.statements
         total = len(stmts)
         self.statements = [r for r in self.statements if r.attempt != self.attempt]
-        for st in stmts:
+        groups = applying.batches(stmts, set(self.migration.tables), enabled=not self.opt.pace)
+        for group in groups:
+            st = group[0]
             self.emit(Progress(Step.APPLY, st.index - 1, total, f"statement {st.index} / {total}: {st.summary}"))
             t0 = time.perf_counter()
             try:
-                tag, dt = await applying.run_one(self, st)
+                if len(group) == 1:
+                    tag, dt = await applying.run_one(self, st)
+                else:  # one pipeline, one round trip (apply.py); the statements' records as they completed
+                    done: list = []
+                    try:
+                        await applying.run_batch(self, group, done)
+                    finally:
+                        for d_st, d_tag, d_dt in done:
+                            self._statement_done(d_st, d_tag, d_dt, total)
+                        st = group[min(len(done), len(group) - 1)]  # the one that failed, if one did
             except asyncio.CancelledError:
                 applying.record(self, st, "", time.perf_counter() - t0, False, "cancelled by the operator")
                 if self.session.alive:
@@ -548,9 +559,8 @@ class Runbook:
                 self.say("The transaction is aborted; the only way on is ROLLBACK.", "warn", Step.APPLY)
                 self._move(Phase.ABORTED)
                 raise self._fail(msg, Verdict.APPLY_FAILED) from None
-            rec = applying.record(self, st, tag, dt)
-            self.emit(StatementDone(rec, st.index, total, f"{st.index:>3}/{total} {tag:<16} {dt * 1000:8.1f} ms  "
-                                                          f"{st.summary}"))
+            if len(group) == 1:
+                self._statement_done(st, tag, dt, total)
             if self.opt.pace:
                 try:
                     await asyncio.sleep(self.opt.pace)
@@ -564,6 +574,11 @@ class Runbook:
         self._set(Step.APPLY, State.DONE, f"{total} statements")
         self._move(Phase.APPLIED)
         self.say(f"✓ Applied {total} statements inside the transaction (not committed yet).", "ok", Step.APPLY)
+
+    def _statement_done(self, st, tag: str, dt: float, total: int) -> None:
+        rec = applying.record(self, st, tag, dt)
+        self.emit(StatementDone(rec, st.index, total, f"{st.index:>3}/{total} {tag:<16} {dt * 1000:8.1f} ms  "
+                                                      f"{st.summary}"))
 
     # ---- step 5: verify ----------------------------------------------------------------------------------
     async def verify(self) -> list[Check]:

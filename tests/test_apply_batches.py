@@ -1,0 +1,74 @@
+"""Big migration files (issue 8): runs of cheap statements go in one pipeline, and every statement keeps its
+own record; an error inside a batch is attributed to its own statement, with its line and column."""
+
+from __future__ import annotations
+
+import pytest
+from faults import public_tables, runbook, run_to_begin
+
+from aami_tui.core.runbook import RunbookError, State, StatementDone, Step
+from aami_tui.core.runbook.apply import batches
+
+
+def _big_file(tmp_path, n: int, bad_at: int | None = None):
+    lines = ["CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL);"]
+    for i in range(1, n + 1):
+        ident = 1 if i == bad_at else i  # a duplicate key at statement bad_at + 1
+        lines.append(f"INSERT INTO items (id, name) VALUES ({ident}, 'item {i}');")
+    lines.append("CREATE INDEX idx_items_name ON items (name);")
+    path = tmp_path / "big.sql"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def test_a_big_file_applies_in_batches_with_a_record_per_statement(fresh_db, tmp_path):
+    path = _big_file(tmp_path, 1500)
+    events: list = []
+    rb = runbook(fresh_db, tmp_path, path, events=events, skip_backup=True)
+    try:
+        await run_to_begin(rb)
+        groups = batches(rb.migration.statements, set(rb.migration.tables))
+        assert len(groups) < 20  # a few pipelines, not 1,502 round trips
+        await rb.apply()
+        done = [e for e in events if isinstance(e, StatementDone)]
+        assert [e.done for e in done] == list(range(1, 1503))  # every statement, in order
+        assert all(r.ok and r.tag for r in rb.statements) and len(rb.statements) == 1502
+        assert rb.statements[1].tag == "INSERT 0 1"
+        await rb.rollback("test")
+    finally:
+        await rb.close("test")
+
+
+async def test_an_error_inside_a_batch_names_its_own_statement(fresh_db, tmp_path):
+    path = _big_file(tmp_path, 800, bad_at=500)
+    events: list = []
+    rb = runbook(fresh_db, tmp_path, path, events=events, skip_backup=True)
+    try:
+        await run_to_begin(rb)
+        with pytest.raises(RunbookError) as e:
+            await rb.apply()
+        assert str(e.value).startswith("Statement 501 / 802 (INSERT INTO items, line 501") and \
+            "duplicate key value violates unique constraint" in str(e.value)
+        ok = [r for r in rb.statements if r.ok]
+        assert len(ok) == 500 and [r.index for r in ok] == list(range(1, 501))
+        failed = [r for r in rb.statements if not r.ok]
+        assert [r.index for r in failed] == [501]
+        assert rb.steps[Step.APPLY].state is State.FAILED
+        await rb.rollback("test")
+    finally:
+        await rb.close("test")
+    assert public_tables(fresh_db) == []
+
+
+def test_what_runs_alone():
+    from pathlib import Path
+
+    from aami_tui.core.migration import parse_text
+
+    text = ("CREATE TABLE a (id int); INSERT INTO a VALUES (1); INSERT INTO a SELECT 2; "
+            "UPDATE a SET id = 3; CREATE INDEX i1 ON a (id); CREATE INDEX i2 ON existing (id); "
+            "INSERT INTO a VALUES (4); INSERT INTO a VALUES (5);")
+    stmts = parse_text(text, Path("x.sql"))
+    groups = [[s.index for s in g] for g in batches(stmts, {"a"})]
+    assert groups == [[1, 2], [3], [4], [5], [6], [7, 8]]
+    assert [[s.index for s in g] for g in batches(stmts, {"a"}, enabled=False)] == [[i] for i in range(1, 9)]
