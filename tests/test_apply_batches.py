@@ -4,7 +4,7 @@ own record; an error inside a batch is attributed to its own statement, with its
 from __future__ import annotations
 
 import pytest
-from faults import public_tables, runbook, run_to_begin
+from faults import public_tables, run_to_begin, runbook
 
 from aami_tui.core.runbook import RunbookError, State, StatementDone, Step
 from aami_tui.core.runbook.apply import batches
