@@ -72,3 +72,20 @@ def test_what_runs_alone():
     groups = [[s.index for s in g] for g in batches(stmts, {"a"})]
     assert groups == [[1, 2], [3], [4], [5], [6], [7, 8]]
     assert [[s.index for s in g] for g in batches(stmts, {"a"}, enabled=False)] == [[i] for i in range(1, 9)]
+
+
+async def test_the_server_still_ends_an_idle_transaction_after_a_batched_apply(fresh_db, tmp_path):
+    """libpq ends a pipeline with a flush request; read last, it kept the server from re-arming
+    idle_in_transaction_session_timeout. The batch's last statement runs on its own, so the server's bound holds."""
+    from faults import query, wait_until
+
+    rb = runbook(fresh_db, tmp_path, skip_backup=True, idle_timeout=1.0)
+    try:
+        await run_to_begin(rb)
+        await rb.apply()  # the shipped file: one pipelined batch
+        pid = rb.backend_pid
+        wait_until(lambda: not query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)), 10,
+                   what="idle_in_transaction_session_timeout to end the session")
+    finally:
+        await rb.close("test")
+    assert public_tables(fresh_db) == []

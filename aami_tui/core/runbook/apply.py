@@ -130,11 +130,17 @@ async def run_batch(rb: Runbook, group: list[mig.Statement], done: list[tuple[mi
 
     async def send() -> None:
         async with conn.pipeline() as p:
-            for st in group:
+            for st in group[:-1]:
                 cur = conn.cursor()
                 curs.append(cur)
                 await cur.execute(st.sql)
             await p.sync()
+        # The last one on its own, outside the pipeline: libpq ends a pipeline with a flush request after the
+        # sync, and a server that reads that message last does not re-arm idle_in_transaction_session_timeout
+        # (measured); a plain query after it does. It also leaves a real statement as the session's last query.
+        cur = conn.cursor()
+        curs.append(cur)
+        await cur.execute(group[-1].sql)
 
     watcher = asyncio.create_task(watch_blockers(rb))
     try:
