@@ -148,3 +148,24 @@ async def test_console_backup_bar_moves_with_rate_and_eta(fresh_db, tmp_path):
         mid = [(p, t) for p, t in seen if 0 < p < 1]
         assert mid and any("MiB/s" in t and "ETA" in t for _, t in mid), seen
         assert [p for p, _ in seen] == sorted(p for p, _ in seen)
+
+
+async def test_restore_progress_comes_from_the_server_and_only_moves_forward(fresh_db, tmp_path):
+    from aami_tui.core import restore
+
+    _fill(fresh_db)
+    dump_tool, restore_tool, major = _tools(fresh_db)
+    await pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path, server_major=major,
+                              source={"dbname": fresh_db.dbname})
+    [entry] = pgtools.list_backups(tmp_path, fresh_db.dbname)
+    with psycopg.connect(fresh_db.conninfo(), autocommit=True) as c:
+        c.execute("TRUNCATE events")
+    seen: list[progress.Progress] = []
+    r = await restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports", on_progress=seen.append)
+    assert r.outcome == "restored", r.error
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any(0 < f < 1 for f in fractions), [p.line() for p in seen]
+    assert all(p.line().startswith("restore: ") for p in seen)
+    with psycopg.connect(fresh_db.conninfo()) as c:
+        assert c.execute("SELECT count(*) FROM events").fetchone()[0] == 250_000

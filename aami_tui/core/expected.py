@@ -27,9 +27,10 @@ def _shipped() -> dict:
         return {}
 
 
-def expected_columns(path: Path) -> dict[str, tuple[str, ...]] | None:
+def expected_columns(path: Path, *, parse: bool = True) -> dict[str, tuple[str, ...]] | None:
     """table -> columns the migration at ``path`` creates; None when the file cannot be used (missing,
-    archived, unparsable: the server's own check does not need it, only drift detection does)."""
+    archived, unparsable: the server's own check does not need it, only drift detection does). With
+    ``parse=False`` only the pre-parsed shipped file answers (never pglast): None for any other."""
     path = Path(path).expanduser()
     try:
         data = path.read_bytes()
@@ -39,6 +40,8 @@ def expected_columns(path: Path) -> dict[str, tuple[str, ...]] | None:
     known = _shipped()
     if not archived and known.get("sha256") == hashlib.sha256(data).hexdigest():
         return {t: tuple(cols) for t, cols in known["tables"].items()}
+    if not parse:
+        return None
     from aami_tui.core import migration
 
     try:

@@ -34,6 +34,7 @@ from pathlib import Path
 from psycopg import sql as q
 
 from aami_tui.core import files, locks, pgtools, schema
+from aami_tui.core import progress as prog
 from aami_tui.core.db import connect
 from aami_tui.core.queries import sql
 from aami_tui.core.settings import ConnSettings
@@ -458,14 +459,17 @@ def _filtered(block: bytes, adjust: Callable[[str], str | None]) -> bytes:
 
 async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports_dir: Path,
                   progress: Callable[[int, int, str], None] | None = None,
-                  expected: RestorePlan | None = None, lock_timeout: float = 30.0) -> RestoreResult:
+                  expected: RestorePlan | None = None, lock_timeout: float = 30.0,
+                  on_progress: Callable | None = None) -> RestoreResult:
     """Restore ``entry`` into settings.dbname (see the module's docstring). With ``expected`` (the plan the
     operator confirmed), refuses when what would be dropped has changed since. Always writes a report;
-    raises RestoreError (with ``.result``) when refused or failed."""
+    raises RestoreError (with ``.result``) when refused or failed. ``on_progress`` gets ``progress.Progress``
+    snapshots (COPY, then index builds, from the server's counters) for backups whose metadata weighs their
+    tables (those this tool took); ``progress`` counts TOC entries for any backup."""
     r = RestoreResult(entry.path)
     t0 = time.monotonic()
     try:
-        await _restore(settings, entry, r, progress, expected, lock_timeout)
+        await _restore(settings, entry, r, progress, expected, lock_timeout, on_progress)
         r.outcome = "restored"
         return r
     except RestoreError as exc:
@@ -492,7 +496,7 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
 
 async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreResult,
                    progress: Callable[[int, int, str], None] | None, expected: RestorePlan | None,
-                   lock_timeout: float) -> None:
+                   lock_timeout: float, on_progress: Callable | None = None) -> None:
     match = await asyncio.to_thread(entry.matches)
     if match is False:
         raise RestoreError(f"{entry.path.name}: its sha256 no longer matches the one recorded when it was verified; "
@@ -514,10 +518,25 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         major = lock_conn.info.server_version // 10000
         drops_sql = [o.drop().as_string(lock_conn) for o in p.drops]
         r.outcome = "failed"  # from here on, something ran (and is rolled back on any error)
+        work = [prog.Work.from_dict(w) for w in (entry.source or {}).get("work") or () if isinstance(w, dict)]
+        tracker = prog.Tracker("restore", work) if work and on_progress else None
+
+        def on_line(n: int, what: str) -> None:
+            if tracker is not None:
+                tracker.line(what)
+            if progress:
+                progress(n, p.toc_entries, what)
+
         try:
-            await _run_in_one_transaction(p, settings, major, drops_sql,
-                                          lambda n, what: progress and progress(n, p.toc_entries, what),
-                                          max(1, int(lock_timeout * 1000)))
+            if tracker is not None:
+                async with prog.Watch(settings, tracker, on_progress):
+                    await _run_in_one_transaction(p, settings, major, drops_sql, on_line,
+                                                  max(1, int(lock_timeout * 1000)))
+                tracker.finish()
+                on_progress(tracker.progress())
+            else:
+                await _run_in_one_transaction(p, settings, major, drops_sql, on_line,
+                                              max(1, int(lock_timeout * 1000)))
         except RestoreError as exc:
             if "lock timeout" not in str(exc):
                 raise

@@ -7,22 +7,25 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.widgets import Footer, RichLog
 
 from aami_tui.core import db, migration
-from aami_tui.core.runbook import Options, Phase, Runbook, State
+from aami_tui.core.runbook import Options, Phase, State
 from aami_tui.core.settings import ConnSettings
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
 from aami_tui.ui.dashboard import DashboardScreen
-from aami_tui.ui.drift_screen import DriftScreen
 from aami_tui.ui.driver import ConsoleDriver
-from aami_tui.ui.help_screen import HelpScreen
-from aami_tui.ui.restore_screen import RestoreScreen
-from aami_tui.ui.runbook_screen import RunbookScreen
+
+# The runbook engine and the other screens are imported when first opened, not at start-up: the dashboard's
+# first live data comes sooner (README, Performance).
+if TYPE_CHECKING:
+    from aami_tui.core.runbook import Runbook
+    from aami_tui.ui.runbook_screen import RunbookScreen
 
 MIN_W, MIN_H = 60, 16
 
@@ -153,6 +156,8 @@ class AamiApp(App):
         return True
 
     def action_help(self) -> None:
+        from aami_tui.ui.help_screen import HelpScreen
+
         self.push_screen(HelpScreen())
 
     def action_refresh(self) -> None:
@@ -170,6 +175,9 @@ class AamiApp(App):
                 self.uninstall_screen("runbook")
             if old is not None:  # a finished run is closed before it is replaced: its session and lock go
                 await self._close_runbook()
+            from aami_tui.core.runbook import Runbook
+            from aami_tui.ui.runbook_screen import RunbookScreen
+
             self.runbook = Runbook(self.settings, self.migration_path, self.options)
             self.runbook_screen = RunbookScreen(self.runbook)
             # Installed, so that going back to the dashboard keeps the screen (and its log) alive.
@@ -187,10 +195,14 @@ class AamiApp(App):
             return
         if rb is not None:  # the console's own runbook must not refuse the console's restore
             await rb.release_lock()
+        from aami_tui.ui.restore_screen import RestoreScreen
+
         self.push_screen(RestoreScreen())
         self.size_check()
 
     def action_drift(self) -> None:
+        from aami_tui.ui.drift_screen import DriftScreen
+
         if isinstance(self.screen, DriftScreen):
             return
         self.push_screen(DriftScreen())

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Static
 
-from aami_tui.core import db, migration, pgtools, schema, status
+from aami_tui.core import db, expected, migration, pgtools, schema, status
 from aami_tui.core.runbook import Tx
 from aami_tui.ui import fmt
 from aami_tui.ui.connection_panel import ConnectionPanel
@@ -51,6 +51,7 @@ class DashboardScreen(Screen):
         self._poll_lock = asyncio.Lock()
         self._status_due = 0.0  # loop time when the server status (sizes, privileges) is next read
         self._hint_shown: Text | None = None
+        self._static_started = False
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -71,7 +72,11 @@ class DashboardScreen(Screen):
         panel.render_panel()
         self.query_one("#dash-hint", Static).border_title = "Next"
         self._hint()
-        self.load_static()
+        # First live data first: the shipped file's columns come pre-parsed (drift shows in the first refresh);
+        # the full file check (pglast) starts after the first refresh, not beside it (one interpreter lock).
+        if self.app.expected_columns is None:
+            self.app.expected_columns = expected.expected_columns(self.app.migration_path, parse=False)
+        self._static_started = False
         self.poll()
         self.set_interval(self.app.refresh_interval, self.poll)
 
@@ -137,7 +142,12 @@ class DashboardScreen(Screen):
 
     async def _poll(self) -> None:
         async with self._poll_lock:  # the interval poll and refresh_now never overlap
-            await self._poll_once()
+            try:
+                await self._poll_once()
+            finally:
+                if not self._static_started:
+                    self._static_started = True
+                    self.load_static()
 
     async def _poll_once(self) -> None:
         checklist = self.query_one(TableChecklist)

@@ -193,13 +193,21 @@ class RestoreScreen(Screen):
         status.update(f"Restoring {e.path.name}…")
         t0 = time.time()
 
+        by_bytes = []  # set once the server's counters report (backups whose metadata weighs the tables)
+
         def progress(done: int, total: int, what: str) -> None:
-            bar.update(total=max(total, done, 1), progress=done)
-            status.update(f"Restoring {e.path.name}: {done} / {total} entries · {what[:80]}")
+            if not by_bytes:
+                bar.update(total=max(total, done, 1), progress=done)
+                status.update(f"Restoring {e.path.name}: {done} / {total} entries · {what[:80]}")
+
+        def on_progress(p) -> None:  # COPY, then index builds: MiB, %, rate, ETA
+            by_bytes[:] = [True]
+            bar.update(total=max(p.total, 1), progress=p.done)
+            status.update(f"Restoring {e.path.name}: {p.line().removeprefix('restore: ')}")
 
         try:
             r = await core_restore.restore(self.app.settings, e, reports_dir=self.app.options.reports_dir,
-                                           progress=progress, expected=plan)
+                                           progress=progress, expected=plan, on_progress=on_progress)
         except (core_restore.RestoreError, pgtools.ToolError) as exc:
             report = getattr(exc, "result", None) and exc.result.report
             status.update(Text(str(exc) + (f"\nReport: {report}" if report else ""), style="bold red"))

@@ -8,7 +8,6 @@
 * ``engine``    the Runbook that ties them together
 """
 
-from aami_tui.core.runbook.engine import Runbook
 from aami_tui.core.runbook.events import (
     ChecksDone,
     Event,
@@ -39,7 +38,21 @@ from aami_tui.core.runbook.model import (
     Tx,
     Verdict,
 )
-from aami_tui.core.runbook.session import Deadline
+
+
+def __getattr__(name: str):
+    """``Runbook`` and ``Deadline`` load the engine (pre-flight, lint, pglast, psycopg) on first use: the model,
+    the machine and the events stay light for the faces that only show them (the console's first frame)."""
+    if name == "Runbook":
+        from aami_tui.core.runbook.engine import Runbook
+
+        return Runbook
+    if name == "Deadline":
+        from aami_tui.core.runbook.session import Deadline
+
+        return Deadline
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEV_ITEMS", "PREFLIGHT_ITEMS", "STEP_ORDER", "Action", "Blocker", "Check", "ChecksDone", "Deadline", "Event", "Listener",
