@@ -36,7 +36,7 @@ async def test_after_a_commit_without_answer_the_console_does_not_lock_itself_ou
     run_sql(admin, f'ALTER DATABASE "{fresh_db.dbname}" SET synchronous_commit = on')
     run_sql(admin, "ALTER SYSTEM SET synchronous_standby_names = 'never'")
     run_sql(admin, "SELECT pg_reload_conf()")
-    app = make_app(fresh_db, tmp_path, commit_timeout=1.0)
+    app = make_app(fresh_db, tmp_path, commit_timeout=1.0, skip_backup=True)
     try:
         wait_until(lambda: query(fresh_db, "SHOW synchronous_standby_names") == [("never",)], 5)
         async with app.run_test(size=SIZE) as pilot:
