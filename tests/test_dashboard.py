@@ -114,3 +114,18 @@ async def test_a_tall_terminal_gives_the_log_the_room(fresh_db, tmp_path):
         await scenes.dashboard_ready(pilot)
         await scenes.open_runbook(pilot)
         assert app.screen.query_one("#log").region.height == 9
+
+
+async def test_help_says_how_to_close_it_and_closes(fresh_db, tmp_path):
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        from textual.widgets import Markdown
+
+        md = app.screen.query_one(Markdown)
+        assert "Press escape, q or ? to close this help" in md.source.replace("*", "")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.dashboard

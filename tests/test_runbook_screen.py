@@ -172,3 +172,20 @@ async def test_development_mode_backs_up_a_database_that_is_not_empty(fresh_db, 
         await scenes.dashboard_ready(pilot)
         await scenes.walk_to(pilot, Step.BACKUP)
         assert app.runbook.steps[Step.BACKUP].state.value == "done"
+
+
+async def test_log_lines_are_rewrapped_after_a_resize(fresh_db, tmp_path):
+    from textual.widgets import RichLog
+
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        app.screen.say("a long line " * 30)
+        await scenes.settle(pilot)
+        log = app.screen.query_one("#log", RichLog)
+        narrow = len(log.lines)
+        await pilot.resize_terminal(200, 50)
+        await scenes.settle(pilot, 0.5)
+        assert len(log.lines) < narrow, (narrow, len(log.lines))
+        assert "a long line a long line" in log.lines[-1].text or any("a long line" in s.text for s in log.lines)

@@ -74,3 +74,22 @@ async def _commit_modal(pilot):
 
 def test_commit_confirmation(snap_compare, aami_config):
     assert snap_compare(aami_config, terminal_size=(120, 36), run_before=_commit_modal)
+
+
+def test_runbook_verified_80x24(snap_compare, aami_config):
+    assert snap_compare(aami_config, terminal_size=(80, 24), run_before=_verified)
+
+
+def test_runbook_verified_200x50(snap_compare, aami_config):
+    assert snap_compare(aami_config, terminal_size=(200, 50), run_before=_verified)
+
+
+async def _sql_review(pilot):
+    await scenes.dashboard_ready(pilot)
+    await scenes.open_runbook(pilot)
+    await pilot.press("s")
+    await scenes.settle(pilot)
+
+
+def test_sql_review_80x24(snap_compare, aami_config):
+    assert snap_compare(aami_config, terminal_size=(80, 24), run_before=_sql_review)

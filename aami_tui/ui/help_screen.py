@@ -11,6 +11,8 @@ from textual.widgets import Markdown
 HELP = """\
 # aami-tui — how the migration works
 
+*Press **escape**, **q** or **?** to close this help.*
+
 The AAMI Config Server never migrates its own database: at start-up it only checks that ten
 tables exist and refuses to start if one is missing. The migration is applied by a person,
 following the production procedure. This console walks you through it:
@@ -36,11 +38,13 @@ If it went wrong after COMMIT: **Restore** (key *b* on the dashboard) puts a bac
 | b | dashboard | restore from a backup |
 | p | dashboard | drift: compare with what the migration builds, write a repair plan |
 | f5 | anywhere | refresh the checklist now |
-| n | runbook | run the next step |
+| n | runbook | run the next step (the bar at the top always says what comes next) |
+| s | runbook | the migration SQL, read-only and highlighted (s again goes back) |
+| i | dashboard | create the database while it does not exist |
 | space / tab | runbook | tick the focused checklist item / move to the next |
 | c / x | runbook | COMMIT / ROLLBACK (each asks first) |
 | i | runbook | inspect inside the open transaction: \\dt, \\d TABLE, \\di, \\dx or SQL, under a savepoint |
-| escape | runbook | cancel the running step |
+| escape | runbook | cancel the running step; closes this help |
 | d | runbook, restore | back to the dashboard (the runbook keeps its state) |
 | ctrl+r | dashboard (demo) | reset the demo database to empty |
 | ctrl+p | anywhere | command palette |

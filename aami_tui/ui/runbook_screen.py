@@ -94,6 +94,8 @@ class RunbookScreen(Screen):
         RunbookScreen.runs += 1
         super().__init__(id=f"runbook-{RunbookScreen.runs}", classes="runbook")
         self.rb = rb
+        self._said: list[Text] = []  # every log line, to re-wrap them after a resize
+        self._log_width = 0
         rb.listener = self._on_engine_event
 
     # ---- layout ------------------------------------------------------------------------------------------
@@ -226,7 +228,25 @@ class RunbookScreen(Screen):
         self.post_message(message_for(ev))
 
     def say(self, message: str, level: str = "info") -> None:
-        self.query_one("#log", RichLog).write(Text(fmt.redact(message), style=LEVEL_STYLE.get(level, "")))
+        line = Text(fmt.redact(message), style=LEVEL_STYLE.get(level, ""))
+        self._said.append(line)
+        del self._said[:-2000]  # as many as the log keeps
+        self.query_one("#log", RichLog).write(line, width=self._log_width or None)
+
+    def on_resize(self, event) -> None:
+        """A RichLog wraps a line once, when written: after a resize, write them all again at the new width."""
+        self.call_after_refresh(self._rewrap)  # once the log has its new size
+
+    def _rewrap(self) -> None:
+        log = self.query_one("#log", RichLog)
+        width = log.scrollable_content_region.width
+        if not width or width == self._log_width:
+            return
+        self._log_width = width
+        log.clear()
+        for line in self._said:  # at the log's width (the console's own may lag behind a resize)
+            log.write(line, width=width, scroll_end=False)
+        log.scroll_end(animate=False)
 
     @on(LogMsg)
     def _log(self, message: LogMsg) -> None:
