@@ -47,3 +47,22 @@ async def test_drift_view_with_no_differences(fresh_db, tmp_path):
         await pilot.press("w")
         await pilot.pause()
         assert not list((tmp_path / "reports").glob("plan_*.sql"))
+
+
+async def test_exact_is_a_console_setting(fresh_db, tmp_path):
+    from conftest import run_sql
+
+    run_sql(fresh_db, "CREATE TABLE site_notes (id int)")
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        app.action_toggle_exact()
+        assert app.options.exact
+        await pilot.press("r")
+        await scenes.wait_for(pilot, lambda: app.runbook is not None and app.runbook.checks, what="checks",
+                              timeout=30)
+        gate = [c for c in app.runbook.checks if c.name == "Exactly ten tables in public"]
+        assert gate and gate[0].blocking and not gate[0].ok
+        await pilot.press("d")
+        app.action_toggle_exact()  # pre-flight has not passed: still possible
+        assert not app.options.exact and not app.runbook.opt.exact

@@ -141,6 +141,10 @@ class AamiApp(App):
                             self.action_restore)
         yield SystemCommand("Drift plan", "Compare the database with what the migration builds; write a repair plan",
                             self.action_drift)
+        state = "on" if self.options.exact else "off"
+        yield SystemCommand(f"Exactly ten tables gate: {state}",
+                            "Toggle --exact: tables in public beyond the ten block COMMIT (for CI) instead of being "
+                            "reported", self.action_toggle_exact)
         yield SystemCommand("Refresh", "Refresh the table checklist now", self.action_refresh)
         if self.dashboard.missing_db:
             yield SystemCommand("Create the database", f"CREATE DATABASE {self.settings.dbname} (it does not exist "
@@ -199,6 +203,23 @@ class AamiApp(App):
 
         self.push_screen(RestoreScreen())
         self.size_check()
+
+    def action_toggle_exact(self) -> None:
+        """The console's --exact setting. It applies to a runbook whose pre-flight has not passed yet."""
+        from aami_tui.core.runbook import Phase
+
+        rb = self.runbook
+        if rb is not None and rb.phase not in (Phase.NEW,) and not rb.finished:
+            self.notify("The runbook's pre-flight has passed: the gate is fixed for this run "
+                        f"({'on' if rb.opt.exact else 'off'}).", severity="warning")
+            return
+        self.options.exact = not self.options.exact
+        if rb is not None and not rb.finished:
+            rb.opt.exact = self.options.exact
+        self.notify("Exactly ten tables in public is now a gate (pre-flight and verify block on any other table)."
+                    if self.options.exact else "Other tables in public are now reported, not blocking (the "
+                    "migration's own extra tables still block).", title="--exact " + ("on" if self.options.exact
+                                                                                       else "off"))
 
     def action_drift(self) -> None:
         from aami_tui.ui.drift_screen import DriftScreen
