@@ -106,3 +106,18 @@ async def test_embedded_copy_when_the_role_may_not_create_databases(fresh_db, tm
         assert r.copy_dropped and r.exit_code == 0, r.failed
     finally:
         run_sql(fresh_db, f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+async def test_backup_from_the_newest_pg_dump_restores_into_an_older_server(fresh_db, tmp_path):
+    """On PostgreSQL 15 (AAMI_TEST_SERVER=pg15): a pg_dump 18 archive only pg_restore 18 reads, whose direct
+    connection sends `SET transaction_timeout` (17+); its script goes through psql without that line."""
+    from aami_tui.core import pgtools
+
+    run_sql(fresh_db, "CREATE TABLE site_notes (id int); INSERT INTO site_notes VALUES (1), (2)")
+    newest = pgtools.all_tools("pg_dump")[0]
+    dump = tmp_path / "newest.dump"
+    await pgtools.run_dump(newest, fresh_db, dump)
+    r = await rehearse.rehearse(fresh_db, MIGRATION, backup_dir=tmp_path / "b", reports_dir=tmp_path / "r",
+                                from_backup=dump)
+    assert r.exit_code == 0, r.failed
+    assert r.backup.endswith("(given with --from-backup)") and r.copy_dropped

@@ -116,19 +116,71 @@ async def take_backup(settings: ConnSettings, backup_dir: Path, server_major: in
 
 
 async def _pg_restore(dump: Path, target: ConnSettings, server_major: int) -> None:
+    """Restore ``dump`` into the empty copy in one transaction (no owners, no grants: the copy is ours).
+
+    A pg_restore no newer than the copy's server is preferred: connected directly, a newer one sends settings an
+    older server rejects (``SET transaction_timeout``, PostgreSQL 17). When only a newer one reads the archive,
+    its script goes through psql with those lines left out (the restore module's filter)."""
     from aami_tui.core import restore as core_restore
 
     try:
         archive = core_restore.read_archive_header(dump)
-        tool, _psql, _listing = await core_restore.choose_tools(dump, archive)
     except core_restore.RestoreError as exc:
         raise RehearsalError(str(exc).replace("Nothing was restored.", "No copy was made.")) from None
-    argv = [tool.path, "--no-password", "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction",
-            "-d", target.dbname, str(dump)]
-    rc, err = await pgtools._run(argv, pgtools.tool_env(target, server_major))
-    if rc != 0:
-        lines = [ln for ln in err.splitlines() if "error" in ln.lower()] or err.splitlines() or ["?"]
-        raise RehearsalError(f"Restoring {dump.name} into the copy failed: {lines[-1].removeprefix('pg_restore: ')}")
+    env = pgtools.tool_env(target, server_major)
+    for tool in await asyncio.to_thread(pgtools.all_tools, "pg_restore"):  # newest first
+        if tool.major <= server_major and (await core_restore._listing(tool, dump))[0] == 0:
+            argv = [tool.path, "--no-password", "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction",
+                    "-d", target.dbname, str(dump)]
+            rc, err = await pgtools._run(argv, env)
+            if rc != 0:
+                raise RehearsalError(f"Restoring {dump.name} into the copy failed: {_last_error(err)}")
+            return
+    try:
+        tool, psql, _listing = await core_restore.choose_tools(dump, archive)
+    except core_restore.RestoreError as exc:
+        raise RehearsalError(str(exc).replace("Nothing was restored.", "No copy was made.")) from None
+    prefix, _ = pgtools._die_with_parent()
+    script = await asyncio.create_subprocess_exec(
+        *prefix, tool.path, "--no-owner", "--no-acl", "-f", "-", str(dump), env=env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True)
+    runner = await asyncio.create_subprocess_exec(
+        *prefix, psql.path, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", target.dbname, "-f", "-", env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True)
+    keep = core_restore._script_filter(server_major, 0)
+    try:
+        head, in_header = b"", True
+        assert script.stdout and runner.stdin
+        while chunk := await script.stdout.read(1 << 16):
+            if in_header:
+                head += chunk
+                if len(head) < (1 << 16):
+                    continue
+                chunk, head, in_header = core_restore._filtered(head, keep), b"", False
+            runner.stdin.write(chunk)
+            await runner.stdin.drain()
+        if in_header and head:
+            runner.stdin.write(core_restore._filtered(head, keep))
+        runner.stdin.close()
+        err = (await runner.stderr.read()).decode(errors="replace") if runner.stderr else ""
+        rc_script, rc_psql = await script.wait(), await runner.wait()
+    except (BrokenPipeError, ConnectionResetError):
+        err = (await runner.stderr.read()).decode(errors="replace") if runner.stderr else ""
+        rc_script, rc_psql = await script.wait(), await runner.wait()
+    except asyncio.CancelledError:
+        for proc in (script, runner):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        raise
+    if rc_psql != 0 or rc_script != 0:
+        raise RehearsalError(f"Restoring {dump.name} into the copy failed: {_last_error(err)}")
+
+
+def _last_error(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if "error" in ln.lower()] or err.splitlines() or ["?"]
+    return lines[-1].removeprefix("pg_restore: ").removeprefix("psql:")
 
 
 @contextlib.asynccontextmanager
