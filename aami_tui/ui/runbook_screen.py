@@ -380,11 +380,14 @@ class RunbookScreen(Screen):
                 t.append(rb.failure + "\n\n", style="red")
             t.append("The database is as it was before BEGIN. Press n to retry the transaction from BEGIN.\n"
                      if rb.phase is Phase.ROLLED_BACK else "")
+        # File names whole on their own, the folder on its own line: a narrow pane never breaks a name.
         if rb.backup:
-            t.append(f"\nBackup: {rb.backup.dump_path} ({fmt.size(rb.backup.size)}, verified)\n")
+            t.append("\nBackup: ", style="bold")
+            t.append(f"{rb.backup.dump_path.name} ({fmt.size(rb.backup.size)}, verified)\n  in "
+                     f"{rb.backup.dump_path.parent}/\n")
         if rb.report_paths:
-            t.append("Report:\n", style="bold")
-            t.append(f"{rb.report_paths[0]}\n{rb.report_paths[1]}\n")
+            t.append("Report: ", style="bold")
+            t.append(f"{rb.report_paths[0].name} (and .json)\n  in {rb.report_paths[0].parent}/\n")
         return t
 
     def next_hint(self) -> str:

@@ -39,6 +39,10 @@ async def _shoot(out: Path, pg) -> list[Path]:
         await scenes.wait_for(pilot, lambda: sum(1 for s in app.runbook.statements if s.ok) >= 18,
                               what="statement 18")
         save("02-runbook-mid-apply")
+        await pilot.press("s")  # the SQL review pane follows the statement being applied
+        await scenes.settle(pilot, 0.2)
+        save("08-sql-review-during-apply")
+        await pilot.press("s")
         await scenes.wait_for(pilot, lambda: scenes._idle(app), 60, what="apply to finish")
         await scenes.next_step(pilot)  # verify
         await pilot.press("i")  # the inspection pane, inside the open transaction
