@@ -294,7 +294,7 @@ def test_frozen_network_mid_apply_exits_2_not_committed_within_its_deadline(pg_s
     finally:
         proxy.close()
     assert p.returncode == 2, out + err
-    assert took < 10, took  # 1 s + 2 s grace, then the fence
+    assert took < 15, took  # 1 s + 2 s grace, then the fence (slack for a loaded machine)
     (line,) = err.splitlines()
     assert "COMMIT was never sent, so nothing is committed" in line and f"backend {pid} ended" in line
     assert public_tables(fresh_db) == [] and tool_locks(fresh_db) == [] and advisory_locks(fresh_db) == []

@@ -948,7 +948,7 @@ async def test_frozen_network_mid_statement_says_not_committed_and_fences_the_ba
     with pytest.raises(RunbookError) as e:
         await asyncio.wait_for(task, 20)
     took = time.monotonic() - t0
-    assert took < 6, took  # statement_timeout 1s + grace 1s, then the fence
+    assert took < 10, took  # statement_timeout 1s + grace 2s, then the fence (slack for a loaded machine)
     msg = str(e.value)
     assert "COMMIT was never sent, so nothing is committed" in msg, msg
     assert f"backend {pid} ended (pg_terminate_backend)" in msg
@@ -971,7 +971,7 @@ async def test_frozen_network_with_the_server_unreachable_still_ends(fresh_db, t
     t0 = time.monotonic()
     with pytest.raises(RunbookError) as e:
         await asyncio.wait_for(rb.verify(), 30)
-    assert time.monotonic() - t0 < 12
+    assert time.monotonic() - t0 < 20
     msg = str(e.value)
     assert "COMMIT was never sent, so nothing is committed" in msg
     assert f"could not reach the server to end backend {pid}" in msg
