@@ -116,21 +116,28 @@ class Session:
     # ---- BEGIN ---------------------------------------------------------------------------------------
     async def begin(self, *, lock_timeout: float, statement_timeout: float, idle_timeout: float,
                     seconds: float) -> None:
+        """BEGIN and its settings in one round trip (one simple-query message): the transaction never exists
+        on the server without its timeouts, and the console is never a round trip behind the server."""
+        from psycopg import sql as q
+
         conn = self.conn
         assert conn is not None
-        await self.call(conn.execute("BEGIN"), seconds, "BEGIN")
-        await self.call(conn.execute(
-            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true), "
-            "set_config('idle_in_transaction_session_timeout', %s, true)",
-            (_ms(lock_timeout), _ms(statement_timeout), _ms(idle_timeout))), seconds, "BEGIN")
+        settings = {"lock_timeout": _ms(lock_timeout), "statement_timeout": _ms(statement_timeout),
+                    "idle_in_transaction_session_timeout": _ms(idle_timeout)}
         if conn.info.server_version >= 140000:
             # If this client dies mid-statement (kill -9), the server notices within a second and
             # rolls back, instead of finishing the statement first with our locks held.
-            await self.call(conn.execute("SELECT set_config('client_connection_check_interval', '1000', true)"),
-                            seconds, "BEGIN")
+            settings["client_connection_check_interval"] = "1000"
+        parts = [q.SQL("BEGIN")] + [q.SQL("SET LOCAL {} = {}").format(q.Identifier(k), q.Literal(v))
+                                    for k, v in settings.items()]
+        with_xid = conn.info.server_version >= 130000
+        if with_xid:
+            parts.append(q.SQL("SELECT pg_catalog.pg_current_xact_id()::text"))
+        cur = await self.call(conn.execute(q.SQL("; ").join(parts)), seconds, "BEGIN")
         self.xid = None
-        if conn.info.server_version >= 130000:
-            cur = await self.call(conn.execute("SELECT pg_catalog.pg_current_xact_id()::text"), seconds, "BEGIN")
+        if with_xid:
+            while cur.nextset():  # to the last statement's result
+                pass
             self.xid = (await cur.fetchone())[0]
 
     # ---- the one-operator lock ---------------------------------------------------------------------------
