@@ -89,3 +89,20 @@ async def test_the_server_still_ends_an_idle_transaction_after_a_batched_apply(f
     finally:
         await rb.close("test")
     assert public_tables(fresh_db) == []
+
+
+async def test_an_error_position_inside_a_batch_is_the_statements_own_line_and_column(fresh_db, tmp_path):
+    path = _big_file(tmp_path, 400)
+    lines = path.read_text().splitlines()
+    lines[299] = "INSERT INTO items (id, nme) VALUES (299, 'x');"  # statement 300, line 300: no column nme
+    path.write_text("\n".join(lines) + "\n")
+    rb = runbook(fresh_db, tmp_path, path, skip_backup=True)
+    try:
+        await run_to_begin(rb)
+        with pytest.raises(RunbookError) as e:
+            await rb.apply()
+        assert str(e.value).startswith("Statement 300 / 402 (INSERT INTO items, line 300, column 24) failed: "
+                                       'column "nme" of relation "items" does not exist'), str(e.value)
+        await rb.rollback("test")
+    finally:
+        await rb.close("test")

@@ -45,7 +45,7 @@ def failure_message(rb: Runbook, st: mig.Statement, total: int, exc: psycopg.Err
     where = f"line {st.line}"
     if diag.statement_position:
         try:
-            pos = int(diag.statement_position) - 1
+            pos = int(diag.statement_position) - 1 - getattr(exc, "batch_offset", 0)  # (a batch's text: run_batch)
             line = st.line + st.sql.count("\n", 0, pos)
             col = pos - (st.sql.rfind("\n", 0, pos) + 1) + 1
             if line == st.line:  # the statement may not start at column 1 of its line
@@ -85,15 +85,15 @@ async def run_one(rb: Runbook, st: mig.Statement) -> tuple[str, float]:
         watcher.cancel()
 
 
-# ---- pipelined batches --------------------------------------------------------------------------------------
+# ---- batches ---------------------------------------------------------------------------------------------------
 # One round trip per statement made a 10,000-statement file take 1.8x `psql -1 -f` even with nothing else
-# going on. Runs of statements that are cheap by their nature (CREATE TABLE, INSERT … VALUES, an index on a
-# table the file itself creates, comments, grants, functions…) are sent in one pipeline (libpq pipeline mode:
-# statement after statement without waiting, results read at the end), so a batch costs one round trip. The
-# server still runs them one by one with the transaction's statement_timeout and lock_timeout; the first error
-# stops the batch and is attributed to its own statement (the first without a result). Anything else (ALTER,
-# UPDATE, DELETE, INSERT … SELECT, an index on an existing table…) and every statement in --pace mode still runs
-# alone, with its own timing. In a batch each statement's time is the batch's time shared out.
+# going on (and libpq's pipeline mode still cost a wait per statement in psycopg). Runs of statements that are
+# cheap by their nature (CREATE TABLE, INSERT … VALUES, an index on a table the file itself creates, comments,
+# grants, functions…) are sent as one simple-protocol query: one round trip per batch. The server still runs them
+# one by one with the transaction's statement_timeout (per statement since PostgreSQL 13) and lock_timeout; the
+# first error stops the batch and is attributed to its own statement (the first without a result). Anything else
+# (ALTER, UPDATE, DELETE, INSERT … SELECT, an index on an existing table…) and every statement in --pace mode
+# still runs alone, with its own timing. In a batch each statement's time is the batch's time shared out.
 BATCH_MAX = 256
 _CHEAP_KINDS = {"CreateStmt", "CreateExtensionStmt", "CommentStmt", "CreateSeqStmt", "CreateFunctionStmt",
                 "ViewStmt", "CreateEnumStmt", "DefineStmt", "GrantStmt", "CompositeTypeStmt", "CreateDomainStmt",
@@ -122,25 +122,30 @@ def batches(stmts, created: set[str], *, enabled: bool = True) -> list[list[mig.
 
 
 async def run_batch(rb: Runbook, group: list[mig.Statement], done: list[tuple[mig.Statement, str, float]]) -> None:
-    """Send ``group`` in one pipeline. ``done`` receives (statement, tag, seconds) for each that completed,
-    also when the batch fails, is cancelled or passes its deadline (statement_timeout + grace)."""
+    """Send ``group`` as one simple-protocol query (the statements joined, each still its own statement on the
+    server: run one by one, each under statement_timeout, the first error stops the rest). One round trip and
+    one wait for the whole batch. ``done`` receives (statement, tag, seconds) for each that completed, also when
+    the batch fails, is cancelled or passes its deadline (statement_timeout + grace). A failure is raised as the
+    server's error, with ``batch_offset`` set to where the failing statement starts in the batch's text (its
+    error position is counted from there)."""
+    from psycopg import errors as pgerrors
+    from psycopg import generators
+    from psycopg.pq import ExecStatus
+
     conn = rb.session.conn
-    curs: list = []
+    # ";\n": a statement that ends in a -- comment still ends before the next one
+    offsets, pos = [], 0
+    for st in group:
+        offsets.append(pos)
+        pos += len(st.sql) + 2
+    text = ";\n".join(st.sql for st in group)
     t0 = time.perf_counter()
+    results: list = []
 
     async def send() -> None:
-        async with conn.pipeline() as p:
-            for st in group[:-1]:
-                cur = conn.cursor()
-                curs.append(cur)
-                await cur.execute(st.sql)
-            await p.sync()
-        # The last one on its own, outside the pipeline: libpq ends a pipeline with a flush request after the
-        # sync, and a server that reads that message last does not re-arm idle_in_transaction_session_timeout
-        # (measured); a plain query after it does. It also leaves a real statement as the session's last query.
-        cur = conn.cursor()
-        curs.append(cur)
-        await cur.execute(group[-1].sql)
+        async with conn.lock:
+            conn.pgconn.send_query(text.encode(conn.info.encoding if conn.info.encoding != "ascii" else "utf-8"))
+            results.extend(await conn.wait(generators.execute(conn.pgconn)))
 
     watcher = asyncio.create_task(watch_blockers(rb))
     try:
@@ -149,14 +154,15 @@ async def run_batch(rb: Runbook, group: list[mig.Statement], done: list[tuple[mi
     finally:
         watcher.cancel()
         share = (time.perf_counter() - t0) / max(1, len(group))
-        for st, cur in zip(group, curs, strict=False):
-            try:
-                tag = cur.statusmessage
-            except Exception:
-                tag = None
-            if not tag:
+        for st, res in zip(group, results, strict=False):
+            if res.status not in (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK, ExecStatus.EMPTY_QUERY):
                 break
-            done.append((st, tag, share))
+            done.append((st, (res.command_status or b"").decode(errors="replace"), share))
+    bad = next((r for r in results if r.status == ExecStatus.FATAL_ERROR), None)
+    if bad is not None:
+        exc = pgerrors.error_from_result(bad, encoding=conn.info.encoding)
+        exc.batch_offset = offsets[min(len(done), len(group) - 1)]
+        raise exc
 
 
 def record(rb: Runbook, st: mig.Statement, tag: str, seconds: float, ok: bool = True, error: str = "") -> StatementRecord:

@@ -25,7 +25,7 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
     t = rb.opt.query_timeout
     # Migration file first: parse errors are found before anything touches the server.
     try:
-        rb.migration = mig.load(rb.migration_path)
+        rb.migration = await asyncio.to_thread(mig.load, rb.migration_path)  # a big file: off the event loop
         out.append(Check("Migration file", True, f"{rb.migration.path} · {len(rb.migration.statements)} "
                          f"statements · sha256 {rb.migration.sha256[:12]}…"))
     except mig.MigrationError as exc:
