@@ -61,6 +61,13 @@ class AamiApp(App):
         self.dashboard = DashboardScreen()
         self.ending_signal: int | None = None
         self._signal_task: asyncio.Task | None = None
+        self.early_connection: asyncio.Task | None = None
+
+    def on_load(self) -> None:
+        """Connect while Textual builds and paints the first frame; the dashboard's first refresh takes this
+        connection (its errors too), so the first live data comes sooner."""
+        self.early_connection = asyncio.ensure_future(db.connect(self.settings))
+        self.early_connection.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     def on_mount(self) -> None:
         if self.embedded is not None:

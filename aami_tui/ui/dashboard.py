@@ -161,9 +161,18 @@ class DashboardScreen(Screen):
                     self.last_result = preview
                     return
             loop = asyncio.get_running_loop()
+            fresh = False
+            result = None
             if self.conn is None or self.conn.closed:
-                self.conn = await asyncio.wait_for(db.connect(self.app.settings),
-                                                   self.app.settings.connect_timeout + 2)
+                self.conn = await self._connect()
+                fresh = True
+            if fresh:
+                # First live data first: the checklist, then the server's status for the connection panel.
+                try:
+                    result = await asyncio.wait_for(schema.validate(self.conn, self.app.expected_columns), 15)
+                    checklist.show(result)
+                except schema.ValidationTimeout:
+                    pass  # said below, by the refresh proper
                 first = self.server is None
                 self.server = await asyncio.wait_for(status.server_status(self.conn), 10)
                 self._status_due = loop.time() + STATUS_EVERY
@@ -178,7 +187,8 @@ class DashboardScreen(Screen):
                 self.server = await asyncio.wait_for(status.server_status(self.conn), 10)
                 self._status_due = loop.time() + STATUS_EVERY
             try:
-                result = await asyncio.wait_for(schema.validate(self.conn, self.app.expected_columns), 15)
+                if result is None:
+                    result = await asyncio.wait_for(schema.validate(self.conn, self.app.expected_columns), 15)
             except schema.ValidationTimeout as exc:  # the server answers, but a lock is in the way: say so
                 checklist.show_error(str(exc))
                 return
@@ -201,6 +211,13 @@ class DashboardScreen(Screen):
             msg = ("The server stopped answering (timeout)." if isinstance(exc, TimeoutError)
                    else "Lost the connection to the server: " + (str(exc).strip().splitlines() or ["?"])[-1])
             self._failed(msg)
+
+    async def _connect(self):
+        """A new connection: the one the app started while the first frame was painted, else a fresh one."""
+        early, self.app.early_connection = getattr(self.app, "early_connection", None), None
+        if early is not None:
+            return await asyncio.wait_for(early, self.app.settings.connect_timeout + 2)
+        return await asyncio.wait_for(db.connect(self.app.settings), self.app.settings.connect_timeout + 2)
 
     def _set_missing(self, missing: bool) -> None:
         if missing != self.missing_db:
