@@ -88,7 +88,10 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
         out.append(Check("Nothing in the way", True, "no view, type or search_path entry stands in for a required "
                          "table; the tables go to public"))
     if rb.migration is not None:
-        res = await rb.session.call(schema.validate(conn, rb.migration.tables), t, "the schema query")
+        res = await rb.session.call(schema.validate(conn, rb.migration.tables, extra_limit=None), t,
+                                    "the schema query")  # every extra name: the extras check lists and counts them
+        for tbl in res.locked:  # another session's exclusive lock: pg_dump and the apply would wait for it
+            out.append(Check("Locks on required tables", False, tbl.lock_sentence()))
         if res.drifted:
             names = ", ".join(res.drifted)
             out.append(Check("Schema drift", False, f"tables {names} exist with columns that differ from "
