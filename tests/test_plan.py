@@ -220,3 +220,14 @@ def test_missing_tables_are_created_in_the_files_order(pg_server, fresh_db, tmp_
     assert r.returncode == 0, r.stdout + r.stderr
     assert cli("check", "--strict", env=env).returncode == 0
     assert cli("plan", env=env, timeout=120).returncode == 0
+
+
+def test_objects_in_the_way_come_first_and_need_a_person(pg_server, fresh_db, tmp_path):
+    run_sql(fresh_db, "CREATE VIEW groups AS SELECT 1 AS id")
+    out = tmp_path / "plan.sql"
+    r = cli("plan", "--output", str(out), env=pg_server.env(fresh_db.dbname), timeout=120)
+    assert r.returncode == 3, r.stderr
+    text = out.read_text()
+    first = text.index(plan.PERSON_MARKER + " in the way: groups")
+    assert first < text.index("CREATE TABLE IF NOT EXISTS namespaces")
+    assert "public.groups is a view, not a table" in text

@@ -714,6 +714,11 @@ async def make_plan(settings, migration_path: Path | str,
         ref, reference = await build_reference(conn, settings, migration, say)
         say("Comparing catalogs.")
         items = await compare(live, ref, conn, migration)
+        from aami_tui.core.obstacles import objects_in_the_way
+
+        # what would make the plan (and the migration) build in the wrong place, or fail half-way
+        items[:0] = [Item("person", f"in the way: {o.name or 'search_path'}", o.message, order=1)
+                     for o in await objects_in_the_way(conn)]
         v = info.server_version
         database = f"{where} (PostgreSQL {v // 10000}.{v % 10000})"
         return Plan(migration, reference, database, items)
