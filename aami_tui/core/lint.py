@@ -425,7 +425,7 @@ def lint(path: Path | str, live: dict[str, tuple[int | None, int | None]] | None
             sentence = f"{msg}." + (f" {hint}." if hint else "")
         if table in live:
             rows, size = live[table]
-            sentence += f" Live: {_facts(rows, size)}."
+            sentence += f" Live: {describe_size(rows, size)}."
         res.findings.append(Finding(rule, severity, line0 + 1, col0 + 1, sentence, "squawk",
                                     st.index if st else None))
     # What squawk cannot know: the locks each statement takes on tables that already exist, with sizes.
@@ -438,7 +438,7 @@ def lint(path: Path | str, live: dict[str, tuple[int | None, int | None]] | None
                 res.locks.append(TableLock(s.index, s.line, t, mode, rows, size))
                 res.findings.append(Finding(
                     "locks-existing-table", "info", s.line, s.column,
-                    f"Statement {s.index} takes {mode} on {t} ({_facts(rows, size)}) until COMMIT or ROLLBACK.",
+                    f"Statement {s.index} takes {mode} on {t} ({describe_size(rows, size)}) until COMMIT or ROLLBACK.",
                     "aami-tui", s.index))
     res.findings.sort(key=lambda f: (f.line, f.column, f.rule))
     return res
@@ -448,7 +448,8 @@ def _noop_index(node, existing) -> bool:
     return (isinstance(node, ast.IndexStmt) and bool(node.if_not_exists) and node.idxname in existing)
 
 
-def _facts(rows: int | None, size: int | None) -> str:
+def describe_size(rows: int | None, size: int | None) -> str:
+    """'~1,234 rows, 5.0 MiB' for a table's live facts (either may be unknown)."""
     import humanize
 
     parts = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from aami_tui.core.runbook.model import Outcome, Tx
+from aami_tui.core.runbook.model import TITLES, Outcome, Tx
 
 
 class Phase(StrEnum):
@@ -46,8 +46,7 @@ class Action(StrEnum):
 
     @property
     def title(self) -> str:
-        return {"preflight": "Pre-flight", "backup": "Backup", "begin": "BEGIN", "apply": "Apply",
-                "verify": "Verify", "commit": "COMMIT", "rollback": "ROLLBACK", "close": "Close"}[self.value]
+        return TITLES[self.value]
 
 
 RUNNING = {Phase.PREFLIGHT: "Pre-flight", Phase.BACKUP: "Backup", Phase.BEGINNING: "BEGIN",

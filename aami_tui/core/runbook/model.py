@@ -23,6 +23,11 @@ PREFLIGHT_ITEMS: tuple[tuple[str, str], ...] = (
 DEV_ITEMS: tuple[tuple[str, str], ...] = (("review", "Reviewed the migration SQL"),)
 
 
+# How steps (and the machine's actions, which share their names) are shown to the operator.
+TITLES = {"preflight": "Pre-flight", "backup": "Backup", "begin": "BEGIN", "apply": "Apply", "verify": "Verify",
+          "commit": "COMMIT", "rollback": "ROLLBACK", "close": "Close"}
+
+
 class Step(StrEnum):
     PREFLIGHT = "preflight"
     BACKUP = "backup"
@@ -34,8 +39,7 @@ class Step(StrEnum):
 
     @property
     def title(self) -> str:
-        return {"preflight": "Pre-flight", "backup": "Backup", "begin": "BEGIN", "apply": "Apply",
-                "verify": "Verify", "commit": "COMMIT", "rollback": "ROLLBACK"}[self.value]
+        return TITLES[self.value]
 
 
 STEP_ORDER = (Step.PREFLIGHT, Step.BACKUP, Step.BEGIN, Step.APPLY, Step.VERIFY, Step.COMMIT)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aami_tui.core import lint, locks, pgtools, schema
 from aami_tui.core import migration as mig
 from aami_tui.core.db import ConnectError
+from aami_tui.core.lint import describe_size
 from aami_tui.core.obstacles import objects_in_the_way
 from aami_tui.core.queries import sql
 from aami_tui.core.runbook.model import Check, Verdict
@@ -188,12 +189,3 @@ async def _lint_check(rb: Runbook, conn) -> Check:
     return Check("Lint", True, f"{summary}")
 
 
-def describe_size(rows, size) -> str:
-    import humanize
-
-    parts = []
-    if rows is not None:
-        parts.append(f"~{rows:,} rows")
-    if size is not None:
-        parts.append(humanize.naturalsize(size, binary=True))
-    return ", ".join(parts) or "size unknown"
