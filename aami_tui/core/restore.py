@@ -521,9 +521,19 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         work = [prog.Work.from_dict(w) for w in (entry.source or {}).get("work") or () if isinstance(w, dict)]
         tracker = prog.Tracker("restore", work) if work and on_progress else None
 
+        last_done = -1
+
         def on_line(n: int, what: str) -> None:
+            nonlocal last_done
             if tracker is not None:
                 tracker.line(what)
+                # A table that starts or ends moves the bar at once, between the server polls (a small
+                # restore can end before the first poll sees any COPY).
+                now = tracker.progress()
+                if now.done != last_done:
+                    last_done = now.done
+                    with contextlib.suppress(Exception):  # a face's failure must not stop the restore
+                        on_progress(now)
             if progress:
                 progress(n, p.toc_entries, what)
 
