@@ -154,7 +154,8 @@ def to_markdown(d: dict) -> str:
         out.append(f"- {b or 'not taken'}")
     out += ["", "## Statements", "", "| attempt | # | statement | tag | ms |", "|---|---|---|---|---|"]
     for x in d["statements"]:
-        out.append(f"| {x['attempt']} | {x['index']} | {x['statement']} | {x['tag']} | {x['ms']} |")
+        ms = x["ms"] if x.get("batch", 1) == 1 else f"≈{x['ms']} (share of one round trip for {x['batch']})"
+        out.append(f"| {x['attempt']} | {x['index']} | {x['statement']} | {x['tag']} | {ms} |")
     if d["verify"]:
         out += ["", "## Verify", ""] + [
             f"- {'✓' if c['ok'] else ('✗' if c.get('blocking', True) else '!')} {c['name']}: {c['detail']}"

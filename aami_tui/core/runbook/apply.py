@@ -165,8 +165,9 @@ async def run_batch(rb: Runbook, group: list[mig.Statement], done: list[tuple[mi
         raise exc
 
 
-def record(rb: Runbook, st: mig.Statement, tag: str, seconds: float, ok: bool = True, error: str = "") -> StatementRecord:
-    rec = StatementRecord(st.index, st.summary, st.line, tag, seconds, ok, error, rb.attempt)
+def record(rb: Runbook, st: mig.Statement, tag: str, seconds: float, ok: bool = True, error: str = "",
+           batch: int = 1) -> StatementRecord:
+    rec = StatementRecord(st.index, st.summary, st.line, tag, seconds, ok, error, rb.attempt, batch)
     rb.statements.append(rec)
     return rec
 

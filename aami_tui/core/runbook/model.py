@@ -171,6 +171,7 @@ class StatementRecord:
     ok: bool = True
     error: str = ""
     attempt: int = 1
+    batch: int = 1  # statements sent in the same round trip; above 1, ``seconds`` is an equal share of it
 
 
 @dataclass(frozen=True)
