@@ -93,6 +93,9 @@ async def test_runbook_to_rollback_leaves_database_unchanged(fresh_db, tmp_path)
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "rollback-modal")
         await pilot.press("tab", "enter")
         await scenes.wait_for(pilot, lambda: app.runbook.tx == Tx.ROLLED_BACK, what="rollback")
+        await pilot.pause()
+        # at once, not at the lock watch's next tick: an ended transaction holds no locks
+        assert text_of(app, "#lockwatch").startswith("No migration transaction open"), text_of(app, "#lockwatch")
         await scenes.wait_for(pilot, lambda: "1 / 10" not in text_of(app, "#rb-checklist #checklist-header")
                               and "UNCOMMITTED" not in text_of(app, "#rb-checklist #checklist-header"))
     assert catalog_fingerprint(fresh_db) == before

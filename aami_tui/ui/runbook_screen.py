@@ -310,6 +310,8 @@ class RunbookScreen(Screen):
     @on(TxChangedMsg)
     def _tx_changed(self, message: TxChangedMsg) -> None:
         self._txbar()
+        if not self.rb.tx_open:  # at once, not at the next tick: an ended transaction holds no locks
+            self._show_lock_watch(None)
         self.query_one(StepList).redraw()
         self.app.refresh_bindings()
 
@@ -465,8 +467,14 @@ class RunbookScreen(Screen):
                     self.action_refresh_tables()
         if w is not None and w.xact_age is None and self.rb.xact_started:  # the server did not say: our own clock
             w = dataclasses.replace(w, xact_age=time.time() - self.rb.xact_started)
-        panel.show(w, lock_timeout=self.rb.opt.lock_timeout, statement_timeout=self.rb.opt.statement_timeout,
-                   idle_timeout=self.rb.opt.idle_timeout)
+        if not self.rb.tx_open:  # COMMIT or ROLLBACK finished while the query was out: nothing is held now
+            w = None
+        self._show_lock_watch(w, panel)
+
+    def _show_lock_watch(self, w, panel: LockWatchPanel | None = None) -> None:
+        (panel or self.query_one(LockWatchPanel)).show(
+            w, lock_timeout=self.rb.opt.lock_timeout, statement_timeout=self.rb.opt.statement_timeout,
+            idle_timeout=self.rb.opt.idle_timeout)
 
     # ---- actions -------------------------------------------------------------------------------------------------
     @on(Checkbox.Changed)
