@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import psycopg
@@ -243,3 +244,14 @@ def test_psql_hint_quotes_a_database_name_the_shell_would_split(pg_server, db_fa
     r = cli("check", env=pg_server.env(odd.dbname))
     assert r.returncode == 1
     assert f"-d '{odd.dbname}' -f" in r.stdout
+
+
+def test_nothing_configured_and_no_local_server_says_how_to_configure(tmp_path):
+    """A new developer without a local server: the sentence names --dsn, the DB_* variables and the demo."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "PG"))}
+    env["PGHOST"] = str(tmp_path)  # a socket directory with no server in it (libpq's own default, elsewhere)
+    r = cli("check", env=env)
+    assert r.returncode == 2
+    assert "No PostgreSQL server is listening on the socket in" in r.stderr
+    assert "--dsn" in r.stderr and "DB_HOST" in r.stderr and "aami-tui demo" in r.stderr
+    assert "Traceback" not in r.stderr

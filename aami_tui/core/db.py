@@ -86,7 +86,12 @@ def explain_connect_error(exc: BaseException, s: ConnSettings) -> ConnectError:
     if "could not translate host name" in low or "name or service not known" in low:
         return ConnectError(f'Unknown host "{s.host}": its name does not resolve.', "dns")
     if "no such file or directory" in low and ("socket" in low or ".s.pgsql" in low):
-        return ConnectError(f"No PostgreSQL server is listening on {where} (no socket file there).", "refused")
+        hint = ""
+        if s.source.startswith("libpq defaults"):  # nothing was configured: say how, and where to try it
+            hint = (" No connection was configured: give --dsn or the DB_* variables (DB_HOST, DB_PORT, DB_USER, "
+                    "DB_PASSWORD, DB_NAME), or try it on a throwaway server with `aami-tui demo` or --embedded.")
+        return ConnectError(f"No PostgreSQL server is listening on {where} (no socket file there).{hint}",
+                            "refused")
     if "no pg_hba.conf entry" in low:
         return ConnectError(f'The server at {where} does not allow user "{user}" to connect to database '
                             f'"{db}" from this host (no pg_hba.conf entry).', "hba")
