@@ -386,6 +386,10 @@ def _lint(args) -> int:
     from aami_tui.core import lint, migration
 
     path = args.file or migration.resolve_migration_path(args.migrations_dir)
+    if not Path(path).is_file():  # a wrong path is the command line's error, not a finding of a rule
+        what = "is a directory" if Path(path).is_dir() else "does not exist"
+        _err(f"{path} {what} (relative to {Path.cwd()}); give the migration file's path.")
+        return EXIT_USAGE
 
     async def live(settings):
         from aami_tui.core.db import ConnectError, connect

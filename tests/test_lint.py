@@ -203,3 +203,11 @@ def test_preflight_runs_the_lint_and_an_error_blocks_before_the_backup(pg_server
             and "line 1: Dropping priority of groups deletes its data" in r.stderr
             and "and the Config Server uses it." in r.stderr)
     assert not list((tmp_path / "b").glob("*.dump"))
+
+
+def test_a_missing_file_is_a_usage_error_not_a_rule(tmp_path):
+    r = cli("lint", str(tmp_path / "nope.sql"), "--offline")
+    assert r.returncode == 64, r.stdout + r.stderr
+    assert r.stderr.strip() == f"aami-tui: {tmp_path / 'nope.sql'} does not exist (relative to {ROOT}); give the " \
+                               "migration file's path."
+    assert "refused-by-runbook" not in r.stdout + r.stderr
