@@ -328,7 +328,7 @@ async def _check(settings, args) -> int:
     return code
 
 
-def _init(settings, args) -> int:
+def _init(settings, args, embedded: bool = False) -> int:
     """`aami-tui init`: progress and sentences on stderr, only the DB_* lines on stdout
     (so `aami-tui init > config.env` works too)."""
     import signal
@@ -368,6 +368,10 @@ def _init(settings, args) -> int:
         say(f"Wrote {', '.join(ln.split('=')[0] for ln in r.env_lines)} to {path} (0600); add DB_PASSWORD yourself.")
     else:
         say("The Config Server's settings (DB_PASSWORD is never shown: set it yourself):")
+    if embedded:  # these lines point at a server that is about to go
+        say("Note: --embedded is a throwaway server, stopped and removed when this command exits: the lines "
+            "below show the procedure; for a database that stays, run init against your own server (--dsn or "
+            "DB_*).")
     for line in r.env_lines:
         _emit(line)  # a closed stdout never changes the outcome
     return r.code
@@ -609,7 +613,7 @@ def _dispatch(parser: argparse.ArgumentParser, args) -> int:
 
             return _with_embedded(args, lambda s, pg: run_apply(s, args))
         if command == "init":
-            return _with_embedded(args, lambda s, pg: _init(s, args))
+            return _with_embedded(args, lambda s, pg: _init(s, args, embedded=pg is not None))
         if command in ("console", "demo"):
             from aami_tui.ui.app import run_console
 

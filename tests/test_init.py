@@ -98,3 +98,10 @@ def test_init_cannot_connect_exits_2(pg_server, tmp_path):
     env["DB_HOST"] = "127.0.0.1"
     r = cli("init", "--reports-dir", str(tmp_path / "r"), env=env)
     assert r.returncode == 2 and "connection refused" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_init_on_the_embedded_server_says_its_lines_point_at_a_throwaway(tmp_path):
+    r = cli("init", "--embedded", "--reports-dir", str(tmp_path / "reports"), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "DB_NAME=aami_config" in r.stdout.splitlines()
+    assert "--embedded is a throwaway server, stopped and removed when this command exits" in r.stderr
