@@ -116,6 +116,13 @@ async def test_sql_review_pane_scrolls_both_ways_and_follows_the_apply(fresh_db,
         await scenes.next_step(pilot)  # apply
         assert "statement 43 / 43" in text_of(app, "#sql-head")
         assert "INSERT INTO alert_templates" in app.screen.query_one("#sql-text", TextArea).selected_text
+        await pilot.press("s")  # opened after the apply: on the statement's first line, from column 1
+        await pilot.pause()
+        await pilot.pause()
+        st = app.runbook.migration.statements[-1]
+        top = sql.scroll_offset.y
+        assert top <= st.line - 1 < top + sql.size.height, (top, st.line, sql.size.height)
+        assert sql.scroll_offset.x == 0
 
 
 async def test_stale_toasts_go_when_the_state_changes(fresh_db, tmp_path):

@@ -187,8 +187,16 @@ class RunbookScreen(Screen):
         lines = st.sql.split("\n")
         end_col = len(lines[-1]) + (st.column - 1 if len(lines) == 1 else 0)
         area = self.query_one("#sql-text", TextArea)
-        area.selection = Selection((st.line - 1, st.column - 1), (st.line - 1 + len(lines) - 1, end_col))
-        area.scroll_to(y=max(0, st.line - 2), animate=False)
+        # The cursor (a selection's end) at the statement's start: the view follows the cursor, so it shows the
+        # statement's first line from column 1, not its last line scrolled sideways.
+        area.selection = Selection((st.line - 1 + len(lines) - 1, end_col), (st.line - 1, st.column - 1))
+        self._sql_line = st.line
+        self._scroll_sql()
+
+    def _scroll_sql(self) -> None:
+        line = getattr(self, "_sql_line", None)
+        if line is not None:
+            self.query_one("#sql-text", TextArea).scroll_to(x=0, y=max(0, line - 2), animate=False)
 
     def _failed_statement(self, detail: str) -> None:
         bad = [r for r in self.rb.statements if not r.ok]
@@ -209,6 +217,7 @@ class RunbookScreen(Screen):
         self._show_pane()
         if self.sql_open:
             self.query_one("#sql-text", TextArea).focus()
+            self.call_after_refresh(self._scroll_sql)  # a hidden pane could not scroll: do it once it is shown
         else:
             self._focus_first_unticked()
 
