@@ -200,13 +200,7 @@ async def build_reference(conn, settings, migration: mig.MigrationFile,
             await conn.execute(q.SQL("CREATE DATABASE {} TEMPLATE template0").format(q.Identifier(name)))
             created = True
             say(f"Reference: running {migration.name} in a temporary database {name} on the same server.")
-            ref = await connect(settings, dbname=name)
-            try:
-                await _run_file(ref, migration)
-                cat = await snapshot(ref, seed=True)
-                cat.check_sources = await _check_sources(ref, migration)
-            finally:
-                await ref.close()
+            cat = await _reference_catalog(await connect(settings, dbname=name), migration)
             return cat, f"a temporary database on the same server (PostgreSQL {_version(cat)}), dropped afterwards"
         except psycopg.Error as exc:
             why_not = f"creating a temporary database failed ({str(exc).strip().splitlines()[0]})"
@@ -216,6 +210,17 @@ async def build_reference(conn, settings, migration: mig.MigrationFile,
             if created:
                 await asyncio.shield(_drop(conn, name))
     return await _embedded_reference(migration, conn, why_not, say)
+
+
+async def _reference_catalog(ref, migration) -> Catalog:
+    """Run the migration file on the scratch connection ``ref`` and read back its catalog; closes ``ref``."""
+    try:
+        await _run_file(ref, migration)
+        cat = await snapshot(ref, seed=True)
+        cat.check_sources = await _check_sources(ref, migration)
+        return cat
+    finally:
+        await ref.close()
 
 
 async def _drop(conn, name: str) -> None:
@@ -236,13 +241,7 @@ async def _embedded_reference(migration, live_conn, why_not: str, say) -> tuple[
         raise PlanError(f"Cannot build the reference: {why_not}, and the embedded PostgreSQL did not start "
                         f"({exc}).") from None
     try:
-        ref = await connect(pg.settings())
-        try:
-            await _run_file(ref, migration)
-            cat = await snapshot(ref, seed=True)
-            cat.check_sources = await _check_sources(ref, migration)
-        finally:
-            await ref.close()
+        cat = await _reference_catalog(await connect(pg.settings()), migration)
     finally:
         await asyncio.shield(asyncio.to_thread(pg.stop))
     live_major = live_conn.info.server_version // 10000
