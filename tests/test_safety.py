@@ -680,11 +680,20 @@ async def test_password_never_on_pg_dump_command_line_and_quoted_names_end_to_en
     task = asyncio.create_task(rb.backup_step())
     try:
         deadline = time.monotonic() + 10
-        while not (pids := _children_named("pg_dump")):
+        # The dump itself: short-lived pg_dump children (asking it what it supports) exit at once, and an
+        # exited one reads as an empty cmdline; reading one of those was a flake.
+        def dump_pid() -> int | None:
+            for pid in _children_named("pg_dump"):
+                with contextlib.suppress(OSError):
+                    if "-Fc" in Path(f"/proc/{pid}/cmdline").read_bytes().decode():
+                        return pid
+            return None
+
+        while not (pid := dump_pid()):
             assert time.monotonic() < deadline and not task.done(), "pg_dump never started"
             await asyncio.sleep(0.02)
-        cmdline = Path(f"/proc/{pids[0]}/cmdline").read_bytes().decode()
-        environ = Path(f"/proc/{pids[0]}/environ").read_bytes().decode()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+        environ = Path(f"/proc/{pid}/environ").read_bytes().decode()
         assert db.password not in cmdline
         assert "pg_dump" in cmdline and "-Fc" in cmdline
         assert f"PGPASSWORD={db.password}" in environ.split("\0")  # it travels by environment only
