@@ -460,31 +460,65 @@ def describe_size(rows: int | None, size: int | None) -> str:
     return ", ".join(parts) or "size unknown"
 
 
-async def live_facts(conn, path: Path | str) -> tuple[dict[str, tuple[int | None, int | None]], set[str]]:
-    """(estimated rows and sizes of the existing public tables the file names, existing index names)."""
+@dataclass(frozen=True)
+class FileFacts:
+    """What pre-flight needs from parsing the file, computed in one go (in a helper process: core/offload.py)."""
+
+    migration: migration.MigrationFile | None
+    error: str | None  # why the file is refused (MigrationError's sentence), else None
+    extensions: tuple[str, ...]  # extensions it creates
+    names: frozenset[str] | None  # tables it names (for the live facts query); None: it cannot be parsed
+    touched: tuple[str, ...]  # tables its statements act on (not only create)
+
+
+def file_facts(path: Path | str) -> FileFacts:
+    try:
+        mf, error = migration.load(path), None
+    except migration.MigrationError as exc:
+        mf, error = None, str(exc)
+    try:
+        stmts = _statements(Path(path).expanduser().read_text(encoding="utf-8").removeprefix("\ufeff"))
+    except (OSError, UnicodeDecodeError, pglast.parser.ParseError):
+        stmts = None
+    return FileFacts(mf, error, migration.created_extensions(mf.statements) if mf else (),
+                     None if stmts is None else frozenset(_names(stmts)),
+                     tuple(t for st in stmts or () for t in ([st.table] + [x for x, _ in st.locks]) if t))
+
+
+def _names(stmts: list[_Stmt]) -> set[str]:
+    names: set[str] = set()
+    for s in stmts:
+        names.update(t for t, _ in s.locks)
+        if s.creates:
+            names.add(s.creates)
+        if s.table:
+            names.add(s.table)
+    return names
+
+
+async def live_facts(conn, path: Path | str, names: frozenset[str] | None = None
+                     ) -> tuple[dict[str, tuple[int | None, int | None]], set[str]]:
+    """(estimated rows and sizes of the existing public tables the file names, existing index names).
+    ``names``: the tables the file names, when already known (``file_facts``): no parse here."""
     from aami_tui.core.queries import sql
 
-    tables = await live_tables(conn, path)
+    tables = await live_tables(conn, path, names)
     async with conn.cursor() as cur:
         await cur.execute(sql("public_indexes"))
         indexes = {r[0] for r in await cur.fetchall()}
     return tables, indexes
 
 
-async def live_tables(conn, path: Path | str) -> dict[str, tuple[int | None, int | None]]:
+async def live_tables(conn, path: Path | str, names: frozenset[str] | None = None
+                      ) -> dict[str, tuple[int | None, int | None]]:
     """Estimated rows and sizes of the existing public tables the file names (one query)."""
     from aami_tui.core.queries import sql
 
-    try:
-        names = set()
-        for s in _statements(Path(path).read_text(encoding="utf-8").removeprefix("\ufeff")):
-            names.update(t for t, _ in s.locks)
-            if s.creates:
-                names.add(s.creates)
-            if s.table:
-                names.add(s.table)
-    except (OSError, UnicodeDecodeError, pglast.parser.ParseError):
-        return {}
+    if names is None:
+        try:
+            names = frozenset(_names(_statements(Path(path).read_text(encoding="utf-8").removeprefix("\ufeff"))))
+        except (OSError, UnicodeDecodeError, pglast.parser.ParseError):
+            return {}
     async with conn.cursor() as cur:
         await cur.execute(sql("table_facts"), {"names": sorted(names)})
         return {name: (rows, size) for name, rows, size in await cur.fetchall()}

@@ -13,13 +13,14 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Static
 
-from aami_tui.core import db, expected, migration, pgtools, schema, status
+from aami_tui.core import db, expected, migration, offload, pgtools, schema, status
 from aami_tui.core.runbook import Tx
 from aami_tui.ui import fmt
 from aami_tui.ui.connection_panel import ConnectionPanel
 from aami_tui.ui.table_checklist import TableChecklist
 
 MAX_BACKOFF = 30.0
+OFFLOAD_BYTES = 256 * 1024  # a migration file larger than this is parsed in a helper process (core/offload.py)
 STATUS_EVERY = 30.0  # seconds between reads of the server's status (the checklist refreshes every --refresh)
 
 
@@ -86,14 +87,25 @@ class DashboardScreen(Screen):
         self._status_due = 0.0
         self.poll(force=True)
 
-    # ---- static information (tools, migration file): once, in a thread ------------------------------
-    @work(thread=True, group="static", exit_on_error=False)
-    def load_static(self) -> None:
+    # ---- static information (tools, migration file): once, off the event loop --------------------------
+    @work(group="static", exit_on_error=False)
+    async def load_static(self) -> None:
+        path = self.app.migration_path
         try:
-            mf = migration.load(self.app.migration_path)
+            big = path.stat().st_size > OFFLOAD_BYTES
+        except OSError:
+            big = False
+        try:
+            if big:  # pglast holds the interpreter for seconds on a big file: parse it in another process
+                try:
+                    mf = await offload.call(migration.load, path, timeout=300)
+                except (OSError, offload.OffloadError):
+                    mf = await asyncio.to_thread(migration.load, path)
+            else:
+                mf = await asyncio.to_thread(migration.load, path)
         except migration.MigrationError as exc:
             mf = str(exc)
-        self.app.call_from_thread(self._set_static, "migration", mf)
+        self._set_static("migration", mf)
 
     def _set_static(self, key: str, value) -> None:
         panel = self.query_one(ConnectionPanel)

@@ -108,6 +108,7 @@ class Runbook:
         self.answers: dict[str, bool] = {k: False for k, _ in self.items}
         self.db_empty: bool | None = None  # no tables, views or sequences of its own (pre-flight, dev mode)
         self.migration: mig.MigrationFile | None = None
+        self.file_facts = None  # core.lint.FileFacts of the pre-flight (parsed in a helper process)
         self.backup: pgtools.BackupResult | None = None
         self.statements: list[StatementRecord] = []
         self.verify_checks: list[Check] = []
@@ -685,7 +686,8 @@ class Runbook:
         if old:
             from aami_tui.core.runbook.preflight import describe_size
 
-            touched = set(_named_tables(self.migration)) if self.migration else set()
+            touched = (set(self.file_facts.touched) if self.file_facts is not None
+                       else set(_named_tables(self.migration)) if self.migration else set())
             names = ", ".join(f"{x} ({describe_size(*before[x])}"
                               + (", changed by this migration" if x in touched else "") + ")" for x in old[:10])
             more = f" and {len(old) - 10} more" if len(old) > 10 else ""

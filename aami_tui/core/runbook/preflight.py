@@ -6,8 +6,7 @@ import asyncio
 import shutil
 from typing import TYPE_CHECKING
 
-from aami_tui.core import lint, locks, pgtools, schema
-from aami_tui.core import migration as mig
+from aami_tui.core import lint, locks, offload, pgtools, schema
 from aami_tui.core.db import ConnectError
 from aami_tui.core.lint import describe_size
 from aami_tui.core.obstacles import objects_in_the_way
@@ -18,19 +17,27 @@ from aami_tui.core.status import server_status
 if TYPE_CHECKING:
     from aami_tui.core.runbook.engine import Runbook
 
+PARSE_TIMEOUT = 300.0  # seconds for the helper process that parses the file (a 10,000-statement file: ~3 s)
+
 
 async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
     """The automatic checks. Takes the one-operator lock on the migration session (the caller decides
     whether to keep it: a passed pre-flight keeps it, a look at the checks does not)."""
     out: list[Check] = []
     t = rb.opt.query_timeout
-    # Migration file first: parse errors are found before anything touches the server.
+    # Migration file first: parse errors are found before anything touches the server. pglast's parse of a big
+    # file holds the interpreter for seconds (a thread would still freeze the console): another process does it.
     try:
-        rb.migration = await asyncio.to_thread(mig.load, rb.migration_path)  # a big file: off the event loop
+        facts = await offload.call(lint.file_facts, rb.migration_path, timeout=PARSE_TIMEOUT)
+    except (OSError, offload.OffloadError):  # no helper process: parse here, in a thread, as before
+        facts = await asyncio.to_thread(lint.file_facts, rb.migration_path)
+    rb.file_facts = facts
+    rb.migration = facts.migration
+    if facts.migration is not None:
         out.append(Check("Migration file", True, f"{rb.migration.path} · {len(rb.migration.statements)} "
                          f"statements · sha256 {rb.migration.sha256[:12]}…"))
-    except mig.MigrationError as exc:
-        out.append(Check("Migration file", False, str(exc)))
+    else:
+        out.append(Check("Migration file", False, facts.error))
     try:
         conn = await rb.session.ensure(t)
     except ConnectError as exc:
@@ -127,7 +134,7 @@ async def _privileges_check(rb: Runbook, conn, st) -> Check:
 
     from psycopg import sql as q
 
-    wanted = mig.created_extensions(rb.migration.statements) if rb.migration is not None else ("?",)
+    wanted = rb.file_facts.extensions if rb.migration is not None else ("?",)
     cur = await rb.session.call(conn.execute(sql("installed_extensions")), rb.opt.query_timeout,
                                 "the extensions query")
     installed = {r[0] for r in await cur.fetchall()}
@@ -169,11 +176,14 @@ async def _extras_check(rb: Runbook, conn, extra) -> Check:
 async def _lint_check(rb: Runbook, conn) -> Check:
     """squawk's findings mapped to this runbook (core/lint.py), with the live table sizes."""
     try:
-        tables, indexes = await rb.session.call(lint.live_facts(conn, rb.migration_path), rb.opt.query_timeout,
-                                                "the lint facts query")
+        names = rb.file_facts.names if rb.file_facts is not None else None
+        tables, indexes = await rb.session.call(lint.live_facts(conn, rb.migration_path, names or frozenset()),
+                                                rb.opt.query_timeout, "the lint facts query")
         version = f"{conn.info.server_version // 10000}.0"
-        res = await asyncio.to_thread(lint.lint, rb.migration_path, tables, version, None, indexes)
-    except (OSError, ValueError) as exc:
+        # pglast and squawk in another process: the console stays responsive on a 10,000-statement file
+        res = await offload.call(lint.lint, rb.migration_path, tables, version, None, indexes,
+                                 timeout=PARSE_TIMEOUT + lint.SQUAWK_TIMEOUT)
+    except (OSError, ValueError, offload.OffloadError) as exc:
         return Check("Lint", False, f"lint could not run ({exc}); the rest of the pre-flight is unaffected",
                      blocking=False)
     rb.lint_result = res
