@@ -98,6 +98,11 @@ async def test_footer_has_no_stray_characters_after_the_palette_key(fresh_db, tm
             assert "palette" not in footer, footer
         else:
             assert footer.endswith("^p palette"), footer
+            assert "q Quit" in footer
+            # The checklist keeps what is wrong in view at 80 columns (the note column scrolled out of sight).
+            screen = svg_text(app.export_screenshot())
+            rows = [ln for ln in screen.splitlines() if "namespaces" in ln]
+            assert rows and "missing" in rows[0], screen
 
 
 async def test_a_tall_terminal_gives_the_log_the_room(fresh_db, tmp_path):

@@ -19,6 +19,11 @@ def toasts(app) -> list[str]:
     return [str(n.message) for n in app._notifications]
 
 
+def assert_footer(app, shown: list[str], hidden: list[str]) -> None:
+    footer = screen_text(app).splitlines()[-1]
+    assert all(k in footer for k in shown) and not any(k in footer for k in hidden), (shown, hidden, footer)
+
+
 async def test_ticks_look_different_and_are_counted(fresh_db, tmp_path):
     app = make_app(fresh_db, tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
@@ -42,13 +47,24 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
         await scenes.open_runbook(pilot)
         assert "Next: tick the checklist, then n → Pre-flight" in text_of(app, "#txbar")
         await scenes.tick_all(pilot)
+        assert_footer(app, ["n Next step", "s SQL", "q Quit"], ["c COMMIT", "x ROLLBACK", "i Inspect"])
+        await pilot.press("c")  # not offered, but never silent: the engine's reason
+        await pilot.pause()
+        assert any("COMMIT is not possible now: no open transaction" in t for t in toasts(app)), toasts(app)
         seen = []
-        for step, nxt in ((Step.PREFLIGHT, "n → Backup"), (Step.BACKUP, "n → BEGIN"), (Step.BEGIN, "n → Apply"),
-                          (Step.APPLY, "n → Verify"), (Step.VERIFY, "c → COMMIT or x → ROLLBACK")):
+        # The footer offers what the engine's state allows, and Quit always fits in 80 columns.
+        for step, nxt, shown, hidden in (
+                (Step.PREFLIGHT, "n → Backup", ["n Next step"], ["c COMMIT", "x ROLLBACK", "i Inspect"]),
+                (Step.BACKUP, "n → BEGIN", ["n Next step"], ["c COMMIT", "x ROLLBACK", "i Inspect"]),
+                (Step.BEGIN, "n → Apply", ["n Next step", "x ROLLBACK", "i Inspect"], ["c COMMIT"]),
+                (Step.APPLY, "n → Verify", ["n Next step", "x ROLLBACK", "i Inspect"], ["c COMMIT"]),
+                (Step.VERIFY, "c → COMMIT or x → ROLLBACK", ["c COMMIT", "x ROLLBACK", "i Inspect"],
+                 ["n Next step", "esc Cancel"])):
             await scenes.next_step(pilot)
             bar = text_of(app, "#txbar")
             seen.append(bar)
             assert f"Next: {nxt}" in bar, (step, bar)
+            assert_footer(app, shown + ["q Quit", "d Dashboard"], hidden)
         row = [ln for ln in screen_text(app).splitlines() if "TRANSACTION OPEN" in ln][0]
         assert "Next: c → COMMIT or x → ROLLBACK" in row  # the whole hint fits in 80 columns
         await pilot.press("x")
@@ -57,6 +73,7 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
         await scenes.wait_for(pilot, lambda: app.runbook.tx == Tx.ROLLED_BACK, what="ROLLBACK")
         await scenes.settle(pilot)
         assert "Next: n → BEGIN (retry) or d → dashboard" in text_of(app, "#txbar")
+        assert_footer(app, ["n Next step", "q Quit"], ["c COMMIT", "x ROLLBACK", "i Inspect"])
         steps = region_text(app, "#steps")
         for title in ("BEGIN", "Apply", "Verify"):
             line = next(ln for ln in steps.splitlines() if title in ln)

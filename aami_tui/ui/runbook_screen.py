@@ -18,6 +18,7 @@ from textual.widgets.text_area import Selection
 
 from aami_tui.core import db
 from aami_tui.core.runbook import (
+    Action,
     Check,
     Outcome,
     Phase,
@@ -27,6 +28,7 @@ from aami_tui.core.runbook import (
     Step,
     Tx,
 )
+from aami_tui.core.runbook.machine import RUNNING, allowed
 from aami_tui.core.status import config_server_env
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
@@ -74,19 +76,26 @@ def check_lines(checks: list[Check]) -> Text:
 
 
 class RunbookScreen(Screen):
+    # The footer shows what the engine's state allows now (check_action asks the pure transition table):
+    # never COMMIT after COMMITTED, Inspect while the transaction is open. A key pressed when its action is
+    # not possible falls through to its hidden twin below, which says why (a key never does nothing).
     BINDINGS = [
         Binding("n", "next_step", "Next step"),
         Binding("c", "commit", "COMMIT"),
         Binding("x", "rollback", "ROLLBACK"),
         Binding("escape", "cancel_step", "Cancel"),
         Binding("s", "toggle_sql", "SQL"),
+        Binding("i", "inspect", "Inspect"),
         Binding("d", "dashboard", "Dashboard"),
-        # Not in the footer (it would push Quit off an 80-column footer): the Verify pane and Help name it.
-        Binding("i", "inspect", "Inspect", show=False),
         Binding("f5", "refresh_tables", "Refresh", show=False),
         Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit"),
+        Binding("n", "refused('next_step')", show=False),
+        Binding("c", "refused('commit')", show=False),
+        Binding("x", "refused('rollback')", show=False),
+        Binding("i", "refused('inspect')", show=False),
     ]
+    GATED = frozenset({"next_step", "commit", "rollback", "cancel_step", "inspect"})
 
     runs = 0
 
@@ -495,6 +504,32 @@ class RunbookScreen(Screen):
             self._ticked_title()
             self._txbar()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Which of the gated keys the engine's state allows now (the footer shows only those)."""
+        if action == "refused":
+            return not self.check_action(str(parameters[0]), ())
+        if action not in self.GATED:
+            return True
+        rb = self.rb
+        if action == "cancel_step":  # COMMIT and ROLLBACK are never cancelled (they resolve, with a timeout)
+            return rb.running and rb.phase not in (Phase.COMMITTING, Phase.ROLLING_BACK)
+        if rb.running:
+            return False
+        if action == "next_step":  # at the COMMIT prompt, c and x are the keys (n would open COMMIT)
+            step = Step.BEGIN if rb.phase is Phase.ROLLED_BACK else rb.next_step()
+            return step is not None and step is not Step.COMMIT and rb.can(step)[0]
+        if action == "commit":
+            return allowed(rb.phase, Action.COMMIT)
+        if action == "rollback":
+            return allowed(rb.phase, Action.ROLLBACK)
+        if action == "inspect":
+            return rb.tx_open
+        return True
+
+    def action_refused(self, action: str) -> None:
+        """A gated key pressed when its action is not possible: the action itself says why."""
+        getattr(self, f"action_{action}")()
+
     def _busy(self) -> bool:
         return any(w.group == "step" and w.is_running for w in self.workers)
 
@@ -618,6 +653,10 @@ class RunbookScreen(Screen):
 
     def action_inspect(self) -> None:
         """The inspection pane: \\dt and SQL inside the open transaction, under savepoints."""
+        if self.rb.running:
+            self.notify(f"{RUNNING[self.rb.phase]} is still running: inspect once it has finished.",
+                        severity="information")
+            return
         if not self.rb.tx_open:
             self.notify("Inspect works while the migration transaction is open (after BEGIN, before COMMIT or "
                         "ROLLBACK).", severity="information")

@@ -47,6 +47,25 @@ class TableChecklist(Vertical):
             t.add_columns("", "table", "est. rows", "size", "note")
         self.set_interval(1.0, self._tick)
 
+    # Below this content width the five columns do not fit (80×24): the note, the one that says what is wrong,
+    # would scroll out of sight. There the third column is the note when there is one, else the rows.
+    NARROW_BELOW = 50
+
+    @property
+    def narrow(self) -> bool:
+        return not self.compact and 0 < self.content_size.width < self.NARROW_BELOW
+
+    def on_resize(self, event) -> None:
+        want = ("", "table", "rows/note") if self.narrow else (
+            ("", "table", "rows") if self.compact else ("", "table", "est. rows", "size", "note"))
+        t = self.query_one(DataTable)
+        if tuple(str(c.label) for c in t.columns.values()) != want:
+            t.clear(columns=True)
+            t.add_columns(*want)
+            self._shown_rows = None
+            if self.result is not None:
+                self._fill(self.result)
+
     def _tick(self) -> None:
         self._header()
 
@@ -97,14 +116,19 @@ class TableChecklist(Vertical):
         self.result, self.uncommitted, self.error, self.note = result, uncommitted, None, None
         self.refreshed_at = time.time()
         self.set_class(uncommitted, "-uncommitted")
+        self._fill(result)
+        self._header()
+
+    def _fill(self, result: ValidationResult) -> None:
         rows = self._rows(result)
+        if self.narrow:  # icon, name, and the note if any (what is wrong) or else the rows
+            rows = tuple((r[0], r[1], r[4] if r[4][0] else r[2]) if len(r) == 5 else r for r in rows)
         if rows != self._shown_rows:  # rebuilt only when what it shows changed: idle refreshes repaint nothing
             self._shown_rows = rows
             t = self.query_one(DataTable)
             t.clear()
             for row in rows:
                 t.add_row(*(Text(text, style=style) for text, style in row))
-        self._header()
 
     def _rows(self, result: ValidationResult) -> tuple:
         """The table's cells as (text, style) pairs: comparable, so that an unchanged result costs nothing."""
