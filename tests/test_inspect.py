@@ -88,7 +88,7 @@ async def test_unlocked_write_is_kept_in_the_transaction(open_tx):
     assert r.kept and r.row_count == 1 and r.status == "DELETE 1"
     assert (await inspect.run(open_tx, "SELECT count(*) FROM alert_templates")).rows == ((5,),)
     assert r.to_dict() == {"query": "DELETE FROM alert_templates WHERE id = 'node_down'", "kind": "write",
-                           "row_count": 1, "status": "DELETE 1", "error": None, "seconds": r.to_dict()["seconds"],
+                           "outcome": "kept", "row_count": 1, "status": "DELETE 1", "error": None, "seconds": r.to_dict()["seconds"],
                            "kept": True}
 
 
@@ -113,6 +113,8 @@ async def test_engine_inspection_survives_a_failing_query_and_is_in_the_report(f
     assert bad.error and "rolled back to the savepoint" in bad.error
     with pytest.raises(inspect.InspectError, match="Read-only"):
         await rb.inspect("DELETE FROM alert_templates")
+    with pytest.raises(inspect.InspectError, match="Not valid SQL"):
+        await rb.inspect("SELEC 1")
     kept = await rb.inspect("UPDATE alert_templates SET description = 'edited' WHERE id = 'node_down'",
                             allow_write=True)
     assert kept.kept and kept.row_count == 1
@@ -125,10 +127,19 @@ async def test_engine_inspection_survives_a_failing_query_and_is_in_the_report(f
     import json
 
     rec = json.loads(js.read_text())["inspections"]
-    assert [(x["query"], x["row_count"], x["error"] is None) for x in rec] == [
-        ("\\dt", dt.row_count, True), ("SELECT * FROM alert_templatez", 0, False),
-        ("UPDATE alert_templates SET description = 'edited' WHERE id = 'node_down'", 1, True)]
-    assert "## Inspections inside the transaction" in md.read_text()
+    # every query typed, in order, with its outcome: the refused ones (never sent) too
+    assert [(x["query"], x["kind"], x["outcome"], x["row_count"]) for x in rec] == [
+        ("\\dt", "meta", "ok", dt.row_count), ("SELECT * FROM alert_templatez", "read", "failed", 0),
+        ("DELETE FROM alert_templates", "write", "refused", 0), ("SELEC 1", "invalid", "refused", 0),
+        ("UPDATE alert_templates SET description = 'edited' WHERE id = 'node_down'", "write", "kept", 1),
+        ("DELETE FROM alert_templates", "write", "refused", 0)]
+    assert rec[2]["error"].startswith("Read-only: Delete is not a read") and rec[5]["error"].startswith(
+        "Verify has passed: a write now")
+    text = md.read_text()
+    assert "## Inspections inside the transaction" in text
+    assert "| 1 | `SELEC 1` | invalid | 0 | refused (not sent): Not valid SQL: syntax error at or near \"SELEC\"" in text
+    assert "| 1 | `SELECT * FROM alert_templatez` | read | 0 | failed: relation \"alert_templatez\" does not exist" in text
+    assert f"| 1 | `\\dt` | meta | {dt.row_count} | ok: SELECT {dt.row_count} |" in text
     run_sql(fresh_db, "SELECT 1")
     with __import__("psycopg").connect(fresh_db.conninfo()) as c:
         assert c.execute("SELECT description FROM alert_templates WHERE id = 'node_down'").fetchone() == ("edited",)

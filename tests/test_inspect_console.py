@@ -34,4 +34,5 @@ async def test_inspection_pane_survives_a_failing_query_then_commit(fresh_db, tm
         await scenes.commit(pilot, fresh_db.dbname)
     (report,) = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("report_*.json")]
     assert report["final_state"] == "committed"
-    assert [x["query"] for x in report["inspections"]] == ["\\dt", "select * from nope"]
+    assert [(x["query"], x["outcome"]) for x in report["inspections"]] == [
+        ("\\dt", "ok"), ("select * from nope", "failed"), ("delete from groups", "refused")]

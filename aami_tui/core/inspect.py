@@ -29,7 +29,12 @@ META = {"\\dt": "inspect_tables", "\\di": "inspect_indexes", "\\dx": "inspect_ex
 
 
 class InspectError(Exception):
-    """A query the pane refuses before sending it; the message is one sentence."""
+    """A query the pane refuses before sending it; the message is one sentence. ``kind`` is what it was taken
+    for: "write" (refused while read-only), "transaction" (BEGIN, COMMIT…) or "invalid" (not parsed)."""
+
+    def __init__(self, message: str, kind: str = "invalid"):
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -54,10 +59,20 @@ class InspectResult:
     kept: bool = False  # a write that was kept in the migration transaction
     truncated: bool = False
 
+    @property
+    def outcome(self) -> str:
+        return "failed" if self.error else ("kept" if self.kept else "ok")
+
     def to_dict(self) -> dict:
-        """What the report records: every query and its row count (not the rows)."""
-        return {"query": self.text, "kind": self.kind, "row_count": self.row_count, "status": self.status,
-                "error": self.error, "seconds": round(self.seconds, 4), "kept": self.kept}
+        """What the report records: every query, its outcome and its row count (not the rows)."""
+        return {"query": self.text, "kind": self.kind, "outcome": self.outcome, "row_count": self.row_count,
+                "status": self.status, "error": self.error, "seconds": round(self.seconds, 4), "kept": self.kept}
+
+
+def refusal(text: str, kind: str, why: str) -> dict:
+    """The report's record of a query refused before it was sent (same keys as InspectResult.to_dict)."""
+    return {"query": text.strip(), "kind": kind, "outcome": "refused", "row_count": 0, "status": "", "error": why,
+            "seconds": 0.0, "kept": False}
 
 
 _READ_NODES = (ast.SelectStmt, ast.VariableShowStmt)
@@ -119,7 +134,7 @@ def classify(text: str) -> Classified:
     node = stmts[0].stmt
     if isinstance(node, ast.TransactionStmt):
         raise InspectError("Transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT) belongs to the runbook's own "
-                           "steps, not to the inspection pane.")
+                           "steps, not to the inspection pane.", "transaction")
     why = _read_only(node)
     what = re.sub(r"Stmt$", "", type(node).__name__).upper()
     return Classified(t, "write" if why else "read", t, {}, why or what)
@@ -134,7 +149,7 @@ async def run(conn, text: str, *, allow_write: bool = False, max_rows: int = MAX
     c = classify(text)
     if c.kind == "write" and not allow_write:
         raise InspectError(f"Read-only: {c.what}. Type the unlock ('{UNLOCK_PHRASE}') to allow statements that "
-                           "change the migration transaction.")
+                           "change the migration transaction.", "write")
     t0 = time.monotonic()
     await conn.execute(q.SQL("SAVEPOINT {}").format(q.Identifier(SAVEPOINT)))
     try:

@@ -164,7 +164,9 @@ def to_markdown(d: dict) -> str:
         out += ["", "## Inspections inside the transaction", "", "| attempt | query | kind | rows | result |",
                 "|---|---|---|---|---|"]
         for x in d["inspections"]:
-            result = x["error"] or (x["status"] + (" (kept)" if x["kept"] else ""))
+            outcome = x.get("outcome") or ("failed" if x["error"] else "kept" if x["kept"] else "ok")
+            outcome = "refused (not sent)" if outcome == "refused" else outcome
+            result = f"{outcome}: {x['error'] or x['status']}"
             out.append(f"| {x['attempt']} | `{x['query'].replace('|', '/')}` | {x['kind']} | {x['row_count']} | "
                        f"{result.replace('|', '/')} |")
     if d["waiting_sessions"]:

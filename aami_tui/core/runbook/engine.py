@@ -650,14 +650,23 @@ class Runbook:
         if self.phase not in (Phase.OPEN, Phase.APPLIED, Phase.PARTIAL, Phase.VERIFIED):
             raise RunbookError("Inspect works while the migration transaction is open (after BEGIN, before "
                                "COMMIT or ROLLBACK).")
-        if allow_write and self.phase is Phase.VERIFIED and insp.classify(text).kind == "write":
-            raise RunbookError("Verify has passed: a write now would change what was verified and COMMIT would "
-                               "not check it again. ROLLBACK and retry, or write before verify.")
         s = self.session
         try:
+            if allow_write and self.phase is Phase.VERIFIED and insp.classify(text).kind == "write":
+                raise RunbookError("Verify has passed: a write now would change what was verified and COMMIT would "
+                                   "not check it again. ROLLBACK and retry, or write before verify.")
             r = await s.call(insp.run(s.conn, text, allow_write=allow_write),
                              self.opt.statement_timeout + self.opt.grace, "the inspection query")
-        except (Deadline, psycopg.OperationalError) as exc:
+        except (insp.InspectError, RunbookError) as exc:  # refused, never sent: recorded all the same
+            if text.strip():
+                self.inspections.append({"attempt": self.attempt,
+                                         **insp.refusal(text, getattr(exc, "kind", "write"), str(exc))})
+                self.say(f"Inspect: {text.strip()} → refused (not sent): {exc}")
+            raise
+        except (Deadline, psycopg.Error) as exc:
+            self.inspections.append({"attempt": self.attempt, "query": text.strip(), "kind": "?", "outcome": "failed",
+                                     "row_count": 0, "status": "", "error": _first(exc), "seconds": 0.0,
+                                     "kept": False})
             if self._connection_gone(exc):
                 raise await self._lost(None, exc) from None
             raise
