@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from aami_tui import __version__
+from aami_tui.core.words import plural
 
 # Exit codes (documented in the README).
 EXIT_OK = 0
@@ -524,14 +525,14 @@ async def _plan(settings, args) -> int:
         return EXIT_USAGE
     print(f"Plan written to {args.output}.", file=sys.stderr)
     if plan.of("person"):
-        print(f"{len(plan.of('person'))} parts need a person: apply refuses the plan until each is edited "
+        print(f"{plural(len(plan.of('person')), 'part needs', 'parts need')} a person: apply refuses the plan until each is edited "
               f"(search for '{planmod.PERSON_MARKER}').", file=sys.stderr)
     else:
         res = lint.lint(args.output, *(await _live_lint_facts(settings, args.output)))
         for f in res.findings:
             if f.severity != "info":
                 print(f.format(str(args.output)), file=sys.stderr)
-        print(f"Lint: {len(res.errors)} errors, {len(res.warnings)} warnings "
+        print(f"Lint: {plural(len(res.errors), 'error')}, {plural(len(res.warnings), 'warning')} "
               f"(aami-tui lint {args.output} for details).", file=sys.stderr)
     return code
 

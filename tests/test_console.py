@@ -53,6 +53,13 @@ async def test_whole_runbook_to_commit(fresh_db, db_factory, tmp_path):
         await pilot.press("enter")  # an empty confirmation never commits
         await pilot.pause()
         assert rb.tx == Tx.OPEN
+        await pilot.press(*"wrong", "enter")  # refused inside the dialog (a toast would sit behind it)
+        await pilot.pause()
+        assert rb.tx == Tx.OPEN and getattr(app.screen, "id", None) == "commit-modal"
+        assert f"'wrong' is not '{fresh_db.dbname}'" in text_of(app, "#confirm-error")
+        await pilot.press(*["backspace"] * 5)
+        await pilot.pause()
+        assert text_of(app, "#confirm-error") == ""
         await scenes.commit(pilot, fresh_db.dbname)
         assert rb.steps[Step.COMMIT].state == State.DONE
         done = text_of(app, "#done-text")

@@ -56,7 +56,7 @@ async def test_create_database_offer_stays_reachable_while_the_database_is_missi
         assert not any("Reconnected" in t for t in toasts(app))  # it never lost the server
         assert "Create the database" not in [c.title for c in app.get_system_commands(app.screen)]
         assert not app.dashboard.check_action("create_database", ())
-        assert "required table(s) missing" in text_of(app, "#dash-hint")
+        assert "10 required tables missing" in text_of(app, "#dash-hint")
 
 
 @pytest.mark.parametrize("key, words", [("n", "n runs the next runbook step"), ("c", "c (COMMIT) works in the runbook"),

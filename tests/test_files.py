@@ -81,3 +81,10 @@ def test_claim_unique_never_returns_the_same_name_twice(tmp_path):
     assert [p.name for p in got] == ["restore_db_20260101_000000.md", "restore_db_20260101_000000_2.md",
                                      "restore_db_20260101_000000_3.md"]
     assert all(_mode(p) == 0o600 for p in got)
+
+
+def test_counted_nouns_agree_with_their_number():
+    from aami_tui.core.words import plural
+
+    assert [plural(n, "row") for n in (0, 1, 2, 1200)] == ["0 rows", "1 row", "2 rows", "1,200 rows"]
+    assert plural(1, "entry", "entries") == "1 entry" and plural(3, "entry", "entries") == "3 entries"

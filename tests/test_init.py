@@ -78,7 +78,7 @@ def test_init_env_file_is_0600_and_keeps_other_lines(pg_server, fresh_db, tmp_pa
 @pytest.mark.parametrize("setup, words", [
     ("CREATE TABLE customers (id int); INSERT INTO customers VALUES (1);", "is not empty (1 table: customers)"),
     ("CREATE TABLE namespaces (id int); CREATE TABLE groups (id int);", "has tables namespaces, groups with columns that differ"),
-    ("CREATE SCHEMA app; CREATE VIEW app.v AS SELECT 1;", "is not empty (1 view(s) or sequence(s))"),
+    ("CREATE SCHEMA app; CREATE VIEW app.v AS SELECT 1;", "is not empty (1 view or sequence)"),
 ])
 def test_init_never_touches_a_database_that_is_not_empty(pg_server, fresh_db, tmp_path, setup, words):
     run_sql(fresh_db, setup)

@@ -22,6 +22,13 @@ async def test_inspection_pane_survives_a_failing_query_then_commit(fresh_db, tm
         await scenes.wait_for(pilot, lambda: pane.last is not None and pane.last.text == "\\dt", what="\\dt")
         assert sum(1 for row in pane.last.rows if row[0] == "public") == 10
         assert "✓ SELECT" in text_of(app, "#inspect-status")
+        # Keys typed while a query runs are kept (the finished query cleared the line under them).
+        await pilot.press(*"select pg_sleep(0.4)", "enter")
+        await scenes.wait_for(pilot, lambda: "Running" in text_of(app, "#inspect-status"), what="running")
+        await pilot.press("ctrl+u", *"select 2")
+        await scenes.wait_for(pilot, lambda: pane.last.text == "select pg_sleep(0.4)", what="pg_sleep")
+        assert "1 row ·" in text_of(app, "#inspect-status")  # not "1 rows"
+        assert pane.query_one("#inspect-input").value == "select 2"
         pane.query_one("#inspect-input").value = ""
         await pilot.press(*"select * from nope", "enter")
         await scenes.wait_for(pilot, lambda: pane.last.text == "select * from nope", what="failing query")
@@ -35,4 +42,5 @@ async def test_inspection_pane_survives_a_failing_query_then_commit(fresh_db, tm
     (report,) = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("report_*.json")]
     assert report["final_state"] == "committed"
     assert [(x["query"], x["outcome"]) for x in report["inspections"]] == [
-        ("\\dt", "ok"), ("select * from nope", "failed"), ("delete from groups", "refused")]
+        ("\\dt", "ok"), ("select pg_sleep(0.4)", "ok"), ("select * from nope", "failed"),
+        ("delete from groups", "refused")]

@@ -199,7 +199,7 @@ def test_preflight_runs_the_lint_and_an_error_blocks_before_the_backup(pg_server
             "--migration-file", str(bad)]
     r = cli(*args, env=pg_server.env(fresh_db.dbname))
     assert r.returncode == 3, r.stdout + r.stderr
-    assert ("Pre-flight failed: Lint: 1 errors, 0 warnings (squawk" in r.stderr
+    assert ("Pre-flight failed: Lint: 1 error, 0 warnings (squawk" in r.stderr
             and "line 1: Dropping priority of groups deletes its data" in r.stderr
             and "and the Config Server uses it." in r.stderr)
     assert not list((tmp_path / "b").glob("*.dump"))

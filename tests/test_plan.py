@@ -164,7 +164,7 @@ def test_no_differences_exits_0_and_json(pg_server, fresh_db, tmp_path):
                                      "default_config, deleted_at) VALUES ('node_down', 'Node Down',")
     assert "ON CONFLICT (id) DO NOTHING" in seed["sql"][0]
     site = next(i for i in out["items"] if i["what"] == "table site_notes")
-    assert site["facts"][0].startswith("1 rows; 2 columns: id, note")
+    assert site["facts"][0].startswith("1 row; 2 columns: id, note")
 
 
 def test_missing_check_the_data_violates_needs_a_person(fresh_db):
@@ -176,7 +176,7 @@ def test_missing_check_the_data_violates_needs_a_person(fresh_db):
 
     p = asyncio.run(plan.make_plan(fresh_db, MIGRATION))
     part = next(i for i in p.items if i.what == "exporters constraint exporters_port_check")
-    assert part.kind == "person" and part.facts == ("1 rows of 1 violate it.",)
+    assert part.kind == "person" and part.facts == ("1 of 1 row violates it.",)
     assert plan.PERSON_MARKER + " exporters constraint exporters_port_check" in p.render()
 
 

@@ -96,6 +96,11 @@ async def test_an_aborted_transaction_keeps_icons_timings_and_the_whole_status(f
         inner = " ".join(" ".join(ln.strip("│╭╮╰╯─ ").split()) for ln in steps.splitlines())
         assert "transaction aborted (ROLLBACK only)" in inner, steps
         assert "6 COMMIT/ROLLBACK" in inner, steps
+        # The Step pane says where the apply stopped, not a stale percentage or "statement 1 / n" beside it.
+        line = text_of(app, "#apply-line")
+        total = len(app.runbook.migration.statements)
+        assert line.startswith(f"✗ Stopped at statement 4 / {total} · 3 statements ran before it"), line
+        assert not app.screen.query_one("#apply-progress").display
         await scenes.settle(pilot)
         assert "Transaction age —" not in text_of(app, "#lockwatch")
         # the failing statement, with its line and column, in the SQL view

@@ -21,6 +21,7 @@ from aami_tui.core import migration as mig
 from aami_tui.core.queries import sql
 from aami_tui.core.runbook import Event, Options, Runbook, RunbookError, State, Step, StepChanged
 from aami_tui.core.settings import ConnSettings
+from aami_tui.core.words import plural
 
 # Exit codes of `aami-tui init` (README: "aami-tui init").
 EXIT_READY = 0  # migrated now, or it already was ("nothing to do")
@@ -92,8 +93,8 @@ def not_empty_reason(ins: Inspection) -> str:
     shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
     if tables:
         return (f"is not empty ({len(tables)} table{'s' if len(tables) != 1 else ''}: {shown}"
-                + (f", plus {others} view(s) or sequence(s)" if others else "") + ")")
-    return f"is not empty ({others} view(s) or sequence(s))"
+                + (f", plus {plural(others, 'view or sequence', 'views or sequences')}" if others else "") + ")")
+    return f"is not empty ({plural(others, 'view or sequence', 'views or sequences')})"
 
 
 def _create_error(exc: BaseException, s: ConnSettings) -> str:

@@ -22,6 +22,7 @@ from pglast import ast
 
 from aami_tui.core import migration
 from aami_tui.core.schema import REQUIRED_TABLES
+from aami_tui.core.words import plural
 
 # Exit codes of `aami-tui lint` (README): errors win over warnings.
 EXIT_CLEAN = 0
@@ -454,7 +455,7 @@ def describe_size(rows: int | None, size: int | None) -> str:
 
     parts = []
     if rows is not None:
-        parts.append(f"~{rows:,} rows")
+        parts.append(f"~{plural(rows, 'row')}")
     if size is not None:
         parts.append(humanize.naturalsize(size, binary=True))
     return ", ".join(parts) or "size unknown"
@@ -534,15 +535,15 @@ def format_text(res: LintResult) -> list[str]:
         n = sum(res.suppressed.values())
         rules = ", ".join(f"{r} ×{c}" for r, c in sorted(res.suppressed.items()))
         lines.append(f"{name}: not applicable to the {len(res.created_tables)} tables this file creates "
-                     f"(new, empty, invisible until COMMIT): {n} findings ({rules}).")
+                     f"(new, empty, invisible until COMMIT): {plural(n, 'finding')} ({rules}).")
     if res.noop:
         n = sum(res.noop.values())
-        lines.append(f"{name}: {n} findings about CREATE INDEX IF NOT EXISTS on indexes that already exist "
+        lines.append(f"{name}: {plural(n, 'finding')} about CREATE INDEX IF NOT EXISTS on indexes that already exist "
                      "(no-ops here) not shown.")
     if not res.connected:
         lines.append(f"{name}: no database connection: tables the file creates are assumed new, and no live "
                      "row counts or sizes are shown.")
     tool = res.squawk or "squawk not run"
-    lines.append(f"{len(res.errors)} errors, {len(res.warnings)} warnings ({tool}; "
+    lines.append(f"{plural(len(res.errors), 'error')}, {plural(len(res.warnings), 'warning')} ({tool}; "
                  f"{len(EXCLUDED)} rules off by configuration, see the README).")
     return lines

@@ -30,6 +30,7 @@ from psycopg import sql as q
 
 from aami_tui.core import migration as mig
 from aami_tui.core.queries import sql
+from aami_tui.core.words import plural
 
 PERSON_MARKER = mig.PERSON_MARKER
 
@@ -376,7 +377,7 @@ async def compare(live: Catalog, ref: Catalog, conn, migration: mig.MigrationFil
         n = await facts.count(t)
         refs = sorted({tt for (tt, _), d in live.constraints.items() if d["type"] == "f" and d.get("ref_table") == t
                        and tt != t})
-        fact = [f"{n:,} rows; {len(live.table_columns(t))} columns: {', '.join(live.table_columns(t))}."]
+        fact = [f"{plural(n, 'row')}; {len(live.table_columns(t))} columns: {', '.join(live.table_columns(t))}."]
         if refs:
             fact.append(f"Referenced by foreign keys from: {', '.join(refs)}.")
         items.append(Item("person", f"table {t}", f"table {t} is not created by {migration.name} (a leftover, or "
@@ -407,7 +408,7 @@ async def compare(live: Catalog, ref: Catalog, conn, migration: mig.MigrationFil
                 (f"ALTER TABLE {ident(t)} RENAME COLUMN {ident(e)} TO {ident(m)};",
                  f"ALTER TABLE {ident(t)} ADD COLUMN {ident(m)} {_coldef(d_ref)};  "
                  f"-- and decide about {e}: ALTER TABLE {ident(t)} DROP COLUMN {ident(e)};"),
-                (f"{n:,} rows; {e}: {await facts.samples(t, e)}.",), order=15))
+                (f"{plural(n, 'row')}; {e}: {await facts.samples(t, e)}.",), order=15))
         for m in missing:
             d = ref.columns[(t, m)]
             n = await facts.count(t)
@@ -416,7 +417,7 @@ async def compare(live: Catalog, ref: Catalog, conn, migration: mig.MigrationFil
                 how = (f"every existing row gets its default {d['default']}" if d.get("default") is not None
                        else "existing rows get NULL")
                 items.append(Item("safe", f"{t}.{m}", f"column {t}.{m} ({_coldef(d)}) is missing; the table has "
-                                  f"{n:,} rows and {how}.", (add,), order=20))
+                                  f"{plural(n, 'row')} and {how}.", (add,), order=20))
                 added_cols[(t, m)] = d
             elif n == 0:
                 items.append(Item("safe", f"{t}.{m}", f"column {t}.{m} ({_coldef(d)}) is missing; the table is "
@@ -425,15 +426,15 @@ async def compare(live: Catalog, ref: Catalog, conn, migration: mig.MigrationFil
             else:
                 items.append(Item(
                     "person", f"{t}.{m}", f"column {t}.{m} ({_coldef(d)}) is missing and has no default, but "
-                    f"{t} has {n:,} rows: each needs a value.",
+                    f"{t} has {plural(n, 'row')}: each needs a value.",
                     (f"ALTER TABLE {ident(t)} ADD COLUMN {ident(m)} {d['type']};",
                      f"UPDATE {ident(t)} SET {ident(m)} = /* value */ WHERE {ident(m)} IS NULL;",
                      f"ALTER TABLE {ident(t)} ALTER COLUMN {ident(m)} SET NOT NULL;"),
-                    (f"{n:,} rows.",), order=15))
+                    (f"{plural(n, 'row')}.",), order=15))
         for e in extra:
             d = live.columns[(t, e)]
             n = await facts.count(t)
-            fact = [f"{n:,} rows; {e}: {await facts.samples(t, e)}."]
+            fact = [f"{plural(n, 'row')}; {e}: {await facts.samples(t, e)}."]
             if d["not_null"] and d.get("default") is None:
                 fact.append("NOT NULL without a default: the Config Server's INSERTs, which do not know this "
                             "column, fail.")
@@ -453,7 +454,7 @@ async def compare(live: Catalog, ref: Catalog, conn, migration: mig.MigrationFil
             elif dr["type"] != dl["type"]:
                 items.append(Item("person", f"{t}.{c} type", f"column {t}.{c} is {dl['type']}; {migration.name} "
                                   f"makes it {dr['type']}.", (f"{col} TYPE {dr['type']} USING {ident(c)}::{dr['type']};",),
-                                  (f"{await facts.count(t):,} rows; values: {await facts.samples(t, c)}.",), order=16))
+                                  (f"{plural(await facts.count(t), 'row')}; values: {await facts.samples(t, c)}.",), order=16))
             if dr.get("default") != dl.get("default"):
                 stmt = f"{col} SET DEFAULT {dr['default']};" if dr.get("default") is not None else f"{col} DROP DEFAULT;"
                 items.append(Item("safe", f"{t}.{c} default", f"column {t}.{c} has default "
@@ -467,9 +468,9 @@ async def compare(live: Catalog, ref: Catalog, conn, migration: mig.MigrationFil
                                       order=25))
                 else:
                     items.append(Item("person", f"{t}.{c} NOT NULL", f"column {t}.{c} should be NOT NULL but "
-                                      f"{nulls:,} rows hold NULL.",
+                                      f"{plural(nulls, 'row holds', 'rows hold')} NULL.",
                                       (f"UPDATE {ident(t)} SET {ident(c)} = /* value */ WHERE {ident(c)} IS NULL;",
-                                       f"{col} SET NOT NULL;"), (f"{nulls:,} of {await facts.count(t):,} rows are NULL.",),
+                                       f"{col} SET NOT NULL;"), (f"{nulls:,} of {plural(await facts.count(t), 'row')} are NULL.",),
                                       order=16))
             elif dl["not_null"] and not dr["not_null"]:
                 items.append(Item("safe", f"{t}.{c} nullable", f"column {t}.{c} is NOT NULL; {migration.name} "
@@ -529,7 +530,8 @@ async def compare(live: Catalog, ref: Catalog, conn, migration: mig.MigrationFil
         if bad == 0:
             items.append(Item("safe", what, f"{title}; {why}.", stmts, order=order[d["type"]]))
         else:
-            fact = (f"{bad:,} rows of {await facts.count(t):,} violate it." if isinstance(bad, int) else bad,)
+            fact = (f"{bad:,} of {plural(await facts.count(t), 'row')} {'violates' if bad == 1 else 'violate'} it."
+                    if isinstance(bad, int) else bad,)
             items.append(Item("person", what, f"{title}, and the data does not satisfy it: fix the rows first.",
                               stmts, fact, order=60))
     for (t, name), d in sorted(live.constraints.items()):
@@ -553,17 +555,17 @@ async def compare(live: Catalog, ref: Catalog, conn, migration: mig.MigrationFil
             stmts = (f"DROP INDEX IF EXISTS {ident(name)};", create)
             title = (f"index {name} on {t} is {old['def'].split(' USING ', 1)[-1]} here; {migration.name} makes it "
                      f"{d['def'].split(' USING ', 1)[-1]}; rebuilding it locks {t} against writes while it reads "
-                     f"{n:,} rows")
+                     f"{plural(n, 'row')}")
         elif old is not None:
             items.append(Item("person", what, f"index {name} on {t} belongs to a constraint here; "
                               f"{migration.name} makes it a plain index ({d['def']}).", (create,), order=60))
             continue
         else:
             stmts = (create,)
-            title = f"index {name} on {t} is missing; building it locks {t} against writes while it reads {n:,} rows"
+            title = f"index {name} on {t} is missing; building it locks {t} against writes while it reads {plural(n, 'row')}"
         if d["unique"] and n:
             items.append(Item("person", what, f"{title}; it is unique and {t} has rows: check for duplicates first.",
-                              stmts, (f"{n:,} rows.",), order=60))
+                              stmts, (f"{plural(n, 'row')}.",), order=60))
         else:
             items.append(Item("safe", what, title + "." + wait, stmts, order=70))
     for (t, name), d in sorted(live.indexes.items()):
@@ -594,13 +596,14 @@ async def compare(live: Catalog, ref: Catalog, conn, migration: mig.MigrationFil
                 stmts.append(f"INSERT INTO {ident(t)} ({', '.join(ident(c) for c in cols)}) VALUES "
                              f"({', '.join(literal(rec[c]) for c in cols)}) ON CONFLICT "
                              f"({', '.join(ident(c) for c in key)}) DO NOTHING;")
-            items.append(Item("safe", f"{t} seed rows", f"{len(missing)} of {migration.name}'s {len(rows)} seed rows "
-                              f"are missing from {t} ({', '.join('/'.join(k) for k in missing)}).", tuple(stmts),
+            items.append(Item("safe", f"{t} seed rows", f"{len(missing)} of {migration.name}'s {plural(len(rows), 'seed row')} "
+                              f"{'is' if len(missing) == 1 else 'are'} missing from {t} ({', '.join('/'.join(k) for k in missing)}).", tuple(stmts),
                               order=80))
         changed = [k for k in rows if k in have and any(have[k].get(c) != rows[k][c] for c in stable
                                                          if c in have[k])]
         if changed:
-            items.append(Item("note", f"{t} seed rows edited", f"{len(changed)} seed rows of {t} differ from "
+            items.append(Item("note", f"{t} seed rows edited", f"{plural(len(changed), 'seed row')} of {t} "
+                              f"{'differs' if len(changed) == 1 else 'differ'} from "
                               f"{migration.name}'s ({', '.join('/'.join(k) for k in changed)}); the migration never "
                               "updates existing rows, so they stay.", order=97))
     items.sort(key=lambda i: (i.kind == "note", i.order, i.what))

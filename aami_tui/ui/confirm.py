@@ -33,6 +33,8 @@ class ConfirmModal(ModalScreen[bool]):
                 field = Input(placeholder="type it here", id="confirm-input")
                 field.cursor_blink = not fmt.STABLE  # a blinking cursor makes snapshots flaky
                 yield field
+                # A refusal is said here, inside the dialog: a toast would sit behind the modal.
+                yield Static("", id="confirm-error")
             with Horizontal(id="confirm-buttons"):
                 yield Button(self.cancel_label, id="cancel", variant="primary")
                 yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "success",
@@ -48,12 +50,19 @@ class ConfirmModal(ModalScreen[bool]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.query_one("#confirm", Button).disabled = event.value != self.require_text
+        error = self.query_one("#confirm-error", Static)
+        error.update("")
+        error.display = False
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.value == self.require_text:
             self.dismiss(True)
-        else:
-            self.notify(f"That is not {self.require_text!r}.", severity="warning")
+            return
+        typed = f"{event.value!r} is not" if event.value else "Nothing typed: that is not"
+        error = self.query_one("#confirm-error", Static)
+        error.update(f"✗ {fmt.redact(typed)} {self.require_text!r}. Type it exactly (escape cancels); nothing "
+                     "was done.")
+        error.display = True
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

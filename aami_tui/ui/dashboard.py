@@ -15,6 +15,7 @@ from textual.widgets import Footer, Header, Static
 
 from aami_tui.core import db, expected, migration, offload, pgtools, schema, status
 from aami_tui.core.runbook import Tx
+from aami_tui.core.words import plural
 from aami_tui.ui import fmt
 from aami_tui.ui.connection_panel import ConnectionPanel
 from aami_tui.ui.table_checklist import TableChecklist
@@ -305,7 +306,7 @@ class DashboardScreen(Screen):
                                       "001_initial_schema.sql (built by the archived migrations?). IF NOT EXISTS "
                                       "never repairs them: restore or rebuild before migrating.")
         else:
-            return Text.assemble(f"{len(r.missing)} required table(s) missing: the Config Server would refuse "
+            return Text.assemble(f"{plural(len(r.missing), 'required table')} missing: the Config Server would refuse "
                                       "to start.\nPress ", ("r", "bold"), " to open the runbook: pre-flight → backup → "
                                       "BEGIN → apply → verify → COMMIT.")
 

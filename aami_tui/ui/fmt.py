@@ -6,6 +6,8 @@ import time
 
 import humanize
 
+from aami_tui.core.words import plural  # noqa: F401  (fmt.plural, for the screens)
+
 STABLE = False  # set by the app factory for snapshot tests / screenshots: hides clocks and timings
 
 

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Input, Static
 
 from aami_tui.core import inspect as core_inspect
 from aami_tui.core.runbook import Runbook, RunbookError
+from aami_tui.core.words import plural
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
 
@@ -109,9 +110,11 @@ class InspectPane(ModalScreen[None]):
                 table.add_row(*("NULL" if v is None else fmt.redact(str(v)) for v in row))
         more = f", first {len(r.rows)} shown" if r.truncated else ""
         kept = " · kept in the transaction" if r.kept else ""
-        status.update(Text(fmt.redact(f"✓ {r.status or r.kind} · {r.row_count} rows{more} · "
+        status.update(Text(fmt.redact(f"✓ {r.status or r.kind} · {plural(r.row_count, 'row')}{more} · "
                                       f"{r.seconds * 1000:.1f} ms{kept}"), style="green"))
-        self.query_one(Input).value = ""
+        field = self.query_one(Input)
+        if field.value.strip() == text:  # what was typed while the query ran (ctrl+u, a new query) is kept
+            field.value = ""
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from aami_tui.core.runbook import LockWatch
+from aami_tui.core.words import plural
 from aami_tui.ui import fmt
 
 
@@ -52,7 +53,7 @@ class LockWatchPanel(Static):
             t.add_row(str(r["pid"]), r.get("user") or "", r.get("application_name") or "",
                       fmt.clock(waited.total_seconds() if waited is not None else None),
                       " ".join((r.get("query") or "").split())[:60])
-        msg = Text(f"{len(w.waiters)} session(s) are waiting on locks this transaction holds: "
+        msg = Text(f"{plural(len(w.waiters), 'session is', 'sessions are')} waiting on locks this transaction holds: "
                    "COMMIT or ROLLBACK soon.", style="bold red")
         from rich.console import Group
 

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from aami_tui.core import pgtools
 from aami_tui.core import restore as core_restore
+from aami_tui.core.words import plural
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
 
@@ -99,7 +100,7 @@ class RestoreScreen(Screen):
             status.update(f"No backups of {s.dbname} on {s.host}:{s.port} in {where}.{hidden} The runbook's Backup "
                           "step makes one.")
         else:
-            status.update(f"{len(self.entries)} backup(s) in {where}.{hidden}")
+            status.update(f"{plural(len(self.entries), 'backup')} in {where}.{hidden}")
             t.focus()
         self.verify_checksums()
 
@@ -173,7 +174,7 @@ class RestoreScreen(Screen):
             status.update(Text(str(exc), style="bold red"))
             self.notify(str(exc), title="Restore refused", severity="error", timeout=12)
             return
-        status.update(f"{len(self.entries)} backup(s).")
+        status.update(f"{plural(len(self.entries), 'backup')}.")
 
         def go(ok: bool | None) -> None:
             if ok:
@@ -219,7 +220,7 @@ class RestoreScreen(Screen):
         self.result = r
         bar.update(total=max(r.toc_entries, 1), progress=max(r.toc_entries, 1))
         text = Text.assemble(("✓ Restored ", "bold green"), e.path.name,
-                             f" in {fmt.elapsed(time.time() - t0)} ({r.toc_entries} entries)\n")
+                             f" in {fmt.elapsed(time.time() - t0)} ({plural(r.toc_entries, 'entry', 'entries')})\n")
         if r.dropped:
             text.append(f"Dropped (created after the backup): {', '.join(r.dropped)}\n")
         for line in r.lines:

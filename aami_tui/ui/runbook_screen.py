@@ -220,6 +220,17 @@ class RunbookScreen(Screen):
             (f"✗ Failed: statement {r.index} / {total}, {where}", "bold red"), "\n",
             (fmt.redact(detail), "red")))
 
+    def _apply_stopped(self) -> Text:
+        rb = self.rb
+        mine = [r for r in rb.statements if r.attempt == rb.attempt]
+        ran = sum(1 for r in mine if r.ok)
+        bad = next((r for r in mine if not r.ok), None)
+        total = len(rb.migration.statements) if rb.migration else 0
+        where = f"Stopped at statement {bad.index} / {total}" if bad else "Stopped"
+        return Text.assemble((f"✗ {where}", "bold red"),
+                             f" · {fmt.plural(ran, 'statement')} ran before it, inside the transaction: nothing "
+                             "is committed. ROLLBACK undoes them.")
+
     def action_toggle_sql(self) -> None:
         self.sql_open = not self.sql_open
         self._load_sql()
@@ -311,6 +322,7 @@ class RunbookScreen(Screen):
         self.query_one(StepList).redraw()
         if rec.step is Step.APPLY and rec.state == State.PENDING:  # a retry: clear the last attempt
             self.query_one("#apply-progress", ProgressBar).update(total=1, progress=0)
+            self.query_one("#apply-progress", ProgressBar).display = True
             self.query_one("#apply-line", Static).update("")
             self.query_one("#apply-error", Static).update("")
         if rec.step is Step.VERIFY and rec.state == State.PENDING:
@@ -321,6 +333,9 @@ class RunbookScreen(Screen):
             bar.update(total=max(bar.total or 1, 1), progress=max(bar.total or 1, 1))
         self._show_pane()
         if rec.step is Step.APPLY and rec.state == State.FAILED:
+            # No percentage or "statement k / n" of a run that has stopped: where it stopped, and what that means.
+            self.query_one("#apply-progress", ProgressBar).display = False
+            self.query_one("#apply-line", Static).update(self._apply_stopped())
             self.query_one("#apply-error", Static).update(Text(fmt.redact(rec.detail), style="bold red"))
             self._failed_statement(rec.detail)
         self._txbar()

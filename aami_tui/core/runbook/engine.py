@@ -72,6 +72,7 @@ from aami_tui.core.runbook.model import (
 )
 from aami_tui.core.runbook.session import Deadline, Session
 from aami_tui.core.settings import ConnSettings
+from aami_tui.core.words import plural
 
 log = logging.getLogger("aami_tui.runbook")
 
@@ -414,7 +415,7 @@ class Runbook:
         self._set(Step.BACKUP, State.DONE, f"{humanize.naturalsize(result.size, binary=True)}, "
                                            f"{result.toc_entries} TOC entries, verified")
         self.say(f"✓ Backup verified: {result.dump_path.name}, {humanize.naturalsize(result.size, binary=True)}, "
-                 f"{result.toc_entries} entries, sha256 {result.sha256[:16]}…", "ok", Step.BACKUP)
+                 f"{plural(result.toc_entries, 'entry', 'entries')}, sha256 {result.sha256[:16]}…", "ok", Step.BACKUP)
         self._move(Phase.READY)
         return result
 
@@ -576,9 +577,9 @@ class Runbook:
                     self._move(Phase.PARTIAL)
                     raise
         self.emit(Progress(Step.APPLY, total, total, f"statement {total} / {total}"))
-        self._set(Step.APPLY, State.DONE, f"{total} statements")
+        self._set(Step.APPLY, State.DONE, plural(total, "statement"))
         self._move(Phase.APPLIED)
-        self.say(f"✓ Applied {total} statements inside the transaction (not committed yet).", "ok", Step.APPLY)
+        self.say(f"✓ Applied {plural(total, 'statement')} inside the transaction (not committed yet).", "ok", Step.APPLY)
 
     def _statement_done(self, st, tag: str, dt: float, total: int, batch: int = 1) -> None:
         rec = applying.record(self, st, tag, dt, batch=batch)
@@ -674,7 +675,7 @@ class Runbook:
         if r.error:
             self.say(f"Inspect: {r.text} → error: {r.error}", "warn")
         else:
-            self.say(f"Inspect: {r.text} → {r.row_count} rows ({r.status})" + (" — kept in the transaction"
+            self.say(f"Inspect: {r.text} → {plural(r.row_count, 'row')} ({r.status})" + (" — kept in the transaction"
                                                                                  if r.kept else ""))
         if r.kept:
             self._step_changes += 1  # the preview may have changed
@@ -684,7 +685,7 @@ class Runbook:
         """Tables in public beyond the ten: what the migration created is an error; what was there before BEGIN
         is reported (a gate only with --exact)."""
         if not extra:
-            return [Check("Exactly ten tables in public", n == 10, f"public holds {n} tables")]
+            return [Check("Exactly ten tables in public", n == 10, f"public holds {plural(n, 'table')}")]
         before = self.tables_before_begin or {}
         created = [x for x in extra if x not in before]
         old = [x for x in extra if x in before]
@@ -701,7 +702,7 @@ class Runbook:
                               + (", changed by this migration" if x in touched else "") + ")" for x in old[:10])
             more = f" and {len(old) - 10} more" if len(old) > 10 else ""
             if self.opt.exact:
-                out.append(Check("Exactly ten tables in public", False, f"public holds {n} tables: {names}{more} "
+                out.append(Check("Exactly ten tables in public", False, f"public holds {plural(n, 'table')}: {names}{more} "
                                  "existed before BEGIN; --exact requires exactly ten"))
             else:
                 out.append(Check("Other tables in public", False, f"{names}{more} existed before BEGIN and stay; "

@@ -13,6 +13,7 @@ from aami_tui.core.obstacles import objects_in_the_way
 from aami_tui.core.queries import sql
 from aami_tui.core.runbook.model import Check, Verdict
 from aami_tui.core.status import server_status
+from aami_tui.core.words import plural
 
 if TYPE_CHECKING:
     from aami_tui.core.runbook.engine import Runbook
@@ -188,7 +189,7 @@ async def _lint_check(rb: Runbook, conn) -> Check:
                      blocking=False)
     rb.lint_result = res
     tool = res.squawk or "squawk not run"
-    summary = f"{len(res.errors)} errors, {len(res.warnings)} warnings ({tool})"
+    summary = f"{plural(len(res.errors), 'error')}, {plural(len(res.warnings), 'warning')} ({tool})"
     if res.errors:
         first = res.errors[0]
         return Check("Lint", False, f"{summary}; line {first.line}: {first.message}")
