@@ -105,7 +105,7 @@ def test_headless_apply_prints_backup_progress_lines(pg_server, fresh_db, tmp_pa
             env=pg_server.env(fresh_db.dbname), timeout=180)
     assert r.returncode == 6, r.stdout + r.stderr  # dry run
     lines = [ln.strip() for ln in r.stdout.splitlines() if ln.strip().startswith("backup: ")]
-    pat = re.compile(r"backup: [\d.]+ / [\d.]+ MiB \(\d+ %\)(, [\d.]+ MiB/s)?, ETA [\d:–]+")
+    pat = re.compile(r"backup: [\d.]+ / [\d.]+ MiB \(\d+ %\)((, [\d.]+ MiB/s)?, ETA [\d:–]+|, done)")
     assert len(lines) >= 2 and all(pat.match(ln) for ln in lines), r.stdout
     assert "(100 %)" in lines[-1]
     meta = json.loads(next((tmp_path / "b").glob("*.dump.json")).read_text())
@@ -169,3 +169,14 @@ async def test_restore_progress_comes_from_the_server_and_only_moves_forward(fre
     assert all(p.line().startswith("restore: ") for p in seen)
     with psycopg.connect(fresh_db.conninfo()) as c:
         assert c.execute("SELECT count(*) FROM events").fetchone()[0] == 250_000
+
+
+def test_progress_line_of_a_tiny_or_empty_database_says_something_true():
+    """A new user's demo database read "0.0 / 0.0 MiB": sizes in the unit that fits, and "no table data"."""
+    empty = progress.Progress("backup", 0, 0, None, None)
+    assert empty.line() == "backup: no table data to copy (schema only)"
+    small = progress.Progress("backup", 8192, 16384, 4096.0, 2.0)
+    assert small.line() == "backup: 8.0 / 16.0 KiB (50 %), 4.0 KiB/s, ETA 0:02"
+    assert progress.Progress("backup", 16384, 16384, None, None).line() == "backup: 16.0 / 16.0 KiB (100 %), done"
+    big = progress.Progress("backup", 3 * progress.MIB, 4 * progress.MIB, None, None)
+    assert big.line().startswith("backup: 3.0 / 4.0 MiB (75 %)")

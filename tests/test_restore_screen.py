@@ -47,8 +47,12 @@ async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds
     app = make_app(fresh_db, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await scenes.dashboard_ready(pilot)
+        await pilot.press("c")  # a toast about the dashboard ("works in the runbook")...
+        await pilot.pause()
+        assert app._notifications
         await pilot.press("b")
         await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.entries)
+        assert not [str(n.message) for n in app._notifications]  # ...does not follow to the restore screen
         await scenes.wait_for(pilot, lambda: list(app.screen.checks.values()) == [True], what="sha256 check")
         t = app.screen.query_one(DataTable)
         rows = row_texts(t)

@@ -78,7 +78,7 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
         for title in ("BEGIN", "Apply", "Verify"):
             line = next(ln for ln in steps.splitlines() if title in ln)
             assert "↺" in line and "✓" not in line, steps  # rolled back, not done
-        assert "↺ rolled back" in steps
+        assert "↺ ran, then undone" in steps and steps.count("rolled back") == 1, steps  # said once
 
 
 async def test_an_aborted_transaction_keeps_icons_timings_and_the_whole_status(fresh_db, tmp_path):

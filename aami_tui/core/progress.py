@@ -76,11 +76,19 @@ class Progress:
         return int(self.fraction * 100)
 
     def line(self) -> str:
-        """``backup: 123.4 / 456.7 MiB (27 %), 45.6 MiB/s, ETA 0:07 (public.events)``."""
-        parts = [f"{self.what}: {self.done / MIB:.1f} / {self.total / MIB:.1f} MiB ({self.percent} %)"]
-        if self.rate:
-            parts.append(f"{self.rate / MIB:.1f} MiB/s")
-        parts.append(f"ETA {clock(self.eta)}" if self.eta is not None else "ETA –")
+        """``backup: 123.4 / 456.7 MiB (27 %), 45.6 MiB/s, ETA 0:07 (public.events)``; a small database in KiB
+        (never "0.0 / 0.0 MiB"), one without table data says so."""
+        if self.total <= 0:
+            return f"{self.what}: no table data to copy (schema only)" + (f" ({self.current})" if self.current else "")
+        unit, div = ("MiB", MIB) if self.total >= MIB else ("KiB", 1024) if self.total >= 1024 else ("bytes", 1)
+        amount = (f"{self.done / div:.1f} / {self.total / div:.1f}" if div > 1 else f"{self.done} / {self.total}")
+        parts = [f"{self.what}: {amount} {unit} ({self.percent} %)"]
+        if self.done >= self.total:
+            parts.append("done")
+        else:
+            if self.rate:
+                parts.append(f"{self.rate / div:.1f} {unit}/s" if div > 1 else f"{self.rate:.0f} bytes/s")
+            parts.append(f"ETA {clock(self.eta)}" if self.eta is not None else "ETA –")
         text = ", ".join(parts)
         if self.current:
             text += f" ({self.current})"

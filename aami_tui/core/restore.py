@@ -125,6 +125,9 @@ class RestorePlan:
         return "\n".join(out)
 
 
+AGAIN = "The Config Server refuses to start until the migration is applied again (the runbook: r on the dashboard)."
+
+
 @dataclass
 class RestoreResult:
     dump: Path
@@ -143,6 +146,21 @@ class RestoreResult:
     validation: schema.ValidationResult | None = None
     not_in_backup: list[str] = field(default_factory=list)  # required tables present but not in the backup
     report: Path | None = None
+
+    def words(self) -> list[str]:
+        """What the restore left, for a person. The server's own lines (``lines``, in the report) end in "Please
+        run the migration … psql" when tables are missing, which reads as an alarm after restoring a backup
+        taken before the migration: there the missing tables are what the backup holds, and it says so."""
+        v = self.validation
+        if v is None or v.ok:
+            return self.lines
+        n = len(schema.REQUIRED_TABLES)
+        if not v.present:
+            return [f"The database is back to its state before the migration: none of the {n} required tables, "
+                    "as in the backup (expected for a backup taken before the migration).",
+                    AGAIN]
+        return [f"The backup holds {len(v.present)} of the {n} required tables; missing as in the backup: "
+                f"{', '.join(v.missing)}.", AGAIN]
 
 
 # --- the archive ---------------------------------------------------------------------------------------------

@@ -208,6 +208,7 @@ class AamiApp(App):
             await rb.release_lock()
         from aami_tui.ui.restore_screen import RestoreScreen
 
+        self.clear_notifications()  # what a toast said about the screen left behind does not hold here
         self.push_screen(RestoreScreen())
         self.size_check()
 
@@ -233,6 +234,7 @@ class AamiApp(App):
 
         if isinstance(self.screen, DriftScreen):
             return
+        self.clear_notifications()
         self.push_screen(DriftScreen())
         self.size_check()
 

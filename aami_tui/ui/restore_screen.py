@@ -223,7 +223,7 @@ class RestoreScreen(Screen):
                              f" in {fmt.elapsed(time.time() - t0)} ({plural(r.toc_entries, 'entry', 'entries')})\n")
         if r.dropped:
             text.append(f"Dropped (created after the backup): {', '.join(r.dropped)}\n")
-        for line in r.lines:
+        for line in r.words():
             text.append(f"  {line}\n", style="green" if line.startswith("✓") else "")
         text.append(f"Report: {r.report}\n", style="bold")
         status.update(text)

@@ -58,8 +58,8 @@ class StepList(Static):
                     Tx.COMMITTED: "bold black on green", Tx.ROLLED_BACK: "bold black on cyan",
                     Tx.LOST: "bold white on red", Tx.UNKNOWN: "bold white on red"}.get(rb.tx, "dim")
         below = [Text(f" {rb.tx.value} ", style=tx_style)]  # wraps on its own lines, whole
-        if marked:
-            below.append(Text("↺ rolled back", style="yellow"))
+        if marked:  # the icon's meaning; the status line above already says "rolled back"
+            below.append(Text("↺ ran, then undone", style="yellow"))
         self.update(Group(t, *below))
 
 
