@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import stat
+from pathlib import Path
 
-from conftest import apply_migration
+from conftest import apply_migration, run_sql
 from test_console import SIZE, make_app, text_of
+from test_dashboard import toasts
 from test_plan import build_upstream
 
 from aami_tui.core import plan
 from aami_tui.ui import scenes
 
 
-async def test_drift_view_shows_the_plan_and_writes_it(fresh_db, tmp_path):
+async def test_drift_view_writes_lints_and_runs_the_plan_through_the_runbook(fresh_db, tmp_path):
     build_upstream(fresh_db, tmp_path)
-    app = make_app(fresh_db, tmp_path)
+    app = make_app(fresh_db, tmp_path, options={"skip_backup": True})  # the backup step is tested elsewhere
     async with app.run_test(size=SIZE) as pilot:
         await scenes.dashboard_ready(pilot)
         await pilot.press("p")
@@ -24,34 +27,83 @@ async def test_drift_view_shows_the_plan_and_writes_it(fresh_db, tmp_path):
         assert [(i.kind, i.what) for i in screen.plan.items] == [("safe", "target_groups.is_default_own")]
         assert "ALTER TABLE target_groups ADD COLUMN IF NOT EXISTS is_default_own" in text_of(app, "#drift-detail")
         assert "1 safe (SQL), 0 need a person" in text_of(app, "#drift-status")
+        assert not screen.check_action("run_plan", ())  # r and l join the footer once a file exists
         await pilot.press("w")
-        await scenes.wait_for(pilot, lambda: screen.written is not None, what="plan file")
+        await scenes.wait_for(pilot, lambda: screen.review is not None, what="the plan file's lint", timeout=30)
         written = list((tmp_path / "reports").glob("plan_*.sql"))
         assert len(written) == 1 and stat.S_IMODE(written[0].stat().st_mode) == 0o600
+        assert str(written[0]) == screen.written
         assert "is_default_own boolean DEFAULT false NOT NULL" in written[0].read_text()
-        assert plan.PERSON_MARKER not in written[0].read_text()
-        assert f"--migration-file {written[0]}" in text_of(app, "#drift-status")
-        await pilot.press("escape")
-        await scenes.wait_for(pilot, lambda: app.screen is app.dashboard, what="back to the dashboard")
+        # beside the plan: its lint (the same as `aami-tui lint`, connected) and nothing waiting for a person
+        assert screen.review.runnable and screen.review.lint.connected
+        head = text_of(app, "#plan-file-head")
+        assert "No part waits for a person" in head and "Lint: 0 errors, 0 warnings, 1 info (squawk" in head
+        panel = app.screen.query_one("#plan-file")
+        lock = next(f for f in screen.review.lint.findings if f.rule == "locks-existing-table")
+        assert panel.rows == [("info", lock.line, "locks-existing-table", lock.message)]
+        assert lock.message.startswith("Statement 1 takes ACCESS EXCLUSIVE on target_groups (~")
+        assert screen.check_action("run_plan", ()) and "Drift: run the plan" in [
+            c.title for c in app.get_system_commands(screen)]
+        # r: the runbook screen on the plan file (its steps are keyed in test_console; here the engine runs them)
+        await scenes.open_runbook(pilot)
+        rb = app.runbook
+        assert rb.migration_path == written[0] and app.screen is app.runbook_screen
+        assert written[0].name in app.screen.sub_title
+        assert any(c.name == "Drift plan" and c.ok for c in rb.checks)
+        assert not any(c.name == "Nothing to do" for c in rb.checks)  # a plan's work is not creating tables
+        for key, _ in rb.items:
+            rb.tick(key)
+        for step in (rb.preflight, rb.backup_step, rb.begin, rb.apply, rb.verify):
+            await step()
+        await rb.commit(fresh_db.dbname)
+        assert rb.outcome.value == "committed"
+        # back in the Drift view, it compares again: nothing is left, and there is no plan to write
+        await pilot.press("d")
+        await scenes.wait_for(pilot, lambda: app.screen is screen and screen.plan is not None
+                              and not screen.plan.differences, what="the comparison after COMMIT", timeout=60)
+        assert "No differences from 001_initial_schema.sql" in text_of(app, "#drift-status")
+        await pilot.press("w")
+        assert len(list((tmp_path / "reports").glob("plan_*.sql"))) == 1
+    report = json.loads(rb.report_paths[1].read_text())
+    assert report["migration"]["path"] == str(written[0]) and report["migration"]["kind"] == "drift plan"
+    assert report["migration"]["sha256"] == screen.review.sha256
+    assert report["lint"]["connected"] and report["final_state"] == "committed"
 
 
-async def test_drift_view_with_no_differences(fresh_db, tmp_path):
+async def test_drift_view_refuses_a_plan_with_parts_for_a_person_until_edited(fresh_db, tmp_path):
     apply_migration(fresh_db)
+    run_sql(fresh_db, "DROP INDEX idx_targets_status; CREATE TABLE site_notes (id int PRIMARY KEY)")
     app = make_app(fresh_db, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         await scenes.dashboard_ready(pilot)
         await pilot.press("p")
         await scenes.wait_for(pilot, lambda: app.screen.id == "drift" and app.screen.plan is not None,
                               what="drift plan", timeout=60)
-        assert "No differences from 001_initial_schema.sql" in text_of(app, "#drift-status")
+        screen = app.screen
+        await pilot.press("r")  # no file yet: says so
+        await scenes.wait_for(pilot, lambda: any("press w" in t for t in toasts(app)), what="the no-file sentence")
         await pilot.press("w")
-        await pilot.pause()
-        assert not list((tmp_path / "reports").glob("plan_*.sql"))
+        await scenes.wait_for(pilot, lambda: screen.review is not None, what="the plan file's lint", timeout=30)
+        path = Path(screen.written)
+        assert "1 part needs a person: r refuses the file" in text_of(app, "#plan-file-head")
+        assert screen.query_one("#plan-file").rows[0][:3] == ("person", screen.review.unedited[0][0],
+                                                               "table site_notes")
+        await pilot.press("r")
+        await scenes.wait_for(pilot, lambda: any("cannot run yet" in t for t in toasts(app)), what="the refusal")
+        assert f'{path.name} cannot run yet: 1 part still needs a person: "table site_notes"' in toasts(app)[-1]
+        assert app.runbook is None and app.screen is screen
+        # the person edits the file outside (the table stays), then l re-reads and re-lints it
+        path.write_text(path.read_text().replace(f"{plan.PERSON_MARKER} table site_notes\n", ""))
+        await pilot.press("l")
+        await scenes.wait_for(pilot, lambda: screen.review.runnable, what="the re-read", timeout=30)
+        assert "No part waits for a person" in text_of(app, "#plan-file-head")
+        await pilot.press("r")
+        await scenes.wait_for(pilot, lambda: app.runbook is not None and app.screen is app.runbook_screen,
+                              what="the runbook on the plan", timeout=30)
+        assert app.runbook.migration_path == path
 
 
 async def test_exact_is_a_console_setting(fresh_db, tmp_path):
-    from conftest import run_sql
-
     run_sql(fresh_db, "CREATE TABLE site_notes (id int)")
     app = make_app(fresh_db, tmp_path)
     async with app.run_test(size=SIZE) as pilot:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -62,6 +63,19 @@ def test_upstream_built_database_plan_and_repair(pg_server, fresh_db, tmp_path):
     r = cli("apply", "--migration-file", str(out), "--yes", "--no-backup", "--reports-dir", str(tmp_path / "r"),
             env=env, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+    # the report records the plan file that ran (path, sha256, that it is a drift plan and for what) and its lint
+    report = json.loads(next((tmp_path / "r").glob("report_*.json")).read_text())
+    assert report["migration"]["path"] == str(out)
+    assert report["migration"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert report["migration"]["kind"] == "drift plan"
+    assert report["migration"]["drift_plan"]["database"].startswith(f"{fresh_db.dbname} on ")
+    assert report["migration"]["drift_plan"]["reference"].startswith("001_initial_schema.sql (sha256 ")
+    assert report["lint"]["file"] == str(out) and report["lint"]["connected"]
+    assert [f["rule"] for f in report["lint"]["findings"]] == ["locks-existing-table"]
+    md = next((tmp_path / "r").glob("report_*.md")).read_text()
+    assert "- The migration file is a drift plan (aami-tui plan) for " in md
+    assert "## Lint (pre-flight)" in md and "info locks-existing-table: Statement 1 takes ACCESS EXCLUSIVE on " \
+        "target_groups (" in md
     assert cli("check", "--strict", env=env).returncode == 0
     after = rows(fresh_db, "SELECT target_id, group_id, created_at FROM target_groups ORDER BY 1")
     assert after == before and len(after) == 40
@@ -231,3 +245,37 @@ def test_objects_in_the_way_come_first_and_need_a_person(pg_server, fresh_db, tm
     first = text.index(plan.PERSON_MARKER + " in the way: groups")
     assert first < text.index("CREATE TABLE IF NOT EXISTS namespaces")
     assert "public.groups is a view, not a table" in text
+
+
+async def test_plan_file_review_names_the_parts_for_a_person_and_lints_with_live_facts(fresh_db, tmp_path):
+    """What the Drift view shows beside the plan and what its r key obeys: the file as it is on disk now."""
+    apply_migration(fresh_db)
+    run_sql(fresh_db, "DROP INDEX idx_targets_status; CREATE TABLE site_notes (id int PRIMARY KEY, note text)")
+    p = await plan.make_plan(fresh_db, MIGRATION)
+    f = tmp_path / "plan.sql"
+    f.write_text(p.render(f.name))
+    text = f.read_text()
+    line = text[:text.index("\n" + plan.PERSON_MARKER)].count("\n") + 2
+    r = await plan.review_file(fresh_db, f)
+    assert [(n, part) for n, part, _ in r.unedited] == [(line, "table site_notes")]
+    assert r.unedited[0][2].startswith("table site_notes is not created by 001_initial_schema.sql")
+    assert not r.runnable
+    assert r.refusal.startswith('plan.sql is a drift plan whose part "table site_notes" at line')  # apply's rule
+    assert r.refusal_sentence() == (f'plan.sql cannot run yet: 1 part still needs a person: "table site_notes" '
+                                    f'(line {line}); edit the file, delete each "{plan.PERSON_MARKER}" line, then '
+                                    "re-read it.")
+    assert r.header["database"].startswith(f"{fresh_db.dbname} on ")
+    assert r.lint.connected and r.lint.squawk and r.problem is None
+    index = next(x for x in r.lint.findings if x.rule == "require-concurrent-index-creation")
+    assert index.severity == "warning" and "existing table targets" in index.message and " Live: ~" in index.message
+    # the person decides (the table stays) and deletes the marker: the same file now runs
+    f.write_text(text.replace(f"{plan.PERSON_MARKER} table site_notes\n", ""))
+    again = await plan.review_file(fresh_db, f)
+    assert again.runnable and again.unedited == () and again.refusal_sentence() is None
+    assert again.sha256 != r.sha256
+    assert "refused-by-runbook" not in {x.rule for x in again.lint.findings}
+    # a server that cannot be reached: the lint still runs, offline, and says so
+    gone = fresh_db.__class__({**fresh_db.params, "host": "127.0.0.1", "port": "1"}, "--dsn")
+    offline = await plan.review_file(gone, f)
+    assert offline.runnable and not offline.lint.connected
+    assert offline.problem.startswith("no live facts (")

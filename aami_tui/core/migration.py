@@ -163,17 +163,34 @@ def created_tables(text: str) -> dict[str, tuple[str, ...]]:
     return tables
 
 
+def unedited_parts(text: str) -> list[tuple[int, str]]:
+    """(line, part) of every part of a drift plan still marked for a person, in file order."""
+    return [(text.count("\n", 0, m.start()) + 1, m.group(1) or "unnamed") for m in _PERSON_LINE.finditer(text)]
+
+
 def _refuse_unedited_plan(path: Path, text: str) -> None:
     """A drift plan still holding a part marked for a person is not applied: one sentence says which."""
-    marks = list(_PERSON_LINE.finditer(text))
+    marks = unedited_parts(text)
     if not marks:
         return
-    first = marks[0]
-    line = text.count("\n", 0, first.start()) + 1
+    line, part = marks[0]
     more = f" (and {len(marks) - 1} more such parts)" if len(marks) > 1 else ""
     raise MigrationError(
-        f"{path.name} is a drift plan whose part \"{first.group(1) or 'unnamed'}\" at line {line} needs a person's "
+        f"{path.name} is a drift plan whose part \"{part}\" at line {line} needs a person's "
         f"decision{more}: edit it, then delete its \"{PERSON_MARKER}\" line.")
+
+
+_PLAN_HEAD = re.compile(r"\A-- aami-tui drift plan for (?P<database>.+)\n(?:-- Generated (?P<generated>[^\n]*?)\.?\n)?"
+                        r"(?:-- Reference: (?P<reference>[^\n]*?)\.?\n)?")
+
+
+def drift_plan_header(text: str) -> dict | None:
+    """What a drift plan's own header says (for whom, when, against which reference), or None when the file is
+    not a drift plan written by ``aami-tui plan``. Recorded in the run report beside the file's sha256."""
+    m = _PLAN_HEAD.match(text.removeprefix("\ufeff"))
+    if not m:
+        return None
+    return {k: v for k, v in m.groupdict().items() if v is not None}
 
 
 def created_extensions(statements: tuple[Statement, ...]) -> tuple[str, ...]:

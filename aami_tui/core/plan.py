@@ -726,3 +726,104 @@ async def make_plan(settings, migration_path: Path | str,
         return Plan(migration, reference, database, items)
     finally:
         await conn.close()
+
+
+# ------------------------------------------------------------------------------------- the plan file
+
+REVIEW_PARSE_TIMEOUT = 60.0  # the helper process that parses the plan (a plan is small; 001 takes ~0.3 s)
+REVIEW_QUERY_TIMEOUT = 15.0  # the connection and the live-facts query
+
+
+@dataclass(frozen=True)
+class FileReview:
+    """A plan file as it is on disk now (the operator edits it outside the console): its fingerprint, the parts
+    still marked for a person, whether ``apply`` would run it (the same rule: ``migration.load``) and its lint
+    (the same core lint as ``aami-tui lint``: squawk, live facts, the runbook's refusals)."""
+
+    path: Path
+    sha256: str | None = None
+    size: int | None = None
+    unedited: tuple[tuple[int, str, str], ...] = ()  # (line, part, its sentence) still marked for a person
+    refusal: str | None = None  # apply's one sentence, None when the runbook would take the file
+    lint: object | None = None  # core.lint.LintResult, None when it could not run
+    problem: str | None = None  # why the lint is missing or partial (no connection, helper failed)
+    header: dict | None = None  # the plan's own header (for whom, when, which reference)
+    read_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def runnable(self) -> bool:
+        return self.sha256 is not None and self.refusal is None
+
+    def refusal_sentence(self) -> str | None:
+        """The one sentence that says why the runbook refuses the file now (which parts need a person)."""
+        if self.runnable:
+            return None
+        if self.unedited:
+            parts = "; ".join(f'"{what}" (line {line})' for line, what, _ in self.unedited[:3])
+            more = f" and {len(self.unedited) - 3} more" if len(self.unedited) > 3 else ""
+            n = len(self.unedited)
+            return (f"{self.path.name} cannot run yet: {n} part{'s' if n > 1 else ''} still need{'' if n > 1 else 's'}"
+                    f" a person: {parts}{more}; edit the file, delete each \"{PERSON_MARKER}\" line, then re-read it.")
+        return self.refusal or f"{self.path} cannot be read."
+
+
+def _unedited(text: str) -> tuple[tuple[int, str, str], ...]:
+    """The parts still marked for a person, each with the sentence ``render`` wrote under its marker."""
+    lines = text.splitlines()
+    out = []
+    for line, part in mig.unedited_parts(text):
+        after = lines[line] if line < len(lines) else ""
+        m = re.match(r"--\s*(?:\(\d+ of \d+ parts for a person\)\s*)?(.*)", after.strip())
+        out.append((line, part, m.group(1) if m and m.group(1) else "needs a person's decision"))
+    return tuple(out)
+
+
+async def review_file(settings, path: Path | str) -> FileReview:
+    """Re-read a plan file and lint it as ``aami-tui lint`` does (connected: live row estimates and sizes).
+    Parsing and squawk run in a helper process (core/offload.py), the queries with a timeout; a database that
+    cannot be reached leaves the lint offline, and says so."""
+    from aami_tui.core import lint, offload
+    from aami_tui.core.db import ConnectError, connect
+
+    path = Path(path).expanduser()
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
+        return FileReview(path, refusal=f"{path} cannot be read: {exc.strerror or exc}.")
+    import hashlib
+
+    text = data.decode("utf-8", errors="replace")
+    base = dict(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                unedited=_unedited(text), header=mig.drift_plan_header(text))
+
+    async def off(fn, *args, timeout: float):
+        try:
+            return await offload.call(fn, *args, timeout=timeout)
+        except (OSError, offload.OffloadError):  # no helper process: in a thread, as the pre-flight does
+            return await asyncio.to_thread(fn, *args)
+
+    try:
+        facts = await off(lint.file_facts, path, timeout=REVIEW_PARSE_TIMEOUT)
+    except TimeoutError:
+        return FileReview(**base, refusal=f"{path.name} could not be parsed within {REVIEW_PARSE_TIMEOUT:.0f} s.",
+                          problem="not linted: parsing timed out")
+    live = indexes = version = None
+    problem = None
+    try:
+        conn = await asyncio.wait_for(connect(settings), REVIEW_QUERY_TIMEOUT)
+        try:
+            live, indexes = await asyncio.wait_for(lint.live_facts(conn, path, facts.names or frozenset()),
+                                                   REVIEW_QUERY_TIMEOUT)
+            version = f"{conn.info.server_version // 10000}.0"
+        finally:
+            await conn.close()
+    except (ConnectError, psycopg.Error, TimeoutError) as exc:
+        live = None
+        problem = (f"no live facts ({str(exc).strip().splitlines()[0] if str(exc).strip() else 'timed out'}): "
+                   "tables the plan creates are assumed new, and no row counts or sizes are shown")
+    try:
+        res = await off(lint.lint, path, live, version, None, indexes or frozenset(),
+                        timeout=REVIEW_PARSE_TIMEOUT + lint.SQUAWK_TIMEOUT)
+    except (TimeoutError, OSError, ValueError) as exc:
+        return FileReview(**base, refusal=facts.error, problem=f"not linted ({exc or 'timed out'})")
+    return FileReview(**base, refusal=facts.error, lint=res, problem=problem)

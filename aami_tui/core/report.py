@@ -56,6 +56,7 @@ class RunRecord:
     log: tuple[tuple[float, str, str], ...]
     mode: str = "production"  # or "development" (short checklist, no backup of an empty database)
     inspections: tuple[dict, ...] = ()  # queries run in the inspection pane, inside the transaction
+    lint: dict | None = None  # the pre-flight's lint of the file that ran (core.lint.LintResult.to_dict)
 
 
 def _iso(ts: float | None) -> str | None:
@@ -102,6 +103,7 @@ def to_dict(r: RunRecord) -> dict:
         "post_commit_validation": list(r.post_commit_validation),
         "waiting_sessions": list(r.waiters),
         "inspections": list(r.inspections),
+        "lint": r.lint,
         "log": [{"at": _iso(t), "level": lvl, "message": m} for t, lvl, m in r.log],
     }
 
@@ -134,6 +136,10 @@ def to_markdown(d: dict) -> str:
             f"COMMIT/ROLLBACK {t.get('commit_timeout_s')}s, idle_in_transaction_session_timeout "
             f"{t.get('idle_in_transaction_session_timeout_s')}s",
             f"- Migration: {d['migration'].get('path')} sha256 {d['migration'].get('sha256', '—')}"]
+    plan = d["migration"].get("drift_plan")
+    if plan:
+        out.append(f"- The migration file is a drift plan (aami-tui plan) for {plan.get('database', '?')}, "
+                   f"generated {plan.get('generated', '?')}; reference {plan.get('reference', '?')}")
     if d["failure"]:
         out += ["", f"**Failure:** {d['failure']}"]
     out += ["", "## Steps", ""] + _steps_table(d["steps"])
@@ -144,6 +150,7 @@ def to_markdown(d: dict) -> str:
     out += [f"- [{'x' if v == 'yes' else ' '}] {k} ({v})" for k, v in d["preflight"]["checklist"].items()]
     out += [f"- {'✓' if c['ok'] else ('✗' if c.get('blocking', True) else '!')} {c['name']}: {c['detail']}"
             for c in d["preflight"]["checks"]]
+    out += _lint_section(d.get("lint"))
     out += ["", "## Backup", ""]
     b = d["backup"]
     if isinstance(b, dict):
@@ -179,6 +186,27 @@ def to_markdown(d: dict) -> str:
         out += ["", "## Server validation after COMMIT", "", "```"] + d["post_commit_validation"] + ["```"]
     out += ["", "## Log", "", "```"] + [f"{e['at']} {e['level']:5} {e['message']}" for e in d["log"]] + ["```", ""]
     return "\n".join(out)
+
+
+LINT_LINES = 60  # findings listed in the Markdown; the JSON has them all
+
+
+def _lint_section(lint: dict | None) -> list[str]:
+    if not lint:
+        return []
+    found = lint.get("findings") or []
+    errors = sum(f["severity"] == "error" for f in found)
+    warnings = sum(f["severity"] == "warning" for f in found)
+    tool = lint.get("squawk") or f"squawk not run: {lint.get('squawk_problem') or 'unknown'}"
+    out = ["", "## Lint (pre-flight)", "",
+           f"- {lint.get('file')}: {errors} errors, {warnings} warnings, exit code {lint.get('exit_code')} ({tool}"
+           + ("" if lint.get("connected") else "; not connected: no live facts") + ")"]
+    out += [f"- line {f['line']}:{f['column']} {f['severity']} {f['rule']}: {f['message']}" for f in found[:LINT_LINES]]
+    if len(found) > LINT_LINES:
+        out.append(f"- … {len(found) - LINT_LINES} more findings in the JSON report")
+    for rule, why in (lint.get("satisfied_by_runbook") or {}).items():
+        out.append(f"- satisfied by the runbook: {rule}: {why}")
+    return out
 
 
 def _scrub(text: str, secret: str | None) -> str:

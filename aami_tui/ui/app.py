@@ -62,6 +62,7 @@ class AamiApp(App):
         self.ending_signal: int | None = None
         self._signal_task: asyncio.Task | None = None
         self.early_connection: asyncio.Task | None = None
+        self.plan_file: Path | None = None  # the drift plan the Drift view wrote last (it shows it again)
 
     def on_load(self) -> None:
         """Connect while Textual builds and paints the first frame; the dashboard's first refresh takes this
@@ -153,6 +154,7 @@ class AamiApp(App):
                             "Toggle --exact: tables in public beyond the ten block COMMIT (for CI) instead of being "
                             "reported", self.action_toggle_exact)
         yield SystemCommand("Refresh", "Refresh the table checklist now", self.action_refresh)
+        yield from getattr(screen, "palette_commands", lambda: ())()
         if self.dashboard.missing_db:
             yield SystemCommand("Create the database", f"CREATE DATABASE {self.settings.dbname} (it does not exist "
                                 "yet; the guide's new-developer step 1)", self.offer_create_database)
@@ -178,24 +180,42 @@ class AamiApp(App):
             self.runbook_screen.action_refresh_tables()
 
     async def action_runbook(self) -> None:
+        await self.open_runbook()
+
+    async def open_runbook(self, path: Path | None = None) -> str | None:
+        """Open the runbook, or go back to the run in progress. ``path``: run this file (a drift plan from the
+        Drift view) instead of the console's migration file. Returns one sentence when it cannot, else None."""
         old = self.runbook
-        if old is None or (old.finished and old.phase is not Phase.ROLLED_BACK):
+        ongoing = old is not None and not (old.finished and old.phase is not Phase.ROLLED_BACK)
+        if ongoing and path is not None and old.migration_path.resolve() != Path(path).resolve():
+            if old.tx_open or old.running:
+                return (f"The runbook on {old.migration_path.name} has "
+                        + ("its transaction open" if old.tx_open else "a step running")
+                        + f": COMMIT or ROLLBACK it (r on the dashboard goes back to it) before running {Path(path).name}.")
+            ongoing = False  # nothing of it is open: it is closed (its report says so) and replaced
+            if self.runbook_screen is not None and self.runbook_screen in self.screen_stack:
+                return f"Leave the runbook on {old.migration_path.name} first."
+            await self._close_runbook(f"replaced by a runbook on {Path(path).name}")
+            old = None
+        if not ongoing:
             if self.runbook_screen is not None:
                 if self.runbook_screen in self.screen_stack:
-                    return
+                    return None
                 self.uninstall_screen("runbook")
             if old is not None:  # a finished run is closed before it is replaced: its session and lock go
                 await self._close_runbook()
             from aami_tui.core.runbook import Runbook
             from aami_tui.ui.runbook_screen import RunbookScreen
 
-            self.runbook = Runbook(self.settings, self.migration_path, self.options)
+            self.runbook = Runbook(self.settings, Path(path) if path is not None else self.migration_path,
+                                   self.options)
             self.runbook_screen = RunbookScreen(self.runbook)
             # Installed, so that going back to the dashboard keeps the screen (and its log) alive.
             self.install_screen(self.runbook_screen, name="runbook")
         if self.screen is not self.runbook_screen:
             self.push_screen("runbook")
             self.size_check()
+        return None
 
     async def action_restore(self) -> None:
         rb = self.runbook

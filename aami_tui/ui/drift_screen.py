@@ -1,43 +1,64 @@
-"""Drift view: what differs from the migration file, classified, and the plan that repairs it (core/plan.py)."""
+"""Drift view: what differs from the migration file, classified, and the plan that repairs it (core/plan.py).
+
+Once written, the plan file is shown beside the differences (ui/plan_file_panel.py): linted as ``aami-tui lint``
+does, with the parts that still need a person. r runs it through the runbook (the same engine and screen as the
+shipped migration, recorded as a drift plan in the report); l re-reads it after the operator edited it outside."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from pathlib import Path
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from aami_tui.core import plan as core_plan
 from aami_tui.ui import fmt
+from aami_tui.ui.plan_file_panel import PlanFilePanel
 
 PLAN_TIMEOUT = 180.0  # the reference may need the embedded server to start
+# re-reading and linting the plan file (helper process for pglast and squawk, a connection for the live facts)
+REVIEW_TIMEOUT = core_plan.REVIEW_PARSE_TIMEOUT * 2 + core_plan.REVIEW_QUERY_TIMEOUT * 2 + 30
 KIND_LABEL = {"safe": Text("safe", style="green"), "person": Text("needs a person", style="bold yellow"),
               "note": Text("note", style="dim")}
 
 
 class DriftScreen(Screen):
+    # r and l are shown once a plan file exists; before that, their hidden twins say why nothing happens.
     BINDINGS = [
-        Binding("p,f5", "make_plan", "Compare again"),
-        Binding("w", "write_plan", "Write plan file"),
+        Binding("p,f5", "make_plan", "Compare"),
+        Binding("w", "write_plan", "Write plan"),
+        Binding("r", "run_plan", "Run plan"),
+        Binding("l", "reread", "Re-read"),
         Binding("escape,d", "back", "Back"),
         Binding("q", "app.quit", "Quit"),
+        Binding("r", "refused('run_plan')", show=False),
+        Binding("l", "refused('reread')", show=False),
     ]
+    NEEDS_FILE = frozenset({"run_plan", "reread"})
 
     def __init__(self) -> None:
         super().__init__(id="drift")
         self.plan: core_plan.Plan | None = None
-        self.written: str | None = None
+        self.written: str | None = None  # the plan file this view shows (the last one written in this console)
+        self.review: core_plan.FileReview | None = None  # that file as last read and linted
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("", id="drift-head", classes="panel")
-        yield DataTable(id="drift-table", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="drift-detail", classes="panel")
+        with Vertical(id="drift-head", classes="panel"):
+            yield Static("", id="drift-title")
+            yield Static("", id="drift-about")
+        with Horizontal(id="drift-main"):
+            with Vertical(id="drift-left"):
+                yield DataTable(id="drift-table", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="drift-detail", classes="panel")
+            yield PlanFilePanel(id="plan-file")
         yield Static("", id="drift-status", classes="panel")
         yield Static("", id="small-warning")
         yield Footer()
@@ -47,21 +68,37 @@ class DriftScreen(Screen):
         self.call_after_refresh(self.app.size_check)
         s = self.app.settings
         self.sub_title = fmt.redact(s.display())
-        self.query_one("#drift-head", Static).update(Text.assemble(
+        self.query_one("#drift-title", Static).update(Text.assemble(
             ("Drift", "bold"), fmt.redact(f": database {s.dbname} on {s.host}:{s.port} against "
-                                          f"{self.app.migration_path.name}\n"),
+                                          f"{self.app.migration_path.name}")))
+        self.query_one("#drift-about", Static).update(Text.assemble(
             ("The migration runs in a scratch database (dropped afterwards) and the two catalogs are compared. ",
              "dim"), ("Safe", "green"), (" parts become SQL; parts that ", "dim"), ("need a person", "yellow"),
             (" become a commented skeleton that apply refuses until edited.", "dim")))
-        t = self.query_one(DataTable)
+        t = self.query_one("#drift-table", DataTable)
         t.add_columns("class", "part", "what")
+        self.query_one("#drift-table").border_title = "Differences"
+        panel = self.query_one(PlanFilePanel)
+        panel.display = False
+        if self.app.plan_file is not None:  # the plan written earlier in this console: shown, re-read
+            self.written = str(self.app.plan_file)
+            self.action_reread()
         self.action_make_plan()
+
+    def on_screen_resume(self) -> None:
+        """Back from the runbook that ran the plan: once it is committed, compare again (the proof: no
+        differences left, or what is)."""
+        rb = self.app.runbook
+        if (rb is not None and self.written and rb.migration_path == Path(self.written)
+                and rb.outcome.value == "committed" and getattr(self, "_compared_after", None) is not rb):
+            self._compared_after = rb
+            self.action_make_plan()
 
     def action_make_plan(self) -> None:
         if any(w.group == "plan" and w.is_running for w in self.workers):
             self.notify("Already comparing.", severity="information")
             return
-        self.query_one(DataTable).clear()
+        self.query_one("#drift-table", DataTable).clear()
         self.query_one("#drift-detail", Static).update("")
         self.query_one("#drift-status", Static).update("Building the reference and comparing…")
         self.run_plan()
@@ -84,8 +121,7 @@ class DriftScreen(Screen):
             status.update(Text(f"Cannot make the plan: {exc}", style="bold red"))
             return
         self.plan = p
-        self.written = None
-        t = self.query_one(DataTable)
+        t = self.query_one("#drift-table", DataTable)
         t.clear()
         for n, item in enumerate(p.items):
             t.add_row(KIND_LABEL[item.kind], item.what, item.title, key=str(n))
@@ -109,13 +145,16 @@ class DriftScreen(Screen):
         text = Text(p.summary(), style="bold")
         text.append(f"\nReference: {p.reference}.")
         if self.written:
-            text.append(f"\nPlan written to {self.written}. Next: aami-tui lint {self.written}, then the runbook "
-                        f"with --migration-file {self.written}.", style="bold")
+            text.append("\nEdit the plan file outside (e.g. in $EDITOR), l re-reads and re-lints it; r runs it through "
+                        "the runbook (backup, BEGIN, apply, verify, COMMIT).")
         else:
-            text.append("\nPress w to write the plan file (0600) for review.")
+            text.append("\nPress w to write the plan file (0600): it is linted here, and r runs it through the "
+                        "runbook once no part waits for a person.")
         return text
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id != "drift-table":
+            return
         if event.row_key is not None and event.row_key.value is not None:
             self._show(int(event.row_key.value))
 
@@ -153,8 +192,84 @@ class DriftScreen(Screen):
             self.notify(f"Cannot write the plan: {exc}", severity="error", timeout=10)
             return
         self.written = str(path)
+        self.app.plan_file = path
+        self.review = None
         self.query_one("#drift-status", Static).update(self._status_text())
         self.notify(f"Plan written to {path}.", title="Drift plan", timeout=8)
+        self.action_reread()
+
+    # ---- the plan file: re-read, lint, run ------------------------------------------------------------------
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "refused":
+            return not self.check_action(str(parameters[0]), ())
+        if action in self.NEEDS_FILE:
+            return self.written is not None
+        return True
+
+    def action_refused(self, action: str) -> None:
+        getattr(self, f"action_{action}")()
+
+    def _reviewing(self) -> bool:
+        return any(w.group == "review" and w.is_running for w in self.workers)
+
+    def action_reread(self) -> None:
+        if self.written is None:
+            self.notify("No plan file yet: press w to write one (it is linted here).", severity="information")
+            return
+        self.query_one(PlanFilePanel).busy(Path(self.written))
+        self.add_class("-has-file")
+        self.refresh_bindings()  # r and l join the footer
+        self.review_file(False)
+
+    def action_run_plan(self) -> None:
+        if self.written is None:
+            self.notify("No plan file yet: press w to write it and review it first; r then runs it through the "
+                        "runbook.", severity="warning", timeout=8)
+            return
+        if self._reviewing():
+            self.notify("Still reading the plan file: r again in a moment.", severity="information")
+            return
+        self.review_file(True)  # the file as it is now (edited outside?), then the runbook or one sentence
+
+    @work(exclusive=True, group="review", exit_on_error=False)
+    async def review_file(self, then_run: bool) -> None:
+        path = Path(self.written)
+        try:
+            review = await asyncio.wait_for(core_plan.review_file(self.app.settings, path), REVIEW_TIMEOUT)
+        except TimeoutError:
+            review = core_plan.FileReview(path, refusal=f"{path.name} could not be read and linted within "
+                                          f"{REVIEW_TIMEOUT:.0f} s.")
+        except Exception as exc:  # anything: one line, never a traceback
+            review = core_plan.FileReview(path, refusal=f"{path.name} could not be read and linted: {exc}")
+        if str(path) != self.written:
+            return  # a newer file was written meanwhile
+        changed = self.review is not None and review.sha256 != self.review.sha256
+        self.review = review
+        self.query_one(PlanFilePanel).show(review)
+        if changed and not then_run:
+            self.notify(f"{path.name} changed on disk: re-linted.", timeout=5)
+        if not then_run:
+            return
+        if not review.runnable:
+            self.notify(review.refusal_sentence(), title="The runbook refuses this plan", severity="error",
+                        timeout=15)
+            return
+        why = await self.app.open_runbook(path)
+        if why:
+            self.notify(why, severity="warning", timeout=12)
+
+    def palette_commands(self):
+        """This view's keys in the command palette (the app adds them while the view is shown)."""
+        from textual.app import SystemCommand
+
+        yield SystemCommand("Drift: compare again", "Build the reference again and compare (p)", self.action_make_plan)
+        yield SystemCommand("Drift: write the plan file", "Write the repair plan (0600) and lint it here (w)",
+                            self.action_write_plan)
+        if self.written is not None:
+            yield SystemCommand("Drift: run the plan", "Run the plan file through the runbook: backup, BEGIN, apply, "
+                                "verify, COMMIT; refused while a part needs a person (r)", self.action_run_plan)
+            yield SystemCommand("Drift: re-read the plan", "Re-read and re-lint the plan file after editing it "
+                                "outside (l)", self.action_reread)
 
     def action_back(self) -> None:
         self.app.pop_screen()

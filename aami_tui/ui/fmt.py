@@ -41,6 +41,11 @@ def elapsed(seconds: float | None) -> str:
     return humanize.precisedelta(seconds, minimum_unit="seconds", format="%0.0f")
 
 
+def clock_time(when) -> str:
+    """A datetime as local HH:MM:SS (masked in stable mode)."""
+    return "HH:MM:SS" if STABLE else f"{when.astimezone():%H:%M:%S}"
+
+
 def clock(seconds: float | None) -> str:
     """mm:ss / h:mm:ss, for transaction and idle clocks."""
     if seconds is None:

@@ -152,6 +152,8 @@ class RunbookScreen(Screen):
         self.title = "aami-tui · runbook"
         self.call_after_refresh(self.app.size_check)
         self.sub_title = fmt.redact(self.rb.settings.display()) + (" · development mode" if self.rb.opt.dev else "")
+        if self.rb.migration_path.resolve() != self.app.migration_path.resolve():  # a drift plan from the Drift view
+            self.sub_title += f" · {self.rb.migration_path.name}"
         self.query_one("#log", RichLog).border_title = "Log"
         self.query_one("#panes").border_title = "Step"
         self.sql_open = False

@@ -915,7 +915,6 @@ class Runbook:
             return report.StepRow(r.step.value, r.step.title, state.value, r.detail, r.started, r.ended,
                                   round(r.elapsed, 3) if r.elapsed is not None else None)
 
-        m = self.migration
         return report.RunRecord(
             tool=f"aami-tui {__version__}", operator=self.operator, client_host=self.client_host,
             server={"host": self.server.get("host") or s.get("host"), "port": self.server.get("port") or s.get("port"),
@@ -928,8 +927,7 @@ class Runbook:
             timeouts={"lock_timeout_s": self.opt.lock_timeout, "statement_timeout_s": self.opt.statement_timeout,
                       "commit_timeout_s": self.opt.commit_timeout,
                       "idle_in_transaction_session_timeout_s": self.opt.idle_timeout},
-            migration=({"path": str(m.path), "sha256": m.sha256, "size": m.size, "statements": len(m.statements)}
-                       if m else {"path": str(self.migration_path)}),
+            migration=self._migration_record(),
             steps=tuple(row(self.steps[st]) for st in (*STEP_ORDER, Step.ROLLBACK)),
             earlier_attempts=tuple((n, tuple(row(r) for r in recs)) for n, recs in self.history),
             checklist=tuple((label, "yes" if self.answers[k] else ("not asked (headless)" if not self.interactive
@@ -947,7 +945,21 @@ class Runbook:
             waiters=tuple(self.waiters_seen.values()),
             log=tuple(self.log),
             inspections=tuple(self.inspections),
+            lint=self.lint_result.to_dict() if self.lint_result is not None else None,
         )
+
+    def _migration_record(self) -> dict:
+        """The file that ran: path, sha256, size, statements; a drift plan says so (its own header: for which
+        database, when, against which reference), so the report tells a repair from the shipped migration."""
+        m = self.migration
+        if m is None:
+            return {"path": str(self.migration_path)}
+        out = {"path": str(m.path), "sha256": m.sha256, "size": m.size, "statements": len(m.statements)}
+        header = mig.drift_plan_header(m.text)
+        if header is not None:
+            out["kind"] = "drift plan"
+            out["drift_plan"] = header
+        return out
 
     def write_report(self) -> tuple[Path, Path] | None:
         try:

@@ -6,7 +6,7 @@ import asyncio
 import shutil
 from typing import TYPE_CHECKING
 
-from aami_tui.core import lint, locks, offload, pgtools, schema
+from aami_tui.core import lint, locks, migration, offload, pgtools, schema
 from aami_tui.core.db import ConnectError
 from aami_tui.core.lint import describe_size
 from aami_tui.core.obstacles import objects_in_the_way
@@ -34,9 +34,15 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
         facts = await asyncio.to_thread(lint.file_facts, rb.migration_path)
     rb.file_facts = facts
     rb.migration = facts.migration
+    plan = None
     if facts.migration is not None:
         out.append(Check("Migration file", True, f"{rb.migration.path} · {len(rb.migration.statements)} "
                          f"statements · sha256 {rb.migration.sha256[:12]}…"))
+        plan = migration.drift_plan_header(rb.migration.text)
+        if plan is not None:  # recorded as such in the report (engine.record)
+            out.append(Check("Drift plan", True, f"written by aami-tui plan for {plan.get('database', '?')}, "
+                             f"reference {plan.get('reference', '?')}; every part for a person has been edited",
+                             blocking=False))
     else:
         out.append(Check("Migration file", False, facts.error))
     try:
@@ -109,7 +115,7 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
                              "`aami-tui plan` writes the repair."))
         else:
             out.append(Check("Current schema", True, f"{res.summary()}"))
-            if res.ok and "alert_templates" in res.present:
+            if res.ok and "alert_templates" in res.present and plan is None:  # a plan's work is not tables
                 cur = await rb.session.call(conn.execute(sql("alert_templates_count")), t, "the templates query")
                 if (await cur.fetchone())[0] == 6:
                     out.append(Check("Nothing to do", True, "all ten required tables exist as the file creates them "
