@@ -55,6 +55,9 @@ async def test_drift_view_writes_lints_and_runs_the_plan_through_the_runbook(fre
             rb.tick(key)
         for step in (rb.preflight, rb.backup_step, rb.begin, rb.apply, rb.verify):
             await step()
+        assert [c.detail for c in rb.verify_checks if c.name == "No drift left" and c.ok] == [
+            "every required table has the columns 001_initial_schema.sql creates: check --strict would pass after "
+            "COMMIT"]
         await rb.commit(fresh_db.dbname)
         assert rb.outcome.value == "committed"
         # back in the Drift view, it compares again: nothing is left, and there is no plan to write

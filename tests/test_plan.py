@@ -279,3 +279,32 @@ async def test_plan_file_review_names_the_parts_for_a_person_and_lints_with_live
     offline = await plan.review_file(gone, f)
     assert offline.runnable and not offline.lint.connected
     assert offline.problem.startswith("no live facts (")
+
+
+async def test_verify_after_a_plan_that_leaves_drift_says_so_before_commit(fresh_db, tmp_path):
+    """A person may keep a column: verify reports the drift a plan leaves (check --strict would fail), without
+    blocking COMMIT; the report records the file as a drift plan."""
+    from faults import runbook
+
+    build_upstream(fresh_db, tmp_path)
+    p = await plan.make_plan(fresh_db, MIGRATION)
+    f = tmp_path / "plan.sql"
+    # the person writes something else than the safe part (here: only an index), so the column stays missing
+    f.write_text(p.render(f.name).split("\n\n", 1)[0] + "\n\nCREATE INDEX IF NOT EXISTS idx_tg ON target_groups "
+                 "(group_id);\n")
+    rb = runbook(fresh_db, tmp_path, f, skip_backup=True)
+    await rb.preflight()
+    await rb.backup_step()  # skipped (--no-backup)
+    await rb.begin()
+    await rb.apply()
+    checks = {c.name: c for c in await rb.verify()}
+    left = checks["No drift left"]
+    assert not left.ok and not left.blocking
+    assert left.detail.startswith("target_groups still differ from 001_initial_schema.sql (the plan left them): "
+                                  "check --strict would exit 3 after COMMIT")
+    await rb.rollback("test")
+    await rb.close("test")
+    data = json.loads(rb.report_paths[1].read_text())
+    assert data["migration"]["kind"] == "drift plan" and data["migration"]["sha256"] == hashlib.sha256(
+        f.read_bytes()).hexdigest()
+    assert any(v["name"] == "No drift left" and not v["ok"] for v in data["verify"])

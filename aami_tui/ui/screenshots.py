@@ -70,6 +70,8 @@ async def _shoot(out: Path, pg) -> list[Path]:
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "drift"
                               and app.screen.plan is not None, 90, what="the drift plan")
         await pilot.press("down", "down")
+        await pilot.press("w")  # the plan file beside the differences: parts for a person, then its lint
+        await scenes.wait_for(pilot, lambda: app.screen.review is not None, 60, what="the plan file's lint")
         await scenes.settle(pilot)
         save("07-drift-view")
     return saved

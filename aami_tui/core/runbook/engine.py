@@ -609,6 +609,8 @@ class Runbook:
             cur = await s.call(s.conn.execute(sql("public_table_count")), t, "verify")
             n = (await cur.fetchone())[0]
             checks += self._extras_checks(n, res.extra)
+            if mig.drift_plan_header(self.migration.text) is not None:
+                checks += await self._drift_left()
         except asyncio.CancelledError:
             if s.alive:
                 self._set(Step.VERIFY, State.FAILED, "cancelled; the transaction is aborted: ROLLBACK")
@@ -633,9 +635,10 @@ class Runbook:
             self._move(Phase.APPLIED)
             raise self._fail(f"Verify failed: {bad[0].name}: {bad[0].detail}. COMMIT is blocked; ROLLBACK.",
                              Verdict.VERIFY_FAILED)
-        others = [c for c in checks if not c.ok]
+        others = [c for c in checks if not c.ok and c.name != "No drift left"]
         self._set(Step.VERIFY, State.DONE, "10 / 10, 6 templates, " + (
-            "other tables reported" if others else "exactly 10 tables"))
+            "other tables reported" if others else "exactly 10 tables")
+            + ("; drift left" if any(c.name == "No drift left" and not c.ok for c in checks) else ""))
         self._move(Phase.VERIFIED)
         return checks
 
@@ -680,6 +683,25 @@ class Runbook:
         if r.kept:
             self._step_changes += 1  # the preview may have changed
         return r
+
+    async def _drift_left(self) -> list[Check]:
+        """After a drift plan, inside the transaction: do the ten tables now have the shipped migration's
+        columns (what ``check --strict`` asks)? Reported before COMMIT, not blocking: a person may have decided
+        to keep a column."""
+        from aami_tui.core.expected import expected_columns
+
+        shipped = mig.resolve_migration_path()
+        columns = expected_columns(shipped, parse=False)  # pre-parsed: no pglast on the event loop
+        if not columns:
+            return []
+        s = self.session
+        res = await s.call(schema.validate(s.conn, columns, sizes=False), self.opt.query_timeout, "verify")
+        if not res.drifted:
+            return [Check("No drift left", True, f"every required table has the columns {shipped.name} creates: "
+                          "check --strict would pass after COMMIT")]
+        return [Check("No drift left", False, f"{', '.join(res.drifted)} still differ from {shipped.name} (the plan "
+                      "left them): check --strict would exit 3 after COMMIT; aami-tui plan shows what is left",
+                      blocking=False)]
 
     def _extras_checks(self, n: int, extra) -> list[Check]:
         """Tables in public beyond the ten: what the migration created is an error; what was there before BEGIN
