@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(a)
     _runbook_opts(a)
     a.add_argument("--yes", action="store_true", help="COMMIT when verify passes (otherwise ROLLBACK)")
+    a.add_argument("--rehearse", action="store_true",
+                   help="after the backup, rehearse on a scratch copy restored from it (as `aami-tui rehearse`); "
+                        "BEGIN runs on the real database only if the rehearsal passed (else exit 10)")
     a.add_argument("--no-backup", action="store_true",
                    help="skip the backup step (recorded in the report); for throwaway databases only")
 
@@ -459,17 +462,9 @@ async def _rehearse(settings, args) -> int:
     if args.json:
         print(json.dumps(r.to_dict(), indent=2, default=str))
         return r.exit_code
-    import humanize
-
-    print(r.verdict())
-    print(f"Copy: {r.copy_where}; {'dropped' if r.copy_dropped else 'NOT dropped: drop it by hand'}.")
-    print(f"Durations: restore {r.restore_seconds:.1f} s, apply {r.apply_seconds:.2f} s ({r.statements} statements), "
-          f"total {r.total_seconds:.1f} s.")
-    for lk in r.locks:
-        print(f"Lock: {lk['mode']} on {lk['table']} (~{lk['est_rows']:,} rows, "
-              f"{humanize.naturalsize(lk['size_bytes'] or 0, binary=True)}) until COMMIT.")
-    if not r.locks and r.committed:
-        print("Locks: none on tables that already existed.")
+    for line in rehearse.summary_lines(r):
+        if not line.startswith("check --strict"):  # the verdict already says it
+            print(line)
     print(f"Report: {r.report} (pre-flight evidence: --rehearsal-report {r.report})")
     return r.exit_code
 

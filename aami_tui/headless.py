@@ -107,6 +107,8 @@ async def _run(settings, args) -> int:
     try:
         await rb.preflight()
         await rb.backup_step()
+        if getattr(args, "rehearse", False):
+            await rb.rehearse()  # one that does not pass stops the run at BEGIN (exit 10)
         await rb.begin()
         await rb.apply()
         await rb.verify()

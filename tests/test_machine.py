@@ -22,7 +22,7 @@ from aami_tui.core.runbook.model import Outcome, Tx
 
 # The rule book, written out by hand (not derived from the table it checks).
 # A phase name: the action is allowed and leads there. Anything else: the sentence the operator reads.
-PF, BK, BG, AP, VF, CM, RB, CL = list(Action)
+PF, BK, RH, BG, AP, VF, CM, RB, CL = list(Action)
 OVER = "pre-flight is over once the transaction has begun"
 ALREADY = "the transaction is already open"
 NO_TX = "no open transaction"
@@ -31,30 +31,32 @@ PART = "the apply stopped part-way: ROLLBACK, then retry from BEGIN"
 VFIRST = "verify must pass before COMMIT"
 APPLIED = "the file has been applied in this transaction"
 NOVERIFY = "no open transaction to verify"
+LATE = "the rehearsal comes before BEGIN (the transaction is open)"
+RFIRST = "take (and verify) the backup first: the rehearsal restores it"
 UNKNOWN = ("the COMMIT's outcome is unknown: find it out first (the report gives the query to run); "
            "nothing more is done in this run")
 
 EXPECTED: dict[Phase, tuple] = {
-    #                 preflight          backup            begin                      apply          verify                        commit           rollback        close
-    Phase.NEW:       ("PREFLIGHT",       "pre-flight must pass first", "pre-flight must pass first", "BEGIN first", NOVERIFY, NO_TX, NO_TX, "CLOSED"),
-    Phase.CHECKED:   ("PREFLIGHT",       "BACKUP",         "take (and verify) the backup first", "BEGIN first", NOVERIFY, NO_TX, NO_TX, "CLOSED"),
-    Phase.READY:     ("PREFLIGHT",       "BACKUP",         "BEGINNING",               "BEGIN first", NOVERIFY,                     NO_TX,           NO_TX,          "CLOSED"),
-    Phase.OPEN:      (OVER,              ALREADY,          ALREADY,                   "APPLYING",    "apply the migration first",  VFIRST,          "ROLLING_BACK", "ROLLING_BACK"),
-    Phase.APPLIED:   (OVER,              ALREADY,          ALREADY,                   APPLIED,       "VERIFYING",                  VFIRST,          "ROLLING_BACK", "ROLLING_BACK"),
-    Phase.PARTIAL:   (OVER,              ALREADY,          ALREADY,                   PART,          PART,                         PART,            "ROLLING_BACK", "ROLLING_BACK"),
-    Phase.VERIFIED:  (OVER,              ALREADY,          ALREADY,                   APPLIED,       "VERIFYING",                  "COMMITTING",    "ROLLING_BACK", "ROLLING_BACK"),
-    Phase.ABORTED:   (OVER,              ALREADY,          ALREADY,                   ABORTED,       ABORTED,                      ABORTED,         "ROLLING_BACK", "ROLLING_BACK"),
-    Phase.COMMITTED: ("this run has ended (committed)",) * 2 + ("the migration is already committed",)
+    #                 preflight    backup                        rehearse       begin                      apply          verify                        commit        rollback        close
+    Phase.NEW:       ("PREFLIGHT", "pre-flight must pass first", "pre-flight must pass first", "pre-flight must pass first", "BEGIN first", NOVERIFY, NO_TX, NO_TX, "CLOSED"),
+    Phase.CHECKED:   ("PREFLIGHT", "BACKUP",                     RFIRST,        "take (and verify) the backup first", "BEGIN first", NOVERIFY, NO_TX, NO_TX, "CLOSED"),
+    Phase.READY:     ("PREFLIGHT", "BACKUP",                     "REHEARSING",  "BEGINNING",               "BEGIN first", NOVERIFY,                     NO_TX,        NO_TX,          "CLOSED"),
+    Phase.OPEN:      (OVER,        ALREADY,                      LATE,          ALREADY,                   "APPLYING",    "apply the migration first",  VFIRST,       "ROLLING_BACK", "ROLLING_BACK"),
+    Phase.APPLIED:   (OVER,        ALREADY,                      LATE,          ALREADY,                   APPLIED,       "VERIFYING",                  VFIRST,       "ROLLING_BACK", "ROLLING_BACK"),
+    Phase.PARTIAL:   (OVER,        ALREADY,                      LATE,          ALREADY,                   PART,          PART,                         PART,         "ROLLING_BACK", "ROLLING_BACK"),
+    Phase.VERIFIED:  (OVER,        ALREADY,                      LATE,          ALREADY,                   APPLIED,       "VERIFYING",                  "COMMITTING", "ROLLING_BACK", "ROLLING_BACK"),
+    Phase.ABORTED:   (OVER,        ALREADY,                      LATE,          ALREADY,                   ABORTED,       ABORTED,                      ABORTED,      "ROLLING_BACK", "ROLLING_BACK"),
+    Phase.COMMITTED: ("this run has ended (committed)",) * 3 + ("the migration is already committed",)
                      + ("this run has ended (committed)",) * 4 + ("CLOSED",),
-    Phase.ROLLED_BACK: ("this run has ended (rolled back)",) * 2 + ("BEGINNING",)
+    Phase.ROLLED_BACK: ("this run has ended (rolled back)",) * 3 + ("BEGINNING",)
                        + ("this run has ended (rolled back)",) * 4 + ("CLOSED",),
-    Phase.UNKNOWN:   (UNKNOWN,) * 7 + ("CLOSED",),
-    Phase.CLOSED:    ("this run is closed",) * 8,
+    Phase.UNKNOWN:   (UNKNOWN,) * 8 + ("CLOSED",),
+    Phase.CLOSED:    ("this run is closed",) * 9,
 }
-for _phase, _title in [(Phase.PREFLIGHT, "Pre-flight"), (Phase.BACKUP, "Backup"), (Phase.BEGINNING, "BEGIN"),
-                       (Phase.APPLYING, "Apply"), (Phase.VERIFYING, "Verify"), (Phase.COMMITTING, "COMMIT"),
-                       (Phase.ROLLING_BACK, "ROLLBACK")]:
-    EXPECTED[_phase] = (f"{_title} is still running",) * 8
+for _phase, _title in [(Phase.PREFLIGHT, "Pre-flight"), (Phase.BACKUP, "Backup"), (Phase.REHEARSING, "Rehearsal"),
+                       (Phase.BEGINNING, "BEGIN"), (Phase.APPLYING, "Apply"), (Phase.VERIFYING, "Verify"),
+                       (Phase.COMMITTING, "COMMIT"), (Phase.ROLLING_BACK, "ROLLBACK")]:
+    EXPECTED[_phase] = (f"{_title} is still running",) * 9
 
 PAIRS = [(p, a) for p in Phase for a in Action]
 
@@ -91,6 +93,9 @@ def test_settles():
     # A failed BEGIN opened nothing.
     assert not (SETTLES[Phase.BEGINNING] & (TX_OPEN - {Phase.OPEN}))
     assert LOST_FROM <= TX_OPEN and not (LOST_FROM & set(RUNNING))
+    # The rehearsal works on a copy: whatever happens there, the real run is back where it was, ready to BEGIN.
+    assert SETTLES[Phase.REHEARSING] == {Phase.READY}
+    assert [p for p in Phase if decide(p, Action.REHEARSE) is Phase.REHEARSING] == [Phase.READY]
 
 
 def test_commit_only_from_verified_and_rollback_whenever_a_transaction_is_open():

@@ -121,3 +121,134 @@ async def test_backup_from_the_newest_pg_dump_restores_into_an_older_server(fres
                                 from_backup=dump)
     assert r.exit_code == 0, r.failed
     assert r.backup.endswith("(given with --from-backup)") and r.copy_dropped
+
+
+# ---- the rehearsal as an optional runbook step, before BEGIN (the engine both faces drive) -------------------------
+NOTES = ("CREATE TABLE site_notes (id int PRIMARY KEY, note text);"
+         "INSERT INTO site_notes SELECT g, 'x' FROM generate_series(1, 500) g")
+
+
+async def test_runbook_rehearsal_step_is_the_staging_evidence(fresh_db, tmp_path):
+    from faults import runbook
+
+    from aami_tui.core.runbook import Phase, RunbookError, State, Step
+
+    run_sql(fresh_db, NOTES)
+    rb = runbook(fresh_db, tmp_path, interactive=True)
+    for key, _ in rb.items:
+        if key != "staging":  # left for the rehearsal to answer
+            rb.tick(key)
+    await rb.preflight()
+    assert rb.can(Step.REHEARSE) == (False, "take (and verify) the backup first: the rehearsal restores it")
+    await rb.backup_step()
+    assert rb.begin_caution().startswith("the migration was not tested on staging")
+    with pytest.raises(RunbookError, match="BEGIN needs an explicit confirmation: the migration was not tested"):
+        await rb.begin()
+    assert rb.phase is Phase.READY
+    before = catalog_fingerprint(fresh_db)
+    r = await rb.rehearse()
+    assert r.passed and r.copy_dropped and rb.phase is Phase.READY, r.verdict
+    assert r.backup.startswith(str(rb.backup.dump_path))  # the run's own verified backup, restored
+    assert rb.steps[Step.REHEARSE].state is State.DONE and r.apply_seconds > 0 and r.statements == 43
+    assert rb.answers["staging"] and rb.begin_caution() is None
+    (staging,) = [c for c in rb.checks if c.name == "Tested on staging"]
+    assert staging.ok and staging.detail.startswith("rehearsed on a copy")
+    assert catalog_fingerprint(fresh_db) == before and scratch_databases(fresh_db) == []
+    await rb.begin()
+    await rb.close("test")
+    data = json.loads(rb.report_paths[1].read_text())
+    (rec,) = data["rehearsals"]
+    assert rec["outcome"] == "passed" and rec["report"] == r.report and rec["copy_dropped"]
+    assert {s["step"]: s["state"] for s in data["steps"]}["rehearse"] == "done"
+    md = rb.report_paths[0].read_text()
+    assert "## Rehearsal on a copy, before BEGIN" in md and f"- passed: {r.verdict} ({r.report})" in md
+
+
+async def test_failed_rehearsal_needs_an_explicit_begin_and_a_timeout_drops_the_copy(fresh_db, tmp_path):
+    from faults import migration_with, runbook
+
+    from aami_tui.core.runbook import Phase, RunbookError, State, Step
+
+    run_sql(fresh_db, NOTES)
+    bad, _ = migration_with(tmp_path, "CREATE UNIQUE INDEX site_notes_note ON site_notes (note);", after=1)
+    rb = runbook(fresh_db, tmp_path, bad, interactive=True)
+    for key, _ in rb.items:
+        rb.tick(key)  # ticked on trust
+    await rb.preflight()
+    await rb.backup_step()
+    assert rb.begin_caution() is None
+    r = await rb.rehearse()
+    assert not r.passed and "could not create unique index" in r.failed and r.copy_dropped
+    assert rb.steps[Step.REHEARSE].state is State.FAILED and rb.phase is Phase.READY
+    assert rb.begin_caution().startswith("the rehearsal on a copy failed: The real run would fail: Statement 2 / 44")
+    with pytest.raises(RunbookError, match="BEGIN needs an explicit confirmation: the rehearsal on a copy failed"):
+        await rb.begin()
+    rb.opt.rehearse_timeout = 0.5
+    r2 = await rb.rehearse()
+    assert r2.outcome == "timed out" and r2.verdict in (
+        "The rehearsal did not finish within 0.5s; the copy was dropped.",
+        "The rehearsal did not finish within 0.5s; no copy was made.")
+    assert scratch_databases(fresh_db) == [] and rb.phase is Phase.READY
+    await rb.begin(confirmed=True)  # the operator's explicit decision, recorded
+    assert rb.phase is Phase.OPEN
+    await rb.close("test")
+    data = json.loads(rb.report_paths[1].read_text())
+    assert [x["outcome"] for x in data["rehearsals"]] == ["failed", "timed out"]
+    assert any("BEGIN confirmed by the operator although the rehearsal on a copy" in e["message"] for e in data["log"])
+
+
+def test_headless_apply_rehearse_stops_before_begin_when_the_copy_fails(pg_server, fresh_db, tmp_path):
+    from faults import migration_with
+
+    run_sql(fresh_db, NOTES)
+    bad, _ = migration_with(tmp_path, "CREATE UNIQUE INDEX site_notes_note ON site_notes (note);", after=1)
+    before = catalog_fingerprint(fresh_db)
+    r = cli("apply", "--rehearse", "--yes", "--migration-file", str(bad), "--backup-dir", str(tmp_path / "b"),
+            "--reports-dir", str(tmp_path / "r"), env=pg_server.env(fresh_db.dbname), timeout=180)
+    assert r.returncode == 10, r.stdout + r.stderr
+    assert "== Rehearsal ==" in r.stdout and "Copy: restoring backup_" in r.stdout
+    assert "aami-tui: BEGIN not run: the rehearsal on a copy failed: The real run would fail" in r.stderr
+    assert catalog_fingerprint(fresh_db) == before and scratch_databases(fresh_db) == []
+    (report,) = [json.loads(p.read_text()) for p in (tmp_path / "r").glob("report_*.json")]
+    assert report["exit_code"] == 10 and report["rehearsals"][0]["outcome"] == "failed"
+
+
+async def test_console_rehearsal_step_fails_then_begin_needs_the_typed_name(fresh_db, tmp_path):
+    """The console face (Pilot): r after the backup rehearses; a failed rehearsal makes n ask for the typed name."""
+    from faults import migration_with
+    from test_console import SIZE, make_app, text_of
+
+    from aami_tui.core.runbook import Phase
+    from aami_tui.ui import scenes
+
+    run_sql(fresh_db, NOTES)
+    bad, _ = migration_with(tmp_path, "CREATE UNIQUE INDEX site_notes_note ON site_notes (note);", after=1)
+    app = make_app(fresh_db, tmp_path, migration_path=bad)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        screen = app.screen
+        for key, _ in app.runbook.items:
+            if key != "staging":  # left for the rehearsal
+                screen.query_one(f"#tick-{key}").focus()
+                await pilot.press("space")
+        await scenes.next_step(pilot)  # pre-flight
+        await scenes.next_step(pilot)  # backup
+        assert "Next: n → BEGIN   r → rehearse on a copy first (optional)" in text_of(app, "#rehearse-info")
+        await pilot.press("r")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "rehearse-modal", what="modal")
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: app.runbook.rehearsals and scenes._idle(app), 60, what="rehearsal")
+        info = text_of(app, "#rehearse-info")
+        assert "✗ Rehearsal on a copy: The real run would fail: Statement 2 / 44" in info
+        assert "copy: a new database aami_rehearse_" in info.lower() and "; dropped" in info
+        assert "r → rehearse again, or n → BEGIN anyway" in info
+        assert not screen.query_one("#tick-staging").value
+        await pilot.press("n")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "begin-anyway-modal", what="ask")
+        await pilot.press(*fresh_db.dbname, "enter")
+        await scenes.wait_for(pilot, lambda: app.runbook.phase is Phase.OPEN and scenes._idle(app), what="BEGIN")
+    assert scratch_databases(fresh_db) == []
+    (report,) = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("report_*.json")]
+    assert report["begin_confirmed_although"].startswith("the rehearsal on a copy failed: The real run would fail")
+    assert [x["outcome"] for x in report["rehearsals"]] == ["failed"]

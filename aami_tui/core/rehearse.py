@@ -198,6 +198,9 @@ async def scratch_copy(live_conn, settings: ConnSettings, dump: Path, say, resul
             await live_conn.execute(q.SQL("CREATE DATABASE {} TEMPLATE template0").format(q.Identifier(name)))
         except psycopg.Error as exc:
             why_not = f"creating a database failed ({_first(exc)})"
+        except asyncio.CancelledError:  # Ctrl+C or a timeout while CREATE DATABASE ran: it may have completed
+            await asyncio.shield(_drop_database(settings, name, major, result))
+            raise
         else:
             result.copy_name = name
             result.copy_where = f"a new database {name} on the same server (PostgreSQL {major})"
@@ -266,8 +269,12 @@ async def _locks_held(conn, pid: int, before: dict) -> list[dict]:
 
 async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: Path, reports_dir: Path,
                    from_backup: Path | None = None, lock_timeout: float = 5.0, statement_timeout: float = 300.0,
-                   pace: float = 0.0, say: Callable[[str], None] = lambda _m: None) -> Rehearsal:
-    """Run the rehearsal. Raises ConnectError (real database unreachable) or RehearsalError (no copy)."""
+                   pace: float = 0.0, say: Callable[[str], None] = lambda _m: None,
+                   from_label: str = "given with --from-backup",
+                   started: Callable[[Rehearsal], None] = lambda _r: None) -> Rehearsal:
+    """Run the rehearsal. Raises ConnectError (real database unreachable) or RehearsalError (no copy).
+    ``started`` receives the record as soon as it exists (a caller that cancels or times out still knows which
+    report was written)."""
     from aami_tui.core.db import connect
     from aami_tui.core.runbook import Options, Runbook, RunbookError
 
@@ -279,15 +286,16 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
                                 f"{info.server_version // 10000}.{info.server_version % 10000})",
                        migration=str(migration_path),
                        started_at=datetime.now().astimezone().isoformat(timespec="seconds"))
+    started(result)
     with contextlib.suppress(mig.MigrationError):
         result.migration_sha256 = mig.load(migration_path).sha256
     try:
         try:
             if from_backup is not None:
                 dump = Path(from_backup).expanduser()
-                if not dump.is_file():
+                if not dump.exists():  # a file, or a directory-format backup (--jobs)
                     raise RehearsalError(f"--from-backup {dump}: no such file.")
-                result.backup = f"{dump} (given with --from-backup)"
+                result.backup = f"{dump} ({from_label})"
             else:
                 dump = await take_backup(settings, backup_dir, info.server_version // 10000, say)
                 result.backup = f"{dump} (taken now)"
@@ -298,6 +306,7 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
                            lock_timeout=lock_timeout, statement_timeout=statement_timeout, skip_backup=True,
                            pace=pace)
             rb = Runbook(target, migration_path, opts, interactive=False)
+            t0 = None
             try:
                 say(f"Rehearsing {migration_path.name} on the copy ({result.copy_where}).")
                 result.preflight = [c.to_dict() for c in await rb.preflight()]
@@ -317,6 +326,8 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
                 result.committed = True
             except RunbookError as exc:
                 result.failed = str(exc)
+                if t0 is not None and not result.apply_seconds:  # the apply (or verify) failed: time to the failure
+                    result.apply_seconds = time.monotonic() - t0
                 result.preflight = result.preflight or [c.to_dict() for c in rb.checks]
                 result.verify = result.verify or [c.to_dict() for c in rb.verify_checks]
                 result.statements = len([s for s in rb.statements if s.ok])
@@ -346,6 +357,23 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
     result.total_seconds = time.monotonic() - t_start
     write_report(result, reports_dir)
     return result
+
+
+def summary_lines(r: Rehearsal) -> list[str]:
+    """What the rehearsal found, a line each (the CLI prints them; the runbook logs them)."""
+    import humanize
+
+    out = [r.verdict(), f"Copy: {r.copy_where or 'none made'}; "
+                        f"{'dropped' if r.copy_dropped or not r.copy_name else 'NOT dropped: drop it by hand'}.",
+           f"Durations: restore {r.restore_seconds:.1f} s, apply {r.apply_seconds:.2f} s ({r.statements} statements), "
+           f"total {r.total_seconds:.1f} s."]
+    out += [f"Lock: {lk['mode']} on {lk['table']} (~{lk['est_rows']:,} rows, "
+            f"{humanize.naturalsize(lk['size_bytes'] or 0, binary=True)}) until COMMIT." for lk in r.locks]
+    if not r.locks and r.committed:
+        out.append("Locks: none on tables that already existed.")
+    if r.committed:
+        out.append("check --strict on the copy: " + ("passes." if r.strict_ok else "fails (drift left)."))
+    return out
 
 
 def write_report(r: Rehearsal, reports_dir: Path) -> Path:

@@ -57,6 +57,8 @@ class RunRecord:
     mode: str = "production"  # or "development" (short checklist, no backup of an empty database)
     inspections: tuple[dict, ...] = ()  # queries run in the inspection pane, inside the transaction
     lint: dict | None = None  # the pre-flight's lint of the file that ran (core.lint.LintResult.to_dict)
+    rehearsals: tuple[dict, ...] = ()  # the optional rehearsal step on a scratch copy, before BEGIN
+    begin_confirmed: str | None = None  # BEGIN explicitly confirmed by the operator although this
 
 
 def _iso(ts: float | None) -> str | None:
@@ -104,6 +106,8 @@ def to_dict(r: RunRecord) -> dict:
         "waiting_sessions": list(r.waiters),
         "inspections": list(r.inspections),
         "lint": r.lint,
+        "rehearsals": list(r.rehearsals),
+        "begin_confirmed_although": r.begin_confirmed,
         "log": [{"at": _iso(t), "level": lvl, "message": m} for t, lvl, m in r.log],
     }
 
@@ -151,6 +155,21 @@ def to_markdown(d: dict) -> str:
     out += [f"- {'✓' if c['ok'] else ('✗' if c.get('blocking', True) else '!')} {c['name']}: {c['detail']}"
             for c in d["preflight"]["checks"]]
     out += _lint_section(d.get("lint"))
+    if d.get("rehearsals") or d.get("begin_confirmed_although"):
+        out += ["", "## Rehearsal on a copy, before BEGIN", ""]
+        for x in d.get("rehearsals") or ():
+            out.append(f"- {x['outcome']}: {x['verdict']} ({x['report'] or 'no report'})")
+            if x.get("copy"):
+                out.append(f"  - copy: {x['copy']}; dropped: {'yes' if x['copy_dropped'] else 'NO'}; "
+                           f"restored: {x['backup']}")
+            if x["outcome"] in ("passed", "failed") and x.get("copy"):
+                strict = {True: "passes", False: "fails"}.get(x.get("strict_ok"), "not reached")
+                out.append(f"  - apply {x['apply_seconds']:.2f} s ({x['statements']} statements), total "
+                           f"{x['seconds']:.1f} s; check --strict on the copy: {strict}")
+                out += [f"  - lock until COMMIT: {lk['mode']} on {lk['table']} (~{lk['est_rows']:,} rows, "
+                        f"{lk['size_bytes'] or 0} bytes)" for lk in x.get("locks") or ()]
+        if d.get("begin_confirmed_although"):
+            out.append(f"- **BEGIN explicitly confirmed by the operator although {d['begin_confirmed_although']}.**")
     out += ["", "## Backup", ""]
     b = d["backup"]
     if isinstance(b, dict):

@@ -43,6 +43,7 @@ If it went wrong after COMMIT: **Restore** (key *b* on the dashboard) puts a bac
 | s | runbook | the migration SQL, read-only and highlighted (s again goes back) |
 | i | dashboard | create the database while it does not exist |
 | space / tab | runbook | tick the focused checklist item / move to the next |
+| r | runbook | after the backup: rehearse on a scratch copy first (optional; n skips it) |
 | c / x | runbook | COMMIT / ROLLBACK (each asks first) |
 | i | runbook | inspect inside the open transaction: \\dt, \\d TABLE, \\di, \\dx or SQL, under a savepoint |
 | escape | runbook | cancel the running step; closes this help |

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import re
 import time
+from pathlib import Path
 
 from rich.text import Text
 from textual import on
@@ -55,6 +56,12 @@ EXPLAIN = {
     Step.BACKUP: "pg_dump -Fc of the whole database plus a schema-only .sql into the backup directory "
                  "(files 0600), then verify it with pg_restore --list and record its size and sha256. "
                  "Read-only for the database. Escape cancels and removes partial files.",
+    Step.REHEARSE: "Optional. Restore the backup just taken into a scratch copy (a new database on the same server "
+                   "when the role may create one, else the embedded PostgreSQL, the version difference stated) and "
+                   "run the same engine there: apply, verify, COMMIT on the copy, then check --strict. Shows the "
+                   "duration, the locks on existing tables with their sizes, and what failed. The copy is always "
+                   "dropped (escape cancels); the real database is only read. The result answers 'Tested on "
+                   "staging' and goes into the report.",
     Step.BEGIN: "Open the migration transaction on its own connection, with lock_timeout and "
                 "statement_timeout set. Nothing is visible to anyone else until COMMIT.",
     Step.APPLY: "Run the migration file statement by statement inside the open transaction. On an error "
@@ -86,6 +93,7 @@ class RunbookScreen(Screen):
         Binding("escape", "cancel_step", "Cancel"),
         Binding("s", "toggle_sql", "SQL"),
         Binding("i", "inspect", "Inspect"),
+        Binding("r", "rehearse", "Rehearse"),
         Binding("d", "dashboard", "Dashboard"),
         Binding("f5", "refresh_tables", "Refresh", show=False),
         Binding("question_mark", "app.help", "Help"),
@@ -94,8 +102,9 @@ class RunbookScreen(Screen):
         Binding("c", "refused('commit')", show=False),
         Binding("x", "refused('rollback')", show=False),
         Binding("i", "refused('inspect')", show=False),
+        Binding("r", "refused('rehearse')", show=False),
     ]
-    GATED = frozenset({"next_step", "commit", "rollback", "cancel_step", "inspect"})
+    GATED = frozenset({"next_step", "commit", "rollback", "cancel_step", "inspect", "rehearse"})
 
     runs = 0
 
@@ -103,6 +112,7 @@ class RunbookScreen(Screen):
         RunbookScreen.runs += 1
         super().__init__(id=f"runbook-{RunbookScreen.runs}", classes="runbook")
         self.rb = rb
+        self._rehearse_said = ""  # the rehearsal's latest line, shown in its pane while it runs
         self._said: list[Text] = []  # every log line, to re-wrap them after a resize
         self._log_width = 0
         rb.listener = self._on_engine_event
@@ -118,15 +128,20 @@ class RunbookScreen(Screen):
                     yield Static("", id="preflight-title", classes="pane-title")
                     for key, label in self.rb.items:
                         yield Tick(label, id=f"tick-{key}")
+                    if "staging" in self.rb.answers:
+                        yield Static("Not tested yet? Leave it unticked: after the backup, [b]r[/b] "
+                                     "rehearses on a scratch copy and answers it.", id="staging-hint",
+                                     classes="hint")
                     yield Static("[b]Automatic checks[/b]", classes="pane-title")
                     yield Static("running…", id="auto-checks")
                     yield Static("[b]Migration SQL[/b]: press [b]s[/b] to review it (scrolls both ways; s again "
                                  "comes back)", classes="pane-title")
-                with Vertical(id="pane-backup", classes="pane"):
+                with VerticalScroll(id="pane-backup", classes="pane"):
                     yield Static("[b]Backup[/b]", classes="pane-title")
                     yield Static("", id="backup-info")
                     yield ProgressBar(total=1, id="backup-progress", show_eta=False)
                     yield Static("", id="backup-line")
+                    yield Static("", id="rehearse-info")
                 with Vertical(id="pane-apply", classes="pane"):
                     yield Static("[b]Apply[/b]", classes="pane-title")
                     yield ProgressBar(total=1, id="apply-progress", show_eta=False)
@@ -282,6 +297,9 @@ class RunbookScreen(Screen):
     @on(LogMsg)
     def _log(self, message: LogMsg) -> None:
         self.say(message.event.message, message.event.level)
+        if message.event.step is Step.REHEARSE and self.rb.steps[Step.REHEARSE].state == State.RUNNING:
+            self._rehearse_said = message.event.message
+            self.query_one("#rehearse-info", Static).update(self._rehearse_text())
 
     @on(StatementDoneMsg)
     def _statement(self, message: StatementDoneMsg) -> None:
@@ -314,6 +332,12 @@ class RunbookScreen(Screen):
         ev = message.event
         target = "#auto-checks" if ev.step is Step.PREFLIGHT else "#verify-checks"
         self.query_one(target, Static).update(check_lines(list(ev.checks)))
+        for key, value in self.rb.answers.items():  # e.g. "Tested on staging", answered by a rehearsal
+            box = self.query_one(f"#tick-{key}", Checkbox)
+            if box.value != value:
+                with box.prevent(Checkbox.Changed):
+                    box.value = value
+        self._ticked_title()
         self._txbar()
 
     @on(StepChangedMsg)
@@ -334,6 +358,8 @@ class RunbookScreen(Screen):
             bar = self.query_one("#backup-progress", ProgressBar)
             bar.update(total=max(bar.total or 1, 1), progress=max(bar.total or 1, 1))
         self._show_pane()
+        if rec.step is Step.REHEARSE and rec.state in (State.DONE, State.FAILED):  # its result and what comes next
+            self.set_timer(0.2, lambda: self.query_one("#pane-backup").scroll_end(animate=False))
         if rec.step is Step.APPLY and rec.state == State.FAILED:
             # No percentage or "statement k / n" of a run that has stopped: where it stopped, and what that means.
             self.query_one("#apply-progress", ProgressBar).display = False
@@ -365,18 +391,26 @@ class RunbookScreen(Screen):
             if rb.steps[Step.APPLY].state == State.FAILED:
                 step = Step.APPLY
             pane = {Step.PREFLIGHT: "pane-preflight", Step.BACKUP: "pane-backup", Step.BEGIN: "pane-backup",
+                    Step.REHEARSE: "pane-backup",
                     Step.APPLY: "pane-apply", Step.VERIFY: "pane-verify", Step.COMMIT: "pane-verify",
                     Step.ROLLBACK: "pane-verify"}[step]
             if step is Step.BEGIN and rb.backup is None and rb.steps[Step.BACKUP].state != State.SKIPPED:
                 pane = "pane-preflight"
-            if step is Step.BEGIN:
+            # Once a rehearsal runs, the backup shrinks to one line and its progress goes: its result needs the room.
+            compact = step is Step.REHEARSE or (step is Step.BEGIN and bool(rb.rehearsals))
+            for widget in ("#backup-progress", "#backup-line"):
+                self.query_one(widget).display = not compact
+            if step in (Step.BEGIN, Step.REHEARSE):
                 info = self.query_one("#backup-info", Static)
                 b = rb.backup
-                if b:
+                if b and compact:
+                    info.update(Text.assemble(("✓ Verified backup ", "bold green"), b.dump_path.name,
+                                              f" ({fmt.size(b.size)}, {b.toc_entries} TOC entries)"))
+                elif b:
                     info.update(Text.assemble(("✓ Verified backup\n", "bold green"),
                                               f"{b.dump_path}\n{fmt.size(b.size)} · {b.toc_entries} TOC entries · "
-                                              f"sha256 {b.sha256[:24]}…\nschema: {b.schema_path}\n\n",
-                                              "Next: ", ("n", "bold"), " → BEGIN"))
+                                              f"sha256 {b.sha256[:24]}…\nschema: {b.schema_path}"))
+                self.query_one("#rehearse-info", Static).update(self._rehearse_text())
             if step in (Step.COMMIT,) and rb.steps[Step.VERIFY].state == State.DONE:
                 self.query_one("#verify-next", Static).update(Text.assemble(
                     "Verify passed. The transaction is still open and holds its locks:\n",
@@ -448,8 +482,13 @@ class RunbookScreen(Screen):
         if step in (Step.PREFLIGHT, Step.BACKUP, Step.BEGIN) and any(c.name == "Nothing to do" and c.ok
                                                                       for c in rb.checks):
             return "nothing to do, already migrated: d → dashboard or q → quit"
-        if step is Step.PREFLIGHT and not rb.all_ticked:
+        if step is Step.PREFLIGHT and rb.missing_items:
             return "tick the checklist, then n → Pre-flight"
+        if step is Step.BEGIN and rb.phase is Phase.READY:
+            if rb.begin_caution() and rb.rehearsals:
+                return "r → rehearse again, or n → BEGIN anyway (typed)"
+            if not rb.rehearsals:
+                return "n → BEGIN, or r → rehearse on a copy first"
         if step is Step.COMMIT:
             return "c → COMMIT or x → ROLLBACK"
         return f"n → {step.title}"
@@ -541,6 +580,8 @@ class RunbookScreen(Screen):
             return allowed(rb.phase, Action.ROLLBACK)
         if action == "inspect":
             return rb.tx_open
+        if action == "rehearse":
+            return allowed(rb.phase, Action.REHEARSE)
         return True
 
     def action_refused(self, action: str) -> None:
@@ -566,14 +607,19 @@ class RunbookScreen(Screen):
             self.action_commit()
             return
         ok, why = rb.can(step)
-        if step is Step.PREFLIGHT and ok and not rb.all_ticked:
-            missing = [label for k, label in rb.items if not rb.answers[k]]
+        if step is Step.PREFLIGHT and ok and rb.missing_items:
+            missing = rb.missing_items
             self.notify("Tick every checklist item first: " + "; ".join(missing), title="Pre-flight",
                         severity="warning", timeout=8)
-            self.query_one(f"#tick-{next(k for k, _ in rb.items if not rb.answers[k])}", Checkbox).focus()
+            key = next(k for k, label in rb.items if label == missing[0])
+            self.query_one(f"#tick-{key}", Checkbox).focus()
             return
         if not ok:
             self.notify(f"{step.title} is not possible now: {why}.", severity="warning")
+            return
+        caution = rb.begin_caution() if step is Step.BEGIN and rb.phase is Phase.READY else None
+        if caution:
+            self._begin_anyway(caution)
             return
         retry = step is Step.BEGIN and rb.attempt > 0
         title = "Retry the transaction from BEGIN?" if retry else f"Run {step.title}?"
@@ -585,9 +631,82 @@ class RunbookScreen(Screen):
         self.app.push_screen(ConfirmModal(title, EXPLAIN[step], confirm="Retry BEGIN" if retry else f"Run {step.title}",
                                           danger=False), go)
 
-    def run_step(self, step: Step) -> None:
+    def _begin_anyway(self, caution: str) -> None:
+        """BEGIN on the real database although the rehearsal did not pass (or nothing was tested): typed."""
+        db_name = self.rb.settings.dbname
+
+        def go(confirmed: bool | None) -> None:
+            if confirmed:
+                self.run_step(Step.BEGIN, confirmed=True)
+
+        self.app.push_screen(ConfirmModal(
+            "BEGIN on the real database anyway?",
+            f"Careful: {caution}{'' if caution.endswith(')') else '.'}\n\nescape, then r, rehearses (again) on a scratch copy. To BEGIN on {db_name} "
+            "anyway, type its name: the report records that you did, and why it needed asking.",
+            confirm="BEGIN anyway", require_text=db_name, id="begin-anyway-modal"), go)
+
+    def action_rehearse(self) -> None:
+        """The optional rehearsal, after the backup and before BEGIN: the engine's own step (core/rehearse.py)."""
+        if self._busy():
+            self.notify("A step is still running (escape cancels it).", severity="warning")
+            return
+        ok, why = self.rb.can(Step.REHEARSE)
+        if not ok:
+            self.notify(f"The rehearsal is not possible now: {why}.", severity="warning")
+            return
+
+        def go(confirmed: bool | None) -> None:
+            if confirmed:
+                self.run_step(Step.REHEARSE)
+
+        self.app.push_screen(ConfirmModal("Rehearse on a scratch copy first?", EXPLAIN[Step.REHEARSE],
+                                          confirm="Rehearse", danger=False, id="rehearse-modal"), go)
+
+    def _rehearse_text(self) -> Text:
+        """The rehearsal's part of the backup pane: running, its result, and what to press next."""
+        rb = self.rb
+        t = Text()
+        if rb.steps[Step.REHEARSE].state == State.RUNNING:
+            t.append("\nRehearsal on a scratch copy", style="bold")
+            t.append(" running… (escape cancels; the copy is dropped)\n")
+            t.append(fmt.short_paths(fmt.redact(self._rehearse_said)), style="dim")
+            return t
+        done = [r for r in rb.rehearsals if r.outcome != "cancelled"]
+        last = done[-1] if done else None
+        if last is not None:
+            ok = last.passed
+            t.append("\n✓ Rehearsed on a copy: " if ok else "\n✗ Rehearsal on a copy: ",
+                     style="bold green" if ok else "bold red")
+            t.append(fmt.redact(last.verdict) + "\n", style="green" if ok else "red")
+            if last.copy:
+                t.append(f"Copy: {last.copy}; {'dropped' if last.copy_dropped else 'NOT dropped'}\n")
+            if last.outcome in ("passed", "failed") and last.copy and last.failed is None:
+                strict = {True: "passes", False: "fails"}.get(last.strict_ok, "not reached")
+                t.append(f"Apply {last.apply_seconds:.2f} s ({last.statements} statements), total "
+                         f"{last.seconds:.1f} s · check --strict: {strict}\n")
+                for lk in last.locks:
+                    t.append(f"Lock until COMMIT: {lk['mode']} on {lk['table']} (~{lk['est_rows']:,} rows, "
+                             f"{fmt.size(lk['size_bytes'] or 0)})\n", style="yellow")
+                if not last.locks and last.outcome == "passed":
+                    t.append("Locks: none on tables that already existed\n")
+            elif last.copy:
+                t.append(f"Total {last.seconds:.1f} s on the copy (restore included)\n")
+            if last.report:
+                t.append(f"Report: {Path(last.report).name}\n", style="dim")
+        t.append("\nNext: ", style="bold")
+        if last is None:
+            t.append_text(Text.assemble(("n", "bold"), " → BEGIN   ", ("r", "bold"),
+                                        " → rehearse on a copy first (optional)"))
+        elif last.passed:
+            t.append_text(Text.assemble(("n", "bold"), " → BEGIN"))
+        else:
+            t.append_text(Text.assemble(("r", "bold"), " → rehearse again, or ", ("n", "bold"),
+                                        " → BEGIN anyway (you type the database name)"))
+        return t
+
+    def run_step(self, step: Step, **kw) -> None:
         coro = {Step.PREFLIGHT: self.rb.preflight, Step.BACKUP: self.rb.backup_step, Step.BEGIN: self.rb.begin,
-                Step.APPLY: self.rb.apply, Step.VERIFY: self.rb.verify}[step]()
+                Step.REHEARSE: self.rb.rehearse, Step.APPLY: self.rb.apply, Step.VERIFY: self.rb.verify}[step](**kw)
         self.run_worker(self._guard(step, coro), group="step", exclusive=True, exit_on_error=False)
 
     async def _guard(self, step: Step, coro) -> None:

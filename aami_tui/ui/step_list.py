@@ -7,9 +7,10 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from aami_tui.core.runbook import STEP_ORDER, Runbook, State, Step, Tx
+from aami_tui.core.runbook import STEP_ORDER, Phase, Runbook, State, Step, Tx
 from aami_tui.ui import fmt
 
+BEFORE_BEGIN = frozenset({Phase.NEW, Phase.PREFLIGHT, Phase.CHECKED, Phase.BACKUP, Phase.READY, Phase.REHEARSING})
 ICON = {State.PENDING: ("○", "dim"), State.RUNNING: ("●", "bold yellow"), State.DONE: ("✓", "bold green"),
         State.FAILED: ("✗", "bold red"), State.SKIPPED: ("–", "dim"), State.NOT_RUN: ("–", "dim")}
 
@@ -54,6 +55,12 @@ class StepList(Static):
                 marked = True
             label = Text(f"{i} {title}", style="bold reverse" if step is nxt and rec.state == State.PENDING else "")
             t.add_row(Text(icon, style=style), label, Text(_short(rec.elapsed), style="dim"))
+            # The optional rehearsal: a row until BEGIN (after it, the room goes to the transaction's state).
+            if step is Step.BACKUP and "staging" in rb.answers and rb.phase in BEFORE_BEGIN:
+                r = rb.steps[Step.REHEARSE]
+                icon, style = ICON[r.state]
+                t.add_row(Text(icon, style=style), Text("  rehearse (opt.)", style="dim" if r.state ==
+                                                        State.PENDING else ""), Text(_short(r.elapsed), style="dim"))
         tx_style = {Tx.OPEN: "bold black on yellow", Tx.ABORTED: "bold white on red",
                     Tx.COMMITTED: "bold black on green", Tx.ROLLED_BACK: "bold black on cyan",
                     Tx.LOST: "bold white on red", Tx.UNKNOWN: "bold white on red"}.get(rb.tx, "dim")

@@ -29,6 +29,7 @@ from aami_tui.core.runbook.model import (
     LockWatch,
     Options,
     Outcome,
+    RehearsalRecord,
     RunbookError,
     State,
     StatementRecord,
@@ -56,7 +57,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "DEV_ITEMS", "PREFLIGHT_ITEMS", "STEP_ORDER", "Action", "Blocker", "Check", "ChecksDone", "Deadline", "Event", "Listener",
-    "LockWatch", "Log", "Options", "Outcome", "Phase", "Progress", "ReportWritten", "Runbook", "RunbookError",
+    "LockWatch", "Log", "Options", "Outcome", "Phase", "Progress", "RehearsalRecord", "ReportWritten", "Runbook", "RunbookError",
     "State", "StatementDone", "StatementRecord", "Step", "StepChanged", "StepRecord", "StepState", "Tx",
     "TxChanged", "Verdict",
 ]

@@ -61,6 +61,7 @@ from aami_tui.core.runbook.model import (
     LockWatch,
     Options,
     Outcome,
+    RehearsalRecord,
     RunbookError,
     State,
     StatementRecord,
@@ -134,6 +135,8 @@ class Runbook:
         self.lock_holder: dict | None = None
         self.lint_result = None  # core.lint.LintResult of the pre-flight
         self.inspections: list[dict] = []  # the inspection pane's queries (core/inspect.py), for the report
+        self.rehearsals: list[RehearsalRecord] = []  # the optional rehearsal step's results, in order
+        self.begin_confirmed: str | None = None  # why BEGIN needed the operator's explicit confirmation, if it did
         # public's tables just after BEGIN (name -> (est rows, size)): what existed before the migration
         self.tables_before_begin: dict[str, tuple] | None = None
         self.operator = getpass.getuser()
@@ -272,6 +275,12 @@ class Runbook:
     def all_ticked(self) -> bool:
         return all(self.answers.values())
 
+    @property
+    def missing_items(self) -> list[str]:
+        """Checklist items pre-flight still needs ticked: all but "Tested on staging", which the optional rehearsal
+        after the backup may answer (BEGIN without either asks for an explicit confirmation: begin_caution)."""
+        return [label for k, label in self.items if not self.answers[k] and k != "staging"]
+
     # ---- connections ---------------------------------------------------------------------------
     async def monitor_conn(self) -> psycopg.AsyncConnection:
         if self.monitor is None or self.monitor.closed:
@@ -362,6 +371,11 @@ class Runbook:
             self._set(Step.PREFLIGHT, State.FAILED, msg)
             self._move(Phase.NEW)
             raise self._fail(msg, verdict) from None
+        if (self.interactive and not self.answers.get("staging", True)
+                and not any(c.name == "Tested on staging" for c in checks)):
+            checks.append(Check("Tested on staging", False, "not ticked: the optional rehearsal after the backup "
+                                "runs the migration on a scratch copy of it and answers this item; BEGIN without "
+                                "either asks for an explicit confirmation", blocking=False))
         self.checks = checks
         self.emit(ChecksDone(Step.PREFLIGHT, tuple(checks)))
         failed = [c for c in checks if c.blocking and not c.ok]
@@ -373,8 +387,8 @@ class Runbook:
             self._move(Phase.NEW)
             raise self._fail(f"Pre-flight failed: {failed[0].name}: {failed[0].detail}",
                              failed[0].verdict or Verdict.PREFLIGHT)
-        if self.interactive and not self.all_ticked:
-            missing = [label for k, label in self.items if not self.answers[k]]
+        missing = self.missing_items
+        if self.interactive and missing:
             await self.session.unlock(self.opt.query_timeout)
             self._set(Step.PREFLIGHT, State.FAILED, "checklist not complete")
             self._move(Phase.NEW)
@@ -419,9 +433,121 @@ class Runbook:
         self._move(Phase.READY)
         return result
 
+    # ---- optional, before BEGIN: the rehearsal on a scratch copy ------------------------------------------
+    async def rehearse(self) -> RehearsalRecord:
+        """Restore this run's verified backup into a scratch copy and run the same engine there (apply, verify,
+        COMMIT on the copy; core/rehearse.py). The real database is only read; the copy is always dropped (also on
+        a timeout or a cancel). The result answers the checklist's "Tested on staging" and goes into the report.
+        A rehearsal that did not pass is returned, not raised: BEGIN then needs an explicit confirmation."""
+        from aami_tui.core import rehearse as reh
+
+        self._start(Action.REHEARSE)
+        self._set(Step.REHEARSE, State.RUNNING)
+        t0 = time.monotonic()
+        held: list = []  # the rehearsal's record, as soon as it exists (for its report path on a timeout)
+
+        def say(message: str) -> None:
+            self.say(message, "info", Step.REHEARSE)
+
+        src = self.backup.dump_path if self.backup else None
+        if src is None:
+            say("This run has no backup (skipped): the rehearsal takes its own with pg_dump (read-only for the "
+                "database).")
+        timeout = self.opt.rehearse_timeout
+        try:
+            r = await asyncio.wait_for(reh.rehearse(
+                self.settings, self.migration_path, backup_dir=self.opt.backup_dir, reports_dir=self.opt.reports_dir,
+                from_backup=src, from_label="this run's verified backup", lock_timeout=self.opt.lock_timeout,
+                statement_timeout=self.opt.statement_timeout, say=say, started=held.append), timeout)
+        except asyncio.CancelledError:
+            rec = self._rehearsal_ended("cancelled", "Cancelled by the operator", held, t0)
+            self._set(Step.REHEARSE, State.PENDING, "cancelled")
+            self.say(f"Rehearsal {rec.verdict[0].lower()}{rec.verdict[1:]}", "warn", Step.REHEARSE)
+            self._move(Phase.READY)
+            raise
+        except TimeoutError:
+            rec = self._rehearsal_ended("timed out", f"The rehearsal did not finish within {timeout:g}s", held, t0)
+        except Exception as exc:  # noqa: BLE001 - no copy (RehearsalError), no connection, a tool: one sentence
+            rec = self._rehearsal_ended("no copy", f"The rehearsal could not run: {_first(exc)}", held, t0)
+        else:
+            good, words = reh.evidence(r.report, self.migration, self.settings.dbname) if r.report else (False, "")
+            passed = r.exit_code == reh.EXIT_WOULD_SUCCEED and good
+            rec = RehearsalRecord("passed" if passed else "failed", r.verdict() if not (r.exit_code == 0 and not good)
+                                  else words, r.report, r.copy_where, r.copy_dropped, r.backup, r.total_seconds,
+                                  r.restore_seconds, r.apply_seconds, r.statements, tuple(r.locks), r.failed,
+                                  r.strict_ok, time.time())
+            self.rehearsals.append(rec)
+            for line in reh.summary_lines(r):
+                self.say(line, ("ok" if passed else "error") if line == r.verdict() else "info", Step.REHEARSE)
+            self.say(f"Rehearsal report: {r.report}", "info", Step.REHEARSE)
+        self._staging_evidence(rec)
+        if rec.passed:
+            locks = f"{len(rec.locks)} lock(s) on existing tables" if rec.locks else "no lock on existing tables"
+            self._set(Step.REHEARSE, State.DONE, f"passed on a copy: apply {rec.apply_seconds:.2f} s, {locks}")
+        else:
+            self._set(Step.REHEARSE, State.FAILED, rec.verdict)
+            if rec.outcome != "failed":
+                self.say(rec.verdict, "error", Step.REHEARSE)
+            self.say("BEGIN on the real database now needs an explicit confirmation.", "warn", Step.REHEARSE)
+        self._move(Phase.READY)
+        self.write_report()
+        return rec
+
+    def _rehearsal_ended(self, outcome: str, why: str, held: list, t0: float) -> RehearsalRecord:
+        """A rehearsal that did not come back with a result (timed out, cancelled, no copy)."""
+        r = held[0] if held else None
+        made = bool(r and r.copy_name)
+        if not made:
+            words = "no copy was made"
+        elif r.copy_dropped:
+            words = "the copy was dropped"
+        else:
+            words = f"the copy {r.copy_name} could NOT be dropped: drop it by hand"
+        rec = RehearsalRecord(outcome, f"{why}; {words}.", r.report if r else None, r.copy_where if r else "",
+                              r.copy_dropped if r else False, r.backup if r else "", time.monotonic() - t0,
+                              r.restore_seconds if r else 0.0, at=time.time())
+        self.rehearsals.append(rec)
+        return rec
+
+    def _staging_evidence(self, rec: RehearsalRecord) -> None:
+        """The checklist's "Tested on staging", answered by the rehearsal (shown with the pre-flight checks)."""
+        if rec.outcome == "cancelled":
+            return
+        name = Path(rec.report).name if rec.report else "no report"
+        check = Check("Tested on staging", rec.passed, (f"rehearsed on a copy in this run ({name}): {rec.verdict}"
+                                                        if rec.passed else f"the rehearsal did not pass ({name}): "
+                                                        f"{rec.verdict}"), blocking=False)
+        self.checks = [c for c in self.checks if c.name != "Tested on staging"] + [check]
+        self.emit(ChecksDone(Step.PREFLIGHT, tuple(self.checks)))
+        if rec.passed and "staging" in self.answers:
+            self.tick("staging")
+
+    def begin_caution(self) -> str | None:
+        """Why BEGIN on the real database needs the operator's explicit confirmation now, or None: the last
+        rehearsal did not pass, or (in the console) "Tested on staging" is neither ticked nor rehearsed."""
+        done = [r for r in self.rehearsals if r.outcome != "cancelled"]
+        if done and not done[-1].passed:
+            last = done[-1]
+            verb = "failed" if last.outcome == "failed" else "did not finish"
+            return f"the rehearsal on a copy {verb}: {last.verdict.rstrip('.')}"
+        if not done and self.interactive and not self.answers.get("staging", True):
+            return ("the migration was not tested on staging: the checklist item is not ticked and no rehearsal "
+                    "ran")
+        return None
+
     # ---- step 3: BEGIN ------------------------------------------------------------------------------
-    async def begin(self) -> None:
+    async def begin(self, confirmed: bool = False) -> None:
+        """BEGIN. ``confirmed``: the operator explicitly accepted ``begin_caution()`` (the console asks for the
+        database name); headless never does, so a rehearsal that did not pass stops the run before BEGIN."""
+        why = self.begin_caution() if self.phase is Phase.READY else None
+        if why and not confirmed:
+            if not self.interactive:
+                raise self._fail(f"BEGIN not run: {why}.", Verdict.REHEARSAL_FAILED)
+            raise RunbookError(f"BEGIN needs an explicit confirmation: {why}.", Verdict.PREFLIGHT)
         frm = self._start(Action.BEGIN)
+        if why:
+            self.begin_confirmed = why
+            self.say(f"BEGIN confirmed by the operator although {why}.", "warn", Step.BEGIN)
         if frm is Phase.ROLLED_BACK:  # retry of the whole transaction: keep the last attempt's record
             self.history.append((self.attempt, tuple(self.steps[s].frozen() for s in TX_STEPS)))
             for s in TX_STEPS:
@@ -950,7 +1076,8 @@ class Runbook:
                       "commit_timeout_s": self.opt.commit_timeout,
                       "idle_in_transaction_session_timeout_s": self.opt.idle_timeout},
             migration=self._migration_record(),
-            steps=tuple(row(self.steps[st]) for st in (*STEP_ORDER, Step.ROLLBACK)),
+            steps=tuple(row(self.steps[st]) for st in (*STEP_ORDER[:2], Step.REHEARSE, *STEP_ORDER[2:], Step.ROLLBACK)
+                        if st is not Step.REHEARSE or self.steps[st].state is not State.PENDING),
             earlier_attempts=tuple((n, tuple(row(r) for r in recs)) for n, recs in self.history),
             checklist=tuple((label, "yes" if self.answers[k] else ("not asked (headless)" if not self.interactive
                                                                    else "no")) for k, label in self.items),
@@ -968,6 +1095,8 @@ class Runbook:
             log=tuple(self.log),
             inspections=tuple(self.inspections),
             lint=self.lint_result.to_dict() if self.lint_result is not None else None,
+            rehearsals=tuple(r.to_dict() for r in self.rehearsals),
+            begin_confirmed=self.begin_confirmed,
         )
 
     def _migration_record(self) -> dict:

@@ -18,6 +18,7 @@ class Phase(StrEnum):
     CHECKED = "pre-flight passed"  # next: the backup
     BACKUP = "backup running"
     READY = "ready to BEGIN"  # pre-flight passed, backup verified (or skipped)
+    REHEARSING = "rehearsal running"  # optional: the backup restored into a scratch copy, the run done there
     BEGINNING = "BEGIN running"
     OPEN = "transaction open"
     APPLYING = "applying"
@@ -37,6 +38,7 @@ class Phase(StrEnum):
 class Action(StrEnum):
     PREFLIGHT = "preflight"
     BACKUP = "backup"
+    REHEARSE = "rehearse"
     BEGIN = "begin"
     APPLY = "apply"
     VERIFY = "verify"
@@ -49,7 +51,7 @@ class Action(StrEnum):
         return TITLES[self.value]
 
 
-RUNNING = {Phase.PREFLIGHT: "Pre-flight", Phase.BACKUP: "Backup", Phase.BEGINNING: "BEGIN",
+RUNNING = {Phase.PREFLIGHT: "Pre-flight", Phase.BACKUP: "Backup", Phase.REHEARSING: "Rehearsal", Phase.BEGINNING: "BEGIN",
            Phase.APPLYING: "Apply", Phase.VERIFYING: "Verify", Phase.COMMITTING: "COMMIT",
            Phase.ROLLING_BACK: "ROLLBACK"}
 
@@ -65,14 +67,18 @@ _ABORTED = "the transaction is aborted: ROLLBACK"
 _PART = "the apply stopped part-way: ROLLBACK, then retry from BEGIN"
 _VERIFY_FIRST = "verify must pass before COMMIT"
 _APPLIED = "the file has been applied in this transaction"
+_LATE = "the rehearsal comes before BEGIN (the transaction is open)"
 _UNKNOWN = ("the COMMIT's outcome is unknown: find it out first (the report gives the query to run); "
             "nothing more is done in this run")
 
-# Rows the run goes through before BEGIN: (preflight, backup, begin) verdicts.
+# Rows the run goes through before BEGIN: (preflight, backup, rehearse, begin) verdicts. The rehearsal is optional:
+# READY may go to BEGIN with or without it, and the rehearsal always comes back to READY (SETTLES).
 _BEFORE = {
-    Phase.NEW: (Phase.PREFLIGHT, "pre-flight must pass first", "pre-flight must pass first"),
-    Phase.CHECKED: (Phase.PREFLIGHT, Phase.BACKUP, "take (and verify) the backup first"),
-    Phase.READY: (Phase.PREFLIGHT, Phase.BACKUP, Phase.BEGINNING),
+    Phase.NEW: (Phase.PREFLIGHT, "pre-flight must pass first", "pre-flight must pass first",
+                "pre-flight must pass first"),
+    Phase.CHECKED: (Phase.PREFLIGHT, Phase.BACKUP, "take (and verify) the backup first: the rehearsal restores it",
+                    "take (and verify) the backup first"),
+    Phase.READY: (Phase.PREFLIGHT, Phase.BACKUP, Phase.REHEARSING, Phase.BEGINNING),
 }
 # Rows with the transaction open: (apply, verify, commit) verdicts; pre-flight/backup/BEGIN are over, ROLLBACK is open.
 _INSIDE = {
@@ -86,13 +92,15 @@ _INSIDE = {
 
 def _build() -> dict[tuple[Phase, Action], Phase | str]:
     t: dict[tuple[Phase, Action], Phase | str] = {}
-    for phase, (pf, bk, bg) in _BEFORE.items():
-        t.update({(phase, Action.PREFLIGHT): pf, (phase, Action.BACKUP): bk, (phase, Action.BEGIN): bg,
+    for phase, (pf, bk, rh, bg) in _BEFORE.items():
+        t.update({(phase, Action.PREFLIGHT): pf, (phase, Action.BACKUP): bk, (phase, Action.REHEARSE): rh,
+                  (phase, Action.BEGIN): bg,
                   (phase, Action.APPLY): "BEGIN first", (phase, Action.VERIFY): "no open transaction to verify",
                   (phase, Action.COMMIT): _NO_TX, (phase, Action.ROLLBACK): _NO_TX,
                   (phase, Action.CLOSE): Phase.CLOSED})
     for phase, (ap, vf, cm) in _INSIDE.items():
-        t.update({(phase, Action.PREFLIGHT): _OVER, (phase, Action.BACKUP): _ALREADY, (phase, Action.BEGIN): _ALREADY,
+        t.update({(phase, Action.PREFLIGHT): _OVER, (phase, Action.BACKUP): _ALREADY, (phase, Action.REHEARSE): _LATE,
+                  (phase, Action.BEGIN): _ALREADY,
                   (phase, Action.APPLY): ap, (phase, Action.VERIFY): vf, (phase, Action.COMMIT): cm,
                   (phase, Action.ROLLBACK): Phase.ROLLING_BACK,
                   (phase, Action.CLOSE): Phase.ROLLING_BACK})  # closing rolls back first
@@ -117,6 +125,8 @@ TABLE: dict[tuple[Phase, Action], Phase | str] = _build()
 SETTLES: dict[Phase, frozenset[Phase]] = {
     Phase.PREFLIGHT: frozenset({Phase.NEW, Phase.CHECKED, Phase.READY}),
     Phase.BACKUP: frozenset({Phase.CHECKED, Phase.READY}),
+    # Passed, failed, timed out or cancelled: the copy is dropped and the real database was only read.
+    Phase.REHEARSING: frozenset({Phase.READY}),
     # A failed BEGIN opened nothing: back to READY (or to ROLLED_BACK when it was a retry).
     Phase.BEGINNING: frozenset({Phase.OPEN, Phase.READY, Phase.ROLLED_BACK}),
     Phase.APPLYING: frozenset({Phase.APPLIED, Phase.ABORTED, Phase.PARTIAL, Phase.ROLLED_BACK}),

@@ -24,13 +24,14 @@ DEV_ITEMS: tuple[tuple[str, str], ...] = (("review", "Reviewed the migration SQL
 
 
 # How steps (and the machine's actions, which share their names) are shown to the operator.
-TITLES = {"preflight": "Pre-flight", "backup": "Backup", "begin": "BEGIN", "apply": "Apply", "verify": "Verify",
+TITLES = {"preflight": "Pre-flight", "backup": "Backup", "rehearse": "Rehearsal", "begin": "BEGIN", "apply": "Apply", "verify": "Verify",
           "commit": "COMMIT", "rollback": "ROLLBACK", "close": "Close"}
 
 
 class Step(StrEnum):
     PREFLIGHT = "preflight"
     BACKUP = "backup"
+    REHEARSE = "rehearse"  # optional, before BEGIN: not in STEP_ORDER (n goes on to BEGIN without it)
     BEGIN = "begin"
     APPLY = "apply"
     VERIFY = "verify"
@@ -95,6 +96,7 @@ class Verdict(Enum):
     LOCKED = (7, "another operator holds the migration lock: nothing changed")
     COMMIT_REJECTED = (8, "COMMIT rejected by the server: it rolled the transaction back, nothing changed")
     COMMIT_UNKNOWN = (9, "COMMIT outcome unknown: check the transaction before doing anything else")
+    REHEARSAL_FAILED = (10, "the rehearsal on a copy did not pass: BEGIN not run, nothing changed")
     INTERRUPTED = (130, "interrupted: not committed")
 
     @property
@@ -142,6 +144,35 @@ class StepRecord:
 
     def frozen(self) -> StepSnapshot:
         return StepSnapshot(self.step, self.state, self.started, self.ended, self.detail)
+
+
+@dataclass(frozen=True)
+class RehearsalRecord:
+    """One rehearsal of this run on a scratch copy (core/rehearse.py), as the run keeps and reports it."""
+
+    outcome: str  # "passed" | "failed" (would fail, or drift left) | "no copy" | "timed out"
+    verdict: str  # one sentence
+    report: str | None = None  # the rehearsal's own report (Markdown; its .json beside it)
+    copy: str = ""  # where the copy lived (and the version difference, if any)
+    copy_dropped: bool = False
+    backup: str = ""  # which dump was restored
+    seconds: float = 0.0
+    restore_seconds: float = 0.0
+    apply_seconds: float = 0.0
+    statements: int = 0
+    locks: tuple[dict, ...] = ()  # locks held until COMMIT on tables that existed, with their sizes
+    failed: str | None = None
+    strict_ok: bool | None = None  # would the result pass `check --strict`
+    at: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+    def to_dict(self) -> dict:
+        d = dict(vars(self))
+        d["locks"] = list(self.locks)
+        return d
 
 
 @dataclass(frozen=True)
@@ -215,6 +246,7 @@ class Options:
     skip_backup: bool = False
     dev: bool = False  # development mode: short checklist, no backup of an empty database (in the report)
     rehearsal_report: Path | None = None  # `aami-tui rehearse` report: evidence for "Tested on staging"
+    rehearse_timeout: float = 3600.0  # the optional rehearsal step (restore of the backup + the run on the copy)
     exact: bool = False  # the guide's "exactly ten tables in public" as a gate (tables that were there before too)
     pace: float = 0.0  # seconds to pause between statements (demo "slow motion", screenshots)
     compress: str = "0"  # pg_dump -Z, as pg_dump spells it (pgtools.DEFAULT_COMPRESS; README, Performance)
