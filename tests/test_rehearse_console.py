@@ -1,0 +1,52 @@
+"""The rehearsal step in the console (Pilot): r after the backup; a failed rehearsal makes BEGIN ask for the name.
+
+Kept out of tests/test_rehearse.py, which CI's PostgreSQL 15 lane runs again: one picture of the console is enough.
+"""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_sql
+from test_rehearse import NOTES, scratch_databases
+
+
+async def test_console_rehearsal_step_fails_then_begin_needs_the_typed_name(fresh_db, tmp_path):
+    """The console face (Pilot): r after the backup rehearses; a failed rehearsal makes n ask for the typed name."""
+    from faults import migration_with
+    from test_console import SIZE, make_app, text_of
+
+    from aami_tui.core.runbook import Phase
+    from aami_tui.ui import scenes
+
+    run_sql(fresh_db, NOTES)
+    bad, _ = migration_with(tmp_path, "CREATE UNIQUE INDEX site_notes_note ON site_notes (note);", after=1)
+    app = make_app(fresh_db, tmp_path, migration_path=bad)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        screen = app.screen
+        for key, _ in app.runbook.items:
+            if key != "staging":  # left for the rehearsal
+                screen.query_one(f"#tick-{key}").focus()
+                await pilot.press("space")
+        await scenes.next_step(pilot)  # pre-flight
+        await scenes.next_step(pilot)  # backup
+        assert "Next: n → BEGIN   r → rehearse on a copy first (optional)" in text_of(app, "#rehearse-info")
+        await pilot.press("r")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "rehearse-modal", what="modal")
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: app.runbook.rehearsals and scenes._idle(app), 60, what="rehearsal")
+        info = text_of(app, "#rehearse-info")
+        assert "✗ Rehearsal on a copy: The real run would fail: Statement 2 / 44" in info
+        assert "copy: a new database aami_rehearse_" in info.lower() and "; dropped" in info
+        assert "r → rehearse again, or n → BEGIN anyway" in info
+        assert not screen.query_one("#tick-staging").value
+        await pilot.press("n")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "begin-anyway-modal", what="ask")
+        await pilot.press(*fresh_db.dbname, "enter")
+        await scenes.wait_for(pilot, lambda: app.runbook.phase is Phase.OPEN and scenes._idle(app), what="BEGIN")
+    assert scratch_databases(fresh_db) == []
+    (report,) = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("report_*.json")]
+    assert report["begin_confirmed_although"].startswith("the rehearsal on a copy failed: The real run would fail")
+    assert [x["outcome"] for x in report["rehearsals"]] == ["failed"]
