@@ -73,7 +73,7 @@ async def test_drift_view_writes_lints_and_runs_the_plan_through_the_runbook(fre
     assert report["lint"]["connected"] and report["final_state"] == "committed"
 
 
-async def test_drift_view_refuses_a_plan_with_parts_for_a_person_until_edited(fresh_db, tmp_path):
+async def test_drift_view_refuses_a_plan_with_parts_for_a_person_until_edited(fresh_db, tmp_path, monkeypatch):
     apply_migration(fresh_db)
     run_sql(fresh_db, "DROP INDEX idx_targets_status; CREATE TABLE site_notes (id int PRIMARY KEY)")
     app = make_app(fresh_db, tmp_path)
@@ -95,6 +95,11 @@ async def test_drift_view_refuses_a_plan_with_parts_for_a_person_until_edited(fr
         await scenes.wait_for(pilot, lambda: any("cannot run yet" in t for t in toasts(app)), what="the refusal")
         assert f'{path.name} cannot run yet: 1 part still needs a person: "table site_notes"' in toasts(app)[-1]
         assert app.runbook is None and app.screen is screen
+        # e hands the terminal to $EDITOR; a terminal that cannot (here: Pilot's) gets the way round in one sentence
+        monkeypatch.setenv("EDITOR", "true")
+        await pilot.press("e")
+        await scenes.wait_for(pilot, lambda: "cannot hand over to an editor" in toasts(app)[-1], what="the e fallback")
+        assert f"edit {path} in another terminal, then press l." in toasts(app)[-1]
         # the person edits the file outside (the table stays), then l re-reads and re-lints it
         path.write_text(path.read_text().replace(f"{plan.PERSON_MARKER} table site_notes\n", ""))
         await pilot.press("l")

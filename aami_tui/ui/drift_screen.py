@@ -7,12 +7,16 @@ shipped migration, recorded as a drift plan in the report); l re-reads it after 
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
+import shutil
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
@@ -36,12 +40,14 @@ class DriftScreen(Screen):
         Binding("w", "write_plan", "Write plan"),
         Binding("r", "run_plan", "Run plan"),
         Binding("l", "reread", "Re-read"),
+        Binding("e", "edit_plan", "Edit"),
         Binding("escape,d", "back", "Back"),
         Binding("q", "app.quit", "Quit"),
         Binding("r", "refused('run_plan')", show=False),
         Binding("l", "refused('reread')", show=False),
+        Binding("e", "refused('edit_plan')", show=False),
     ]
-    NEEDS_FILE = frozenset({"run_plan", "reread"})
+    NEEDS_FILE = frozenset({"run_plan", "reread", "edit_plan"})
 
     def __init__(self) -> None:
         super().__init__(id="drift")
@@ -145,8 +151,8 @@ class DriftScreen(Screen):
         text = Text(p.summary(), style="bold")
         text.append(f"\nReference: {p.reference}.")
         if self.written:
-            text.append("\nEdit the plan file outside (e.g. in $EDITOR), l re-reads and re-lints it; r runs it through "
-                        "the runbook (backup, BEGIN, apply, verify, COMMIT).")
+            text.append("\ne edits the plan file in $EDITOR (or edit it elsewhere, then l re-reads and re-lints it); r "
+                        "runs it through the runbook (backup, BEGIN, apply, verify, COMMIT).")
         else:
             text.append("\nPress w to write the plan file (0600): it is linted here, and r runs it through the "
                         "runbook once no part waits for a person.")
@@ -231,6 +237,38 @@ class DriftScreen(Screen):
             return
         self.review_file(True)  # the file as it is now (edited outside?), then the runbook or one sentence
 
+    def action_edit_plan(self) -> None:
+        """The plan file in $VISUAL / $EDITOR, the console suspended meanwhile; re-read and re-linted after."""
+        if self.written is None:
+            self.notify("No plan file yet: press w to write one.", severity="information")
+            return
+        name = Path(self.written).name
+        rb = self.app.runbook
+        if rb is not None and (rb.tx_open or rb.running):
+            # the console must keep watching an open transaction: no editor in its terminal now
+            self.notify(f"A runbook transaction is open or a step is running: edit {name} in another terminal, "
+                        "then press l.", severity="warning", timeout=10)
+            return
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or shutil.which("editor") or shutil.which("vi")
+        if not editor:
+            self.notify(f"No editor found: set $EDITOR, or edit {self.written} in another terminal, then press l.",
+                        severity="warning", timeout=10)
+            return
+        try:
+            # An interactive editor owns the terminal until it exits: the console is suspended (Textual's own
+            # pattern), so this is the one subprocess not run in a worker; nothing else of ours is in flight.
+            with self.app.suspend():
+                subprocess.call([*shlex.split(editor), self.written])
+        except SuspendNotSupported:
+            self.notify(f"This terminal cannot hand over to an editor: edit {self.written} in another terminal, "
+                        "then press l.", severity="warning", timeout=10)
+            return
+        except (OSError, ValueError) as exc:
+            self.notify(f"The editor {editor!r} could not be started ({getattr(exc, 'strerror', None) or exc}): "
+                        f"edit {name} in another terminal, then press l.", severity="error", timeout=10)
+            return
+        self.action_reread()
+
     @work(exclusive=True, group="review", exit_on_error=False)
     async def review_file(self, then_run: bool) -> None:
         path = Path(self.written)
@@ -270,6 +308,8 @@ class DriftScreen(Screen):
                                 "verify, COMMIT; refused while a part needs a person (r)", self.action_run_plan)
             yield SystemCommand("Drift: re-read the plan", "Re-read and re-lint the plan file after editing it "
                                 "outside (l)", self.action_reread)
+            yield SystemCommand("Drift: edit the plan", "Open the plan file in $VISUAL / $EDITOR; re-read when it "
+                                "closes (e)", self.action_edit_plan)
 
     def action_back(self) -> None:
         self.app.pop_screen()

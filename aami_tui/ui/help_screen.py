@@ -37,7 +37,7 @@ If it went wrong after COMMIT: **Restore** (key *b* on the dashboard) puts a bac
 | r | dashboard | open the runbook |
 | b | dashboard | restore from a backup |
 | p | dashboard | drift: compare with what the migration builds, write a repair plan |
-| w / l / r | drift | write the plan file (linted beside the list) / re-read it after editing / run it through the runbook |
+| w / e / l / r | drift | write the plan file (linted beside the list) / edit it in $EDITOR / re-read it after editing elsewhere / run it through the runbook |
 | f5 | anywhere | refresh the checklist now |
 | n | runbook | run the next step (the bar at the top always says what comes next) |
 | s | runbook | the migration SQL, read-only and highlighted (s again goes back) |

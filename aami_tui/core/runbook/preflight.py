@@ -36,13 +36,13 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
     rb.migration = facts.migration
     plan = None
     if facts.migration is not None:
-        out.append(Check("Migration file", True, f"{rb.migration.path} · {len(rb.migration.statements)} "
-                         f"statements · sha256 {rb.migration.sha256[:12]}…"))
+        out.append(Check("Migration file", True, f"{rb.migration.path} · {plural(len(rb.migration.statements), 'statement')}"
+                         f" · sha256 {rb.migration.sha256[:12]}…"))
         plan = migration.drift_plan_header(rb.migration.text)
         if plan is not None:  # recorded as such in the report (engine.record)
-            out.append(Check("Drift plan", True, f"written by aami-tui plan for {plan.get('database', '?')}, "
-                             f"reference {plan.get('reference', '?')}; every part for a person has been edited",
-                             blocking=False))
+            reference = plan.get("reference", "?").split(" run in ", 1)[0]
+            out.append(Check("Drift plan", True, f"written by aami-tui plan for {plan.get('database', '?')} against "
+                             f"{reference}; no part waits for a person", blocking=False))
     else:
         out.append(Check("Migration file", False, facts.error))
     try:
