@@ -31,6 +31,21 @@ class StatementDoneMsg(RunbookMessage):
     event: ev.StatementDone
 
 
+class StatementsDoneMsg(Message):
+    """A run of consecutive StatementDone events, in one message (a 10,000-statement file sent 10,000 messages,
+    and the console fell seconds behind the apply). The listener appends to ``events`` until another kind of
+    event comes, or until the screen has taken them (``taken``)."""
+
+    def __init__(self, first: ev.StatementDone) -> None:
+        super().__init__()
+        self.events: list[ev.StatementDone] = [first]
+        self.taken = False
+
+    def take(self) -> list[ev.StatementDone]:
+        self.taken = True
+        return self.events
+
+
 class TxChangedMsg(RunbookMessage):
     event: ev.TxChanged
 

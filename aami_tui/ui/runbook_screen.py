@@ -26,6 +26,7 @@ from aami_tui.core.runbook import (
     Runbook,
     RunbookError,
     State,
+    StatementDone,
     Step,
     Tx,
 )
@@ -40,6 +41,7 @@ from aami_tui.ui.messages import (
     ProgressMsg,
     ReportWrittenMsg,
     StatementDoneMsg,
+    StatementsDoneMsg,
     StepChangedMsg,
     TxChangedMsg,
     message_for,
@@ -49,6 +51,9 @@ from aami_tui.ui.table_checklist import TableChecklist
 from aami_tui.ui.tick import Tick
 
 LEVEL_STYLE = {"ok": "green", "error": "bold red", "warn": "yellow", "info": ""}
+# Statement lines written to the log at once, at most: a bigger run (the console behind a big file's apply) shows
+# its last lines and one line saying how many are only in the run report.
+LOG_RUN_LINES = 64
 
 # What each step does, shown in its confirmation prompt (the console teaches the procedure).
 EXPLAIN = {
@@ -115,6 +120,7 @@ class RunbookScreen(Screen):
         self._rehearse_said = ""  # the rehearsal's latest line, shown in its pane while it runs
         self._said: list[Text] = []  # every log line, to re-wrap them after a resize
         self._log_width = 0
+        self._run: StatementsDoneMsg | None = None  # the message collecting the current run of statements
         rb.listener = self._on_engine_event
 
     # ---- layout ------------------------------------------------------------------------------------------
@@ -271,13 +277,25 @@ class RunbookScreen(Screen):
 
     # ---- engine events (the listener runs on the app's loop; post a typed message) -----------------------------
     def _on_engine_event(self, ev) -> None:
+        if isinstance(ev, StatementDone):  # consecutive statements travel in one message (in order)
+            if self._run is not None and not self._run.taken:
+                self._run.events.append(ev)
+            else:
+                self._run = StatementsDoneMsg(ev)
+                self.post_message(self._run)
+            return
+        self._run = None
         self.post_message(message_for(ev))
 
     def say(self, message: str, level: str = "info") -> None:
-        line = Text(fmt.redact(message), style=LEVEL_STYLE.get(level, ""))
-        self._said.append(line)
+        self._write([Text(fmt.redact(message), style=LEVEL_STYLE.get(level, ""))])
+
+    def _write(self, lines: list[Text]) -> None:
+        """Lines to the log in one write (one render, one repaint)."""
+        self._said.extend(lines)
         del self._said[:-2000]  # as many as the log keeps
-        self.query_one("#log", RichLog).write(line, width=self._log_width or None)
+        self.query_one("#log", RichLog).write(lines[0] if len(lines) == 1 else Text("\n").join(lines),
+                                             width=self._log_width or None)
 
     def on_resize(self, event) -> None:
         """A RichLog wraps a line once, when written: after a resize, write them all again at the new width."""
@@ -303,9 +321,23 @@ class RunbookScreen(Screen):
 
     @on(StatementDoneMsg)
     def _statement(self, message: StatementDoneMsg) -> None:
-        ev = message.event
-        self.say(ev.message, "info")
-        self.query_one("#apply-progress", ProgressBar).update(total=ev.total, progress=ev.done)
+        self._statements([message.event])
+
+    @on(StatementsDoneMsg)
+    def _statement_run(self, message: StatementsDoneMsg) -> None:
+        self._statements(message.take())
+
+    def _statements(self, events: list) -> None:
+        if not events:
+            return
+        lines = [Text(fmt.redact(e.message)) for e in events[-LOG_RUN_LINES:]]
+        if len(events) > LOG_RUN_LINES:
+            hidden = len(events) - LOG_RUN_LINES
+            lines.insert(0, Text(f"… statements {events[0].done}–{events[hidden - 1].done} done too ({hidden:,} "
+                                 "lines not shown here: every statement is in the run report)", style="dim"))
+        self._write(lines)
+        last = events[-1]
+        self.query_one("#apply-progress", ProgressBar).update(total=last.total, progress=last.done)
 
     @on(ProgressMsg)
     def _progress(self, message: ProgressMsg) -> None:
