@@ -109,6 +109,17 @@ async def test_drift_view_refuses_a_plan_with_parts_for_a_person_until_edited(fr
         await scenes.wait_for(pilot, lambda: app.runbook is not None and app.screen is app.runbook_screen,
                               what="the runbook on the plan", timeout=30)
         assert app.runbook.migration_path == path
+        await scenes.wait_for(pilot, lambda: app.runbook.checks, what="its automatic checks", timeout=30)
+    # the console started on the plan (--migration-file plan.sql): the Drift view compares with the shipped
+    # migration and shows that plan beside the differences
+    app = make_app(fresh_db, tmp_path, migration_path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await pilot.press("p")
+        await scenes.wait_for(pilot, lambda: app.screen.id == "drift" and app.screen.plan is not None
+                              and app.screen.review is not None, what="drift plan and its file", timeout=60)
+        assert app.screen.plan.migration.name == "001_initial_schema.sql"
+        assert app.screen.written == str(path) and app.screen.review.runnable
 
 
 async def test_exact_is_a_console_setting(fresh_db, tmp_path):

@@ -22,6 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from aami_tui.core import migration
 from aami_tui.core import plan as core_plan
 from aami_tui.ui import fmt
 from aami_tui.ui.plan_file_panel import PlanFilePanel
@@ -73,10 +74,17 @@ class DriftScreen(Screen):
         self.title = "aami-tui · drift"
         self.call_after_refresh(self.app.size_check)
         s = self.app.settings
+        # The console started on a drift plan (--migration-file plan.sql): the plan is the file shown beside the
+        # differences, and the reference is the shipped migration (a plan's ALTERs build nothing on their own).
+        self.reference = self.app.migration_path
+        if _is_drift_plan(self.app.migration_path):
+            self.reference = migration.resolve_migration_path()
+            if self.app.plan_file is None:
+                self.app.plan_file = self.app.migration_path
         self.sub_title = fmt.redact(s.display())
         self.query_one("#drift-title", Static).update(Text.assemble(
             ("Drift", "bold"), fmt.redact(f": database {s.dbname} on {s.host}:{s.port} against "
-                                          f"{self.app.migration_path.name}")))
+                                          f"{self.reference.name}")))
         self.query_one("#drift-about", Static).update(Text.assemble(
             ("The migration runs in a scratch database (dropped afterwards) and the two catalogs are compared. ",
              "dim"), ("Safe", "green"), (" parts become SQL; parts that ", "dim"), ("need a person", "yellow"),
@@ -117,7 +125,7 @@ class DriftScreen(Screen):
             status.update(msg)
 
         try:
-            p = await asyncio.wait_for(core_plan.make_plan(self.app.settings, self.app.migration_path, say=say),
+            p = await asyncio.wait_for(core_plan.make_plan(self.app.settings, self.reference, say=say),
                                        PLAN_TIMEOUT)
         except TimeoutError:
             status.update(Text(f"No result within {PLAN_TIMEOUT:.0f} s; nothing was changed. Press p to try again.",
@@ -313,3 +321,12 @@ class DriftScreen(Screen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+def _is_drift_plan(path: Path) -> bool:
+    """Whether the file starts with a drift plan's header (its first line; a small read)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return migration.drift_plan_header(f.read(4096)) is not None
+    except OSError:
+        return False
