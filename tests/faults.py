@@ -185,6 +185,7 @@ class Proxy:
 
         self.target = (host, int(port))
         self.frozen: set[int] = set()  # connection ids frozen
+        self.dropped: set[int] = set()  # frozen connections cut without delivering what they held
         self.freeze_new = False
         self._ids = 0
         self._live: set[int] = set()
@@ -223,6 +224,8 @@ class Proxy:
                     data = await r.read(65536)
                     while cid in self.frozen:
                         await asyncio.sleep(0.02)  # hold it: the socket stays open, nothing flows
+                    if cid in self.dropped:  # what was held never arrives
+                        break
                     if not data:
                         break
                     w.write(data)
@@ -244,6 +247,13 @@ class Proxy:
     def freeze(self, new: bool = False) -> None:
         self.frozen |= set(self._live)
         self.freeze_new = new
+
+    def drop(self) -> None:
+        """The network comes back, but the frozen connections are cut (what they held is never delivered):
+        the server sees them close; new connections pass again."""
+        self.dropped |= self.frozen
+        self.frozen.clear()
+        self.freeze_new = False
 
     def thaw(self) -> None:
         self.frozen.clear()

@@ -8,7 +8,7 @@ import pytest
 from conftest import run_sql
 from faults import advisory_locks, public_tables, query, wait_until
 
-from aami_tui.core.runbook import Options, Outcome, Step, Tx
+from aami_tui.core.runbook import Options, Outcome, Phase, Step, Tx
 from aami_tui.core.schema import REQUIRED_TABLES
 from aami_tui.ui import scenes
 from aami_tui.ui.app import create_app
@@ -48,6 +48,8 @@ async def test_after_a_commit_without_answer_the_console_does_not_lock_itself_ou
             assert first.outcome == Outcome.COMMITTED and first.tx == Tx.COMMITTED and not first.tx_open
             assert text_of(app, "#txbar").strip().startswith("COMMITTED")
             assert "✓ COMMITTED" in text_of(app, "#done-text")
+            assert not app.runbook_screen.check_action("commit", ())  # c and x are not offered after COMMITTED
+            assert not app.runbook_screen.check_action("rollback", ())
             assert advisory_locks(fresh_db) == []
             await pilot.press("d")
             await scenes.wait_for(pilot, lambda: app.screen is app.dashboard)
@@ -94,9 +96,10 @@ async def test_frozen_network_at_the_commit_prompt_is_noticed_and_said(fresh_db,
     """Item 5 in the console: the network freezes while the operator reads the COMMIT prompt. The lock watch
     gets no answer, the session check hits its deadline, the bar says 'not committed', the backend is fenced."""
     from faults import Proxy
+    from screen_text import svg_text
 
     proxy = Proxy(fresh_db.host, fresh_db.port)
-    app = make_app(proxy.settings(fresh_db), tmp_path, query_timeout=1.0, skip_backup=True)
+    app = make_app(proxy.settings(fresh_db), tmp_path, query_timeout=1.0, commit_timeout=1.0, skip_backup=True)
     try:
         async with app.run_test(size=SIZE) as pilot:
             await scenes.dashboard_ready(pilot)
@@ -111,5 +114,32 @@ async def test_frozen_network_at_the_commit_prompt_is_noticed_and_said(fresh_db,
             assert not query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))
             assert advisory_locks(fresh_db) == [] and public_tables(fresh_db) == []
             proxy.thaw()
+            # Retry from BEGIN; this time the network freezes with COMMIT in flight and no fresh connection can
+            # ask the server: "outcome unknown" (exit 9). The console used to offer only the printed query; now
+            # o re-runs the resolver on a fresh connection once the server can be reached, and the state follows.
+            for _ in (Step.BEGIN, Step.APPLY, Step.VERIFY):
+                await scenes.next_step(pilot)
+            assert rb.phase is Phase.VERIFIED, rb.log[-3:]
+            proxy.freeze(new=True)
+            await scenes.open_commit_modal(pilot)
+            await pilot.press(*fresh_db.dbname, "enter")
+            await scenes.wait_for(pilot, lambda: rb.phase is not Phase.VERIFIED and not rb.running, 30,
+                                  what="COMMIT to settle")
+            assert rb.outcome == Outcome.UNKNOWN and rb.tx == Tx.UNKNOWN, rb.log[-3:]
+            proxy.drop()  # the network is back; what the frozen connections held (COMMIT) never arrives
+            await scenes.wait_for(pilot, lambda: not app.runbook_screen._busy(), 30, what="the console")
+            footer = svg_text(app.export_screenshot()).splitlines()[-1]
+            assert "o Re-check outcome" in footer and "c COMMIT" not in footer and "x ROLLBACK" not in footer
+            assert "Next: o → re-check the COMMIT's outcome" in text_of(app, "#txbar")
+            assert "Press o to ask the server again" in text_of(app, "#done-text")
+            await pilot.press("o")
+            await scenes.wait_for(pilot, lambda: rb.outcome == Outcome.ROLLED_BACK
+                                  and not app.runbook_screen._busy(), 30, what="the re-check")
+            assert "Next: n → BEGIN (retry)" in text_of(app, "#txbar")
+            assert any("rolled back" in str(n.message) for n in app._notifications)
+            footer = svg_text(app.export_screenshot()).splitlines()[-1]
+            assert "Re-check" not in footer and "n Next step" in footer
+            assert public_tables(fresh_db) == []
     finally:
         proxy.close()
+

@@ -22,7 +22,7 @@ from aami_tui.core.runbook.model import Outcome, Tx
 
 # The rule book, written out by hand (not derived from the table it checks).
 # A phase name: the action is allowed and leads there. Anything else: the sentence the operator reads.
-PF, BK, RH, BG, AP, VF, CM, RB, CL = list(Action)
+PF, BK, RH, BG, AP, VF, CM, RB, CL, RC = list(Action)
 OVER = "pre-flight is over once the transaction has begun"
 ALREADY = "the transaction is already open"
 NO_TX = "no open transaction"
@@ -33,8 +33,9 @@ APPLIED = "the file has been applied in this transaction"
 NOVERIFY = "no open transaction to verify"
 LATE = "the rehearsal comes before BEGIN (the transaction is open)"
 RFIRST = "take (and verify) the backup first: the rehearsal restores it"
-UNKNOWN = ("the COMMIT's outcome is unknown: find it out first (the report gives the query to run); "
-           "nothing more is done in this run")
+UNKNOWN = ("the COMMIT's outcome is unknown: re-check it first (o in the console; the report gives the query "
+           "to run)")
+NOT_UNKNOWN = "only a COMMIT whose outcome is unknown is re-checked"
 
 EXPECTED: dict[Phase, tuple] = {
     #                 preflight    backup                        rehearse       begin                      apply          verify                        commit        rollback        close
@@ -53,10 +54,15 @@ EXPECTED: dict[Phase, tuple] = {
     Phase.UNKNOWN:   (UNKNOWN,) * 8 + ("CLOSED",),
     Phase.CLOSED:    ("this run is closed",) * 9,
 }
+# The last column, recheck: only from an unknown COMMIT outcome.
+for _phase in list(EXPECTED):
+    EXPECTED[_phase] += ("RECHECKING" if _phase is Phase.UNKNOWN else
+                         EXPECTED[_phase][0] if _phase in (Phase.CLOSED, Phase.COMMITTED, Phase.ROLLED_BACK)
+                         else NOT_UNKNOWN,)
 for _phase, _title in [(Phase.PREFLIGHT, "Pre-flight"), (Phase.BACKUP, "Backup"), (Phase.REHEARSING, "Rehearsal"),
                        (Phase.BEGINNING, "BEGIN"), (Phase.APPLYING, "Apply"), (Phase.VERIFYING, "Verify"),
-                       (Phase.COMMITTING, "COMMIT"), (Phase.ROLLING_BACK, "ROLLBACK")]:
-    EXPECTED[_phase] = (f"{_title} is still running",) * 9
+                       (Phase.COMMITTING, "COMMIT"), (Phase.ROLLING_BACK, "ROLLBACK"), (Phase.RECHECKING, "Re-check")]:
+    EXPECTED[_phase] = (f"{_title} is still running",) * 10
 
 PAIRS = [(p, a) for p in Phase for a in Action]
 
@@ -90,6 +96,8 @@ def test_settles():
     # COMMIT ends committed, rolled back, or honestly unknown: never back in an open transaction.
     assert SETTLES[Phase.COMMITTING] == {Phase.COMMITTED, Phase.ROLLED_BACK, Phase.UNKNOWN}
     assert SETTLES[Phase.ROLLING_BACK] == {Phase.ROLLED_BACK}
+    # A re-check ends in a certain outcome, or honestly still unknown.
+    assert SETTLES[Phase.RECHECKING] == {Phase.COMMITTED, Phase.ROLLED_BACK, Phase.UNKNOWN}
     # A failed BEGIN opened nothing.
     assert not (SETTLES[Phase.BEGINNING] & (TX_OPEN - {Phase.OPEN}))
     assert LOST_FROM <= TX_OPEN and not (LOST_FROM & set(RUNNING))
@@ -108,6 +116,7 @@ def test_transaction_words_and_outcomes():
     assert tx_of(Phase.READY) is Tx.NONE and tx_of(Phase.VERIFIED) is Tx.OPEN and tx_of(Phase.ABORTED) is Tx.ABORTED
     assert tx_of(Phase.ROLLED_BACK) is Tx.ROLLED_BACK and tx_of(Phase.ROLLED_BACK, lost=True) is Tx.LOST
     assert tx_of(Phase.UNKNOWN) is Tx.UNKNOWN and tx_of(Phase.COMMITTING) is Tx.OPEN
+    assert tx_of(Phase.RECHECKING) is Tx.UNKNOWN and outcome_of(Phase.RECHECKING) is Outcome.UNKNOWN
     assert outcome_of(Phase.UNKNOWN) is Outcome.UNKNOWN and outcome_of(Phase.VERIFIED) is Outcome.IN_PROGRESS
     assert ENDED == {Phase.COMMITTED, Phase.ROLLED_BACK, Phase.UNKNOWN, Phase.CLOSED}
 

@@ -43,7 +43,7 @@ from aami_tui.core import pgtools
 from aami_tui.core.embedded import bin_dir
 from aami_tui.core.locks import KEY
 from aami_tui.core.migration import parse_text
-from aami_tui.core.runbook import Outcome, RunbookError, State, Step, Tx, TxChanged
+from aami_tui.core.runbook import Outcome, Phase, RunbookError, State, Step, Tx, TxChanged
 from aami_tui.core.schema import REQUIRED_TABLES
 from aami_tui.core.settings import ConnSettings
 
@@ -1010,9 +1010,19 @@ async def test_commit_through_a_frozen_network_is_outcome_unknown_with_the_query
     assert not rb.can(Step.BEGIN)[0] and not rb.can(Step.ROLLBACK)[0]  # nothing more in this run
     data = json.loads(rb.report_paths[1].read_text())
     assert data["final_state"] == "outcome unknown" and data["transaction_id"] == xid
+    # A re-check while the server is still unreachable: still unknown, said so, never a guess.
+    assert await asyncio.wait_for(rb.recheck(wait=0.2), 30) is Phase.UNKNOWN
+    assert rb.outcome == Outcome.UNKNOWN and "Re-check: still unknown" in rb.log[-1][2]
     # The query it gives works, and tells: COMMIT never reached the server (the proxy held it).
-    proxy.close()
+    proxy.drop()
     wait_until(lambda: query(fresh_db, f"SELECT pg_xact_status('{xid}'::xid8)")[0][0] == "aborted", 15)
+    # The re-check (o in the console) now gets the answer: rolled back, and the run may retry from BEGIN.
+    assert await asyncio.wait_for(rb.recheck(), 30) is Phase.ROLLED_BACK
+    assert rb.outcome == Outcome.ROLLED_BACK and rb.can(Step.BEGIN)[0] and rb.verdict.exit_code != 9
+    data = json.loads(rb.report_paths[1].read_text())
+    assert data["final_state"] == Outcome.ROLLED_BACK.value
+    assert any(e["message"].startswith(f"Re-check: the server confirms transaction {xid} rolled back")
+               for e in data["log"])
     await rb.close()
 
 

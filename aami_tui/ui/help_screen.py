@@ -45,6 +45,7 @@ If it went wrong after COMMIT: **Restore** (key *b* on the dashboard) puts a bac
 | space / tab | runbook | tick the focused checklist item / move to the next |
 | r | runbook | after the backup: rehearse on a scratch copy first (optional; n skips it) |
 | c / x | runbook | COMMIT / ROLLBACK (each asks first) |
+| o | runbook | after a COMMIT whose outcome is unknown: ask the server again (pg_xact_status, fresh connection) |
 | i | runbook | inspect inside the open transaction: \\dt, \\d TABLE, \\di, \\dx or SQL, under a savepoint |
 | escape | runbook | cancel the running step; closes this help |
 | d | runbook, restore | back to the dashboard (the runbook keeps its state) |

@@ -58,9 +58,14 @@ class ReportWrittenMsg(RunbookMessage):
     event: ev.ReportWritten
 
 
+class OutcomeRecheckedMsg(RunbookMessage):
+    event: ev.OutcomeRechecked
+
+
 MESSAGE_FOR: dict[type, type[RunbookMessage]] = {
     ev.StepChanged: StepChangedMsg, ev.Log: LogMsg, ev.Progress: ProgressMsg, ev.StatementDone: StatementDoneMsg,
     ev.TxChanged: TxChangedMsg, ev.ChecksDone: ChecksDoneMsg, ev.ReportWritten: ReportWrittenMsg,
+    ev.OutcomeRechecked: OutcomeRecheckedMsg,
 }
 
 

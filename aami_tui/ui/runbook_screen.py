@@ -30,7 +30,7 @@ from aami_tui.core.runbook import (
     Step,
     Tx,
 )
-from aami_tui.core.runbook.machine import RUNNING, allowed
+from aami_tui.core.runbook.machine import RUNNING, allowed, decide
 from aami_tui.core.status import config_server_env
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
@@ -38,6 +38,7 @@ from aami_tui.ui.lock_watch import LockWatchPanel
 from aami_tui.ui.messages import (
     ChecksDoneMsg,
     LogMsg,
+    OutcomeRecheckedMsg,
     ProgressMsg,
     ReportWrittenMsg,
     StatementDoneMsg,
@@ -95,6 +96,7 @@ class RunbookScreen(Screen):
         Binding("n", "next_step", "Next step"),
         Binding("c", "commit", "COMMIT"),
         Binding("x", "rollback", "ROLLBACK"),
+        Binding("o", "recheck", "Re-check outcome"),
         Binding("escape", "cancel_step", "Cancel"),
         Binding("s", "toggle_sql", "SQL"),
         Binding("i", "inspect", "Inspect"),
@@ -108,8 +110,9 @@ class RunbookScreen(Screen):
         Binding("x", "refused('rollback')", show=False),
         Binding("i", "refused('inspect')", show=False),
         Binding("r", "refused('rehearse')", show=False),
+        Binding("o", "refused('recheck')", show=False),
     ]
-    GATED = frozenset({"next_step", "commit", "rollback", "cancel_step", "inspect", "rehearse"})
+    GATED = frozenset({"next_step", "commit", "rollback", "recheck", "cancel_step", "inspect", "rehearse"})
 
     runs = 0
 
@@ -414,7 +417,7 @@ class RunbookScreen(Screen):
 
     def _show_pane(self) -> None:
         rb = self.rb
-        if rb.finished:
+        if rb.finished or rb.phase is Phase.RECHECKING:
             pane = "pane-done"
             self.query_one("#done-text", Static).update(self._done_text())
         else:
@@ -483,6 +486,9 @@ class RunbookScreen(Screen):
                 t.append(rb.failure + "\n\n", style="red")
             t.append("The database is as it was before BEGIN. Press n to retry the transaction from BEGIN.\n"
                      if rb.phase is Phase.ROLLED_BACK else "")
+            if rb.phase in (Phase.UNKNOWN, Phase.RECHECKING):
+                t.append("Press o to ask the server again (pg_xact_status on a fresh connection, after ending our "
+                         "old session): it says committed or rolled back once it can be reached.\n", style="bold")
         # File names whole on their own, the folder on its own line: a narrow pane never breaks a name.
         if rb.backup:
             t.append("\nBackup: ", style="bold")
@@ -500,6 +506,10 @@ class RunbookScreen(Screen):
         if running is not None:
             return f"{running.title} running… (escape cancels)" if running not in (Step.COMMIT, Step.ROLLBACK) \
                 else f"{running.title} in flight…"
+        if rb.phase is Phase.RECHECKING:
+            return "re-checking the COMMIT's outcome…"
+        if rb.phase is Phase.UNKNOWN:
+            return "o → re-check the COMMIT's outcome (do not retry)"
         if rb.phase is Phase.ROLLED_BACK:
             return "n → BEGIN (retry) or d → dashboard"
         if rb.outcome is Outcome.COMMITTED:
@@ -610,6 +620,8 @@ class RunbookScreen(Screen):
             return allowed(rb.phase, Action.COMMIT)
         if action == "rollback":
             return allowed(rb.phase, Action.ROLLBACK)
+        if action == "recheck":
+            return allowed(rb.phase, Action.RECHECK)
         if action == "inspect":
             return rb.tx_open
         if action == "rehearse":
@@ -815,6 +827,39 @@ class RunbookScreen(Screen):
             "ROLLBACK the transaction?", "Everything applied in this transaction is discarded; the database goes "
             "back to exactly how it was before BEGIN. You can retry from BEGIN afterwards.",
             confirm="ROLLBACK", id="rollback-modal"), go)
+
+    def action_recheck(self) -> None:
+        """An "outcome unknown" COMMIT: ask the server again (the engine's one resolver, on a fresh connection)."""
+        nxt = decide(self.rb.phase, Action.RECHECK)
+        if not isinstance(nxt, Phase):
+            self.notify(f"Re-check is not possible now: {nxt}.", severity="information")
+            return
+        self.run_worker(self._recheck(), group="step", exclusive=True, exit_on_error=False)
+
+    async def _recheck(self) -> None:
+        limit = 4 * self.rb.opt.query_timeout + 10.0  # the resolver's own round trips are bounded; this is a cap
+        try:
+            await asyncio.wait_for(self.rb.recheck(), limit)
+        except TimeoutError:
+            self.say(f"The re-check did not finish within {limit:g}s: the outcome is still unknown.", "error")
+        except Exception as exc:  # never a traceback on screen
+            self.say(f"The re-check failed: {type(exc).__name__}: {exc}", "error")
+        finally:
+            self._show_pane()
+            self._txbar()
+            self.query_one(StepList).redraw()
+            self.app.refresh_bindings()
+        await self.refresh_tables()
+        self.app.dashboard.poll(force=True)
+
+    @on(OutcomeRecheckedMsg)
+    def _rechecked(self, message: OutcomeRecheckedMsg) -> None:
+        ev = message.event
+        self.app.clear_notifications()
+        severity = {Phase.COMMITTED: "information", Phase.ROLLED_BACK: "warning"}.get(ev.phase, "error")
+        self.notify(fmt.redact(ev.message), title="COMMIT outcome", severity=severity, timeout=15)
+        self._show_pane()
+        self._txbar()
 
     def action_dashboard(self) -> None:
         self.app.pop_screen()

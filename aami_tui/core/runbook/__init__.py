@@ -13,6 +13,7 @@ from aami_tui.core.runbook.events import (
     Event,
     Listener,
     Log,
+    OutcomeRechecked,
     Progress,
     ReportWritten,
     StatementDone,
@@ -57,7 +58,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "DEV_ITEMS", "PREFLIGHT_ITEMS", "STEP_ORDER", "Action", "Blocker", "Check", "ChecksDone", "Deadline", "Event", "Listener",
-    "LockWatch", "Log", "Options", "Outcome", "Phase", "Progress", "RehearsalRecord", "ReportWritten", "Runbook", "RunbookError",
+    "LockWatch", "Log", "Options", "OutcomeRechecked", "Outcome", "Phase", "Progress", "RehearsalRecord",
+    "ReportWritten", "Runbook", "RunbookError",
     "State", "StatementDone", "StatementRecord", "Step", "StepChanged", "StepRecord", "StepState", "Tx",
     "TxChanged", "Verdict",
 ]

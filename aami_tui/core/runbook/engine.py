@@ -33,6 +33,7 @@ from aami_tui.core.runbook.events import (
     Event,
     Listener,
     Log,
+    OutcomeRechecked,
     Progress,
     ReportWritten,
     StatementDone,
@@ -866,6 +867,8 @@ class Runbook:
         try:
             await s.call(s.conn.execute("SELECT 1"), self.opt.query_timeout, "a check that the session is alive")
         except (Deadline, psycopg.Error) as exc:
+            if self.running:  # a step (COMMIT) began while the check was out: its own path decides the outcome
+                return
             if self._connection_gone(exc):
                 raise await self._lost(None, exc) from None
 
@@ -978,6 +981,42 @@ class Runbook:
         if raise_:
             raise err
         return []
+
+    async def recheck(self, wait: float | None = None) -> Phase:
+        """Ask the server again what became of a COMMIT whose outcome is unknown, through the one resolver
+        (``commit.resolve``: fence our old backend, pg_xact_status on a fresh connection). Ends committed,
+        rolled back, or still unknown, and says which (an ``OutcomeRechecked`` event)."""
+        self._start(Action.RECHECK)
+        xid = self.xid or "?"
+        self.say(f"Re-check: asking the server what became of transaction {xid} …", "info", Step.COMMIT)
+        try:
+            r = await committing.resolve(self, wait)
+        except asyncio.CancelledError:
+            self._move(Phase.UNKNOWN)
+            self.say("Re-check interrupted: the COMMIT's outcome is still unknown.", "warn", Step.COMMIT)
+            raise
+        if r.phase is Phase.COMMITTED:
+            msg = f"Re-check: the server confirms transaction {xid} committed ({r.fence})."
+            self.say(msg, "ok", Step.COMMIT)
+            self.failure = ""
+            await self._committed("committed (confirmed by pg_xact_status on a re-check)")
+        elif r.phase is Phase.ROLLED_BACK:
+            msg = f"Re-check: the server confirms transaction {xid} rolled back ({r.fence}): nothing was changed."
+            self.lost = True
+            self._set(Step.COMMIT, State.FAILED, msg)
+            self._set(Step.ROLLBACK, State.DONE, "by the server (COMMIT did not complete)")
+            self.say(msg, "warn", Step.COMMIT)
+            self._move(Phase.ROLLED_BACK)
+            self._fail(msg, Verdict.CONNECTION)
+            self.write_report()
+        else:
+            msg = (f"Re-check: still unknown (pg_xact_status: {r.status or 'no answer'}; {r.fence}). Do not retry "
+                   f"the migration; re-check again later, or run: {r.query}")
+            self.say(msg, "error", Step.COMMIT)
+            self._move(Phase.UNKNOWN)
+            self.write_report()
+        self.emit(OutcomeRechecked(self.phase, r.status, r.query, msg))
+        return self.phase
 
     async def rollback(self, reason: str = "operator") -> None:
         self._start(Action.ROLLBACK)

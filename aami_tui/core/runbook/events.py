@@ -63,10 +63,20 @@ class ChecksDone:
 
 
 @dataclass(frozen=True)
+class OutcomeRechecked:
+    """A re-check of a COMMIT whose outcome was unknown: what pg_xact_status said, and where the run is now."""
+
+    phase: Phase  # COMMITTED, ROLLED_BACK or (still) UNKNOWN
+    status: str | None  # pg_xact_status's answer (None: the server could not be asked)
+    query: str  # the query that tells the transaction's fate
+    message: str
+
+
+@dataclass(frozen=True)
 class ReportWritten:
     markdown: Path
     json: Path
 
 
-Event = StepChanged | Log | Progress | StatementDone | TxChanged | ChecksDone | ReportWritten
+Event = StepChanged | Log | Progress | StatementDone | TxChanged | ChecksDone | ReportWritten | OutcomeRechecked
 Listener = Callable[[Event], None]

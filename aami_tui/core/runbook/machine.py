@@ -32,6 +32,7 @@ class Phase(StrEnum):
     COMMITTED = "committed"
     ROLLED_BACK = "rolled back"  # by us, by the server, or never committed; BEGIN may retry
     UNKNOWN = "COMMIT outcome unknown"
+    RECHECKING = "re-checking the COMMIT's outcome"  # pg_xact_status again, on a fresh connection
     CLOSED = "closed"
 
 
@@ -45,6 +46,7 @@ class Action(StrEnum):
     COMMIT = "commit"
     ROLLBACK = "rollback"
     CLOSE = "close"
+    RECHECK = "recheck"  # ask the server again what became of a COMMIT whose outcome is unknown
 
     @property
     def title(self) -> str:
@@ -53,7 +55,7 @@ class Action(StrEnum):
 
 RUNNING = {Phase.PREFLIGHT: "Pre-flight", Phase.BACKUP: "Backup", Phase.REHEARSING: "Rehearsal", Phase.BEGINNING: "BEGIN",
            Phase.APPLYING: "Apply", Phase.VERIFYING: "Verify", Phase.COMMITTING: "COMMIT",
-           Phase.ROLLING_BACK: "ROLLBACK"}
+           Phase.ROLLING_BACK: "ROLLBACK", Phase.RECHECKING: "Re-check"}
 
 # Phases with the migration transaction open on the server (ROLLBACK possible).
 TX_OPEN = frozenset({Phase.OPEN, Phase.APPLYING, Phase.APPLIED, Phase.PARTIAL, Phase.VERIFYING, Phase.VERIFIED,
@@ -68,8 +70,9 @@ _PART = "the apply stopped part-way: ROLLBACK, then retry from BEGIN"
 _VERIFY_FIRST = "verify must pass before COMMIT"
 _APPLIED = "the file has been applied in this transaction"
 _LATE = "the rehearsal comes before BEGIN (the transaction is open)"
-_UNKNOWN = ("the COMMIT's outcome is unknown: find it out first (the report gives the query to run); "
-            "nothing more is done in this run")
+_UNKNOWN = ("the COMMIT's outcome is unknown: re-check it first (o in the console; the report gives the query "
+            "to run)")
+_NOT_UNKNOWN = "only a COMMIT whose outcome is unknown is re-checked"
 
 # Rows the run goes through before BEGIN: (preflight, backup, rehearse, begin) verdicts. The rehearsal is optional:
 # READY may go to BEGIN with or without it, and the rehearsal always comes back to READY (SETTLES).
@@ -104,6 +107,8 @@ def _build() -> dict[tuple[Phase, Action], Phase | str]:
                   (phase, Action.APPLY): ap, (phase, Action.VERIFY): vf, (phase, Action.COMMIT): cm,
                   (phase, Action.ROLLBACK): Phase.ROLLING_BACK,
                   (phase, Action.CLOSE): Phase.ROLLING_BACK})  # closing rolls back first
+    for phase in Phase:
+        t[(phase, Action.RECHECK)] = _NOT_UNKNOWN
     for phase, title in RUNNING.items():
         for a in Action:
             t[(phase, a)] = f"{title} is still running"
@@ -116,6 +121,7 @@ def _build() -> dict[tuple[Phase, Action], Phase | str]:
     t[(Phase.ROLLED_BACK, Action.BEGIN)] = Phase.BEGINNING  # retry the whole transaction (the backup stays valid)
     for phase in (Phase.COMMITTED, Phase.ROLLED_BACK, Phase.UNKNOWN):
         t[(phase, Action.CLOSE)] = Phase.CLOSED
+    t[(Phase.UNKNOWN, Action.RECHECK)] = Phase.RECHECKING
     return t
 
 
@@ -133,6 +139,7 @@ SETTLES: dict[Phase, frozenset[Phase]] = {
     Phase.VERIFYING: frozenset({Phase.VERIFIED, Phase.APPLIED, Phase.ABORTED, Phase.ROLLED_BACK}),
     Phase.COMMITTING: frozenset({Phase.COMMITTED, Phase.ROLLED_BACK, Phase.UNKNOWN}),
     Phase.ROLLING_BACK: frozenset({Phase.ROLLED_BACK}),
+    Phase.RECHECKING: frozenset({Phase.COMMITTED, Phase.ROLLED_BACK, Phase.UNKNOWN}),
 }
 # Events outside the operator's actions: the session dies while the transaction sits idle.
 LOST_FROM = frozenset({Phase.OPEN, Phase.APPLIED, Phase.PARTIAL, Phase.VERIFIED, Phase.ABORTED})
@@ -160,14 +167,14 @@ def tx_of(phase: Phase, lost: bool = False) -> Tx:
         return Tx.COMMITTED
     if phase is Phase.ROLLED_BACK:
         return Tx.LOST if lost else Tx.ROLLED_BACK
-    if phase is Phase.UNKNOWN:
+    if phase in (Phase.UNKNOWN, Phase.RECHECKING):
         return Tx.UNKNOWN
     return Tx.NONE
 
 
 def outcome_of(phase: Phase) -> Outcome:
     return {Phase.COMMITTED: Outcome.COMMITTED, Phase.ROLLED_BACK: Outcome.ROLLED_BACK,
-            Phase.UNKNOWN: Outcome.UNKNOWN}.get(phase, Outcome.IN_PROGRESS)
+            Phase.UNKNOWN: Outcome.UNKNOWN, Phase.RECHECKING: Outcome.UNKNOWN}.get(phase, Outcome.IN_PROGRESS)
 
 
 def diagram() -> str:

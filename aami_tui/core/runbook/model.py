@@ -24,8 +24,8 @@ DEV_ITEMS: tuple[tuple[str, str], ...] = (("review", "Reviewed the migration SQL
 
 
 # How steps (and the machine's actions, which share their names) are shown to the operator.
-TITLES = {"preflight": "Pre-flight", "backup": "Backup", "rehearse": "Rehearsal", "begin": "BEGIN", "apply": "Apply", "verify": "Verify",
-          "commit": "COMMIT", "rollback": "ROLLBACK", "close": "Close"}
+TITLES = {"preflight": "Pre-flight", "backup": "Backup", "rehearse": "Rehearsal", "begin": "BEGIN", "apply": "Apply",
+          "verify": "Verify", "commit": "COMMIT", "rollback": "ROLLBACK", "close": "Close", "recheck": "Re-check"}
 
 
 class Step(StrEnum):
