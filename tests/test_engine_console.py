@@ -120,12 +120,13 @@ async def test_frozen_network_at_the_commit_prompt_is_noticed_and_said(fresh_db,
             for _ in (Step.BEGIN, Step.APPLY, Step.VERIFY):
                 await scenes.next_step(pilot)
             assert rb.phase is Phase.VERIFIED, rb.log[-3:]
-            proxy.freeze(new=True)
             await scenes.open_commit_modal(pilot)
-            await pilot.press(*fresh_db.dbname, "enter")
+            await pilot.press(*fresh_db.dbname)
+            proxy.freeze(new=True)
+            await pilot.press("enter")
             await scenes.wait_for(pilot, lambda: rb.phase is not Phase.VERIFIED and not rb.running, 30,
                                   what="COMMIT to settle")
-            assert rb.outcome == Outcome.UNKNOWN and rb.tx == Tx.UNKNOWN, rb.log[-3:]
+            assert rb.outcome == Outcome.UNKNOWN and rb.tx == Tx.UNKNOWN, "\n".join(m for _, _, m in rb.log[-4:])
             proxy.drop()  # the network is back; what the frozen connections held (COMMIT) never arrives
             await scenes.wait_for(pilot, lambda: not app.runbook_screen._busy(), 30, what="the console")
             footer = svg_text(app.export_screenshot()).splitlines()[-1]

@@ -1026,6 +1026,29 @@ async def test_commit_through_a_frozen_network_is_outcome_unknown_with_the_query
     await rb.close()
 
 
+async def test_commit_pressed_while_a_silent_session_is_being_ended_is_refused(fresh_db, tmp_path, proxy):
+    """The session check hit its deadline at the COMMIT prompt and fences the backend (seconds); a COMMIT pressed
+    meanwhile started, then the check moved the run to rolled back under it and the COMMIT's resolver hit an
+    illegal move: the step never settled. Now nothing starts until the check has said what happened."""
+    rb = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True, query_timeout=1.0, commit_timeout=1.0)
+    await run_to_begin(rb)
+    await rb.apply()
+    await rb.verify()
+    proxy.freeze(new=True)
+    ping = asyncio.ensure_future(rb.ping())
+    deadline = time.monotonic() + 10
+    while not rb._losing and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert rb._losing and not rb.can(Step.COMMIT)[0]
+    with pytest.raises(RunbookError, match="being ended"):
+        await rb.commit(fresh_db.dbname)
+    with pytest.raises(RunbookError, match="COMMIT was never sent"):
+        await asyncio.wait_for(ping, 30)
+    assert rb.outcome == Outcome.ROLLED_BACK and rb.tx == Tx.LOST and not rb.running
+    proxy.thaw()
+    await rb.close()
+
+
 async def test_idle_in_transaction_timeout_ends_the_session_and_the_console_says_so(fresh_db, tmp_path):
     rb = runbook(fresh_db, tmp_path, skip_backup=True, idle_timeout=1.0)
     await run_to_begin(rb)

@@ -79,6 +79,9 @@ from aami_tui.core.words import plural
 log = logging.getLogger("aami_tui.runbook")
 
 
+LOSING = "the session stopped answering and is being ended (nothing is committed): a moment"
+
+
 def _first(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return lines[0] if lines else type(exc).__name__
@@ -100,6 +103,7 @@ class Runbook:
         self.interactive = interactive
         self.phase = Phase.NEW
         self.lost = False  # the session died under the current attempt (the server rolled back)
+        self._losing = False  # an idle session stopped answering: being fenced (no step may start meanwhile)
         self.closed_outcome: Outcome | None = None
         self.verdict: Verdict | None = None  # why the run stopped (the last failure), typed
         self.steps: dict[Step, StepRecord] = {s: StepRecord(s) for s in Step}
@@ -240,12 +244,16 @@ class Runbook:
 
     def can(self, step: Step) -> tuple[bool, str]:
         """Whether ``step`` may run now, and if not, why (shown to the operator)."""
+        if self._losing:
+            return False, LOSING
         nxt = decide(self.phase, Action(step.value))
         return (True, "") if isinstance(nxt, Phase) else (False, nxt)
 
     def _start(self, action: Action) -> Phase:
         """Enter the running phase for ``action`` or raise the table's sentence. Returns the phase left."""
         nxt = decide(self.phase, action)
+        if self._losing:  # a COMMIT must not start under a session that is being declared lost
+            nxt = LOSING
         if not isinstance(nxt, Phase):
             raise RunbookError(f"{action.title} is not possible now: {nxt}.")
         frm = self.phase
@@ -609,6 +617,14 @@ class Runbook:
     async def _lost(self, step: Step | None, exc: BaseException) -> RunbookError:
         """Our session is gone or stopped answering. COMMIT was never sent: nothing is committed.
         Fence the old backend (a fresh connection ends it) so that its locks go now."""
+        idle = step is None and not self.running
+        self._losing = idle  # until the phase says so, nothing may start (a COMMIT pressed meanwhile is refused)
+        try:
+            return await self._lost_inner(step, exc)
+        finally:
+            self._losing = False
+
+    async def _lost_inner(self, step: Step | None, exc: BaseException) -> RunbookError:
         if isinstance(exc, Deadline):
             await self.drop_monitor()  # it goes through the same dead network
             also, self._orphans = tuple(self._orphans), []
