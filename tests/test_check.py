@@ -215,6 +215,7 @@ def test_exclusive_lock_on_a_required_table_does_not_make_check_wait(pg_server, 
 def test_check_that_cannot_finish_exits_4_in_one_sentence(pg_server, fresh_db):
     """A lock the validation cannot avoid (here on the catalog itself) ends in its own lock_timeout, exit 4."""
     import time
+    from concurrent.futures import ThreadPoolExecutor
 
     import psycopg
 
@@ -223,9 +224,11 @@ def test_check_that_cannot_finish_exits_4_in_one_sentence(pg_server, fresh_db):
     with psycopg.connect(fresh_db.conninfo(application_name="dba-maintenance")) as holder:
         holder.execute("LOCK TABLE pg_catalog.pg_namespace IN ACCESS EXCLUSIVE MODE")
         t0 = time.monotonic()
-        r = cli("check", env=env, timeout=60)  # used to wait for as long as the lock was held
+        with ThreadPoolExecutor(2) as pool:  # side by side: each waits out its own lock_timeout
+            text = pool.submit(cli, "check", env=env, timeout=60)  # used to wait for as long as the lock was held
+            as_json = pool.submit(cli, "check", "--json", env=env, timeout=60)
+            r, rj = text.result(), as_json.result()
         waited = time.monotonic() - t0
-        rj = cli("check", "--json", env=env, timeout=60)
     assert r.returncode == 4, r.stdout + r.stderr
     assert waited < 50  # not a timing target: "returns at all, by itself"
     assert r.stderr.startswith("aami-tui: The schema validation did not finish within its own limits")

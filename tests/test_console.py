@@ -60,7 +60,7 @@ async def test_whole_runbook_to_commit(fresh_db, db_factory, tmp_path):
         await pilot.press(*["backspace"] * 5)
         await pilot.pause()
         assert text_of(app, "#confirm-error") == ""
-        await scenes.commit(pilot, fresh_db.dbname)
+        await scenes.commit(pilot, fresh_db.dbname, typed=True)  # key by key here; other tests paste it
         assert rb.steps[Step.COMMIT].state == State.DONE
         done = text_of(app, "#done-text")
         assert "✓ Database schema validation successful - all required tables exist" in done
@@ -156,7 +156,8 @@ async def test_restore_from_backup_through_the_console(fresh_db, tmp_path):
         # The confirmation says what the one transaction drops: what the migration created after the backup.
         body = " ".join(str(w.render()) for w in app.screen.query("Static"))
         assert "dropped in the same transaction: 10 tables (alert_rules, " in body and "extension uuid-ossp" in body
-        await pilot.press(*fresh_db.dbname, "enter")
+        await scenes.paste(pilot, fresh_db.dbname)
+        await pilot.press("enter")
         await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.result is not None,
                               what="restore")
         screen = app.screen
@@ -285,13 +286,13 @@ async def test_idle_in_transaction_clock_is_not_reset_by_the_console(fresh_db, t
         await scenes.dashboard_ready(pilot)
         await scenes.walk_to(pilot, Step.VERIFY)
         pid = app.runbook.backend_pid
-        await scenes.settle(pilot, 3.5)  # several refresh intervals (0.5 s) and lock-watch ticks
+        await scenes.settle(pilot, 2.2)  # four refresh intervals (0.5 s) and two lock-watch ticks (1 s)
         with psycopg.connect(fresh_db.conninfo(application_name="probe"), autocommit=True) as c:
             state, idle = c.execute("SELECT state, extract(epoch FROM now() - state_change) FROM pg_stat_activity "
                                     "WHERE pid = %s", (pid,)).fetchone()
-        assert state == "idle in transaction" and idle > 3.0
+        assert state == "idle in transaction" and idle > 2.0
         w = await app.runbook.lock_watch()
-        assert w.idle_for is not None and w.idle_for > 3.0
+        assert w.idle_for is not None and w.idle_for > 2.0
 
 
 async def test_resizing_updates_the_small_terminal_warning(fresh_db, tmp_path):

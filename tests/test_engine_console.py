@@ -86,7 +86,8 @@ async def test_the_runbook_screen_open_keeps_no_lock_and_restore_is_not_refused(
         await scenes.wait_for(pilot, lambda: list(app.screen.checks.values()) == [True], what="sha256 check")
         await pilot.press("enter")
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-modal")
-        await pilot.press(*fresh_db.dbname, "enter")
+        await scenes.paste(pilot, fresh_db.dbname)
+        await pilot.press("enter")
         await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.result is not None,
                               what="restore")
         assert "refused" not in text_of(app, "#restore-status")

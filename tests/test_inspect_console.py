@@ -23,18 +23,21 @@ async def test_inspection_pane_survives_a_failing_query_then_commit(fresh_db, tm
         assert sum(1 for row in pane.last.rows if row[0] == "public") == 10
         assert "✓ SELECT" in text_of(app, "#inspect-status")
         # Keys typed while a query runs are kept (the finished query cleared the line under them).
-        await pilot.press(*"select pg_sleep(0.4)", "enter")
+        await scenes.paste(pilot, "select pg_sleep(0.4)")
+        await pilot.press("enter")
         await scenes.wait_for(pilot, lambda: "Running" in text_of(app, "#inspect-status"), what="running")
         await pilot.press("ctrl+u", *"select 2")
         await scenes.wait_for(pilot, lambda: pane.last.text == "select pg_sleep(0.4)", what="pg_sleep")
         assert "1 row ·" in text_of(app, "#inspect-status")  # not "1 rows"
         assert pane.query_one("#inspect-input").value == "select 2"
         pane.query_one("#inspect-input").value = ""
-        await pilot.press(*"select * from nope", "enter")
+        await scenes.paste(pilot, "select * from nope")
+        await pilot.press("enter")
         await scenes.wait_for(pilot, lambda: pane.last.text == "select * from nope", what="failing query")
         assert 'relation "nope" does not exist' in text_of(app, "#inspect-status")
         pane.query_one("#inspect-input").value = ""
-        await pilot.press(*"delete from groups", "enter")
+        await scenes.paste(pilot, "delete from groups")
+        await pilot.press("enter")
         await scenes.wait_for(pilot, lambda: "Read-only" in text_of(app, "#inspect-status"), what="refusal")
         await pilot.press("escape")
         await scenes.wait_for(pilot, lambda: app.screen is app.runbook_screen, what="back")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -17,6 +18,10 @@ from conftest import ROOT
 from faults import child_env, query, wait_until
 
 ALT_SCREEN_OFF = b"\x1b[?1049l"
+# Escape sequences in the console's output: colours and attributes (dropped: styled runs of one line join up),
+# anything else (cursor moves, modes, titles) becomes a line break.
+_SGR = re.compile(rb"\x1b\[[0-9;:]*m")
+_OTHER = re.compile(rb"\x1b\[[0-9;?<>=$]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[()][0-9A-B]|\x1b[=>]")
 MOUSE_OFF = b"\x1b[?1000l"
 
 
@@ -62,6 +67,20 @@ class PtyConsole:
             self.out += chunk
         return bytes(self.out)
 
+    def text(self, start: int = 0) -> str:
+        """What the console wrote from byte ``start`` on, as plain text (escape sequences removed)."""
+        return _OTHER.sub(b"\n", _SGR.sub(b"", bytes(self.out[start:]))).decode("utf-8", "replace")
+
+    def wait_text(self, *words: str, start: int = 0, timeout: float = 30.0) -> str:
+        """Read until the console has drawn one of ``words`` (each on one line) since byte ``start``; return it."""
+        end = time.monotonic() + timeout
+        while not (seen := [w for w in words if w in self.text(start)]):
+            if time.monotonic() > end or self.proc.poll() is not None:
+                raise AssertionError(f"the console did not show {words!r} within {timeout}s; last output: "
+                                     f"{self.text(max(start, len(self.out) - 1500))[-600:]!r}")
+            self.read(0.1)
+        return seen[0]
+
     def send(self, keys: str) -> None:
         os.write(self.master, keys.encode())
         self.read(0.05)
@@ -101,33 +120,34 @@ def consoles():
 
 
 def open_transaction(c: PtyConsole, settings) -> None:
-    """Keys, as a person types them: runbook, tick the five items, then n + enter until BEGIN has run."""
-    c.read(2.0)
+    """Keys, as a person types them, each once the screen shows what it answers: the runbook, the five ticks,
+    then n and enter for pre-flight, backup and BEGIN."""
+    c.wait_text("/ 10 present")  # the dashboard's first refresh
+    mark = len(c.out)
     c.send("r")
-    c.read(2.0)
+    c.wait_text("0 / 5 ticked", start=mark)
+    mark = len(c.out)
     for i in range(5):
         c.send(" ")
         if i < 4:
             c.send("\t")
-    c.read(0.3)
-
-    def in_tx():
-        # The migration session: idle in a transaction that has an xid (BEGIN records it). The dashboard's
-        # validation runs in short read-only transactions of its own, which are briefly idle in
-        # transaction too (between pipelined messages) but never get an xid: counting those made the
-        # test stop pressing keys before BEGIN had run, on a loaded machine.
-        rows = query(settings, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'aami-tui' "
-                               "AND datname = current_database() AND state = 'idle in transaction' "
-                               "AND backend_xid IS NOT NULL")
-        if rows[0][0]:
-            return True
-        c.send("n")
-        c.read(0.6)
+    c.wait_text("5 / 5 ticked", start=mark)
+    for step, then in (("Pre-flight", "Backup"), ("Backup", "BEGIN"), ("BEGIN", "Apply")):
+        while True:  # n while the automatic checks still run is refused ("still running"): press it again
+            mark = len(c.out)
+            c.send("n")
+            if c.wait_text(f"Run {step}?", "A step is still running", start=mark) != "A step is still running":
+                break
+            c.read(0.2)
+        mark = len(c.out)
         c.send("\r")
-        c.read(1.0)
-        return False
-
-    wait_until(in_tx, timeout=60, interval=0.2, what="the migration transaction to be open")
+        c.wait_text(f"Next: n → {then}", start=mark, timeout=60)
+    # The migration session: idle in a transaction that has an xid (BEGIN records it). The dashboard's
+    # validation runs in short read-only transactions of its own, which are briefly idle in transaction too
+    # (between pipelined messages) but never get an xid.
+    assert query(settings, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'aami-tui' "
+                           "AND datname = current_database() AND state = 'idle in transaction' "
+                           "AND backend_xid IS NOT NULL") == [(1,)]
 
 
 def report_of(tmp_path) -> dict:
@@ -160,7 +180,7 @@ def test_demo_with_dsn_is_a_usage_error():
 
 def test_stdin_from_dev_null_on_a_terminal_q_still_quits(pg_server, fresh_db, consoles):
     c = consoles([], pg_server.env(fresh_db.dbname), stdin_devnull=True)
-    c.read(3.0)
+    c.wait_text("/ 10 present")  # the dashboard is up (keys sent before its first frame could be lost)
     c.send("q")
     assert c.wait(20) == 0
     assert terminal_restored(bytes(c.out))

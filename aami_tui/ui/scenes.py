@@ -79,11 +79,25 @@ async def open_commit_modal(pilot) -> None:
     await wait_for(pilot, lambda: getattr(pilot.app.screen, "id", None) == "commit-modal", what="COMMIT modal")
 
 
-async def commit(pilot, dbname: str) -> None:
+async def paste(pilot, text: str) -> None:
+    """Paste ``text`` into the focused field, as a terminal delivers a paste (one event, not a key per character:
+    Pilot waits for the app to go idle after every key)."""
+    from textual import events
+
+    pilot.app.post_message(events.Paste(text))
+    await pilot.pause()
+
+
+async def commit(pilot, dbname: str, *, typed: bool = False) -> None:
+    """Open the COMMIT dialog if needed, give the database's name (pasted, or ``typed`` key by key), press enter,
+    wait for the COMMIT to end."""
     app = pilot.app
     if getattr(app.screen, "id", None) != "commit-modal":
         await open_commit_modal(pilot)
-    await pilot.press(*dbname)
+    if typed:
+        await pilot.press(*dbname)
+    else:
+        await paste(pilot, dbname)
     await pilot.press("enter")
     await wait_for(pilot, lambda: app.runbook.steps[Step.COMMIT].state in (State.DONE, State.FAILED)
                    and _idle(app), what="COMMIT")
