@@ -180,3 +180,7 @@ def test_progress_line_of_a_tiny_or_empty_database_says_something_true():
     assert progress.Progress("backup", 16384, 16384, None, None).line() == "backup: 16.0 / 16.0 KiB (100 %), done"
     big = progress.Progress("backup", 3 * progress.MIB, 4 * progress.MIB, None, None)
     assert big.line().startswith("backup: 3.0 / 4.0 MiB (75 %)")
+    # A database without table data (the demo's) weighs nothing: its tracker says so, not "1 / 1 bytes".
+    t = progress.Tracker("backup", [])
+    t.finish()
+    assert t.progress().line() == "backup: no table data to copy (schema only)"

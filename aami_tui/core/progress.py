@@ -143,7 +143,8 @@ class Tracker:
         self.what = what
         self.tables = [w for w in work if w.kind == "table"]
         self.indexes = [w for w in work if w.kind == "index"]
-        self.total = sum(w.bytes for w in work) or 1
+        self.weighed = sum(w.bytes for w in work)  # 0: no table data at all (the faces say so, not "1 / 1 bytes")
+        self.total = self.weighed or 1
         self.parallel = parallel
         self.exact = exact
         self._by_qualified = {w.qualified: w for w in work}
@@ -279,6 +280,8 @@ class Tracker:
         remaining = max(0, self.total - done)
         eta = remaining / rate if rate and rate > 0 else (0.0 if remaining == 0 else None)
         current = ", ".join(a.qualified for a in self.active[:2])
+        if not self.weighed:
+            return Progress(self.what, 0, 0, None, None, current, self.exact, now - self._t0)
         return Progress(self.what, done, self.total, rate, eta, current, self.exact, now - self._t0)
 
 
