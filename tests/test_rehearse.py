@@ -189,11 +189,23 @@ async def test_failed_rehearsal_needs_an_explicit_begin_and_a_timeout_drops_the_
         "The rehearsal did not finish within 0.5s; the copy was dropped.",
         "The rehearsal did not finish within 0.5s; no copy was made.")
     assert scratch_databases(fresh_db) == [] and rb.phase is Phase.READY
+    rb.opt.rehearse_timeout = 3600.0
+    task = asyncio.create_task(rb.rehearse())  # escape in the console, Ctrl+C headless: cancelled mid-way
+    for _ in range(200):
+        if scratch_databases(fresh_db):
+            break
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert rb.rehearsals[-1].outcome == "cancelled" and rb.steps[Step.REHEARSE].state is State.PENDING
+    assert scratch_databases(fresh_db) == [] and rb.phase is Phase.READY
+    assert rb.begin_caution().startswith("the rehearsal on a copy did not finish: The rehearsal did not finish")
     await rb.begin(confirmed=True)  # the operator's explicit decision, recorded
     assert rb.phase is Phase.OPEN
     await rb.close("test")
     data = json.loads(rb.report_paths[1].read_text())
-    assert [x["outcome"] for x in data["rehearsals"]] == ["failed", "timed out"]
+    assert [x["outcome"] for x in data["rehearsals"]] == ["failed", "timed out", "cancelled"]
     assert any("BEGIN confirmed by the operator although the rehearsal on a copy" in e["message"] for e in data["log"])
 
 
