@@ -101,6 +101,7 @@ async def test_an_aborted_transaction_keeps_icons_timings_and_the_whole_status(f
         total = len(app.runbook.migration.statements)
         assert line.startswith(f"✗ Stopped at statement 4 / {total} · 3 statements ran before it"), line
         assert not app.screen.query_one("#apply-progress").display
+        assert_footer(app, ["x ROLLBACK", "q Quit"], ["c COMMIT", "n Next step", "i Inspect"])  # nothing runs now
         await scenes.settle(pilot)
         assert "Transaction age —" not in text_of(app, "#lockwatch")
         # the failing statement, with its line and column, in the SQL view

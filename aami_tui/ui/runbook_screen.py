@@ -622,8 +622,8 @@ class RunbookScreen(Screen):
             return allowed(rb.phase, Action.ROLLBACK)
         if action == "recheck":
             return allowed(rb.phase, Action.RECHECK)
-        if action == "inspect":
-            return rb.tx_open
+        if action == "inspect":  # an aborted transaction runs nothing (not even a savepoint): not offered
+            return rb.tx_open and rb.phase is not Phase.ABORTED
         if action == "rehearse":
             return allowed(rb.phase, Action.REHEARSE)
         return True
@@ -868,6 +868,10 @@ class RunbookScreen(Screen):
         """The inspection pane: \\dt and SQL inside the open transaction, under savepoints."""
         if self.rb.running:
             self.notify(f"{RUNNING[self.rb.phase]} is still running: inspect once it has finished.",
+                        severity="information")
+            return
+        if self.rb.phase is Phase.ABORTED:
+            self.notify("The transaction is aborted: it runs nothing more, not even an inspection. ROLLBACK (x).",
                         severity="information")
             return
         if not self.rb.tx_open:
