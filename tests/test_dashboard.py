@@ -134,3 +134,10 @@ async def test_help_says_how_to_close_it_and_closes(fresh_db, tmp_path):
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is app.dashboard
+        # built once: opening it again only shows it (its Markdown took 0.3-0.6 s to build on every ?)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert app.screen.query_one(Markdown) is md
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert app.screen is app.dashboard

@@ -171,7 +171,11 @@ class AamiApp(App):
     def action_help(self) -> None:
         from aami_tui.ui.help_screen import HelpScreen
 
-        self.push_screen(HelpScreen())
+        if isinstance(self.screen, HelpScreen):
+            return
+        if not self.is_screen_installed("help"):  # built once (its Markdown is slow to build), then only shown
+            self.install_screen(HelpScreen(), "help")
+        self.push_screen("help")
 
     def action_refresh(self) -> None:
         if self.screen is self.dashboard:
