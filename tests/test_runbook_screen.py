@@ -246,4 +246,10 @@ async def test_a_big_apply_reaches_the_screen_in_a_few_messages_and_the_log_says
         assert "lines not shown here: every statement is in the run report" in log
         bar = screen.query_one("#apply-progress")
         assert bar.progress == bar.total == 601
+        # a file this big goes into the highlighted SQL view when the view opens, at the statement reached
+        sql = screen.query_one("#sql-text", TextArea)
+        assert sql.text == ""
+        await pilot.press("s")
+        await pilot.pause()
+        assert "INSERT INTO items VALUES (599)" in sql.selected_text and "statement 601 / 601" in text_of(app, "#sql-head")
         await app.runbook.rollback("test")

@@ -55,6 +55,7 @@ LEVEL_STYLE = {"ok": "green", "error": "bold red", "warn": "yellow", "info": ""}
 # Statement lines written to the log at once, at most: a bigger run (the console behind a big file's apply) shows
 # its last lines and one line saying how many are only in the run report.
 LOG_RUN_LINES = 64
+SQL_VIEW_LAZY = 500  # statements: a bigger file is loaded into the SQL view when the view opens
 
 # What each step does, shown in its confirmation prompt (the console teaches the procedure).
 EXPLAIN = {
@@ -204,12 +205,20 @@ class RunbookScreen(Screen):
         await self.refresh_tables()
 
     # ---- the migration SQL, read-only, highlighted; follows the apply ----------------------------------------
-    def _load_sql(self) -> None:
+    def _big_sql(self) -> bool:
+        """A file this big is loaded into the highlighted view only when the pane opens (loading 10,000
+        statements held the console for 0.6-2 s, and following the apply moved a view nobody was looking at)."""
+        return self.rb.migration is not None and len(self.rb.migration.statements) > SQL_VIEW_LAZY
+
+    def _load_sql(self, opening: bool = False) -> None:
         area = self.query_one("#sql-text", TextArea)
-        if self.rb.migration and not area.text:
+        if self.rb.migration and not area.text and (opening or self.sql_open or not self._big_sql()):
             area.load_text(self.rb.migration.text)
             n = len(self.rb.migration.statements)
-            self.query_one("#sql-head", Static).update(Text.assemble(
+            head = self.query_one("#sql-head", Static)
+            if str(head.content):  # the apply already says where it is
+                return
+            head.update(Text.assemble(
                 (f"{self.rb.migration.path.name}", "bold"), f" · {n} statements · read-only · ",
                 ("s", "bold"), " back to the step"))
 
@@ -217,7 +226,10 @@ class RunbookScreen(Screen):
         mf = self.rb.migration
         if mf is None or not 1 <= index <= len(mf.statements):
             return
+        self._sql_index = index
         self._load_sql()
+        if not self.query_one("#sql-text", TextArea).text:  # a big file, pane closed: selected when it opens
+            return
         st = mf.statements[index - 1]
         lines = st.sql.split("\n")
         end_col = len(lines[-1]) + (st.column - 1 if len(lines) == 1 else 0)
@@ -259,6 +271,11 @@ class RunbookScreen(Screen):
 
     def action_toggle_sql(self) -> None:
         self.sql_open = not self.sql_open
+        area = self.query_one("#sql-text", TextArea)
+        if self.sql_open and not area.text:
+            self._load_sql(opening=True)
+            if getattr(self, "_sql_index", None):
+                self._select_statement(self._sql_index)
         self._load_sql()
         self._show_pane()
         if self.sql_open:
