@@ -184,7 +184,9 @@ class AamiApp(App):
             self.runbook_screen.action_refresh_tables()
 
     async def action_runbook(self) -> None:
-        await self.open_runbook()
+        why = await self.open_runbook()
+        if why:
+            self.notify(why, severity="warning", timeout=8)
 
     async def open_runbook(self, path: Path | None = None) -> str | None:
         """Open the runbook, or go back to the run in progress. ``path``: run this file (a drift plan from the
@@ -198,13 +200,16 @@ class AamiApp(App):
                         + f": COMMIT or ROLLBACK it (r on the dashboard goes back to it) before running {Path(path).name}.")
             ongoing = False  # nothing of it is open: it is closed (its report says so) and replaced
             if self.runbook_screen is not None and self.runbook_screen in self.screen_stack:
-                return f"Leave the runbook on {old.migration_path.name} first."
+                return (f"The runbook on {old.migration_path.name} is open under this view: go back to it (escape) "
+                        f"and leave it (d) before running {Path(path).name}.")
             await self._close_runbook(f"replaced by a runbook on {Path(path).name}")
             old = None
+        under = (f"The runbook on {old.migration_path.name} is open under this view: escape goes back to it."
+                 if old is not None else "")
         if not ongoing:
             if self.runbook_screen is not None:
                 if self.runbook_screen in self.screen_stack:
-                    return None
+                    return under if self.screen is not self.runbook_screen else None
                 self.uninstall_screen("runbook")
             if old is not None:  # a finished run is closed before it is replaced: its session and lock go
                 await self._close_runbook()
@@ -217,6 +222,8 @@ class AamiApp(App):
             # Installed, so that going back to the dashboard keeps the screen (and its log) alive.
             self.install_screen(self.runbook_screen, name="runbook")
         if self.screen is not self.runbook_screen:
+            if self.runbook_screen in self.screen_stack:  # e.g. the Drift view opened over it (command palette)
+                return under
             self.push_screen("runbook")
             self.size_check()
         return None
