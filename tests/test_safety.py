@@ -1042,11 +1042,11 @@ async def test_commit_pressed_while_a_silent_session_is_being_ended_is_refused(f
     assert rb._losing and not rb.can(Step.COMMIT)[0]
     with pytest.raises(RunbookError, match="being ended"):
         await rb.commit(fresh_db.dbname)
+    await asyncio.wait_for(rb.close(), 30)  # a close meanwhile (a signal, q) waits for it, then closes cleanly
     with pytest.raises(RunbookError, match="COMMIT was never sent"):
         await asyncio.wait_for(ping, 30)
-    assert rb.outcome == Outcome.ROLLED_BACK and rb.tx == Tx.LOST and not rb.running
+    assert rb.outcome == Outcome.ROLLED_BACK and rb.tx == Tx.LOST and rb.phase is Phase.CLOSED
     proxy.thaw()
-    await rb.close()
 
 
 async def test_idle_in_transaction_timeout_ends_the_session_and_the_console_says_so(fresh_db, tmp_path):

@@ -1068,6 +1068,9 @@ class Runbook:
         """End the run: roll back an open transaction, release the lock, write the report."""
         if self.phase is Phase.CLOSED:
             return
+        deadline = time.monotonic() + 2 * self.opt.query_timeout + 10.0
+        while self._losing and time.monotonic() < deadline:  # a silent session being ended: let it say so first
+            await asyncio.sleep(0.05)
         if self.running:
             await self._stop_running_step()
         if self.tx_open and not self.running:
