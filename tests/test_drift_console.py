@@ -96,10 +96,33 @@ async def test_drift_view_refuses_a_plan_with_parts_for_a_person_until_edited(fr
         assert f'{path.name} cannot run yet: 1 part still needs a person: "table site_notes"' in toasts(app)[-1]
         assert app.runbook is None and app.screen is screen
         # e hands the terminal to $EDITOR; a terminal that cannot (here: Pilot's) gets the way round in one sentence
+        monkeypatch.delenv("VISUAL", raising=False)
         monkeypatch.setenv("EDITOR", "true")
         await pilot.press("e")
         await scenes.wait_for(pilot, lambda: "cannot hand over to an editor" in toasts(app)[-1], what="the e fallback")
         assert f"edit {path} in another terminal, then press l." in toasts(app)[-1]
+        # an editor that is not installed is said before the terminal is handed over (it used to suspend the
+        # console, fail, and never resume it: a blank screen deaf to q, Ctrl+C and SIGTERM)
+        monkeypatch.setenv("EDITOR", "nano-not-installed -w")
+        await pilot.press("e")
+        await scenes.wait_for(pilot, lambda: any("not installed" in t for t in toasts(app)),
+                              what="the missing editor")
+        assert any(t.startswith("The editor 'nano-not-installed' (from $EDITOR) is not installed or not on PATH: "
+                                f"set $EDITOR, or edit {path} in another terminal") for t in toasts(app))
+        # one that is installed but cannot start (a script whose interpreter is gone): the console comes back
+        handed = []
+        driver = app._driver
+        monkeypatch.setattr(type(driver), "can_suspend", property(lambda _: True))
+        monkeypatch.setattr(driver, "suspend_application_mode", lambda: handed.append("suspend"))
+        monkeypatch.setattr(driver, "resume_application_mode", lambda: handed.append("resume"))
+        broken = tmp_path / "broken-editor"
+        broken.write_text("#!/nonexistent/interpreter\n")
+        broken.chmod(0o700)
+        monkeypatch.setenv("EDITOR", str(broken))
+        await pilot.press("e")
+        await scenes.wait_for(pilot, lambda: any("could not be started" in t for t in toasts(app)),
+                              what="the failed editor")
+        assert handed == ["suspend", "resume"]
         # the person edits the file outside (the table stays), then l re-reads and re-lints it
         path.write_text(path.read_text().replace(f"{plan.PERSON_MARKER} table site_notes\n", ""))
         await pilot.press("l")

@@ -262,18 +262,38 @@ class DriftScreen(Screen):
             self.notify(f"No editor found: set $EDITOR, or edit {self.written} in another terminal, then press l.",
                         severity="warning", timeout=10)
             return
+        # Resolved before the console hands the terminal over: a missing program is said here, in one sentence.
+        try:
+            argv = shlex.split(editor)
+        except ValueError:
+            argv = []
+        found = shutil.which(argv[0]) if argv else None
+        if found is None:
+            where = "$VISUAL" if os.environ.get("VISUAL") else "$EDITOR" if os.environ.get("EDITOR") else "the system"
+            self.notify(f"The editor {argv[0] if argv else editor!r} (from {where}) is not installed or not on PATH: "
+                        f"set $EDITOR, or edit {self.written} in another terminal, then press l.",
+                        severity="error", timeout=10)
+            return
+        failure: BaseException | None = None
         try:
             # An interactive editor owns the terminal until it exits: the console is suspended (Textual's own
             # pattern), so this is the one subprocess not run in a worker; nothing else of ours is in flight.
+            # Nothing may leave the block by an exception: Textual's suspend() resumes the console only when the
+            # block ends normally (an editor that fails to start would leave a blank, deaf terminal).
             with self.app.suspend():
-                subprocess.call([*shlex.split(editor), self.written])
+                try:
+                    subprocess.call([found, *argv[1:], self.written])
+                except BaseException as exc:  # noqa: BLE001 - re-raised below once the console is back
+                    failure = exc
         except SuspendNotSupported:
             self.notify(f"This terminal cannot hand over to an editor: edit {self.written} in another terminal, "
                         "then press l.", severity="warning", timeout=10)
             return
-        except (OSError, ValueError) as exc:
-            self.notify(f"The editor {editor!r} could not be started ({getattr(exc, 'strerror', None) or exc}): "
-                        f"edit {name} in another terminal, then press l.", severity="error", timeout=10)
+        if failure is not None and not isinstance(failure, Exception):
+            raise failure
+        if failure is not None:
+            self.notify(f"The editor {editor!r} could not be started ({getattr(failure, 'strerror', None) or failure}):"
+                        f" edit {name} in another terminal, then press l.", severity="error", timeout=10)
             return
         self.action_reread()
 
