@@ -185,10 +185,13 @@ async def _check_sources(conn, migration: mig.MigrationFile) -> dict[tuple[str, 
 
 
 async def build_reference(conn, settings, migration: mig.MigrationFile,
-                          say: Callable[[str], None] = lambda _m: None) -> tuple[Catalog, str]:
+                          say: Callable[[str], None] = lambda _m: None,
+                          live: Catalog | None = None) -> tuple[Catalog, str]:
     """Run the migration file in a scratch place and read its catalog. Returns (catalog, where-sentence).
 
-    The scratch database is always dropped (embedded server stopped), on success, failure or cancellation."""
+    With ``live``, the definitions of either side that differ as text are put in the scratch server's canonical
+    form (``canonicalise``) before the scratch place goes. The scratch database is always dropped (embedded
+    server stopped), on success, failure or cancellation."""
     from aami_tui.core.db import connect
 
     cur = await conn.execute(sql("can_create_database"))
@@ -201,7 +204,7 @@ async def build_reference(conn, settings, migration: mig.MigrationFile,
             await conn.execute(q.SQL("CREATE DATABASE {} TEMPLATE template0").format(q.Identifier(name)))
             created = True
             say(f"Reference: running {migration.name} in a temporary database {name} on the same server.")
-            cat = await _reference_catalog(await connect(settings, dbname=name), migration)
+            cat = await _reference_catalog(await connect(settings, dbname=name), migration, live)
             return cat, f"a temporary database on the same server (PostgreSQL {_version(cat)}), dropped afterwards"
         except psycopg.Error as exc:
             why_not = f"creating a temporary database failed ({str(exc).strip().splitlines()[0]})"
@@ -210,18 +213,113 @@ async def build_reference(conn, settings, migration: mig.MigrationFile,
         finally:
             if created:
                 await asyncio.shield(_drop(conn, name))
-    return await _embedded_reference(migration, conn, why_not, say)
+    return await _embedded_reference(migration, conn, why_not, say, live)
 
 
-async def _reference_catalog(ref, migration) -> Catalog:
+async def _reference_catalog(ref, migration, live: Catalog | None = None) -> Catalog:
     """Run the migration file on the scratch connection ``ref`` and read back its catalog; closes ``ref``."""
     try:
         await _run_file(ref, migration)
         cat = await snapshot(ref, seed=True)
         cat.check_sources = await _check_sources(ref, migration)
+        if live is not None:
+            await canonicalise(ref, live, cat)
         return cat
     finally:
         await ref.close()
+
+
+# A definition is text the server printed from its parse tree; parsing that text again can give another tree
+# that prints differently (pg_dump | psql turns CHECK (status IN ('a', 'b')) on a varchar column from
+# `(ARRAY['a'::varchar, …])::text[]` into `ARRAY[('a'::varchar)::text, …]`): the same constraint, other text.
+# Sent through one server until the text stops changing (deparse(parse(deparse(x))) is a fixed point), equal
+# definitions print equally, and a real difference (another list of values) still differs.
+_QUOTED_OR_WORD = r'(?:"(?:[^"]|"")*"|\S+)'
+_INDEX_HEAD = re.compile(rf"^CREATE (UNIQUE )?INDEX {_QUOTED_OR_WORD} ON (?:ONLY )?(?:public\.)?{_QUOTED_OR_WORD} ")
+_ROUND_TRIPS = 3
+
+
+async def _probe(conn, kind: str, table: str, text: str, n: int, column: str | None = None) -> str | None:
+    """The scratch server's deparse of ``text`` (a CHECK, an index or a column default of ``table``), added under
+    a savepoint of the caller's rolled-back transaction, or None when it does not fit the reference table."""
+    t = q.Identifier(table)
+    probe = f"aami_canon_{n}"
+    try:
+        async with conn.transaction():
+            if kind == "c":
+                await conn.execute(q.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID").format(
+                    t, q.Identifier(probe), q.SQL(text)))
+                cur = await conn.execute("SELECT pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint "
+                                         "WHERE conname = %s", (probe,))
+                return (await cur.fetchone())[0].removesuffix(" NOT VALID")
+            if kind == "i":
+                m = _INDEX_HEAD.match(text)
+                await conn.execute(q.SQL("CREATE {}INDEX {} ON {} {}").format(
+                    q.SQL(m.group(1) or ""), q.Identifier(probe), t, q.SQL(text[m.end():])))
+                cur = await conn.execute("SELECT pg_catalog.pg_get_indexdef(c.oid) FROM pg_catalog.pg_class c "
+                                         "WHERE c.relname = %s AND c.relkind IN ('i', 'I')", (probe,))
+                row = (await cur.fetchone())[0]
+                m2 = _INDEX_HEAD.match(row)
+                return f"CREATE {m2.group(1) or ''}INDEX ? ON {ident(table)} {row[m2.end():]}"
+            await conn.execute(q.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(
+                t, q.Identifier(column), q.SQL(text)))
+            cur = await conn.execute("SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d "
+                                     "JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
+                                     "JOIN pg_catalog.pg_class c ON c.oid = d.adrelid "
+                                     "WHERE c.relname = %s AND c.relnamespace = 'public'::regnamespace "
+                                     "AND a.attname = %s", (table, column))
+            return (await cur.fetchone())[0]
+    except (psycopg.Error, AttributeError, IndexError, TypeError):
+        return None
+
+
+async def _canonical(conn, kind: str, table: str, text: str, n: int, column: str | None = None) -> str | None:
+    if kind == "c" and not text.startswith("CHECK"):
+        return None
+    if kind == "i" and not _INDEX_HEAD.match(text):
+        return None
+    suffix = " NOT VALID" if kind == "c" and text.endswith(" NOT VALID") else ""
+    text = text.removesuffix(suffix) if suffix else text
+    for i in range(_ROUND_TRIPS):
+        out = await _probe(conn, kind, table, text, n * _ROUND_TRIPS + i, column)
+        if out is None:
+            return None
+        if out == text:
+            break
+        text = out
+    return text + suffix
+
+
+async def canonicalise(conn, live: Catalog, ref: Catalog) -> None:
+    """Give each CHECK constraint, plain index and column default whose text has no equal on the other side a
+    ``canon`` (``canon_default``) form: its text sent through the scratch server (connection ``conn``, the
+    reference's tables) until it stops changing. Everything runs in one transaction that is rolled back;
+    definitions that do not fit the reference's tables keep their text. Nothing to do, no query."""
+    jobs: list[tuple[dict, str, str, str, str, str | None]] = []  # (detail, key, kind, table, text, column)
+    con_text = {side: {(t, d["def"]) for (t, _), d in cat.constraints.items() if d["type"] == "c"}
+                for side, cat in (("live", live), ("ref", ref))}
+    idx_text = {side: {(t, _norm_index(n, d)) for (t, n), d in cat.indexes.items() if not d["constraint"]}
+                for side, cat in (("live", live), ("ref", ref))}
+    for cat, other in ((live, "ref"), (ref, "live")):
+        for (t, _), d in cat.constraints.items():
+            if d["type"] == "c" and t in ref.tables and (t, d["def"]) not in con_text[other]:
+                jobs.append((d, "canon", "c", t, d["def"], None))
+        for (t, n), d in cat.indexes.items():
+            if not d["constraint"] and t in ref.tables and (t, _norm_index(n, d)) not in idx_text[other]:
+                jobs.append((d, "canon", "i", t, d["def"], None))
+    for (t, c), dr in ref.columns.items():
+        dl = live.columns.get((t, c))
+        if (dl is not None and dr["type"] == dl["type"] and dr.get("default") is not None
+                and dl.get("default") is not None and dr["default"] != dl["default"]):
+            jobs += [(dr, "canon_default", "d", t, dr["default"], c), (dl, "canon_default", "d", t, dl["default"], c)]
+    if not jobs:
+        return
+    async with conn.transaction(force_rollback=True):
+        await conn.execute("SET LOCAL search_path = public")
+        for n, (d, key, kind, table, text, column) in enumerate(jobs):
+            canon = await _canonical(conn, kind, table, text, n, column)
+            if canon is not None:
+                d[key] = canon
 
 
 async def _drop(conn, name: str) -> None:
@@ -231,7 +329,8 @@ async def _drop(conn, name: str) -> None:
         await conn.execute(q.SQL("DROP DATABASE IF EXISTS {}{}").format(q.Identifier(name), force))
 
 
-async def _embedded_reference(migration, live_conn, why_not: str, say) -> tuple[Catalog, str]:
+async def _embedded_reference(migration, live_conn, why_not: str, say,
+                              live: Catalog | None = None) -> tuple[Catalog, str]:
     from aami_tui.core import embedded
     from aami_tui.core.db import connect
 
@@ -242,7 +341,7 @@ async def _embedded_reference(migration, live_conn, why_not: str, say) -> tuple[
         raise PlanError(f"Cannot build the reference: {why_not}, and the embedded PostgreSQL did not start "
                         f"({exc}).") from None
     try:
-        cat = await _reference_catalog(await connect(pg.settings()), migration)
+        cat = await _reference_catalog(await connect(pg.settings()), migration, live)
     finally:
         await asyncio.shield(asyncio.to_thread(pg.stop))
     live_major = live_conn.info.server_version // 10000
@@ -283,7 +382,8 @@ def _coldef(d: dict) -> str:
 
 
 def _norm_index(name: str, d: dict) -> str:
-    return re.sub(r"^(CREATE (?:UNIQUE )?INDEX )\S+ ON (?:public\.)?", r"\1? ON ", d["def"])
+    """An index's definition without its name (its canonical form when ``canonicalise`` gave it one)."""
+    return re.sub(r"^(CREATE (?:UNIQUE )?INDEX )\S+ ON (?:public\.)?", r"\1? ON ", d.get("canon", d["def"]))
 
 
 _VARCHAR = re.compile(r"^character varying(?:\((\d+)\))?$")
@@ -298,7 +398,7 @@ def _widening(old: str, new: str) -> bool:
 
 
 def _con_key(table: str, d: dict) -> tuple[str, str, str]:
-    return (table, d["type"], d["def"])
+    return (table, d["type"], d.get("canon", d["def"]))
 
 
 class _Facts:
@@ -455,7 +555,7 @@ async def compare(live: Catalog, ref: Catalog, conn, migration: mig.MigrationFil
                 items.append(Item("person", f"{t}.{c} type", f"column {t}.{c} is {dl['type']}; {migration.name} "
                                   f"makes it {dr['type']}.", (f"{col} TYPE {dr['type']} USING {ident(c)}::{dr['type']};",),
                                   (f"{plural(await facts.count(t), 'row')}; values: {await facts.samples(t, c)}.",), order=16))
-            if dr.get("default") != dl.get("default"):
+            if dr.get("canon_default", dr.get("default")) != dl.get("canon_default", dl.get("default")):
                 stmt = f"{col} SET DEFAULT {dr['default']};" if dr.get("default") is not None else f"{col} DROP DEFAULT;"
                 items.append(Item("safe", f"{t}.{c} default", f"column {t}.{c} has default "
                                   f"{dl.get('default') or 'none'}; {migration.name} gives it "
@@ -713,7 +813,7 @@ async def make_plan(settings, migration_path: Path | str,
         where = f"{info.dbname} on {info.host}:{info.port}"
         say(f"Reading the catalog of {where}.")
         live = await snapshot(conn)
-        ref, reference = await build_reference(conn, settings, migration, say)
+        ref, reference = await build_reference(conn, settings, migration, say, live)
         say("Comparing catalogs.")
         items = await compare(live, ref, conn, migration)
         from aami_tui.core.obstacles import objects_in_the_way
