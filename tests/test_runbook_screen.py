@@ -183,10 +183,18 @@ async def test_development_mode_short_checklist_no_backup_of_an_empty_database(f
         await scenes.walk_to(pilot, Step.VERIFY)
         rb = app.runbook
         assert rb.steps[Step.BACKUP].state.value == "skipped"
+        # applied, not committed: the dashboard shows what the transaction sees (10 / 10), but a quit now rolls
+        # back, so no "ready" settings are printed for a database with no tables
+        await scenes.wait_for(pilot, lambda: app.dashboard.last_result.ok, what="the uncommitted 10 / 10")
+        assert env_lines_at_exit(app) == []
         assert "development mode: the database is empty" in rb.steps[Step.BACKUP].detail
         await scenes.commit(pilot, fresh_db.dbname)
         lines = env_lines_at_exit(app)
     assert f"DB_NAME={fresh_db.dbname}" in lines and not any("PASSWORD=" in ln for ln in lines)
+    app.embedded = object()  # the demo: its server is removed as the console closes; no lines pointing at it
+    assert env_lines_at_exit(app) == [
+        "The Config Server's settings are not printed: this demo's embedded server was stopped and removed as the "
+        "console closed (run `aami-tui init` against a server that stays)."]
     report = json.loads(rb.report_paths[1].read_text())
     assert report["mode"] == "development" and report["backup"] == "skipped"
     assert list(report["preflight"]["checklist"]) == ["Reviewed the migration SQL"]

@@ -397,19 +397,26 @@ def run_console(settings: ConnSettings, args, embedded=None) -> int:
 
 def env_lines_at_exit(app: AamiApp) -> list[str]:
     """After a COMMIT, or in development mode once the ten tables are there: the Config Server's DB_* lines,
-    printed to the shell when the console has closed (never the password)."""
+    printed to the shell when the console has closed (never the password).
+
+    Only the committed state counts: the dashboard shows what an open transaction sees (its preview), so a run
+    applied and then rolled back at quit must not print "ready" settings for a database that has no tables;
+    the app's ``last_result`` is only ever read outside any transaction of ours. An outcome that is unknown
+    prints nothing. On the demo's throwaway server (removed as the console closes) one sentence says so instead
+    of settings that point at nothing."""
     from aami_tui.core.status import config_server_env
 
     rb = app.runbook
-    committed = rb is not None and rb.outcome.value == "committed" and rb.server
-    ready = app.options.dev and app.dashboard.server is not None and app.dashboard.last_result is not None \
-        and app.dashboard.last_result.ok
-    if committed:
-        lines = config_server_env(rb.server)
-    elif ready:
-        lines = config_server_env(app.dashboard.server)
-    else:
+    outcome = rb.outcome.value if rb is not None else None
+    committed = outcome == "committed" and rb.server
+    ready = app.options.dev and outcome != "outcome unknown" \
+        and app.dashboard.server is not None and app.last_result is not None and app.last_result.ok
+    if not (committed or ready):
         return []
+    if app.embedded is not None:
+        return ["The Config Server's settings are not printed: this demo's embedded server was stopped and "
+                "removed as the console closed (run `aami-tui init` against a server that stays)."]
+    lines = config_server_env(rb.server if committed else app.dashboard.server)
     return ["The Config Server's settings (DB_PASSWORD is never shown: set it yourself):", *lines]
 
 
