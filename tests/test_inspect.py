@@ -77,7 +77,7 @@ async def test_failing_query_never_aborts_the_migration(open_tx):
 async def test_read_only_by_default_and_a_reads_side_effects_are_undone(open_tx):
     with pytest.raises(inspect.InspectError) as exc:
         await inspect.run(open_tx, "DELETE FROM alert_templates")
-    assert "Read-only" in str(exc.value) and "'write'" in str(exc.value)
+    assert "Read-only" in str(exc.value) and "type \\write" in str(exc.value)
     r = await inspect.run(open_tx, "SELECT sneaky()")  # a function that deletes, called from a SELECT
     assert r.error is None and r.kind == "read" and not r.kept
     assert (await inspect.run(open_tx, "SELECT count(*) FROM alert_templates")).rows == ((6,),)
@@ -143,3 +143,69 @@ async def test_engine_inspection_survives_a_failing_query_and_is_in_the_report(f
     run_sql(fresh_db, "SELECT 1")
     with __import__("psycopg").connect(fresh_db.conninfo()) as c:
         assert c.execute("SELECT description FROM alert_templates WHERE id = 'node_down'").fetchone() == ("edited",)
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("select pg_advisory_unlock_all()", "pg_advisory_unlock_all() would release the run's one-operator migration lock"),
+    ("select pg_catalog.pg_advisory_lock(1)", "pg_advisory_lock() would"),
+    ("select pg_terminate_backend(pg_backend_pid())", "pg_terminate_backend() ends server sessions"),
+    ("select * from pg_stat_activity where pg_cancel_backend(pid)", "pg_cancel_backend() "),
+])
+def test_lock_and_session_killers_are_refused_even_unlocked(text, msg):
+    with pytest.raises(inspect.InspectError) as exc:
+        inspect.classify(text)
+    assert str(exc.value).startswith(msg) and exc.value.kind == "admin"
+
+
+@pytest.mark.parametrize("text,fn", [
+    ("select set_config('lock_timeout', '0', false)", "set_config"), ("select nextval('s')", "nextval"),
+    ("select pg_notify('c', 'x')", "pg_notify"), ("select lo_unlink(1)", "lo_unlink"),
+    ("select * from dblink('x', 'select 1') as t(a int)", "dblink"), ("select pg_reload_conf()", "pg_reload_conf"),
+    ("select pg_switch_wal()", "pg_switch_wal"), ("select pg_create_physical_replication_slot('s')",
+                                                   "pg_create_physical_replication_slot"),
+])
+def test_side_effecting_functions_are_writes(text, fn):
+    c = inspect.classify(text)
+    assert c.kind == "write" and c.what.startswith(f"calls {fn}()")
+    for ordinary in ("select count(*), pg_size_pretty(pg_total_relation_size('groups')) from groups",
+                     "select current_setting('lock_timeout'), now(), format_type(23, -1)"):
+        assert inspect.classify(ordinary).kind == "read"
+
+
+async def test_inspection_cannot_break_the_lock_or_the_timeouts_and_its_tables_are_its_own(fresh_db, tmp_path):
+    """The pane ran pg_advisory_unlock_all() as a "read": a second apply then took the migration lock."""
+    from faults import run_to_begin, runbook
+
+    run_sql(fresh_db, "CREATE FUNCTION quiet_unlock() RETURNS bool LANGUAGE sql AS "
+                      "'SELECT pg_advisory_unlock_all() IS NULL'")
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    await run_to_begin(rb)
+    await rb.apply()
+
+    def advisory_locks():
+        with __import__("psycopg").connect(fresh_db.conninfo()) as c:
+            return c.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0]
+
+    for allow in (False, True):
+        with pytest.raises(inspect.InspectError, match=r"pg_advisory_unlock_all\(\) would release"):
+            await rb.inspect("select pg_advisory_unlock_all()", allow_write=allow)
+    with pytest.raises(inspect.InspectError, match=r"Read-only: calls set_config\(\).*type \\write"):
+        await rb.inspect("select set_config('lock_timeout', '0', false)")
+    assert advisory_locks() == 1
+    # a function the name check cannot see into: the check after the query finds the lock gone and re-takes it
+    r = await rb.inspect("select quiet_unlock()")
+    assert r.error is None and advisory_locks() == 1
+    assert "migration lock" in rb.inspections[-1]["guard"] and "re-taken" in rb.inspections[-1]["guard"]
+    # SET in write mode is kept, but the run's timeouts are put back and it is said
+    await rb.inspect("SET lock_timeout = 0", allow_write=True)
+    assert "lock_timeout" in rb.inspections[-1]["guard"]
+    assert (await rb.inspect("show lock_timeout")).rows == (("5s",),)
+    await rb.inspect("CREATE TABLE extra_tbl (id int)", allow_write=True)
+    checks = await rb.verify()
+    details = " ".join(c.detail for c in checks)
+    assert "the migration created" not in details and "take it out of the file" not in details
+    (pane,) = [c for c in checks if c.name == "Tables created in the inspection pane"]
+    assert "extra_tbl" in pane.detail and not pane.ok and not pane.blocking
+    await rb.rollback()
+    md, _ = rb.write_report()
+    assert "re-taken, no other session had taken it" in md.read_text()

@@ -4,7 +4,11 @@ Each query runs under a SAVEPOINT of the migration transaction, so an error roll
 never aborts the migration. Read-only by default, decided by pglast (PostgreSQL's own parser): SELECT (without
 FOR UPDATE/SHARE or INTO), SHOW, EXPLAIN without ANALYZE, and the meta commands ``\\dt``, ``\\d TABLE``,
 ``\\di``, ``\\dx``. A read-only query is always rolled back to its savepoint after its rows are read, so even a
-function with side effects called from a SELECT changes nothing. Writing needs an explicit, typed unlock; then a
+function with side effects called from a SELECT changes nothing transactional. What a savepoint cannot undo
+is refused by name (pglast finds every function call): lock and session killers always (the run's advisory
+lock, pg_terminate_backend…), other side-effecting or admin functions (set_config, nextval, pg_notify, lo_*,
+dblink…) while read-only. The engine also checks after each query that the run still holds its lock and its
+timeouts (a user function can hide such a call). Writing needs an explicit, typed unlock; then a
 successful statement is kept (RELEASE SAVEPOINT) and becomes part of what COMMIT commits.
 """
 
@@ -30,7 +34,8 @@ META = {"\\dt": "inspect_tables", "\\di": "inspect_indexes", "\\dx": "inspect_ex
 
 class InspectError(Exception):
     """A query the pane refuses before sending it; the message is one sentence. ``kind`` is what it was taken
-    for: "write" (refused while read-only), "transaction" (BEGIN, COMMIT…) or "invalid" (not parsed)."""
+    for: "write" (refused while read-only), "transaction" (BEGIN, COMMIT…), "admin" (a lock or session killer,
+    refused in every mode) or "invalid" (not parsed)."""
 
     def __init__(self, message: str, kind: str = "invalid"):
         super().__init__(message)
@@ -76,6 +81,77 @@ def refusal(text: str, kind: str, why: str) -> dict:
 
 
 _READ_NODES = (ast.SelectStmt, ast.VariableShowStmt)
+
+# Never from the pane, even unlocked: they release the run's one-operator lock (or take session locks that
+# outlive the transaction), or end server sessions, this one included.
+_NEVER = {
+    "pg_advisory_unlock_all": "would release the run's one-operator migration lock",
+    "pg_terminate_backend": "ends server sessions (this one too: the migration transaction would be lost)",
+    "pg_cancel_backend": "cancels server queries (this session's too)",
+}
+_NEVER_PREFIX = {"pg_advisory_": "would release the run's one-operator migration lock or take a lock that outlives "
+                                 "the transaction",
+                 "pg_try_advisory_": "would take a lock that outlives the transaction"}
+# Side effects a savepoint does not undo (or admin actions): a write, allowed only after the unlock.
+_SIDE_EFFECTS = {
+    "set_config": "changes a setting", "nextval": "advances a sequence", "setval": "sets a sequence",
+    "pg_notify": "sends a notification", "pg_reload_conf": "reloads the server's configuration",
+    "pg_rotate_logfile": "rotates the server log", "pg_switch_wal": "switches the WAL file",
+    "pg_promote": "promotes a standby", "pg_create_restore_point": "writes a WAL restore point",
+    "pg_backup_start": "starts a backup", "pg_backup_stop": "stops a backup", "pg_start_backup": "starts a backup",
+    "pg_stop_backup": "stops a backup", "pg_stat_reset": "resets statistics",
+    "pg_log_backend_memory_contexts": "writes to the server log",
+    "pg_import_system_collations": "creates collations", "lo_import": "writes a large object",
+    "lo_export": "writes a server file", "lo_unlink": "deletes a large object", "lo_create": "creates a large object",
+    "lo_creat": "creates a large object", "lo_put": "writes a large object", "lo_from_bytea": "creates a large object",
+    "lowrite": "writes a large object", "lo_truncate": "truncates a large object", "txid_current": "assigns an xid",
+    "pg_current_xact_id": "assigns an xid", "pg_logical_emit_message": "writes to the WAL",
+    "pg_wal_replay_pause": "pauses replay", "pg_wal_replay_resume": "resumes replay",
+}
+_SIDE_EFFECT_PREFIX = {"pg_file_": "writes a server file", "dblink": "talks to another database",
+                       "pg_create_": "creates a replication slot", "pg_drop_replication": "drops a replication slot",
+                       "pg_replication_": "changes replication state", "pg_stat_reset": "resets statistics",
+                       "pg_copy_": "copies a replication slot", "pg_logical_slot_get": "consumes a replication slot",
+                       "pg_replication_slot_advance": "advances a replication slot"}
+
+
+def _lookup(name: str, table: dict, prefixes: dict) -> str | None:
+    if name in table:
+        return table[name]
+    return next((why for p, why in prefixes.items() if name.startswith(p)), None)
+
+
+def _calls(node) -> list[str]:
+    """Every function called anywhere in the statement (last part of the name, lower case), in order."""
+    found: list[str] = []
+
+    def walk(n) -> None:
+        if isinstance(n, ast.FuncCall):
+            parts = [getattr(x, "sval", "") for x in n.funcname or ()]
+            if parts:
+                found.append(parts[-1].lower())
+        if isinstance(n, ast.Node):
+            for slot in n:
+                walk(getattr(n, slot))
+        elif isinstance(n, (tuple, list)):
+            for x in n:
+                walk(x)
+
+    walk(node)
+    return found
+
+
+def _function_check(node) -> tuple[str | None, str | None]:
+    """(never, side_effect): the first call refused in every mode, the first call that makes a read a write."""
+    never = side = None
+    for fn in _calls(node):
+        why = _lookup(fn, _NEVER, _NEVER_PREFIX)
+        if why and never is None:
+            never = f"{fn}() {why}"
+        why = _lookup(fn, _SIDE_EFFECTS, _SIDE_EFFECT_PREFIX)
+        if why is not None and side is None:
+            side = f"calls {fn}(), which {why} (a savepoint does not undo it)"
+    return never, side
 
 
 def _read_only(node) -> str | None:
@@ -135,7 +211,10 @@ def classify(text: str) -> Classified:
     if isinstance(node, ast.TransactionStmt):
         raise InspectError("Transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT) belongs to the runbook's own "
                            "steps, not to the inspection pane.", "transaction")
-    why = _read_only(node)
+    never, side = _function_check(node)
+    if never:
+        raise InspectError(f"{never}: not from the inspection pane (not even after \\write).", "admin")
+    why = _read_only(node) or side
     what = re.sub(r"Stmt$", "", type(node).__name__).upper()
     return Classified(t, "write" if why else "read", t, {}, why or what)
 
@@ -148,8 +227,8 @@ async def run(conn, text: str, *, allow_write: bool = False, max_rows: int = MAX
     Raises InspectError (nothing sent) for what the pane refuses."""
     c = classify(text)
     if c.kind == "write" and not allow_write:
-        raise InspectError(f"Read-only: {c.what}. Type the unlock ('{UNLOCK_PHRASE}') to allow statements that "
-                           "change the migration transaction.", "write")
+        raise InspectError(f"Read-only: {c.what}. To run statements that change the migration "
+                           "transaction, type \\write (then confirm).", "write")
     t0 = time.monotonic()
     await conn.execute(q.SQL("SAVEPOINT {}").format(q.Identifier(SAVEPOINT)))
     try:

@@ -192,7 +192,7 @@ def to_markdown(d: dict) -> str:
         for x in d["inspections"]:
             outcome = x.get("outcome") or ("failed" if x["error"] else "kept" if x["kept"] else "ok")
             outcome = "refused (not sent)" if outcome == "refused" else outcome
-            result = f"{outcome}: {x['error'] or x['status']}"
+            result = f"{outcome}: {x['error'] or x['status']}" + (f" — {x['guard']}" if x.get("guard") else "")
             out.append(f"| {x['attempt']} | `{x['query'].replace('|', '/')}` | {x['kind']} | {x['row_count']} | "
                        f"{result.replace('|', '/')} |")
     if d["waiting_sessions"]:

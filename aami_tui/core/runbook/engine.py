@@ -144,6 +144,7 @@ class Runbook:
         self.begin_confirmed: str | None = None  # why BEGIN needed the operator's explicit confirmation, if it did
         # public's tables just after BEGIN (name -> (est rows, size)): what existed before the migration
         self.tables_before_begin: dict[str, tuple] | None = None
+        self.inspect_created: dict[str, str] = {}  # table -> the inspection-pane statement that created it
         self.operator = getpass.getuser()
         self.client_host = socket.gethostname()
 
@@ -581,6 +582,7 @@ class Runbook:
                                      idle_timeout=self.opt.idle_timeout, seconds=t)
             cur = await self.session.call(self.session.conn.execute(sql("public_tables")), t, "the table list")
             self.tables_before_begin = {name: (rows, size) for name, rows, size in await cur.fetchall()}
+            self.inspect_created = {}
         except asyncio.CancelledError:
             self._set(Step.BEGIN, State.FAILED, "cancelled")
             await self.session.close()  # whatever BEGIN had opened goes with the session
@@ -802,8 +804,11 @@ class Runbook:
             if allow_write and self.phase is Phase.VERIFIED and insp.classify(text).kind == "write":
                 raise RunbookError("Verify has passed: a write now would change what was verified and COMMIT would "
                                    "not check it again. ROLLBACK and retry, or write before verify.")
+            writing = allow_write and insp.classify(text).kind == "write"
+            tables_before = (await self._inspect_guard())[1] if writing else None
             r = await s.call(insp.run(s.conn, text, allow_write=allow_write),
                              self.opt.statement_timeout + self.opt.grace, "the inspection query")
+            guard, tables_after = await self._inspect_guard()
         except (insp.InspectError, RunbookError) as exc:  # refused, never sent: recorded all the same
             if text.strip():
                 self.inspections.append({"attempt": self.attempt,
@@ -818,6 +823,11 @@ class Runbook:
                 raise await self._lost(None, exc) from None
             raise
         self.inspections.append({"attempt": self.attempt, **r.to_dict()})
+        if tables_before is not None and r.kept:
+            for name in sorted(tables_after - tables_before):
+                self.inspect_created[name] = r.text
+        if guard:
+            self.inspections[-1]["guard"] = guard
         if r.error:
             self.say(f"Inspect: {r.text} → error: {r.error}", "warn")
         else:
@@ -825,7 +835,44 @@ class Runbook:
                                                                                  if r.kept else ""))
         if r.kept:
             self._step_changes += 1  # the preview may have changed
+        if guard:
+            self.say(f"Inspect: {r.text} → {guard}", "error" if "another session" in guard else "warn")
         return r
+
+    async def _inspect_guard(self) -> tuple[str, set[str]]:
+        """After an inspection query (one round trip): the run still holds its one-operator lock (else it is
+        re-taken, or said loudly that another session has it) and its timeouts (else they are put back).
+        Returns what was found wrong, in words ("" when nothing), and the tables in public."""
+        from psycopg import sql as q
+
+        from aami_tui.core import locks
+        from aami_tui.core.runbook.session import _ms
+
+        s, t = self.session, self.opt.query_timeout
+        cur = await s.call(s.conn.execute(sql("inspect_guard"), locks.KEY), t, "checking the migration lock")
+        locked, timeouts, tables = await cur.fetchone()
+        said = []
+        want = {"lock_timeout": _ms(self.opt.lock_timeout), "statement_timeout": _ms(self.opt.statement_timeout),
+                "idle_in_transaction_session_timeout": _ms(self.opt.idle_timeout)}
+        now = dict(x.split("=", 1) for x in timeouts or ())
+        changed = [k for k, v in want.items() if k in now and f"{now[k]}ms" != v]
+        if changed:
+            await s.call(s.conn.execute(q.SQL("; ").join(
+                q.SQL("SET LOCAL {} = {}").format(q.Identifier(k), q.Literal(want[k])) for k in changed)),
+                t, "restoring the run's timeouts")
+            said.append(f"it changed {', '.join(f'{k} (to {now[k]}ms)' for k in changed)}: put back to the run's "
+                        + ", ".join(want[k] for k in changed))
+        if s.locked and not locked:
+            holder = await s.call(locks.try_lock(s.conn, settle=0), t + 2, "re-taking the migration lock")
+            if holder is None:
+                said.append("the run's one-operator migration lock was gone after it (released inside the query): "
+                            "re-taken, no other session had taken it")
+            else:
+                s.locked = False
+                said.append("the run's one-operator migration lock was released inside the query and another "
+                            f"session has taken it ({locks.describe_holder(holder)}): another operator may be "
+                            "migrating too; ROLLBACK is the safe way out")
+        return "; ".join(said), set(tables or ())
 
     async def _drift_left(self) -> list[Check]:
         """After a drift plan, inside the transaction: do the ten tables now have the shipped migration's
@@ -852,9 +899,16 @@ class Runbook:
         if not extra:
             return [Check("Exactly ten tables in public", n == 10, f"public holds {plural(n, 'table')}")]
         before = self.tables_before_begin or {}
-        created = [x for x in extra if x not in before]
+        created = [x for x in extra if x not in before and x not in self.inspect_created]
+        pane = [x for x in extra if x not in before and x in self.inspect_created]
         old = [x for x in extra if x in before]
         out = []
+        if pane:
+            out.append(Check("Tables created in the inspection pane", False, ", ".join(
+                f"{x} (by `{self.inspect_created[x]}`)" for x in pane) + " were created by the operator in the "
+                "inspection pane (\\write), not by the migration file; COMMIT keeps them and the Config Server "
+                "ignores them" + ("; --exact requires exactly ten" if self.opt.exact else ""),
+                blocking=self.opt.exact))
         if created:
             out.append(Check("Tables the migration created", False, f"the migration created {', '.join(created)}, "
                              "which the Config Server does not use (take it out of the file, then retry)"))
