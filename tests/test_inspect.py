@@ -195,7 +195,7 @@ async def test_inspection_cannot_break_the_lock_or_the_timeouts_and_its_tables_a
     # a function the name check cannot see into: the check after the query finds the lock gone and re-takes it
     r = await rb.inspect("select quiet_unlock()")
     assert r.error is None and advisory_locks() == 1
-    assert "migration lock" in rb.inspections[-1]["guard"] and "re-taken" in rb.inspections[-1]["guard"]
+    assert "migration lock" in r.guard and "re-taken" in r.guard and rb.inspections[-1]["guard"] == r.guard
     # SET in write mode is kept, but the run's timeouts are put back and it is said
     await rb.inspect("SET lock_timeout = 0", allow_write=True)
     assert "lock_timeout" in rb.inspections[-1]["guard"]

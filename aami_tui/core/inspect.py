@@ -63,6 +63,7 @@ class InspectResult:
     seconds: float = 0.0
     kept: bool = False  # a write that was kept in the migration transaction
     truncated: bool = False
+    guard: str = ""  # what the engine found wrong after the query (lock released, timeouts changed) and did
 
     @property
     def outcome(self) -> str:
@@ -70,8 +71,11 @@ class InspectResult:
 
     def to_dict(self) -> dict:
         """What the report records: every query, its outcome and its row count (not the rows)."""
-        return {"query": self.text, "kind": self.kind, "outcome": self.outcome, "row_count": self.row_count,
+        d = {"query": self.text, "kind": self.kind, "outcome": self.outcome, "row_count": self.row_count,
                 "status": self.status, "error": self.error, "seconds": round(self.seconds, 4), "kept": self.kept}
+        if self.guard:
+            d["guard"] = self.guard
+        return d
 
 
 def refusal(text: str, kind: str, why: str) -> dict:

@@ -101,8 +101,10 @@ class InspectPane(ModalScreen[None]):
         self.last = r
         table = self.query_one(DataTable)
         table.clear(columns=True)
+        # the run's lock or timeouts were touched by the query: said where the operator looks
+        guard = Text("\n⚠ " + r.guard, style="bold red") if r.guard else ""
         if r.error:
-            status.update(Text(f"✗ {r.error}", style="bold red"))
+            status.update(Text.assemble(Text(f"✗ {r.error}", style="bold red"), guard))
             return
         if r.columns:
             table.add_columns(*r.columns)
@@ -110,8 +112,8 @@ class InspectPane(ModalScreen[None]):
                 table.add_row(*("NULL" if v is None else fmt.redact(str(v)) for v in row))
         more = f", first {len(r.rows)} shown" if r.truncated else ""
         kept = " · kept in the transaction" if r.kept else ""
-        status.update(Text(fmt.redact(f"✓ {r.status or r.kind} · {plural(r.row_count, 'row')}{more} · "
-                                      f"{r.seconds * 1000:.1f} ms{kept}"), style="green"))
+        status.update(Text.assemble(Text(fmt.redact(f"✓ {r.status or r.kind} · {plural(r.row_count, 'row')}{more} · "
+                                                    f"{r.seconds * 1000:.1f} ms{kept}"), style="green"), guard))
         field = self.query_one(Input)
         if field.value.strip() == text:  # what was typed while the query ran (ctrl+u, a new query) is kept
             field.value = ""

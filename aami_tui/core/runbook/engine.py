@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import logging
 import socket
@@ -822,12 +823,12 @@ class Runbook:
             if self._connection_gone(exc):
                 raise await self._lost(None, exc) from None
             raise
+        if guard:
+            r = dataclasses.replace(r, guard=guard)
         self.inspections.append({"attempt": self.attempt, **r.to_dict()})
         if tables_before is not None and r.kept:
             for name in sorted(tables_after - tables_before):
                 self.inspect_created[name] = r.text
-        if guard:
-            self.inspections[-1]["guard"] = guard
         if r.error:
             self.say(f"Inspect: {r.text} → error: {r.error}", "warn")
         else:
