@@ -123,6 +123,33 @@ async def test_backup_from_the_newest_pg_dump_restores_into_an_older_server(fres
     assert r.backup.endswith("(given with --from-backup)") and r.copy_dropped
 
 
+async def test_a_backup_of_another_database_is_refused_and_is_no_evidence(fresh_db, tmp_path):
+    """--from-backup with another database's backup rehearsed that one (exit 0, "would succeed"), and
+    --rehearsal-report then counted it as "Tested on staging" for this database."""
+    from aami_tui.core import migration, pgtools
+
+    dump = tmp_path / "backup_drift1_20261127_210211.dump"
+    await pgtools.run_dump(pgtools.all_tools("pg_dump")[0], fresh_db, dump)
+    pgtools.write_checksum(dump, pgtools.sha256_file(dump), {"host": fresh_db.host, "port": str(fresh_db.port),
+                                                             "dbname": "drift1"})
+    with pytest.raises(rehearse.RehearsalError) as exc:
+        await rehearse.rehearse(fresh_db, MIGRATION, backup_dir=tmp_path / "b", reports_dir=tmp_path / "r",
+                                from_backup=dump)
+    assert str(exc.value).startswith(f"--from-backup {dump.name} was made from drift1 on {fresh_db.host}:"
+                                     f"{fresh_db.port}, not from {fresh_db.dbname} on ")
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").glob("*.json"))
+    # a report written before the source was recorded: the backup it names says where it came from
+    shipped = migration.load(MIGRATION)
+    report = tmp_path / "rehearsal_old.json"
+    report.write_text(json.dumps({"kind": "aami-tui rehearsal", "started_at": "2026-11-27T21:05:00+00:00",
+                                  "migration_sha256": shipped.sha256, "exit_code": 0,
+                                  "database": f"{fresh_db.dbname} on {fresh_db.host}:{fresh_db.port} (PostgreSQL 18.0)",
+                                  "backup": f"{dump} (given with --from-backup)", "verdict": "would succeed"}))
+    good, words = rehearse.evidence(report, shipped, fresh_db.dbname)
+    assert not good and words == (f"rehearsal_old.json rehearsed a backup of drift1 on {fresh_db.host}:"
+                                  f"{fresh_db.port}, not of {fresh_db.dbname}: it is no evidence for {fresh_db.dbname}")
+
+
 # ---- the rehearsal as an optional runbook step, before BEGIN (the engine both faces drive) -------------------------
 NOTES = ("CREATE TABLE site_notes (id int PRIMARY KEY, note text);"
          "INSERT INTO site_notes SELECT g, 'x' FROM generate_series(1, 500) g")

@@ -48,6 +48,7 @@ class Rehearsal:
     migration: str
     migration_sha256: str = ""
     backup: str = ""  # the dump restored, and whether it was taken now
+    backup_source: str = ""  # the database the dump was made from, per its metadata ("db on host:port")
     copy_where: str = ""  # where the copy lived
     copy_name: str = ""
     started_at: str = ""
@@ -93,6 +94,42 @@ class Rehearsal:
         d.update(would_succeed=self.would_succeed, exit_code=self.exit_code, verdict=self.verdict(),
                  kind="aami-tui rehearsal")
         return d
+
+
+_LOCAL = ("", "localhost", "127.0.0.1", "::1")
+
+
+def _host(h) -> str:
+    h = str(h or "")
+    return "local" if h in _LOCAL or h.startswith("/") else h.lower()
+
+
+def backup_source(dump: Path) -> dict | None:
+    """The metadata written beside a backup (``<dump>.json``: host, port, dbname), or None without it."""
+    with contextlib.suppress(OSError, ValueError):
+        meta = json.loads(Path(dump).with_name(Path(dump).name + ".json").read_text(encoding="utf-8"))
+        if isinstance(meta, dict) and meta.get("dbname"):
+            return meta
+    return None
+
+
+def source_label(meta: dict) -> str:
+    return f"{meta.get('dbname')} on {meta.get('host') or 'localhost'}:{meta.get('port') or '?'}"
+
+
+def other_source(meta: dict | None, dbname: str, hosts, port) -> str | None:
+    """The source a backup's metadata names when it is another database or another server than the target
+    (``hosts``: the target's host spellings; local names and sockets are one); None when it is the target or
+    unknown."""
+    if not meta:
+        return None
+    if meta.get("dbname") != dbname:
+        return source_label(meta)
+    if meta.get("port") not in (None, "") and port not in (None, "") and str(meta["port"]) != str(port):
+        return source_label(meta)
+    if meta.get("host") not in (None, "") and _host(meta["host"]) not in {_host(h) for h in hosts}:
+        return source_label(meta)
+    return None
 
 
 def _first(exc: BaseException) -> str:
@@ -295,10 +332,19 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
                 dump = Path(from_backup).expanduser()
                 if not dump.exists():  # a file, or a directory-format backup (--jobs)
                     raise RehearsalError(f"--from-backup {dump}: no such file.")
+                meta = backup_source(dump)
+                other = other_source(meta, info.dbname, (settings.host, info.host), info.port)
+                if other is not None:
+                    raise RehearsalError(
+                        f"--from-backup {dump.name} was made from {other}, not from {info.dbname} on "
+                        f"{info.host}:{info.port}: a rehearsal restores a backup of the database it tests (omit "
+                        "--from-backup to take one now).")
                 result.backup = f"{dump} ({from_label})"
+                result.backup_source = source_label(meta) if meta else "not recorded (no metadata beside the backup)"
             else:
                 dump = await take_backup(settings, backup_dir, info.server_version // 10000, say)
                 result.backup = f"{dump} (taken now)"
+                result.backup_source = f"{info.dbname} on {info.host}:{info.port}"
         except pgtools.ToolError as exc:
             raise RehearsalError(f"The backup for the rehearsal failed: {exc}") from None
         async with scratch_copy(conn, settings, dump, say, result) as target:
@@ -388,7 +434,7 @@ def write_report(r: Rehearsal, reports_dir: Path) -> Path:
     lines = [f"# Rehearsal of {Path(r.migration).name} on a copy of {r.database}", "",
              f"**{r.verdict()}**", "",
              f"- Started: {r.started_at}", f"- Migration: {r.migration} (sha256 {r.migration_sha256})",
-             f"- Backup restored: {r.backup}", f"- Copy: {r.copy_where}; dropped: {'yes' if r.copy_dropped else 'NO'}",
+             f"- Backup restored: {r.backup}; made from {r.backup_source or '?'}", f"- Copy: {r.copy_where}; dropped: {'yes' if r.copy_dropped else 'NO'}",
              f"- Durations: restore {r.restore_seconds:.1f} s, apply {r.apply_seconds:.2f} s "
              f"({r.statements} statements), total {r.total_seconds:.1f} s",
              f"- COMMIT on the copy: {'yes' if r.committed else 'no'}; check --strict: "
@@ -430,6 +476,14 @@ def evidence(report_path: Path | str, migration: mig.MigrationFile | None, dbnam
                        f"one is {migration.sha256[:12]}…)")
     if not str(d.get("database", "")).startswith(f"{dbname} on "):
         return False, f"{js.name} rehearsed {d.get('database')}, not {dbname}"
+    # the copy must have been restored from this database: the source recorded in the report, or (a report
+    # from before it was recorded) the metadata beside the backup it names
+    src = d.get("backup_source")
+    if not src:
+        meta = backup_source(Path(re.sub(r" \([^()]*\)$", "", str(d.get("backup", "")))))
+        src = source_label(meta) if meta else ""
+    if src and not src.startswith("not recorded") and not src.startswith(f"{dbname} on "):
+        return False, f"{js.name} rehearsed a backup of {src}, not of {dbname}: it is no evidence for {dbname}"
     if d.get("exit_code") != EXIT_WOULD_SUCCEED:
         return False, f"{js.name} ({when}) says: {d.get('verdict')}"
     return True, f"rehearsed on a copy {when} ({js.name}): {d.get('verdict')}"
