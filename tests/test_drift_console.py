@@ -20,6 +20,10 @@ async def test_drift_view_writes_lints_and_runs_the_plan_through_the_runbook(fre
     app = make_app(fresh_db, tmp_path, options={"skip_backup": True})  # the backup step is tested elsewhere
     async with app.run_test(size=SIZE) as pilot:
         await scenes.dashboard_ready(pilot)
+        # the dashboard's Next panel points at the way forward: the Drift view (p), aami-tui plan
+        hint = text_of(app, "#dash-hint")
+        assert "Drift: target_groups" in hint and "Press p" in hint and "aami-tui plan" in hint, hint
+        assert "restore or rebuild" not in hint
         await pilot.press("p")
         await scenes.wait_for(pilot, lambda: app.screen.id == "drift" and app.screen.plan is not None,
                               what="drift plan", timeout=60)

@@ -75,18 +75,24 @@ def test_init_env_file_is_0600_and_keeps_other_lines(pg_server, fresh_db, tmp_pa
         assert fresh_db.password not in fresh.read_text()
 
 
-@pytest.mark.parametrize("setup, words", [
-    ("CREATE TABLE customers (id int); INSERT INTO customers VALUES (1);", "is not empty (1 table: customers)"),
-    ("CREATE TABLE namespaces (id int); CREATE TABLE groups (id int);", "has tables namespaces, groups with columns that differ"),
-    ("CREATE SCHEMA app; CREATE VIEW app.v AS SELECT 1;", "is not empty (1 view or sequence)"),
+@pytest.mark.parametrize("setup, words, way", [
+    ("CREATE TABLE customers (id int); INSERT INTO customers VALUES (1);", "is not empty (1 table: customers)",
+     "aami-tui apply --yes"),
+    # apply refuses drift (exit 3): the way forward is the plan, then apply runs the plan file
+    ("CREATE TABLE namespaces (id int); CREATE TABLE groups (id int);",
+     "has tables namespaces, groups with columns that differ", "`aami-tui plan --output plan.sql`"),
+    ("CREATE SCHEMA app; CREATE VIEW app.v AS SELECT 1;", "is not empty (1 view or sequence)", "aami-tui apply --yes"),
 ])
-def test_init_never_touches_a_database_that_is_not_empty(pg_server, fresh_db, tmp_path, setup, words):
+def test_init_never_touches_a_database_that_is_not_empty(pg_server, fresh_db, tmp_path, setup, words, way):
     run_sql(fresh_db, setup)
     before = catalog_fingerprint(fresh_db)
     r = init(pg_server, fresh_db.dbname, tmp_path)
     assert r.returncode == 10, r.stdout + r.stderr
     assert words in r.stderr
-    assert "production runbook" in r.stderr and "aami-tui apply --yes" in r.stderr
+    assert "production runbook" in r.stderr and way in r.stderr
+    if "differ" in words:
+        assert "p (the Drift view)" in r.stderr and "--migration-file plan.sql" in r.stderr
+        assert "`aami-tui apply --yes`" not in r.stderr
     assert r.stdout == ""
     assert catalog_fingerprint(fresh_db) == before
     assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").iterdir())

@@ -75,10 +75,15 @@ async def inspect(conn, expected: dict[str, tuple[str, ...]] | None) -> Inspecti
     return Inspection(res, rels, templates, await status.server_status(conn))
 
 
-def runbook_sentence(dbname: str, why: str) -> str:
-    return (f"Database {dbname} {why}, so init does nothing (it never drops anything and only sets up empty "
-            "development databases); migrate it with the production runbook, which backs it up first: "
-            "`aami-tui` (the console) or `aami-tui apply --yes`.")
+def runbook_sentence(dbname: str, why: str, drifted: bool = False) -> str:
+    head = (f"Database {dbname} {why}, so init does nothing (it never drops anything and only sets up empty "
+            "development databases); ")
+    if drifted:  # apply refuses drift (IF NOT EXISTS never repairs it): the way forward is the drift plan
+        return head + ("repair it with a drift plan, run through the production runbook, which backs it up first: "
+                       "`aami-tui plan --output plan.sql` (or the console's p (the Drift view)), review the file, "
+                       "then `aami-tui apply --migration-file plan.sql --yes`.")
+    return head + ("migrate it with the production runbook, which backs it up first: "
+                   "`aami-tui` (the console) or `aami-tui apply --yes`.")
 
 
 def not_empty_reason(ins: Inspection) -> str:
@@ -143,7 +148,7 @@ async def run_init(settings: ConnSettings, migration_path: Path, *, reports_dir:
         return InitResult(EXIT_READY, f"Nothing to do: {dbname} already has the ten required tables and the six "
                                       "default alert templates.", env)
     if not ins.empty:
-        return InitResult(EXIT_NOT_EMPTY, runbook_sentence(dbname, not_empty_reason(ins)), env)
+        return InitResult(EXIT_NOT_EMPTY, runbook_sentence(dbname, not_empty_reason(ins), bool(ins.result.drifted)), env)
 
     def listen(e: Event) -> None:
         if isinstance(e, StepChanged) and e.step not in (Step.BACKUP, Step.COMMIT) and e.record.state == State.DONE:
