@@ -69,6 +69,11 @@ async def test_drift_view_writes_lints_and_runs_the_plan_through_the_runbook(fre
         await scenes.wait_for(pilot, lambda: app.screen is screen and screen.plan is not None
                               and not screen.plan.differences, what="the comparison after COMMIT", timeout=60)
         assert "No differences from 001_initial_schema.sql" in text_of(app, "#drift-status")
+        # the plan already ran: r does not offer to run it again, and the panel says why
+        assert not screen.check_action("run_plan", ())
+        assert "Drift: run the plan" not in [c.title for c in app.get_system_commands(screen)]
+        head = text_of(app, "#plan-file-head")
+        assert "No part waits for a person" not in head and "nothing left to repair" in head, head
         await pilot.press("w")
         assert len(list((tmp_path / "reports").glob("plan_*.sql"))) == 1
     report = json.loads(rb.report_paths[1].read_text())

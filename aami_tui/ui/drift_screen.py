@@ -135,6 +135,8 @@ class DriftScreen(Screen):
             status.update(Text(f"Cannot make the plan: {exc}", style="bold red"))
             return
         self.plan = p
+        self.query_one(PlanFilePanel).set_spent(self.spent)
+        self.refresh_bindings()  # r leaves the footer once the plan is spent (and comes back with new drift)
         t = self.query_one("#drift-table", DataTable)
         t.clear()
         for n, item in enumerate(p.items):
@@ -155,6 +157,8 @@ class DriftScreen(Screen):
             text = Text("✓ ", style="bold green")
             text.append(p.summary(), style="bold green")
             text.append("\nNothing to repair: the normal runbook (r on the dashboard) is all it takes.")
+            if self.written:
+                text.append(f"\n{Path(self.written).name} has done its work: r does not run it again.")
             return text
         text = Text(p.summary(), style="bold")
         text.append(f"\nReference: {p.reference}.")
@@ -213,9 +217,17 @@ class DriftScreen(Screen):
         self.action_reread()
 
     # ---- the plan file: re-read, lint, run ------------------------------------------------------------------
+    @property
+    def spent(self) -> bool:
+        """A plan file is written and the last comparison found no differences: nothing is left for it to do
+        (the plan already committed, or the database was repaired another way)."""
+        return self.written is not None and self.plan is not None and not self.plan.differences
+
     def check_action(self, action: str, parameters) -> bool | None:
         if action == "refused":
             return not self.check_action(str(parameters[0]), ())
+        if action == "run_plan":
+            return self.written is not None and not self.spent
         if action in self.NEEDS_FILE:
             return self.written is not None
         return True
@@ -239,6 +251,10 @@ class DriftScreen(Screen):
         if self.written is None:
             self.notify("No plan file yet: press w to write it and review it first; r then runs it through the "
                         "runbook.", severity="warning", timeout=8)
+            return
+        if self.spent:
+            self.notify(f"No differences remain: {Path(self.written).name} has nothing left to repair, so r does not "
+                        "run it again (p compares again).", severity="information", timeout=8)
             return
         if self._reviewing():
             self.notify("Still reading the plan file: r again in a moment.", severity="information")
@@ -331,9 +347,10 @@ class DriftScreen(Screen):
         yield SystemCommand("Drift: compare again", "Build the reference again and compare (p)", self.action_make_plan)
         yield SystemCommand("Drift: write the plan file", "Write the repair plan (0600) and lint it here (w)",
                             self.action_write_plan)
-        if self.written is not None:
+        if self.written is not None and not self.spent:
             yield SystemCommand("Drift: run the plan", "Run the plan file through the runbook: backup, BEGIN, apply, "
                                 "verify, COMMIT; refused while a part needs a person (r)", self.action_run_plan)
+        if self.written is not None:
             yield SystemCommand("Drift: re-read the plan", "Re-read and re-lint the plan file after editing it "
                                 "outside (l)", self.action_reread)
             yield SystemCommand("Drift: edit the plan", "Open the plan file in $VISUAL / $EDITOR; re-read when it "

@@ -25,6 +25,7 @@ class PlanFilePanel(Vertical):
         super().__init__(classes="panel", **kw)
         self.review: core_plan.FileReview | None = None
         self.rows: list[tuple[str, int, str, str]] = []  # (severity, line, rule or part, sentence)
+        self.spent = False  # the last comparison found no differences: the plan has nothing left to do
 
     def compose(self) -> ComposeResult:
         yield Static("", id="plan-file-head")
@@ -36,7 +37,7 @@ class PlanFilePanel(Vertical):
 
     def on_resize(self) -> None:
         if self.review is not None:
-            self.query_one("#plan-file-head", Static).update(head_text(self.review, self._narrow()))
+            self.query_one("#plan-file-head", Static).update(head_text(self.review, self._narrow(), self.spent))
         if self.rows and self._text_width() != self._width:
             self._fill()
 
@@ -57,8 +58,15 @@ class PlanFilePanel(Vertical):
         self.review = review
         self.display = True
         self.rows = rows_of(review)
-        self.query_one("#plan-file-head", Static).update(head_text(review, self._narrow()))
+        self.query_one("#plan-file-head", Static).update(head_text(review, self._narrow(), self.spent))
         self._fill()
+
+    def set_spent(self, spent: bool) -> None:
+        """The Drift view's last comparison found no differences (or some again): the head says so."""
+        if spent != self.spent:
+            self.spent = spent
+            if self.review is not None:
+                self.query_one("#plan-file-head", Static).update(head_text(self.review, self._narrow(), spent))
 
     def _fill(self) -> None:
         """One row per finding: severity, line, then the rule (or part) and its whole sentence, wrapped."""
@@ -88,14 +96,17 @@ def rows_of(review: core_plan.FileReview) -> list[tuple[str, int, str, str]]:
     return out
 
 
-def head_text(review: core_plan.FileReview, narrow: bool = False) -> Text:
+def head_text(review: core_plan.FileReview, narrow: bool = False, spent: bool = False) -> Text:
     text = Text()
     text.append(f"{fmt.redact(str(review.path))}", style="bold")
     if review.sha256:
         text.append(fmt.redact(f" · sha256 {review.sha256[:12]}… · {review.size:,} bytes"
                                + ("" if narrow else f" · read {fmt.clock_time(review.read_at)}")), style="dim")
     text.append("\n")
-    if review.runnable:
+    if spent:
+        text.append("✓ Spent: nothing left to repair (the last comparison found no differences); r does not run "
+                    "it again.\n", style="bold green")
+    elif review.runnable:
         text.append("✓ No part waits for a person: r runs it through the runbook.\n", style="bold green")
     elif review.unedited:
         n = len(review.unedited)
