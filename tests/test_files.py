@@ -21,6 +21,8 @@ def test_private_dir_is_created_0700_whatever_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert _mode(d) == 0o700
+    assert _mode(tmp_path / "a") == 0o700  # every directory it created (it was 0777 & ~umask: `rehearse
+    # --reports-dir r1` made r1 for r1/rehearsal-runs, and the reports then went into a 0755 folder)
 
 
 def test_write_private_is_0600_and_replaces_a_world_readable_file(tmp_path):

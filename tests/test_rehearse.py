@@ -40,6 +40,7 @@ def test_populated_database_rehearsed_copy_dropped_real_untouched(pg_server, fre
     assert scratch_databases(fresh_db) == []
     report = json.loads(open(out["report"].removesuffix(".md") + ".json").read())
     assert report["exit_code"] == 0
+    assert (tmp_path / "r").stat().st_mode & 0o777 == 0o700  # created for r/rehearsal-runs: owner-only too
 
 
 def test_drifted_database_would_fail_then_the_plan_rehearses_clean(pg_server, fresh_db, tmp_path):

@@ -1,6 +1,6 @@
 """Owner-only files: the one writer and the one name sanitiser every backup and report goes through.
 
-- ``private_dir(path)``: the directory, created 0700 when missing, checked writable.
+- ``private_dir(path)``: the directory, created 0700 when missing (each parent it creates too), checked writable.
 - ``write_private(path, text)``: the whole file, 0600 from its first byte, written atomically (a temporary
   file in the same directory, fsync, rename): a reader never sees half a report, an existing file of
   another mode (or a symlink planted at that name) is replaced, never written through.
@@ -45,8 +45,16 @@ def private_dir(path: Path | str) -> Path:
     path = Path(path).expanduser()
     try:
         if not path.exists():
-            path.mkdir(parents=True, mode=0o700)
-            os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+            # every directory created here is 0700, the parents too (mkdir(parents=True) gives them the umask's
+            # mode: a reports folder made for its rehearsal-runs subfolder ended up 0755)
+            missing, d = [], path
+            while not d.exists() and d.parent != d:
+                missing.append(d)
+                d = d.parent
+            for d in reversed(missing):
+                with contextlib.suppress(FileExistsError):  # made meanwhile by someone else: used as it is
+                    d.mkdir(mode=0o700)
+                    os.chmod(d, 0o700)  # mkdir's mode is filtered by the umask
         elif not path.is_dir():
             raise FileError(f"{path} exists and is not a directory.")
     except PermissionError:
