@@ -305,8 +305,8 @@ class DashboardScreen(Screen):
             return Text.assemble(("Drift: ", "bold yellow"), ", ".join(r.drifted), " exist but differ from "
                                  "001_initial_schema.sql (built by the archived migrations?), and IF NOT EXISTS "
                                  "never repairs them: the runbook refuses to migrate.\nPress ", ("p", "bold"),
-                                 " for the Drift view: it compares the catalogs and writes the repair as a plan "
-                                 "(", ("aami-tui plan", "bold"), " headless), which the runbook then runs.")
+                                 " for the Drift view: it compares the catalogs and writes the repair as a plan file "
+                                 "(headless: ", ("aami-tui plan", "bold"), "), which the runbook then runs.")
         else:
             return Text.assemble(f"{plural(len(r.missing), 'required table')} missing: the Config Server would refuse "
                                       "to start.\nPress ", ("r", "bold"), " to open the runbook: pre-flight → backup → "
