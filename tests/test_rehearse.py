@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -190,6 +191,12 @@ async def test_runbook_rehearsal_step_is_the_staging_evidence(fresh_db, tmp_path
     assert {s["step"]: s["state"] for s in data["steps"]}["rehearse"] == "done"
     md = rb.report_paths[0].read_text()
     assert "## Rehearsal on a copy, before BEGIN" in md and f"- passed: {r.verdict} ({r.report})" in md
+    # who answered "Tested on staging": the rehearsal, not the operator (the report read "[x] … (yes)")
+    staging_label = dict(rb.items)["staging"]
+    by = f"rehearsal report {Path(r.report).name}"
+    assert data["preflight"]["answered_by"][staging_label] == by
+    assert data["preflight"]["answered_by"][dict(rb.items)["review"]] == "operator"
+    assert f"- [x] {staging_label} (yes, answered by {by})" in md
 
 
 async def test_failed_rehearsal_needs_an_explicit_begin_and_a_timeout_drops_the_copy(fresh_db, tmp_path):

@@ -58,6 +58,7 @@ class RunRecord:
     inspections: tuple[dict, ...] = ()  # queries run in the inspection pane, inside the transaction
     lint: dict | None = None  # the pre-flight's lint of the file that ran (core.lint.LintResult.to_dict)
     rehearsals: tuple[dict, ...] = ()  # the optional rehearsal step on a scratch copy, before BEGIN
+    answered_by: tuple[tuple[str, str], ...] = ()  # checklist item -> who answered it (operator / evidence)
     begin_confirmed: str | None = None  # BEGIN explicitly confirmed by the operator although this
 
 
@@ -98,7 +99,7 @@ def to_dict(r: RunRecord) -> dict:
         "steps": [_step(s) for s in r.steps],
         "earlier_attempts": [{"attempt": n, "steps": [_step(s) for s in rows]} for n, rows in r.earlier_attempts],
         "mode": r.mode,
-        "preflight": {"checklist": dict(r.checklist), "checks": list(r.checks)},
+        "preflight": {"checklist": dict(r.checklist), "answered_by": dict(r.answered_by), "checks": list(r.checks)},
         "backup": r.backup,
         "statements": list(r.statements),
         "verify": list(r.verify),
@@ -151,7 +152,10 @@ def to_markdown(d: dict) -> str:
         out += ["", f"### Attempt {a['attempt']} (retried afterwards)", ""] + _steps_table(a["steps"])
     out += ["", "## Pre-flight" + (" (development mode: short checklist)" if d.get("mode") == "development"
                                    else ""), ""]
-    out += [f"- [{'x' if v == 'yes' else ' '}] {k} ({v})" for k, v in d["preflight"]["checklist"].items()]
+    who = d["preflight"].get("answered_by") or {}
+    out += [f"- [{'x' if v == 'yes' else ' '}] {k} ({v}" + (f", answered by {who[k]}" if v == "yes" and k in who
+                                                           else "") + ")"
+            for k, v in d["preflight"]["checklist"].items()]
     out += [f"- {'✓' if c['ok'] else ('✗' if c.get('blocking', True) else '!')} {c['name']}: {c['detail']}"
             for c in d["preflight"]["checks"]]
     out += _lint_section(d.get("lint"))

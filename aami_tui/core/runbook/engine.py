@@ -114,6 +114,7 @@ class Runbook:
         self.checks: list[Check] = []
         self.items = DEV_ITEMS if self.opt.dev else PREFLIGHT_ITEMS  # the operator's checklist
         self.answers: dict[str, bool] = {k: False for k, _ in self.items}
+        self.answered_by: dict[str, str] = {}  # who answered each ticked item: the operator, or the evidence
         self.db_empty: bool | None = None  # no tables, views or sequences of its own (pre-flight, dev mode)
         self.migration: mig.MigrationFile | None = None
         self.file_facts = None  # core.lint.FileFacts of the pre-flight (parsed in a helper process)
@@ -277,10 +278,19 @@ class Runbook:
                 return s
         return None
 
-    def tick(self, item: str, value: bool = True) -> None:
+    def tick(self, item: str, value: bool = True, by: str = "operator") -> None:
+        """Answer a checklist item; ``by`` says who (the operator, or "rehearsal report NAME"), for the report.
+        The console's checkbox echoing an answer the engine gave does not make it the operator's."""
         if item not in self.answers:
             raise KeyError(item)
+        changed = self.answers[item] != value
         self.answers[item] = value
+        if not value:
+            self.answered_by.pop(item, None)
+        elif changed or item not in self.answered_by:
+            self.answered_by[item] = by
+        elif by != "operator" and by not in self.answered_by[item]:
+            self.answered_by[item] += f" and {by}"
 
     @property
     def all_ticked(self) -> bool:
@@ -531,7 +541,7 @@ class Runbook:
         self.checks = [c for c in self.checks if c.name != "Tested on staging"] + [check]
         self.emit(ChecksDone(Step.PREFLIGHT, tuple(self.checks)))
         if rec.passed and "staging" in self.answers:
-            self.tick("staging")
+            self.tick("staging", by=f"rehearsal report {name}")
 
     def begin_caution(self) -> str | None:
         """Why BEGIN on the real database needs the operator's explicit confirmation now, or None: the last
@@ -1194,6 +1204,8 @@ class Runbook:
             earlier_attempts=tuple((n, tuple(row(r) for r in recs)) for n, recs in self.history),
             checklist=tuple((label, "yes" if self.answers[k] else ("not asked (headless)" if not self.interactive
                                                                    else "no")) for k, label in self.items),
+            answered_by=tuple((label, self.answered_by[k]) for k, label in self.items
+                              if self.answers[k] and k in self.answered_by),
             mode="development" if self.opt.dev else "production",
             checks=tuple(c.to_dict() for c in self.checks),
             backup=self.backup.to_dict() if self.backup else ("skipped" if self.steps[Step.BACKUP].state

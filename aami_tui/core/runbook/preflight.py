@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aami_tui.core import lint, locks, migration, offload, pgtools, schema
@@ -130,7 +131,8 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
         good, words = rehearse.evidence(rb.opt.rehearsal_report, rb.migration, rb.settings.dbname)
         out.append(Check("Tested on staging", good, words, blocking=False))
         if good and "staging" in rb.answers:
-            rb.tick("staging")  # the checklist item, with the report as its evidence (recorded with the checks)
+            # the checklist item, with the report as its evidence (recorded with the checks, and as who answered)
+            rb.tick("staging", by=f"rehearsal report {Path(rb.opt.rehearsal_report).name}")
     return out
 
 
