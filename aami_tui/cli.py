@@ -329,6 +329,9 @@ async def _check(settings, args) -> int:
             parts.append("unexpected columns " + ", ".join(t.unexpected_columns))
         _emit(f"WARNING: table {name} differs from 001_initial_schema.sql: {'; '.join(parts)} "
               "(built by the archived migrations? IF NOT EXISTS never repairs it)", sys.stderr)
+    if result.drifted:  # apply refuses drift: the way forward is the drift plan
+        _emit("HINT: `aami-tui plan --output plan.sql` writes the repair; review it, then "
+              "`aami-tui apply --migration-file plan.sql --yes` (the console: p, the Drift view)", sys.stderr)
     return code
 
 

@@ -79,6 +79,7 @@ def test_archived_chain_database_is_reported_as_drifted(pg_server, fresh_db):
     r = cli("check", env=env)
     assert r.returncode == 0  # the server itself would start: the names exist
     assert "WARNING: table check_instances differs" in r.stderr and "is_active" in r.stderr
+    assert r.stderr.count("HINT: `aami-tui plan --output plan.sql` writes the repair") == 1
     strict = cli("check", "--strict", env=env)
     assert strict.returncode == 3
     out = json.loads(cli("check", "--json", env=env).stdout)
