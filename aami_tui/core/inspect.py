@@ -96,7 +96,7 @@ _NEVER = {
 _NEVER_PREFIX = {"pg_advisory_": "would release the run's one-operator migration lock or take a lock that outlives "
                                  "the transaction",
                  "pg_try_advisory_": "would take a lock that outlives the transaction"}
-# Side effects a savepoint does not undo (or admin actions): a write, allowed only after the unlock.
+# Side effects (some of which a savepoint does not undo) and admin actions: a write, allowed only after the unlock.
 _SIDE_EFFECTS = {
     "set_config": "changes a setting", "nextval": "advances a sequence", "setval": "sets a sequence",
     "pg_notify": "sends a notification", "pg_reload_conf": "reloads the server's configuration",
@@ -154,7 +154,7 @@ def _function_check(node) -> tuple[str | None, str | None]:
             never = f"{fn}() {why}"
         why = _lookup(fn, _SIDE_EFFECTS, _SIDE_EFFECT_PREFIX)
         if why is not None and side is None:
-            side = f"calls {fn}(), which {why} (a savepoint does not undo it)"
+            side = f"calls {fn}(), which {why}: not a read"
     return never, side
 
 

@@ -916,7 +916,7 @@ class Runbook:
         out = []
         if pane:
             out.append(Check("Tables created in the inspection pane", False, ", ".join(
-                f"{x} (by `{self.inspect_created[x]}`)" for x in pane) + " were created by the operator in the "
+                f"{x} (by `{self.inspect_created[x]}`)" for x in pane) + (" were" if len(pane) > 1 else " was") + " created by the operator in the "
                 "inspection pane (\\write), not by the migration file; COMMIT keeps them and the Config Server "
                 "ignores them" + ("; --exact requires exactly ten" if self.opt.exact else ""),
                 blocking=self.opt.exact))
