@@ -199,6 +199,10 @@ async def test_inspection_cannot_break_the_lock_or_the_timeouts_and_its_tables_a
     # SET in write mode is kept, but the run's timeouts are put back and it is said
     await rb.inspect("SET lock_timeout = 0", allow_write=True)
     assert "lock_timeout" in rb.inspections[-1]["guard"]
+    await rb.inspect("RESET ALL", allow_write=True)
+    assert "statement_timeout" in rb.inspections[-1]["guard"]
+    assert "client_connection_check_interval" in rb.inspections[-1]["guard"]
+    assert (await rb.inspect("show client_connection_check_interval")).rows == (("1s",),)
     assert (await rb.inspect("show lock_timeout")).rows == (("5s",),)
     await rb.inspect("CREATE TABLE extra_tbl (id int)", allow_write=True)
     checks = await rb.verify()

@@ -6,7 +6,8 @@ SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
                  AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()))
          AS locked,
        (SELECT pg_catalog.array_agg(name || '=' || setting) FROM pg_catalog.pg_settings
-        WHERE name IN ('lock_timeout', 'statement_timeout', 'idle_in_transaction_session_timeout')) AS timeouts,
+        WHERE name IN ('lock_timeout', 'statement_timeout', 'idle_in_transaction_session_timeout',
+                       'client_connection_check_interval')) AS timeouts,
        (SELECT pg_catalog.array_agg(c.relname::text) FROM pg_catalog.pg_class c
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')) AS tables

@@ -865,6 +865,8 @@ class Runbook:
         said = []
         want = {"lock_timeout": _ms(self.opt.lock_timeout), "statement_timeout": _ms(self.opt.statement_timeout),
                 "idle_in_transaction_session_timeout": _ms(self.opt.idle_timeout)}
+        if s.conn.info.server_version >= 140000:  # as BEGIN sets it (session.begin)
+            want["client_connection_check_interval"] = "1000ms"
         now = dict(x.split("=", 1) for x in timeouts or ())
         changed = [k for k, v in want.items() if k in now and f"{now[k]}ms" != v]
         if changed:
