@@ -273,9 +273,9 @@ def _resolve(args):
 
     try:
         return resolve(args.dsn, connect_timeout=args.connect_timeout, dbname=args.dbname)
-    except SettingsError as exc:
+    except SettingsError as exc:  # a DSN or DB_PORT that cannot be parsed: the user's settings, not the network
         _err(str(exc))
-        raise SystemExit(EXIT_CONNECT) from None
+        raise SystemExit(EXIT_USAGE) from None
 
 
 async def _check(settings, args) -> int:
@@ -399,7 +399,8 @@ def _lint(args) -> int:
     path = args.file or migration.resolve_migration_path(args.migrations_dir)
     if not Path(path).is_file():  # a wrong path is the command line's error, not a finding of a rule
         what = "is a directory" if Path(path).is_dir() else "does not exist"
-        _err(f"{path} {what} (relative to {Path.cwd()}); give the migration file's path.")
+        where = "" if Path(path).is_absolute() else f" (relative to {Path.cwd()})"
+        _err(f"{path} {what}{where}; give the migration file's path.")
         return EXIT_USAGE
 
     async def live(settings):

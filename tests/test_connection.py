@@ -45,6 +45,8 @@ def test_bad_dsn_and_port_are_clear():
         resolve("host=x port", env={})
     with pytest.raises(SettingsError, match="port 'abc' is not a number"):
         resolve(None, env={"DB_PORT": "abc"})
+    r = cli("check", env={**os.environ, "DB_PORT": "abc"})
+    assert r.returncode == 64 and r.stderr.strip() == "aami-tui: The port 'abc' is not a number"  # was exit 2
 
 
 def test_pg_vars_resolution_reaches_the_server(pg_server, fresh_db):
@@ -164,7 +166,7 @@ def test_dsn_parse_errors_never_show_a_secret(dsn, hint, secret):
 
 def test_cli_bad_dsn_with_a_password_shows_neither_it_nor_a_traceback(pg_server):
     r = cli("check", "--dsn", f"postgresql://u:{SECRET}@127.0.0.1:1/db")
-    assert r.returncode == 2
+    assert r.returncode == 64  # settings that cannot be parsed are the user's error (usage), not "cannot connect"
     assert "Zq9" not in r.stderr + r.stdout and "Traceback" not in r.stderr
     assert "password" in r.stderr and "%25" in r.stderr
 

@@ -90,3 +90,7 @@ def test_counted_nouns_agree_with_their_number():
 
     assert [plural(n, "row") for n in (0, 1, 2, 1200)] == ["0 rows", "1 row", "2 rows", "1,200 rows"]
     assert plural(1, "entry", "entries") == "1 entry" and plural(3, "entry", "entries") == "3 entries"
+    from aami_tui.core.words import size
+
+    # one unit word everywhere: humanize said "864 Bytes" below 1 KiB, the progress line "bytes"
+    assert [size(n) for n in (1, 864, 2048)] == ["1 byte", "864 bytes", "2.0 KiB"]

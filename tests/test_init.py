@@ -56,6 +56,22 @@ def test_init_creates_applies_and_prints_the_env_then_nothing_to_do(pg_server, m
     assert len(list((tmp_path / "reports").glob("report_*.json"))) == 1  # nothing ran, nothing reported
 
 
+def test_env_file_values_are_shell_quoted(tmp_path):
+    """`source` the file: a database name with a space and non-ASCII letters stays whole (it was written bare)."""
+    import subprocess
+
+    from aami_tui.core import devinit
+    from aami_tui.core.status import config_server_env
+
+    lines = config_server_env({"host": "127.0.0.1", "port": "5432", "user": "o'neil", "dbname": "My DB-ü"})
+    path = devinit.write_env_file(tmp_path / "config.env", lines)
+    devinit.write_env_file(path, lines)  # updated in place: its own quoted lines are replaced, not kept
+    got = subprocess.run(["bash", "-c", 'set -e; . "$1"; printf "%s|%s" "$DB_NAME" "$DB_USER"', "sh", str(path)],
+                         capture_output=True, text=True)
+    assert got.returncode == 0 and got.stdout == "My DB-ü|o'neil", got.stderr
+    assert sum(ln.startswith("DB_NAME=") for ln in path.read_text().splitlines()) == 1
+
+
 def test_init_env_file_is_0600_and_keeps_other_lines(pg_server, fresh_db, tmp_path):
     path = tmp_path / "config.env"
     path.write_text("# mine\nDB_PASSWORD=keep-me\nDB_NAME=old\n")

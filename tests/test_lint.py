@@ -208,6 +208,9 @@ def test_preflight_runs_the_lint_and_an_error_blocks_before_the_backup(pg_server
 def test_a_missing_file_is_a_usage_error_not_a_rule(tmp_path):
     r = cli("lint", str(tmp_path / "nope.sql"), "--offline")
     assert r.returncode == 64, r.stdout + r.stderr
-    assert r.stderr.strip() == f"aami-tui: {tmp_path / 'nope.sql'} does not exist (relative to {ROOT}); give the " \
-                               "migration file's path."
+    # an absolute path is not "relative to" anything
+    assert r.stderr.strip() == f"aami-tui: {tmp_path / 'nope.sql'} does not exist; give the migration file's path."
+    r = cli("lint", "no/such/nope.sql", "--offline")
+    assert r.returncode == 64 and r.stderr.strip() == (f"aami-tui: no/such/nope.sql does not exist (relative to "
+                                                       f"{ROOT}); give the migration file's path.")
     assert "refused-by-runbook" not in r.stdout + r.stderr

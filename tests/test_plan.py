@@ -74,6 +74,7 @@ def test_upstream_built_database_plan_and_repair(pg_server, fresh_db, tmp_path):
     assert [f["rule"] for f in report["lint"]["findings"]] == ["locks-existing-table"]
     md = next((tmp_path / "r").glob("report_*.md")).read_text()
     assert "- The migration file is a drift plan (aami-tui plan) for " in md
+    assert "0 errors, 0 warnings, exit code" in md  # counted nouns (it said "0 errors, 1 warnings")
     assert "## Lint (pre-flight)" in md and "info locks-existing-table: Statement 1 takes ACCESS EXCLUSIVE on " \
         "target_groups (" in md
     assert cli("check", "--strict", env=env).returncode == 0

@@ -61,7 +61,7 @@ async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds
         labels = [str(c.label) for c in t.ordered_columns]
         assert labels[:3] == ["age", "size", "sha256"]
         age, size, sha = rows[0][:3]
-        assert age == "2 hours ago" and size.endswith(("KiB", "Bytes")) and sha == "✓ matches"
+        assert age == "2 hours ago" and size.endswith(("KiB", " bytes")) and sha == "✓ matches"
         # age, size and sha256 fit on an 80-column screen, whole
         widths = [c.get_render_width(t) for c in t.ordered_columns[:3]]
         assert sum(widths) <= t.scrollable_content_region.width

@@ -23,6 +23,7 @@ from pglast import ast
 from aami_tui.core import migration
 from aami_tui.core.schema import REQUIRED_TABLES
 from aami_tui.core.words import plural
+from aami_tui.core.words import size as size_words
 
 # Exit codes of `aami-tui lint` (README): errors win over warnings.
 EXIT_CLEAN = 0
@@ -451,13 +452,11 @@ def _noop_index(node, existing) -> bool:
 
 def describe_size(rows: int | None, size: int | None) -> str:
     """'~1,234 rows, 5.0 MiB' for a table's live facts (either may be unknown)."""
-    import humanize
-
     parts = []
     if rows is not None:
         parts.append(f"~{plural(rows, 'row')}")
     if size is not None:
-        parts.append(humanize.naturalsize(size, binary=True))
+        parts.append(size_words(size))
     return ", ".join(parts) or "size unknown"
 
 

@@ -28,6 +28,7 @@ from aami_tui.core import files, pgtools, schema
 from aami_tui.core import migration as mig
 from aami_tui.core.queries import sql
 from aami_tui.core.settings import ConnSettings
+from aami_tui.core.words import size as size_words
 
 # Exit codes of `aami-tui rehearse` (README).
 EXIT_WOULD_SUCCEED = 0
@@ -407,14 +408,12 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
 
 def summary_lines(r: Rehearsal) -> list[str]:
     """What the rehearsal found, a line each (the CLI prints them; the runbook logs them)."""
-    import humanize
-
     out = [r.verdict(), f"Copy: {r.copy_where or 'none made'}; "
                         f"{'dropped' if r.copy_dropped or not r.copy_name else 'NOT dropped: drop it by hand'}.",
            f"Durations: restore {r.restore_seconds:.1f} s, apply {r.apply_seconds:.2f} s ({r.statements} statements), "
            f"total {r.total_seconds:.1f} s."]
     out += [f"Lock: {lk['mode']} on {lk['table']} (~{lk['est_rows']:,} rows, "
-            f"{humanize.naturalsize(lk['size_bytes'] or 0, binary=True)}) until COMMIT." for lk in r.locks]
+            f"{size_words(lk['size_bytes'] or 0)}) until COMMIT." for lk in r.locks]
     if not r.locks and r.committed:
         out.append("Locks: none on tables that already existed.")
     if r.committed:
@@ -424,8 +423,6 @@ def summary_lines(r: Rehearsal) -> list[str]:
 
 def write_report(r: Rehearsal, reports_dir: Path) -> Path:
     """rehearsal_<db>_<time>.md and .json, 0600 (the .json is what pre-flight reads as evidence)."""
-    import humanize
-
     d = files.private_dir(reports_dir)
     stem = files.unique_stem(d, f"rehearsal_{files.safe_name(r.database.split(' on ')[0])}_"
                                 f"{datetime.now():%Y%m%d_%H%M%S}", (".md", ".json"))
@@ -445,7 +442,7 @@ def write_report(r: Rehearsal, reports_dir: Path) -> Path:
     if r.locks:
         lines += ["| table | mode | est. rows | size |", "|---|---|---|---|"]
         lines += [f"| {x['table']} | {x['mode']} | {x['est_rows']:,} | "
-                  f"{humanize.naturalsize(x['size_bytes'] or 0, binary=True)} |" for x in r.locks]
+                  f"{size_words(x['size_bytes'] or 0)} |" for x in r.locks]
     else:
         lines.append("None (every table the migration touched is new).")
     for title, checks in (("Pre-flight on the copy", r.preflight), ("Verify on the copy", r.verify)):

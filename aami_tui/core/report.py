@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from aami_tui.core import files
+from aami_tui.core.words import plural
 
 
 @dataclass(frozen=True)
@@ -222,11 +223,11 @@ def _lint_section(lint: dict | None) -> list[str]:
     warnings = sum(f["severity"] == "warning" for f in found)
     tool = lint.get("squawk") or f"squawk not run: {lint.get('squawk_problem') or 'unknown'}"
     out = ["", "## Lint (pre-flight)", "",
-           f"- {lint.get('file')}: {errors} errors, {warnings} warnings, exit code {lint.get('exit_code')} ({tool}"
+           f"- {lint.get('file')}: {plural(errors, 'error')}, {plural(warnings, 'warning')}, exit code {lint.get('exit_code')} ({tool}"
            + ("" if lint.get("connected") else "; not connected: no live facts") + ")"]
     out += [f"- line {f['line']}:{f['column']} {f['severity']} {f['rule']}: {f['message']}" for f in found[:LINT_LINES]]
     if len(found) > LINT_LINES:
-        out.append(f"- … {len(found) - LINT_LINES} more findings in the JSON report")
+        out.append(f"- … {plural(len(found) - LINT_LINES, 'more finding')} in the JSON report")
     for rule, why in (lint.get("satisfied_by_runbook") or {}).items():
         out.append(f"- satisfied by the runbook: {rule}: {why}")
     return out

@@ -44,7 +44,10 @@ async def server_status(conn) -> ServerStatus:
 
 
 def config_server_env(status: ServerStatus | dict) -> list[str]:
-    """The environment lines the Config Server needs (never the password). Takes a ServerStatus or its
+    """The environment lines the Config Server needs (never the password), values shell-quoted. Takes a ServerStatus or its
     ``vars()`` (the runbook keeps the latter for its report)."""
+    from shlex import quote  # shell assignments: `source` and copy-paste keep a name with spaces whole
+
     st = status if isinstance(status, dict) else vars(status)
-    return [f"DB_HOST={st['host']}", f"DB_PORT={st['port']}", f"DB_USER={st['user']}", f"DB_NAME={st['dbname']}"]
+    return [f"DB_HOST={quote(str(st['host']))}", f"DB_PORT={quote(str(st['port']))}",
+            f"DB_USER={quote(str(st['user']))}", f"DB_NAME={quote(str(st['dbname']))}"]

@@ -7,6 +7,7 @@ import time
 import humanize
 
 from aami_tui.core.words import plural  # noqa: F401  (fmt.plural, for the screens)
+from aami_tui.core.words import size as size_words
 
 STABLE = False  # set by the app factory for snapshot tests / screenshots: hides clocks and timings
 
@@ -14,7 +15,7 @@ STABLE = False  # set by the app factory for snapshot tests / screenshots: hides
 def size(n: int | None) -> str:
     if n is None:
         return "—"
-    return humanize.naturalsize(n, binary=True, format="%.1f")
+    return size_words(n)
 
 
 def rows(n: int | None) -> str:

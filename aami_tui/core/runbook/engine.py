@@ -76,6 +76,7 @@ from aami_tui.core.runbook.model import (
 from aami_tui.core.runbook.session import Deadline, Session
 from aami_tui.core.settings import ConnSettings
 from aami_tui.core.words import plural
+from aami_tui.core.words import size as size_words
 
 log = logging.getLogger("aami_tui.runbook")
 
@@ -446,10 +447,9 @@ class Runbook:
             self._move(Phase.CHECKED)
             raise self._fail(msg, Verdict.BACKUP) from None
         self.backup = result
-        import humanize
-        self._set(Step.BACKUP, State.DONE, f"{humanize.naturalsize(result.size, binary=True)}, "
+        self._set(Step.BACKUP, State.DONE, f"{size_words(result.size)}, "
                                            f"{result.toc_entries} TOC entries, verified")
-        self.say(f"✓ Backup verified: {result.dump_path.name}, {humanize.naturalsize(result.size, binary=True)}, "
+        self.say(f"✓ Backup verified: {result.dump_path.name}, {size_words(result.size)}, "
                  f"{plural(result.toc_entries, 'entry', 'entries')}, sha256 {result.sha256[:16]}…", "ok", Step.BACKUP)
         self._move(Phase.READY)
         return result

@@ -15,6 +15,7 @@ from aami_tui.core.queries import sql
 from aami_tui.core.runbook.model import Check, Verdict
 from aami_tui.core.status import server_status
 from aami_tui.core.words import plural
+from aami_tui.core.words import size as size_words
 
 if TYPE_CHECKING:
     from aami_tui.core.runbook.engine import Runbook
@@ -90,10 +91,9 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
             d = pgtools.ensure_private_dir(rb.opt.backup_dir)
             free = shutil.disk_usage(d).free
             need = st.db_size_bytes
-            import humanize
             ok = free > need * 1.2 + 16 * 1024 * 1024
-            out.append(Check("Disk for backup", ok, f"{humanize.naturalsize(free, binary=True)} free in "
-                             f"{d.resolve()}, database is {humanize.naturalsize(need, binary=True)}"
+            out.append(Check("Disk for backup", ok, f"{size_words(free)} free in "
+                             f"{d.resolve()}, database is {size_words(need)}"
                              + ("" if ok else "; not enough room for the backup")))
         except pgtools.ToolError as exc:
             out.append(Check("Backup directory", False, str(exc)))
