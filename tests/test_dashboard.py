@@ -141,3 +141,35 @@ async def test_help_says_how_to_close_it_and_closes(fresh_db, tmp_path):
         await pilot.press("question_mark")
         await pilot.pause()
         assert app.screen is app.dashboard
+
+
+async def test_a_refused_password_is_said_and_not_retried_until_f5(fresh_db, tmp_path):
+    """It said "Cannot reach the database" and retried every 1-30 s and on every return to the dashboard: 7
+    failed logins in 20 s in the server's log."""
+    import dataclasses
+
+    if not fresh_db.password:
+        pytest.skip("server without password authentication")
+    wrong = dataclasses.replace(fresh_db, params={**fresh_db.params, "password": "definitely-wrong"})
+    app = make_app(wrong, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        dash = app.dashboard
+        tries = []
+        connect = dash._connect
+        dash._connect = lambda: (tries.append(1), connect())[1]
+        await scenes.wait_for(pilot, lambda: any(w in text_of(app, "#dash-hint") for w in (
+            "Password authentication failed", "Cannot reach")), what="the refused login")
+        hint = text_of(app, "#dash-hint")
+        assert f'Password authentication failed for user "{wrong.user}"' in hint and "F5" in hint
+        assert "Cannot reach" not in hint and "definitely-wrong" not in hint
+        seen = len(tries)
+        dash.poll()  # the refresh interval
+        await pilot.press("question_mark")  # the help, then back: the dashboard resumes (it forced a refresh)
+        await pilot.press("escape")
+        await scenes.settle(pilot)
+        assert len(tries) == seen and "Password authentication failed" in text_of(app, "#dash-hint")
+        await pilot.press("f5")  # the operator asks: one more try
+        await scenes.wait_for(pilot, lambda: len(tries) == seen + 1 and dash.auth_refused is not None,
+                              what="the try F5 asked for")
+        await scenes.settle(pilot)
+        assert len(tries) == seen + 1

@@ -46,6 +46,9 @@ class DashboardScreen(Screen):
         self.conn: psycopg.AsyncConnection | None = None
         self.backoff = 0.0
         self.next_try = 0.0
+        # the server refused the login (wrong or missing password): no automatic retries, each would be one
+        # more failed login in the server's log (7 in 20 s); F5 tries again (~/.pgpass is read at each try)
+        self.auth_refused: str | None = None
         self.asked_create = False
         self.missing_db = False  # connected to the server, but the database does not exist
         self.last_result: schema.ValidationResult | None = None
@@ -133,10 +136,14 @@ class DashboardScreen(Screen):
     def action_refresh_now(self) -> None:
         self.next_try = 0
         self._status_due = 0.0
+        self.auth_refused = None  # the operator asks: one more try
         self.poll(force=True)
 
     def poll(self, force: bool = False) -> None:
-        """Start a refresh unless one is running or a modal is open (polls never overlap)."""
+        """Start a refresh unless one is running or a modal is open (polls never overlap). After a refused
+        login only the operator's F5 tries again."""
+        if self.auth_refused is not None:
+            return
         if isinstance(self.app.screen, ModalScreen) and not force:
             return
         if any(w.group == "poll" and w.is_running for w in self.workers):
@@ -216,6 +223,8 @@ class DashboardScreen(Screen):
             self._hint()
         except db.ConnectError as exc:
             self._set_missing(exc.kind == "no_database")
+            if exc.kind == "auth":
+                self.auth_refused = str(exc)
             self._failed(str(exc))
             if exc.kind == "no_database" and not self.asked_create:
                 self.asked_create = True
@@ -256,7 +265,8 @@ class DashboardScreen(Screen):
         self.conn = None
         self.backoff = min(MAX_BACKOFF, (self.backoff * 2) or 1.0)
         self.next_try = asyncio.get_running_loop().time() + self.backoff
-        msg = f"{message} Retrying in {self.backoff:g}s."
+        msg = (f"{message} Not retrying by itself (each try is a failed login in the server's log): F5 tries again."
+               if self.auth_refused is not None else f"{message} Retrying in {self.backoff:g}s.")
         panel = self.query_one(ConnectionPanel)
         panel.error = msg
         panel.render_panel()
@@ -285,6 +295,14 @@ class DashboardScreen(Screen):
                                  "(the server answers). Press ", ("i", "bold"), " to create it (CREATE DATABASE, the "
                                  "guide's new-developer step 1), then ", ("r", "bold"), " for the runbook. Or quit "
                                  "and run ", ("aami-tui init", "bold"), ": it creates, migrates and verifies in one go.")
+        elif self.auth_refused is not None:
+            s = self.app.settings
+            first = (f'Password authentication failed for user "{s.user}" at {s.host}:{s.port}.'
+                     if "rejected the password" in self.auth_refused else self.auth_refused)
+            return Text.assemble((first, "bold red"), " The console stops trying: each try "
+                                 "is a failed login in the server's log. Correct the password in ~/.pgpass and press ",
+                                 ("F5", "bold"), ", or quit and start again with the right DB_PASSWORD, PGPASSWORD "
+                                 "or --dsn.")
         elif self.query_one(ConnectionPanel).error:
             return Text.assemble("Cannot reach the database. Check the settings (", ("--dsn", "bold"),
                                       ", DB_* or PG* variables); the console retries by itself.")
