@@ -1049,6 +1049,26 @@ async def test_commit_pressed_while_a_silent_session_is_being_ended_is_refused(f
     proxy.thaw()
 
 
+async def test_two_idle_checks_noticing_the_same_silent_session_end_the_run_once(fresh_db, tmp_path, proxy):
+    """The lock watch's session check and the checklist's preview of the open transaction both hit their deadline
+    on the same frozen network: the second one found the run already rolled back and moved it there again
+    (AssertionError 'illegal move ROLLED_BACK -> ROLLED_BACK', which crashed the console). Now the run ends once,
+    and both say the same: nothing was committed."""
+    rb = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True, query_timeout=1.0, commit_timeout=1.0)
+    await run_to_begin(rb)
+    await rb.apply()
+    await rb.verify()
+    rb._preview = None  # the checklist has not looked since verify
+    proxy.freeze(new=True)
+    ping, preview = await asyncio.wait_for(asyncio.gather(rb.ping(), rb.preview(), return_exceptions=True), 30)
+    assert not isinstance(preview, BaseException), preview
+    assert isinstance(ping, RunbookError) and "COMMIT was never sent" in str(ping)
+    assert rb.outcome == Outcome.ROLLED_BACK and rb.tx == Tx.LOST and rb.phase is Phase.ROLLED_BACK
+    assert sum("COMMIT was never sent" in m for _, _, m in rb.log) == 1, rb.log
+    proxy.thaw()
+    await asyncio.wait_for(rb.close(), 30)
+
+
 async def test_idle_in_transaction_timeout_ends_the_session_and_the_console_says_so(fresh_db, tmp_path):
     rb = runbook(fresh_db, tmp_path, skip_backup=True, idle_timeout=1.0)
     await run_to_begin(rb)

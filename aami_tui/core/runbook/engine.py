@@ -106,6 +106,7 @@ class Runbook:
         self.phase = Phase.NEW
         self.lost = False  # the session died under the current attempt (the server rolled back)
         self._losing = False  # an idle session stopped answering: being fenced (no step may start meanwhile)
+        self._lost_lock = asyncio.Lock()  # two idle checks can notice the same silent session: it ends the run once
         self.closed_outcome: Outcome | None = None
         self.verdict: Verdict | None = None  # why the run stopped (the last failure), typed
         self.steps: dict[Step, StepRecord] = {s: StepRecord(s) for s in Step}
@@ -633,7 +634,12 @@ class Runbook:
         idle = step is None and not self.running
         self._losing = idle  # until the phase says so, nothing may start (a COMMIT pressed meanwhile is refused)
         try:
-            return await self._lost_inner(step, exc)
+            async with self._lost_lock:
+                if self.lost and self.phase not in LOST_FROM and self.failure:
+                    # Another check (the lock watch's ping, the checklist's preview) noticed the same silent
+                    # session first and ended the run: say the same, never move to rolled back twice.
+                    return RunbookError(self.failure, self.verdict or Verdict.CONNECTION)
+                return await self._lost_inner(step, exc)
         finally:
             self._losing = False
 
