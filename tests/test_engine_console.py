@@ -100,7 +100,7 @@ async def test_frozen_network_at_the_commit_prompt_is_noticed_and_said(fresh_db,
     from screen_text import svg_text
 
     proxy = Proxy(fresh_db.host, fresh_db.port)
-    app = make_app(proxy.settings(fresh_db), tmp_path, query_timeout=1.0, commit_timeout=1.0, skip_backup=True)
+    app = make_app(proxy.settings(fresh_db), tmp_path, query_timeout=2.5, commit_timeout=1.0, skip_backup=True)
     try:
         async with app.run_test(size=SIZE) as pilot:
             await scenes.dashboard_ready(pilot)
