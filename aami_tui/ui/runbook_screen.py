@@ -787,10 +787,17 @@ class RunbookScreen(Screen):
             self.say(f"{step.title} failed unexpectedly: {type(exc).__name__}: {exc}", "error")
             self.notify(f"{step.title} failed: {exc}", severity="error")
         finally:
-            self._show_pane()
-            self._txbar()
-            self.query_one(StepList).redraw()
-            self.app.refresh_bindings()
+            self._settled()
+        await self._catch_up()
+
+    def _settled(self) -> None:
+        """After a step or a re-check, whatever its end: the pane, the bar, the step list and the footer agree."""
+        self._show_pane()
+        self._txbar()
+        self.query_one(StepList).redraw()
+        self.app.refresh_bindings()
+
+    async def _catch_up(self) -> None:
         await self.refresh_tables()
         self.app.dashboard.poll(force=True)  # the dashboard is current when you go back to it
 
@@ -862,12 +869,8 @@ class RunbookScreen(Screen):
         except Exception as exc:  # never a traceback on screen
             self.say(f"The re-check failed: {type(exc).__name__}: {exc}", "error")
         finally:
-            self._show_pane()
-            self._txbar()
-            self.query_one(StepList).redraw()
-            self.app.refresh_bindings()
-        await self.refresh_tables()
-        self.app.dashboard.poll(force=True)
+            self._settled()
+        await self._catch_up()
 
     @on(OutcomeRecheckedMsg)
     def _rechecked(self, message: OutcomeRecheckedMsg) -> None:
