@@ -416,22 +416,26 @@ def _lint(args) -> int:
         finally:
             await conn.close()
 
-    facts, version = None, None
+    facts, version, indexes, unreachable = None, None, frozenset(), None
     if _lint_wants_connection(args):
         got = _with_embedded(args, lambda s, pg: asyncio.run(live(s)))
         if isinstance(got, int | Exception):
+            # The file's own findings (a syntax error above all) are never hidden behind the connection's error.
+            unreachable = got
             if isinstance(got, Exception):
                 _err(str(got))
-            return lint.EXIT_CONNECT
-        facts, indexes, version = got
-    else:
-        indexes = frozenset()
+            _err("The file's findings above were linted without live facts (no row counts or sizes for the tables "
+                 "it locks); --offline lints without a connection on purpose.")
+        else:
+            facts, indexes, version = got
     res = lint.lint(path, facts, version, live_indexes=indexes)
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
     else:
         for line in lint.format_text(res):
             print(line)
+    if unreachable is not None and res.exit_code < lint.EXIT_ERRORS:
+        return lint.EXIT_CONNECT  # what was asked for (live facts) could not be had
     return res.exit_code
 
 

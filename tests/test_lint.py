@@ -180,7 +180,16 @@ def test_cli_exit_codes_and_json(pg_server, fresh_db, tmp_path):
     bad = pg_server.env(fresh_db.dbname) | {"DB_PORT": "1"}
     r = cli("lint", str(warn), env=bad)
     assert r.returncode == 2 and "Cannot reach PostgreSQL" in r.stderr
+    assert f"{warn}:1:16: warning: constraint-missing-not-valid:" in r.stdout  # the file's findings all the same
+    assert "linted without live facts" in r.stderr
     assert cli("lint", str(warn), "--offline", env=bad).returncode == 1
+    # A syntax error is never hidden behind the connection's error: it is said, and it decides the exit code.
+    broken = tmp_path / "broken.sql"
+    broken.write_text("CREATE TABLE ok_one (id int);\nCREAT TABLE oops (id int);\n")
+    r = cli("lint", str(broken), env=bad)
+    assert r.returncode == 3 and "Cannot reach PostgreSQL" in r.stderr, r.stdout + r.stderr
+    assert f"{broken}:2:1: error: refused-by-runbook:" in r.stdout and 'syntax error at or near "CREAT"' in r.stdout
+    assert "syntax-error" not in r.stdout, r.stdout  # squawk's token-by-token recovery does not bury it
 
 
 def test_database_unreachable_message_never_has_password(pg_server, fresh_db):

@@ -369,10 +369,11 @@ def lint(path: Path | str, live: dict[str, tuple[int | None, int | None]] | None
         text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
     except (OSError, UnicodeDecodeError):
         return res  # the refusal above already says why
+    unparsable = False
     try:
         stmts = _statements(text)
     except pglast.parser.ParseError:
-        stmts = []  # a syntax error: refused above; squawk still reports what it can
+        stmts, unparsable = [], True  # a syntax error: refused above, with PostgreSQL's own parser's words
     live = live or {}
     # A table counts as created by the file when the file creates it and it did not exist before
     # (CREATE TABLE IF NOT EXISTS on an existing table is a no-op: later statements then hit the live table).
@@ -397,6 +398,10 @@ def lint(path: Path | str, live: dict[str, tuple[int | None, int | None]] | None
             st = min(stmts, key=lambda s: abs(s.start - off))
         table = st.table if st else None
         if rule in EXCLUDED:
+            continue
+        if rule == "syntax-error" and unparsable:
+            # PostgreSQL's parser already said where and why (one error); squawk's recovery adds a warning per
+            # token it skips ("expected command, found …"), which buries that one line.
             continue
         if rule in SATISFIED:
             res.satisfied[rule] = SATISFIED[rule]
