@@ -24,7 +24,7 @@ following the production procedure. This console walks you through it:
    `pg_restore --list`; size and sha256 recorded.
 3. **BEGIN** — opens the migration transaction, with `lock_timeout` and `statement_timeout`.
 4. **Apply** — `001_initial_schema.sql`, statement by statement, inside the transaction.
-5. **Verify** — 10 / 10 required tables, the six alert templates, exactly ten tables in public.
+5. **Verify** — 10 / 10 required tables, the six alert templates, nothing else created by the file (tables that were there before BEGIN are a warning; `--exact` makes "exactly ten tables in public" a gate).
 6. **COMMIT** (type the database name) or **ROLLBACK**. Until COMMIT nothing is visible to
    anyone else, and ROLLBACK puts everything back.
 
