@@ -504,7 +504,7 @@ class Runbook:
             self.say(f"Rehearsal report: {r.report}", "info", Step.REHEARSE)
         self._staging_evidence(rec)
         if rec.passed:
-            locks = f"{len(rec.locks)} lock(s) on existing tables" if rec.locks else "no lock on existing tables"
+            locks = f"{plural(len(rec.locks), 'lock')} on existing tables" if rec.locks else "no lock on existing tables"
             self._set(Step.REHEARSE, State.DONE, f"passed on a copy: apply {rec.apply_seconds:.2f} s, {locks}")
         else:
             self._set(Step.REHEARSE, State.FAILED, rec.verdict)
