@@ -863,16 +863,14 @@ class Runbook:
         from psycopg import sql as q
 
         from aami_tui.core import locks
-        from aami_tui.core.runbook.session import _ms
+        from aami_tui.core.runbook.session import run_settings
 
         s, t = self.session, self.opt.query_timeout
         cur = await s.call(s.conn.execute(sql("inspect_guard"), locks.KEY), t, "checking the migration lock")
         locked, timeouts, tables = await cur.fetchone()
         said = []
-        want = {"lock_timeout": _ms(self.opt.lock_timeout), "statement_timeout": _ms(self.opt.statement_timeout),
-                "idle_in_transaction_session_timeout": _ms(self.opt.idle_timeout)}
-        if s.conn.info.server_version >= 140000:  # as BEGIN sets it (session.begin)
-            want["client_connection_check_interval"] = "1000ms"
+        want = run_settings(lock_timeout=self.opt.lock_timeout, statement_timeout=self.opt.statement_timeout,
+                            idle_timeout=self.opt.idle_timeout, server_version=s.conn.info.server_version)
         now = dict(x.split("=", 1) for x in timeouts or ())
         changed = [k for k, v in want.items() if k in now and f"{now[k]}ms" != v]
         if changed:

@@ -60,6 +60,18 @@ def _ms(seconds: float) -> str:
     return f"{int(seconds * 1000)}ms"
 
 
+def run_settings(*, lock_timeout: float, statement_timeout: float, idle_timeout: float,
+                 server_version: int) -> dict[str, str]:
+    """What BEGIN sets with SET LOCAL for the run (and what the inspection pane's guard puts back if changed)."""
+    settings = {"lock_timeout": _ms(lock_timeout), "statement_timeout": _ms(statement_timeout),
+                "idle_in_transaction_session_timeout": _ms(idle_timeout)}
+    if server_version >= 140000:
+        # If this client dies mid-statement (kill -9), the server notices within a second and
+        # rolls back, instead of finishing the statement first with our locks held.
+        settings["client_connection_check_interval"] = "1000ms"
+    return settings
+
+
 class Session:
     def __init__(self, settings: ConnSettings, on_notice: Callable | None = None):
         self.settings = settings
@@ -122,12 +134,8 @@ class Session:
 
         conn = self.conn
         assert conn is not None
-        settings = {"lock_timeout": _ms(lock_timeout), "statement_timeout": _ms(statement_timeout),
-                    "idle_in_transaction_session_timeout": _ms(idle_timeout)}
-        if conn.info.server_version >= 140000:
-            # If this client dies mid-statement (kill -9), the server notices within a second and
-            # rolls back, instead of finishing the statement first with our locks held.
-            settings["client_connection_check_interval"] = "1000"
+        settings = run_settings(lock_timeout=lock_timeout, statement_timeout=statement_timeout,
+                                idle_timeout=idle_timeout, server_version=conn.info.server_version)
         parts = [q.SQL("BEGIN")] + [q.SQL("SET LOCAL {} = {}").format(q.Identifier(k), q.Literal(v))
                                     for k, v in settings.items()]
         with_xid = conn.info.server_version >= 130000
