@@ -261,3 +261,23 @@ async def test_a_big_apply_reaches_the_screen_in_a_few_messages_and_the_log_says
         await pilot.pause()
         assert "INSERT INTO items VALUES (599)" in sql.selected_text and "statement 601 / 601" in text_of(app, "#sql-head")
         await app.runbook.rollback("test")
+
+
+async def test_a_refresh_that_ticks_while_the_console_closes_is_quiet(fresh_db, tmp_path):
+    """CI once failed on this: the checklist's timer ticked after the last screen had gone, and
+    `app.screen` raised ScreenStackError from the timer, which Textual reports as the app's own crash."""
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        runbook, dashboard = app.screen, app.dashboard
+    assert not app._screen_stack  # the console has closed: the ticks below are the late ones
+    from textual._context import active_app
+
+    token = active_app.set(app)  # as inside Textual's shutdown, when the late tick came
+    try:
+        await runbook.refresh_tables()
+        await runbook._watch_locks()
+        dashboard.poll()
+    finally:
+        active_app.reset(token)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, RichLog
 
 from aami_tui.core import db, migration
@@ -117,6 +118,14 @@ class AamiApp(App):
             await rb.close(reason)  # writes the report
         else:
             await rb.close_connections()  # nothing was run: no report, the lock goes with the session
+
+    def covered(self, screen: Screen) -> bool:
+        """True when a timer of `screen` should do nothing now: a dialog is over it, the screen is no longer
+        mounted, or the console is closing (a timer can tick after the last screen has gone)."""
+        if not self._screen_stack or not screen.is_attached:
+            return True
+        top = self._screen_stack[-1]
+        return top is not screen and isinstance(top, ModalScreen)
 
     def on_resize(self, event) -> None:
         self.size_check(event.size)

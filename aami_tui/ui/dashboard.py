@@ -10,7 +10,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from aami_tui.core import db, expected, migration, offload, pgtools, schema, status
@@ -144,7 +144,7 @@ class DashboardScreen(Screen):
         login only the operator's F5 tries again."""
         if self.auth_refused is not None:
             return
-        if isinstance(self.app.screen, ModalScreen) and not force:
+        if not self.is_attached or (not force and self.app.covered(self)):
             return
         if any(w.group == "poll" and w.is_running for w in self.workers):
             return

@@ -13,7 +13,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Checkbox, ContentSwitcher, Footer, Header, ProgressBar, RichLog, Static, TextArea
 from textual.widgets.text_area import Selection
 
@@ -565,7 +565,7 @@ class RunbookScreen(Screen):
 
     # ---- checklist and lock watch ------------------------------------------------------------------------
     async def refresh_tables(self) -> None:
-        if isinstance(self.app.screen, ModalScreen) and self.app.screen is not self:
+        if self.app.covered(self):
             return
         checklist = self.query_one("#rb-checklist", TableChecklist)
         try:
@@ -588,6 +588,8 @@ class RunbookScreen(Screen):
         self.run_worker(self.refresh_tables(), group="refresh", exclusive=True, exit_on_error=False)
 
     async def _watch_locks(self) -> None:
+        if not self.is_attached:  # a late tick while the console closes
+            return
         panel = self.query_one(LockWatchPanel)
         w = await self.rb.lock_watch() if self.rb.tx_open else None
         if self.rb.tx_open and w is None or (w is not None and w.xact_age is None):
