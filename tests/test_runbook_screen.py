@@ -269,6 +269,10 @@ async def test_a_refresh_that_ticks_while_the_console_closes_is_quiet(fresh_db, 
     app = make_app(fresh_db, tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
         await scenes.dashboard_ready(pilot)
+        await pilot.press("b")
+        await scenes.wait_for(pilot, lambda: app.screen.id == "restore", what="restore screen")
+        restore = app.screen
+        await pilot.press("escape")
         await scenes.open_runbook(pilot)
         runbook, dashboard = app.screen, app.dashboard
     assert not app._screen_stack  # the console has closed: the ticks below are the late ones
@@ -279,5 +283,6 @@ async def test_a_refresh_that_ticks_while_the_console_closes_is_quiet(fresh_db, 
         await runbook.refresh_tables()
         await runbook._watch_locks()
         dashboard.poll()
+        restore._tick_ages()
     finally:
         active_app.reset(token)

@@ -119,10 +119,14 @@ class AamiApp(App):
         else:
             await rb.close_connections()  # nothing was run: no report, the lock goes with the session
 
+    def gone(self, screen: Screen) -> bool:
+        """True when the console is closing (a timer can tick after the last screen has gone) or `screen` is no
+        longer mounted: a timer of it should do nothing."""
+        return not self._screen_stack or not screen.is_attached
+
     def covered(self, screen: Screen) -> bool:
-        """True when a timer of `screen` should do nothing now: a dialog is over it, the screen is no longer
-        mounted, or the console is closing (a timer can tick after the last screen has gone)."""
-        if not self._screen_stack or not screen.is_attached:
+        """True when a timer of `screen` should do nothing now: it is gone, or a dialog is over it."""
+        if self.gone(screen):
             return True
         top = self._screen_stack[-1]
         return top is not screen and isinstance(top, ModalScreen)

@@ -75,6 +75,8 @@ class RestoreScreen(Screen):
         self.set_interval(self.AGE_REFRESH, self._tick_ages)
 
     def _tick_ages(self) -> None:
+        if self.app.gone(self):  # a late tick: the screen was closed, or the console is closing
+            return
         t = self.query_one(DataTable)
         for e in self.entries:
             try:

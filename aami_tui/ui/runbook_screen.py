@@ -588,7 +588,7 @@ class RunbookScreen(Screen):
         self.run_worker(self.refresh_tables(), group="refresh", exclusive=True, exit_on_error=False)
 
     async def _watch_locks(self) -> None:
-        if not self.is_attached:  # a late tick while the console closes
+        if self.app.gone(self):  # a late tick while the console closes
             return
         panel = self.query_one(LockWatchPanel)
         w = await self.rb.lock_watch() if self.rb.tx_open else None
