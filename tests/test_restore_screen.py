@@ -38,12 +38,12 @@ def row_texts(table: DataTable) -> list[list[str]]:
     return [[str(getattr(c, "plain", c)) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
-async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds(fresh_db, tmp_path):
+async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds(fresh_db, tmp_path, monkeypatch):
     dump = await take_backup(fresh_db, tmp_path)  # of the empty database: 0 tables
     foreign_copy(dump, "20200101_000000", dbname=fresh_db.dbname, host="db.elsewhere", port="5432")
     os.utime(dump, (time.time() - 7200, time.time() - 7200))  # two hours old
     apply_migration(fresh_db)  # ten tables now
-    RestoreScreen.AGE_REFRESH = 0.2
+    monkeypatch.setattr(RestoreScreen, "AGE_REFRESH", 0.2)
     app = make_app(fresh_db, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await scenes.dashboard_ready(pilot)
