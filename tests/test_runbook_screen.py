@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from faults import migration_with
 from screen_text import region_text, svg_text
 from test_console import make_app, text_of
 from textual.widgets import Checkbox, TextArea
 
-from aami_tui.core.runbook import PREFLIGHT_ITEMS, Step, Tx
+from aami_tui.core.runbook import PREFLIGHT_ITEMS, State, Step, Tx
 from aami_tui.ui import scenes
 
 
@@ -286,3 +287,41 @@ async def test_a_refresh_that_ticks_while_the_console_closes_is_quiet(fresh_db, 
         restore._tick_ages()
     finally:
         active_app.reset(token)
+
+
+@pytest.fixture
+def proxy(fresh_db):
+    from faults import Proxy
+
+    p = Proxy(fresh_db.host, fresh_db.port)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+async def test_a_step_is_finished_at_once_when_the_refresh_after_it_hangs(fresh_db, tmp_path, proxy, monkeypatch):
+    """Seen by the fresh-eyes tester: through a frozen network the step's worker waited for the dashboard's refresh
+    after the step (up to ~15 s), so a finished step still looked busy and n said "a step is still running". Now the
+    refresh runs in its own worker, and the checklist says when it could not refresh."""
+    from aami_tui.ui.runbook_screen import RunbookScreen
+
+    monkeypatch.setattr(RunbookScreen, "REFRESH_SAY", 0.5, raising=False)
+    app = make_app(proxy.settings(fresh_db), tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        proxy.freeze()  # the dashboard's connection hangs (half-open); the runbook's new connections pass
+        await pilot.press("r")
+        await scenes.wait_for(pilot, lambda: app.runbook is not None and app.runbook.checks, what="automatic checks")
+        await scenes.tick_all(pilot)
+        await pilot.press("n")  # the runbook opened a moment ago: its first refresh is still hanging
+        await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", 5,
+                              what=f"the pre-flight's confirmation (toasts: {toasts(app)})")
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: app.runbook.steps[Step.PREFLIGHT].state == State.DONE, 20,
+                              what="pre-flight")
+        await scenes.wait_for(pilot, lambda: not app.runbook_screen._busy(), 3, what="the step's worker to end")
+        assert "Next: n → Backup" in text_of(app, "#txbar")
+        await scenes.wait_for(pilot, lambda: "could not refresh" in text_of(app, "#checklist-header").lower(), 5,
+                              what="the checklist to say it could not refresh")
+        proxy.thaw()

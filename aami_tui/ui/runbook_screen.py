@@ -116,6 +116,7 @@ class RunbookScreen(Screen):
     GATED = frozenset({"next_step", "commit", "rollback", "recheck", "cancel_step", "inspect", "rehearse"})
 
     runs = 0
+    REFRESH_SAY = 5.0  # seconds without an answer before the checklist says it could not refresh
 
     def __init__(self, rb: Runbook) -> None:
         RunbookScreen.runs += 1
@@ -202,7 +203,7 @@ class RunbookScreen(Screen):
         except (RunbookError, TimeoutError) as exc:
             self.say(str(exc) or "the automatic checks timed out", "error")
         self._load_sql()
-        await self.refresh_tables()
+        self._catch_up()
 
     # ---- the migration SQL, read-only, highlighted; follows the apply ----------------------------------------
     def _big_sql(self) -> bool:
@@ -564,25 +565,40 @@ class RunbookScreen(Screen):
                                  no_wrap=True, overflow="ellipsis"))
 
     # ---- checklist and lock watch ------------------------------------------------------------------------
+    async def _answer(self, coro, checklist: TableChecklist):
+        """Await a refresh; when the server has not answered within REFRESH_SAY seconds the checklist says so at
+        once (what it shows is the last good refresh), and the refresh goes on within its own bounds."""
+        task = asyncio.ensure_future(coro)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.REFRESH_SAY)
+            if not done:
+                checklist.show_error(f"Could not refresh: no answer from the server within {self.REFRESH_SAY:g}s "
+                                     "(still trying).")
+            return await task
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+
     async def refresh_tables(self) -> None:
         if self.app.covered(self):
             return
         checklist = self.query_one("#rb-checklist", TableChecklist)
         try:
             if self.rb.tx == Tx.OPEN:
-                res = await asyncio.wait_for(self.rb.preview(), 10)
+                res = await self._answer(asyncio.wait_for(self.rb.preview(), 10), checklist)
                 if res is not None:
                     checklist.show(res, uncommitted=True)
                 else:
                     checklist.set_note("paused while a step uses the transaction")
                 return
-            res, error = await self.app.dashboard.refresh_now()
+            res, error = await self._answer(self.app.dashboard.refresh_now(), checklist)
             if error:
                 checklist.show_error(error)
             elif res is not None:
                 checklist.show(res)
         except (db.ConnectError, TimeoutError, Exception) as exc:  # never a traceback on screen
-            checklist.show_error(str(exc) or "refresh timed out")
+            checklist.show_error(f"Could not refresh: {exc}" if str(exc) else "Could not refresh: no answer from "
+                                 "the server in time.")
 
     def action_refresh_tables(self) -> None:
         self.run_worker(self.refresh_tables(), group="refresh", exclusive=True, exit_on_error=False)
@@ -790,7 +806,7 @@ class RunbookScreen(Screen):
             self.notify(f"{step.title} failed: {exc}", severity="error")
         finally:
             self._settled()
-        await self._catch_up()
+        self._catch_up()
 
     def _settled(self) -> None:
         """After a step or a re-check, whatever its end: the pane, the bar, the step list and the footer agree."""
@@ -799,8 +815,17 @@ class RunbookScreen(Screen):
         self.query_one(StepList).redraw()
         self.app.refresh_bindings()
 
-    async def _catch_up(self) -> None:
-        await self.refresh_tables()
+    def _catch_up(self) -> None:
+        """After a step: the checklist (and the dashboard) refresh in a worker of their own. A finished step is
+        finished at once: a slow or frozen network holds neither the step's worker nor the keys."""
+        self._refresh_again = True
+        if not any(w.group == "catch-up" and w.is_running for w in self.workers):
+            self.run_worker(self._catching_up(), group="catch-up", exit_on_error=False)
+
+    async def _catching_up(self) -> None:
+        while self._refresh_again:  # a step that ends while a refresh is out gets a refresh of its own after it
+            self._refresh_again = False
+            await self.refresh_tables()
         self.app.dashboard.poll(force=True)  # the dashboard is current when you go back to it
 
     def action_cancel_step(self) -> None:
@@ -872,7 +897,7 @@ class RunbookScreen(Screen):
             self.say(f"The re-check failed: {type(exc).__name__}: {exc}", "error")
         finally:
             self._settled()
-        await self._catch_up()
+        self._catch_up()
 
     @on(OutcomeRecheckedMsg)
     def _rechecked(self, message: OutcomeRecheckedMsg) -> None:

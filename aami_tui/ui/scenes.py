@@ -49,7 +49,8 @@ async def tick_all(pilot) -> None:
 def _idle(app) -> bool:
     rb = app.runbook
     screen = app.runbook_screen
-    return not any(r.state == State.RUNNING for r in rb.steps.values()) and not screen._busy()
+    return (not any(r.state == State.RUNNING for r in rb.steps.values()) and not screen._busy()
+            and not any(w.group == "catch-up" and w.is_running for w in screen.workers))  # the refresh after it
 
 
 async def next_step(pilot, timeout: float = 60.0) -> None:
