@@ -35,6 +35,9 @@ async def test_console_rehearsal_step_fails_then_begin_needs_the_typed_name(fres
         assert "Next: n → BEGIN   r → rehearse on a copy first (optional)" in text_of(app, "#rehearse-info")
         await pilot.press("r")
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "rehearse-modal", what="modal")
+        body = text_of(app, "#confirm-body")  # what the copy costs, against what is free where it goes
+        assert "The rehearsal needs a whole extra copy of the database in a new database on the same server: " \
+               "about " in body and " is free in " in body
         await pilot.press("enter")
         await scenes.wait_for(pilot, lambda: app.runbook.rehearsals and scenes._idle(app), 60, what="rehearsal")
         info = text_of(app, "#rehearse-info")

@@ -15,10 +15,28 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+ROOM_MARGIN = 16 * 1024 * 1024  # bytes kept free beyond what a backup or a copy needs (plus a fifth of it)
+
+
+def free_bytes(path: Path | str) -> int | None:
+    """Free space on the file system holding ``path`` (an existing path), or None when it cannot be measured."""
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def room_for(free: int, need: int) -> bool:
+    """The one rule for "does it fit": what is needed, plus a fifth, plus 16 MiB, must be free (pre-flight's
+    backup check and the rehearsal copy both ask it)."""
+    return free > need * 1.2 + ROOM_MARGIN
 
 
 class FileError(OSError):

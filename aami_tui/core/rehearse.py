@@ -65,6 +65,7 @@ class Rehearsal:
     strict_ok: bool | None = None
     drift: dict = field(default_factory=dict)
     copy_dropped: bool = False
+    disk: str = ""  # what the copy needs on disk against what was free (CopyCost.sentence)
     interrupted: bool = False
     report: str | None = None
 
@@ -136,6 +137,73 @@ def other_source(meta: dict | None, dbname: str, hosts, port) -> str | None:
 def _first(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+EMBEDDED_OVERHEAD = 64 * 1024 * 1024  # an embedded cluster's own files: initdb's ~45 MiB (measured), plus WAL
+
+
+@dataclass(frozen=True)
+class CopyCost:
+    """What the copy costs on disk, and whether it fits where it would go (``copy_cost``)."""
+
+    db_size: int  # the real database's size (pg_database_size): what the restored copy takes, about
+    need: int  # the copy's bytes: the database's size (plus the embedded cluster's own files there)
+    where: str  # "in a new database on the same server" / "in the embedded PostgreSQL"
+    path: str | None = None  # where the free space was measured
+    free: int | None = None  # None: it cannot be measured from here (why_not says why)
+    why_not: str = ""
+
+    @property
+    def fits(self) -> bool | None:
+        """True / False by the same rule as pre-flight's backup check (files.room_for); None: not measured."""
+        return None if self.free is None else files.room_for(self.free, self.need)
+
+    def _needs(self) -> str:
+        extra = (f" plus {size_words(EMBEDDED_OVERHEAD)} for the embedded server's own files"
+                 if self.need > self.db_size else "")
+        return (f"a whole extra copy of the database {self.where}: about {size_words(self.need)} of disk (the "
+                f"database's size, {size_words(self.db_size)}{extra})")
+
+    def sentence(self) -> str:
+        """One sentence for the confirmation and the headless output."""
+        if self.free is None:
+            return (f"The rehearsal needs {self._needs()}; the free space there cannot be measured from here "
+                    f"({self.why_not}): make sure it has room before you confirm.")
+        if self.fits:
+            return f"The rehearsal needs {self._needs()}; {size_words(self.free)} is free in {self.path}."
+        return self.refusal()
+
+    def refusal(self) -> str:
+        return (f"Not enough disk for the rehearsal: it needs {self._needs()}, and only {size_words(self.free)} "
+                f"is free in {self.path} (the copy plus a fifth and {size_words(files.ROOM_MARGIN)} must be free, as "
+                "for the backup); free space there first, the real database was not touched.")
+
+
+def _local(host) -> bool:
+    return _host(host) == "local"
+
+
+async def copy_cost(conn, settings: ConnSettings) -> CopyCost:
+    """How much disk the copy needs (the database's size) and what is free where it would go: the server's data
+    directory when the copy goes to the same server and that server runs on this machine (and the role may read
+    data_directory), the temporary directory when it goes to the embedded PostgreSQL."""
+    cur = await conn.execute(sql("copy_room"))
+    db_size, can_create, data_dir = await cur.fetchone()
+    db_size = int(db_size or 0)
+    if not can_create:
+        import tempfile
+
+        tmp = tempfile.gettempdir()
+        return CopyCost(db_size, db_size + EMBEDDED_OVERHEAD, "in the embedded PostgreSQL (the role may not create "
+                        "databases)", tmp, files.free_bytes(tmp), "the temporary directory cannot be read")
+    where = "in a new database on the same server"
+    if not _local(conn.info.host if conn.info.host else settings.host):
+        return CopyCost(db_size, db_size, where, why_not=f"the server runs on {conn.info.host}, not on this machine")
+    if not data_dir:
+        return CopyCost(db_size, db_size, where, why_not="the role may not read the server's data_directory")
+    free = files.free_bytes(data_dir)
+    return CopyCost(db_size, db_size, where, data_dir, free,
+                    "" if free is not None else f"the data directory {data_dir} cannot be reached from here")
 
 
 async def take_backup(settings: ConnSettings, backup_dir: Path, server_major: int, say) -> Path:
@@ -328,6 +396,11 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
     with contextlib.suppress(mig.MigrationError):
         result.migration_sha256 = mig.load(migration_path).sha256
     try:
+        cost = await copy_cost(conn, settings)
+        if cost.fits is False:  # refused up front: no backup taken, no copy made, no report
+            raise RehearsalError(cost.refusal())
+        result.disk = cost.sentence()
+        say(result.disk)
         try:
             if from_backup is not None:
                 dump = Path(from_backup).expanduser()
@@ -431,7 +504,7 @@ def write_report(r: Rehearsal, reports_dir: Path) -> Path:
     lines = [f"# Rehearsal of {Path(r.migration).name} on a copy of {r.database}", "",
              f"**{r.verdict()}**", "",
              f"- Started: {r.started_at}", f"- Migration: {r.migration} (sha256 {r.migration_sha256})",
-             f"- Backup restored: {r.backup}; made from {r.backup_source or '?'}", f"- Copy: {r.copy_where}; dropped: {'yes' if r.copy_dropped else 'NO'}",
+             f"- Backup restored: {r.backup}; made from {r.backup_source or '?'}", f"- Disk: {r.disk or '?'}", f"- Copy: {r.copy_where}; dropped: {'yes' if r.copy_dropped else 'NO'}",
              f"- Durations: restore {r.restore_seconds:.1f} s, apply {r.apply_seconds:.2f} s "
              f"({r.statements} statements), total {r.total_seconds:.1f} s",
              f"- COMMIT on the copy: {'yes' if r.committed else 'no'}; check --strict: "

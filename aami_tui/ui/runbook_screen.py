@@ -734,11 +734,29 @@ class RunbookScreen(Screen):
             self.notify(f"The rehearsal is not possible now: {why}.", severity="warning")
             return
 
+        self.run_worker(self._ask_rehearsal(), group="ask", exclusive=True, exit_on_error=False)
+
+    async def _ask_rehearsal(self) -> None:
+        """The confirmation says what the copy costs on disk against what is free there (the engine asks the
+        server); when it plainly cannot fit, the rehearsal is refused with that sentence instead."""
+        try:
+            cost = await self.rb.rehearsal_cost()
+            words, fits = cost.sentence(), cost.fits
+        except Exception as exc:  # noqa: BLE001 - the step itself would say more; never a traceback
+            words, fits = (f"What the copy needs on disk could not be measured ({type(exc).__name__}: {exc}): make "
+                           "sure the server has room for a whole extra copy of the database before you confirm."), None
+        if self.app.covered(self) or self._busy():  # closed, or something else started meanwhile
+            return
+        if fits is False:
+            self.say(words, "error")
+            self.notify(words, title="Rehearsal refused", severity="error", timeout=15)
+            return
+
         def go(confirmed: bool | None) -> None:
             if confirmed:
                 self.run_step(Step.REHEARSE)
 
-        self.app.push_screen(ConfirmModal("Rehearse on a scratch copy first?", EXPLAIN[Step.REHEARSE],
+        self.app.push_screen(ConfirmModal("Rehearse on a scratch copy first?", f"{EXPLAIN[Step.REHEARSE]}\n\n{words}",
                                           confirm="Rehearse", danger=False, id="rehearse-modal"), go)
 
     def _rehearse_text(self) -> Text:

@@ -456,6 +456,22 @@ class Runbook:
         return result
 
     # ---- optional, before BEGIN: the rehearsal on a scratch copy ------------------------------------------
+    async def rehearsal_cost(self):
+        """What the rehearsal's copy costs on disk against what is free where it would go (rehearse.CopyCost), on
+        a connection of its own, for the confirmation; ``rehearse()`` asks the same and refuses when it cannot fit.
+        """
+        from aami_tui.core import rehearse as reh
+        from aami_tui.core.db import connect
+
+        async def ask():
+            conn = await connect(self.settings)
+            try:
+                return await reh.copy_cost(conn, self.settings)
+            finally:
+                await conn.close()
+
+        return await asyncio.wait_for(ask(), self.opt.query_timeout)
+
     async def rehearse(self) -> RehearsalRecord:
         """Restore this run's verified backup into a scratch copy and run the same engine there (apply, verify,
         COMMIT on the copy; core/rehearse.py). The real database is only read; the copy is always dropped (also on
@@ -525,7 +541,7 @@ class Runbook:
             words = "the copy was dropped"
         else:
             words = f"the copy {r.copy_name} could NOT be dropped: drop it by hand"
-        rec = RehearsalRecord(outcome, f"{why}; {words}.", r.report if r else None, r.copy_where if r else "",
+        rec = RehearsalRecord(outcome, f"{why.rstrip('.')}; {words}.", r.report if r else None, r.copy_where if r else "",
                               r.copy_dropped if r else False, r.backup if r else "", time.monotonic() - t0,
                               r.restore_seconds if r else 0.0, at=time.time())
         self.rehearsals.append(rec)

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aami_tui.core import lint, locks, migration, offload, pgtools, schema
+from aami_tui.core import files, lint, locks, migration, offload, pgtools, schema
 from aami_tui.core.db import ConnectError
 from aami_tui.core.lint import describe_size
 from aami_tui.core.obstacles import objects_in_the_way
@@ -91,7 +91,7 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
             d = pgtools.ensure_private_dir(rb.opt.backup_dir)
             free = shutil.disk_usage(d).free
             need = st.db_size_bytes
-            ok = free > need * 1.2 + 16 * 1024 * 1024
+            ok = files.room_for(free, need)
             out.append(Check("Disk for backup", ok, f"{size_words(free)} free in "
                              f"{d.resolve()}, database is {size_words(need)}"
                              + ("" if ok else "; not enough room for the backup")))

@@ -1,0 +1,90 @@
+"""What a rehearsal costs, and its progress: a whole extra copy of the database (said, and refused up front when it
+plainly cannot fit), and the copy's restore followed with the same progress as a backup's."""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+import pytest
+from conftest import MIGRATION, run_sql
+from test_rehearse import NOTES, scratch_databases
+
+from aami_tui.core import files, rehearse
+from aami_tui.core.db import connect
+from aami_tui.core.words import size
+
+
+def database_size(settings) -> int:
+    with psycopg.connect(settings.conninfo(), autocommit=True) as c:
+        return c.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+
+
+async def cost_as(settings, **params) -> rehearse.CopyCost:
+    conn = await connect(settings.__class__({**settings.params, **params}, "--dsn"))
+    try:
+        return await rehearse.copy_cost(conn, settings)
+    finally:
+        await conn.close()
+
+
+async def test_the_copy_costs_the_database_size_against_what_is_free_where_it_goes(fresh_db):
+    run_sql(fresh_db, NOTES)
+    cost = await cost_as(fresh_db)
+    need = database_size(fresh_db)
+    # the test server runs on this machine and we are its superuser: its data directory is measured
+    assert (cost.db_size, cost.need, cost.where) == (need, need, "in a new database on the same server")
+    assert cost.free is not None and cost.fits is True and os.path.isdir(cost.path)
+    assert cost.sentence().startswith(
+        "The rehearsal needs a whole extra copy of the database in a new database on the same server: about "
+        f"{size(need)} of disk (the database's size, {size(need)}); ")
+    assert cost.sentence().endswith(f" is free in {cost.path}.")
+    # a role that may create databases but not read data_directory: said, not guessed
+    role = f"cost_r_{os.getpid()}"
+    run_sql(fresh_db, f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'pw' CREATEDB;"
+                      f"DROP ROLE IF EXISTS {role}_n; CREATE ROLE {role}_n LOGIN PASSWORD 'pw' NOCREATEDB")
+    try:
+        blind = await cost_as(fresh_db, user=role, password="pw")
+        assert blind.free is None and blind.fits is None
+        assert blind.sentence().endswith("the free space there cannot be measured from here (the role may not read "
+                                         "the server's data_directory): make sure it has room before you confirm.")
+        embedded = await cost_as(fresh_db, user=f"{role}_n", password="pw")
+        assert embedded.where == "in the embedded PostgreSQL (the role may not create databases)"
+        assert embedded.need == embedded.db_size + rehearse.EMBEDDED_OVERHEAD and embedded.fits is True
+        assert f"plus {size(rehearse.EMBEDDED_OVERHEAD)} for the embedded server's own files" in embedded.sentence()
+    finally:
+        run_sql(fresh_db, f"DROP ROLE {role}; DROP ROLE {role}_n")
+
+
+async def test_a_copy_that_cannot_fit_is_refused_up_front_headless_and_in_the_runbook(fresh_db, tmp_path,
+                                                                                       monkeypatch):
+    from faults import runbook
+
+    from aami_tui.core.runbook import Log, Phase, State, Step
+
+    run_sql(fresh_db, NOTES)
+    need = database_size(fresh_db)
+    monkeypatch.setattr(files, "free_bytes", lambda _path: need)  # exactly the copy: not the room the rule asks
+    said: list[str] = []
+    with pytest.raises(rehearse.RehearsalError) as exc:
+        await rehearse.rehearse(fresh_db, MIGRATION, backup_dir=tmp_path / "b", reports_dir=tmp_path / "r",
+                                say=said.append)
+    words = str(exc.value)
+    assert words.startswith(f"Not enough disk for the rehearsal: it needs a whole extra copy of the database in a "
+                            f"new database on the same server: about {size(need)} of disk")
+    assert f"and only {size(need)} is free in " in words
+    assert words.endswith("free space there first, the real database was not touched.")
+    assert said == [] and not (tmp_path / "b").exists() and not (tmp_path / "r").exists()  # no backup, no report
+    assert scratch_databases(fresh_db) == []
+    # the runbook's step (the console's r, `apply --rehearse`): the same function, the same words
+    events: list = []
+    rb = runbook(fresh_db, tmp_path, events=events)
+    await rb.preflight()
+    await rb.backup_step()
+    assert (await rb.rehearsal_cost()).refusal() == words
+    rec = await rb.rehearse()
+    assert rec.outcome == "no copy" and rec.verdict == f"The rehearsal could not run: {words[:-1]}; no copy was made."
+    assert rb.steps[Step.REHEARSE].state is State.FAILED and rb.phase is Phase.READY
+    assert any(isinstance(e, Log) and e.message == rec.verdict for e in events)  # what headless prints
+    assert scratch_databases(fresh_db) == []
+    await rb.close("test")
