@@ -80,6 +80,17 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
             line = next(ln for ln in steps.splitlines() if title in ln)
             assert "↺" in line and "✓" not in line, steps  # rolled back, not done
         assert "↺ ran, then undone" in steps and steps.count("rolled back") == 1, steps  # said once
+        total = len(app.runbook.migration.statements)
+        assert f"Applied statement {total} / {total}" not in text_of(app, "#sql-head")  # undone: not "applied"
+        # Retried from BEGIN: the SQL pane speaks of the new transaction, where nothing is applied yet (it said
+        # "Applied statement 43 / 43", the last attempt's words).
+        await scenes.next_step(pilot)
+        assert app.runbook.tx == Tx.OPEN and app.runbook.attempt == 2
+        head = text_of(app, "#sql-head")
+        assert "Applied" not in head and f"{total} statements" in head, head
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.screen.query_one("#sql-text", TextArea).selected_text == ""  # no statement marked as reached
 
 
 async def test_an_aborted_transaction_keeps_icons_timings_and_the_whole_status(fresh_db, tmp_path):

@@ -223,6 +223,20 @@ class RunbookScreen(Screen):
                 (f"{self.rb.migration.path.name}", "bold"), f" · {n} statements · read-only · ",
                 ("s", "bold"), " back to the step"))
 
+    def _sql_head_file(self, note: str = "") -> None:
+        """The SQL pane names the file and no statement as reached: nothing of it is applied in the transaction
+        now (a retry from BEGIN, or the last attempt rolled back)."""
+        self._sql_index = self._sql_line = None
+        self._sql_progress = False
+        area = self.query_one("#sql-text", TextArea)
+        area.selection = Selection.cursor(area.selection.end)
+        mf = self.rb.migration
+        if mf is None:
+            return
+        self.query_one("#sql-head", Static).update(Text.assemble(
+            (mf.path.name, "bold"), f" · {fmt.plural(len(mf.statements), 'statement')} · read-only · ", note,
+            ("s", "bold"), " back to the step"))
+
     def _select_statement(self, index: int) -> None:
         mf = self.rb.migration
         if mf is None or not 1 <= index <= len(mf.statements):
@@ -255,6 +269,7 @@ class RunbookScreen(Screen):
         where = f"line {m.group(1)}" + (f", column {m.group(2)}" if m.group(2) else "") if m else f"line {r.line}"
         total = len(self.rb.migration.statements) if self.rb.migration else "?"
         self._select_statement(r.index)
+        self._sql_progress = False  # where it failed stays said after the ROLLBACK, until a retry
         self.query_one("#sql-head", Static).update(Text.assemble(
             (f"✗ Failed: statement {r.index} / {total}, {where}", "bold red"), "\n",
             (fmt.redact(detail), "red")))
@@ -375,6 +390,7 @@ class RunbookScreen(Screen):
             if mf is not None and index:
                 st = mf.statements[index - 1]
                 verb = "Applied" if ev.done >= ev.total else "Applying"
+                self._sql_progress = True
                 self._select_statement(index)
                 self.query_one("#sql-head", Static).update(Text.assemble(
                     (f"{verb} statement {index} / {ev.total}", "bold"), f" (line {st.line}): {st.summary} · ",
@@ -404,6 +420,7 @@ class RunbookScreen(Screen):
             self.query_one("#apply-progress", ProgressBar).display = True
             self.query_one("#apply-line", Static).update("")
             self.query_one("#apply-error", Static).update("")
+            self._sql_head_file()  # the new transaction has applied nothing yet
         if rec.step is Step.VERIFY and rec.state == State.PENDING:
             self.query_one("#verify-checks", Static).update("")
             self.query_one("#verify-next", Static).update("")
@@ -426,6 +443,8 @@ class RunbookScreen(Screen):
         self._txbar()
         if not self.rb.tx_open:  # at once, not at the next tick: an ended transaction holds no locks
             self._show_lock_watch(None)
+        if self.rb.tx in (Tx.ROLLED_BACK, Tx.LOST) and getattr(self, "_sql_progress", False):
+            self._sql_head_file("rolled back: nothing of it is applied · ")  # not "Applied 43 / 43"
         self.query_one(StepList).redraw()
         self.app.refresh_bindings()
 
