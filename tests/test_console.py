@@ -334,6 +334,36 @@ async def test_ctrl_c_during_a_running_backup_cancels_it_and_quits(fresh_db, tmp
     await scenes_wait_gone(fresh_db)
 
 
+async def test_a_cancelled_backup_says_cancelled_not_its_last_progress(fresh_db, tmp_path):
+    """Seen by the fresh-eyes tester: after escape the step pane still showed the backup's last progress line
+    (MiB, %, ETA) as if it ran on. Now it says cancelled, and what became of the partial files."""
+    run_sql(fresh_db, "CREATE SCHEMA app_data; CREATE TABLE app_data.notes (id int, t text); "
+                      "INSERT INTO app_data.notes SELECT g, md5(g::text) FROM generate_series(1, 20000) g; ANALYZE")
+    holder = psycopg.connect(fresh_db.conninfo(application_name="holder"))
+    try:
+        holder.execute("LOCK TABLE app_data.notes IN ACCESS EXCLUSIVE MODE")  # pg_dump waits, at 0 %
+        app = make_app(fresh_db, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await scenes.dashboard_ready(pilot)
+            await scenes.open_runbook(pilot)
+            await scenes.tick_all(pilot)
+            await scenes.next_step(pilot)  # pre-flight
+            await pilot.press("n")
+            await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal")
+            await pilot.press("enter")
+            await scenes.wait_for(pilot, lambda: "ETA" in text_of(app, "#backup-line"), what="a progress line")
+            await pilot.press("escape")
+            await scenes.wait_for(pilot, lambda: scenes._idle(app), what="the cancel")
+            assert app.runbook.steps[Step.BACKUP].state == State.PENDING
+            line = text_of(app, "#backup-line")
+            assert "ETA" not in line and "%" not in line and "MiB" not in line, line
+            assert line.startswith("✗ Backup cancelled") and "partial" in line and "removed" in line, line
+            assert app.screen.query_one("#backup-progress").percentage == 0
+        assert list((tmp_path / "backups").glob("backup_*")) == []
+    finally:
+        holder.close()
+
+
 async def scenes_wait_gone(settings, timeout: float = 10.0) -> None:
     import asyncio
     import time

@@ -187,7 +187,7 @@ def test_ctrl_c_during_the_backup_removes_the_partial_files(pg_server, fresh_db,
         holder.rollback()
         holder.close()
     assert p.returncode == 130, out + err
-    assert "Backup cancelled; partial files removed." in out
+    assert "Backup cancelled; partial file backup_" in out and ".dump removed." in out, out
     assert os.listdir(tmp_path / "backups") == []
     assert public_tables(fresh_db) == []
     wait_until(lambda: not tool_sessions(fresh_db), 10, what="pg_dump's session to end")

@@ -379,6 +379,8 @@ class RunbookScreen(Screen):
     def _progress(self, message: ProgressMsg) -> None:
         ev = message.event
         if ev.step is Step.BACKUP:  # table data copied, from the server's counters (core/progress.py)
+            if self.rb.steps[Step.BACKUP].state != State.RUNNING:  # a late one, after a cancel: it ran no more
+                return
             bar = self.query_one("#backup-progress", ProgressBar)
             bar.update(total=max(ev.total, ev.done, 1), progress=ev.done)
             self.query_one("#backup-line", Static).update(fmt.redact(ev.message.removeprefix("backup: ")))
@@ -424,6 +426,14 @@ class RunbookScreen(Screen):
         if rec.step is Step.VERIFY and rec.state == State.PENDING:
             self.query_one("#verify-checks", Static).update("")
             self.query_one("#verify-next", Static).update("")
+        if rec.step is Step.BACKUP and rec.state == State.PENDING and rec.detail.startswith("cancelled"):
+            # not the last progress line (MiB, %, ETA) as if it still ran: cancelled, and what became of the files
+            self.query_one("#backup-progress", ProgressBar).update(total=1, progress=0)
+            self.query_one("#backup-line", Static).update(Text.assemble(
+                ("✗ Backup cancelled", "bold yellow"), f": {fmt.short_paths(rec.detail.removeprefix('cancelled; '))}"
+                ". n runs it again."))
+        if rec.step is Step.BACKUP and rec.state == State.RUNNING:
+            self.query_one("#backup-line", Static).update("")
         if rec.step is Step.BACKUP and rec.state == State.DONE:
             bar = self.query_one("#backup-progress", ProgressBar)
             bar.update(total=max(bar.total or 1, 1), progress=max(bar.total or 1, 1))

@@ -15,13 +15,27 @@ if TYPE_CHECKING:
     from aami_tui.core.runbook.engine import Runbook
 
 
-def remove_partial(dump: Path | None, schema_sql: Path | None) -> None:
-    """Only this attempt's files (their names were free when it started): never an older backup."""
+def remove_partial(dump: Path | None, schema_sql: Path | None) -> list[Path]:
+    """Only this attempt's files (their names were free when it started): never an older backup. Returns the
+    ones that could not be removed (they are still there)."""
+    left = []
     for p in (dump, schema_sql, dump and dump.with_name(dump.name + ".sha256"),
               dump and dump.with_name(dump.name + ".json")):
         if p is not None:
             with contextlib.suppress(OSError):
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
+            if p.exists():
+                left.append(p)
+    return left
+
+
+def cancelled_words(dump: Path | None, left: list[Path]) -> str:
+    """What became of a cancelled backup's files, for the step's record and the log."""
+    if left:
+        return "partial file(s) NOT removed, delete them: " + ", ".join(str(p) for p in left)
+    if dump is None:
+        return "no file had been written"
+    return f"partial file {dump.name} removed"
 
 
 async def take(rb: Runbook, paths: list) -> pgtools.BackupResult:

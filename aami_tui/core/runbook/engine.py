@@ -435,9 +435,10 @@ class Runbook:
         try:
             result = await backing.take(self, paths)
         except asyncio.CancelledError:
-            backing.remove_partial(*(paths or [None, None]))
-            self._set(Step.BACKUP, State.PENDING, "cancelled; partial files removed")
-            self.say("Backup cancelled; partial files removed.", "warn", Step.BACKUP)
+            dump = paths[0] if paths else None
+            words = backing.cancelled_words(dump, backing.remove_partial(*(paths or [None, None])))
+            self._set(Step.BACKUP, State.PENDING, f"cancelled; {words}")
+            self.say(f"Backup cancelled; {words}.", "warn", Step.BACKUP)
             self._move(Phase.CHECKED)
             raise
         except (pgtools.ToolError, OSError) as exc:
