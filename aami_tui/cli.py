@@ -444,17 +444,24 @@ async def _rehearse(settings, args) -> int:
 
     from aami_tui.core import migration, rehearse
     from aami_tui.core.db import ConnectError
+    from aami_tui.headless import Every
 
     path = migration.resolve_migration_path(args.migrations_dir, args.migration_file)
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
+    every = Every()
+
+    def on_progress(p) -> None:  # "restoring the copy: 12.3 / 45.6 MiB (27 %), 8.1 MiB/s, ETA 0:04 (public.x)"
+        if every.due(p.done, p.total, p.line()):
+            print(p.line(), file=sys.stderr, flush=True)
+
     try:
         r = await rehearse.rehearse(settings, path, backup_dir=args.backup_dir, reports_dir=args.reports_dir,
                                     from_backup=args.from_backup, lock_timeout=args.lock_timeout,
                                     statement_timeout=args.statement_timeout,
-                                    say=lambda m: print(m, file=sys.stderr, flush=True))
+                                    say=lambda m: print(m, file=sys.stderr, flush=True), on_progress=on_progress)
     except ConnectError as exc:
         _err(str(exc))
         return rehearse.EXIT_CONNECT

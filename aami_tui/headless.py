@@ -63,7 +63,27 @@ def out(text: str, err: bool = False) -> None:
 
 _notices: list[str] = []  # the server's notices during this run's apply (printed as one line)
 PROGRESS_EVERY = 4.0  # seconds between headless progress lines (at least one every 5 s while a backup runs)
-_last_progress = [0.0]
+
+
+class Every:
+    """Which progress lines a headless face prints: the first, then one every PROGRESS_EVERY seconds, and the
+    last (once: a schema-only copy's "no table data" is said once, not at every poll)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.at, self.last = 0.0, ""
+
+    def due(self, done: int, total: int, line: str) -> bool:
+        now = time.monotonic()
+        if now - self.at >= PROGRESS_EVERY or (done >= total and line != self.last):
+            self.at, self.last = now, line
+            return True
+        return False
+
+
+_every = Every()
 
 
 def _printer(e: Event) -> None:
@@ -72,14 +92,12 @@ def _printer(e: Event) -> None:
     elif isinstance(e, Log | StatementDone):  # statements: "  12/43 CREATE TABLE  2.1 ms  CREATE TABLE groups"
         out(f"  {e.message}")
     elif isinstance(e, StepChanged) and e.record.state is State.RUNNING:
-        _last_progress[0] = 0.0
+        _every.reset()
         out(f"== {e.step.title} ==")
-    elif isinstance(e, Progress) and e.step is Step.BACKUP:
-        # "  backup: 123.4 / 456.7 MiB (27 %), 45.6 MiB/s, ETA 0:07 (public.events)": the first, then every
-        # PROGRESS_EVERY seconds, and the last
-        now = time.monotonic()
-        if now - _last_progress[0] >= PROGRESS_EVERY or e.done >= e.total:
-            _last_progress[0] = now
+    elif isinstance(e, Progress) and e.step in (Step.BACKUP, Step.REHEARSE):
+        # "  backup: 123.4 / 456.7 MiB (27 %), 45.6 MiB/s, ETA 0:07 (public.events)" (the rehearsal's copy:
+        # "  restoring the copy: …"): the first, then every PROGRESS_EVERY seconds, and the last
+        if _every.due(e.done, e.total, e.message):
             out(f"  {e.message}")
     if isinstance(e, StepChanged) and e.record.state is not State.RUNNING and _notices:
         first = _notices[0].split(": ", 1)[-1]

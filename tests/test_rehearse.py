@@ -254,6 +254,7 @@ def test_headless_apply_rehearse_stops_before_begin_when_the_copy_fails(pg_serve
             "--reports-dir", str(tmp_path / "r"), env=pg_server.env(fresh_db.dbname), timeout=180)
     assert r.returncode == 10, r.stdout + r.stderr
     assert "== Rehearsal ==" in r.stdout and "Copy: restoring backup_" in r.stdout
+    assert "  restoring the copy: " in r.stdout and "(100 %), done" in r.stdout  # the copy's progress, as a backup's
     assert "aami-tui: BEGIN not run: the rehearsal on a copy failed: The real run would fail" in r.stderr
     assert catalog_fingerprint(fresh_db) == before and scratch_databases(fresh_db) == []
     (report,) = [json.loads(p.read_text()) for p in (tmp_path / "r").glob("report_*.json")]

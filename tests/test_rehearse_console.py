@@ -41,6 +41,11 @@ async def test_console_rehearsal_step_fails_then_begin_needs_the_typed_name(fres
         await pilot.press("enter")
         await scenes.wait_for(pilot, lambda: app.runbook.rehearsals and scenes._idle(app), 60, what="rehearsal")
         info = text_of(app, "#rehearse-info")
+        # the copy's restore moved its own bar, from the copy's server counters (shown while the rehearsal runs)
+        bar = screen.query_one("#rehearse-progress")
+        assert bar.total > 1 and bar.progress == bar.total and not bar.display
+        assert text_of(app, "#rehearse-line").startswith("restoring the copy: ")
+        assert text_of(app, "#rehearse-line").endswith("(100 %), done")
         assert "✗ Rehearsal on a copy: The real run would fail: Statement 2 / 44" in info
         assert "copy: a new database aami_rehearse_" in info.lower() and "; dropped" in info
         assert "r → rehearse again, or n → BEGIN anyway" in info

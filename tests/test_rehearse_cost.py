@@ -88,3 +88,19 @@ async def test_a_copy_that_cannot_fit_is_refused_up_front_headless_and_in_the_ru
     assert any(isinstance(e, Log) and e.message == rec.verdict for e in events)  # what headless prints
     assert scratch_databases(fresh_db) == []
     await rb.close("test")
+
+
+async def test_the_copy_is_restored_with_the_same_progress_as_a_backup(fresh_db, tmp_path):
+    import re
+
+    run_sql(fresh_db, "CREATE TABLE site_notes AS SELECT g AS id, repeat('x', 200) AS note "
+                      "FROM generate_series(1, 5000) g; CREATE INDEX ON site_notes (id)")
+    seen: list = []
+    r = await rehearse.rehearse(fresh_db, MIGRATION, backup_dir=tmp_path / "b", reports_dir=tmp_path / "r",
+                                on_progress=seen.append)
+    assert r.exit_code == 0, r.failed
+    assert seen and {p.what for p in seen} == {"restoring the copy"}
+    assert [p.done for p in seen] == sorted(p.done for p in seen)  # only forward
+    last = seen[-1]  # weighed by the table and its index: bytes, a percentage, done
+    assert last.total > 0 and last.done == last.total, last
+    assert re.fullmatch(r"restoring the copy: [\d.]+ / [\d.]+ (KiB|MiB) \(100 %\), done", last.line()), last.line()

@@ -221,8 +221,16 @@ async def take_backup(settings: ConnSettings, backup_dir: Path, server_major: in
     return dump
 
 
-async def _pg_restore(dump: Path, target: ConnSettings, server_major: int) -> None:
+RESTORE_WHAT = "restoring the copy"  # the progress line's head: "restoring the copy: 1.2 / 3.4 MiB (35 %), …"
+
+
+async def _pg_restore(dump: Path, target: ConnSettings, server_major: int, work: list | None = None,
+                      on_progress: Callable | None = None) -> None:
     """Restore ``dump`` into the empty copy in one transaction (no owners, no grants: the copy is ours).
+
+    ``on_progress`` gets ``progress.Progress`` snapshots, as the backup's and the restore's: which table from
+    pg_restore's --verbose lines, how far into it from the copy's server counters (pg_stat_progress_copy, then
+    create_index) on a second connection, each table weighed by ``work`` (its size when the backup was taken).
 
     A pg_restore no newer than the copy's server is preferred: connected directly, a newer one sends settings an
     older server rejects (``SET transaction_timeout``, PostgreSQL 17). When only a newer one reads the archive,
@@ -237,8 +245,11 @@ async def _pg_restore(dump: Path, target: ConnSettings, server_major: int) -> No
     for tool in await asyncio.to_thread(pgtools.all_tools, "pg_restore"):  # newest first
         if tool.major <= server_major and (await core_restore._listing(tool, dump))[0] == 0:
             argv = [tool.path, "--no-password", "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction",
-                    "-d", target.dbname, str(dump)]
-            rc, err = await pgtools._run(argv, env)
+                    *(["--verbose"] if on_progress else []), "-d", target.dbname, str(dump)]
+            if on_progress is None:
+                rc, err = await pgtools._run(argv, env)
+            else:
+                rc, err = await _run_with_progress(argv, env, target, work or [], on_progress)
             if rc != 0:
                 raise RehearsalError(f"Restoring {dump.name} into the copy failed: {_last_error(err)}")
             return
@@ -284,14 +295,58 @@ async def _pg_restore(dump: Path, target: ConnSettings, server_major: int) -> No
         raise RehearsalError(f"Restoring {dump.name} into the copy failed: {_last_error(err)}")
 
 
+async def _run_with_progress(argv: list[str], env: dict, target: ConnSettings, work: list,
+                             on_progress: Callable) -> tuple[int, str]:
+    """pg_restore with its --verbose lines and the copy's server counters feeding one tracker (core/progress.py)."""
+    from aami_tui.core import progress as prog
+
+    tracker = prog.Tracker(RESTORE_WHAT, work)
+    last_done = -1
+
+    def emit(p) -> None:
+        with contextlib.suppress(Exception):  # a face's failure must not stop the restore
+            on_progress(p)
+
+    def on_line(line: str) -> None:
+        nonlocal last_done
+        tracker.line(line)
+        now = tracker.progress()  # a table that starts or ends moves the bar at once, between the polls
+        if now.done != last_done:
+            last_done = now.done
+            emit(now)
+
+    async with prog.Watch(target, tracker, emit):
+        rc, err = await pgtools._run(argv, env, on_line=on_line)
+    if rc == 0:
+        tracker.finish()
+        emit(tracker.progress())
+    return rc, err
+
+
+async def _work(conn, meta: dict | None) -> list:
+    """The tables (and indexes) a restore of the backup copies, weighed: from the metadata beside the backup
+    (their sizes when it was taken), else from the real database now (the backup is of it). Without their oids:
+    the copy's tables have others."""
+    from aami_tui.core import progress as prog
+
+    work = [prog.Work.from_dict(w) for w in (meta or {}).get("work") or () if isinstance(w, dict)]
+    if not work:
+        with contextlib.suppress(Exception):  # no weights: the bar then moves only at the end
+            work = [prog.Work.from_dict(w.to_dict()) for w in await prog.table_work(conn, indexes=True)]
+    return work
+
+
 def _last_error(err: str) -> str:
-    lines = [ln for ln in err.splitlines() if "error" in ln.lower()] or err.splitlines() or ["?"]
+    lines = ([ln for ln in err.splitlines() if "error:" in ln.lower()]
+             or [ln for ln in err.splitlines() if "error" in ln.lower()] or err.splitlines() or ["?"])
     return lines[-1].removeprefix("pg_restore: ").removeprefix("psql:")
 
 
 @contextlib.asynccontextmanager
-async def scratch_copy(live_conn, settings: ConnSettings, dump: Path, say, result: Rehearsal):
-    """A restored copy of ``dump``: yields its ConnSettings; always dropped (or its server stopped)."""
+async def scratch_copy(live_conn, settings: ConnSettings, dump: Path, say, result: Rehearsal,
+                       on_progress: Callable | None = None, work: list | None = None):
+    """A restored copy of ``dump``: yields its ConnSettings; always dropped (or its server stopped).
+    ``on_progress``: the restore's progress (``_pg_restore``)."""
     from aami_tui.core import embedded
     from aami_tui.core.db import connect
 
@@ -314,7 +369,7 @@ async def scratch_copy(live_conn, settings: ConnSettings, dump: Path, say, resul
             try:
                 say(f"Copy: restoring {dump.name} into {name} on the same server.")
                 t0 = time.monotonic()
-                await _pg_restore(dump, target, major)
+                await _pg_restore(dump, target, major, work, on_progress)
                 result.restore_seconds = time.monotonic() - t0
                 yield target
             finally:
@@ -337,7 +392,7 @@ async def scratch_copy(live_conn, settings: ConnSettings, dump: Path, say, resul
         result.copy_name = "aami_rehearsal"
         result.copy_where = f"the embedded PostgreSQL {emb_major} ({why_not}){diff}"
         t0 = time.monotonic()
-        await _pg_restore(dump, pg.settings(), emb_major)
+        await _pg_restore(dump, pg.settings(), emb_major, work, on_progress)
         result.restore_seconds = time.monotonic() - t0
         yield pg.settings()
     finally:
@@ -377,10 +432,12 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
                    from_backup: Path | None = None, lock_timeout: float = 5.0, statement_timeout: float = 300.0,
                    pace: float = 0.0, say: Callable[[str], None] = lambda _m: None,
                    from_label: str = "given with --from-backup",
-                   started: Callable[[Rehearsal], None] = lambda _r: None) -> Rehearsal:
+                   started: Callable[[Rehearsal], None] = lambda _r: None,
+                   on_progress: Callable | None = None) -> Rehearsal:
     """Run the rehearsal. Raises ConnectError (real database unreachable) or RehearsalError (no copy).
     ``started`` receives the record as soon as it exists (a caller that cancels or times out still knows which
-    report was written)."""
+    report was written). ``on_progress`` gets ``progress.Progress`` snapshots while the copy is restored (about
+    twice a second, from the copy's server counters)."""
     from aami_tui.core.db import connect
     from aami_tui.core.runbook import Options, Runbook, RunbookError
 
@@ -421,7 +478,8 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
                 result.backup_source = f"{info.dbname} on {info.host}:{info.port}"
         except pgtools.ToolError as exc:
             raise RehearsalError(f"The backup for the rehearsal failed: {exc}") from None
-        async with scratch_copy(conn, settings, dump, say, result) as target:
+        work = await _work(conn, backup_source(dump)) if on_progress else None
+        async with scratch_copy(conn, settings, dump, say, result, on_progress, work) as target:
             opts = Options(backup_dir=backup_dir, reports_dir=Path(reports_dir) / "rehearsal-runs",
                            lock_timeout=lock_timeout, statement_timeout=statement_timeout, skip_backup=True,
                            pace=pace)

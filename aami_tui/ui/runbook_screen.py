@@ -153,6 +153,8 @@ class RunbookScreen(Screen):
                     yield ProgressBar(total=1, id="backup-progress", show_eta=False)
                     yield Static("", id="backup-line")
                     yield Static("", id="rehearse-info")
+                    yield ProgressBar(total=1, id="rehearse-progress", show_eta=False)
+                    yield Static("", id="rehearse-line")
                 with Vertical(id="pane-apply", classes="pane"):
                     yield Static("[b]Apply[/b]", classes="pane-title")
                     yield ProgressBar(total=1, id="apply-progress", show_eta=False)
@@ -384,6 +386,10 @@ class RunbookScreen(Screen):
             bar = self.query_one("#backup-progress", ProgressBar)
             bar.update(total=max(ev.total, ev.done, 1), progress=ev.done)
             self.query_one("#backup-line", Static).update(fmt.redact(ev.message.removeprefix("backup: ")))
+        elif ev.step is Step.REHEARSE:  # the copy's restore, from its server's counters (the same as the backup's)
+            bar = self.query_one("#rehearse-progress", ProgressBar)
+            bar.update(total=max(ev.total, ev.done, 1), progress=ev.done)
+            self.query_one("#rehearse-line", Static).update(fmt.redact(ev.message))
         elif ev.step is Step.APPLY:
             self.query_one("#apply-progress", ProgressBar).update(total=ev.total, progress=ev.done)
             self.query_one("#apply-line", Static).update(fmt.redact(ev.message))
@@ -434,6 +440,9 @@ class RunbookScreen(Screen):
                 ". n runs it again."))
         if rec.step is Step.BACKUP and rec.state == State.RUNNING:
             self.query_one("#backup-line", Static).update("")
+        if rec.step is Step.REHEARSE and rec.state == State.RUNNING:  # a new rehearsal: its own bar from zero
+            self.query_one("#rehearse-progress", ProgressBar).update(total=1, progress=0)
+            self.query_one("#rehearse-line", Static).update("")
         if rec.step is Step.BACKUP and rec.state == State.DONE:
             bar = self.query_one("#backup-progress", ProgressBar)
             bar.update(total=max(bar.total or 1, 1), progress=max(bar.total or 1, 1))
@@ -482,6 +491,9 @@ class RunbookScreen(Screen):
             compact = step is Step.REHEARSE or (step is Step.BEGIN and bool(rb.rehearsals))
             for widget in ("#backup-progress", "#backup-line"):
                 self.query_one(widget).display = not compact
+            rehearsing = rb.steps[Step.REHEARSE].state == State.RUNNING  # its bar only while the copy is made
+            for widget in ("#rehearse-progress", "#rehearse-line"):
+                self.query_one(widget).display = rehearsing
             if step in (Step.BEGIN, Step.REHEARSE):
                 info = self.query_one("#backup-info", Static)
                 b = rb.backup
