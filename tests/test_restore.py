@@ -283,3 +283,14 @@ async def test_the_restore_uses_the_pg_restore_the_dashboard_names(fresh_db, tmp
     assert plan.tool == named, (plan.tool.describe(), named.describe())
     assert f"Read with pg_restore {named.version} ({named.origin})" in plan.summary()
 
+
+async def test_the_restore_counts_the_backup_s_toc_entries_as_the_backup_did(fresh_db, tmp_path):
+    """Seen by the fresh-eyes tester: the runbook said the backup had 80 TOC entries, the restore of the same
+    backup said 76 (it counted the listed lines, without ENCODING, STDSTRINGS, SEARCHPATH...)."""
+    b, _named, _major = await _backup_with_the_named_tools(fresh_db, tmp_path)
+    entry = pgtools.list_backups(tmp_path / "backups", fresh_db.dbname)[0]
+    plan = await core_restore.plan(fresh_db, entry)
+    assert plan.toc_entries == b.toc_entries
+    r = await core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports", expected=plan)
+    assert r.outcome == "restored" and r.toc_entries == b.toc_entries
+    assert json.loads(r.report.with_suffix(".json").read_text())["toc_entries"] == b.toc_entries

@@ -590,13 +590,18 @@ async def toc_count(tool: Tool, dump: Path) -> int:
     out, err = await proc.communicate()
     if proc.returncode != 0:
         raise ToolError(_explain_tool_failure("pg_restore --list", err.decode(errors="replace"), None))
-    text = out.decode(errors="replace")
-    # The count pg_restore states ("; TOC Entries: N"), which a DBA compares with: it includes the entries
-    # it does not list (ENCODING, STDSTRINGS, SEARCHPATH, ...). Older formats without it: count the lines.
-    m = re.search(r"^;\s+TOC Entries:\s+(\d+)", text, re.M)
+    return toc_entries_of(out.decode(errors="replace"))
+
+
+def toc_entries_of(listing: str) -> int:
+    """How many TOC entries a ``pg_restore --list`` output says the archive has: the one count of a backup, the
+    same in the runbook, the restore and the reports. It is the count pg_restore states ("; TOC Entries: N"),
+    which a DBA compares with: it includes the entries it does not list (ENCODING, STDSTRINGS, SEARCHPATH, ...).
+    Older formats without it: count the lines."""
+    m = re.search(r"^;\s+TOC Entries:\s+(\d+)", listing, re.M)
     if m:
         return int(m.group(1))
-    return sum(1 for ln in text.splitlines() if ln.strip() and not ln.startswith(";"))
+    return sum(1 for ln in listing.splitlines() if ln.strip() and not ln.startswith(";"))
 
 
 def write_checksum(dump: Path, digest: str, source: dict | None = None) -> Path:

@@ -331,7 +331,7 @@ async def _plan_on(conn, entry: pgtools.BackupEntry) -> RestorePlan:
     version = f"{i.server_version // 10000}.{i.server_version % 10000}"
     named = await asyncio.to_thread(pgtools.tool_choices, "pg_restore", i.server_version // 10000)
     passed_over = named[0] if named and named[0] != tool else None
-    return RestorePlan(entry.path, tool, psql, archive, version, len(toc),
+    return RestorePlan(entry.path, tool, psql, archive, version, pgtools.toc_entries_of(listing),
                        backup_tables_from(toc), drops, passed_over)
 
 

@@ -201,7 +201,7 @@ class RestoreScreen(Screen):
         def progress(done: int, total: int, what: str) -> None:
             if not by_bytes:
                 bar.update(total=max(total, done, 1), progress=done)
-                status.update(f"Restoring {e.path.name}: {done} / {total} entries · {what[:80]}")
+                status.update(f"Restoring {e.path.name}: step {done} of about {total} · {what[:80]}")
 
         def on_progress(p) -> None:  # COPY, then index builds: MiB, %, rate, ETA
             by_bytes[:] = [True]
@@ -222,7 +222,8 @@ class RestoreScreen(Screen):
         self.result = r
         bar.update(total=max(r.toc_entries, 1), progress=max(r.toc_entries, 1))
         text = Text.assemble(("✓ Restored ", "bold green"), e.path.name,
-                             f" in {fmt.elapsed(time.time() - t0)} ({plural(r.toc_entries, 'entry', 'entries')})\n")
+                             f" in {fmt.elapsed(time.time() - t0)} ({r.toc_entries} TOC entries, as the backup "
+                             "counted them)\n")
         if r.dropped:
             text.append(f"Dropped (created after the backup): {', '.join(r.dropped)}\n")
         for line in r.words():
