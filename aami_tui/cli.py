@@ -191,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     rh.add_argument("--lock-timeout", type=_positive, default=5.0, metavar="S", help="lock_timeout (default 5)")
     rh.add_argument("--statement-timeout", type=_positive, default=300.0, metavar="S",
                     help="statement_timeout (default 300)")
+    rh.add_argument("--rehearse-timeout", type=_positive, default=3600.0, metavar="S",
+                    help="the rehearsal's bound in seconds: the backup's restore into the copy plus the run there "
+                        "(default 3600, one hour); past it the rehearsal is stopped and the copy dropped")
     rh.add_argument("--json", action="store_true", help="print the rehearsal's record as JSON")
 
     s = sub.add_parser("screenshots", help="regenerate the SVGs in screenshots/ (uses the embedded server)")
@@ -211,6 +214,9 @@ def _runbook_opts(p: argparse.ArgumentParser) -> None:
     g.add_argument("--idle-timeout", type=_non_negative, default=900.0, metavar="S",
                    help="idle_in_transaction_session_timeout of the migration session: the server rolls back a "
                         "transaction left idle this long (default 900; 0 = off)")
+    g.add_argument("--rehearse-timeout", type=_positive, default=3600.0, metavar="S",
+                   help="with --rehearse (or r in the console), the rehearsal's bound in seconds: the backup's restore into the copy plus the run there "
+                        "(default 3600, one hour); past it the rehearsal is stopped and the copy dropped")
     g.add_argument("--migration-file", type=Path, default=None, help="apply this file instead of the shipped one")
     g.add_argument("--rehearsal-report", type=Path, default=None, metavar="FILE",
                    help="a report from `aami-tui rehearse`: pre-flight's 'Tested on staging' evidence")
@@ -457,11 +463,21 @@ async def _rehearse(settings, args) -> int:
         if every.due(p.done, p.total, p.line()):
             print(p.line(), file=sys.stderr, flush=True)
 
+    held: list = []  # the rehearsal's record as soon as it exists: its report, on a timeout
     try:
-        r = await rehearse.rehearse(settings, path, backup_dir=args.backup_dir, reports_dir=args.reports_dir,
-                                    from_backup=args.from_backup, lock_timeout=args.lock_timeout,
-                                    statement_timeout=args.statement_timeout,
-                                    say=lambda m: print(m, file=sys.stderr, flush=True), on_progress=on_progress)
+        r = await asyncio.wait_for(rehearse.rehearse(
+            settings, path, backup_dir=args.backup_dir, reports_dir=args.reports_dir, from_backup=args.from_backup,
+            lock_timeout=args.lock_timeout, statement_timeout=args.statement_timeout,
+            say=lambda m: print(m, file=sys.stderr, flush=True), on_progress=on_progress, started=held.append),
+            args.rehearse_timeout)
+    except TimeoutError:
+        made = held and held[0].copy_name
+        copy = ("no copy was made" if not made else "the copy was dropped" if held[0].copy_dropped
+                else f"the copy {held[0].copy_name} could NOT be dropped: drop it by hand")
+        report = f" Report: {held[0].report}." if held and held[0].report else ""
+        _err(f"The rehearsal did not finish within {args.rehearse_timeout:g}s (--rehearse-timeout); {copy}; the "
+             f"real database was only read.{report}")
+        return rehearse.EXIT_TIMED_OUT
     except ConnectError as exc:
         _err(str(exc))
         return rehearse.EXIT_CONNECT

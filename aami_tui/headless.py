@@ -109,7 +109,7 @@ def _printer(e: Event) -> None:
 async def _run(settings, args) -> int:
     path = migration.resolve_migration_path(args.migrations_dir, args.migration_file)
     kw = {}
-    for opt in ("commit_timeout", "idle_timeout"):
+    for opt in ("commit_timeout", "idle_timeout", "rehearse_timeout"):
         if getattr(args, opt, None) is not None:
             kw[opt] = getattr(args, opt)
     opts = Options(backup_dir=args.backup_dir, reports_dir=args.reports_dir, lock_timeout=args.lock_timeout,

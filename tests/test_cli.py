@@ -39,3 +39,13 @@ def test_one_millisecond_is_accepted_and_reaches_the_server(pg_server, fresh_db,
     assert r.returncode == 6, r.stderr  # dry run: everything passed, rolled back
     report = next((tmp_path / "r").glob("report_*.md")).read_text()
     assert "lock_timeout = 1ms" in report
+
+
+def test_bad_rehearse_timeout_is_a_usage_error_with_a_clear_sentence():
+    """`--rehearse-timeout` (the rehearsal's bound, one hour by default) is checked like the other timeouts."""
+    for command in (("rehearse",), ("apply", "--rehearse"), ("console",)):
+        for value, words in (("0", "more than zero"), ("-5", "more than zero"), ("inf", "finite"),
+                             ("soon", "not a number of seconds")):
+            r = cli(*command, "--rehearse-timeout", value)
+            assert r.returncode == EXIT_USAGE, (command, value, r.returncode, r.stderr)
+            assert "--rehearse-timeout" in r.stderr and words in r.stderr and "Traceback" not in r.stderr, r.stderr

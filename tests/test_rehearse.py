@@ -260,3 +260,19 @@ def test_headless_apply_rehearse_stops_before_begin_when_the_copy_fails(pg_serve
     (report,) = [json.loads(p.read_text()) for p in (tmp_path / "r").glob("report_*.json")]
     assert report["exit_code"] == 10 and report["rehearsals"][0]["outcome"] == "failed"
 
+
+
+def test_rehearse_timeout_bounds_the_rehearsal_and_says_so(pg_server, fresh_db, tmp_path):
+    """`aami-tui rehearse` had no bound at all and `apply --rehearse` only the engine's fixed hour: now
+    --rehearse-timeout bounds both, the copy is dropped, and the sentence names the flag."""
+    run_sql(fresh_db, NOTES)
+    env = pg_server.env(fresh_db.dbname)
+    r = cli(*args(tmp_path, "--rehearse-timeout", "0.2"), env=env, timeout=120)
+    assert r.returncode == rehearse.EXIT_TIMED_OUT, r.stdout + r.stderr
+    assert "The rehearsal did not finish within 0.2s (--rehearse-timeout)" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and scratch_databases(fresh_db) == []
+    r = cli("apply", "--rehearse", "--rehearse-timeout", "0.2", "--backup-dir", str(tmp_path / "b2"),
+            "--reports-dir", str(tmp_path / "r2"), env=env, timeout=120)
+    assert r.returncode == 10, r.stdout + r.stderr
+    assert "The rehearsal did not finish within 0.2s" in r.stdout + r.stderr
+    assert scratch_databases(fresh_db) == []

@@ -36,6 +36,7 @@ EXIT_WOULD_FAIL = 1
 EXIT_CONNECT = 2
 EXIT_DRIFT_LEFT = 3
 EXIT_NO_COPY = 4
+EXIT_TIMED_OUT = 5  # it did not finish within --rehearse-timeout (the copy dropped)
 EXIT_INTERRUPTED = 130
 
 

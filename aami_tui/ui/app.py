@@ -392,7 +392,7 @@ def run_console(settings: ConnSettings, args, embedded=None) -> int:
                    rehearsal_report=getattr(args, "rehearsal_report", None),
                    compress=getattr(args, "compress", "0"), jobs=getattr(args, "jobs", 1),
                    commit_timeout=getattr(args, "commit_timeout", 60.0), idle_timeout=getattr(args, "idle_timeout", 900.0),
-                   dev=getattr(args, "dev", False))
+                   rehearse_timeout=getattr(args, "rehearse_timeout", 3600.0), dev=getattr(args, "dev", False))
     app = create_app(settings, migration_path=args.migration_file, migrations_dir=args.migrations_dir,
                      options=opts, refresh_interval=args.refresh, embedded=embedded)
     app.run()
