@@ -47,3 +47,37 @@ async def test_inspection_pane_survives_a_failing_query_then_commit(fresh_db, tm
     assert [(x["query"], x["outcome"]) for x in report["inspections"]] == [
         ("\\dt", "ok"), ("select pg_sleep(0.4)", "ok"), ("select * from nope", "failed"),
         ("delete from groups", "refused")]
+
+
+async def test_inspection_pane_shows_the_transaction_state_and_follows_it_when_the_connection_is_lost(fresh_db,
+                                                                                                     tmp_path):
+    """The pane is a modal over the runbook: it shows the runbook bar's state itself (the same words and colours)
+    and follows it: a session terminated from outside turns it to CONNECTION LOST while the pane is open."""
+    from conftest import run_sql
+
+    from aami_tui.core.runbook import Tx
+
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.walk_to(pilot, Step.BEGIN)
+        await pilot.press("i")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "inspect", what="inspect pane")
+        pane = app.screen
+
+        def badge(screen, selector: str) -> tuple[str, str]:
+            head = screen.query_one(selector).render()
+            first = head.spans[0]
+            return head.plain[first.start:first.end], str(first.style)
+
+        bar = app.runbook_screen
+        open_badge = badge(pane, "#inspect-head")
+        assert open_badge == badge(bar, "#txbar") and open_badge[0] == " TRANSACTION OPEN "
+        run_sql(fresh_db, f"SELECT pg_terminate_backend({app.runbook.backend_pid})")  # a DBA, a failover…
+        await scenes.wait_for(pilot, lambda: app.runbook.tx == Tx.LOST and pane.rb.tx == pane._tx, 30, what="lost")
+        assert app.screen is pane  # still open, and it says so
+        lost_badge = badge(pane, "#inspect-head")
+        assert lost_badge == badge(bar, "#txbar") and lost_badge[0] == " CONNECTION LOST: NOT COMMITTED "
+        assert lost_badge[1] != open_badge[1] and "red" in lost_badge[1]
+        assert text_of(app, "#inspect-status").startswith("The migration transaction is no longer open (connection "
+                                                           "lost: not committed): nothing more runs here.")

@@ -5,11 +5,27 @@ from __future__ import annotations
 import time
 
 import humanize
+from rich.text import Text
 
+from aami_tui.core.runbook.model import Tx
 from aami_tui.core.words import plural  # noqa: F401  (fmt.plural, for the screens)
 from aami_tui.core.words import size as size_words
 
 STABLE = False  # set by the app factory for snapshot tests / screenshots: hides clocks and timings
+
+
+# The transaction's state in colour: one place for the runbook's bar, its step list and the inspection pane.
+TX_STYLE = {Tx.OPEN: "bold black on yellow", Tx.ABORTED: "bold white on red", Tx.LOST: "bold white on red",
+            Tx.UNKNOWN: "bold white on red", Tx.COMMITTED: "bold black on green", Tx.ROLLED_BACK: "bold black on cyan"}
+
+
+def tx_style(tx: Tx, default: str = "bold") -> str:
+    return TX_STYLE.get(tx, default)
+
+
+def tx_badge(tx: Tx) -> Text:
+    """`` TRANSACTION OPEN `` / `` CONNECTION LOST: NOT COMMITTED ``…: the engine's words, upper case, in colour."""
+    return Text(f" {tx.value.upper()} ", style=tx_style(tx))
 
 
 def size(n: int | None) -> str:

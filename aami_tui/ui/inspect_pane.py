@@ -18,7 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Input, Static
 
 from aami_tui.core import inspect as core_inspect
-from aami_tui.core.runbook import Runbook, RunbookError
+from aami_tui.core.runbook import Runbook, RunbookError, Tx
 from aami_tui.core.words import plural
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
@@ -35,6 +35,7 @@ class InspectPane(ModalScreen[None]):
         self.rb = rb
         self.allow_write = False
         self.last: core_inspect.InspectResult | None = None
+        self._tx = rb.tx  # the state the head shows
 
     def compose(self) -> ComposeResult:
         with Vertical(id="inspect-box", classes="modal-box"):
@@ -51,10 +52,24 @@ class InspectPane(ModalScreen[None]):
         self.query_one(Input).focus()
 
     def _head(self) -> None:
+        """The transaction's state first, as the runbook's bar shows it (fmt.tx_badge), then the mode."""
+        self._tx = self.rb.tx
         mode = (Text("WRITES UNLOCKED: a successful statement is kept in the migration transaction", style="bold red")
                 if self.allow_write else Text("read-only (each query is rolled back to its savepoint)", style="green"))
         self.query_one("#inspect-head", Static).update(Text.assemble(
-            ("Inspect inside the transaction", "bold"), f" on {self.rb.settings.dbname} · ", mode))
+            fmt.tx_badge(self.rb.tx), "  ", ("Inspect inside the transaction", "bold"),
+            f" on {self.rb.settings.dbname} · ", mode))
+
+    def show_tx(self) -> None:
+        """The transaction changed while the pane is open (the runbook screen calls this; each query too): the
+        badge follows, and once it is no longer open the pane says that nothing more runs here."""
+        if self.rb.tx == self._tx:
+            return
+        self._head()
+        if self.rb.tx != Tx.OPEN:
+            self.query_one("#inspect-status", Static).update(Text(
+                f"The migration transaction is no longer open ({self.rb.tx.value}): nothing more runs here. "
+                "escape goes back to the runbook, which says what to do next.", style="bold red"))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
@@ -87,6 +102,13 @@ class InspectPane(ModalScreen[None]):
 
     @work(exclusive=True, group="inspect", exit_on_error=False)
     async def run_query(self, text: str) -> None:
+        try:
+            await self._run_query(text)
+        finally:
+            if self.is_attached:  # a query that lost the connection or aborted the transaction: said at once
+                self.show_tx()
+
+    async def _run_query(self, text: str) -> None:
         status = self.query_one("#inspect-status", Static)
         status.update(Text(f"Running: {text}", style="dim"))
         try:

@@ -460,6 +460,11 @@ class RunbookScreen(Screen):
     @on(TxChangedMsg)
     def _tx_changed(self, message: TxChangedMsg) -> None:
         self._txbar()
+        from aami_tui.ui.inspect_pane import InspectPane
+
+        for screen in self.app.screen_stack:  # the inspection pane over the runbook shows the same state
+            if isinstance(screen, InspectPane) and screen.rb is self.rb and screen.is_attached:
+                screen.show_tx()
         if not self.rb.tx_open:  # at once, not at the next tick: an ended transaction holds no locks
             self._show_lock_watch(None)
         if self.rb.tx in (Tx.ROLLED_BACK, Tx.LOST) and getattr(self, "_sql_progress", False):
@@ -596,12 +601,9 @@ class RunbookScreen(Screen):
 
     def _txbar(self) -> None:
         rb = self.rb
-        style = {Tx.OPEN: "bold black on yellow", Tx.ABORTED: "bold white on red", Tx.LOST: "bold white on red",
-                 Tx.UNKNOWN: "bold white on red", Tx.COMMITTED: "bold black on green",
-                 Tx.ROLLED_BACK: "bold black on cyan"}.get(rb.tx, "bold")
         bar = self.query_one("#txbar", Static)
         # The hint comes before the database name, so that a narrow terminal cuts the name, not what to press.
-        bar.update(Text.assemble((f" {rb.tx.value.upper()} ", style), "  ", ("Next: ", "bold"),
+        bar.update(Text.assemble(fmt.tx_badge(rb.tx), "  ", ("Next: ", "bold"),
                                  (self.next_hint(), "bold cyan"), "   on ", (rb.settings.dbname, "bold"),
                                  no_wrap=True, overflow="ellipsis"))
 

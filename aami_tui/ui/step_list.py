@@ -61,10 +61,7 @@ class StepList(Static):
                 icon, style = ICON[r.state]
                 t.add_row(Text(icon, style=style), Text("  rehearse (opt.)", style="dim" if r.state ==
                                                         State.PENDING else ""), Text(_short(r.elapsed), style="dim"))
-        tx_style = {Tx.OPEN: "bold black on yellow", Tx.ABORTED: "bold white on red",
-                    Tx.COMMITTED: "bold black on green", Tx.ROLLED_BACK: "bold black on cyan",
-                    Tx.LOST: "bold white on red", Tx.UNKNOWN: "bold white on red"}.get(rb.tx, "dim")
-        below = [Text(f" {rb.tx.value} ", style=tx_style)]  # wraps on its own lines, whole
+        below = [Text(f" {rb.tx.value} ", style=fmt.tx_style(rb.tx, "dim"))]  # wraps on its own lines, whole
         if marked:  # the icon's meaning; the status line above already says "rolled back"
             below.append(Text("↺ ran, then undone", style="yellow"))
         self.update(Group(t, *below))
