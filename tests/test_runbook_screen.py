@@ -90,7 +90,8 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
         assert "Applied" not in head and f"{total} statements" in head, head
         await pilot.press("s")
         await pilot.pause()
-        assert app.screen.query_one("#sql-text", TextArea).selected_text == ""  # no statement marked as reached
+        area = app.screen.query_one("#sql-text", TextArea)
+        assert area.selected_text == "" and area.scroll_y == 0  # no statement marked as reached: the file's top
 
 
 async def test_an_aborted_transaction_keeps_icons_timings_and_the_whole_status(fresh_db, tmp_path):

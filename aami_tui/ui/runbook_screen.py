@@ -228,10 +228,11 @@ class RunbookScreen(Screen):
     def _sql_head_file(self, note: str = "") -> None:
         """The SQL pane names the file and no statement as reached: nothing of it is applied in the transaction
         now (a retry from BEGIN, or the last attempt rolled back)."""
-        self._sql_index = self._sql_line = None
+        self._sql_index, self._sql_line = None, 1  # the view goes back to the file's top
         self._sql_progress = False
         area = self.query_one("#sql-text", TextArea)
-        area.selection = Selection.cursor(area.selection.end)
+        area.selection = Selection.cursor((0, 0))
+        self._scroll_sql()
         mf = self.rb.migration
         if mf is None:
             return
