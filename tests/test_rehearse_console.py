@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import run_sql
 from test_rehearse import NOTES, scratch_databases
 
@@ -16,7 +17,8 @@ async def test_console_rehearsal_step_fails_then_begin_needs_the_typed_name(fres
     from faults import migration_with
     from test_console import SIZE, make_app, text_of
 
-    from aami_tui.core.runbook import Phase
+    from aami_tui.core import files
+    from aami_tui.core.runbook import Phase, State, Step
     from aami_tui.ui import scenes
 
     run_sql(fresh_db, NOTES)
@@ -33,6 +35,14 @@ async def test_console_rehearsal_step_fails_then_begin_needs_the_typed_name(fres
         await scenes.next_step(pilot)  # pre-flight
         await scenes.next_step(pilot)  # backup
         assert "Next: n → BEGIN   r → rehearse on a copy first (optional)" in text_of(app, "#rehearse-info")
+        # a copy that plainly cannot fit: refused with the sentence, no confirmation, nothing run
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(files, "free_bytes", lambda _path: 1024 * 1024)
+            await pilot.press("r")
+            await scenes.wait_for(pilot, lambda: any("Not enough disk for the rehearsal" in line.plain
+                                                     for line in screen._said), what="refusal")
+        assert app.screen is screen and not app.runbook.rehearsals
+        assert app.runbook.steps[Step.REHEARSE].state is State.PENDING
         await pilot.press("r")
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "rehearse-modal", what="modal")
         body = text_of(app, "#confirm-body")  # what the copy costs, against what is free where it goes
