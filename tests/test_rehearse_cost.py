@@ -20,15 +20,15 @@ def database_size(settings) -> int:
         return c.execute("SELECT pg_database_size(current_database())").fetchone()[0]
 
 
-async def cost_as(settings, **params) -> rehearse.CopyCost:
+async def cost_as(settings, backup_dir=None, **params) -> rehearse.CopyCost:
     conn = await connect(settings.__class__({**settings.params, **params}, "--dsn"))
     try:
-        return await rehearse.copy_cost(conn, settings)
+        return await rehearse.copy_cost(conn, settings, backup_dir)
     finally:
         await conn.close()
 
 
-async def test_the_copy_costs_the_database_size_against_what_is_free_where_it_goes(fresh_db):
+async def test_the_copy_costs_the_database_size_against_what_is_free_where_it_goes(fresh_db, tmp_path):
     run_sql(fresh_db, NOTES)
     cost = await cost_as(fresh_db)
     need = database_size(fresh_db)
@@ -39,6 +39,10 @@ async def test_the_copy_costs_the_database_size_against_what_is_free_where_it_go
         "The rehearsal needs a whole extra copy of the database in a new database on the same server: about "
         f"{size(need)} of disk (the database's size, {size(need)}); ")
     assert cost.sentence().endswith(f" is free in {cost.path}.")
+    # no backup given: it takes one first, and says where and how much room that needs
+    with_backup = (await cost_as(fresh_db, tmp_path / "b")).sentence()
+    assert with_backup.startswith(cost.sentence().split("; ")[0])
+    assert f" It takes a backup first (pg_dump): up to {size(need)} in {tmp_path / 'b'} (" in with_backup
     # a role that may create databases but not read data_directory: said, not guessed
     role = f"cost_r_{os.getpid()}"
     run_sql(fresh_db, f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'pw' CREATEDB;"
@@ -76,12 +80,24 @@ async def test_a_copy_that_cannot_fit_is_refused_up_front_headless_and_in_the_ru
     assert words.endswith("free space there first, the real database was not touched.")
     assert said == [] and not (tmp_path / "b").exists() and not (tmp_path / "r").exists()  # no backup, no report
     assert scratch_databases(fresh_db) == []
-    # the runbook's step (the console's r, `apply --rehearse`): the same function, the same words
+    # room for the copy, not for the backup it would take first: that is refused too, and said so
+    monkeypatch.setattr(files, "free_bytes", lambda path: 1 << 50 if str(path).endswith("/data") else need)
+    with pytest.raises(rehearse.RehearsalError) as exc:
+        await rehearse.rehearse(fresh_db, MIGRATION, backup_dir=tmp_path / "b", reports_dir=tmp_path / "r")
+    assert str(exc.value).startswith(f"Not enough disk for the rehearsal's backup: it takes a pg_dump of the "
+                                     f"database first, up to {size(need)} in {tmp_path / 'b'}, and only "
+                                     f"{size(need)} is free there")
+    assert str(exc.value).endswith("(or give it a backup: --from-backup FILE).") and not (tmp_path / "b").exists()
+    # the runbook's step (the console's r, `apply --rehearse`), which restores the run's own backup: the same
+    # function, the same words
+    monkeypatch.setattr(files, "free_bytes", lambda _path: need)
     events: list = []
     rb = runbook(fresh_db, tmp_path, events=events)
     await rb.preflight()
     await rb.backup_step()
-    assert (await rb.rehearsal_cost()).refusal() == words
+    words = (await rb.rehearsal_cost()).refusal()
+    assert words.startswith("Not enough disk for the rehearsal: it needs a whole extra copy of the database")
+    assert "backup" not in words.split(" (what is needed")[0]  # the run's backup exists: no second one
     rec = await rb.rehearse()
     assert rec.outcome == "no copy" and rec.verdict == f"The rehearsal could not run: {words[:-1]}; no copy was made."
     assert rb.steps[Step.REHEARSE].state is State.FAILED and rb.phase is Phase.READY

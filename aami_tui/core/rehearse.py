@@ -145,7 +145,8 @@ EMBEDDED_OVERHEAD = 64 * 1024 * 1024  # an embedded cluster's own files: initdb'
 
 @dataclass(frozen=True)
 class CopyCost:
-    """What the copy costs on disk, and whether it fits where it would go (``copy_cost``)."""
+    """What the copy costs on disk, and whether it fits where it would go (``copy_cost``); with the backup the
+    rehearsal takes first when none is given."""
 
     db_size: int  # the real database's size (pg_database_size): what the restored copy takes, about
     need: int  # the copy's bytes: the database's size (plus the embedded cluster's own files there)
@@ -153,11 +154,29 @@ class CopyCost:
     path: str | None = None  # where the free space was measured
     free: int | None = None  # None: it cannot be measured from here (why_not says why)
     why_not: str = ""
+    backup_need: int = 0  # a backup taken first (none given): at most the database's size, as pre-flight counts it
+    backup_path: str | None = None
+    backup_free: int | None = None
+    shared: bool = False  # the backup and the copy on one file system: both must fit there together
+
+    @property
+    def copy_fits(self) -> bool | None:
+        if self.free is None:
+            return None
+        return files.room_for(self.free, self.need + (self.backup_need if self.shared else 0))
+
+    @property
+    def backup_fits(self) -> bool | None:
+        if not self.backup_need or self.backup_free is None:
+            return None
+        return files.room_for(self.backup_free, self.backup_need)
 
     @property
     def fits(self) -> bool | None:
         """True / False by the same rule as pre-flight's backup check (files.room_for); None: not measured."""
-        return None if self.free is None else files.room_for(self.free, self.need)
+        if self.copy_fits is False or self.backup_fits is False:
+            return False
+        return self.copy_fits
 
     def _needs(self) -> str:
         extra = (f" plus {size_words(EMBEDDED_OVERHEAD)} for the embedded server's own files"
@@ -165,29 +184,73 @@ class CopyCost:
         return (f"a whole extra copy of the database {self.where}: about {size_words(self.need)} of disk (the "
                 f"database's size, {size_words(self.db_size)}{extra})")
 
+    def _backup(self) -> str:
+        free = f"{size_words(self.backup_free)} free" if self.backup_free is not None else "free space unknown"
+        same = "; the same disk as the copy, so both must fit there" if self.shared else ""
+        return (f" It takes a backup first (pg_dump): up to {size_words(self.backup_need)} in {self.backup_path} "
+                f"({free}{same}).")
+
     def sentence(self) -> str:
-        """One sentence for the confirmation and the headless output."""
+        """One sentence for the confirmation and the headless output (two when it takes a backup first)."""
+        if self.fits is False:
+            return self.refusal()
         if self.free is None:
-            return (f"The rehearsal needs {self._needs()}; the free space there cannot be measured from here "
+            text = (f"The rehearsal needs {self._needs()}; the free space there cannot be measured from here "
                     f"({self.why_not}): make sure it has room before you confirm.")
-        if self.fits:
-            return f"The rehearsal needs {self._needs()}; {size_words(self.free)} is free in {self.path}."
-        return self.refusal()
+        else:
+            text = f"The rehearsal needs {self._needs()}; {size_words(self.free)} is free in {self.path}."
+        return text + (self._backup() if self.backup_need else "")
 
     def refusal(self) -> str:
-        return (f"Not enough disk for the rehearsal: it needs {self._needs()}, and only {size_words(self.free)} "
-                f"is free in {self.path} (the copy plus a fifth and {size_words(files.ROOM_MARGIN)} must be free, as "
-                "for the backup); free space there first, the real database was not touched.")
+        rule = (f"(what is needed plus a fifth and {size_words(files.ROOM_MARGIN)} must be free, as for the "
+                "backup); free space there first, the real database was not touched.")
+        if self.copy_fits is False:
+            both = (f" and, on the same disk, the backup it takes first (up to {size_words(self.backup_need)})"
+                    if self.shared and self.backup_need else "")
+            return (f"Not enough disk for the rehearsal: it needs {self._needs()}{both}, and only "
+                    f"{size_words(self.free)} is free in {self.path} {rule}")
+        return (f"Not enough disk for the rehearsal's backup: it takes a pg_dump of the database first, up to "
+                f"{size_words(self.backup_need)} in {self.backup_path}, and only {size_words(self.backup_free)} is "
+                f"free there {rule[:-1]} (or give it a backup: --from-backup FILE).")
 
 
 def _local(host) -> bool:
     return _host(host) == "local"
 
 
-async def copy_cost(conn, settings: ConnSettings) -> CopyCost:
+def _existing(path: Path) -> Path:
+    """``path``, or its nearest existing parent (a backup directory not made yet)."""
+    path = Path(path).expanduser().absolute()
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _same_disk(a, b) -> bool:
+    import os
+
+    try:
+        return os.stat(a).st_dev == os.stat(b).st_dev
+    except (OSError, TypeError):
+        return False
+
+
+async def copy_cost(conn, settings: ConnSettings, backup_dir: Path | None = None) -> CopyCost:
     """How much disk the copy needs (the database's size) and what is free where it would go: the server's data
     directory when the copy goes to the same server and that server runs on this machine (and the role may read
-    data_directory), the temporary directory when it goes to the embedded PostgreSQL."""
+    data_directory), the temporary directory when it goes to the embedded PostgreSQL. ``backup_dir``: the
+    rehearsal takes a backup there first (no backup was given), which needs room too."""
+    import dataclasses
+
+    cost = await _copy_cost(conn, settings)
+    if backup_dir is None:
+        return cost
+    where = _existing(Path(backup_dir))
+    return dataclasses.replace(cost, backup_need=cost.db_size, backup_path=str(Path(backup_dir).expanduser()),
+                               backup_free=files.free_bytes(where), shared=_same_disk(where, cost.path))
+
+
+async def _copy_cost(conn, settings: ConnSettings) -> CopyCost:
     cur = await conn.execute(sql("copy_room"))
     db_size, can_create, data_dir = await cur.fetchone()
     db_size = int(db_size or 0)
@@ -454,7 +517,7 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
     with contextlib.suppress(mig.MigrationError):
         result.migration_sha256 = mig.load(migration_path).sha256
     try:
-        cost = await copy_cost(conn, settings)
+        cost = await copy_cost(conn, settings, backup_dir if from_backup is None else None)
         if cost.fits is False:  # refused up front: no backup taken, no copy made, no report
             raise RehearsalError(cost.refusal())
         result.disk = cost.sentence()

@@ -467,7 +467,8 @@ class Runbook:
         async def ask():
             conn = await connect(self.settings)
             try:
-                return await reh.copy_cost(conn, self.settings)
+                # with no backup in this run (skipped), the rehearsal takes its own first: that needs room too
+                return await reh.copy_cost(conn, self.settings, self.opt.backup_dir if self.backup is None else None)
             finally:
                 await conn.close()
 
