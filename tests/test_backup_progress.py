@@ -148,6 +148,10 @@ async def test_console_backup_bar_moves_with_rate_and_eta(fresh_db, tmp_path):
         mid = [(p, t) for p, t in seen if 0 < p < 1]
         assert mid and any("MiB/s" in t and "ETA" in t for _, t in mid), seen
         assert [p for p, _ in seen] == sorted(p for p, _ in seen)
+        await pilot.pause()
+        r = line.render()
+        last = getattr(r, "plain", str(r))
+        assert "(100 %), done" in last and "ETA" not in last, last  # the finished backup's line, not a stale one
 
 
 async def test_restore_progress_comes_from_the_server_and_only_moves_forward(fresh_db, tmp_path):

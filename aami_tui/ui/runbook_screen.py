@@ -382,7 +382,7 @@ class RunbookScreen(Screen):
     def _progress(self, message: ProgressMsg) -> None:
         ev = message.event
         if ev.step is Step.BACKUP:  # table data copied, from the server's counters (core/progress.py)
-            if self.rb.steps[Step.BACKUP].state != State.RUNNING:  # a late one, after a cancel: it ran no more
+            if self.rb.steps[Step.BACKUP].state is State.PENDING:  # a late one, after a cancel: it ran no more
                 return
             bar = self.query_one("#backup-progress", ProgressBar)
             bar.update(total=max(ev.total, ev.done, 1), progress=ev.done)
