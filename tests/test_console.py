@@ -359,6 +359,8 @@ async def test_a_cancelled_backup_says_cancelled_not_its_last_progress(fresh_db,
             assert "ETA" not in line and "%" not in line and "MiB" not in line, line
             assert line.startswith("✗ Backup cancelled") and "partial" in line and "removed" in line, line
             assert app.screen.query_one("#backup-progress").percentage == 0
+            said = [str(t) for t in app.screen._said]
+            assert sum(t.startswith("Backup cancelled") for t in said) == 1, said[-4:]  # said once, with what became of the file
         assert list((tmp_path / "backups").glob("backup_*")) == []
     finally:
         holder.close()

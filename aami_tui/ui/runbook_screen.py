@@ -861,7 +861,8 @@ class RunbookScreen(Screen):
             self.say(f"{step.title} did not finish within {TIMEOUTS.get(step):g}s and was cancelled.", "error")
             self.notify(f"{step.title} timed out.", severity="error")
         except asyncio.CancelledError:
-            self.say(f"{step.title} cancelled.", "warn")
+            if step not in (Step.BACKUP, Step.REHEARSE):  # those say it themselves, with what became of their files
+                self.say(f"{step.title} cancelled.", "warn")
             raise
         except Exception as exc:  # an unexpected failure is still one clear line, never a traceback
             self.say(f"{step.title} failed unexpectedly: {type(exc).__name__}: {exc}", "error")
