@@ -119,10 +119,13 @@ async def test_backup_from_the_newest_pg_dump_restores_into_an_older_server(fres
     newest = pgtools.all_tools("pg_dump")[0]
     dump = tmp_path / "newest.dump"
     await pgtools.run_dump(newest, fresh_db, dump)
+    seen: list = []
     r = await rehearse.rehearse(fresh_db, MIGRATION, backup_dir=tmp_path / "b", reports_dir=tmp_path / "r",
-                                from_backup=dump)
+                                from_backup=dump, on_progress=seen.append)
     assert r.exit_code == 0, r.failed
     assert r.backup.endswith("(given with --from-backup)") and r.copy_dropped
+    # progress through either path (pg_restore direct, or its script through psql): weighed, and done at the end
+    assert seen and seen[-1].total > 0 and seen[-1].done == seen[-1].total, seen[-1:]
 
 
 async def test_a_backup_of_another_database_is_refused_and_is_no_evidence(fresh_db, tmp_path):

@@ -310,26 +310,45 @@ async def _pg_restore(dump: Path, target: ConnSettings, server_major: int, work:
         if tool.major <= server_major and (await core_restore._listing(tool, dump))[0] == 0:
             argv = [tool.path, "--no-password", "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction",
                     *(["--verbose"] if on_progress else []), "-d", target.dbname, str(dump)]
-            if on_progress is None:
-                rc, err = await pgtools._run(argv, env)
-            else:
-                rc, err = await _run_with_progress(argv, env, target, work or [], on_progress)
-            if rc != 0:
-                raise RehearsalError(f"Restoring {dump.name} into the copy failed: {_last_error(err)}")
+            async with _restore_progress(target, work, on_progress) as on_line:
+                rc, err = await pgtools._run(argv, env, on_line=on_line)
+                if rc != 0:
+                    raise RehearsalError(f"Restoring {dump.name} into the copy failed: {_last_error(err)}")
             return
     try:
         tool, psql, _listing = await core_restore.choose_tools(dump, archive)
     except core_restore.RestoreError as exc:
         raise RehearsalError(str(exc).replace("Nothing was restored.", "No copy was made.")) from None
+    async with _restore_progress(target, work, on_progress) as on_line:
+        await _script_through_psql(dump, tool, psql, target, server_major, env, on_line)
+
+
+async def _script_through_psql(dump: Path, tool, psql, target: ConnSettings, server_major: int, env: dict,
+                               on_line: Callable[[str], None] | None) -> None:
+    """A newer pg_restore's script, filtered for the older server, run by psql in one transaction; pg_restore's
+    --verbose lines (with progress) go to ``on_line`` as they come."""
+    from aami_tui.core import restore as core_restore
+
     prefix, _ = pgtools._die_with_parent()
     script = await asyncio.create_subprocess_exec(
-        *prefix, tool.path, "--no-owner", "--no-acl", "-f", "-", str(dump), env=env,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *prefix, tool.path, "--no-owner", "--no-acl", *(["--verbose"] if on_line else []), "-f", "-", str(dump),
+        env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         start_new_session=True)
     runner = await asyncio.create_subprocess_exec(
         *prefix, psql.path, "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", target.dbname, "-f", "-", env=env,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         start_new_session=True)
+    script_err: list[str] = []
+
+    async def read_script_err() -> None:  # read as it comes: a full pipe would stall pg_restore
+        assert script.stderr
+        async for raw in script.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            script_err.append(line)
+            if on_line:
+                on_line(line)
+
+    reader = asyncio.create_task(read_script_err())
     keep = core_restore._script_filter(server_major, 0)
     try:
         head, in_header = b"", True
@@ -354,17 +373,25 @@ async def _pg_restore(dump: Path, target: ConnSettings, server_major: int, work:
         for proc in (script, runner):
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+        reader.cancel()
         raise
+    with contextlib.suppress(Exception):
+        await reader
     if rc_psql != 0 or rc_script != 0:
-        raise RehearsalError(f"Restoring {dump.name} into the copy failed: {_last_error(err)}")
+        said = err if rc_psql != 0 else "\n".join(script_err)
+        raise RehearsalError(f"Restoring {dump.name} into the copy failed: {_last_error(said)}")
 
 
-async def _run_with_progress(argv: list[str], env: dict, target: ConnSettings, work: list,
-                             on_progress: Callable) -> tuple[int, str]:
-    """pg_restore with its --verbose lines and the copy's server counters feeding one tracker (core/progress.py)."""
+@contextlib.asynccontextmanager
+async def _restore_progress(target: ConnSettings, work: list | None, on_progress: Callable | None):
+    """Yields what takes the tool's --verbose lines (None without ``on_progress``): they and the copy's server
+    counters (a Watch on a second connection) feed one tracker (core/progress.py); on success the bar ends full."""
+    if on_progress is None:
+        yield None
+        return
     from aami_tui.core import progress as prog
 
-    tracker = prog.Tracker(RESTORE_WHAT, work)
+    tracker = prog.Tracker(RESTORE_WHAT, work or [])
     last_done = -1
 
     def emit(p) -> None:
@@ -380,11 +407,9 @@ async def _run_with_progress(argv: list[str], env: dict, target: ConnSettings, w
             emit(now)
 
     async with prog.Watch(target, tracker, emit):
-        rc, err = await pgtools._run(argv, env, on_line=on_line)
-    if rc == 0:
-        tracker.finish()
-        emit(tracker.progress())
-    return rc, err
+        yield on_line
+    tracker.finish()  # only reached when the restore succeeded (an error went through the yield)
+    emit(tracker.progress())
 
 
 async def _work(conn, meta: dict | None) -> list:
