@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from aami_tui.core.settings import ConnSettings
+
+if TYPE_CHECKING:  # psycopg is imported on the first connect: the console's first frame does without it
+    import psycopg
 
 
 class ConnectError(Exception):
@@ -112,6 +114,8 @@ def explain_connect_error(exc: BaseException, s: ConnSettings) -> ConnectError:
 async def connect(s: ConnSettings, *, autocommit: bool = True, dbname: str | None = None
                   ) -> psycopg.AsyncConnection:
     """Open an AsyncConnection; raise ConnectError with a clear sentence on failure."""
+    import psycopg
+
     target = s.with_dbname(dbname) if dbname else s
     try:
         return await psycopg.AsyncConnection.connect(target.conninfo(), autocommit=autocommit)

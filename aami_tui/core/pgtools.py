@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from aami_tui.core import files
+from aami_tui.core.compress import COMPRESS_METHODS, parse_compress  # noqa: F401  (pgtools.parse_compress)
 from aami_tui.core.settings import ConnSettings
 
 
@@ -282,20 +283,7 @@ def tool_env(settings: ConnSettings, server_major: int | None = None) -> dict[st
 # compression the dump is about 4x faster and about 3.5x larger; the window's clock matters more than disk
 # (pre-flight already asks for free space of 1.2x the database).
 DEFAULT_COMPRESS = "0"
-COMPRESS_METHODS = ("none", "gzip", "lz4", "zstd")
 MANIFEST = "MANIFEST.sha256"
-_COMPRESS = re.compile(r"(?:\d|(none|gzip|lz4|zstd)(?::([A-Za-z0-9_=,]+))?)")
-
-
-def parse_compress(text: str) -> str:
-    """Check the spelling of a -Z/--compress value as pg_dump spells it: a level 0-9 (gzip; every pg_dump),
-    or METHOD[:DETAIL] with METHOD none, gzip, lz4 or zstd (pg_dump 16 and later), e.g. ``gzip:1``,
-    ``zstd:3``, ``lz4``. Returns it unchanged; raises ValueError with one sentence."""
-    t = str(text).strip()
-    if not _COMPRESS.fullmatch(t):
-        raise ValueError(f"{text!r} is not a pg_dump compression: use a level 0-9, or METHOD[:LEVEL] with METHOD "
-                         "one of none, gzip, lz4, zstd (e.g. 0, 1, gzip:1, zstd:3)")
-    return t
 
 
 def compression_label(spec: str) -> str:

@@ -13,7 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from psycopg import conninfo as _ci
+# psycopg (~70 ms to import) is imported where libpq is needed, not with this module: the console's first frame
+# shows settings resolved without it (README, Performance).
 
 APPLICATION_NAME = "aami-tui"
 DEFAULT_DBNAME = "aami_config"
@@ -42,6 +43,8 @@ class ConnSettings:
     source: str  # "--dsn", "DB_* variables", "libpq defaults", "embedded"
     connect_timeout: int = DEFAULT_CONNECT_TIMEOUT
     extra: Mapping[str, str] = field(default_factory=dict)
+    # effective() as computed by the console's early child (core/early.py), which has libpq loaded already
+    known_effective: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
 
     def conninfo(self, **override: str) -> str:
         """The libpq conninfo string to connect with (contains the password: never show it)."""
@@ -51,6 +54,8 @@ class ConnSettings:
         for k, v in KEEPALIVES.items():  # a dead peer is noticed by the kernel, not only by our deadlines
             p.setdefault(k, v)
         p.update({k: v for k, v in override.items() if v is not None})
+        from psycopg import conninfo as _ci
+
         return _ci.make_conninfo("", **p)
 
     def with_dbname(self, dbname: str) -> ConnSettings:
@@ -65,6 +70,8 @@ class ConnSettings:
 
     def effective(self) -> dict[str, str]:
         """Parameters as libpq will use them (explicit ones over PG* / compiled defaults), no password."""
+        if self.known_effective is not None:
+            return dict(self.known_effective)
         eff: dict[str, str] = {}
         try:
             from psycopg import pq
@@ -239,6 +246,8 @@ def resolve(dsn: str | None = None, env: Mapping[str, str] | None = None,
         raise SettingsError("connect_timeout must be a positive number of seconds")
     timeout = max(timeout, 2)  # libpq waits at least 2 s whatever it is told; say what really happens
     if dsn:
+        from psycopg import conninfo as _ci
+
         try:
             params = _ci.conninfo_to_dict(dsn)
         except Exception as exc:  # psycopg.ProgrammingError
