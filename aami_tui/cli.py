@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -68,7 +67,7 @@ def _whole_seconds(text: str) -> int:
 
 
 def _compress(text: str) -> str:
-    from aami_tui.core.pgtools import parse_compress
+    from aami_tui.core.compress import parse_compress  # not pgtools: it loads asyncio and subprocess
 
     try:
         return parse_compress(text)
@@ -344,6 +343,7 @@ async def _check(settings, args) -> int:
 def _init(settings, args, embedded: bool = False) -> int:
     """`aami-tui init`: progress and sentences on stderr, only the DB_* lines on stdout
     (so `aami-tui init > config.env` works too)."""
+    import asyncio
     import signal
 
     from aami_tui.core import devinit, migration
@@ -400,6 +400,8 @@ def _lint_wants_connection(args) -> bool:
 
 
 def _lint(args) -> int:
+    import asyncio
+
     from aami_tui.core import lint, migration
 
     path = args.file or migration.resolve_migration_path(args.migrations_dir)
@@ -446,6 +448,7 @@ def _lint(args) -> int:
 
 
 async def _rehearse(settings, args) -> int:
+    import asyncio
     import signal
 
     from aami_tui.core import migration, rehearse
@@ -610,6 +613,36 @@ def _with_embedded(args, fn):
     return fn(_resolve(args), None)
 
 
+def _console(args) -> int:
+    """The console. Unless it runs on an embedded server, a child forked before Textual is imported resolves the
+    settings, connects and reads the checklist while this process imports and paints (core/early.py): the first
+    frame shows live data sooner. Without it (it failed, or said nothing) everything goes as it always did."""
+    early = None
+    if not args.embedded:
+        from aami_tui.core import early as early_child
+
+        early = early_child.start(args)
+    try:
+        from aami_tui.ui.app import run_console
+
+        if early is not None:
+            got = early.wait("settings", timeout=5.0)
+            if got is not None:
+                import dataclasses
+
+                settings = dataclasses.replace(got[1], known_effective=got[2])
+                return run_console(settings, args, early=early)
+            early.close()  # a bad setting (said just below, by this process) or a child that failed
+            early = None
+        return _with_embedded(args, lambda s, pg: run_console(s, args, embedded=pg))
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    finally:
+        if early is not None:
+            early.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -632,6 +665,10 @@ def _dispatch(parser: argparse.ArgumentParser, args) -> int:
         if no_tty:
             _err(no_tty)
             return EXIT_USAGE
+    if command == "console":
+        return _console(args)
+    import asyncio  # not before the console's early child starts (see _console)
+
     try:
         if command == "check":
             return _with_embedded(args, lambda s, pg: asyncio.run(_check(s, args)))
@@ -641,7 +678,7 @@ def _dispatch(parser: argparse.ArgumentParser, args) -> int:
             return _with_embedded(args, lambda s, pg: run_apply(s, args))
         if command == "init":
             return _with_embedded(args, lambda s, pg: _init(s, args, embedded=pg is not None))
-        if command in ("console", "demo"):
+        if command == "demo":
             from aami_tui.ui.app import run_console
 
             return _with_embedded(args, lambda s, pg: run_console(s, args, embedded=pg))

@@ -34,6 +34,20 @@ def test_core_import_does_not_load_textual():
     assert out.stdout.strip() == "False", out.stderr
 
 
+def test_the_consoles_first_frame_path_loads_no_psycopg():
+    """psycopg takes ~70 ms to import: the console's own process paints its first frame without it (the early
+    child resolves and connects: core/early.py). The command line, the app and its dashboard, and settings as the
+    child hands them over (effective() included) must not load it."""
+    code = ("import sys, dataclasses; from aami_tui import cli; cli.build_parser().parse_args(['console']);"
+            "from aami_tui.core import early; import aami_tui.ui.app; from aami_tui.core.settings import resolve;"
+            "s = resolve(None, env={'DB_HOST': 'h', 'DB_USER': 'u', 'DB_PASSWORD': 'p'});"
+            "s = dataclasses.replace(s, known_effective={'host': 'h', 'port': '5432', 'user': 'u', 'dbname': 'd'});"
+            "assert s.display() == 'u@h:5432/d (from DB_* variables)', s.display();"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'psycopg'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
 def test_wheel_contains_migrations(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
                         str(tmp_path), str(ROOT)], capture_output=True, text=True)

@@ -211,3 +211,63 @@ def test_every_ending_with_the_transaction_open_writes_the_report_and_restores_t
                                            "AND datname = current_database()"), what="the console's sessions to end")
     if how != "terminal closed":
         assert terminal_restored(bytes(c.out)), bytes(c.out[-600:])
+
+
+# ---- the console's early child (core/early.py): first live data fetched while Textual starts ------------------
+def _children(pid: int) -> list[tuple[int, str, str]]:
+    """(pid, command name, state) of every child of ``pid`` (zombies too: they keep their parent until reaped)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{d}/stat").read()
+        except OSError:
+            continue
+        comm, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if int(rest[1]) == pid:
+            out.append((int(d), comm, rest[0]))
+    return out
+
+
+def _pythons_under(pid: int) -> list[tuple[int, str, str]]:
+    return [c for c in _children(pid) if c[1].startswith("python")]  # not pg_dump --version (the tools panel)
+
+
+def _holding(marker: str) -> list[int]:
+    """Processes whose command line holds ``marker`` (the console's and its forked child's: same argv)."""
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if marker.encode() in open(f"/proc/{d}/cmdline", "rb").read():
+                    found.append(int(d))
+            except OSError:
+                pass
+    return found
+
+
+def test_first_data_and_refused_login_through_the_early_child_which_never_outlives_the_console(
+        pg_server, fresh_db, tmp_path, consoles):
+    """The real start-up path (a pty, DB_* variables): live data comes, a wrong password says what the dashboard
+    always said, and the child that fetched them is gone (reaped: no zombie) while the console runs and after."""
+    marker = str(tmp_path / "reports")
+    c = consoles(console_args(tmp_path), pg_server.env(fresh_db.dbname))
+    c.wait_text("0 / 10 present")
+    wait_until(lambda: not _pythons_under(c.proc.pid), what="the early child to be gone")
+    c.send("q")
+    assert c.wait(20) == 0
+    assert _holding(marker) == []
+
+    if fresh_db.password:
+        env = pg_server.env(fresh_db.dbname)
+        env["DB_PASSWORD"] = "definitely-wrong"
+        e = fresh_db.effective()
+        c = consoles(console_args(tmp_path), env)
+        c.wait_text(f'rejected the password for user "{e["user"]}"')
+        c.wait_text("Password authentication failed")  # the hint (wrapped in its panel)
+        wait_until(lambda: not _pythons_under(c.proc.pid), what="the early child to be gone")
+        assert "definitely-wrong" not in c.text()
+        c.send("q")
+        assert c.wait(20) == 0
+        assert _holding(marker) == []

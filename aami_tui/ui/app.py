@@ -48,7 +48,7 @@ class AamiApp(App):
     ]
 
     def __init__(self, settings: ConnSettings, options: Options, migration_path: Path, *,
-                 refresh_interval: float = 2.0, embedded=None) -> None:
+                 refresh_interval: float = 2.0, embedded=None, early=None) -> None:
         super().__init__(driver_class=ConsoleDriver if sys.platform != "win32" else None)
         self.settings = settings
         self.options = options
@@ -63,20 +63,28 @@ class AamiApp(App):
         self.ending_signal: int | None = None
         self._signal_task: asyncio.Task | None = None
         self.early_connection: asyncio.Task | None = None
+        self.early = early  # core/early.py: the child that fetches the first refresh's data, or None
         self.plan_file: Path | None = None  # the drift plan the Drift view wrote last (it shows it again)
 
     def on_load(self) -> None:
         """Connect while Textual builds and paints the first frame; the dashboard's first refresh takes this
-        connection (its errors too), so the first live data comes sooner."""
+        connection (its errors too), so the first live data comes sooner. With the early child (core/early.py)
+        that child connects instead: psycopg is not even imported before the first frame."""
+        if self.early is not None:
+            return
         self.early_connection = asyncio.ensure_future(db.connect(self.settings))
         self.early_connection.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def get_default_screen(self) -> Screen:
+        """The dashboard is the bottom screen: composed with the app, its first frame is the app's first (pushed
+        from on_mount it was rendered once inside Textual's start-up batch, for nothing, and then again)."""
+        return self.dashboard
 
     def on_mount(self) -> None:
         if self.embedded is not None:
             self.sub_title = "demo: embedded PostgreSQL 18 (throwaway)"
         if self.options.dev:
             self.sub_title = (self.sub_title + " · " if self.sub_title else "") + "development mode"
-        self.push_screen(self.dashboard)
         self.size_check()
         if not self.is_headless:  # a real terminal (Pilot tests keep pytest's own handlers)
             loop = asyncio.get_running_loop()
@@ -376,14 +384,15 @@ class AamiApp(App):
 
 def create_app(settings: ConnSettings, *, migration_path: Path | None = None, migrations_dir: Path | None = None,
                options: Options | None = None, refresh_interval: float = 2.0, embedded=None,
-               stable: bool = False) -> AamiApp:
+               stable: bool = False, early=None) -> AamiApp:
     """The one factory: CLI, tests and screenshots all build the app here."""
     fmt.STABLE = stable
     path = migration.resolve_migration_path(migrations_dir, migration_path)
-    return AamiApp(settings, options or Options(), path, refresh_interval=refresh_interval, embedded=embedded)
+    return AamiApp(settings, options or Options(), path, refresh_interval=refresh_interval, embedded=embedded,
+                   early=early)
 
 
-def run_console(settings: ConnSettings, args, embedded=None) -> int:
+def run_console(settings: ConnSettings, args, embedded=None, early=None) -> int:
     if args.refresh <= 0:
         print("aami-tui: --refresh must be a positive number of seconds")
         return 2
@@ -394,7 +403,7 @@ def run_console(settings: ConnSettings, args, embedded=None) -> int:
                    commit_timeout=getattr(args, "commit_timeout", 60.0), idle_timeout=getattr(args, "idle_timeout", 900.0),
                    rehearse_timeout=getattr(args, "rehearse_timeout", 3600.0), dev=getattr(args, "dev", False))
     app = create_app(settings, migration_path=args.migration_file, migrations_dir=args.migrations_dir,
-                     options=opts, refresh_interval=args.refresh, embedded=embedded)
+                     options=opts, refresh_interval=args.refresh, embedded=embedded, early=early)
     app.run()
     rb = app.runbook
     if rb is not None and rb.report_paths:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
-import psycopg
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -19,6 +19,9 @@ from aami_tui.core.words import plural
 from aami_tui.ui import fmt
 from aami_tui.ui.connection_panel import ConnectionPanel
 from aami_tui.ui.table_checklist import TableChecklist
+
+if TYPE_CHECKING:  # imported on the first connect (the first frame does without it: README, Performance)
+    import psycopg
 
 MAX_BACKOFF = 30.0
 OFFLOAD_BYTES = 256 * 1024  # a migration file larger than this is parsed in a helper process (core/offload.py)
@@ -57,6 +60,8 @@ class DashboardScreen(Screen):
         self._status_due = 0.0  # loop time when the server status (sizes, privileges) is next read
         self._hint_shown: Text | None = None
         self._static_started = False
+        self._resumed = False
+        self._early: tuple | None = None  # the early child's first result, when it came before the first frame
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -82,11 +87,19 @@ class DashboardScreen(Screen):
         if self.app.expected_columns is None:
             self.app.expected_columns = expected.expected_columns(self.app.migration_path, parse=False)
         self._static_started = False
+        if self.app.early is not None:  # the early child's checklist, if it has come already, is in the first frame
+            self._early = self.app.early.take("result", "connect_error")
+            if self._early is not None and self._early[0] == "result" and self._early[1] == self.app.migration_path:
+                self._show(self._early[2])
         self.poll()
         self.set_interval(self.app.refresh_interval, self.poll)
 
     def on_screen_resume(self) -> None:
-        """Back from the runbook or restore: say what is going on now, and refresh at once."""
+        """Back from the runbook or restore: say what is going on now, and refresh at once. (The first resume
+        comes as the screen opens, right after on_mount's own refresh: nothing to add then.)"""
+        if not self._resumed:
+            self._resumed = True
+            return
         self._hint()
         self._status_due = 0.0
         self.poll(force=True)
@@ -146,7 +159,7 @@ class DashboardScreen(Screen):
             return
         if not self.is_attached or (not force and self.app.covered(self)):
             return
-        if any(w.group == "poll" and w.is_running for w in self.workers):
+        if any(w.group == "poll" and not w.is_finished for w in self.workers):  # running, or about to
             return
         loop = asyncio.get_running_loop()
         if not force and loop.time() < self.next_try:
@@ -165,13 +178,12 @@ class DashboardScreen(Screen):
             try:
                 await self._poll_once()
             finally:
-                if not self._static_started:
+                if not self._static_started:  # after the first data is on screen (a thread would slow its paint)
                     self._static_started = True
-                    self.load_static()
+                    self.call_after_refresh(self.load_static)
 
     async def _poll_once(self) -> None:
         checklist = self.query_one(TableChecklist)
-        panel = self.query_one(ConnectionPanel)
         rb = self.app.runbook
         try:
             if rb is not None and rb.tx == Tx.OPEN:
@@ -181,6 +193,8 @@ class DashboardScreen(Screen):
                     self.last_result = preview
                     return
             loop = asyncio.get_running_loop()
+            if self.app.early is not None and await self._first_from_early():
+                return
             fresh = False
             result = None
             if self.conn is None or self.conn.closed:
@@ -212,15 +226,7 @@ class DashboardScreen(Screen):
             except schema.ValidationTimeout as exc:  # the server answers, but a lock is in the way: say so
                 checklist.show_error(str(exc))
                 return
-            self.backoff = 0.0
-            self._set_missing(False)
-            panel.error = None
-            panel.status = self.server
-            panel.render_panel()
-            checklist.show(result)
-            self.last_result = result
-            self.app.last_result = result
-            self._hint()
+            self._show(result)
         except db.ConnectError as exc:
             self._set_missing(exc.kind == "no_database")
             if exc.kind == "auth":
@@ -229,10 +235,54 @@ class DashboardScreen(Screen):
             if exc.kind == "no_database" and not self.asked_create:
                 self.asked_create = True
                 self.app.offer_create_database()
-        except (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError) as exc:
+        except Exception as exc:
+            import psycopg
+
+            if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | TimeoutError):
+                raise
             msg = ("The server stopped answering (timeout)." if isinstance(exc, TimeoutError)
                    else "Lost the connection to the server: " + (str(exc).strip().splitlines() or ["?"])[-1])
             self._failed(msg)
+
+    def _show(self, result: schema.ValidationResult) -> None:
+        """A refresh's result on screen: the checklist, the connection panel, the hint."""
+        self.backoff = 0.0
+        self._set_missing(False)
+        panel = self.query_one(ConnectionPanel)
+        panel.error = None
+        panel.status = self.server
+        panel.render_panel()
+        self.query_one(TableChecklist).show(result)
+        self.last_result = result
+        self.app.last_result = result
+        self._hint()
+
+    async def _first_from_early(self) -> bool:
+        """The first refresh from the early child (core/early.py): its checklist (or the connection error it got,
+        in the same words) and the server's status. False: the child said nothing usable, refresh as always.
+        Later refreshes are this screen's own (it connects on the next one)."""
+        early, self.app.early = self.app.early, None
+        try:
+            got, self._early = self._early, None
+            if got is None:
+                timeout = self.app.settings.connect_timeout + 2 + 15  # what the refresh itself would wait
+                got = await early.wait_async("result", "connect_error", timeout=timeout)
+            if got is None or (got[0] == "result" and got[1] != self.app.migration_path):
+                return False
+            if got[0] == "connect_error":
+                raise db.ConnectError(got[1], got[2])
+            if self.last_result is not got[2]:
+                self._show(got[2])
+            facts = early.take("status") or await early.wait_async("status", timeout=10)
+            if facts is not None:
+                self.server = facts[1]
+                self._status_due = asyncio.get_running_loop().time() + STATUS_EVERY
+                self.call_after_refresh(self.load_tools, self.server.server_major)
+                self._show(got[2])
+            await early.finish()
+            return True
+        finally:
+            early.close()
 
     async def _connect(self):
         """A new connection: the one the app started while the first frame was painted, else a fresh one."""
