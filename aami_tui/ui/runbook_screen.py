@@ -388,6 +388,8 @@ class RunbookScreen(Screen):
             bar.update(total=max(ev.total, ev.done, 1), progress=ev.done)
             self.query_one("#backup-line", Static).update(fmt.redact(ev.message.removeprefix("backup: ")))
         elif ev.step is Step.REHEARSE:  # the copy's restore, from its server's counters (the same as the backup's)
+            if self.rb.steps[Step.REHEARSE].state is State.PENDING:  # a late one, after a cancel: it ran no more
+                return
             bar = self.query_one("#rehearse-progress", ProgressBar)
             bar.update(total=max(ev.total, ev.done, 1), progress=ev.done)
             self.query_one("#rehearse-line", Static).update(fmt.redact(ev.message))
