@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import time
@@ -621,8 +622,10 @@ class RunbookScreen(Screen):
                 checklist.show_error(f"Could not refresh: no answer from the server within {self.REFRESH_SAY:g}s "
                                      "(still trying).")
             return await task
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the worker is cancelled (the console closes): the refresh ends with it
             task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
             raise
 
     async def refresh_tables(self) -> None:
