@@ -15,12 +15,17 @@ class LockWatchPanel(Static):
     def __init__(self, idle_warn: float, id: str | None = None) -> None:
         super().__init__("No migration transaction open.", id=id, classes="panel")
         self.idle_warn = idle_warn
+        self._shown: tuple | None = None  # what the panel shows now (the watch ticks every second)
 
     def on_mount(self) -> None:
         self.border_title = "Lock watch"
 
     def show(self, w: LockWatch | None, *, lock_timeout: float, statement_timeout: float,
              idle_timeout: float = 0.0) -> None:
+        shown = (w, lock_timeout, statement_timeout, idle_timeout, self.idle_warn)
+        if shown == self._shown:  # the same as the last tick (no transaction, say): nothing to repaint
+            return
+        self._shown = shown
         self.set_class(w is not None, "-active")
         limits = f"lock_timeout {lock_timeout:g}s · statement_timeout {statement_timeout:g}s"
         m, sec = divmod(int(idle_timeout), 60)

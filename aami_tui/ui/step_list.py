@@ -19,6 +19,7 @@ class StepList(Static):
     def __init__(self, rb: Runbook, id: str | None = None) -> None:
         super().__init__(id=id, classes="panel")
         self.rb = rb
+        self._shown: tuple | None = None  # what the list shows now: a tick that would show the same repaints nothing
 
     def on_mount(self) -> None:
         self.border_title = "Steps"
@@ -37,6 +38,7 @@ class StepList(Static):
         t.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
         t.add_column(width=5, justify="right", no_wrap=True)
         marked = False
+        rows: list[tuple] = []
         for i, step in enumerate(STEP_ORDER, 1):
             rec = rb.steps[step]
             title = step.title
@@ -53,14 +55,22 @@ class StepList(Static):
                                                                                              State.FAILED):
                 icon, style = "↺", "bold yellow"
                 marked = True
-            label = Text(f"{i} {title}", style="bold reverse" if step is nxt and rec.state == State.PENDING else "")
-            t.add_row(Text(icon, style=style), label, Text(_short(rec.elapsed), style="dim"))
+            rows.append((icon, style, f"{i} {title}", "bold reverse" if step is nxt and rec.state == State.PENDING
+                         else "", _short(rec.elapsed)))
             # The optional rehearsal: a row until BEGIN (after it, the room goes to the transaction's state).
             if step is Step.BACKUP and "staging" in rb.answers and rb.phase in BEFORE_BEGIN:
                 r = rb.steps[Step.REHEARSE]
                 icon, style = ICON[r.state]
-                t.add_row(Text(icon, style=style), Text("  rehearse (opt.)", style="dim" if r.state ==
-                                                        State.PENDING else ""), Text(_short(r.elapsed), style="dim"))
+                rows.append((icon, style, "  rehearse (opt.)", "dim" if r.state == State.PENDING else "",
+                             _short(r.elapsed)))
+        # Redrawn every half second (a running step's clock), but repainted only when what it shows changed: an
+        # idle runbook, or a dialog over it (which re-renders what is behind it), then costs nothing.
+        shown = (tuple(rows), rb.tx, marked)
+        if shown == self._shown:
+            return
+        self._shown = shown
+        for icon, style, label, label_style, elapsed in rows:
+            t.add_row(Text(icon, style=style), Text(label, style=label_style), Text(elapsed, style="dim"))
         below = [Text(f" {rb.tx.value} ", style=fmt.tx_style(rb.tx, "dim"))]  # wraps on its own lines, whole
         if marked:  # the icon's meaning; the status line above already says "rolled back"
             below.append(Text("↺ ran, then undone", style="yellow"))
