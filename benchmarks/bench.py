@@ -389,6 +389,8 @@ class PtyApp:
             os.execvpe(argv[0], argv, {**env, "TERM": "xterm-256color"})
         fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
         self.buf = bytearray()
+        # AAMI_BENCH_PTY_LOG=FILE: what the console wrote and when, with the keys sent (to debug a scripted run)
+        self.log = open(os.environ["AAMI_BENCH_PTY_LOG"], "ab") if os.environ.get("AAMI_BENCH_PTY_LOG") else None
 
     def read(self, seconds: float) -> None:
         end = time.perf_counter() + seconds
@@ -402,7 +404,7 @@ class PtyApp:
                 return
             if not chunk:
                 return
-            self.buf += chunk
+            self._got(chunk)
 
     def wait_for(self, marker: bytes, timeout: float, since: int = 0) -> float | None:
         """perf_counter() when ``marker`` first shows in what the screen got after byte ``since``, or None."""
@@ -421,9 +423,16 @@ class PtyApp:
                     return None
                 if not chunk:
                     return None
-                self.buf += chunk
+                self._got(chunk)
+
+    def _got(self, chunk: bytes) -> None:
+        self.buf += chunk
+        if self.log is not None:
+            self.log.write(b"\n@@@ %.3f @@@\n" % time.time() + chunk)
 
     def send(self, keys: bytes) -> None:
+        if self.log is not None:
+            self.log.write(b"\n@@@ %.3f SEND %r @@@\n" % (time.time(), keys))
         os.write(self.fd, keys)
 
     def close(self) -> None:
@@ -433,75 +442,98 @@ class PtyApp:
             pass
         os.waitpid(self.pid, 0)
         os.close(self.fd)
+        if self.log is not None:
+            self.log.close()
 
 
-HELP_MARKER = b"how the migration works"  # the help screen's title: on screen only once `?` was handled
+# The keys timed, each until its effect reaches the terminal, then pressed again to undo it:
+#   `?` opens the help (a screen over the runbook): its title;
+#   `s` shows the migration SQL in the step pane (a light key: the pane switches, the border says so).
+KEYS = {"?": (b"?", b"how the migration works"), "s": (b"s", b"Migration SQL")}
 
 
-def _key_to_screen(app: PtyApp, samples: list[tuple[float, float]]) -> None:
-    """One real key press: `?` opens the help; the time until its title reaches the terminal. `?` closes it."""
+def _press(app: PtyApp, key: str, samples: dict, timeout: float = 5.0) -> None:
+    """One real key press: the time until its effect reaches the terminal; then the same key undoes it. A press
+    whose effect never shows (a key typed while a dialog closes goes to the dialog) is not undone."""
+    send, marker = KEYS[key]
     pos, wall, t0 = len(app.buf), time.time(), time.perf_counter()
-    app.send(b"?")
-    seen = app.wait_for(HELP_MARKER, 10.0, pos)
-    samples.append((wall, (seen - t0) if seen is not None else float("inf")))
-    app.send(b"?")
-    app.read(0.1)
+    app.send(send)
+    seen = app.wait_for(marker, timeout, pos)
+    samples.setdefault(key, []).append((wall, (seen - t0) if seen is not None else float("inf")))
+    if seen is not None:
+        app.send(send)
+    app.read(0.15)
 
 
 def bench_keys(srv: Server, large: ConnSettings) -> None:
     """Key-to-screen latency of the real console while it runs pre-flight, a backup of the large database and
-    an apply of the 10,000-statement file: keys typed on a pty, the time until the screen shows their effect."""
-    import json
+    applies of the 10,000-statement file (three BEGIN/apply/ROLLBACK rounds, for enough presses): keys typed on
+    a pty, the time until the screen shows their effect. The anchor: the same keys with nothing running."""
 
     work = Path(tempfile.mkdtemp(prefix="aami-bench-"))
     path = work / "m10k.sql"
     make_10k(path)
     argv = [PY, "-m", "aami_tui", "--migration-file", str(path), "--backup-dir", str(work / "b"),
             "--reports-dir", str(work / "r")]
+    load0 = os.getloadavg()
     app = PtyApp(argv, {**os.environ, **srv.env(large)})
-    samples: list[tuple[float, float]] = []
-    idle: list[tuple[float, float]] = []
+    samples: dict = {}  # phase -> key -> [(wall time, latency)]
+    order = ["?", "s"]
+    turn = [0]
+
+    def step(key: bytes, prompt: bytes, done: bytes, phase: str, timeout: float = 300) -> None:
+        """Press the step's key once, confirm its prompt, then press the timed keys in turn until ``done``
+        shows. Never a key that is refused while a step runs (its toast would cover what is timed)."""
+        print(f"    (console: {prompt.decode()})", flush=True)
+        pos = len(app.buf)
+        app.send(key)
+        if app.wait_for(prompt, 30, pos) is None:
+            raise RuntimeError(f"no prompt {prompt!r}")
+        app.read(0.3)
+        pos = len(app.buf)
+        app.send(b"\r")
+        app.wait_for(b"escape cancels)", 2.0, pos)  # it runs: keys now go to the runbook, not to the dialog
+        end = time.perf_counter() + timeout
+        while app.buf.find(done, max(0, pos - len(done))) < 0:
+            if time.perf_counter() > end:
+                raise RuntimeError(f"{prompt!r} did not finish")
+            _press(app, order[turn[0] % 2], samples.setdefault(phase, {}))
+            turn[0] += 1
+        app.read(0.3)
+
     try:
         if app.wait_for(b"/ 10 present", 30) is None:
             raise RuntimeError("the console showed no checklist")
         app.send(b"r")
         if app.wait_for(b"Pre-flight checklist", 30) is None:
             raise RuntimeError("the runbook did not open")
+        if app.wait_for(b"10,000 statements", 120) is None:  # the automatic checks have parsed the file
+            raise RuntimeError("the automatic checks did not finish")
         app.read(1.0)
         for i in range(5):  # the operator's checklist: space ticks, tab moves on
             app.send(b" " + (b"\t" if i < 4 else b""))
             app.read(0.1)
-
-        def advance(title: bytes, done: bytes | None, timeout: float = 300) -> None:
-            """n until the step's "Run …?" prompt shows, enter; then keys until ``done`` shows."""
-            print(f"    (console: {title.decode()}…)", flush=True)
-            end = time.perf_counter() + timeout
-            while True:
-                pos = len(app.buf)
-                app.send(b"n")
-                if app.wait_for(b"Run " + title, 1.0, pos) is not None:
-                    break
-                if time.perf_counter() > end:
-                    raise RuntimeError(f"no prompt for {title!r}")
-                _key_to_screen(app, samples)
-            app.read(0.2)
-            pos = len(app.buf)
-            app.send(b"\r")
-            while done is not None and app.wait_for(done, 0.01, pos) is None:
-                if time.perf_counter() > end:
-                    raise RuntimeError(f"{title!r} did not finish")
-                _key_to_screen(app, samples)
-
         try:
-            advance(b"Pre-flight", None)
-            advance(b"Backup", b"Backup verified")
-            advance(b"BEGIN", b"BEGIN (attempt")
-            advance(b"Apply", b"(not committed yet)")
+            step(b"n", b"Run Pre-flight?", b"n \xe2\x86\x92 Backup", "preflight")
+            # The first `s` loads the 10,000 statements into the SQL view (once): not a light key, not timed.
+            pos = len(app.buf)
+            app.send(b"s")
+            app.wait_for(KEYS["s"][1], 30, pos)
+            app.read(0.5)
+            app.send(b"s")
+            app.read(0.5)
+            step(b"n", b"Run Backup?", b"Backup verified", "backup")
+            for attempt in range(1, 4):
+                step(b"n", b"Retry the transaction from BEGIN?" if attempt > 1 else b"Run BEGIN?",
+                     f"BEGIN (attempt {attempt})".encode(), "begin")
+                step(b"n", b"Run Apply?", b"(not committed yet)", "apply")
+                if attempt < 3:
+                    step(b"x", b"ROLLBACK the transaction?", b"the database is as it was before BEGIN", "rollback")
             app.read(2.0)
-            for _ in range(15):  # the anchor: the same key on the same screen, nothing running
-                _key_to_screen(app, idle)
-                app.read(0.2)
-        except RuntimeError as exc:  # the samples so far still count, by the report's step times
+            for i in range(40):  # the anchor: the same keys on the same screen, nothing running
+                _press(app, order[i % 2], samples.setdefault("idle", {}))
+                app.read(0.1)
+        except RuntimeError as exc:  # the samples so far still count
             print(f"  (the scripted run stopped: {exc})", flush=True)
         os.kill(app.pid, signal.SIGTERM)  # ends like a quit that rolls back: the report is written
         deadline = time.monotonic() + 60
@@ -510,33 +542,25 @@ def bench_keys(srv: Server, large: ConnSettings) -> None:
         app.read(1.0)
     finally:
         app.close()
-    try:
-        (rep,) = (work / "r").glob("report_*.json")
-        steps = {s["step"]: s for s in json.loads(rep.read_text())["steps"]}
-    except ValueError:
-        print("  (no report: the run did not end as planned)")
-        steps = {}
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    load1 = os.getloadavg()
+    shutil.rmtree(work, ignore_errors=True)
 
-    def during(*names: str) -> list[float]:
-        from datetime import datetime
+    def lat(key: str, *phases: str) -> list[float]:
+        return sorted(x for ph in phases for _, x in samples.get(ph, {}).get(key, []))
 
-        spans = [(datetime.fromisoformat(steps[n]["started"]).timestamp(),
-                  datetime.fromisoformat(steps[n]["ended"]).timestamp()) for n in names if steps.get(n, {}).get("ended")]
-        return sorted(lat for wall, lat in samples if any(a <= wall <= b for a, b in spans))
-
-    def p95(xs: list[float]) -> str:
+    def stats(xs: list[float]) -> str:
         if not xs:
             return "no samples"
-        return (f"p95 {xs[min(len(xs) - 1, int(len(xs) * 0.95))] * 1000:.0f} ms, median "
-                f"{statistics.median(xs) * 1000:.0f} ms, max {xs[-1] * 1000:.0f} ms over {len(xs)} key presses")
+        q = lambda f: xs[min(len(xs) - 1, int(len(xs) * f))] * 1000  # noqa: E731
+        return f"p50 {q(0.5):.0f} ms, p95 {q(0.95):.0f} ms, max {xs[-1] * 1000:.0f} ms ({len(xs)} presses)"
 
-    row("key press to screen (`?` opens the help, real console on a pty) while a backup and an apply run",
-        p95(during("backup", "apply")), "p95 < 50 ms")
-    row("  same key, same screen, nothing running (after the apply)", p95(sorted(lat for _, lat in idle)),
-        "(anchor)")
-    row("  same during pre-flight of the 10,000-statement file", p95(during("preflight")), "(information)")
+    load = f"load average {load0[0]:.2f} before, {load1[0]:.2f} after"
+    for key, what in (("?", "`?` opens the help"), ("s", "`s` shows the SQL (a light key)")):
+        row(f"key press to screen, {what}, while a backup and an apply run (real console, pty)",
+            stats(lat(key, "backup", "apply")) + f"; {load}", "p95 < 50 ms")
+        row("  the same key, nothing running (anchor)", stats(lat(key, "idle")), "(anchor)")
+        row("  the same key during pre-flight of the 10,000-statement file", stats(lat(key, "preflight")),
+            "(information)")
 
 
 def machine() -> str:

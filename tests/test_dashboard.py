@@ -141,6 +141,17 @@ async def test_help_says_how_to_close_it_and_closes(fresh_db, tmp_path):
         await pilot.press("question_mark")
         await pilot.pause()
         assert app.screen is app.dashboard
+        # Shown again without re-styling its ~90 widgets (most of a key press), but a theme chosen while it was
+        # closed still reaches it.
+        from textual.color import Color
+
+        dark = app.screen.styles.background
+        app.theme = "textual-light"
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        surface = Color.parse(app.get_css_variables()["surface"])
+        assert app.screen.query_one("#help-box").styles.background == surface != dark
 
 
 async def test_a_refused_password_is_said_and_not_retried_until_f5(fresh_db, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -57,6 +58,17 @@ If it went wrong after COMMIT: **Restore** (key *b* on the dashboard) puts a bac
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
+
+    _styled_for: tuple | None = None
+
+    def _on_screen_resume(self, event: events.ScreenResume) -> None:
+        """Shown again (it is built once): Textual re-applies the stylesheet to all of its ~90 widgets each time
+        it is pushed (~15 ms of a key press). Only when the styles could have changed since it was last shown (a
+        theme, the app's classes) does it need that; this handler runs before Textual's own."""
+        stamp = (self.app._css_update_count, frozenset(self.app.classes), self.app.size)
+        if stamp == self._styled_for:
+            event.refresh_styles = False
+        self._styled_for = stamp
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box", classes="modal-box"):
