@@ -8,8 +8,9 @@
   console: first live data / minimal Textual    a minimal Textual app's first frame     <= 1.3x
   console idle CPU (2 s refresh)                -                                       <= 0.5 % of a core
   UI responsiveness while backup + apply run    -                                       p95 < 50 ms
-    (event-loop lag of the engine as the console runs it, and real key presses on the console in a pty:
-     `?` opens the help; the time until its title reaches the terminal; the same key idle is the anchor)
+    (event-loop lag of the engine as the console runs it, and real key presses on the console in a pty, at a
+     person's pace: `?` opens the help, `s` shows the SQL (a light key); the time until the effect reaches the
+     terminal, p50/p95/max, with the load average; the same keys with nothing running are the anchor)
   apply of a 10,000-statement file              `psql -1 -f` of the same file           <= 1.1x
 
 Run:   .venv/bin/python benchmarks/bench.py            (the embedded PostgreSQL 18, started and removed here)
@@ -450,11 +451,13 @@ class PtyApp:
 #   `?` opens the help (a screen over the runbook): its title;
 #   `s` shows the migration SQL in the step pane (a light key: the pane switches, the border says so).
 KEYS = {"?": (b"?", b"how the migration works"), "s": (b"s", b"Migration SQL")}
+NEXT = "n → ".encode()  # the runbook bar's hint, e.g. "Next: n → Apply"
 
 
-def _press(app: PtyApp, key: str, samples: dict, timeout: float = 5.0) -> None:
+def _press(app: PtyApp, key: str, samples: dict, timeout: float = 15.0) -> None:
     """One real key press: the time until its effect reaches the terminal; then the same key undoes it. A press
-    whose effect never shows (a key typed while a dialog closes goes to the dialog) is not undone."""
+    whose effect never shows (a key typed while a dialog closes goes to the dialog) is counted as lost (inf) and
+    not undone, so that the next press finds the same screen."""
     send, marker = KEYS[key]
     pos, wall, t0 = len(app.buf), time.time(), time.perf_counter()
     app.send(send)
@@ -462,7 +465,7 @@ def _press(app: PtyApp, key: str, samples: dict, timeout: float = 5.0) -> None:
     samples.setdefault(key, []).append((wall, (seen - t0) if seen is not None else float("inf")))
     if seen is not None:
         app.send(send)
-    app.read(0.15)
+    app.read(0.3)  # a person's pace, and the undo's repaint
 
 
 def bench_keys(srv: Server, large: ConnSettings) -> None:
@@ -481,7 +484,7 @@ def bench_keys(srv: Server, large: ConnSettings) -> None:
     order = ["?", "s"]
     turn = [0]
 
-    def step(key: bytes, prompt: bytes, done: bytes, phase: str, timeout: float = 300) -> None:
+    def step(key: bytes, prompt: bytes, done: bytes, phase: str, timeout: float = 300, confirm: bytes = b"\r") -> None:
         """Press the step's key once, confirm its prompt, then press the timed keys in turn until ``done``
         shows. Never a key that is refused while a step runs (its toast would cover what is timed)."""
         print(f"    (console: {prompt.decode()})", flush=True)
@@ -491,7 +494,7 @@ def bench_keys(srv: Server, large: ConnSettings) -> None:
             raise RuntimeError(f"no prompt {prompt!r}")
         app.read(0.3)
         pos = len(app.buf)
-        app.send(b"\r")
+        app.send(confirm)
         app.wait_for(b"escape cancels)", 2.0, pos)  # it runs: keys now go to the runbook, not to the dialog
         end = time.perf_counter() + timeout
         while app.buf.find(done, max(0, pos - len(done))) < 0:
@@ -514,7 +517,7 @@ def bench_keys(srv: Server, large: ConnSettings) -> None:
             app.send(b" " + (b"\t" if i < 4 else b""))
             app.read(0.1)
         try:
-            step(b"n", b"Run Pre-flight?", b"n \xe2\x86\x92 Backup", "preflight")
+            step(b"n", b"Run Pre-flight?", NEXT + b"Backup", "preflight")
             # The first `s` loads the 10,000 statements into the SQL view (once): not a light key, not timed.
             pos = len(app.buf)
             app.send(b"s")
@@ -522,13 +525,16 @@ def bench_keys(srv: Server, large: ConnSettings) -> None:
             app.read(0.5)
             app.send(b"s")
             app.read(0.5)
-            step(b"n", b"Run Backup?", b"Backup verified", "backup")
+            # Each step's end is read from the bar's "Next:" hint, which shows the present state only (a log
+            # line of an earlier round can be painted again with the log).
+            step(b"n", b"Run Backup?", NEXT + b"BEGIN, or r", "backup")
             for attempt in range(1, 4):
-                step(b"n", b"Retry the transaction from BEGIN?" if attempt > 1 else b"Run BEGIN?",
-                     f"BEGIN (attempt {attempt})".encode(), "begin")
-                step(b"n", b"Run Apply?", b"(not committed yet)", "apply")
+                step(b"n", b"Retry the transaction from BEGIN?" if attempt > 1 else b"Run BEGIN?", NEXT + b"Apply",
+                     "begin")
+                step(b"n", b"Run Apply?", NEXT + b"Verify", "apply")
                 if attempt < 3:
-                    step(b"x", b"ROLLBACK the transaction?", b"the database is as it was before BEGIN", "rollback")
+                    step(b"x", b"ROLLBACK the transaction?", NEXT + b"BEGIN (retry)", "rollback",
+                         confirm=b"\t\r")  # its dialog focuses Cancel: tab to ROLLBACK
             app.read(2.0)
             for i in range(40):  # the anchor: the same keys on the same screen, nothing running
                 _press(app, order[i % 2], samples.setdefault("idle", {}))
