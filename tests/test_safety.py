@@ -969,6 +969,36 @@ async def test_frozen_network_mid_statement_says_not_committed_and_fences_the_ba
     await rb.close()
 
 
+async def test_escape_on_a_frozen_network_gives_control_back_and_does_not_claim_a_rollback(fresh_db, tmp_path, proxy):
+    """Escape on a statement whose network froze (the proxy stopped, as with SIGSTOP): psycopg's own cancel waited
+    5 s for the cancel request and 5 s more for the query, then the fence 5 s more, 'Cancelling…' on screen all
+    along, and the run then said the server had rolled back. Now the cancel is bounded: the connection is given up
+    and the run says what it says of any lost connection: the server rolls back when it notices."""
+    path, _ = migration_with(tmp_path, "SELECT pg_sleep(60);", after=12)
+    rb = runbook(proxy.settings(fresh_db), tmp_path, path, skip_backup=True)
+    await run_to_begin(rb)
+    pid = rb.backend_pid
+    task = asyncio.create_task(rb.apply())
+    await asyncio.to_thread(wait_until, lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND "
+                                                                "query LIKE 'SELECT pg_sleep%%'", (pid,)), 10)
+    proxy.freeze(new=True)  # nothing flows, no new connection gets an answer
+    t0 = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 30)
+    took = time.monotonic() - t0
+    assert took < 4, f"the cancel took {took:.1f}s"
+    assert rb.phase is Phase.ROLLED_BACK and rb.tx == Tx.LOST and rb.verdict.exit_code == 2
+    detail = rb.steps[Step.APPLY].detail
+    assert rb.steps[Step.APPLY].state is State.FAILED and "COMMIT was never sent, so nothing is committed" in detail
+    assert f"could not reach the server to end backend {pid}" in detail
+    assert "the server rolls the transaction back when it notices" in detail and "rolled the" not in detail, detail
+    proxy.drop()  # the network comes back: the server notices the dead client and rolls back
+    assert_nothing_of_ours_left(fresh_db)
+    assert public_tables(fresh_db) == []
+    await rb.close()
+
+
 async def test_frozen_network_with_the_server_unreachable_still_ends(fresh_db, tmp_path, proxy):
     """The fence cannot reach the server either: the run still ends, says 'not committed', and names the
     server's own bound (idle_in_transaction_session_timeout) that will end the session."""

@@ -81,6 +81,10 @@ from aami_tui.core.words import size as size_words
 log = logging.getLogger("aami_tui.runbook")
 
 
+# A cancelled step whose session was given up (session.CANCEL_WAIT) fences its backend within this: the operator who
+# pressed escape is waiting, and on a dead network the fresh connection cannot succeed either.
+CANCEL_FENCE = 0.5
+
 LOSING = "the session stopped answering and is being ended (nothing is committed): a moment"
 
 
@@ -648,9 +652,10 @@ class Runbook:
                  f"statement_timeout = {int(self.opt.statement_timeout * 1000)}ms{idle}", "ok", Step.BEGIN)
 
     # ---- losing the session ----------------------------------------------------------------------------
-    async def _lost(self, step: Step | None, exc: BaseException) -> RunbookError:
+    async def _lost(self, step: Step | None, exc: BaseException, fence: float | None = None) -> RunbookError:
         """Our session is gone or stopped answering. COMMIT was never sent: nothing is committed.
-        Fence the old backend (a fresh connection ends it) so that its locks go now."""
+        Fence the old backend (a fresh connection ends it) so that its locks go now; ``fence``: how long that
+        may take (a cancelled step's operator is waiting: CANCEL_FENCE)."""
         idle = step is None and not self.running
         self._losing = idle  # until the phase says so, nothing may start (a COMMIT pressed meanwhile is refused)
         try:
@@ -659,15 +664,17 @@ class Runbook:
                     # Another check (the lock watch's ping, the checklist's preview) noticed the same silent
                     # session first and ended the run: say the same, never move to rolled back twice.
                     return RunbookError(self.failure, self.verdict or Verdict.CONNECTION)
-                return await self._lost_inner(step, exc)
+                return await self._lost_inner(step, exc, fence)
         finally:
             self._losing = False
 
-    async def _lost_inner(self, step: Step | None, exc: BaseException) -> RunbookError:
+    async def _lost_inner(self, step: Step | None, exc: BaseException, fence_seconds: float | None
+                          ) -> RunbookError:
+        fence_seconds = fence_seconds or min(self.opt.query_timeout, 5.0)
         if isinstance(exc, Deadline):
             await self.drop_monitor()  # it goes through the same dead network
             also, self._orphans = tuple(self._orphans), []
-            fence = await self.session.fence(min(self.opt.query_timeout, 5.0), also)
+            fence = await self.session.fence(fence_seconds, also)
             ended = "ended (pg_terminate_backend)" in fence or "already gone" in fence
             bound = (f"at the latest after idle_in_transaction_session_timeout, {self.opt.idle_timeout:g}s"
                      if self.opt.idle_timeout else "through TCP keepalives")
@@ -680,7 +687,7 @@ class Runbook:
                    "); the server rolled the transaction back: nothing was changed.")
             # The server said so, or our side dropped the socket: either way make sure no backend of ours lives on.
             self.session.abandon()
-            fence = await self.session.fence(min(self.opt.query_timeout, 5.0))
+            fence = await self.session.fence(fence_seconds)
             if "ended (pg_terminate_backend)" in fence:
                 self.say(f"Fenced: {fence}.", "warn", step)
         await self.session.close(1.0)
@@ -694,6 +701,13 @@ class Runbook:
         err = self._fail(msg, Verdict.CONNECTION)
         self.write_report()
         return err
+
+    async def _cancel_lost(self, step: Step) -> None:
+        """A step inside the transaction was cancelled and its session did not survive: the server closed it, or
+        the cancel got no answer within CANCEL_WAIT and the session was given up (then nothing is known of the
+        server's side: said as for any connection that stopped answering, never a ROLLBACK we did not see)."""
+        why = self.session.gave_up or ConnectionError("cancelled; the session did not survive")
+        await self._lost(step, why, CANCEL_FENCE)
 
     # ---- step 4: apply --------------------------------------------------------------------------------
     async def apply(self) -> None:
@@ -731,7 +745,7 @@ class Runbook:
                              Step.APPLY)
                     self._move(Phase.ABORTED)
                 else:
-                    await self._lost(Step.APPLY, ConnectionError("cancelled; the session did not survive"))
+                    await self._cancel_lost(Step.APPLY)
                 raise
             except (Deadline, psycopg.Error) as exc:
                 dt = time.perf_counter() - t0
@@ -798,7 +812,7 @@ class Runbook:
                 self._set(Step.VERIFY, State.FAILED, "cancelled; the transaction is aborted: ROLLBACK")
                 self._move(Phase.ABORTED)
             else:
-                await self._lost(Step.VERIFY, ConnectionError("cancelled; the session did not survive"))
+                await self._cancel_lost(Step.VERIFY)
             raise
         except (Deadline, psycopg.Error) as exc:
             if self._connection_gone(exc):

@@ -34,15 +34,34 @@ class Deadline(Exception):
         self.seconds = seconds
 
 
-async def bounded(conn: psycopg.AsyncConnection, aw: Awaitable[T], seconds: float, what: str) -> T:
+# How long a cancelled round trip may take to end: psycopg's cancel request (a new connection to the server)
+# and the query's answer. psycopg waits 5 s for each; on a dead network neither comes, and the operator who
+# pressed escape would wait 10 s. Past this the connection is given up (closed locally, no wait on its socket).
+CANCEL_WAIT = 1.5
+
+
+async def bounded(conn: psycopg.AsyncConnection, aw: Awaitable[T], seconds: float, what: str,
+                  on_give_up: Callable[[Deadline], None] | None = None) -> T:
     """One round trip on ``conn`` with a client-side deadline. On the deadline ``conn`` is closed locally at
     once (no cancel request that could hang on the same dead network) and ``Deadline`` is raised. If the
-    caller is cancelled, psycopg's own path runs (a cancel request; the connection stays usable)."""
+    caller is cancelled, psycopg's own path runs (a cancel request; the connection stays usable) for at most
+    ``CANCEL_WAIT`` seconds; past that ``conn`` is closed locally, ``on_give_up`` is told, and the cancel goes on
+    (CancelledError): the outcome on the server is then unknown to us."""
     task = asyncio.ensure_future(aw)
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
     except asyncio.CancelledError:
-        task.cancel()
+        task.cancel()  # psycopg: a cancel request on a new connection, then the query's answer
+        try:
+            done, _ = await asyncio.wait({task}, timeout=CANCEL_WAIT)
+        except asyncio.CancelledError:  # cancelled again meanwhile (a close): no more waiting
+            done = set()
+        if not done:
+            with contextlib.suppress(Exception):
+                conn.pgconn.finish()
+            task.cancel()  # interrupts psycopg's cancel handling (it closes the connection too)
+            if on_give_up is not None:
+                on_give_up(Deadline(f"the cancel of {what}", CANCEL_WAIT))
         with contextlib.suppress(BaseException):
             await task
         raise
@@ -81,6 +100,7 @@ class Session:
         self.backend_start: object = None
         self.locked = False  # we hold the one-operator advisory lock on self.conn
         self.xid: str | None = None  # the open transaction's id (recorded at BEGIN)
+        self.gave_up: Deadline | None = None  # the last round trip was cancelled and its cancel got no answer
 
     @property
     def alive(self) -> bool:
@@ -100,12 +120,19 @@ class Session:
         return self.conn
 
     async def call(self, aw: Awaitable[T], seconds: float, what: str) -> T:
-        """Await one round trip on the session with a client-side deadline (see ``bounded``)."""
+        """Await one round trip on the session with a client-side deadline (see ``bounded``). A cancel that got
+        no answer within ``CANCEL_WAIT`` abandons the session and is kept in ``gave_up`` (what happened on the
+        server is not known: the faces say so, as for any lost connection)."""
+        self.gave_up = None
         try:
-            return await bounded(self.conn, aw, seconds, what)
+            return await bounded(self.conn, aw, seconds, what, self._give_up)
         except Deadline:
             self.locked = False  # the session is abandoned, and its lock with it once the server knows
             raise
+
+    def _give_up(self, why: Deadline) -> None:
+        self.gave_up = why
+        self.locked = False
 
     def abandon(self) -> None:
         """Drop the connection without a round trip (the server may not hear of it: fence it)."""
