@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from faults import migration_with
+from faults import migration_with, query, terminate
 from screen_text import region_text, svg_text
 from test_console import make_app, text_of
 from textual.widgets import Checkbox, TextArea
@@ -337,3 +337,38 @@ async def test_a_step_is_finished_at_once_when_the_refresh_after_it_hangs(fresh_
         await scenes.wait_for(pilot, lambda: "could not refresh" in text_of(app, "#checklist-header").lower(), 5,
                               what="the checklist to say it could not refresh")
         proxy.thaw()
+
+
+async def test_while_a_cancel_is_in_flight_the_console_says_cancelling(fresh_db, tmp_path, proxy, monkeypatch):
+    """Seen in tmux behind a frozen proxy: after escape the bar still said "Apply running… (escape cancels)" and n
+    said "A step is still running (escape cancels it)" although escape had been pressed. Now both say a cancel is in
+    progress. (The cancel's wait is stretched here so that the words can be read before it ends; the engine's bound
+    on it is tests/test_safety.py's escape-on-a-frozen-network test.)"""
+    from aami_tui.core.runbook import session
+
+    monkeypatch.setattr(session, "CANCEL_WAIT", 60.0)
+    path, _ = migration_with(tmp_path, "SELECT pg_sleep(60);", after=12)
+    app = make_app(proxy.settings(fresh_db), tmp_path, migration_path=path, options={"skip_backup": True})
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        rb = app.runbook
+        for key, _ in rb.items:
+            rb.tick(key)
+        await rb.preflight()  # the engine's own steps up to BEGIN (the walk through their modals costs seconds)
+        await rb.backup_step()
+        await rb.begin(confirmed=True)
+        await pilot.press("n")
+        await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", what="Run Apply?")
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE query LIKE "
+                                                         "'SELECT pg_sleep(60)%%' AND application_name = 'aami-tui'"),
+                              what="the statement to run")
+        proxy.freeze(new=True)
+        await pilot.press("escape", "n")
+        assert "Next: Apply: cancelling…" in text_of(app, "#txbar")
+        assert toasts(app)[-1].startswith("A cancel is in progress"), toasts(app)
+        proxy.drop()  # the held cancel request is cut; the session is, once the server ends it:
+        terminate(fresh_db, app.runbook.backend_pid)  # the step ends at once
+        await scenes.wait_for(pilot, lambda: not app.runbook_screen._busy(), 20, what="the cancelled step to end")
+        assert app.runbook.phase.name == "ROLLED_BACK" and "cancelling" not in text_of(app, "#txbar")

@@ -78,6 +78,8 @@ EXPLAIN = {
                  "beyond the ten created by the migration (tables that were there before are reported; with "
                  "--exact they block). Anything short blocks COMMIT.",
 }
+# n (or r, x) pressed after escape, before the step has stopped (the engine bounds a cancel: a second or two).
+CANCEL_IN_PROGRESS = "A cancel is in progress: wait for the step to stop (the log says how it ended)."
 TIMEOUTS = {Step.PREFLIGHT: 60.0, Step.BEGIN: 30.0, Step.VERIFY: 60.0}
 
 
@@ -571,6 +573,8 @@ class RunbookScreen(BaseScreen):
         """What to press next, in a few words (shown in the transaction bar after every step)."""
         rb = self.rb
         running = next((r.step for r in rb.steps.values() if r.state == State.RUNNING), None)
+        if running is not None and self._cancelling():
+            return f"{running.title}: cancelling…"
         if running is not None:
             return f"{running.title} running… (escape cancels)" if running not in (Step.COMMIT, Step.ROLLBACK) \
                 else f"{running.title} in flight…"
@@ -719,9 +723,19 @@ class RunbookScreen(BaseScreen):
     def _busy(self) -> bool:
         return any(w.group == "step" and w.is_running for w in self.workers)
 
+    def _cancelling(self) -> bool:
+        """escape was pressed and the step has not stopped yet (the engine bounds it: a second or two)."""
+        return any(w.group == "step" and w.is_running and w.is_cancelled for w in self.workers)
+
+    def _still_running(self) -> str:
+        """Why a key that starts something does nothing while a step's worker runs."""
+        if self._cancelling():
+            return CANCEL_IN_PROGRESS
+        return "A step is still running (escape cancels it)."
+
     def action_next_step(self) -> None:
         if self._busy():
-            self.notify("A step is still running (escape cancels it).", severity="warning")
+            self.notify(self._still_running(), severity="warning")
             return
         rb = self.rb
         if rb.phase is Phase.ROLLED_BACK:
@@ -776,7 +790,7 @@ class RunbookScreen(BaseScreen):
     def action_rehearse(self) -> None:
         """The optional rehearsal, after the backup and before BEGIN: the engine's own step (core/rehearse.py)."""
         if self._busy():
-            self.notify("A step is still running (escape cancels it).", severity="warning")
+            self.notify(self._still_running(), severity="warning")
             return
         ok, why = self.rb.can(Step.REHEARSE)
         if not ok:
@@ -906,9 +920,13 @@ class RunbookScreen(BaseScreen):
             self.notify(f"{step.title} is in flight and cannot be cancelled safely; it has a "
                         f"{self.rb.opt.commit_timeout:g}s timeout.", severity="warning")
             return
+        if all(w.is_cancelled for w in running):
+            self.notify(CANCEL_IN_PROGRESS, severity="information")
+            return
         for w in running:
             w.cancel()
         self.say("Cancelling…", "warn")
+        self._txbar()
 
     def action_commit(self) -> None:
         ok, why = self.rb.can(Step.COMMIT)
@@ -934,7 +952,8 @@ class RunbookScreen(BaseScreen):
             self.notify(f"ROLLBACK is not possible now: {why}.", severity="warning")
             return
         if self._busy():
-            self.notify("A step is running: press escape to cancel it first.", severity="warning")
+            self.notify(CANCEL_IN_PROGRESS if self._cancelling() else
+                        "A step is running: press escape to cancel it first.", severity="warning")
             return
 
         def go(confirmed: bool | None) -> None:
