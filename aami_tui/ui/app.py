@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, RichLog
+from textual.widgets import Footer
 
 from aami_tui.core import db, migration
-from aami_tui.core.runbook import Options, Phase, State
+from aami_tui.core.runbook import Options, State  # the model only; Phase (the machine) where it is used
 from aami_tui.core.settings import ConnSettings
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
@@ -159,7 +159,8 @@ class AamiApp(App):
                 w.update(message)
             for footer in screen.query(Footer):
                 footer.compact = narrow
-            for log in screen.query(RichLog):  # keep the newest lines in view after a resize
+            for log in screen.query("RichLog"):  # keep the newest lines in view after a resize (by name: the
+                # dashboard has none, and the widget's module is not loaded for the first frame)
                 log.call_after_refresh(log.scroll_end, animate=False)
 
     # ---- commands (footer + command palette) -------------------------------------------------------------------
@@ -212,6 +213,8 @@ class AamiApp(App):
     async def open_runbook(self, path: Path | None = None) -> str | None:
         """Open the runbook, or go back to the run in progress. ``path``: run this file (a drift plan from the
         Drift view) instead of the console's migration file. Returns one sentence when it cannot, else None."""
+        from aami_tui.core.runbook import Phase
+
         old = self.runbook
         ongoing = old is not None and not (old.finished and old.phase is not Phase.ROLLED_BACK)
         if ongoing and path is not None and old.migration_path.resolve() != Path(path).resolve():
@@ -351,6 +354,8 @@ class AamiApp(App):
 
     # ---- quitting: never with an open transaction unless the operator says so ------------------------------------
     async def action_quit(self) -> None:
+        from aami_tui.core.runbook import Phase
+
         rb = self.runbook
         if rb is not None and rb.phase is Phase.COMMITTING:
             self.notify("COMMIT is in flight: wait for its outcome (it is bounded), then quit.", severity="warning")

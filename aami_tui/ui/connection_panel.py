@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
 from aami_tui.core.migration import MigrationFile
-from aami_tui.core.pgtools import Tool
 from aami_tui.core.status import ServerStatus
 from aami_tui.ui import fmt
+
+if TYPE_CHECKING:  # pgtools loads when the tools are looked up, after the first frame
+    from aami_tui.core.pgtools import Tool
 
 
 def _yes(ok: bool, yes: str = "yes", no: str = "no") -> Text:
@@ -67,7 +71,7 @@ class ConnectionPanel(Static):
             t.add_row("Target", cell(self.target))
         for name in ("pg_dump", "pg_restore"):
             tool = self.tools.get(name)
-            if isinstance(tool, Tool):
+            if tool and not isinstance(tool, str):  # a Tool (a string says why there is none)
                 t.add_row(name, cell(tool.version, (f"  {tool.origin}", "dim")))
             elif tool:
                 t.add_row(name, cell((str(tool), "bold red")))

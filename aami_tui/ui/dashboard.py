@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header, Static
 
-from aami_tui.core import db, expected, migration, offload, pgtools, schema, status
+from aami_tui.core import db, expected, migration, schema, status
 from aami_tui.core.runbook import Tx
 from aami_tui.core.words import plural
 from aami_tui.ui import fmt
@@ -114,6 +114,8 @@ class DashboardScreen(BaseScreen):
             big = False
         try:
             if big:  # pglast holds the interpreter for seconds on a big file: parse it in another process
+                from aami_tui.core import offload
+
                 try:
                     mf = await offload.call(migration.load, path, timeout=300)
                 except (OSError, offload.OffloadError):
@@ -137,6 +139,8 @@ class DashboardScreen(BaseScreen):
 
     @work(thread=True, group="tools", exclusive=True, exit_on_error=False)
     def load_tools(self, server_major: int) -> None:
+        from aami_tui.core import pgtools  # not before the first frame
+
         tools: dict = {}
         for name in ("pg_dump", "pg_restore"):
             try:

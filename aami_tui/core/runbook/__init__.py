@@ -8,52 +8,34 @@
 * ``engine``    the Runbook that ties them together
 """
 
-from aami_tui.core.runbook.events import (
-    ChecksDone,
-    Event,
-    Listener,
-    Log,
-    OutcomeRechecked,
-    Progress,
-    ReportWritten,
-    StatementDone,
-    StepChanged,
-    TxChanged,
-)
-from aami_tui.core.runbook.machine import Action, Phase
-from aami_tui.core.runbook.model import (
-    DEV_ITEMS,
-    PREFLIGHT_ITEMS,
-    STEP_ORDER,
-    Blocker,
-    Check,
-    LockWatch,
-    Options,
-    Outcome,
-    RehearsalRecord,
-    RunbookError,
-    State,
-    StatementRecord,
-    Step,
-    StepRecord,
-    StepState,
-    Tx,
-    Verdict,
-)
+# Each name loads its own module on first use (PEP 562): the console's first frame needs Options and Tx (the model)
+# but not the events' forty dataclasses nor the transition table, and ``Runbook`` and ``Deadline`` load the
+# engine (pre-flight, lint, pglast, psycopg) only when a runbook is opened.
+_WHERE = {
+    **dict.fromkeys(("ChecksDone", "Event", "Listener", "Log", "OutcomeRechecked", "Progress", "ReportWritten",
+                     "StatementDone", "StepChanged", "TxChanged"), "events"),
+    **dict.fromkeys(("Action", "Phase"), "machine"),
+    **dict.fromkeys(("DEV_ITEMS", "PREFLIGHT_ITEMS", "STEP_ORDER", "Blocker", "Check", "LockWatch", "Options",
+                     "Outcome", "RehearsalRecord", "RunbookError", "State", "StatementRecord", "Step", "StepRecord",
+                     "StepState", "Tx", "Verdict"), "model"),
+    "Runbook": "engine",
+    "Deadline": "session",
+}
 
 
 def __getattr__(name: str):
-    """``Runbook`` and ``Deadline`` load the engine (pre-flight, lint, pglast, psycopg) on first use: the model,
-    the machine and the events stay light for the faces that only show them (the console's first frame)."""
-    if name == "Runbook":
-        from aami_tui.core.runbook.engine import Runbook
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        return Runbook
-    if name == "Deadline":
-        from aami_tui.core.runbook.session import Deadline
+    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+    globals()[name] = value
+    return value
 
-        return Deadline
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
 
 
 __all__ = [
