@@ -372,3 +372,5 @@ async def test_while_a_cancel_is_in_flight_the_console_says_cancelling(fresh_db,
         terminate(fresh_db, app.runbook.backend_pid)  # the step ends at once
         await scenes.wait_for(pilot, lambda: not app.runbook_screen._busy(), 20, what="the cancelled step to end")
         assert app.runbook.phase.name == "ROLLED_BACK" and "cancelling" not in text_of(app, "#txbar")
+        pane = app.runbook_screen._done_text().plain  # what the step pane says: never a rollback nobody saw
+        assert pane.startswith("Run ended: connection lost: not committed") and "Nothing was committed." in pane

@@ -548,14 +548,16 @@ class RunbookScreen(BaseScreen):
                 for line in config_server_env(rb.server):
                     t.append(f"  export {line}\n")
         else:
-            t.append(f"Run ended: {rb.outcome.value}\n", style="bold yellow")
+            # a lost session: the server rolls back, perhaps not yet (the failure says whether it was confirmed)
+            t.append(f"Run ended: {rb.tx.value if rb.lost else rb.outcome.value}\n", style="bold yellow")
             if rb.verdict is not None:
                 t.append(f"{rb.verdict.words} (headless exit code {rb.verdict.exit_code})\n", style="yellow")
             t.append("\n")
             if rb.failure:
                 t.append(rb.failure + "\n\n", style="red")
-            t.append("The database is as it was before BEGIN. Press n to retry the transaction from BEGIN.\n"
-                     if rb.phase is Phase.ROLLED_BACK else "")
+            if rb.phase is Phase.ROLLED_BACK:
+                t.append("Nothing was committed. " if rb.lost else "The database is as it was before BEGIN. ")
+                t.append("Press n to retry the transaction from BEGIN.\n")
             if rb.phase in (Phase.UNKNOWN, Phase.RECHECKING):
                 t.append("Press o to ask the server again (pg_xact_status on a fresh connection, after ending our "
                          "old session): it says committed or rolled back once it can be reached.\n", style="bold")
