@@ -48,6 +48,7 @@ from aami_tui.ui.messages import (
     TxChangedMsg,
     message_for,
 )
+from aami_tui.ui.sql_view import SqlView
 from aami_tui.ui.step_list import StepList
 from aami_tui.ui.table_checklist import TableChecklist
 from aami_tui.ui.tick import Tick
@@ -171,8 +172,8 @@ class RunbookScreen(BaseScreen):
                     yield Static("", id="done-text")
                 with Vertical(id="pane-sql"):
                     yield Static("", id="sql-head")
-                    yield TextArea("", language="sql", read_only=True, soft_wrap=False, show_line_numbers=True,
-                                   id="sql-text")
+                    yield SqlView("", language="sql", read_only=True, soft_wrap=False, show_line_numbers=True,
+                                  id="sql-text")
             yield TableChecklist(compact=True, id="rb-checklist")
         yield LockWatchPanel(self.rb.opt.idle_warn_seconds, id="lockwatch")
         yield Static("", id="small-warning")
