@@ -184,3 +184,73 @@ async def test_a_refused_password_is_said_and_not_retried_until_f5(fresh_db, tmp
                               what="the try F5 asked for")
         await scenes.settle(pilot)
         assert len(tries) == seen + 1
+
+
+class _Early:
+    """What the dashboard reads of the console's early child (core/early.py), with the messages it sent."""
+
+    def __init__(self, *msgs: tuple) -> None:
+        self.msgs, self.closed = list(msgs), False
+
+    def take(self, *kinds: str):
+        got = next((m for m in self.msgs if m[0] in kinds), None)
+        if got is not None:
+            self.msgs.remove(got)
+        return got
+
+    async def wait_async(self, *kinds: str, timeout: float):
+        return self.take(*kinds)  # nothing more will come: as a child that has ended
+
+    async def finish(self, timeout: float = 2.0) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_the_first_refresh_comes_from_the_early_child_else_as_before(fresh_db, tmp_path):
+    """The child's checklist and server status are on screen before the dashboard has connected at all; the next
+    refresh is the dashboard's own. A child that said nothing (it failed) changes nothing; a login it saw refused
+    is said in the dashboard's own words, and it stops trying (auth_refused) as after its own refused login."""
+    import dataclasses
+
+    from aami_tui.core import db, migration, schema, status
+    from aami_tui.core.runbook import Options
+    from aami_tui.ui.app import create_app
+
+    conn = await db.connect(fresh_db)
+    try:
+        result = await schema.validate(conn)
+        server = await status.server_status(conn)
+    finally:
+        await conn.close()
+    path = migration.resolve_migration_path()
+
+    async def first_refresh(early: _Early, connects_first: bool) -> None:
+        opts = Options(backup_dir=tmp_path / "backups", reports_dir=tmp_path / "reports")
+        app = create_app(fresh_db, options=opts, refresh_interval=3600, early=early)  # no refresh but the first
+        async with app.run_test(size=SIZE) as pilot:
+            dash = app.dashboard
+            await scenes.wait_for(pilot, lambda: dash.last_result is not None and dash.server is not None,
+                                  what="the first refresh")
+            assert "0 / 10 present" in text_of(app, "#checklist-header") and early.closed
+            assert app.screen.query_one("#connection").status.server_version == server.server_version
+            assert (dash.conn is not None) is connects_first  # from the child, the dashboard has not connected
+            await pilot.press("f5")
+            await scenes.wait_for(pilot, lambda: dash.conn is not None, what="its own refresh")
+
+    await first_refresh(_Early(("result", path, result), ("status", server)), connects_first=False)
+    await first_refresh(_Early(), connects_first=True)  # the child failed: as before
+
+    if fresh_db.password:
+        wrong = dataclasses.replace(fresh_db, params={**fresh_db.params, "password": "definitely-wrong"})
+        try:
+            await db.connect(wrong)
+        except db.ConnectError as exc:
+            refused = ("connect_error", str(exc), exc.kind)
+        app = make_app(fresh_db, tmp_path, early=_Early(refused))
+        async with app.run_test(size=SIZE) as pilot:
+            await scenes.wait_for(pilot, lambda: app.dashboard.auth_refused is not None, what="the refused login")
+            hint = text_of(app, "#dash-hint")
+            assert f'Password authentication failed for user "{fresh_db.user}"' in hint and "F5" in hint
+            assert app.screen.query_one("#connection").error.startswith(refused[1])  # the child's sentence
