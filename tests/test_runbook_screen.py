@@ -372,5 +372,9 @@ async def test_while_a_cancel_is_in_flight_the_console_says_cancelling(fresh_db,
         terminate(fresh_db, app.runbook.backend_pid)  # the step ends at once
         await scenes.wait_for(pilot, lambda: not app.runbook_screen._busy(), 20, what="the cancelled step to end")
         assert app.runbook.phase.name == "ROLLED_BACK" and "cancelling" not in text_of(app, "#txbar")
+        await pilot.pause()
+        said = [str(t) for t in app.runbook_screen._said]
+        lost = next(i for i, t in enumerate(said) if t.startswith("The connection to the server was lost"))
+        assert said.index("Apply cancelled.") > lost, said[-4:]  # the log reads in the order things happened
         pane = app.runbook_screen._done_text().plain  # what the step pane says: never a rollback nobody saw
         assert pane.startswith("Run ended: connection lost: not committed") and "Nothing was committed." in pane

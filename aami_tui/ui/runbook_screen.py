@@ -884,7 +884,8 @@ class RunbookScreen(BaseScreen):
             self.notify(f"{step.title} timed out.", severity="error")
         except asyncio.CancelledError:
             if step not in (Step.BACKUP, Step.REHEARSE):  # those say it themselves, with what became of their files
-                self.say(f"{step.title} cancelled.", "warn")
+                # after what the engine said of it (its lines are messages still queued: how the step ended)
+                self.call_later(self.say, f"{step.title} cancelled.", "warn")
             raise
         except Exception as exc:  # an unexpected failure is still one clear line, never a traceback
             self.say(f"{step.title} failed unexpectedly: {type(exc).__name__}: {exc}", "error")
