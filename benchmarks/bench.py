@@ -455,6 +455,7 @@ class PtyApp:
 #   `?` opens the help (a screen over the runbook): its title;
 #   `s` shows the migration SQL in the step pane (a light key: the pane switches, the border says so).
 KEYS = {"?": (b"?", b"how the migration works"), "s": (b"s", b"Migration SQL")}
+ROUNDS = 5  # BEGIN, apply, ROLLBACK: with the backup, >= 30 presses of each key while steps run
 NEXT = "n → ".encode()  # the runbook bar's hint, e.g. "Next: n → Apply"
 
 
@@ -474,7 +475,7 @@ def _press(app: PtyApp, key: str, samples: dict, timeout: float = 15.0) -> None:
 
 def bench_keys(srv: Server, large: ConnSettings) -> None:
     """Key-to-screen latency of the real console while it runs pre-flight, a backup of the large database and
-    applies of the 10,000-statement file (three BEGIN/apply/ROLLBACK rounds, for enough presses): keys typed on
+    applies of the 10,000-statement file (ROUNDS BEGIN/apply/ROLLBACK rounds, for enough presses): keys typed on
     a pty, the time until the screen shows their effect. The anchor: the same keys with nothing running."""
 
     work = Path(tempfile.mkdtemp(prefix="aami-bench-"))
@@ -532,11 +533,11 @@ def bench_keys(srv: Server, large: ConnSettings) -> None:
             # Each step's end is read from the bar's "Next:" hint, which shows the present state only (a log
             # line of an earlier round can be painted again with the log).
             step(b"n", b"Run Backup?", NEXT + b"BEGIN, or r", "backup")
-            for attempt in range(1, 4):
+            for attempt in range(1, ROUNDS + 1):
                 step(b"n", b"Retry the transaction from BEGIN?" if attempt > 1 else b"Run BEGIN?", NEXT + b"Apply",
                      "begin")
                 step(b"n", b"Run Apply?", NEXT + b"Verify", "apply")
-                if attempt < 3:
+                if attempt < ROUNDS:
                     step(b"x", b"ROLLBACK the transaction?", NEXT + b"BEGIN (retry)", "rollback",
                          confirm=b"\t\r")  # its dialog focuses Cancel: tab to ROLLBACK
             app.read(2.0)
