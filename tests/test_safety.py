@@ -999,6 +999,41 @@ async def test_escape_on_a_frozen_network_gives_control_back_and_does_not_claim_
     await rb.close()
 
 
+async def test_escape_on_a_frozen_network_during_the_preflight_lint_is_just_cancelled(fresh_db, tmp_path, proxy,
+                                                                                       monkeypatch):
+    """Pre-flight holds the migration lock while the lint runs in its helper process; escape then, the network
+    frozen: letting go of the lock was a round trip bounded by query_timeout (15 s of 'Cancelling…'). Now it is
+    bounded like the cancel itself; outside a transaction that is just 'cancelled', and the lock goes with the
+    session once the server notices."""
+    from aami_tui.core import offload
+    from aami_tui.core.runbook import preflight
+
+    real, linting = offload.call, asyncio.Event()
+
+    async def slow_lint(fn, *a, **kw):
+        if fn.__name__ == "lint":
+            linting.set()
+            await asyncio.sleep(60)  # a big file's lint: escape comes now
+        return await real(fn, *a, **kw)
+
+    monkeypatch.setattr(preflight.offload, "call", slow_lint)
+    rb = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True)
+    task = asyncio.create_task(rb.preflight())
+    await asyncio.wait_for(linting.wait(), 30)
+    assert rb.locked
+    proxy.freeze(new=True)
+    t0 = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 30)
+    took = time.monotonic() - t0
+    assert took < 4, f"the cancel took {took:.1f}s"
+    assert rb.phase is Phase.NEW and rb.tx == Tx.NONE and rb.steps[Step.PREFLIGHT].detail == "cancelled"
+    proxy.drop()
+    assert_nothing_of_ours_left(fresh_db)
+    await rb.close()
+
+
 async def test_frozen_network_with_the_server_unreachable_still_ends(fresh_db, tmp_path, proxy):
     """The fence cannot reach the server either: the run still ends, says 'not committed', and names the
     server's own bound (idle_in_transaction_session_timeout) that will end the session."""

@@ -73,7 +73,7 @@ from aami_tui.core.runbook.model import (
     Tx,
     Verdict,
 )
-from aami_tui.core.runbook.session import Deadline, Session
+from aami_tui.core.runbook.session import CANCEL_WAIT, Deadline, Session
 from aami_tui.core.settings import ConnSettings
 from aami_tui.core.words import plural
 from aami_tui.core.words import size as size_words
@@ -382,7 +382,7 @@ class Runbook:
             checks = await preflight.checks(self)
         except asyncio.CancelledError:
             self._set(Step.PREFLIGHT, State.PENDING, "cancelled")
-            await self.session.unlock(self.opt.query_timeout)
+            await self.session.unlock(CANCEL_WAIT)  # no answer by then: the session is given up, the lock with it
             self._move(Phase.NEW)
             raise
         except (Deadline, psycopg.Error) as exc:
