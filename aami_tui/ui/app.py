@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 from pathlib import Path
@@ -90,6 +91,16 @@ class AamiApp(App):
             loop = asyncio.get_running_loop()
             for sig in SIGNAL_REASONS:
                 loop.add_signal_handler(sig, self._on_signal, sig)
+        self.call_after_refresh(self.settle_heap)
+
+    def settle_heap(self) -> None:
+        """Objects that live as long as the console (Textual and our modules, a loaded migration file, a step's
+        records) are set aside from Python's cyclic garbage collector. Its full collections walk every object: as
+        the console's heap grew to 250,000-800,000 objects they held the event loop 0.1-1 s each, every second or
+        two while steps ran, and a key pressed then waited (the largest part of the key presses' p95). Only in a
+        real terminal: tests run many apps in one process, whose garbage would then stay."""
+        if not self.is_headless:
+            gc.freeze()
 
     def _on_signal(self, sig: int) -> None:
         """SIGHUP (window or SSH session closed), SIGTERM, SIGINT: end like a quit that rolls back. A second

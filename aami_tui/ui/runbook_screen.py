@@ -209,6 +209,7 @@ class RunbookScreen(BaseScreen):
         except (RunbookError, TimeoutError) as exc:
             self.say(str(exc) or "the automatic checks timed out", "error")
         self._load_sql()
+        self.app.settle_heap()  # the parsed migration file stays
         self._catch_up()
 
     # ---- the migration SQL, read-only, highlighted; follows the apply ----------------------------------------
@@ -900,6 +901,7 @@ class RunbookScreen(BaseScreen):
         self._txbar()
         self.query_one(StepList).redraw()
         self.app.refresh_bindings()
+        self.app.settle_heap()  # what the step made (a backup's, an apply's records) lives on: out of the GC's walk
 
     def _catch_up(self) -> None:
         """After a step: the checklist (and the dashboard) refresh in a worker of their own. A finished step is
