@@ -10,13 +10,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from aami_tui.core import db, expected, migration, schema, status
 from aami_tui.core.runbook import Tx
 from aami_tui.core.words import plural
 from aami_tui.ui import fmt
-from aami_tui.ui.base_screen import BaseScreen
 from aami_tui.ui.connection_panel import ConnectionPanel
 from aami_tui.ui.table_checklist import TableChecklist
 
@@ -28,7 +28,7 @@ OFFLOAD_BYTES = 256 * 1024  # a migration file larger than this is parsed in a h
 STATUS_EVERY = 30.0  # seconds between reads of the server's status (the checklist refreshes every --refresh)
 
 
-class DashboardScreen(BaseScreen):
+class DashboardScreen(Screen):
     BINDINGS = [
         Binding("r", "app.runbook", "Runbook"),
         Binding("b", "app.restore", "Restore"),

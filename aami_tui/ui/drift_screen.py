@@ -19,12 +19,12 @@ from textual import work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from aami_tui.core import migration
 from aami_tui.core import plan as core_plan
 from aami_tui.ui import fmt
-from aami_tui.ui.base_screen import BaseScreen
 from aami_tui.ui.plan_file_panel import PlanFilePanel
 
 PLAN_TIMEOUT = 180.0  # the reference may need the embedded server to start
@@ -34,7 +34,7 @@ KIND_LABEL = {"safe": Text("safe", style="green"), "person": Text("needs a perso
               "note": Text("note", style="dim")}
 
 
-class DriftScreen(BaseScreen):
+class DriftScreen(Screen):
     # r and l are shown once a plan file exists; before that, their hidden twins say why nothing happens.
     BINDINGS = [
         Binding("p,f5", "make_plan", "Compare"),

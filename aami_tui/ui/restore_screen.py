@@ -9,13 +9,13 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from aami_tui.core import pgtools
 from aami_tui.core import restore as core_restore
 from aami_tui.core.words import plural
 from aami_tui.ui import fmt
-from aami_tui.ui.base_screen import BaseScreen
 from aami_tui.ui.confirm import ConfirmModal
 
 
@@ -27,7 +27,7 @@ def same_source(e: pgtools.BackupEntry, host: str, port: str, dbname: str) -> bo
     return (str(src.get("host")), str(src.get("port")), src.get("dbname")) == (host, str(port), dbname)
 
 
-class RestoreScreen(BaseScreen):
+class RestoreScreen(Screen):
     BINDINGS = [
         Binding("r", "restore", "Restore"),
         Binding("escape,d", "back", "Back"),

@@ -14,6 +14,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
 from textual.widgets import Checkbox, ContentSwitcher, Footer, Header, ProgressBar, RichLog, Static, TextArea
 from textual.widgets.text_area import Selection
 
@@ -33,7 +34,6 @@ from aami_tui.core.runbook import (
 from aami_tui.core.runbook.machine import RUNNING, allowed, decide
 from aami_tui.core.status import config_server_env
 from aami_tui.ui import fmt
-from aami_tui.ui.base_screen import BaseScreen
 from aami_tui.ui.confirm import ConfirmModal
 from aami_tui.ui.lock_watch import LockWatchPanel
 from aami_tui.ui.messages import (
@@ -93,7 +93,7 @@ def check_lines(checks: list[Check]) -> Text:
     return out
 
 
-class RunbookScreen(BaseScreen):
+class RunbookScreen(Screen):
     # The footer shows what the engine's state allows now (check_action asks the pure transition table):
     # never COMMIT after COMMITTED, Inspect while the transaction is open. A key pressed when its action is
     # not possible falls through to its hidden twin below, which says why (a key never does nothing).
