@@ -71,7 +71,9 @@ class PtyConsole:
         """What the console wrote from byte ``start`` on, as plain text (escape sequences removed)."""
         return _OTHER.sub(b"\n", _SGR.sub(b"", bytes(self.out[start:]))).decode("utf-8", "replace")
 
-    def wait_text(self, *words: str, start: int = 0, timeout: float = 30.0) -> str:
+    # 60 s, not 30: on a loaded CI machine (two suites on two cores) a pty console got ~1/6 of a core and a
+    # 30 s wait failed; the console's own budget for a closing rollback and report is 25 s.
+    def wait_text(self, *words: str, start: int = 0, timeout: float = 60.0) -> str:
         """Read until the console has drawn one of ``words`` (each on one line) since byte ``start``; return it."""
         end = time.monotonic() + timeout
         while not (seen := [w for w in words if w in self.text(start)]):
@@ -85,7 +87,7 @@ class PtyConsole:
         os.write(self.master, keys.encode())
         self.read(0.05)
 
-    def wait(self, timeout: float = 30.0) -> int:
+    def wait(self, timeout: float = 60.0) -> int:
         end = time.monotonic() + timeout
         while self.proc.poll() is None and time.monotonic() < end:
             self.read(0.1)
@@ -194,7 +196,7 @@ def test_every_ending_with_the_transaction_open_writes_the_report_and_restores_t
     if how == "terminal closed":  # the window goes away: the kernel hangs up the session
         os.close(c.master)
         c.master = os.open(os.devnull, os.O_RDONLY)
-        c.proc.wait(30)
+        c.proc.wait(60)
     elif how == "two SIGINTs":
         c.proc.send_signal(signal.SIGINT)
         time.sleep(0.01)
