@@ -35,6 +35,7 @@ MIN_W, MIN_H = 60, 16
 # leaves the terminal as it found it. Exit code 128 + the signal number, as a shell reports it.
 SIGNAL_REASONS = {signal.SIGHUP: "the terminal was closed (SIGHUP)", signal.SIGTERM: "terminated (SIGTERM)",
                   signal.SIGINT: "interrupted (SIGINT)"}
+EXIT_WATCHDOG = 15.0  # after a signal's rollback and report, Textual's shutdown gets this long
 SIGNAL_CLOSE_TIMEOUT = 20.0  # the rollback and the report get this long; the server rolls back anyway
 
 
@@ -62,6 +63,7 @@ class AamiApp(App):
         self.last_result = None
         self.dashboard = DashboardScreen()
         self.ending_signal: int | None = None
+        self.exit_watchdog = None  # a timer that ends the process if Textual's shutdown hangs after a signal
         self._signal_task: asyncio.Task | None = None
         self.early_connection: asyncio.Task | None = None
         self.early = early  # core/early.py: the child that fetches the first refresh's data, or None
@@ -119,6 +121,9 @@ class AamiApp(App):
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(self._close_runbook(reason), SIGNAL_CLOSE_TIMEOUT)
         self.exit(return_code=128 + sig)
+        if not self.is_headless:
+            self.exit_watchdog = _exit_watchdog(self._driver, 128 + sig)
+
 
     async def on_unmount(self) -> None:
         """However the app ends, the runbook's sessions end with it (an open transaction rolls back)."""
@@ -421,6 +426,8 @@ def run_console(settings: ConnSettings, args, embedded=None, early=None) -> int:
     app = create_app(settings, migration_path=args.migration_file, migrations_dir=args.migrations_dir,
                      options=opts, refresh_interval=args.refresh, embedded=embedded, early=early)
     app.run()
+    if app.exit_watchdog is not None:  # Textual's shutdown ended: what follows is ours
+        app.exit_watchdog.cancel()
     rb = app.runbook
     if rb is not None and rb.report_paths:
         say(f"Run report: {rb.report_paths[0]}")
@@ -465,3 +472,25 @@ def say(line: str) -> None:
     except (OSError, ValueError):
         with contextlib.suppress(Exception):
             sys.stdout = None  # nothing more can reach it; keep the interpreter from complaining at exit
+
+
+def _exit_watchdog(driver, code: int, after: float = EXIT_WATCHDOG):
+    """A signal always ends the console. The rollback and the report are done by now; if Textual's own shutdown
+    has not ended the process `after` seconds later (seen under load: exit requested, the loop idle, the process
+    alive), the terminal is given back and the process ends with the signal's code."""
+    import os
+    import threading
+
+    def fire() -> None:
+        with contextlib.suppress(Exception):  # straight to the terminal: Textual's writer thread may be gone
+            os.write(sys.__stderr__.fileno(), b"\x1b[?1000l\x1b[?1003l\x1b[?1015l\x1b[?1006l\x1b[?25h\x1b[?1049l")
+        with contextlib.suppress(Exception):
+            import termios
+
+            termios.tcsetattr(driver.fileno, termios.TCSANOW, driver.attrs_before)
+        os._exit(code)
+
+    t = threading.Timer(after, fire)
+    t.daemon = True
+    t.start()
+    return t
