@@ -925,6 +925,17 @@ class Runbook:
                             "migrating too; ROLLBACK is the safe way out")
         return "; ".join(said), set(tables or ())
 
+    def _checklist_columns(self) -> dict | None:
+        """The columns the checklists compare against: the file's own tables, or for a drift plan (whose file only
+        alters them) the shipped migration's, as the dashboard and check --strict do."""
+        if self.migration is None:
+            return None
+        if mig.drift_plan_header(self.migration.text) is not None:
+            from aami_tui.core.expected import expected_columns
+
+            return expected_columns(mig.resolve_migration_path(), parse=False) or self.migration.tables
+        return self.migration.tables
+
     async def _drift_left(self) -> list[Check]:
         """After a drift plan, inside the transaction: do the ten tables now have the shipped migration's
         columns (what ``check --strict`` asks)? Reported before COMMIT, not blocking: a person may have decided
@@ -1005,8 +1016,7 @@ class Runbook:
         if self._preview is not None and self._preview[0] == self._step_changes:
             return self._preview[1]
         try:
-            res = await self.session.call(schema.validate(self.session.conn, self.migration.tables
-                                                          if self.migration else None),
+            res = await self.session.call(schema.validate(self.session.conn, self._checklist_columns()),
                                           self.opt.query_timeout, "the preview")
         except (psycopg.Error, Deadline) as exc:
             if self._connection_gone(exc) and self.tx_open and not self.running:
@@ -1058,8 +1068,8 @@ class Runbook:
         try:
             fresh = await asyncio.wait_for(connect(self.settings), self.opt.query_timeout)
             try:
-                res = await asyncio.wait_for(schema.validate(fresh, self.migration.tables if self.migration
-                                                             else None), self.opt.query_timeout)
+                res = await asyncio.wait_for(schema.validate(fresh, self._checklist_columns()),
+                                             self.opt.query_timeout)
                 i = fresh.info
                 self.post_commit_lines = schema.server_lines(res, i.host, i.user, i.dbname, i.port)
             finally:
