@@ -378,3 +378,26 @@ async def test_while_a_cancel_is_in_flight_the_console_says_cancelling(fresh_db,
         assert said.index("Apply cancelled.") > lost, said[-4:]  # the log reads in the order things happened
         pane = app.runbook_screen._done_text().plain  # what the step pane says: never a rollback nobody saw
         assert pane.startswith("Run ended: connection lost: not committed") and "Nothing was committed." in pane
+
+
+async def test_after_a_cancelled_apply_the_bar_says_rollback_is_the_way_on(fresh_db, tmp_path):
+    """Seen by the fresh-eyes session: after escape on a running apply the bar said "Next: n → Apply", and n
+    answered "Apply is not possible now … ROLLBACK"."""
+    app = make_app(fresh_db, tmp_path, options={"skip_backup": True, "pace": 0.5})  # escape between statements
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        rb = app.runbook
+        for key, _ in rb.items:
+            rb.tick(key)
+        await rb.preflight()
+        await rb.backup_step()
+        await rb.begin(confirmed=True)
+        await pilot.press("n")
+        await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", what="Run Apply?")
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: rb.steps[Step.APPLY].state == State.RUNNING, what="the apply to run")
+        await pilot.press("escape")
+        await scenes.wait_for(pilot, lambda: not app.runbook_screen._busy(), 20, what="the cancelled step to end")
+        await pilot.pause()
+        assert "Next: x → ROLLBACK" in text_of(app, "#txbar"), text_of(app, "#txbar")

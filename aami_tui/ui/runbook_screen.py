@@ -609,6 +609,8 @@ class RunbookScreen(Screen):
                 return "n → BEGIN, or r → rehearse on a copy first"
         if step is Step.COMMIT:
             return "c → COMMIT or x → ROLLBACK"
+        if not rb.can(step)[0] and rb.tx_open and allowed(rb.phase, Action.ROLLBACK):
+            return "x → ROLLBACK (the only way on)"  # e.g. an apply cancelled between statements
         return f"n → {step.title}"
 
     def _txbar(self) -> None:
