@@ -191,6 +191,9 @@ async def test_quit_with_open_transaction_asks_then_rolls_back(fresh_db, tmp_pat
     assert app.runbook.outcome.value == "rolled back"
     assert catalog_fingerprint(fresh_db) == before
     assert our_sessions(fresh_db) == []
+    from aami_tui.ui.app import closing_lines  # the shell is told, not only the report (it ended quietly)
+
+    assert closing_lines(app)[-1] == "aami-tui: quit: the migration transaction was rolled back; nothing it applied is kept."
 
 
 async def test_next_step_refuses_until_checklist_ticked(fresh_db, tmp_path):

@@ -63,6 +63,7 @@ class AamiApp(App):
         self.last_result = None
         self.dashboard = DashboardScreen()
         self.ending_signal: int | None = None
+        self.quit_rolled_back = False  # the operator chose 'ROLLBACK and quit'
         self.exit_watchdog = None  # a timer that ends the process if Textual's shutdown hangs after a signal
         self._signal_task: asyncio.Task | None = None
         self.early_connection: asyncio.Task | None = None
@@ -396,6 +397,7 @@ class AamiApp(App):
 
     async def _rollback_and_exit(self) -> None:
         await self.runbook.close("operator quit: rolled back")
+        self.quit_rolled_back = True
         self.exit(0)
 
     async def _close_and_exit(self) -> None:
@@ -428,16 +430,25 @@ def run_console(settings: ConnSettings, args, embedded=None, early=None) -> int:
     app.run()
     if app.exit_watchdog is not None:  # Textual's shutdown ended: what follows is ours
         app.exit_watchdog.cancel()
+    for line in closing_lines(app):
+        say(line)
+    return app.return_code or 0
+
+
+def closing_lines(app: AamiApp) -> list[str]:
+    """What the shell shows once the console has closed: the run report, the DB_* lines, and how the run ended."""
+    lines = []
     rb = app.runbook
     if rb is not None and rb.report_paths:
-        say(f"Run report: {rb.report_paths[0]}")
-    for line in env_lines_at_exit(app):
-        say(line)
+        lines.append(f"Run report: {rb.report_paths[0]}")
+    lines += env_lines_at_exit(app)
+    rolled_back = rb is not None and rb.outcome.value == "rolled back"
     if app.ending_signal is not None:
-        say(f"aami-tui: {SIGNAL_REASONS.get(app.ending_signal, 'signal')}: "
-            + ("the migration transaction was rolled back." if rb is not None and rb.outcome.value == "rolled back"
-               else "nothing was left open."))
-    return app.return_code or 0
+        lines.append(f"aami-tui: {SIGNAL_REASONS.get(app.ending_signal, 'signal')}: "
+                     + ("the migration transaction was rolled back." if rolled_back else "nothing was left open."))
+    elif app.quit_rolled_back and rolled_back:
+        lines.append("aami-tui: quit: the migration transaction was rolled back; nothing it applied is kept.")
+    return lines
 
 
 def env_lines_at_exit(app: AamiApp) -> list[str]:
