@@ -20,6 +20,18 @@ def toasts(app) -> list[str]:
     return [str(n.message) for n in app._notifications]
 
 
+async def engine_to_begin(app):
+    """The engine's own steps up to BEGIN, behind the open runbook screen (the walk through their modals costs
+    seconds)."""
+    rb = app.runbook
+    for key, _ in rb.items:
+        rb.tick(key)
+    await rb.preflight()
+    await rb.backup_step()
+    await rb.begin(confirmed=True)
+    return rb
+
+
 def assert_footer(app, shown: list[str], hidden: list[str]) -> None:
     footer = screen_text(app).splitlines()[-1]
     assert all(k in footer for k in shown) and not any(k in footer for k in hidden), (shown, hidden, footer)
@@ -352,12 +364,7 @@ async def test_while_a_cancel_is_in_flight_the_console_says_cancelling(fresh_db,
     async with app.run_test(size=(120, 36)) as pilot:
         await scenes.dashboard_ready(pilot)
         await scenes.open_runbook(pilot)
-        rb = app.runbook
-        for key, _ in rb.items:
-            rb.tick(key)
-        await rb.preflight()  # the engine's own steps up to BEGIN (the walk through their modals costs seconds)
-        await rb.backup_step()
-        await rb.begin(confirmed=True)
+        await engine_to_begin(app)
         await pilot.press("n")
         await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", what="Run Apply?")
         await pilot.press("enter")
@@ -387,12 +394,7 @@ async def test_after_a_cancelled_apply_the_bar_says_rollback_is_the_way_on(fresh
     async with app.run_test(size=(120, 36)) as pilot:
         await scenes.dashboard_ready(pilot)
         await scenes.open_runbook(pilot)
-        rb = app.runbook
-        for key, _ in rb.items:
-            rb.tick(key)
-        await rb.preflight()
-        await rb.backup_step()
-        await rb.begin(confirmed=True)
+        rb = await engine_to_begin(app)
         await pilot.press("n")
         await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", what="Run Apply?")
         await pilot.press("enter")
