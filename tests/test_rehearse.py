@@ -279,3 +279,34 @@ def test_rehearse_timeout_bounds_the_rehearsal_and_says_so(pg_server, fresh_db, 
     assert r.returncode == 10, r.stdout + r.stderr
     assert "The rehearsal did not finish within 0.2s" in r.stdout + r.stderr
     assert scratch_databases(fresh_db) == []
+
+
+async def test_a_file_fixed_after_pre_flight_is_not_rehearsed_until_pre_flight_loads_it(fresh_db, tmp_path):
+    """Fixed on disk after a failed rehearsal, the file rehearsed clean, yet the step stayed failed ("rehearsed
+    another file"): the rehearsal read the disk while BEGIN applies the copy pre-flight loaded. Now the engine
+    says the file changed and that pre-flight must load it; once it has, the rehearsal of that version counts."""
+    from faults import migration_with, runbook
+
+    from aami_tui.core.runbook import Phase, RunbookError, State, Step
+
+    run_sql(fresh_db, NOTES)
+    bad, _ = migration_with(tmp_path, "CREATE UNIQUE INDEX site_notes_note ON site_notes (note);", after=1)
+    rb = runbook(fresh_db, tmp_path, bad, interactive=True)
+    for key, _ in rb.items:
+        rb.tick(key)
+    await rb.preflight()
+    await rb.backup_step()
+    assert not (await rb.rehearse()).passed
+    loaded = rb.migration.sha256
+    bad.write_text(MIGRATION.read_text())  # fixed on disk
+    with pytest.raises(RunbookError, match="changed since pre-flight") as exc:
+        await rb.rehearse()
+    assert "run pre-flight again to load it" in str(exc.value) and loaded[:12] in str(exc.value)
+    assert rb.phase is Phase.READY and rb.migration.sha256 == loaded and len(rb.rehearsals) == 1
+    assert rb.next_step() is Step.PREFLIGHT  # n in the console re-runs pre-flight
+    await rb.preflight()
+    assert rb.phase is Phase.READY and rb.migration.sha256 != loaded  # the backup is kept
+    r = await rb.rehearse()
+    assert r.passed, r.verdict
+    assert rb.steps[Step.REHEARSE].state is State.DONE and rb.begin_caution() is None
+    await rb.close("test")

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import getpass
+import hashlib
 import logging
 import socket
 import time
@@ -485,6 +486,11 @@ class Runbook:
         A rehearsal that did not pass is returned, not raised: BEGIN then needs an explicit confirmation."""
         from aami_tui.core import rehearse as reh
 
+        stale = self._file_changed() if decide(self.phase, Action.REHEARSE) is Phase.REHEARSING else None
+        if stale:  # the rehearsal reads the disk; BEGIN applies what pre-flight loaded: they must be one file
+            self._set(Step.PREFLIGHT, State.PENDING, "the file changed since pre-flight")  # next: pre-flight again
+            self.say(stale, "error", Step.REHEARSE)
+            raise RunbookError(stale)
         self._start(Action.REHEARSE)
         self._set(Step.REHEARSE, State.RUNNING)
         t0 = time.monotonic()
@@ -538,6 +544,21 @@ class Runbook:
         self._move(Phase.READY)
         self.write_report()
         return rec
+
+    def _file_changed(self) -> str | None:
+        """Why the file on disk is not the one pre-flight loaded (the one BEGIN applies), or None."""
+        if self.migration is None:
+            return None
+        name = self.migration.path.name
+        try:
+            now = hashlib.sha256(self.migration.path.read_bytes()).hexdigest()
+        except OSError as exc:
+            now = f"unreadable ({exc.strerror or exc})"
+        if now == self.migration.sha256:
+            return None
+        return (f"Not rehearsed: {name} changed since pre-flight (pre-flight loaded sha256 {self.migration.sha256[:12]}"
+                f"…, the file is now {now[:12] + '…' if len(now) == 64 else now}), and BEGIN applies what pre-flight "
+                "loaded: run pre-flight again to load it (n), then rehearse.")
 
     def _rehearsal_ended(self, outcome: str, why: str, held: list, t0: float) -> RehearsalRecord:
         """A rehearsal that did not come back with a result (timed out, cancelled, no copy)."""
