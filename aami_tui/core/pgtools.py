@@ -229,6 +229,18 @@ def _die_with_parent() -> tuple[list[str], Callable[[], None] | None]:
     return [], hook
 
 
+async def read_lines(stream, into: list[str], on_line: Callable[[str], None] | None = None) -> None:
+    """A tool's output, line by line as it comes (a full pipe would stall the tool): kept in `into`, each also
+    passed to `on_line`."""
+    if stream is None:
+        return
+    async for raw in stream:
+        line = raw.decode(errors="replace").rstrip()
+        into.append(line)
+        if on_line:
+            on_line(line)
+
+
 async def _run(argv: list[str], env: dict, *, stdout_fd: int | None = None,
                on_line: Callable[[str], None] | None = None) -> tuple[int, str]:
     """Run a tool; kill it if this coroutine is cancelled or this process dies. Returns (rc, stderr)."""
@@ -242,14 +254,6 @@ async def _run(argv: list[str], env: dict, *, stdout_fd: int | None = None,
         stderr=asyncio.subprocess.PIPE, start_new_session=True, preexec_fn=hook)
     err_lines: list[str] = []
 
-    async def read_err():
-        assert proc.stderr
-        async for raw in proc.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            err_lines.append(line)
-            if on_line:
-                on_line(line)
-
     async def drain_out():
         if proc.stdout:
             async for raw in proc.stdout:
@@ -257,7 +261,7 @@ async def _run(argv: list[str], env: dict, *, stdout_fd: int | None = None,
                     on_line(raw.decode(errors="replace").rstrip())
 
     try:
-        await asyncio.gather(read_err(), drain_out())
+        await asyncio.gather(read_lines(proc.stderr, err_lines, on_line), drain_out())
         rc = await proc.wait()
     except asyncio.CancelledError:
         with contextlib.suppress(ProcessLookupError):

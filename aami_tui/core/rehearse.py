@@ -340,15 +340,7 @@ async def _script_through_psql(dump: Path, tool, psql, target: ConnSettings, ser
         start_new_session=True)
     script_err: list[str] = []
 
-    async def read_script_err() -> None:  # read as it comes: a full pipe would stall pg_restore
-        assert script.stderr
-        async for raw in script.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            script_err.append(line)
-            if on_line:
-                on_line(line)
-
-    reader = asyncio.create_task(read_script_err())
+    reader = asyncio.create_task(pgtools.read_lines(script.stderr, script_err, on_line))
     keep = core_restore._script_filter(server_major, 0)
     try:
         head, in_header = b"", True
