@@ -123,6 +123,36 @@ async def test_lock_timeout_names_the_blocker_then_rollback_and_retry(fresh_db, 
     assert_nothing_of_ours_left(fresh_db)
 
 
+async def test_lock_watch_says_whom_our_apply_is_waiting_for(fresh_db, tmp_path):
+    """An apply queued behind another session's lock showed "statement N / 43" and "No session is waiting on our
+    locks" for the whole lock_timeout: the lock watch now names the session OUR apply waits for."""
+    run_sql(fresh_db, statements_of("namespaces"))
+    rb = runbook(fresh_db, tmp_path, skip_backup=True, lock_timeout=30.0)
+    await run_to_begin(rb)  # (pre-flight refuses a lock already held on a required table)
+    holder = observe(fresh_db, app="holder", autocommit=False)
+    holder.execute("LOCK TABLE namespaces IN ACCESS EXCLUSIVE MODE")
+    hpid = holder.info.backend_pid
+    try:
+        task = asyncio.create_task(rb.apply())
+        w = None
+        for _ in range(200):  # until the apply queues behind the holder (bounded; no fixed sleep)
+            w = await rb.lock_watch()
+            if w is not None and w.blockers:
+                break
+            await asyncio.sleep(0.05)
+        assert w is not None and [b.pid for b in w.blockers] == [hpid], w
+        assert w.blockers[0].application_name == "holder" and "LOCK TABLE namespaces" in w.blockers[0].query
+        assert not task.done()
+    finally:
+        holder.rollback()
+        holder.close()
+    await task  # the holder is gone: the apply goes on
+    w = await rb.lock_watch()
+    assert w is not None and w.blockers == ()
+    await rb.rollback()
+    await rb.close("test")
+
+
 async def test_statement_timeout_cancels_and_nothing_is_applied(fresh_db, tmp_path):
     path, _ = migration_with(tmp_path, "SELECT pg_sleep(5);", after=10)
     before = catalog_fingerprint(fresh_db)

@@ -1,4 +1,4 @@
-"""Lock watch: our transaction's age, its idle-in-transaction clock, and who waits on our locks."""
+"""Lock watch: our transaction's age, its idle-in-transaction clock, who waits on our locks, and whom we wait for."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ class LockWatchPanel(Static):
                              + (f" · idle_in_transaction_session_timeout {limit}" if idle_timeout else ""),
                              style="dim"))
             return
-        warn = bool(w.waiters) or (w.idle_for or 0) > self.idle_warn
+        blockers = getattr(w, "blockers", ())
+        warn = bool(w.waiters) or bool(blockers) or (w.idle_for or 0) > self.idle_warn
         self.set_class(warn, "-warn")
         head = Text.assemble(("Transaction age ", "bold"), fmt.clock(w.xact_age), "  ")
         if w.idle_for is not None:
@@ -47,6 +48,9 @@ class LockWatchPanel(Static):
         warning = getattr(w, "warning", "")
         if warning:
             head.append_text(Text.assemble("\n", ("⚠ " + warning, "bold red")))
+        if blockers:  # our own statement is queued behind another session's lock (until lock_timeout)
+            head.append_text(Text.assemble("\n", ("Our session is waiting for a lock held by " + "; ".join(
+                fmt.redact(b.describe()) for b in blockers), "bold yellow")))
         if not w.waiters:
             self.update(Text.assemble(head, "\n", ("No session is waiting on our locks.", "green")))
             return

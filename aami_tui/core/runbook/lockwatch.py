@@ -1,4 +1,4 @@
-"""Lock watch: our transaction's age, its idle-in-transaction clock, and who waits on our locks."""
+"""Lock watch: our transaction's age, its idle-in-transaction clock, who waits on our locks, and whom we wait for."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import psycopg
 
 from aami_tui.core.db import ConnectError
 from aami_tui.core.queries import sql
-from aami_tui.core.runbook.model import LockWatch
+from aami_tui.core.runbook.model import Blocker, LockWatch
 from aami_tui.core.runbook.session import Deadline, bounded
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ async def sample(rb: Runbook) -> LockWatch | None:
         row = await cur.fetchone()
         cur = await bounded(mon, mon.execute(sql("waiting_on_us"), {"pid": pid}), t, "the lock watch")
         waiters = [dict(zip([d.name for d in cur.description], r, strict=True)) for r in await cur.fetchall()]
+        cur = await bounded(mon, mon.execute(sql("blocking_sessions"), {"pid": pid}), t, "the lock watch")
+        blockers = tuple(Blocker(*r) for r in await cur.fetchall())
     except (Deadline, TimeoutError):
         await rb.drop_monitor()  # the next sample reconnects (and the caller checks the session itself)
         return None
@@ -34,7 +36,7 @@ async def sample(rb: Runbook) -> LockWatch | None:
     age = row[0].total_seconds() if row and row[0] is not None else None
     idle = row[1].total_seconds() if row and row[1] is not None else None
     remember(rb, waiters)
-    return LockWatch(age, idle, tuple(waiters), warning(rb, idle, waiters), rb.opt.idle_timeout)
+    return LockWatch(age, idle, tuple(waiters), warning(rb, idle, waiters), rb.opt.idle_timeout, blockers)
 
 
 def remember(rb: Runbook, waiters: list[dict]) -> None:
