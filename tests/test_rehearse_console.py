@@ -60,6 +60,16 @@ async def test_console_rehearsal_step_fails_then_begin_needs_the_typed_name(fres
         assert "copy: a new database aami_rehearse_" in info.lower() and "; dropped" in info
         assert "r → rehearse again, or n → BEGIN anyway" in info
         assert not screen.query_one("#tick-staging").value
+        # the file edited on disk after pre-flight: r says so (BEGIN applies what pre-flight loaded), n re-runs it
+        bad.write_text(bad.read_text() + "\n-- edited\n")
+        await pilot.press("r")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "rehearse-modal", what="modal 2")
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: any("changed since pre-flight" in line.plain for line in screen._said)
+                              and scenes._idle(app), what="stale file")
+        assert "Next: n → Pre-flight" in text_of(app, "#txbar") and len(app.runbook.rehearsals) == 1
+        await scenes.next_step(pilot)  # pre-flight again: loads the edited file
+        assert app.runbook.phase is Phase.READY and app.runbook.steps[Step.PREFLIGHT].state is State.DONE
         await pilot.press("n")
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "begin-anyway-modal", what="ask")
         await pilot.press(*fresh_db.dbname, "enter")
