@@ -257,3 +257,35 @@ def test_nothing_configured_and_no_local_server_says_how_to_configure(tmp_path):
     assert "No PostgreSQL server is listening on the socket in" in r.stderr
     assert "--dsn" in r.stderr and "DB_HOST" in r.stderr and "aami-tui demo" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_server_closing_the_connection_says_so_not_the_last_line_of_libpq(pg_server):
+    # A port that accepts and hangs up at once: libpq's message is three lines, the reason on the first.
+    import json
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+
+    def hang_up():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            c.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    try:
+        env = pg_server.env("aami_config")
+        env.update({"DB_HOST": "127.0.0.1", "DB_PORT": str(srv.getsockname()[1])})
+        r = cli("check", "--connect-timeout", "2", env=env)
+        j = cli("check", "--json", "--connect-timeout", "2", env=env)
+    finally:
+        srv.close()
+    assert r.returncode == 2
+    assert "closed the connection unexpectedly" in r.stderr
+    assert "before or while processing the request" not in r.stderr
+    out = json.loads(j.stdout)
+    assert "closed the connection unexpectedly" in json.dumps(out)

@@ -105,9 +105,14 @@ def explain_connect_error(exc: BaseException, s: ConnSettings) -> ConnectError:
     if "the database system is starting up" in low or "shutting down" in low:
         return ConnectError(f"The server at {where} is starting up or shutting down; try again in a moment.",
                             "starting")
-    last = [ln.strip() for ln in raw.splitlines() if ln.strip()]
-    detail = last[-1] if last else type(exc).__name__
-    detail = re.sub(r"^connection to server .*? failed: ", "", detail)
+    if "server closed the connection unexpectedly" in low:
+        return ConnectError(f"Cannot connect to {where}: the server closed the connection unexpectedly, before "
+                            "answering (something that is not PostgreSQL, a proxy or a firewall may be on that "
+                            "address and port, or the server stopped).", "other")
+    # libpq's reason is on the first line; the lines after it ("This probably means…") only elaborate.
+    lines = [ln.strip() for ln in raw.splitlines() if ln.strip()]
+    detail = lines[0] if lines else type(exc).__name__
+    detail = re.sub(r"^(connection failed: )?(connection to server .*? failed: )?", "", detail) or detail
     return ConnectError(f"Cannot connect to {where}: {detail}", "other")
 
 
