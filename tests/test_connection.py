@@ -289,3 +289,12 @@ def test_server_closing_the_connection_says_so_not_the_last_line_of_libpq(pg_ser
     assert "before or while processing the request" not in r.stderr
     out = json.loads(j.stdout)
     assert "closed the connection unexpectedly" in json.dumps(out)
+
+
+def test_password_origin_names_what_wins_over_pgpass():
+    # the console told a --dsn user to fix ~/.pgpass and press F5, which could never work
+    assert resolve("host=h password=x", env={}).password_origin({}) == "--dsn"
+    assert resolve(None, env={"DB_PASSWORD": "x"}).password_origin({}) == "DB_PASSWORD"
+    assert resolve("host=h", env={}).password_origin({"PGPASSWORD": "x"}) == "PGPASSWORD"
+    assert resolve("host=h", env={}).password_origin({}) == "~/.pgpass"
+    assert resolve(None, env={}).password_origin({"PGPASSFILE": "/p"}) == "/p (PGPASSFILE)"

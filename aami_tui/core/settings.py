@@ -63,6 +63,16 @@ class ConnSettings:
         p["dbname"] = dbname
         return ConnSettings(p, self.source, self.connect_timeout, self.extra)
 
+    def password_origin(self, env: Mapping[str, str] | None = None) -> str:
+        """Where libpq takes the password from, so a fix names the right place: "--dsn", "DB_PASSWORD",
+        "PGPASSWORD", or "~/.pgpass" (the password file, PGPASSFILE if set). The first ones win over the file."""
+        env = os.environ if env is None else env
+        if self.params.get("password"):
+            return "DB_PASSWORD" if self.source.startswith("DB_") else self.source
+        if env.get("PGPASSWORD"):
+            return "PGPASSWORD"
+        return f"{env['PGPASSFILE']} (PGPASSFILE)" if env.get("PGPASSFILE") else "~/.pgpass"
+
     @property
     def password(self) -> str | None:
         """The password given explicitly (DSN or DB_PASSWORD), for child processes' environment."""

@@ -353,10 +353,15 @@ class DashboardScreen(Screen):
             s = self.app.settings
             first = (f'Password authentication failed for user "{s.user}" at {s.host}:{s.port}.'
                      if "rejected the password" in self.auth_refused else self.auth_refused)
-            return Text.assemble((first, "bold red"), " The console stops trying: each try "
-                                 "is a failed login in the server's log. Correct the password in ~/.pgpass and press ",
-                                 ("F5", "bold"), ", or quit and start again with the right DB_PASSWORD, PGPASSWORD "
-                                 "or --dsn.")
+            origin = s.password_origin()
+            stop = " The console stops trying: each try is a failed login in the server's log. "
+            if "pgpass" in origin.lower():  # libpq re-reads the file on each try: F5 picks up the fix
+                return Text.assemble((first, "bold red"), stop + f"The password comes from {origin}: correct it "
+                                     "there and press ", ("F5", "bold"), ", or quit and start again with the right "
+                                     "PGPASSWORD, DB_PASSWORD or --dsn.")
+            # a password given on the command line or in the environment wins over ~/.pgpass: F5 cannot fix it
+            return Text.assemble((first, "bold red"), stop + f"The password comes from {origin} (it wins over "
+                                 "~/.pgpass): quit and start again with the right one.")
         elif self.query_one(ConnectionPanel).error:
             return Text.assemble("Cannot reach the database. Check the settings (", ("--dsn", "bold"),
                                       ", DB_* or PG* variables); the console retries by itself.")
