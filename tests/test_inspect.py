@@ -133,7 +133,7 @@ async def test_engine_inspection_survives_a_failing_query_and_is_in_the_report(f
         ("DELETE FROM alert_templates", "write", "refused", 0), ("SELEC 1", "invalid", "refused", 0),
         ("UPDATE alert_templates SET description = 'edited' WHERE id = 'node_down'", "write", "kept", 1),
         ("DELETE FROM alert_templates", "write", "refused", 0)]
-    assert rec[2]["error"].startswith("Read-only: Delete is not a read") and rec[5]["error"].startswith(
+    assert rec[2]["error"].startswith("Read-only: DELETE changes the database or the session; this pane only reads.") and rec[5]["error"].startswith(
         "Verify has passed: a write now")
     text = md.read_text()
     assert "## Inspections inside the transaction" in text

@@ -39,6 +39,17 @@ async def test_inspection_pane_survives_a_failing_query_then_commit(fresh_db, tm
         await scenes.paste(pilot, "delete from groups")
         await pilot.press("enter")
         await scenes.wait_for(pilot, lambda: "Read-only" in text_of(app, "#inspect-status"), what="refusal")
+        assert "DELETE changes the database" in text_of(app, "#inspect-status")  # was "Delete is not a read"
+        pane.query_one("#inspect-input").value = ""
+        await pilot.press(*"select 1", "enter")
+        await scenes.wait_for(pilot, lambda: pane.last.text == "select 1", what="select 1")
+        await scenes.paste(pilot, "create table t (x int)")
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: "CREATE" in text_of(app, "#inspect-status"), what="2nd refusal")
+        # the refusal takes select 1's result away, and typing replaces the refused line (it was appended to)
+        assert pane.query_one("#inspect-table").row_count == 0
+        await pilot.press(*"select 3")
+        assert pane.query_one("#inspect-input").value == "select 3"
         await pilot.press("escape")
         await scenes.wait_for(pilot, lambda: app.screen is app.runbook_screen, what="back")
         await scenes.commit(pilot, fresh_db.dbname)
@@ -46,7 +57,7 @@ async def test_inspection_pane_survives_a_failing_query_then_commit(fresh_db, tm
     assert report["final_state"] == "committed"
     assert [(x["query"], x["outcome"]) for x in report["inspections"]] == [
         ("\\dt", "ok"), ("select pg_sleep(0.4)", "ok"), ("select * from nope", "failed"),
-        ("delete from groups", "refused")]
+        ("delete from groups", "refused"), ("select 1", "ok"), ("create table t (x int)", "refused")]
 
 
 async def test_inspection_pane_shows_the_transaction_state_and_follows_it_when_the_connection_is_lost(fresh_db,

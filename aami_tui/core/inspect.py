@@ -158,7 +158,7 @@ def _function_check(node) -> tuple[str | None, str | None]:
     return never, side
 
 
-def _read_only(node) -> str | None:
+def _read_only(node, text: str = "") -> str | None:
     """None when the statement only reads; else why not (a few words)."""
     if isinstance(node, ast.SelectStmt):
         if node.intoClause is not None:
@@ -183,7 +183,15 @@ def _read_only(node) -> str | None:
                 if opt.arg is None or str(arg).lower() not in ("false", "off", "0"):
                     return "EXPLAIN ANALYZE runs the statement"
         return None
-    return f"{type(node).__name__.removesuffix('Stmt')} is not a read"
+    return _changes(node, text)
+
+
+def _changes(node, text: str = "") -> str:
+    """Why a statement is refused, in the operator's words: "CREATE changes the database; this pane only reads"."""
+    word = text.split(None, 1)[0].upper() if text.split() else ""
+    if not word.isalpha() or word == "WITH":  # the statement's own keyword, not the CTE's
+        word = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", type(node).__name__.removesuffix("Stmt")).upper()
+    return f"{word} changes the database or the session; this pane only reads"
 
 
 def classify(text: str) -> Classified:
@@ -218,7 +226,7 @@ def classify(text: str) -> Classified:
     never, side = _function_check(node)
     if never:
         raise InspectError(f"{never}: not from the inspection pane (not even after \\write).", "admin")
-    why = _read_only(node) or side
+    why = _read_only(node, t) or side
     what = re.sub(r"Stmt$", "", type(node).__name__).upper()
     return Classified(t, "write" if why else "read", t, {}, why or what)
 

@@ -115,9 +115,11 @@ class InspectPane(ModalScreen[None]):
             r = await asyncio.wait_for(self.rb.inspect(text, allow_write=self.allow_write),
                                        self.rb.opt.statement_timeout + self.rb.opt.grace + 5)
         except (core_inspect.InspectError, RunbookError) as exc:
+            self._not_run(text)
             status.update(Text(str(exc), style="yellow"))
             return
         except Exception as exc:  # never a traceback on screen
+            self._not_run(text)
             status.update(Text(f"The query did not finish: {exc or type(exc).__name__}", style="bold red"))
             return
         self.last = r
@@ -126,6 +128,7 @@ class InspectPane(ModalScreen[None]):
         # the run's lock or timeouts were touched by the query: said where the operator looks
         guard = Text("\n⚠ " + r.guard, style="bold red") if r.guard else ""
         if r.error:
+            self._not_run(text)
             status.update(Text.assemble(Text(f"✗ {r.error}", style="bold red"), guard))
             return
         if r.columns:
@@ -139,6 +142,14 @@ class InspectPane(ModalScreen[None]):
         field = self.query_one(Input)
         if field.value.strip() == text:  # what was typed while the query ran (ctrl+u, a new query) is kept
             field.value = ""
+
+    def _not_run(self, text: str) -> None:
+        """A refused or failed query: the previous result goes (it would read as this one's), and the line is
+        selected, so typing replaces it (it was appended to) while the arrows still edit it."""
+        self.query_one(DataTable).clear(columns=True)
+        field = self.query_one(Input)
+        if field.value.strip() == text:  # what was typed while the query ran is left alone
+            field.select_all()
 
     def action_close(self) -> None:
         self.dismiss(None)
