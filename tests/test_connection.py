@@ -43,10 +43,12 @@ def test_libpq_fallback_defaults_dbname():
 def test_bad_dsn_and_port_are_clear():
     with pytest.raises(SettingsError, match="not a valid libpq connection string"):
         resolve("host=x port", env={})
-    with pytest.raises(SettingsError, match="port 'abc' is not a number"):
+    with pytest.raises(SettingsError, match=r"port 'x' in --dsn is not a number"):
+        resolve("host=h port=x", env={})
+    with pytest.raises(SettingsError, match=r"port 'abc' \(DB_PORT\) is not a number"):
         resolve(None, env={"DB_PORT": "abc"})
     r = cli("check", env={**os.environ, "DB_PORT": "abc"})
-    assert r.returncode == 64 and r.stderr.strip() == "aami-tui: The port 'abc' is not a number"  # was exit 2
+    assert r.returncode == 64 and r.stderr.strip() == "aami-tui: The port 'abc' (DB_PORT) is not a number"  # was exit 2
 
 
 def test_pg_vars_resolution_reaches_the_server(pg_server, fresh_db):

@@ -88,9 +88,9 @@ class Rehearsal:
         if not self.would_succeed:
             return f"The real run would fail: {self.failed}"
         if not self.strict_ok:
-            return ("The real run would succeed, but `check --strict` would still fail (drift left: "
-                    f"{', '.join(self.drift) or 'see the report'}); `aami-tui plan` writes the repair.")
-        return "The real run would succeed and leave no drift (`check --strict` passes on the copy)."
+            return ("The real run would succeed, but aami-tui check --strict would still fail (drift left: "
+                    f"{', '.join(self.drift) or 'see the report'}); aami-tui plan writes the repair.")
+        return "The real run would succeed and leave no drift: aami-tui check --strict passes on the copy."
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in vars(self).items()}

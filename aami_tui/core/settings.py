@@ -295,5 +295,6 @@ def resolve(dsn: str | None = None, env: Mapping[str, str] | None = None,
         params["dbname"] = dbname
     port = params.get("port")
     if port and not all(p.strip().isdigit() for p in str(port).split(",")):
-        raise SettingsError(f"The port {port!r} is not a number")
+        where = "in --dsn" if source == "--dsn" else "(DB_PORT)" if source.startswith("DB_") else f"({source})"
+        raise SettingsError(f"The port {port!r} {where} is not a number")
     return ConnSettings(params, source, timeout)

@@ -553,7 +553,7 @@ class RunbookScreen(Screen):
             # a lost session: the server rolls back, perhaps not yet (the failure says whether it was confirmed)
             t.append(f"Run ended: {rb.tx.value if rb.lost else rb.outcome.value}\n", style="bold yellow")
             if rb.verdict is not None:
-                t.append(f"{rb.verdict.words} (headless exit code {rb.verdict.exit_code})\n", style="yellow")
+                t.append(f"{rb.verdict.words}\n", style="yellow")  # its exit code is the headless commands' business
             t.append("\n")
             if rb.failure:
                 t.append(rb.failure + "\n\n", style="red")
