@@ -68,7 +68,8 @@ class ConnSettings:
         "PGPASSWORD", or "~/.pgpass" (the password file, PGPASSFILE if set). The first ones win over the file."""
         env = os.environ if env is None else env
         if self.params.get("password"):
-            return "DB_PASSWORD" if self.source.startswith("DB_") else self.source
+            return ("--dsn" if self.source == "--dsn" else "DB_PASSWORD" if self.source.startswith("DB_")
+                    else f"the {self.source} settings")
         if env.get("PGPASSWORD"):
             return "PGPASSWORD"
         return f"{env['PGPASSFILE']} (PGPASSFILE)" if env.get("PGPASSFILE") else "~/.pgpass"

@@ -319,7 +319,9 @@ class DashboardScreen(Screen):
         self.conn = None
         self.backoff = min(MAX_BACKOFF, (self.backoff * 2) or 1.0)
         self.next_try = asyncio.get_running_loop().time() + self.backoff
-        msg = (f"{message} Not retrying by itself (each try is a failed login in the server's log): F5 tries again."
+        # F5 helps only when the password comes from ~/.pgpass (re-read at each try), not from --dsn or a variable
+        f5 = ": F5 tries again." if "pgpass" in self.app.settings.password_origin().lower() else "."
+        msg = (f"{message} Not retrying by itself (each try is a failed login in the server's log){f5}"
                if self.auth_refused is not None else f"{message} Retrying in {self.backoff:g}s.")
         panel = self.query_one(ConnectionPanel)
         panel.error = msg
