@@ -481,11 +481,17 @@ async def scratch_copy(live_conn, settings: ConnSettings, dump: Path, say, resul
         result.copy_dropped = True
 
 
+DROP_TRIES_FOR = 10.0  # seconds a copy's DROP DATABASE is retried
+
+
 async def _drop_database(settings: ConnSettings, name: str, major: int, result: Rehearsal) -> None:
     from aami_tui.core.db import connect
 
     force = q.SQL(" WITH (FORCE)") if major >= 13 else q.SQL("")
-    for _ in range(3):
+    # Tried for up to ~10 s: right after a cancel the restore's session may still be ending, and a busy server
+    # may refuse a connection for a moment; a copy left behind is a database's worth of disk.
+    deadline = time.monotonic() + DROP_TRIES_FOR
+    while True:
         try:
             conn = await connect(settings)
             try:
@@ -495,6 +501,8 @@ async def _drop_database(settings: ConnSettings, name: str, major: int, result: 
             result.copy_dropped = True
             return
         except Exception:  # noqa: BLE001 - try again, then the report says it was not dropped
+            if time.monotonic() >= deadline:
+                return
             await asyncio.sleep(0.5)
 
 
