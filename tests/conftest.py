@@ -161,3 +161,15 @@ def db_factory(pg_server):
     with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
         for name in made:
             c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def proxy(fresh_db):
+    """A TCP proxy in front of the test server that a test can freeze (a half-open network) or cut."""
+    from faults import Proxy
+
+    p = Proxy(fresh_db.host, fresh_db.port)
+    try:
+        yield p
+    finally:
+        p.close()

@@ -309,6 +309,18 @@ async def test_resizing_updates_the_small_terminal_warning(fresh_db, tmp_path):
         await scenes.wait_for(pilot, lambda: "50×14 is too small" in text_of(app, "#small-warning"))
 
 
+async def start_the_backup(pilot) -> None:
+    """From the dashboard: the runbook, its ticks, pre-flight, then the backup confirmed (and left running)."""
+    app = pilot.app
+    await scenes.dashboard_ready(pilot)
+    await scenes.open_runbook(pilot)
+    await scenes.tick_all(pilot)
+    await scenes.next_step(pilot)  # pre-flight
+    await pilot.press("n")
+    await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal")
+    await pilot.press("enter")
+
+
 async def test_ctrl_c_during_a_running_backup_cancels_it_and_quits(fresh_db, tmp_path):
     """Ctrl+C while pg_dump is busy (waiting on a lock another session holds): the console quits at once,
     pg_dump is stopped, its partial files are removed, and no session of ours is left."""
@@ -318,13 +330,7 @@ async def test_ctrl_c_during_a_running_backup_cancels_it_and_quits(fresh_db, tmp
         holder.execute("LOCK TABLE app_data.notes IN ACCESS EXCLUSIVE MODE")  # pg_dump waits on it
         app = make_app(fresh_db, tmp_path)
         async with app.run_test(size=SIZE) as pilot:
-            await scenes.dashboard_ready(pilot)
-            await scenes.open_runbook(pilot)
-            await scenes.tick_all(pilot)
-            await scenes.next_step(pilot)  # pre-flight
-            await pilot.press("n")
-            await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal")
-            await pilot.press("enter")
+            await start_the_backup(pilot)
             await scenes.wait_for(pilot, lambda: app.runbook.steps[Step.BACKUP].state == State.RUNNING
                                   and list((tmp_path / "backups").glob("backup_*.dump")), what="pg_dump running")
             await pilot.press("ctrl+c")
@@ -347,13 +353,7 @@ async def test_a_cancelled_backup_says_cancelled_not_its_last_progress(fresh_db,
         holder.execute("LOCK TABLE app_data.notes IN ACCESS EXCLUSIVE MODE")  # pg_dump waits, at 0 %
         app = make_app(fresh_db, tmp_path)
         async with app.run_test(size=SIZE) as pilot:
-            await scenes.dashboard_ready(pilot)
-            await scenes.open_runbook(pilot)
-            await scenes.tick_all(pilot)
-            await scenes.next_step(pilot)  # pre-flight
-            await pilot.press("n")
-            await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal")
-            await pilot.press("enter")
+            await start_the_backup(pilot)
             await scenes.wait_for(pilot, lambda: "ETA" in text_of(app, "#backup-line"), what="a progress line")
             await pilot.press("escape")
             await scenes.wait_for(pilot, lambda: scenes._idle(app), what="the cancel")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from faults import migration_with, query, terminate
 from screen_text import region_text, svg_text
 from test_console import make_app, text_of
@@ -312,16 +311,6 @@ async def test_a_refresh_that_ticks_while_the_console_closes_is_quiet(fresh_db, 
     finally:
         active_app.reset(token)
 
-
-@pytest.fixture
-def proxy(fresh_db):
-    from faults import Proxy
-
-    p = Proxy(fresh_db.host, fresh_db.port)
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 async def test_a_step_is_finished_at_once_when_the_refresh_after_it_hangs(fresh_db, tmp_path, proxy, monkeypatch):
