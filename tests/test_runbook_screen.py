@@ -31,6 +31,12 @@ async def engine_to_begin(app):
     return rb
 
 
+def assert_bar(app, hint: str, dbname: str) -> None:
+    """The transaction bar as drawn: the whole hint and the database's name, neither cut (80x24 too)."""
+    bar = region_text(app, "#txbar")
+    assert f"Next: {hint}" in bar and f"on {dbname}" in bar and "…" not in bar, (hint, bar)
+
+
 def assert_footer(app, shown: list[str], hidden: list[str]) -> None:
     footer = screen_text(app).splitlines()[-1]
     assert all(k in footer for k in shown) and not any(k in footer for k in hidden), (shown, hidden, footer)
@@ -57,15 +63,14 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
     async with app.run_test(size=(80, 24)) as pilot:
         await scenes.dashboard_ready(pilot)
         await scenes.open_runbook(pilot)
-        assert "Next: tick the checklist, then n → Pre-flight" in text_of(app, "#txbar")
+        assert_bar(app, "tick the checklist, then n → Pre-flight", fresh_db.dbname)
         await scenes.tick_all(pilot)
         assert_footer(app, ["n Next step", "s SQL", "q Quit"], ["c COMMIT", "x ROLLBACK", "i Inspect"])
         await pilot.press("c")  # not offered, but never silent: the engine's reason
         await pilot.pause()
         assert any("COMMIT is not possible now: no open transaction" in t for t in toasts(app)), toasts(app)
-        seen = []
         # The footer offers what the engine's state allows, and Quit always fits in 80 columns.
-        for step, nxt, shown, hidden in (
+        for _step, nxt, shown, hidden in (
                 (Step.PREFLIGHT, "n → Backup", ["n Next step"], ["c COMMIT", "x ROLLBACK", "i Inspect"]),
                 (Step.BACKUP, "n → BEGIN", ["n Next step"], ["c COMMIT", "x ROLLBACK", "i Inspect"]),
                 (Step.BEGIN, "n → Apply", ["n Next step", "x ROLLBACK", "i Inspect"], ["c COMMIT"]),
@@ -73,9 +78,7 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
                 (Step.VERIFY, "c → COMMIT or x → ROLLBACK", ["c COMMIT", "x ROLLBACK", "i Inspect"],
                  ["n Next step", "esc Cancel"])):
             await scenes.next_step(pilot)
-            bar = text_of(app, "#txbar")
-            seen.append(bar)
-            assert f"Next: {nxt}" in bar, (step, bar)
+            assert_bar(app, nxt, fresh_db.dbname)
             assert_footer(app, shown + ["q Quit", "d Dashboard"], hidden)
         row = [ln for ln in screen_text(app).splitlines() if "TRANSACTION OPEN" in ln][0]
         assert "Next: c → COMMIT or x → ROLLBACK" in row  # the whole hint fits in 80 columns
@@ -84,7 +87,7 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
         await pilot.click("#confirm")
         await scenes.wait_for(pilot, lambda: app.runbook.tx == Tx.ROLLED_BACK, what="ROLLBACK")
         await scenes.settle(pilot)
-        assert "Next: n → BEGIN (retry) or d → dashboard" in text_of(app, "#txbar")
+        assert_bar(app, "n → BEGIN (retry) or d → dashboard", fresh_db.dbname)
         assert_footer(app, ["n Next step", "q Quit"], ["c COMMIT", "x ROLLBACK", "i Inspect"])
         steps = region_text(app, "#steps")
         for title in ("BEGIN", "Apply", "Verify"):
@@ -113,6 +116,7 @@ async def test_an_aborted_transaction_keeps_icons_timings_and_the_whole_status(f
         await scenes.walk_to(pilot, Step.BEGIN)
         await scenes.next_step(pilot)  # apply fails at statement 4
         assert app.runbook.tx == Tx.ABORTED
+        assert_bar(app, "x → ROLLBACK (the only way on)", fresh_db.dbname)
         steps = region_text(app, "#steps")
         for icon, title in (("✓", "Pre-flight"), ("✓", "BEGIN"), ("✗", "Apply")):
             line = next(ln for ln in steps.splitlines() if title in ln)

@@ -52,6 +52,7 @@ from aami_tui.ui.sql_view import SqlView
 from aami_tui.ui.step_list import StepList
 from aami_tui.ui.table_checklist import TableChecklist
 from aami_tui.ui.tick import Tick
+from aami_tui.ui.txbar import TxBar
 
 LEVEL_STYLE = {"ok": "green", "error": "bold red", "warn": "yellow", "info": ""}
 # Statement lines written to the log at once, at most: a bigger run (the console behind a big file's apply) shows
@@ -135,7 +136,7 @@ class RunbookScreen(Screen):
     # ---- layout ------------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("", id="txbar")
+        yield TxBar(id="txbar")
         with Horizontal(id="rb-main"):
             yield StepList(self.rb, id="steps")
             with ContentSwitcher(initial="pane-preflight", id="panes"):
@@ -614,12 +615,8 @@ class RunbookScreen(Screen):
         return f"n → {step.title}"
 
     def _txbar(self) -> None:
-        rb = self.rb
-        bar = self.query_one("#txbar", Static)
-        # The hint comes before the database name, so that a narrow terminal cuts the name, not what to press.
-        bar.update(Text.assemble(fmt.tx_badge(rb.tx), "  ", ("Next: ", "bold"),
-                                 (self.next_hint(), "bold cyan"), "   on ", (rb.settings.dbname, "bold"),
-                                 no_wrap=True, overflow="ellipsis"))
+        # One line when it fits, else two (ui/txbar.py): the hint and the database name are never cut.
+        self.query_one("#txbar", TxBar).show(self.rb.tx, self.next_hint(), self.rb.settings.dbname)
 
     # ---- checklist and lock watch ------------------------------------------------------------------------
     async def _answer(self, coro, checklist: TableChecklist):
