@@ -148,7 +148,8 @@ async def _run(settings, args) -> int:
         rb.verdict = verdict
         return verdict.exit_code
     except asyncio.CancelledError:
-        out("aami-tui: interrupted; rolling back.", err=True)
+        # the cancelled step may have left the transaction open (ROLLBACK follows), or lost its session
+        out("aami-tui: interrupted; rolling back." if rb.tx_open else "aami-tui: interrupted.", err=True)
         verdict = Verdict.COMMITTED if rb.outcome is Outcome.COMMITTED else (
             Verdict.COMMIT_UNKNOWN if rb.outcome is Outcome.UNKNOWN else Verdict.INTERRUPTED)
         rb.verdict = verdict
@@ -157,6 +158,8 @@ async def _run(settings, args) -> int:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
         await asyncio.shield(rb.close("headless run ended"))
+        v = rb.verdict  # what the database holds, in the report's words, and why the run ended
+        out(f"Final state: {rb.outcome.value}" + (f" (exit {v.exit_code}: {v.words})" if v else ""))
         if rb.report_paths:
             out(f"Report: {rb.report_paths[0]} (JSON beside it)")
 

@@ -301,3 +301,29 @@ def test_frozen_network_mid_apply_exits_2_not_committed_within_its_deadline(pg_s
     (report,) = reports(tmp_path)
     assert report["final_state"] == "rolled back" and report["exit_code"] == 2
     assert report["transaction"] == "connection lost: not committed"
+
+
+async def test_ctrl_c_on_a_frozen_network_says_not_committed_rollback_unconfirmed(fresh_db, tmp_path, proxy, capsys):
+    """Ctrl-C mid-statement with the network frozen: the cancel cannot reach the server, nor can the fence. The run
+    used to print 'rolling back' and write 'rolled back' in the report, although nobody saw a ROLLBACK. Now the
+    final state says what is certain: not committed, the rollback unconfirmed (in process: cheaper than a child)."""
+    from aami_tui import headless
+    from aami_tui.cli import build_parser
+
+    path, _ = migration_with(tmp_path, "SELECT pg_sleep(60);", after=12)
+    args = build_parser().parse_args(apply_args(tmp_path, "--yes", "--no-backup", "--migration-file", str(path)))
+    task = asyncio.create_task(headless._run(proxy.settings(fresh_db), args))
+    await asyncio.to_thread(wait_until, lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE application_name"
+                                                                " = 'aami-tui' AND query LIKE 'SELECT pg_sleep%%'"), 20)
+    proxy.freeze(new=True)
+    task.cancel()
+    code = await asyncio.wait_for(task, 30)
+    out, err = capsys.readouterr()
+    assert code == 130, out + err
+    assert "rolling back" not in err, err
+    assert "Final state: not committed, rollback unconfirmed (exit 130: interrupted: not committed)" in out, out
+    (report,) = reports(tmp_path)
+    assert report["final_state"] == "not committed, rollback unconfirmed" and report["exit_code"] == 130
+    proxy.drop()  # the network is back: the server notices the dead client and rolls back
+    wait_until(lambda: not tool_sessions(fresh_db), 15, what="the orphaned session to end")
+    assert public_tables(fresh_db) == []

@@ -118,6 +118,9 @@ def test_transaction_words_and_outcomes():
     assert tx_of(Phase.UNKNOWN) is Tx.UNKNOWN and tx_of(Phase.COMMITTING) is Tx.OPEN
     assert tx_of(Phase.RECHECKING) is Tx.UNKNOWN and outcome_of(Phase.RECHECKING) is Outcome.UNKNOWN
     assert outcome_of(Phase.UNKNOWN) is Outcome.UNKNOWN and outcome_of(Phase.VERIFIED) is Outcome.IN_PROGRESS
+    # a lost session nobody saw end is not "rolled back"; only a rolled-back phase can be unconfirmed
+    assert outcome_of(Phase.ROLLED_BACK, unconfirmed=True) is Outcome.NOT_CONFIRMED
+    assert outcome_of(Phase.COMMITTED, unconfirmed=True) is Outcome.COMMITTED
     assert ENDED == {Phase.COMMITTED, Phase.ROLLED_BACK, Phase.UNKNOWN, Phase.CLOSED}
 
 

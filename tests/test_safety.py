@@ -1070,6 +1070,17 @@ async def test_frozen_network_with_the_server_unreachable_still_ends(fresh_db, t
     assert "COMMIT was never sent, so nothing is committed" in msg
     assert f"could not reach the server to end backend {pid}" in msg
     assert "at the latest after idle_in_transaction_session_timeout, 2s" in msg
+    # Nobody saw the transaction end (no ROLLBACK answered, the backend could not be ended): the audit trail must
+    # not say "rolled back", only what is certain (it used to say "rolled back").
+    data = json.loads(rb.report_paths[1].read_text())
+    assert data["final_state"] == "not committed, rollback unconfirmed", data["final_state"]
+    assert data["exit_code"] == 2 and data["transaction"] == "connection lost: not committed"
+    # The console's step pane says the same (no Pilot needed).
+    from aami_tui.ui.runbook_screen import RunbookScreen
+
+    pane = RunbookScreen(rb)._done_text_raw().plain
+    assert pane.startswith("Run ended: not committed, rollback unconfirmed\n"), pane
+    assert "nobody saw the transaction end" in pane and "as it was before BEGIN" not in pane, pane
     # ...and the server does end it (the session sits idle in transaction behind the frozen proxy).
     wait_until(lambda: not query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)), 10,
                what="idle_in_transaction_session_timeout to end the orphaned session")
@@ -1130,7 +1141,8 @@ async def test_commit_pressed_while_a_silent_session_is_being_ended_is_refused(f
     await asyncio.wait_for(rb.close(), 30)  # a close meanwhile (a signal, q) waits for it, then closes cleanly
     with pytest.raises(RunbookError, match="COMMIT was never sent"):
         await asyncio.wait_for(ping, 30)
-    assert rb.outcome == Outcome.ROLLED_BACK and rb.tx == Tx.LOST and rb.phase is Phase.CLOSED
+    # the fence could not reach the server either: nobody saw the transaction end
+    assert rb.outcome == Outcome.NOT_CONFIRMED and rb.tx == Tx.LOST and rb.phase is Phase.CLOSED
     proxy.thaw()
 
 
@@ -1148,7 +1160,7 @@ async def test_two_idle_checks_noticing_the_same_silent_session_end_the_run_once
     ping, preview = await asyncio.wait_for(asyncio.gather(rb.ping(), rb.preview(), return_exceptions=True), 30)
     assert not isinstance(preview, BaseException), preview
     assert isinstance(ping, RunbookError) and "COMMIT was never sent" in str(ping)
-    assert rb.outcome == Outcome.ROLLED_BACK and rb.tx == Tx.LOST and rb.phase is Phase.ROLLED_BACK
+    assert rb.outcome == Outcome.NOT_CONFIRMED and rb.tx == Tx.LOST and rb.phase is Phase.ROLLED_BACK
     assert sum("COMMIT was never sent" in m for _, _, m in rb.log) == 1, rb.log
     proxy.thaw()
     await asyncio.wait_for(rb.close(), 30)

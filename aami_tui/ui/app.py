@@ -443,9 +443,12 @@ def closing_lines(app: AamiApp) -> list[str]:
         lines.append(f"Run report: {rb.report_paths[0]}")
     lines += env_lines_at_exit(app)
     rolled_back = rb is not None and rb.outcome.value == "rolled back"
+    unseen = rb is not None and rb.outcome.value == "not committed, rollback unconfirmed"
     if app.ending_signal is not None:
         lines.append(f"aami-tui: {SIGNAL_REASONS.get(app.ending_signal, 'signal')}: "
-                     + ("the migration transaction was rolled back." if rolled_back else "nothing was left open."))
+                     + ("the migration transaction was rolled back." if rolled_back else
+                        "the migration transaction was not committed; nobody saw it end (the server rolls it back "
+                        "when it notices)." if unseen else "nothing was left open."))
     elif app.quit_rolled_back and rolled_back:
         lines.append("aami-tui: quit: the migration transaction was rolled back; nothing it applied is kept.")
     return lines

@@ -551,15 +551,20 @@ class RunbookScreen(Screen):
                 for line in config_server_env(rb.server):
                     t.append(f"  export {line}\n")
         else:
-            # a lost session: the server rolls back, perhaps not yet (the failure says whether it was confirmed)
-            t.append(f"Run ended: {rb.tx.value if rb.lost else rb.outcome.value}\n", style="bold yellow")
+            # a lost session: the server rolls back, perhaps not yet (NOT_CONFIRMED: nobody saw it end)
+            said = rb.tx.value if rb.lost and rb.outcome is Outcome.ROLLED_BACK else rb.outcome.value
+            t.append(f"Run ended: {said}\n", style="bold yellow")
             if rb.verdict is not None:
                 t.append(f"{rb.verdict.words}\n", style="yellow")  # its exit code is the headless commands' business
             t.append("\n")
             if rb.failure:
                 t.append(rb.failure + "\n\n", style="red")
             if rb.phase is Phase.ROLLED_BACK:
-                t.append("Nothing was committed. " if rb.lost else "The database is as it was before BEGIN. ")
+                if rb.outcome is Outcome.NOT_CONFIRMED:
+                    t.append("Nothing was committed; nobody saw the transaction end: the server rolls it back when "
+                             "it notices the session is gone (until then it may hold its locks). ")
+                else:
+                    t.append("Nothing was committed. " if rb.lost else "The database is as it was before BEGIN. ")
                 t.append("Press n to retry the transaction from BEGIN.\n")
             if rb.phase in (Phase.UNKNOWN, Phase.RECHECKING):
                 t.append("Press o to ask the server again (pg_xact_status on a fresh connection, after ending our "

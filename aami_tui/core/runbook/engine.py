@@ -110,6 +110,7 @@ class Runbook:
         self.interactive = interactive
         self.phase = Phase.NEW
         self.lost = False  # the session died under the current attempt (the server rolled back)
+        self.unconfirmed = False  # ...and nothing confirmed the transaction's end (Outcome.NOT_CONFIRMED)
         self._losing = False  # an idle session stopped answering: being fenced (no step may start meanwhile)
         self._lost_lock = asyncio.Lock()  # two idle checks can notice the same silent session: it ends the run once
         self.closed_outcome: Outcome | None = None
@@ -162,14 +163,14 @@ class Runbook:
     def tx(self) -> Tx:
         if self.phase is Phase.CLOSED:
             return {Outcome.COMMITTED: Tx.COMMITTED, Outcome.ROLLED_BACK: Tx.LOST if self.lost else Tx.ROLLED_BACK,
-                    Outcome.UNKNOWN: Tx.UNKNOWN}.get(self.closed_outcome, Tx.NONE)
+                    Outcome.NOT_CONFIRMED: Tx.LOST, Outcome.UNKNOWN: Tx.UNKNOWN}.get(self.closed_outcome, Tx.NONE)
         return tx_of(self.phase, self.lost)
 
     @property
     def outcome(self) -> Outcome:
         if self.phase is Phase.CLOSED:
             return self.closed_outcome or Outcome.ABANDONED
-        return outcome_of(self.phase)
+        return outcome_of(self.phase, self.unconfirmed)
 
     @property
     def tx_open(self) -> bool:
@@ -623,7 +624,7 @@ class Runbook:
             self.ended_at = None
             self.failure = ""
             self.verdict = None
-        self.lost = False
+        self.lost = self.unconfirmed = False
         back = Phase.READY if frm is not Phase.ROLLED_BACK else Phase.ROLLED_BACK
         self._set(Step.BEGIN, State.RUNNING)
         t = self.opt.query_timeout
@@ -696,7 +697,7 @@ class Runbook:
             await self.drop_monitor()  # it goes through the same dead network
             also, self._orphans = tuple(self._orphans), []
             fence = await self.session.fence(fence_seconds, also)
-            ended = "ended (pg_terminate_backend)" in fence or "already gone" in fence
+            ended = _fenced(fence)
             bound = (f"at the latest after idle_in_transaction_session_timeout, {self.opt.idle_timeout:g}s"
                      if self.opt.idle_timeout else "through TCP keepalives")
             msg = (f"The server gave no answer: {exc} (the network or the server stopped answering). COMMIT was "
@@ -704,15 +705,20 @@ class Runbook:
                    + ("; the server rolled the transaction back: nothing was changed." if ended else
                       f"; the server rolls the transaction back when it notices ({bound}): nothing was changed."))
         else:
-            msg = ("The connection to the server was lost (" + (str(exc).strip().splitlines() or ["?"])[-1] +
-                   "); the server rolled the transaction back: nothing was changed.")
+            why = (str(exc).strip().splitlines() or ["?"])[-1]
             # The server said so, or our side dropped the socket: either way make sure no backend of ours lives on.
             self.session.abandon()
             fence = await self.session.fence(fence_seconds)
+            ended = _fenced(fence)
             if "ended (pg_terminate_backend)" in fence:
                 self.say(f"Fenced: {fence}.", "warn", step)
+            msg = (f"The connection to the server was lost ({why}); the server rolled the transaction back: nothing "
+                   "was changed." if ended else
+                   f"The connection to the server was lost ({why}). COMMIT was never sent, so nothing is committed; "
+                   f"{fence}: the server rolls the transaction back when it notices (not confirmed).")
         await self.session.close(1.0)
         self.lost = True
+        self.unconfirmed = not ended
         self.lock_holder = None
         if step is not None:
             self._set(step, State.FAILED, msg)
@@ -1174,25 +1180,34 @@ class Runbook:
         self._start(Action.ROLLBACK)
         self._set(Step.ROLLBACK, State.RUNNING)
         s = self.session
-        how = f"rolled back ({reason})"
+        how, unseen = f"rolled back ({reason})", ""
         try:
             if s.conn is None or s.conn.closed:
                 raise psycopg.OperationalError("the session is gone")
             await s.call(s.conn.execute("ROLLBACK"), self.opt.commit_timeout, "ROLLBACK")
-        except Deadline as exc:
+        except (Deadline, psycopg.Error) as exc:  # no answer, or the session is gone: is our backend gone too?
+            if not isinstance(exc, Deadline):
+                s.abandon()
             fence = await s.fence(min(self.opt.query_timeout, 5.0))
-            how = f"rolled back ({reason}); ROLLBACK got no answer within {exc.seconds:g}s: {fence}"
-            self.lost = True
-        except psycopg.Error:  # the session is gone: the server rolled back
-            self.lost = True
+            self.lost, self.unconfirmed = True, not _fenced(fence)
+            what = (f"ROLLBACK got no answer within {exc.seconds:g}s" if isinstance(exc, Deadline) else
+                    f"the session was gone ({_first(exc)})")
+            how = f"{'not confirmed' if self.unconfirmed else 'rolled back'} ({reason}); {what}: {fence}"
+            if self.unconfirmed:
+                unseen = f"{what}; {fence}"
         except asyncio.CancelledError:
             s.abandon()
+            self.unconfirmed = True  # sent perhaps, never answered
             self._set(Step.ROLLBACK, State.DONE, how + "; interrupted: the session was closed, the server rolls "
                                                         "back")
             self._move(Phase.ROLLED_BACK)
             raise
         self._set(Step.ROLLBACK, State.DONE, how)
-        self.say(f"ROLLBACK ({reason}): the database is as it was before BEGIN.", "warn", Step.ROLLBACK)
+        if unseen:
+            self.say(f"ROLLBACK ({reason}) not confirmed ({unseen}). COMMIT was never sent, so nothing is committed; "
+                     "the server rolls the transaction back when it notices.", "error", Step.ROLLBACK)
+        else:
+            self.say(f"ROLLBACK ({reason}): the database is as it was before BEGIN.", "warn", Step.ROLLBACK)
         if s.alive:
             await s.unlock(self.opt.query_timeout)
         else:
@@ -1317,6 +1332,11 @@ class Runbook:
             return None
         self.emit(ReportWritten(*self.report_paths))
         return self.report_paths
+
+
+def _fenced(fence: str) -> bool:
+    """Whether ``Session.fence``'s words say our old backend is gone (its transaction then ended, uncommitted)."""
+    return "ended (pg_terminate_backend)" in fence or "had already gone" in fence
 
 
 def _mark(c: Check) -> str:

@@ -172,7 +172,10 @@ def tx_of(phase: Phase, lost: bool = False) -> Tx:
     return Tx.NONE
 
 
-def outcome_of(phase: Phase) -> Outcome:
+def outcome_of(phase: Phase, unconfirmed: bool = False) -> Outcome:
+    """``unconfirmed``: the run ended not committed but nobody saw the transaction end (a lost session)."""
+    if phase is Phase.ROLLED_BACK and unconfirmed:
+        return Outcome.NOT_CONFIRMED
     return {Phase.COMMITTED: Outcome.COMMITTED, Phase.ROLLED_BACK: Outcome.ROLLED_BACK,
             Phase.UNKNOWN: Outcome.UNKNOWN, Phase.RECHECKING: Outcome.UNKNOWN}.get(phase, Outcome.IN_PROGRESS)
 

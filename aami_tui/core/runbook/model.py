@@ -78,7 +78,10 @@ class Outcome(StrEnum):
 
     IN_PROGRESS = "in progress"
     COMMITTED = "committed"
-    ROLLED_BACK = "rolled back"
+    ROLLED_BACK = "rolled back"  # seen: our ROLLBACK answered, the server said so, or our backend is gone
+    # The session was lost with the transaction open and nothing confirmed its end (no ROLLBACK answered, the old
+    # backend could not be ended or seen gone): COMMIT was never sent, the server rolls back when it notices.
+    NOT_CONFIRMED = "not committed, rollback unconfirmed"
     UNKNOWN = "outcome unknown"
     ABANDONED = "abandoned (nothing changed)"
 
