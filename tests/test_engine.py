@@ -272,6 +272,14 @@ async def test_verify_blocks_commit_when_the_migration_creates_an_extra_table(fr
                             "blocked; ROLLBACK.")
     assert rb.can(Step.COMMIT) == (False, "verify must pass before COMMIT")
     assert rb.can(Step.ROLLBACK) == (True, "")
+    # The console's bar points to what the table allows after a failed verify: ROLLBACK first, or verify again
+    # (after a fix inside the transaction). It said "n → Verify", as if verify had not run.
+    from aami_tui.ui.runbook_screen import RunbookScreen
+
+    assert RunbookScreen(rb).next_hint() == "x → ROLLBACK, or n → Verify again"
+    await rb.inspect("DROP TABLE scratch_notes", allow_write=True)  # the fix, inside the transaction
+    await rb.verify()
+    assert rb.can(Step.COMMIT) == (True, "") and RunbookScreen(rb).next_hint() == "c → COMMIT or x → ROLLBACK"
     await rb.rollback()
     assert catalog_fingerprint(fresh_db) == before
 

@@ -525,8 +525,9 @@ class RunbookScreen(Screen):
                     ("c", "bold"), " COMMIT (type the database name)   ", ("x", "bold"), " ROLLBACK   ", ("i", "bold"),
                     " inspect inside it (\\dt, SQL)\n"))
             elif rb.steps[Step.VERIFY].state == State.FAILED:
-                self.query_one("#verify-next", Static).update(Text("Verify failed: COMMIT is blocked. Press x to "
-                                                                   "ROLLBACK.\n", style="bold red"))
+                self.query_one("#verify-next", Static).update(Text(
+                    "Verify failed: COMMIT is blocked. Press x to ROLLBACK, or fix it inside the transaction (i, "
+                    "\\write) and press n to verify again.\n", style="bold red"))
             if step is Step.BACKUP:
                 self.query_one("#backup-info", Static).update(
                     f"Backup directory: {rb.opt.backup_dir.resolve() if not fmt.STABLE else rb.opt.backup_dir}\n"
@@ -615,8 +616,11 @@ class RunbookScreen(Screen):
                 return "n → BEGIN, or r → rehearse on a copy first"
         if step is Step.COMMIT:
             return "c → COMMIT or x → ROLLBACK"
-        if not rb.can(step)[0] and rb.tx_open and allowed(rb.phase, Action.ROLLBACK):
-            return "x → ROLLBACK (the only way on)"  # e.g. an apply cancelled between statements
+        if rb.tx_open and allowed(rb.phase, Action.ROLLBACK):  # what the table allows, ROLLBACK first after a failure
+            if not rb.can(step)[0]:
+                return "x → ROLLBACK (the only way on)"  # e.g. an apply cancelled between statements
+            if rb.steps[step].state is State.FAILED:
+                return f"x → ROLLBACK, or n → {step.title} again"  # e.g. a failed verify (a fix made with i first)
         return f"n → {step.title}"
 
     def _txbar(self) -> None:
