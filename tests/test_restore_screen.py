@@ -76,3 +76,6 @@ async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds
         assert said.startswith("This backup has 0 tables in public. Created after it, dropped in the same "
                                "transaction: 10 tables (alert_rules, alert_templates, "), body
         assert "extension uuid-ossp." in said and "Read with pg_restore " in said, body
+        # At 80x24 the summary scrolls inside the dialog: the prompt, the field and both buttons stay on screen.
+        for sel in ("#confirm-prompt", "#confirm-input", "#cancel", "#confirm"):
+            assert app.screen.region.contains_region(app.screen.query_one(sel).region), sel

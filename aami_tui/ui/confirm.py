@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
@@ -26,7 +26,9 @@ class ConfirmModal(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="modal-box" + (" -danger" if self.danger else "")):
             yield Label(self.title_text, id="confirm-title")
-            yield Static(fmt.redact(self.body), id="confirm-body")
+            # The body scrolls when it is taller than the room left: the prompt and the buttons stay on screen.
+            with VerticalScroll(id="confirm-scroll"):
+                yield Static(fmt.redact(self.body), id="confirm-body")
             if self.require_text is not None:
                 yield Label(f"Type [b]{self.require_text}[/b] to confirm:", id="confirm-prompt")
                 # The name is shown above, never as a placeholder: a placeholder looks as if it were filled in.
@@ -48,11 +50,28 @@ class ConfirmModal(ModalScreen[bool]):
         else:
             self.query_one("#cancel" if self.danger else "#confirm", Button).focus()
 
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        """The body's scroll gets the room the box has left once everything else is placed (at 80x24 a restore's
+        summary is taller than the screen): the prompt, the field and the buttons are never pushed off it."""
+        if not self.is_attached:
+            return
+        box = self.query_one("#confirm-box")
+        scroll = self.query_one("#confirm-scroll")
+        others = sum(w.outer_size.height + w.styles.margin.height for w in box.children if w is not scroll and w.display)
+        room = int(self.size.height * 0.9) - box.styles.gutter.height - others
+        if scroll.styles.max_height is None or scroll.styles.max_height.value != max(room, 2):
+            scroll.styles.max_height = max(room, 2)
+
     def on_input_changed(self, event: Input.Changed) -> None:
         self.query_one("#confirm", Button).disabled = event.value != self.require_text
         error = self.query_one("#confirm-error", Static)
         error.update("")
-        error.display = False
+        if error.display:
+            error.display = False
+            self.call_after_refresh(self._fit)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.value == self.require_text:
@@ -63,6 +82,7 @@ class ConfirmModal(ModalScreen[bool]):
         error.update(f"✗ {fmt.redact(typed)} {self.require_text!r}. Type it exactly (escape cancels); nothing "
                      "was done.")
         error.display = True
+        self.call_after_refresh(self._fit)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
