@@ -10,6 +10,7 @@ import time
 
 from conftest import apply_migration
 from faults import runbook
+from screen_text import region_text
 from test_console import make_app, text_of
 from textual.widgets import DataTable
 
@@ -65,6 +66,10 @@ async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds
         # age, size and sha256 fit on an 80-column screen, whole
         widths = [c.get_render_width(t) for c in t.ordered_columns[:3]]
         assert sum(widths) <= t.scrollable_content_region.width
+        # ...and so does the file's name with its time to the second (what tells two backups apart)
+        stamp = dump.name.removeprefix(f"backup_{fresh_db.dbname}_")
+        shown = [ln for ln in region_text(app, "#restore-table").splitlines() if "2 hours ago" in ln]
+        assert shown and shown[0].rstrip().endswith(stamp), (stamp, shown)
         assert f"{fresh_db.dbname} on {fresh_db.host}:{fresh_db.port}" in text_of(app, "#restore-head")
         # the age is live
         os.utime(dump, (time.time() - 3 * 3600, time.time() - 3 * 3600))

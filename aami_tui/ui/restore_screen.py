@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from aami_tui.core import pgtools
 from aami_tui.core import restore as core_restore
+from aami_tui.core.files import safe_name
 from aami_tui.core.words import plural
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
@@ -43,6 +44,7 @@ class RestoreScreen(Screen):
         self.hidden = 0  # backups of this database name taken from another server or database
         self.checks: dict[str, bool | None] = {}
         self.result: core_restore.RestoreResult | None = None
+        self._short_names = False  # the file column shows names without their common head (a narrow terminal)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -89,11 +91,8 @@ class RestoreScreen(Screen):
         found = pgtools.list_backups(self.app.options.backup_dir, s.dbname)
         self.entries = [e for e in found if same_source(e, s.host, s.port, s.dbname) is not False]
         self.hidden = len(found) - len(self.entries)
-        t = self.query_one(DataTable)
-        t.clear()
-        for e in self.entries:
-            src = "this server" if same_source(e, s.host, s.port, s.dbname) else Text("? not recorded", "yellow")
-            t.add_row(fmt.ago(e.mtime), fmt.size(e.size), "checking…", src, e.path.name, key=str(e.path))
+        self.checks = {}
+        self._fill()
         status = self.query_one("#restore-status", Static)
         where = fmt.redact(str(self.app.options.backup_dir.resolve()))
         hidden = (f" {self.hidden} backup{'s' if self.hidden != 1 else ''} of another server or database "
@@ -103,8 +102,35 @@ class RestoreScreen(Screen):
                           "step makes one.")
         else:
             status.update(f"{plural(len(self.entries), 'backup')} in {where}.{hidden}")
-            t.focus()
+            self.query_one(DataTable).focus()
         self.verify_checksums()
+
+    def _fill(self) -> None:
+        """The table's rows from self.entries (and the checksums verified so far)."""
+        s = self.app.settings
+        self._short_names = self.app.size.width < 100
+        t = self.query_one(DataTable)
+        cursor = t.cursor_row
+        t.clear(columns=False)
+        for e in self.entries:
+            src = "this server" if same_source(e, s.host, s.port, s.dbname) else Text("? not recorded", "yellow")
+            ok = self.checks.get(str(e.path), "checking")
+            t.add_row(fmt.ago(e.mtime), fmt.size(e.size), "checking…" if ok == "checking" else self._check_label(ok),
+                      src, self._file_label(e), key=str(e.path))
+        if self.entries and cursor:
+            t.move_cursor(row=min(cursor, len(self.entries) - 1))
+
+    def _file_label(self, e: pgtools.BackupEntry) -> str:
+        """The file's name; below 100 columns without the ``backup_<database>`` every listed name starts with (the
+        head says which database), so that the part that tells two backups apart, the time to the second, is
+        never cut: ``…_20261128_013519.dump``."""
+        prefix = f"backup_{safe_name(self.app.settings.dbname)}_"
+        name = e.path.name
+        return f"…_{name[len(prefix):]}" if self._short_names and name.startswith(prefix) else name
+
+    def on_resize(self) -> None:
+        if self.entries and (self.app.size.width < 100) != self._short_names:
+            self._fill()
 
     @work(thread=True, exclusive=True, group="sha", exit_on_error=False)
     def verify_checksums(self) -> None:
@@ -114,12 +140,15 @@ class RestoreScreen(Screen):
 
     def _set_check(self, e: pgtools.BackupEntry, ok: bool | None) -> None:
         self.checks[str(e.path)] = ok
-        label = {True: Text("✓ matches", style="green"), False: Text("✗ CHANGED", style="bold red"),
-                 None: Text("? none recorded", style="yellow")}[ok]
         try:
-            self.query_one(DataTable).update_cell(str(e.path), "sha256", label, update_width=True)
+            self.query_one(DataTable).update_cell(str(e.path), "sha256", self._check_label(ok), update_width=True)
         except Exception:
             pass
+
+    @staticmethod
+    def _check_label(ok: bool | None) -> Text:
+        return {True: Text("✓ matches", style="green"), False: Text("✗ CHANGED", style="bold red"),
+                None: Text("? none recorded", style="yellow")}[ok]
 
     def _selected(self) -> pgtools.BackupEntry | None:
         t = self.query_one(DataTable)
