@@ -273,3 +273,47 @@ def test_first_data_and_refused_login_through_the_early_child_which_never_outliv
         c.send("q")
         assert c.wait(20) == 0
         assert _holding(marker) == []
+
+
+def test_the_garbage_collector_waits_for_a_keys_frame_and_always_runs_again():
+    """A key read holds Python's cyclic GC until the frame that shows it is written (not a frame written before
+    the key's action ran), and never longer than MAX_HOLD; a collector disabled by someone else stays theirs."""
+    import gc
+
+    from aami_tui.ui.driver import KeyGcHold
+
+    now = [100.0]
+    hold = KeyGcHold(clock=lambda: now[0])
+    assert gc.isenabled()
+    try:
+        hold.key_read()  # the input thread
+        assert not gc.isenabled() and hold.held
+        hold.frame_queued()  # an earlier repaint goes out before the key's action: not the key's frame
+        hold.frame_written()
+        assert not gc.isenabled()
+        hold.key_handled()  # the action ran; the next frame shows it
+        hold.frame_queued()
+        hold.frame_written()
+        assert gc.isenabled() and not hold.held
+
+        hold.key_read()  # a key that changes nothing: no frame comes
+        hold.key_handled()
+        now[0] += hold.MAX_HOLD / 2
+        hold.expire()
+        assert not gc.isenabled()
+        now[0] += hold.MAX_HOLD
+        hold.expire()
+        assert gc.isenabled()
+
+        hold.key_read()  # a key whose action never runs (a dialog closing took it): any frame after MAX_HOLD
+        now[0] += hold.MAX_HOLD
+        hold.frame_written()
+        assert gc.isenabled()
+
+        gc.disable()  # someone else's: the hold leaves it alone
+        hold.key_read()
+        assert not hold.held
+        hold.release()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -105,6 +105,17 @@ class AamiApp(App):
         if not self.is_headless:
             gc.freeze()
 
+    async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
+        """A key's action (every binding runs through here) has run: the frame that shows it is the next one, and
+        the garbage collector's hold for the key (ui/driver.py) ends once that frame is written."""
+        try:
+            return await super().run_action(action, default_namespace, namespaces)
+        finally:
+            hold = getattr(self._driver, "gc_hold", None)
+            if hold is not None and hold.held:
+                hold.key_handled()
+                asyncio.get_running_loop().call_later(hold.MAX_HOLD, hold.expire)
+
     def _on_signal(self, sig: int) -> None:
         """SIGHUP (window or SSH session closed), SIGTERM, SIGINT: end like a quit that rolls back. A second
         signal while ending (two Ctrl+C 10 ms apart) changes nothing: the report is already being written."""
