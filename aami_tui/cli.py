@@ -622,6 +622,12 @@ def _console(args) -> int:
         from aami_tui.core import early as early_child
 
         early = early_child.start(args)
+    import gc
+
+    # No cyclic collection until the first frame is on screen (the app then freezes what was made and turns it
+    # back on, app.settle_heap): a full collection over Textual's freshly imported heap held the first frame
+    # ~10 ms (35 ms under load); startup makes next to no cyclic garbage.
+    gc.disable()
     try:
         from aami_tui.ui.app import run_console
 
@@ -639,6 +645,7 @@ def _console(args) -> int:
         _err("interrupted")
         return 130
     finally:
+        gc.enable()
         if early is not None:
             early.close()
 

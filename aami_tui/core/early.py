@@ -190,6 +190,9 @@ def _die_with_parent(parent: int) -> None:  # pragma: no cover - the child
 
 
 def _child(args, w: int, parent: int) -> None:  # pragma: no cover - the child
+    import gc
+
+    gc.disable()  # a short life that makes no cyclic garbage worth a collection (importing psycopg ran 2-4 of them)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     null = os.open(os.devnull, os.O_RDWR)

@@ -16,7 +16,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer
 
 from aami_tui.core import db, migration
-from aami_tui.core.runbook import Options, State  # the model only; Phase (the machine) where it is used
+from aami_tui.core.runbook import Options  # its own module; the model (State, Tx…) and the machine where used
 from aami_tui.core.settings import ConnSettings
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
@@ -101,9 +101,11 @@ class AamiApp(App):
         records) are set aside from Python's cyclic garbage collector. Its full collections walk every object: as
         the console's heap grew to 250,000-800,000 objects they held the event loop 0.1-1 s each, every second or
         two while steps ran, and a key pressed then waited (the largest part of the key presses' p95). Only in a
-        real terminal: tests run many apps in one process, whose garbage would then stay."""
+        real terminal: tests run many apps in one process, whose garbage would then stay. The console starts with
+        the collector off (cli._console: no full collection before the first frame); it is back on from here."""
         if not self.is_headless:
             gc.freeze()
+        gc.enable()
 
     async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
         """A key's action (every binding runs through here) has run: the frame that shows it is the next one, and
@@ -150,6 +152,8 @@ class AamiApp(App):
         rb = self.runbook
         if rb is None:
             return
+        from aami_tui.core.runbook import State
+
         if any(r.state != State.PENDING for r in rb.steps.values()) or rb.tx_open:
             await rb.close(reason)  # writes the report
         else:

@@ -14,7 +14,6 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from aami_tui.core import db, expected, migration, schema, status
-from aami_tui.core.runbook import Tx
 from aami_tui.core.words import plural
 from aami_tui.ui import fmt
 from aami_tui.ui.connection_panel import ConnectionPanel
@@ -26,6 +25,13 @@ if TYPE_CHECKING:  # imported on the first connect (the first frame does without
 MAX_BACKOFF = 30.0
 OFFLOAD_BYTES = 256 * 1024  # a migration file larger than this is parsed in a helper process (core/offload.py)
 STATUS_EVERY = 30.0  # seconds between reads of the server's status (the checklist refreshes every --refresh)
+
+
+def _tx_open():
+    """Tx.OPEN: the runbook's model is loaded with the runbook, not for the first frame."""
+    from aami_tui.core.runbook import Tx
+
+    return Tx.OPEN
 
 
 class DashboardScreen(Screen):
@@ -190,7 +196,7 @@ class DashboardScreen(Screen):
         checklist = self.query_one(TableChecklist)
         rb = self.app.runbook
         try:
-            if rb is not None and rb.tx == Tx.OPEN:
+            if rb is not None and rb.tx == _tx_open():
                 preview = await asyncio.wait_for(rb.preview(), 10)
                 if preview is not None:
                     checklist.show(preview, uncommitted=True)

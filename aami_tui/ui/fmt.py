@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-import humanize
 from rich.text import Text
 
-from aami_tui.core.runbook.model import Tx
 from aami_tui.core.words import plural  # noqa: F401  (fmt.plural, for the screens)
 from aami_tui.core.words import size as size_words
+
+if TYPE_CHECKING:  # the runbook's model and humanize load where they are used, not for the first frame
+    from aami_tui.core.runbook.model import Tx
 
 STABLE = False  # set by the app factory for snapshot tests / screenshots: hides clocks and timings
 
 
-# The transaction's state in colour: one place for the runbook's bar, its step list and the inspection pane.
-TX_STYLE = {Tx.OPEN: "bold black on yellow", Tx.ABORTED: "bold white on red", Tx.LOST: "bold white on red",
-            Tx.UNKNOWN: "bold white on red", Tx.COMMITTED: "bold black on green", Tx.ROLLED_BACK: "bold black on cyan"}
-
-
 def tx_style(tx: Tx, default: str = "bold") -> str:
-    return TX_STYLE.get(tx, default)
+    """The transaction's state in colour: one place for the runbook's bar, its step list and the inspection pane."""
+    from aami_tui.core.runbook.model import Tx
+
+    return {Tx.OPEN: "bold black on yellow", Tx.ABORTED: "bold white on red", Tx.LOST: "bold white on red",
+            Tx.UNKNOWN: "bold white on red", Tx.COMMITTED: "bold black on green",
+            Tx.ROLLED_BACK: "bold black on cyan"}.get(tx, default)
 
 
 def tx_badge(tx: Tx) -> Text:
@@ -37,6 +39,8 @@ def size(n: int | None) -> str:
 def rows(n: int | None) -> str:
     if n is None:
         return "—"
+    import humanize
+
     return humanize.intcomma(n) if n < 10_000 else humanize.intword(n, format="%.1f")
 
 
@@ -45,6 +49,8 @@ def ago(ts: float | None) -> str:
         return "never"
     if STABLE:
         return "just now"
+    import humanize
+
     return humanize.naturaltime(time.time() - ts)
 
 
@@ -55,6 +61,8 @@ def elapsed(seconds: float | None) -> str:
         return "·"
     if seconds < 60:
         return f"{seconds:.1f}s"
+    import humanize
+
     return humanize.precisedelta(seconds, minimum_unit="seconds", format="%0.0f")
 
 

@@ -8,16 +8,17 @@
 * ``engine``    the Runbook that ties them together
 """
 
-# Each name loads its own module on first use (PEP 562): the console's first frame needs Options and Tx (the model)
-# but not the events' forty dataclasses nor the transition table, and ``Runbook`` and ``Deadline`` load the
-# engine (pre-flight, lint, pglast, psycopg) only when a runbook is opened.
+# Each name loads its own module on first use (PEP 562): the console's first frame needs only Options (its own
+# module), not the model's records, the events' forty dataclasses nor the transition table, and ``Runbook`` and
+# ``Deadline`` load the engine (pre-flight, lint, pglast, psycopg) only when a runbook is opened.
 _WHERE = {
     **dict.fromkeys(("ChecksDone", "Event", "Listener", "Log", "OutcomeRechecked", "Progress", "ReportWritten",
                      "StatementDone", "StepChanged", "TxChanged"), "events"),
     **dict.fromkeys(("Action", "Phase"), "machine"),
-    **dict.fromkeys(("DEV_ITEMS", "PREFLIGHT_ITEMS", "STEP_ORDER", "Blocker", "Check", "LockWatch", "Options",
+    **dict.fromkeys(("DEV_ITEMS", "PREFLIGHT_ITEMS", "STEP_ORDER", "Blocker", "Check", "LockWatch",
                      "Outcome", "RehearsalRecord", "RunbookError", "State", "StatementRecord", "Step", "StepRecord",
                      "StepState", "Tx", "Verdict"), "model"),
+    "Options": "options",
     "Runbook": "engine",
     "Deadline": "session",
 }
