@@ -259,3 +259,21 @@ async def test_the_first_refresh_comes_from_the_early_child_else_as_before(fresh
             assert f'Password authentication failed for user "{fresh_db.user}"' in hint
             assert "quit and start again with the right one" in hint  # the password is in the settings: not F5
             assert app.screen.query_one("#connection").error.startswith(refused[1])  # the child's sentence
+
+
+async def test_the_next_panel_at_80x24_brings_every_line_into_view(fresh_db, tmp_path):
+    """At 80x24 the Next panel has six rows: after COMMIT the Config Server's environment is longer. It scrolls
+    (its last line, DB_NAME, was below the panel's edge and could not be reached)."""
+    from conftest import apply_migration
+    from screen_text import svg_text
+
+    apply_migration(fresh_db)
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.wait_for(pilot, lambda: f"DB_NAME={fresh_db.dbname}" in text_of(app, "#dash-hint"),
+                              what="the Config Server's environment")
+        assert f"DB_NAME={fresh_db.dbname}" not in svg_text(app.export_screenshot())  # six rows: not all in view
+        app.screen.query_one("#dash-hint").parent.scroll_end(animate=False)
+        await pilot.pause()
+        assert f"DB_NAME={fresh_db.dbname}" in svg_text(app.export_screenshot())

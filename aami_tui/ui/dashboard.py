@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
@@ -74,7 +74,8 @@ class DashboardScreen(Screen):
         with Horizontal(id="dash-main"):
             with Vertical(id="dash-left"):
                 yield ConnectionPanel(id="connection")
-                yield Static("", id="dash-hint", classes="panel")
+                with VerticalScroll(id="dash-hint-box", classes="panel"):  # scrolls when taller (80x24)
+                    yield Static("", id="dash-hint")
             yield TableChecklist(id="checklist")
         yield Static("", id="small-warning")
         yield Footer()
@@ -86,7 +87,7 @@ class DashboardScreen(Screen):
         panel = self.query_one(ConnectionPanel)
         panel.target = self.app.settings.display()
         panel.render_panel()
-        self.query_one("#dash-hint", Static).border_title = "Next"
+        self.query_one("#dash-hint-box").border_title = "Next"
         self._hint()
         # First live data first: the shipped file's columns come pre-parsed (drift shows in the first refresh);
         # the full file check (pglast) starts after the first refresh, not beside it (one interpreter lock).
