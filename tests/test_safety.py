@@ -143,12 +143,20 @@ async def test_lock_watch_says_whom_our_apply_is_waiting_for(fresh_db, tmp_path)
         assert w is not None and [b.pid for b in w.blockers] == [hpid], w
         assert w.blockers[0].application_name == "holder" and "LOCK TABLE namespaces" in w.blockers[0].query
         assert not task.done()
+        # What the step pane shows instead of "statement N / 43" as if it ran (it did, for the whole lock_timeout):
+        n = len(rb.migration.statements)
+        assert re.fullmatch(rf"Statements? \d+(–\d+)? / {n}( \(one round trip\))?: waiting for a lock held by pid "
+                            rf"{hpid} \(user \w+, application 'holder', idle in transaction\) for \d+s; lock_timeout "
+                            r"\(30s\) ends the wait with an error", w.waiting), w.waiting
+        from aami_tui.ui.runbook_screen import RunbookScreen
+
+        assert RunbookScreen(rb).apply_wait(w).plain == f"⏳ {w.waiting}"
     finally:
         holder.rollback()
         holder.close()
     await task  # the holder is gone: the apply goes on
     w = await rb.lock_watch()
-    assert w is not None and w.blockers == ()
+    assert w is not None and w.blockers == () and w.waiting == ""
     await rb.rollback()
     await rb.close("test")
 

@@ -401,6 +401,7 @@ class RunbookScreen(Screen):
             self.query_one("#rehearse-line", Static).update(fmt.redact(ev.message))
         elif ev.step is Step.APPLY:
             self.query_one("#apply-progress", ProgressBar).update(total=ev.total, progress=ev.done)
+            self._apply_msg, self._apply_waiting = ev.message, False  # a new statement: not waiting (yet)
             self.query_one("#apply-line", Static).update(fmt.redact(ev.message))
             index = min(ev.done + 1, ev.total)
             mf = self.rb.migration
@@ -691,6 +692,21 @@ class RunbookScreen(Screen):
         (panel or self.query_one(LockWatchPanel)).show(
             w, lock_timeout=self.rb.opt.lock_timeout, statement_timeout=self.rb.opt.statement_timeout,
             idle_timeout=self.rb.opt.idle_timeout)
+        # The step pane: an apply queued behind another session's lock says so, not "statement N / 43" as if it ran.
+        wait = self.apply_wait(w)
+        if wait is not None:
+            self.query_one("#apply-line", Static).update(wait)
+            self._apply_waiting = True
+        elif getattr(self, "_apply_waiting", False):  # the wait is over: the statement's own line again
+            self._apply_waiting = False
+            if self.rb.phase is Phase.APPLYING:
+                self.query_one("#apply-line", Static).update(fmt.redact(getattr(self, "_apply_msg", "")))
+
+    def apply_wait(self, w) -> Text | None:
+        """The step pane's line while the apply waits for a lock (LockWatch.waiting), or None."""
+        if w is None or not w.waiting or self.rb.phase is not Phase.APPLYING:
+            return None
+        return Text(fmt.redact(f"⏳ {w.waiting}"), style="bold yellow")
 
     # ---- actions -------------------------------------------------------------------------------------------------
     @on(Checkbox.Changed)

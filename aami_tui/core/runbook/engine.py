@@ -144,6 +144,8 @@ class Runbook:
         self.ended_at: datetime | None = None
         self.xact_started: float | None = None
         self.last_blockers: list[Blocker] = []
+        # the statements in flight while Phase.APPLYING: (first index, last index, total, monotonic start)
+        self.applying_now: tuple[int, int, int, float] | None = None
         self.waiters_seen: dict[tuple, dict] = {}
         self.failure: str = ""
         self.report_paths: tuple[Path, Path] | None = None
@@ -747,6 +749,7 @@ class Runbook:
         groups = applying.batches(stmts, set(self.migration.tables), enabled=not self.opt.pace)
         for group in groups:
             st = group[0]
+            self.applying_now = (st.index, group[-1].index, total, time.monotonic())
             self.emit(Progress(Step.APPLY, st.index - 1, total, f"statement {st.index} / {total}: {st.summary}"))
             t0 = time.perf_counter()
             try:

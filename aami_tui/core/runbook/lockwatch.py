@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import psycopg
 
 from aami_tui.core.db import ConnectError
 from aami_tui.core.queries import sql
+from aami_tui.core.runbook.machine import Phase
 from aami_tui.core.runbook.model import Blocker, LockWatch
 from aami_tui.core.runbook.session import Deadline, bounded
 
@@ -26,6 +28,7 @@ async def sample(rb: Runbook) -> LockWatch | None:
         row = await cur.fetchone()
         cur = await bounded(mon, mon.execute(sql("waiting_on_us"), {"pid": pid}), t, "the lock watch")
         waiters = [dict(zip([d.name for d in cur.description], r, strict=True)) for r in await cur.fetchall()]
+        now = rb.applying_now if rb.phase is Phase.APPLYING else None  # what is in flight as we ask
         cur = await bounded(mon, mon.execute(sql("blocking_sessions"), {"pid": pid}), t, "the lock watch")
         blockers = tuple(Blocker(*r) for r in await cur.fetchall())
     except (Deadline, TimeoutError):
@@ -36,7 +39,25 @@ async def sample(rb: Runbook) -> LockWatch | None:
     age = row[0].total_seconds() if row and row[0] is not None else None
     idle = row[1].total_seconds() if row and row[1] is not None else None
     remember(rb, waiters)
-    return LockWatch(age, idle, tuple(waiters), warning(rb, idle, waiters), rb.opt.idle_timeout, blockers)
+    # the statements still in flight as the sample ends (not the next ones: those may not wait at all)
+    still = now is not None and rb.phase is Phase.APPLYING and rb.applying_now == now
+    return LockWatch(age, idle, tuple(waiters), warning(rb, idle, waiters), rb.opt.idle_timeout, blockers,
+                     waiting_line(rb, now, blockers) if still else "")
+
+
+def waiting_line(rb: Runbook, now: tuple[int, int, int, float] | None, blockers: tuple[Blocker, ...]) -> str:
+    """'Statement 5 / 43: waiting for a lock held by pid 123 (user bob, application 'psql', idle in transaction)
+    for 4s; lock_timeout (5s) ends the wait with an error': what an apply queued behind another session does."""
+    if not blockers or now is None:
+        return ""
+    first, last, total, t0 = now
+    which = f"Statement {first} / {total}" if first == last else f"Statements {first}–{last} / {total} (one round trip)"
+    holders = " and ".join(f"pid {b.pid} (user {b.user}, application '{b.application_name or '-'}', {b.state})"
+                           for b in blockers[:3]) + (f" and {len(blockers) - 3} more" if len(blockers) > 3 else "")
+    bound = (f"lock_timeout ({rb.opt.lock_timeout:g}s)" if rb.opt.lock_timeout else
+             f"statement_timeout ({rb.opt.statement_timeout:g}s)")
+    return (f"{which}: waiting for a lock held by {holders} for {time.monotonic() - t0:.0f}s; {bound} ends the wait "
+            "with an error")
 
 
 def remember(rb: Runbook, waiters: list[dict]) -> None:

@@ -235,3 +235,4 @@ class LockWatch:
     warning: str = ""  # set past Options.idle_warn_seconds: what the faces show prominently
     idle_timeout: float = 0.0  # the server ends the session after this long idle in transaction (0: never)
     blockers: tuple[Blocker, ...] = ()  # sessions OUR transaction is waiting for (pg_blocking_pids of our pid)
+    waiting: str = ""  # while an apply waits for them: which statement, for whom, how long (the step pane's line)
