@@ -25,6 +25,7 @@ from aami_tui.core import pgtools
 from aami_tui.core.runbook import (
     PREFLIGHT_ITEMS,
     Outcome,
+    Phase,
     ReportWritten,
     RunbookError,
     State,
@@ -459,3 +460,46 @@ async def test_close_while_a_step_runs_in_another_task_stops_it_first(fresh_db, 
     data = json.loads(rb.report_paths[1].read_text())
     assert data["final_state"] == "rolled back" and data["transaction"] == "rolled back"
     assert public_tables(fresh_db) == [] and advisory_locks(fresh_db) == []
+
+
+async def test_begin_never_applies_a_stale_copy_of_a_file_edited_since_pre_flight(fresh_db, tmp_path):
+    """BEGIN applied pre-flight's copy of the file without a word after the DBA had fixed it on disk (the fix did
+    not run; after a failed apply, the retry failed the same way). Now BEGIN refuses an edited file, as the
+    rehearsal does, and pre-flight loads it: also after a ROLLBACK, where the retry used to be the only way on."""
+    from aami_tui.ui.runbook_screen import RunbookScreen
+
+    path, _ = migration_with(tmp_path, "SELECT 1/0;", after=3)
+    loaded = hashlib.sha256(path.read_bytes()).hexdigest()
+    rb = runbook(fresh_db, tmp_path, path, skip_backup=True)
+    for key, _ in rb.items:  # as the console's operator would
+        rb.tick(key)
+    await rb.preflight()
+    await rb.backup_step()
+    path.write_text(path.read_text() + "\n-- reviewed\n")  # edited after pre-flight
+    with pytest.raises(RunbookError) as e:
+        await rb.begin()
+    assert str(e.value).startswith(f"BEGIN not run: {path.name} changed since pre-flight (pre-flight loaded sha256 "
+                                   f"{loaded[:12]}…, the file is now "), e.value
+    assert str(e.value).endswith("and BEGIN applies what pre-flight loaded: run pre-flight again to load it (n), "
+                                 "then BEGIN.")
+    assert rb.phase is Phase.READY and rb.tx == Tx.NONE and rb.next_step() is Step.PREFLIGHT
+    assert RunbookScreen(rb).next_hint() == "n → Pre-flight"
+    await rb.preflight()  # loads the edit (the backup step stays done)
+    await rb.begin()
+    with pytest.raises(RunbookError):
+        await rb.apply()  # statement 4 fails
+    await rb.rollback()
+    path.write_text(MIGRATION.read_text())  # the DBA fixes the file, then presses n (retry from BEGIN)
+    with pytest.raises(RunbookError, match="changed since pre-flight"):
+        await rb.begin()
+    assert rb.phase is Phase.ROLLED_BACK and rb.can(Step.PREFLIGHT) == (True, "")
+    assert RunbookScreen(rb).next_hint() == "n → Pre-flight (the file changed)"
+    await rb.preflight()
+    assert rb.phase is Phase.READY and rb.migration.sha256 == hashlib.sha256(MIGRATION.read_bytes()).hexdigest()
+    assert rb.next_step() is Step.BEGIN  # the failed attempt is history, not the next step
+    await rb.begin()
+    await rb.apply()
+    await rb.verify()
+    assert rb.attempt == 2 and [n for n, _ in rb.history] == [1]
+    await rb.rollback()
+    await rb.close()

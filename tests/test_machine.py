@@ -49,7 +49,7 @@ EXPECTED: dict[Phase, tuple] = {
     Phase.ABORTED:   (OVER,        ALREADY,                      LATE,          ALREADY,                   ABORTED,       ABORTED,                      ABORTED,      "ROLLING_BACK", "ROLLING_BACK"),
     Phase.COMMITTED: ("this run has ended (committed)",) * 3 + ("the migration is already committed",)
                      + ("this run has ended (committed)",) * 4 + ("CLOSED",),
-    Phase.ROLLED_BACK: ("this run has ended (rolled back)",) * 3 + ("BEGINNING",)
+    Phase.ROLLED_BACK: ("PREFLIGHT",) + ("this run has ended (rolled back)",) * 2 + ("BEGINNING",)
                        + ("this run has ended (rolled back)",) * 4 + ("CLOSED",),
     Phase.UNKNOWN:   (UNKNOWN,) * 8 + ("CLOSED",),
     Phase.CLOSED:    ("this run is closed",) * 9,
@@ -57,7 +57,7 @@ EXPECTED: dict[Phase, tuple] = {
 # The last column, recheck: only from an unknown COMMIT outcome.
 for _phase in list(EXPECTED):
     EXPECTED[_phase] += ("RECHECKING" if _phase is Phase.UNKNOWN else
-                         EXPECTED[_phase][0] if _phase in (Phase.CLOSED, Phase.COMMITTED, Phase.ROLLED_BACK)
+                         EXPECTED[_phase][1] if _phase in (Phase.CLOSED, Phase.COMMITTED, Phase.ROLLED_BACK)
                          else NOT_UNKNOWN,)
 for _phase, _title in [(Phase.PREFLIGHT, "Pre-flight"), (Phase.BACKUP, "Backup"), (Phase.REHEARSING, "Rehearsal"),
                        (Phase.BEGINNING, "BEGIN"), (Phase.APPLYING, "Apply"), (Phase.VERIFYING, "Verify"),

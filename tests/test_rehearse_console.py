@@ -70,6 +70,16 @@ async def test_console_rehearsal_step_fails_then_begin_needs_the_typed_name(fres
         assert "Next: n → Pre-flight" in text_of(app, "#txbar") and len(app.runbook.rehearsals) == 1
         await scenes.next_step(pilot)  # pre-flight again: loads the edited file
         assert app.runbook.phase is Phase.READY and app.runbook.steps[Step.PREFLIGHT].state is State.DONE
+        # edited again: n (BEGIN) says so at once, instead of asking to BEGIN on a copy that is not the file
+        bad.write_text(bad.read_text() + "\n-- edited again\n")
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is screen, app.screen  # no BEGIN confirmation
+        assert any(str(n.message).startswith("BEGIN not run: ") and "changed since pre-flight" in str(n.message)
+                   for n in app._notifications)
+        assert "Next: n → Pre-flight" in text_of(app, "#txbar")
+        await scenes.next_step(pilot)
+        assert app.runbook.phase is Phase.READY and app.runbook.steps[Step.PREFLIGHT].state is State.DONE
         await pilot.press("n")
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "begin-anyway-modal", what="ask")
         await pilot.press(*fresh_db.dbname, "enter")

@@ -595,7 +595,8 @@ class RunbookScreen(Screen):
         if rb.phase is Phase.UNKNOWN:
             return "o → re-check the COMMIT's outcome (do not retry)"
         if rb.phase is Phase.ROLLED_BACK:
-            return "n → BEGIN (retry) or d → dashboard"
+            return ("n → Pre-flight (the file changed)" if rb.steps[Step.PREFLIGHT].state is State.PENDING
+                    else "n → BEGIN (retry) or d → dashboard")
         if rb.outcome is Outcome.COMMITTED:
             return "d → dashboard (the Config Server can start) or q → quit"
         if rb.finished:
@@ -730,7 +731,7 @@ class RunbookScreen(Screen):
         if rb.running:
             return False
         if action == "next_step":  # at the COMMIT prompt, c and x are the keys (n would open COMMIT)
-            step = Step.BEGIN if rb.phase is Phase.ROLLED_BACK else rb.next_step()
+            step = self._next_step()
             return step is not None and step is not Step.COMMIT and rb.can(step)[0]
         if action == "commit":
             return allowed(rb.phase, Action.COMMIT)
@@ -761,15 +762,19 @@ class RunbookScreen(Screen):
             return CANCEL_IN_PROGRESS
         return "A step is still running (escape cancels it)."
 
+    def _next_step(self) -> Step | None:
+        """What n runs: the engine's next step; after a ROLLBACK, BEGIN again (or pre-flight, to load an edit)."""
+        rb = self.rb
+        if rb.phase is Phase.ROLLED_BACK:
+            return Step.PREFLIGHT if rb.steps[Step.PREFLIGHT].state is State.PENDING else Step.BEGIN
+        return rb.next_step()
+
     def action_next_step(self) -> None:
         if self._busy():
             self.notify(self._still_running(), severity="warning")
             return
         rb = self.rb
-        if rb.phase is Phase.ROLLED_BACK:
-            step = Step.BEGIN
-        else:
-            step = rb.next_step()
+        step = self._next_step()
         if step is None:
             self.notify("This run has ended. Press d for the dashboard.", severity="information")
             return
@@ -786,6 +791,11 @@ class RunbookScreen(Screen):
             return
         if not ok:
             self.notify(f"{step.title} is not possible now: {why}.", severity="warning")
+            return
+        stale = rb.stale_file(Action.BEGIN) if step is Step.BEGIN else None
+        if stale:  # edited since pre-flight: BEGIN would apply the copy pre-flight checked, not the edit
+            self.notify(stale, title="BEGIN", severity="error", timeout=20)
+            self._txbar()
             return
         caution = rb.begin_caution() if step is Step.BEGIN and rb.phase is Phase.READY else None
         if caution:

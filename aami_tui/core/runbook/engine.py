@@ -378,7 +378,8 @@ class Runbook:
     async def preflight(self) -> list[Check]:
         """Automatic checks (connection, privileges, standby, pg_dump, disk, lock, migration file)
         plus, in the console, the operator's ticked checklist."""
-        self._start(Action.PREFLIGHT)
+        if self._start(Action.PREFLIGHT) is Phase.ROLLED_BACK:  # to load a file edited after a failed attempt
+            self._archive_attempt()
         self._set(Step.PREFLIGHT, State.RUNNING)
         back = Phase.READY if (self.backup is not None or self.steps[Step.BACKUP].state == State.SKIPPED) \
             else Phase.CHECKED
@@ -489,10 +490,8 @@ class Runbook:
         A rehearsal that did not pass is returned, not raised: BEGIN then needs an explicit confirmation."""
         from aami_tui.core import rehearse as reh
 
-        stale = self._file_changed() if decide(self.phase, Action.REHEARSE) is Phase.REHEARSING else None
+        stale = self.stale_file(Action.REHEARSE)
         if stale:  # the rehearsal reads the disk; BEGIN applies what pre-flight loaded: they must be one file
-            self._set(Step.PREFLIGHT, State.PENDING, "the file changed since pre-flight")  # next: pre-flight again
-            self.say(stale, "error", Step.REHEARSE)
             raise RunbookError(stale)
         self._start(Action.REHEARSE)
         self._set(Step.REHEARSE, State.RUNNING)
@@ -548,7 +547,19 @@ class Runbook:
         self.write_report()
         return rec
 
-    def _file_changed(self) -> str | None:
+    def stale_file(self, action: Action) -> str | None:
+        """Before the rehearsal or BEGIN: the file on disk is not the one pre-flight loaded (what BEGIN applies).
+        Returns the sentence that refuses ``action`` (logged) and marks pre-flight to run again (n), or None.
+        The console asks before its confirmation; the steps themselves check again as they start."""
+        if decide(self.phase, action) not in (Phase.REHEARSING, Phase.BEGINNING):
+            return None
+        stale = self._file_changed(action)
+        if stale:
+            self._set(Step.PREFLIGHT, State.PENDING, "the file changed since pre-flight")  # next: pre-flight again
+            self.say(stale, "error", Step.REHEARSE if action is Action.REHEARSE else Step.BEGIN)
+        return stale
+
+    def _file_changed(self, action: Action = Action.REHEARSE) -> str | None:
         """Why the file on disk is not the one pre-flight loaded (the one BEGIN applies), or None."""
         if self.migration is None:
             return None
@@ -559,9 +570,10 @@ class Runbook:
             now = f"unreadable ({exc.strerror or exc})"
         if now == self.migration.sha256:
             return None
-        return (f"Not rehearsed: {name} changed since pre-flight (pre-flight loaded sha256 {self.migration.sha256[:12]}"
+        head, then = ("Not rehearsed", "rehearse") if action is Action.REHEARSE else ("BEGIN not run", "BEGIN")
+        return (f"{head}: {name} changed since pre-flight (pre-flight loaded sha256 {self.migration.sha256[:12]}"
                 f"…, the file is now {now[:12] + '…' if len(now) == 64 else now}), and BEGIN applies what pre-flight "
-                "loaded: run pre-flight again to load it (n), then rehearse.")
+                f"loaded: run pre-flight again to load it (n), then {then}.")
 
     def _rehearsal_ended(self, outcome: str, why: str, held: list, t0: float) -> RehearsalRecord:
         """A rehearsal that did not come back with a result (timed out, cancelled, no copy)."""
@@ -609,6 +621,11 @@ class Runbook:
     async def begin(self, confirmed: bool = False) -> None:
         """BEGIN. ``confirmed``: the operator explicitly accepted ``begin_caution()`` (the console asks for the
         database name); headless never does, so a rehearsal that did not pass stops the run before BEGIN."""
+        stale = self.stale_file(Action.BEGIN)
+        if stale:  # the DBA fixed the file and expects the fix to run: never a stale copy without a word
+            if not self.interactive:  # headless cannot run pre-flight again: the run stops here (exit 3)
+                raise self._fail(stale, Verdict.PREFLIGHT)
+            raise RunbookError(stale, Verdict.PREFLIGHT)
         why = self.begin_caution() if self.phase is Phase.READY else None
         if why and not confirmed:
             if not self.interactive:
@@ -619,13 +636,7 @@ class Runbook:
             self.begin_confirmed = why
             self.say(f"BEGIN confirmed by the operator although {why}.", "warn", Step.BEGIN)
         if frm is Phase.ROLLED_BACK:  # retry of the whole transaction: keep the last attempt's record
-            self.history.append((self.attempt, tuple(self.steps[s].frozen() for s in TX_STEPS)))
-            for s in TX_STEPS:
-                self._set(s, State.PENDING)
-            self.verify_checks = []
-            self.ended_at = None
-            self.failure = ""
-            self.verdict = None
+            self._archive_attempt()
         self.lost = self.unconfirmed = False
         back = Phase.READY if frm is not Phase.ROLLED_BACK else Phase.ROLLED_BACK
         self._set(Step.BEGIN, State.RUNNING)
@@ -674,6 +685,18 @@ class Runbook:
                 if self.opt.idle_timeout else "")
         self.say(f"BEGIN (attempt {self.attempt}); SET LOCAL lock_timeout = {int(self.opt.lock_timeout * 1000)}ms, "
                  f"statement_timeout = {int(self.opt.statement_timeout * 1000)}ms{idle}", "ok", Step.BEGIN)
+
+    def _archive_attempt(self) -> None:
+        """A new attempt after a rolled-back one (BEGIN again, or pre-flight first to load an edited file): the
+        last attempt's transaction steps go to ``history`` (and the report), and start again as pending."""
+        self.history.append((self.attempt, tuple(self.steps[s].frozen() for s in TX_STEPS)))
+        for s in TX_STEPS:
+            self._set(s, State.PENDING)
+        self.verify_checks = []
+        self.ended_at = None
+        self.failure = ""
+        self.verdict = None
+        self.lost = self.unconfirmed = False
 
     # ---- losing the session ----------------------------------------------------------------------------
     async def _lost(self, step: Step | None, exc: BaseException, fence: float | None = None) -> RunbookError:

@@ -30,7 +30,7 @@ class Phase(StrEnum):
     COMMITTING = "COMMIT in flight"
     ROLLING_BACK = "ROLLBACK in flight"
     COMMITTED = "committed"
-    ROLLED_BACK = "rolled back"  # by us, by the server, or never committed; BEGIN may retry
+    ROLLED_BACK = "rolled back"  # by us, by the server, or never committed; BEGIN may retry (pre-flight first)
     UNKNOWN = "COMMIT outcome unknown"
     RECHECKING = "re-checking the COMMIT's outcome"  # pg_xact_status again, on a fresh connection
     CLOSED = "closed"
@@ -119,6 +119,7 @@ def _build() -> dict[tuple[Phase, Action], Phase | str]:
         t[(Phase.CLOSED, a)] = "this run is closed"
     t[(Phase.COMMITTED, Action.BEGIN)] = "the migration is already committed"
     t[(Phase.ROLLED_BACK, Action.BEGIN)] = Phase.BEGINNING  # retry the whole transaction (the backup stays valid)
+    t[(Phase.ROLLED_BACK, Action.PREFLIGHT)] = Phase.PREFLIGHT  # first load a file edited since (then BEGIN)
     for phase in (Phase.COMMITTED, Phase.ROLLED_BACK, Phase.UNKNOWN):
         t[(phase, Action.CLOSE)] = Phase.CLOSED
     t[(Phase.UNKNOWN, Action.RECHECK)] = Phase.RECHECKING
