@@ -291,6 +291,7 @@ def test_server_closing_the_connection_says_so_not_the_last_line_of_libpq(pg_ser
     assert "before or while processing the request" not in r.stderr
     out = json.loads(j.stdout)
     assert "closed the connection unexpectedly" in json.dumps(out)
+    assert out["error_kind"] == "closed", out  # it was "other": a pipeline could not tell it from anything else
 
 
 def test_password_origin_names_what_wins_over_pgpass():

@@ -14,7 +14,9 @@ if TYPE_CHECKING:  # psycopg is imported on the first connect: the console's fir
 
 
 class ConnectError(Exception):
-    """A connection failure, already phrased for a person. ``kind`` is machine-readable."""
+    """A connection failure, already phrased for a person. ``kind`` is machine-readable (`check --json`'s
+    error_kind): auth, service, ssl, no_database, no_role, timeout, refused, dns, hba, busy, starting, closed (the
+    other end hung up before answering), other."""
 
     def __init__(self, message: str, kind: str):
         super().__init__(message)
@@ -108,7 +110,7 @@ def explain_connect_error(exc: BaseException, s: ConnSettings) -> ConnectError:
     if "server closed the connection unexpectedly" in low:
         return ConnectError(f"Cannot connect to {where}: the server closed the connection unexpectedly, before "
                             "answering (something that is not PostgreSQL, a proxy or a firewall may be on that "
-                            "address and port, or the server stopped).", "other")
+                            "address and port, or the server is restarting or stopped: see its log).", "closed")
     # libpq's reason is on the first line; the lines after it ("This probably means…") only elaborate.
     lines = [ln.strip() for ln in raw.splitlines() if ln.strip()]
     detail = lines[0] if lines else type(exc).__name__
