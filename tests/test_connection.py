@@ -301,3 +301,41 @@ def test_password_origin_names_what_wins_over_pgpass():
     assert resolve("host=h", env={}).password_origin({"PGPASSWORD": "x"}) == "PGPASSWORD"
     assert resolve("host=h", env={}).password_origin({}) == "~/.pgpass"
     assert resolve(None, env={}).password_origin({"PGPASSFILE": "/p"}) == "/p (PGPASSFILE)"
+
+
+async def test_no_password_supplied_says_where_one_may_go_and_which_wins(pg_server, fresh_db, tmp_path, monkeypatch):
+    """A role with a password, none given anywhere: the sentence said only "set DB_PASSWORD or PGPASSWORD, or add
+    it to ~/.pgpass", not which one wins, nor why the password file (PGPASSFILE here) gave nothing."""
+    from psycopg import sql
+
+    from aami_tui.core.db import ConnectError, connect
+
+    role = "aami_nopw"
+    with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
+        c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'Zq9secret'").format(sql.Identifier(role)))
+    try:
+        e = fresh_db.effective()
+        passfile = tmp_path / "pgpass"
+        passfile.write_text(f"{e['host']}:{e['port']}:*:someone_else:x\n")
+        passfile.chmod(0o600)
+        monkeypatch.delenv("PGPASSWORD", raising=False)
+        monkeypatch.setenv("PGPASSFILE", str(passfile))
+        env = {"DB_HOST": e["host"], "DB_PORT": e["port"], "DB_USER": role, "DB_NAME": fresh_db.dbname}
+        with pytest.raises(ConnectError) as err:
+            await connect(resolve(None, env=env))
+        assert err.value.kind == "auth"
+        where = f"{e['host']}:{e['port']}"
+        assert str(err.value) == (
+            f'The server at {where} wants a password for user "{role}" and none was given: DB_PASSWORD and '
+            f"PGPASSWORD are not set, and {passfile} (PGPASSFILE) has no line for {where}:{fresh_db.dbname}:{role}. "
+            f"The first of DB_PASSWORD, PGPASSWORD and {passfile} (PGPASSFILE) that has one wins.")
+        passfile.chmod(0o644)  # libpq ignores a password file others can read
+        with pytest.raises(ConnectError) as err:
+            await connect(resolve(f"host={e['host']} port={e['port']} user={role} dbname={fresh_db.dbname}", env={}))
+        assert ("none was given: --dsn has no password and PGPASSWORD is not set, and libpq ignores "
+                f"{passfile} (PGPASSFILE): others may read it (chmod 600 it). The first of a password in --dsn, "
+                f"PGPASSWORD and {passfile} (PGPASSFILE) that has one wins.") in str(err.value), err.value
+    finally:
+        with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
+            c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

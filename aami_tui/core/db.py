@@ -49,6 +49,27 @@ def _unknown_service(name: str) -> str:
             "another service name.")
 
 
+def _no_password(s: ConnSettings, where: str) -> str:
+    """No password anywhere: why each place gave none, and which one wins (so the fix goes where it counts)."""
+    path, named = s.password_file()
+    if s.source == "--dsn":
+        first, given = "a password in --dsn", "--dsn has no password and PGPASSWORD is not set"
+    elif s.source.startswith("DB_"):
+        first, given = "DB_PASSWORD", "DB_PASSWORD and PGPASSWORD are not set"
+    else:
+        first, given = "", "PGPASSWORD is not set"
+    host = "localhost" if s.host.startswith("/") else s.host  # libpq matches a socket's lines as localhost
+    try:
+        mode = path.stat().st_mode
+        state = (f"libpq ignores {named}: others may read it (chmod 600 it)" if mode & 0o077 else
+                 f"{named} has no line for {host}:{s.port}:{s.dbname}:{s.user}")
+    except OSError:
+        state = f"{named} does not exist"
+    order = ", ".join(x for x in (first, "PGPASSWORD") if x) + f" and {named}"
+    return (f'The server at {where} wants a password for user "{s.user}" and none was given: {given}, and {state}. '
+            f"The first of {order} that has one wins.")
+
+
 def explain_connect_error(exc: BaseException, s: ConnSettings) -> ConnectError:
     """Map a psycopg OperationalError to one sentence. Never includes the password."""
     raw = str(exc)
@@ -61,8 +82,7 @@ def explain_connect_error(exc: BaseException, s: ConnSettings) -> ConnectError:
         return ConnectError(f'Authentication failed: the server at {where} rejected the password for user '
                             f'"{user}".', "auth")
     if "no password supplied" in low or "fe_sendauth" in low:
-        return ConnectError(f'The server at {where} wants a password for user "{user}" and none was given '
-                            "(set DB_PASSWORD or PGPASSWORD, or add it to ~/.pgpass).", "auth")
+        return ConnectError(_no_password(s, where), "auth")
     m = re.search(r'definition of service "([^"]*)" not found', raw)
     if m:
         return ConnectError(_unknown_service(m.group(1)), "service")

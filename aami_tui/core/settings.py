@@ -74,6 +74,18 @@ class ConnSettings:
             return "PGPASSWORD"
         return f"{env['PGPASSFILE']} (PGPASSFILE)" if env.get("PGPASSFILE") else "~/.pgpass"
 
+    def password_file(self, env: Mapping[str, str] | None = None) -> tuple[os.PathLike, str]:
+        """The password file libpq reads (passfile in --dsn, else PGPASSFILE, else ~/.pgpass), and its name in
+        words for a person."""
+        from pathlib import Path
+
+        env = os.environ if env is None else env
+        if self.params.get("passfile"):
+            return Path(self.params["passfile"]).expanduser(), f"{self.params['passfile']} (passfile in --dsn)"
+        if env.get("PGPASSFILE"):
+            return Path(env["PGPASSFILE"]).expanduser(), f"{env['PGPASSFILE']} (PGPASSFILE)"
+        return Path("~/.pgpass").expanduser(), "~/.pgpass"
+
     @property
     def password(self) -> str | None:
         """The password given explicitly (DSN or DB_PASSWORD), for child processes' environment."""

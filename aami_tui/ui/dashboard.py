@@ -365,9 +365,11 @@ class DashboardScreen(Screen):
             origin = s.password_origin()
             stop = " The console stops trying: each try is a failed login in the server's log. "
             if "pgpass" in origin.lower():  # libpq re-reads the file on each try: F5 picks up the fix
-                return Text.assemble((first, "bold red"), stop + f"The password comes from {origin}: correct it "
-                                     "there and press ", ("F5", "bold"), ", or quit and start again with the right "
-                                     "PGPASSWORD, DB_PASSWORD or --dsn.")
+                none = "wants a password" in self.auth_refused  # none given anywhere (the sentence says why)
+                return Text.assemble((first, "bold red"), stop + (f"Add a line to {origin}" if none else
+                                     f"The password comes from {origin}: correct it there") + " and press ",
+                                     ("F5", "bold"), ", or quit and start again with the right PGPASSWORD, "
+                                     "DB_PASSWORD or --dsn.")
             # a password given on the command line or in the environment wins over ~/.pgpass: F5 cannot fix it
             return Text.assemble((first, "bold red"), stop + f"The password comes from {origin} (it wins over "
                                  "~/.pgpass): quit and start again with the right one.")
