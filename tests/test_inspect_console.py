@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from screen_text import svg_text
 from test_console import SIZE, make_app, text_of
 
 from aami_tui.core.runbook import Step
@@ -82,6 +83,8 @@ async def test_inspection_pane_shows_the_transaction_state_and_follows_it_when_t
             return head.plain[first.start:first.end], str(first.style)
 
         bar = app.runbook_screen
+        footer = svg_text(app.export_screenshot()).splitlines()[-1]
+        assert "esc Close" in footer and "COMMIT" not in footer, footer  # the pane's keys, not the runbook's
         open_badge = badge(pane, "#inspect-head")
         assert open_badge == badge(bar, "#txbar") and open_badge[0] == " TRANSACTION OPEN "
         run_sql(fresh_db, f"SELECT pg_terminate_backend({app.runbook.backend_pid})")  # a DBA, a failover…

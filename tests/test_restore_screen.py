@@ -10,7 +10,7 @@ import time
 
 from conftest import apply_migration
 from faults import runbook
-from screen_text import region_text
+from screen_text import region_text, svg_text
 from test_console import make_app, text_of
 from textual.widgets import DataTable
 
@@ -74,6 +74,8 @@ async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds
         # the age is live
         os.utime(dump, (time.time() - 3 * 3600, time.time() - 3 * 3600))
         await scenes.wait_for(pilot, lambda: row_texts(t)[0][0] == "3 hours ago", 5, what="the age to move on")
+        footer = svg_text(app.export_screenshot()).splitlines()[-1]
+        assert all(k in footer for k in ("r Restore", "esc Back", "d Dashboard", "q Quit")), footer
         await pilot.press("enter")
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-modal", what="modal")
         body = text_of(app, "#confirm-body")
@@ -81,6 +83,12 @@ async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds
         assert said.startswith("This backup has 0 tables in public. Created after it, dropped in the same "
                                "transaction: 10 tables (alert_rules, alert_templates, "), body
         assert "extension uuid-ossp." in said and "Read with pg_restore " in said, body
+        footer = svg_text(app.export_screenshot()).splitlines()[-1]
+        assert "esc Cancel" in footer and "r Restore" not in footer, footer  # the dialog's keys, not the list's
         # At 80x24 the summary scrolls inside the dialog: the prompt, the field and both buttons stay on screen.
         for sel in ("#confirm-prompt", "#confirm-input", "#cancel", "#confirm"):
             assert app.screen.region.contains_region(app.screen.query_one(sel).region), sel
+        await pilot.press("escape")  # nothing restored; d, shown in the footer, goes to the dashboard
+        await scenes.wait_for(pilot, lambda: app.screen.id == "restore", what="the list again")
+        await pilot.press("d")
+        await scenes.wait_for(pilot, lambda: app.screen is app.dashboard, what="the dashboard")

@@ -49,6 +49,7 @@ async def test_ticks_look_different_and_are_counted(fresh_db, tmp_path):
         await scenes.open_runbook(pilot)
         n = len(PREFLIGHT_ITEMS)
         assert f"0 / {n} ticked" in text_of(app, "#preflight-title")
+        assert_footer(app, ["space Tick", "tab Next item", "n Next step", "q Quit"], [])  # the keys that work here
         first = app.screen.query_one(f"#tick-{PREFLIGHT_ITEMS[0][0]}", Checkbox)
         unticked = first.render().plain if hasattr(first.render(), "plain") else str(first.render())
         await pilot.press("space")

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 
 from aami_tui.ui import fmt
 
@@ -41,6 +41,7 @@ class ConfirmModal(ModalScreen[bool]):
                 yield Button(self.cancel_label, id="cancel", variant="primary")
                 yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "success",
                              disabled=self.require_text is not None)
+        yield Footer()  # this dialog's keys (esc Cancel), not those of the screen under it, which do nothing here
 
     def on_mount(self) -> None:
         # Irreversible or destructive actions (danger) start with the safe choice focused: Enter on a

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
 from aami_tui.core import inspect as core_inspect
 from aami_tui.core.runbook import Runbook, RunbookError, Tx
@@ -45,6 +45,7 @@ class InspectPane(ModalScreen[None]):
             yield field
             yield Static("", id="inspect-status")
             yield DataTable(id="inspect-table", zebra_stripes=True)
+        yield Footer()  # this pane's keys (esc Close), not the runbook's under it, which do nothing here
 
     def on_mount(self) -> None:
         self._head()

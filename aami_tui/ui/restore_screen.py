@@ -31,7 +31,8 @@ def same_source(e: pgtools.BackupEntry, host: str, port: str, dbname: str) -> bo
 class RestoreScreen(Screen):
     BINDINGS = [
         Binding("r", "restore", "Restore"),
-        Binding("escape,d", "back", "Back"),
+        Binding("escape", "back", "Back"),
+        Binding("d", "dashboard", "Dashboard"),
         Binding("f5", "reload", "Reload"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -266,3 +267,11 @@ class RestoreScreen(Screen):
             self.notify("A restore is running; it finishes or fails as a whole.", severity="warning")
             return
         self.app.pop_screen()
+
+    def action_dashboard(self) -> None:
+        """d: the dashboard (the console's first screen), also when this screen was opened over another."""
+        if any(w.group == "restore" and w.is_running for w in self.workers):
+            self.notify("A restore is running; it finishes or fails as a whole.", severity="warning")
+            return
+        for _ in range(len(self.app.screen_stack) - 1):
+            self.app.pop_screen()
