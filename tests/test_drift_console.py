@@ -59,6 +59,19 @@ async def test_drift_view_writes_lints_and_runs_the_plan_through_the_runbook(fre
             rb.tick(key)
         for step in (rb.preflight, rb.backup_step, rb.begin, rb.apply, rb.verify):
             await step()
+        # back in the Drift view with the plan's transaction open: it says so, in the runbook bar's words and colours
+        await pilot.press("d")
+        await scenes.wait_for(pilot, lambda: app.screen is screen, what="the Drift view")
+        await scenes.wait_for(pilot, lambda: "TRANSACTION OPEN" in text_of(app, "#drift-title"), 5,
+                              what="the transaction's state in the Drift view")
+
+        def badge(widget) -> tuple[str, str]:
+            shown = widget.render()
+            return shown.plain[shown.spans[0].start:shown.spans[0].end], str(shown.spans[0].style)
+
+        assert badge(screen.query_one("#drift-title")) == badge(app.runbook_screen.query_one("#txbar"))
+        assert "COMMIT or ROLLBACK it in the runbook (escape, then r)" in text_of(app, "#drift-title")
+        assert await app.open_runbook(written[0]) is None and app.screen is app.runbook_screen  # as r does
         assert [c.detail for c in rb.verify_checks if c.name == "No drift left" and c.ok] == [
             "every required table has the columns 001_initial_schema.sql creates: check --strict would pass after "
             "COMMIT"]

@@ -82,9 +82,8 @@ class DriftScreen(Screen):
             if self.app.plan_file is None:
                 self.app.plan_file = self.app.migration_path
         self.sub_title = fmt.redact(s.display())
-        self.query_one("#drift-title", Static).update(Text.assemble(
-            ("Drift", "bold"), fmt.redact(f": database {s.dbname} on {s.host}:{s.port} against "
-                                          f"{self.reference.name}")))
+        self._title()
+        self.set_interval(1.0, self._follow_tx)  # a runbook's transaction, open under this view, changes state
         self.query_one("#drift-about", Static).update(Text.assemble(
             ("The migration runs in a scratch database (dropped afterwards) and the two catalogs are compared. ",
              "dim"), ("Safe", "green"), (" parts become SQL; parts that ", "dim"), ("need a person", "yellow"),
@@ -99,9 +98,30 @@ class DriftScreen(Screen):
             self.action_reread()
         self.action_make_plan()
 
+    def _title(self) -> None:
+        """The title; while a runbook's transaction is open (or its end is not known), its state first, as the
+        runbook's bar and the inspection pane show it (fmt.tx_badge), and where to end it."""
+        s = self.app.settings
+        rb = self.app.runbook
+        self._tx = rb.tx if rb is not None else None
+        title = Text.assemble(("Drift", "bold"), fmt.redact(f": database {s.dbname} on {s.host}:{s.port} against "
+                                                            f"{self.reference.name}"))
+        if rb is not None and rb.tx.name not in ("NONE", "COMMITTED", "ROLLED_BACK"):
+            title = Text.assemble(fmt.tx_badge(rb.tx), "  ", title, "\n", (
+                "COMMIT or ROLLBACK it in the runbook (escape, then r).", "bold yellow"))
+        self.query_one("#drift-title", Static).update(title)
+
+    def _follow_tx(self) -> None:
+        if self.app.gone(self):  # a late tick while the console closes
+            return
+        rb = self.app.runbook
+        if (rb.tx if rb is not None else None) != self._tx:
+            self._title()
+
     def on_screen_resume(self) -> None:
         """Back from the runbook that ran the plan: once it is committed, compare again (the proof: no
         differences left, or what is)."""
+        self._title()
         rb = self.app.runbook
         if (rb is not None and self.written and rb.migration_path == Path(self.written)
                 and rb.outcome.value == "committed" and getattr(self, "_compared_after", None) is not rb):
