@@ -494,6 +494,7 @@ async def test_begin_never_applies_a_stale_copy_of_a_file_edited_since_pre_fligh
         await rb.begin()
     assert rb.phase is Phase.ROLLED_BACK and rb.can(Step.PREFLIGHT) == (True, "")
     assert RunbookScreen(rb).next_hint() == "n → Pre-flight (the file changed)"
+    assert "Press n to run pre-flight again: the file changed" in RunbookScreen(rb)._done_text_raw().plain
     await rb.preflight()
     assert rb.phase is Phase.READY and rb.migration.sha256 == hashlib.sha256(MIGRATION.read_bytes()).hexdigest()
     assert rb.next_step() is Step.BEGIN  # the failed attempt is history, not the next step

@@ -567,7 +567,9 @@ class RunbookScreen(Screen):
                              "it notices the session is gone (until then it may hold its locks). ")
                 else:
                     t.append("Nothing was committed. " if rb.lost else "The database is as it was before BEGIN. ")
-                t.append("Press n to retry the transaction from BEGIN.\n")
+                t.append("Press n to run pre-flight again: the file changed since, and it loads the edit; then "
+                         "BEGIN.\n" if rb.steps[Step.PREFLIGHT].state is State.PENDING else
+                         "Press n to retry the transaction from BEGIN.\n")
             if rb.phase in (Phase.UNKNOWN, Phase.RECHECKING):
                 t.append("Press o to ask the server again (pg_xact_status on a fresh connection, after ending our "
                          "old session): it says committed or rolled back once it can be reached.\n", style="bold")
