@@ -155,7 +155,8 @@ async def test_restore_from_backup_through_the_console(fresh_db, tmp_path):
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-modal")
         # The confirmation says what the one transaction drops: what the migration created after the backup.
         body = " ".join(str(w.render()) for w in app.screen.query("Static"))
-        assert "dropped in the same transaction: 10 tables (alert_rules, " in body and "extension uuid-ossp" in body
+        assert "dropped in the same transaction: 10 tables (alert_rules: 0 rows, " in body, body
+        assert "alert_templates: 6 rows" in body and "extension uuid-ossp" in body, body
         await scenes.paste(pilot, fresh_db.dbname)
         await pilot.press("enter")
         await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.result is not None,

@@ -294,3 +294,36 @@ async def test_the_restore_counts_the_backup_s_toc_entries_as_the_backup_did(fre
     r = await core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports", expected=plan)
     assert r.outcome == "restored" and r.toc_entries == b.toc_entries
     assert json.loads(r.report.with_suffix(".json").read_text())["toc_entries"] == b.toc_entries
+
+
+async def test_rows_of_dropped_tables_are_counted_else_estimated_and_never_wait_for_a_lock(fresh_db, monkeypatch):
+    """The restore's confirmation says what data goes with each table it drops: a count when the table is small
+    and its lock is free, else the statistics' estimate marked ~, never a wait behind another session's lock."""
+    from aami_tui.core.db import connect
+
+    run_sql(fresh_db, """CREATE TABLE small (i int); INSERT INTO small SELECT generate_series(1, 7);
+                         CREATE TABLE big (i int); INSERT INTO big SELECT generate_series(1, 500); ANALYZE big;
+                         CREATE TABLE held (i int); INSERT INTO held SELECT generate_series(1, 3); ANALYZE held;
+                         CREATE VIEW v AS SELECT 1 AS x;""")
+    monkeypatch.setattr(core_restore, "COUNT_BELOW", 100)  # 'big' is too big to count before confirming
+    drops = [core_restore.LiveObject("TABLE", "public", n) for n in ("big", "held", "small")]
+    drops.append(core_restore.LiveObject("VIEW", "public", "v"))
+    with psycopg.connect(fresh_db.conninfo()) as other:  # a DBA's session holds 'held' for the whole count
+        other.execute("LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
+        conn = await connect(fresh_db)
+        try:
+            rows = await asyncio.wait_for(core_restore.table_rows(conn, drops), 20)  # bounded: no lock wait
+        finally:
+            await conn.close()
+        other.rollback()
+    assert rows == {("public", "small"): (7, True), ("public", "big"): (500, False), ("public", "held"): (3, False)}
+    from types import SimpleNamespace
+
+    tool = SimpleNamespace(version="18.6", origin="embedded wheel")
+    p = core_restore.RestorePlan(dump=None, tool=tool, psql=None, archive=SimpleNamespace(dumped_by="18.6"),
+                                 server_version="18",
+                                 toc_entries=0, backup_tables=set(), drops=drops, table_rows=rows)
+    said = " ".join(p.summary().split("\n")[1:3])
+    assert said.startswith("Created after it, dropped in the same transaction: 3 tables (big: ~500 rows, held: ~3 "
+                           "rows, small: 7 rows); view v."), said
+    assert "~ marks an estimate from the statistics (pg_class.reltuples)" in said

@@ -103,9 +103,21 @@ class RestorePlan:
     backup_tables: set[str]  # tables in schema public that the backup holds
     drops: list[LiveObject]  # created after the backup: dropped in the same transaction
     passed_over: pgtools.Tool | None = None  # the pg_restore pre-flight names, when it cannot read this archive
+    # (schema, name) of a dropped table -> (rows, exact): counted when cheap, else the statistics' estimate
+    table_rows: dict[tuple[str, str], tuple[int, bool]] = field(default_factory=dict)
 
     def drop_labels(self) -> list[str]:
         return [o.label() for o in self.drops]
+
+    def _rows_words(self, o: LiveObject) -> str:
+        """``: 6 rows`` for a dropped table: what data goes with it (exact, or ``~`` and an estimate)."""
+        if o.kind != "TABLE":
+            return ""
+        rows = self.table_rows.get((o.schema, o.name))
+        if rows is None:
+            return ": rows not known"
+        n, exact = rows
+        return f": {n:,} row{'s' if n != 1 else ''}" if exact else f": ~{n:,} rows"
 
     def summary(self) -> str:
         """Three lines for the confirmation: what the backup holds, what the transaction drops, which tools."""
@@ -115,10 +127,13 @@ class RestorePlan:
         if self.drops:
             groups: dict[str, list[str]] = {}
             for o in self.drops:
-                groups.setdefault(o.kind.lower(), []).append(o.name if o.schema in ("-", "public")
-                                                             else f"{o.schema}.{o.name}")
+                name = o.name if o.schema in ("-", "public") else f"{o.schema}.{o.name}"
+                groups.setdefault(o.kind.lower(), []).append(f"{name}{self._rows_words(o)}")
             parts = [f"{len(v)} {k}s ({', '.join(v)})" if len(v) > 1 else f"{k} {v[0]}" for k, v in groups.items()]
             out.append("Created after it, dropped in the same transaction: " + "; ".join(parts) + ".")
+            if any(not exact for _, exact in self.table_rows.values()):
+                out.append("~ marks an estimate from the statistics (pg_class.reltuples): the table is too big to "
+                           f"count before confirming, or a count did not get its lock within {COUNT_LOCK_MS} ms.")
         else:
             out.append("Nothing exists now that the backup does not hold: nothing else is dropped.")
         out.append(f"Read with pg_restore {self.tool.version} ({self.tool.origin}); written by pg_dump "
@@ -320,6 +335,56 @@ async def _live_objects(conn) -> tuple[list[LiveObject], set[str]]:
     return [LiveObject(kind, sch, name) for _what, sch, name, kind, _owner in rows], roles
 
 
+# The confirmation says how many rows each dropped table holds: counted exactly when the statistics say it is small
+# (count(*) under a short lock_timeout, never waiting behind another session's lock), within a budget for all of
+# them; otherwise the estimate, marked as such.
+COUNT_BELOW = 100_000  # estimated rows
+COUNT_LOCK_MS = 200
+COUNT_BUDGET = 3.0  # seconds, for all the counts
+
+
+async def table_rows(conn, drops: list[LiveObject], budget: float = COUNT_BUDGET) -> dict[tuple[str, str],
+                                                                                          tuple[int, bool]]:
+    """(schema, name) -> (rows, exact) for the tables among ``drops``. Estimates first (catalog and statistics,
+    no lock), then exact counts of the small ones while the budget lasts; a count that fails, waits for a lock or
+    runs out of time keeps the estimate. ``conn`` is in autocommit mode; the counts run in one read-only
+    transaction, ended before this returns."""
+    import psycopg
+
+    tables = [o for o in drops if o.kind == "TABLE"]
+    if not tables:
+        return {}
+    try:
+        cur = await conn.execute(sql("restore_table_rows"), {"schemas": [o.schema for o in tables],
+                                                             "names": [o.name for o in tables]})
+        out = {(sch, name): (max(int(n or 0), 0), False) for sch, name, n in await cur.fetchall()}
+    except psycopg.Error:  # the confirmation says "rows not known" rather than nothing at all
+        return {}
+    deadline = time.monotonic() + budget
+    small = [k for k, (n, _) in sorted(out.items(), key=lambda kv: kv[1][0]) if n < COUNT_BELOW]
+    if not small:
+        return out
+    try:
+        async with conn.transaction():
+            await conn.execute("SET TRANSACTION READ ONLY")
+            await conn.execute(f"SET LOCAL lock_timeout = '{COUNT_LOCK_MS}ms'")
+            for sch, name in small:
+                left = deadline - time.monotonic()
+                if left < 0.05:
+                    break
+                await conn.execute(f"SET LOCAL statement_timeout = '{int(left * 1000)}ms'")
+                try:
+                    async with conn.transaction():  # a savepoint: a refused count leaves the others
+                        cur = await conn.execute(q.SQL("SELECT count(*) FROM {}.{}").format(q.Identifier(sch),
+                                                                                           q.Identifier(name)))
+                        out[(sch, name)] = (int((await cur.fetchone())[0]), True)
+                except psycopg.Error:  # a lock held elsewhere, the time, a privilege: the estimate stays
+                    continue
+    except psycopg.Error:
+        pass
+    return out
+
+
 async def _plan_on(conn, entry: pgtools.BackupEntry) -> RestorePlan:
     archive = await asyncio.to_thread(read_archive_header, entry.path)
     i = conn.info
@@ -336,10 +401,13 @@ async def _plan_on(conn, entry: pgtools.BackupEntry) -> RestorePlan:
 
 
 async def plan(settings: ConnSettings, entry: pgtools.BackupEntry) -> RestorePlan:
-    """What restoring ``entry`` would do now (for the confirmation). Read-only."""
+    """What restoring ``entry`` would do now (for the confirmation), with the rows of each table it drops.
+    Read-only."""
     conn = await connect(settings)
     try:
-        return await _plan_on(conn, entry)
+        p = await _plan_on(conn, entry)
+        p.table_rows = await table_rows(conn, p.drops)
+        return p
     finally:
         await conn.close()
 
