@@ -20,11 +20,12 @@ from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from aami_tui.core import migration
 from aami_tui.core import plan as core_plan
 from aami_tui.ui import fmt
+from aami_tui.ui.footer import KeyFooter
 from aami_tui.ui.plan_file_panel import PlanFilePanel
 
 PLAN_TIMEOUT = 180.0  # the reference may need the embedded server to start
@@ -68,7 +69,7 @@ class DriftScreen(Screen):
             yield PlanFilePanel(id="plan-file")
         yield Static("", id="drift-status", classes="panel")
         yield Static("", id="small-warning")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "aami-tui · drift"

@@ -31,19 +31,26 @@ class StatementDoneMsg(RunbookMessage):
     event: ev.StatementDone
 
 
-class StatementsDoneMsg(Message):
-    """A run of consecutive StatementDone events, in one message (a 10,000-statement file sent 10,000 messages,
-    and the console fell seconds behind the apply). The listener appends to ``events`` until another kind of
-    event comes, or until the screen has taken them (``taken``)."""
+class EngineStreamMsg(Message):
+    """The engine's stream (log lines, statements done, progress: ``STREAM``), consecutive events in order, in one
+    message: a 10,000-statement file sent 10,000 messages and the console fell seconds behind the apply; then a
+    message per batch of statements, its log line and its progress repainted the screen 20-60 times a second
+    while keys waited. The listener appends to ``events`` until another kind of event comes (which is posted after
+    this one), or until the screen has taken them (``taken``); it posts one at most every few tenths of a second
+    (``posted``). Every other kind of event has a message of its own, at once."""
 
-    def __init__(self, first: ev.StatementDone) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.events: list[ev.StatementDone] = [first]
+        self.events: list[ev.Event] = []
         self.taken = False
+        self.posted = False
 
-    def take(self) -> list[ev.StatementDone]:
+    def take(self) -> list[ev.Event]:
         self.taken = True
         return self.events
+
+
+STREAM = (ev.Log, ev.Progress, ev.StatementDone)
 
 
 class TxChangedMsg(RunbookMessage):

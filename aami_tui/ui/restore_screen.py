@@ -10,7 +10,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+from textual.widgets import DataTable, Header, ProgressBar, Static
 
 from aami_tui.core import pgtools
 from aami_tui.core import restore as core_restore
@@ -18,6 +18,7 @@ from aami_tui.core.files import safe_name
 from aami_tui.core.words import plural
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
+from aami_tui.ui.footer import KeyFooter
 
 
 def same_source(e: pgtools.BackupEntry, host: str, port: str, dbname: str) -> bool | None:
@@ -54,7 +55,7 @@ class RestoreScreen(Screen):
         yield ProgressBar(total=1, id="restore-progress", show_eta=False)
         yield Static("", id="restore-status", classes="panel")
         yield Static("", id="small-warning")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "aami-tui · restore"

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Checkbox, ContentSwitcher, Footer, Header, ProgressBar, RichLog, Static, TextArea
+from textual.widgets import Checkbox, ContentSwitcher, Header, ProgressBar, RichLog, Static, TextArea
 from textual.widgets.text_area import Selection
 
 from aami_tui.core import db
@@ -27,23 +27,22 @@ from aami_tui.core.runbook import (
     Runbook,
     RunbookError,
     State,
-    StatementDone,
     Step,
     Tx,
 )
+from aami_tui.core.runbook.events import Log, Progress
 from aami_tui.core.runbook.machine import RUNNING, allowed, decide
 from aami_tui.core.status import config_server_env
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
+from aami_tui.ui.footer import KeyFooter
 from aami_tui.ui.lock_watch import LockWatchPanel
 from aami_tui.ui.messages import (
+    STREAM,
     ChecksDoneMsg,
-    LogMsg,
+    EngineStreamMsg,
     OutcomeRecheckedMsg,
-    ProgressMsg,
     ReportWrittenMsg,
-    StatementDoneMsg,
-    StatementsDoneMsg,
     StepChangedMsg,
     TxChangedMsg,
     message_for,
@@ -58,6 +57,9 @@ LEVEL_STYLE = {"ok": "green", "error": "bold red", "warn": "yellow", "info": ""}
 # Statement lines written to the log at once, at most: a bigger run (the console behind a big file's apply) shows
 # its last lines and one line saying how many are only in the run report.
 LOG_RUN_LINES = 64
+# The engine's stream (log lines, statements, progress) reaches the screen at most this often (seconds): what the eye
+# needs, and the event loop stays free for keys (README, Performance). The first after a pause goes at once.
+STREAM_INTERVAL = 0.2
 SQL_VIEW_LAZY = 500  # statements: a bigger file is loaded into the SQL view when the view opens
 
 # What each step does, shown in its confirmation prompt (the console teaches the procedure).
@@ -130,7 +132,8 @@ class RunbookScreen(Screen):
         self._rehearse_said = ""  # the rehearsal's latest line, shown in its pane while it runs
         self._said: list[Text] = []  # every log line, to re-wrap them after a resize
         self._log_width = 0
-        self._run: StatementsDoneMsg | None = None  # the message collecting the current run of statements
+        self._stream: EngineStreamMsg | None = None  # the message collecting the engine's stream now
+        self._stream_posted = 0.0  # time.monotonic() of the last one posted
         rb.listener = self._on_engine_event
 
     # ---- layout ------------------------------------------------------------------------------------------
@@ -179,7 +182,7 @@ class RunbookScreen(Screen):
         yield LockWatchPanel(self.rb.opt.idle_warn_seconds, id="lockwatch")
         yield Static("", id="small-warning")
         yield RichLog(id="log", wrap=True, markup=False, highlight=False, max_lines=2000)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.title = "aami-tui · runbook"
@@ -322,15 +325,31 @@ class RunbookScreen(Screen):
 
     # ---- engine events (the listener runs on the app's loop; post a typed message) -----------------------------
     def _on_engine_event(self, ev) -> None:
-        if isinstance(ev, StatementDone):  # consecutive statements travel in one message (in order)
-            if self._run is not None and not self._run.taken:
-                self._run.events.append(ev)
-            else:
-                self._run = StatementsDoneMsg(ev)
-                self.post_message(self._run)
+        if isinstance(ev, STREAM):  # consecutive log lines, statements and progress travel in one message (in order)
+            batch = self._stream
+            if batch is None or batch.taken:
+                batch = self._stream = EngineStreamMsg()
+                wait = self._stream_posted + STREAM_INTERVAL - time.monotonic()
+                if wait <= 0:
+                    self._post_stream(batch)
+                else:
+                    self.set_timer(wait, lambda: self._post_stream(batch))
+            batch.events.append(ev)
             return
-        self._run = None
+        self._post_stream_now()  # what came before this event reaches the screen before it
         self.post_message(message_for(ev))
+
+    def _post_stream(self, batch: EngineStreamMsg) -> None:
+        if not batch.posted:
+            batch.posted = True
+            self._stream_posted = time.monotonic()
+            self.post_message(batch)
+
+    def _post_stream_now(self) -> None:
+        """The stream so far goes to the screen now, and what the engine says next goes in a new message."""
+        if self._stream is not None:
+            self._post_stream(self._stream)
+        self._stream = None
 
     def say(self, message: str, level: str = "info") -> None:
         self._write([Text(fmt.redact(message), style=LEVEL_STYLE.get(level, ""))])
@@ -357,36 +376,54 @@ class RunbookScreen(Screen):
             log.write(line, width=width, scroll_end=False)
         log.scroll_end(animate=False)
 
-    @on(LogMsg)
-    def _log(self, message: LogMsg) -> None:
-        self.say(message.event.message, message.event.level)
-        if message.event.step is Step.REHEARSE and self.rb.steps[Step.REHEARSE].state == State.RUNNING:
-            self._rehearse_said = message.event.message
+    @on(EngineStreamMsg)
+    def _stream_events(self, message: EngineStreamMsg) -> None:
+        """The stream's lines in one log write, in order; of the statements, the last LOG_RUN_LINES and, for the
+        others, one line each run saying how many are only in the run report; each bar and line at its newest."""
+        items: list = []  # Text (a log line) or a list of StatementDone (a run of statements)
+        newest: dict = {}  # step -> its last Progress
+        bar = None  # the apply's bar: (total, done) from the last statement or apply progress
+        rehearsal_said = False
+        for ev in message.take():
+            if isinstance(ev, Log):
+                items.append(Text(fmt.redact(ev.message), style=LEVEL_STYLE.get(ev.level, "")))
+                if ev.step is Step.REHEARSE and self.rb.steps[Step.REHEARSE].state == State.RUNNING:
+                    self._rehearse_said, rehearsal_said = ev.message, True
+            elif isinstance(ev, Progress):
+                newest[ev.step] = ev
+                if ev.step is Step.APPLY:
+                    bar = (ev.total, ev.done)
+            else:  # StatementDone
+                if items and isinstance(items[-1], list):
+                    items[-1].append(ev)
+                else:
+                    items.append([ev])
+                bar = (ev.total, ev.done)
+        room, shown = LOG_RUN_LINES, {}
+        for i in range(len(items) - 1, -1, -1):  # the newest statements are the ones shown
+            if isinstance(items[i], list):
+                shown[i] = min(room, len(items[i]))
+                room -= shown[i]
+        lines: list[Text] = []
+        for i, item in enumerate(items):
+            if not isinstance(item, list):
+                lines.append(item)
+                continue
+            hidden = len(item) - shown[i]
+            if hidden:
+                lines.append(Text(f"… statements {item[0].done}–{item[hidden - 1].done} done too ({hidden:,} "
+                                  "lines not shown here: every statement is in the run report)", style="dim"))
+            lines.extend(Text(fmt.redact(e.message)) for e in item[hidden:])
+        if lines:
+            self._write(lines)
+        if rehearsal_said:
             self.query_one("#rehearse-info", Static).update(self._rehearse_text())
+        for ev in newest.values():
+            self._progress(ev)
+        if bar is not None:
+            self.query_one("#apply-progress", ProgressBar).update(total=bar[0], progress=bar[1])
 
-    @on(StatementDoneMsg)
-    def _statement(self, message: StatementDoneMsg) -> None:
-        self._statements([message.event])
-
-    @on(StatementsDoneMsg)
-    def _statement_run(self, message: StatementsDoneMsg) -> None:
-        self._statements(message.take())
-
-    def _statements(self, events: list) -> None:
-        if not events:
-            return
-        lines = [Text(fmt.redact(e.message)) for e in events[-LOG_RUN_LINES:]]
-        if len(events) > LOG_RUN_LINES:
-            hidden = len(events) - LOG_RUN_LINES
-            lines.insert(0, Text(f"… statements {events[0].done}–{events[hidden - 1].done} done too ({hidden:,} "
-                                 "lines not shown here: every statement is in the run report)", style="dim"))
-        self._write(lines)
-        last = events[-1]
-        self.query_one("#apply-progress", ProgressBar).update(total=last.total, progress=last.done)
-
-    @on(ProgressMsg)
-    def _progress(self, message: ProgressMsg) -> None:
-        ev = message.event
+    def _progress(self, ev: Progress) -> None:
         if ev.step is Step.BACKUP:  # table data copied, from the server's counters (core/progress.py)
             if self.rb.steps[Step.BACKUP].state is State.PENDING:  # a late one, after a cancel: it ran no more
                 return
@@ -933,6 +970,7 @@ class RunbookScreen(Screen):
 
     def _settled(self) -> None:
         """After a step or a re-check, whatever its end: the pane, the bar, the step list and the footer agree."""
+        self._post_stream_now()  # the step's last lines now, not a few tenths of a second later
         self._show_pane()
         self._txbar()
         self.query_one(StepList).redraw()

@@ -113,11 +113,14 @@ def cheap(st: mig.Statement, created: set[str]) -> bool:
 def batches(stmts, created: set[str], *, enabled: bool = True) -> list[list[mig.Statement]]:
     """The statements in order, runs of cheap ones grouped (at most BATCH_MAX), the rest one by one."""
     out: list[list[mig.Statement]] = []
+    last_cheap = False  # whether out[-1] is a run of cheap ones (each statement is classified once)
     for st in stmts:
-        if enabled and cheap(st, created) and out and len(out[-1]) < BATCH_MAX and cheap(out[-1][-1], created):
+        now_cheap = enabled and cheap(st, created)
+        if now_cheap and last_cheap and len(out[-1]) < BATCH_MAX:
             out[-1].append(st)
         else:
             out.append([st])
+        last_cheap = now_cheap
     return out
 
 
