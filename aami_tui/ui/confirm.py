@@ -62,7 +62,8 @@ class ConfirmModal(ModalScreen[bool]):
         box = self.query_one("#confirm-box")
         scroll = self.query_one("#confirm-scroll")
         others = sum(w.outer_size.height + w.styles.margin.height for w in box.children if w is not scroll and w.display)
-        room = int(self.size.height * 0.9) - box.styles.gutter.height - others
+        footer = sum(f.outer_size.height for f in self.query(Footer))  # the box's 90% is of the rows above it
+        room = int((self.size.height - footer) * 0.9) - box.styles.gutter.height - others
         if scroll.styles.max_height is None or scroll.styles.max_height.value != max(room, 2):
             scroll.styles.max_height = max(room, 2)
 
