@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer
 
 from aami_tui.core import db, migration
 from aami_tui.core.runbook import Options  # its own module; the model (State, Tx…) and the machine where used
@@ -70,6 +69,7 @@ class AamiApp(App):
         self.early = early  # core/early.py: the child that fetches the first refresh's data, or None
         self.plan_file: Path | None = None  # the drift plan the Drift view wrote last (it shows it again)
         self._gc_paused_at_start = not gc.isenabled()  # cli._console: until the first frame (settle_heap)
+        self._screen_styles_loaded = False  # screens.tcss (load_screen_styles)
 
     def on_load(self) -> None:
         """Connect while Textual builds and paints the first frame; the dashboard's first refresh takes this
@@ -79,6 +79,20 @@ class AamiApp(App):
             return
         self.early_connection = asyncio.ensure_future(db.connect(self.settings))
         self.early_connection.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def load_screen_styles(self) -> None:
+        """The other screens' rules (screens.tcss): not parsed for the dashboard's first frame (app.tcss holds what
+        it needs), but after it (complete_first_frame) or before any other screen or dialog opens (push_screen),
+        whichever comes first. Added as Textual adds CSS_PATH's files; none of them matches a dashboard widget."""
+        if self._screen_styles_loaded:
+            return
+        self._screen_styles_loaded = True
+        self.stylesheet.read(Path(__file__).with_name("screens.tcss"))
+        self.stylesheet.parse()  # now (only the new file: the others' rules are cached), and the rules' map with it
+
+    def push_screen(self, screen, callback=None, wait_for_dismiss=False, *, mode=None):
+        self.load_screen_styles()
+        return super().push_screen(screen, callback, wait_for_dismiss, mode=mode)
 
     def get_default_screen(self) -> Screen:
         """The dashboard is the bottom screen: composed with the app, its first frame is the app's first (pushed
@@ -193,7 +207,7 @@ class AamiApp(App):
             screen.set_class(tall, "-tall")
             for w in screen.query("#small-warning"):
                 w.update(message)
-            for footer in screen.query(Footer):
+            for footer in screen.query("Footer"):  # by name: the dashboard's comes after the first frame
                 footer.compact = narrow
             for log in screen.query("RichLog"):  # keep the newest lines in view after a resize (by name: the
                 # dashboard has none, and the widget's module is not loaded for the first frame)

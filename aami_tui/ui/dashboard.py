@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Static
 
 from aami_tui.core import db, expected, migration, schema, status
 from aami_tui.core.words import plural
@@ -51,7 +51,7 @@ class DashboardScreen(Screen):
     ]
 
     def __init__(self) -> None:
-        super().__init__(id="dashboard")
+        super().__init__(id="dashboard", classes="-first-frame")  # until complete_first_frame (below)
         self.conn: psycopg.AsyncConnection | None = None
         self.backoff = 0.0
         self.next_try = 0.0
@@ -70,15 +70,36 @@ class DashboardScreen(Screen):
         self._early: tuple | None = None  # the early child's first result, when it came before the first frame
 
     def compose(self) -> ComposeResult:
-        yield Header(show_clock=False)
+        # The first frame carries the checklist and its live data; the header, the footer and the left column's
+        # panels come right after it (complete_first_frame), in the places kept for them, so nothing moves. Each of
+        # them cost the first frame time (Textual mounts, styles and renders every widget before it paints).
+        yield Static(id="header-slot")  # the Header's row
         with Horizontal(id="dash-main"):
-            with Vertical(id="dash-left"):
+            with Vertical(id="dash-left"):  # its panels are hidden in the first frame (.-first-frame, app.tcss)
                 yield ConnectionPanel(id="connection")
                 with VerticalScroll(id="dash-hint-box", classes="panel"):  # scrolls when taller (80x24)
                     yield Static("", id="dash-hint")
             yield TableChecklist(id="checklist")
         yield Static("", id="small-warning")
-        yield Footer()
+        yield Static(id="footer-slot")  # the Footer's row
+
+    async def complete_first_frame(self) -> None:
+        """Right after the first frame: the Header and the Footer in their rows, and the left column's panels
+        (mounted and kept up to date from the start, only not painted in the first frame)."""
+        if self.app.gone(self):
+            return
+        from textual.widgets import Footer, Header
+
+        header, footer = self.mount(Header(show_clock=False), before=0), self.mount(Footer())
+        self.remove_class("-first-frame")
+        await header
+        await footer
+        if self.app.gone(self):
+            return
+        self.refresh_bindings()  # the Footer shows its keys once the screen says what they are
+        await self.query("#header-slot, #footer-slot").remove()
+        self.app.size_check()  # the footer's compact mode below 100 columns
+        self.app.load_screen_styles()  # the other screens' rules, while nothing else happens
 
     def on_mount(self) -> None:
         self.title = "aami-tui"
@@ -100,6 +121,7 @@ class DashboardScreen(Screen):
                 self._show(self._early[2])
         self.poll()
         self.set_interval(self.app.refresh_interval, self.poll)
+        self.call_after_refresh(self.complete_first_frame)
 
     def on_screen_resume(self) -> None:
         """Back from the runbook or restore: say what is going on now, and refresh at once. (The first resume
