@@ -93,7 +93,15 @@ async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds
         for sel in ("#confirm-prompt", "#confirm-input", "#cancel", "#confirm"):
             assert app.screen.region.contains_region(inside) and inside.contains_region(
                 app.screen.query_one(sel).region), (sel, inside, app.screen.query_one(sel).region)
-        await pilot.press("escape")  # nothing restored; d, shown in the footer, goes to the dashboard
-        await scenes.wait_for(pilot, lambda: app.screen.id == "restore", what="the list again")
-        await pilot.press("d")
+        await scenes.paste(pilot, fresh_db.dbname)
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.result is not None,
+                              what="the restore")
+        await pilot.pause()
+        # the long result scrolls in its own box: the list keeps its row, the head stays at the top
+        shown = svg_text(app.export_screenshot()).splitlines()
+        assert any("Restore from a backup" in ln for ln in shown[:5]), shown
+        assert any(ln.rstrip().endswith(stamp) for ln in shown), shown
+        assert "✓ Restored" in text_of(app, "#restore-status")
+        await pilot.press("d")  # d, shown in the footer, goes to the dashboard
         await scenes.wait_for(pilot, lambda: app.screen is app.dashboard, what="the dashboard")

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, ProgressBar, Static
 
@@ -53,7 +54,8 @@ class RestoreScreen(Screen):
         yield Static("", id="restore-head", classes="panel")
         yield DataTable(id="restore-table", cursor_type="row", zebra_stripes=True)
         yield ProgressBar(total=1, id="restore-progress", show_eta=False)
-        yield Static("", id="restore-status", classes="panel")
+        with VerticalScroll(id="restore-status-box", classes="panel"):  # scrolls when taller (80x24, after a restore)
+            yield Static("", id="restore-status")
         yield Static("", id="small-warning")
         yield KeyFooter()
 
