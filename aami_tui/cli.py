@@ -107,14 +107,28 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Unused:
+    """A command's parser whose options are not needed for this run (build_parser's ``command``): every call is
+    dropped. The command itself is registered (its name and help are listed as always)."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: self
+
+
+def _part(parser: argparse.ArgumentParser, command: str | None, name: str):
+    return parser if command is None or command == name else _Unused()
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line. ``command``: only that command's options are built (the others' names and help are listed
+    as always): the console starts ~3 ms sooner than with every command's options built."""
     p = Parser(prog="aami-tui", description=(
         "Guided console for the AAMI Config Server's PostgreSQL schema migration. "
         "Without a command it opens the console."))
     p.add_argument("--version", action="version", version=f"aami-tui {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=Parser)
 
-    c = sub.add_parser("check", help="the server's start-up schema validation, headless (CI)")
+    c = _part(sub.add_parser("check", help="the server's start-up schema validation, headless (CI)"), command, "check")
     _common(c)
     c.add_argument("--json", action="store_true", help="print a machine-readable result instead")
     c.add_argument("--strict", action="store_true",
@@ -122,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, helptext in (("console", "open the full-screen console (default)"),
                            ("demo", "open the console on an embedded PostgreSQL with an empty aami_config")):
-        t = sub.add_parser(name, help=helptext)
+        t = _part(sub.add_parser(name, help=helptext), command, name)
         _common(t)
         _runbook_opts(t)
         t.add_argument("--refresh", type=_positive, default=2.0, metavar="S",
@@ -132,8 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "when the database is empty (both recorded in the report), and the DB_* lines printed "
                             "when the console closes")
 
-    a = sub.add_parser("apply", help="run the runbook headless: pre-flight, backup, BEGIN, apply, verify, "
-                                     "COMMIT only with --yes")
+    a = _part(sub.add_parser("apply", help="run the runbook headless: pre-flight, backup, BEGIN, apply, verify, "
+                                           "COMMIT only with --yes"), command, "apply")
     _common(a)
     _runbook_opts(a)
     a.add_argument("--yes", action="store_true", help="COMMIT when verify passes (otherwise ROLLBACK)")
@@ -143,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--no-backup", action="store_true",
                    help="skip the backup step (recorded in the report); for throwaway databases only")
 
-    i = sub.add_parser("init", help="day one: create the database if missing, apply and verify the migration, "
-                                    "print the Config Server's DB_* lines (never drops anything)")
+    i = _part(sub.add_parser("init", help="day one: create the database if missing, apply and verify the migration, "
+                                          "print the Config Server's DB_* lines (never drops anything)"), command, "init")
     _common(i)
     i.add_argument("--reports-dir", type=Path, default=Path("reports"),
                    help="where the run report goes (default ./reports)")
@@ -157,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the DB_* lines to PATH (0600; other lines in it are kept), for `source` "
                         "or docker compose's env_file")
 
-    lt = sub.add_parser("lint", help="lint a migration file: squawk's rules mapped to this runbook, plus the "
-                                     "runbook's own refusals and (connected) live table sizes")
+    lt = _part(sub.add_parser("lint", help="lint a migration file: squawk's rules mapped to this runbook, plus the "
+                                           "runbook's own refusals and (connected) live table sizes"), command, "lint")
     lt.add_argument("file", type=Path, nargs="?", default=None,
                     help="the SQL file (default: the shipped 001_initial_schema.sql)")
     _common(lt)
@@ -167,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "variables say where)")
     lt.add_argument("--json", action="store_true", help="print a machine-readable result instead")
 
-    pl = sub.add_parser("plan", help="compare the database with what the migration builds and write a repair "
-                                     "plan (safe SQL, plus commented parts a person must decide)")
+    pl = _part(sub.add_parser("plan", help="compare the database with what the migration builds and write a repair "
+                                           "plan (safe SQL, plus commented parts a person must decide)"), command, "plan")
     _common(pl)
     pl.add_argument("--migration-file", type=Path, default=None, help="compare with this file instead of the "
                                                                        "shipped one")
@@ -176,9 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write the plan to FILE (0600) instead of stdout")
     pl.add_argument("--json", action="store_true", help="print the classified differences as JSON instead")
 
-    rh = sub.add_parser("rehearse", help="rehearse the migration on a scratch copy restored from a fresh backup "
-                                         "(the real database is only read); exit 0 only if the real run would "
-                                         "succeed and leave no drift")
+    rh = _part(sub.add_parser("rehearse", help="rehearse the migration on a scratch copy restored from a fresh "
+                                               "backup (the real database is only read); exit 0 only if the real run "
+                                               "would succeed and leave no drift"), command, "rehearse")
     _common(rh)
     rh.add_argument("--migration-file", type=Path, default=None, help="rehearse this file instead of the shipped one")
     rh.add_argument("--from-backup", type=Path, default=None, metavar="FILE",
@@ -195,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 3600, one hour); past it the rehearsal is stopped and the copy dropped")
     rh.add_argument("--json", action="store_true", help="print the rehearsal's record as JSON")
 
-    s = sub.add_parser("screenshots", help="regenerate the SVGs in screenshots/ (uses the embedded server)")
+    s = _part(sub.add_parser("screenshots", help="regenerate the SVGs in screenshots/ (uses the embedded server)"),
+              command, "screenshots")
     s.add_argument("--out", type=Path, default=Path("screenshots"))
     return p
 
@@ -651,10 +666,10 @@ def _console(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv = ["console", *argv]  # `aami-tui --dsn ...` opens the console
+    parser = build_parser(argv[0] if argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         return _dispatch(parser, args)
