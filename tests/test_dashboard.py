@@ -240,6 +240,11 @@ async def test_the_first_refresh_comes_from_the_early_child_else_as_before(fresh
             assert "0 / 10 present" in text_of(app, "#checklist-header") and early.closed
             assert app.screen.query_one("#connection").status.server_version == server.server_version
             assert (dash.conn is not None) is connects_first  # from the child, the dashboard has not connected
+            # the first frame carries the checklist; the rest of the dashboard follows it, complete (as it looked)
+            await scenes.wait_for(pilot, lambda: not dash.has_class("-first-frame")
+                                  and not dash.query("#header-slot, #footer-slot"), what="the rest of the dashboard")
+            assert dash.query_one("#connection").display and dash.query_one("#dash-hint-box").display
+            assert dash.query_one("Header") and "Runbook" in [k.description for k in dash.query("FooterKey")]
             await pilot.press("f5")
             await scenes.wait_for(pilot, lambda: dash.conn is not None, what="its own refresh")
 
