@@ -41,12 +41,16 @@ class ConnectionPanel(Static):
         self.migration: MigrationFile | str | None = None
         self.target = ""
         self.error: str | None = None
+        self.held = False  # True: not rendered yet (the dashboard's first frame does not paint it), see render_panel
 
     def on_mount(self) -> None:
         self.border_title = "Connection"
 
     def render_panel(self) -> None:
-        """Render, unless nothing it shows changed since the last time (idle refreshes cost nothing)."""
+        """Render, unless nothing it shows changed since the last time (idle refreshes cost nothing), or while held
+        (its facts are kept; it renders when released)."""
+        if self.held:
+            return
         m = self.migration
         key = (self.error, self.status, tuple(sorted(self.tools.items())), self.target,
                m.sha256 if isinstance(m, MigrationFile) else m, fmt.STABLE)

@@ -76,7 +76,9 @@ class DashboardScreen(Screen):
         yield Static(id="header-slot")  # the Header's row
         with Horizontal(id="dash-main"):
             with Vertical(id="dash-left"):  # its panels are hidden in the first frame (.-first-frame, app.tcss)
-                yield ConnectionPanel(id="connection")
+                panel = ConnectionPanel(id="connection")
+                panel.held = True  # rendered (a Rich table, sizes in words) after the first frame
+                yield panel
                 with VerticalScroll(id="dash-hint-box", classes="panel"):  # scrolls when taller (80x24)
                     yield Static("", id="dash-hint")
             yield TableChecklist(id="checklist")
@@ -91,6 +93,9 @@ class DashboardScreen(Screen):
         from textual.widgets import Footer, Header
 
         header, footer = self.mount(Header(show_clock=False), before=0), self.mount(Footer())
+        panel = self.query_one(ConnectionPanel)
+        panel.held = False
+        panel.render_panel()
         self.remove_class("-first-frame")
         await header
         await footer
