@@ -84,6 +84,37 @@ class Every:
 
 
 _every = Every()
+LOCK_SAMPLE_EVERY = 1.0  # seconds between lock-watch samples while headless apply runs (the console's cadence)
+
+
+async def _apply_saying_lock_waits(rb: Runbook) -> None:
+    """rb.apply(), printing the console's step-pane line (LockWatch.waiting: which statement waits for whose lock,
+    for how long, and what ends the wait) while a statement queues behind another session: the first sample
+    that sees it, then at most one line every PROGRESS_EVERY seconds. A quick apply never samples at all."""
+    stop = asyncio.Event()
+
+    async def watch() -> None:
+        said = None
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), LOCK_SAMPLE_EVERY)
+                return
+            w = await rb.lock_watch()
+            if w is not None and w.waiting and not stop.is_set() and (
+                    said is None or time.monotonic() - said >= PROGRESS_EVERY):
+                said = time.monotonic()
+                out(f"  {w.waiting}")
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await rb.apply()
+    finally:
+        stop.set()  # the watcher ends its sample (bounded by query_timeout) rather than being cut mid-query
+        try:
+            await asyncio.shield(watcher)
+        except asyncio.CancelledError:
+            watcher.cancel()
+            raise
 
 
 def _printer(e: Event) -> None:
@@ -128,7 +159,7 @@ async def _run(settings, args) -> int:
         if getattr(args, "rehearse", False):
             await rb.rehearse()  # one that does not pass stops the run at BEGIN (exit 10)
         await rb.begin()
-        await rb.apply()
+        await _apply_saying_lock_waits(rb)
         await rb.verify()
         if not args.yes:
             await rb.rollback("no --yes: dry run")

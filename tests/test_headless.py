@@ -327,3 +327,26 @@ async def test_ctrl_c_on_a_frozen_network_says_not_committed_rollback_unconfirme
     proxy.drop()  # the network is back: the server notices the dead client and rolls back
     wait_until(lambda: not tool_sessions(fresh_db), 15, what="the orphaned session to end")
     assert public_tables(fresh_db) == []
+
+
+def test_apply_waiting_for_a_lock_says_for_whom_while_it_waits(pg_server, fresh_db, tmp_path):
+    """Headless apply printed nothing while a statement queued behind another session's lock: it now prints the
+    console's step-pane line (LockWatch.waiting), at most every PROGRESS_EVERY seconds, until lock_timeout ends it."""
+    run_sql(fresh_db, "CREATE SCHEMA app_data; CREATE TABLE app_data.notes (id int)")
+    path, _ = migration_with(tmp_path, "SELECT count(*) FROM app_data.notes;", after=15)
+    holder = observe(fresh_db, app="holder", autocommit=False)
+    holder.execute("LOCK TABLE app_data.notes IN ACCESS EXCLUSIVE MODE")
+    try:
+        r = cli(*apply_args(tmp_path, "--yes", "--no-backup", "--lock-timeout", "3", "--migration-file", str(path)),
+                env=pg_server.env(fresh_db.dbname))
+        hpid = holder.info.backend_pid
+    finally:
+        holder.rollback()
+        holder.close()
+    assert r.returncode == 5, r.stdout + r.stderr
+    waits = [ln for ln in r.stdout.splitlines() if "waiting for a lock" in ln]
+    assert len(waits) == 1, r.stdout  # the first sample; the next would be 4 s later, after lock_timeout
+    assert waits[0].startswith("  Statement 16 / 44: waiting for a lock held by pid "), waits
+    assert (f"pid {hpid} (user {fresh_db.user}, application 'holder', idle in transaction) for " in waits[0]
+            and "s; lock_timeout (3s) ends the wait with an error" in waits[0]), waits
+    assert r.stdout.index(waits[0]) < r.stdout.index("Final state")
