@@ -282,3 +282,35 @@ async def test_the_next_panel_at_80x24_brings_every_line_into_view(fresh_db, tmp
         app.screen.query_one("#dash-hint").parent.scroll_end(animate=False)
         await pilot.pause()
         assert f"DB_NAME={fresh_db.dbname}" in svg_text(app.export_screenshot())
+
+
+async def test_f5_and_the_refresh_reread_an_edited_migration_file(fresh_db, tmp_path):
+    import hashlib
+    import os
+    import shutil
+
+    from conftest import MIGRATION
+
+    from aami_tui.ui.connection_panel import ConnectionPanel
+
+    path = tmp_path / "001_initial_schema.sql"
+    shutil.copy(MIGRATION, path)
+    app = make_app(fresh_db, tmp_path, migration_path=path)
+
+    def shown() -> str:
+        m = app.dashboard.query_one(ConnectionPanel).migration
+        return getattr(m, "sha256", "")
+
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.wait_for(pilot, lambda: shown() == hashlib.sha256(path.read_bytes()).hexdigest(), what="sha")
+        with path.open("a") as f:  # the periodic refresh notices (size and mtime changed)
+            f.write("-- x\n")
+        await scenes.wait_for(pilot, lambda: shown() == hashlib.sha256(path.read_bytes()).hexdigest(),
+                              what="the edited file's sha256 (refresh)")
+        st = path.stat()  # the same size and mtime: only F5 reads it again
+        path.write_text(path.read_text()[:-5] + "-- y\n")
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        await pilot.press("f5")
+        await scenes.wait_for(pilot, lambda: shown() == hashlib.sha256(path.read_bytes()).hexdigest(),
+                              what="the edited file's sha256 (F5)")

@@ -66,6 +66,7 @@ class DashboardScreen(Screen):
         self._status_due = 0.0  # loop time when the server status (sizes, privileges) is next read
         self._hint_shown: Text | None = None
         self._static_started = False
+        self._static_stamp: tuple | None = None  # the migration file's (mtime, size, inode) when last read
         self._resumed = False
         self._early: tuple | None = None  # the early child's first result, when it came before the first frame
 
@@ -138,14 +139,25 @@ class DashboardScreen(Screen):
         self._status_due = 0.0
         self.poll(force=True)
 
-    # ---- static information (tools, migration file): once, off the event loop --------------------------
-    @work(group="static", exit_on_error=False)
+    # ---- static information (tools, migration file): off the event loop ------------------------------------
+    def _file_stamp(self) -> tuple | None:
+        try:
+            st = self.app.migration_path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _recheck_file(self) -> None:
+        """Each refresh: the migration file is read again (its sha256, statements) when its size or mtime changed
+        (one stat(); F5 reads it again whatever they say)."""
+        if self._static_started and self._file_stamp() != self._static_stamp:
+            self.load_static()
+
+    @work(group="static", exclusive=True, exit_on_error=False)
     async def load_static(self) -> None:
         path = self.app.migration_path
-        try:
-            big = path.stat().st_size > OFFLOAD_BYTES
-        except OSError:
-            big = False
+        self._static_stamp = self._file_stamp()
+        big = self._static_stamp is not None and self._static_stamp[1] > OFFLOAD_BYTES
         try:
             if big:  # pglast holds the interpreter for seconds on a big file: parse it in another process
                 from aami_tui.core import offload
@@ -188,6 +200,8 @@ class DashboardScreen(Screen):
         self.next_try = 0
         self._status_due = 0.0
         self.auth_refused = None  # the operator asks: one more try
+        if self._static_started:
+            self.load_static()  # the migration file too (edited since: its sha256, what pre-flight will check)
         self.poll(force=True)
 
     def poll(self, force: bool = False) -> None:
@@ -219,6 +233,8 @@ class DashboardScreen(Screen):
                 if not self._static_started:  # after the first data is on screen (a thread would slow its paint)
                     self._static_started = True
                     self.call_after_refresh(self.load_static)
+                else:
+                    self._recheck_file()
 
     async def _poll_once(self) -> None:
         checklist = self.query_one(TableChecklist)
