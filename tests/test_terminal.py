@@ -317,3 +317,31 @@ def test_the_garbage_collector_waits_for_a_keys_frame_and_always_runs_again():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_libpq_warnings_on_fd_2_never_reach_the_frame_and_the_user_is_told(pg_server, fresh_db, tmp_path, consoles):
+    """libpq fprintf's "WARNING: password file … has group or world access" to fd 2: in the console those bytes
+    landed in the middle of the frame (over the title bar). fd 2 now goes to an owner-only file; the warning is a
+    notification, and is printed once the terminal is restored."""
+    if not fresh_db.password:
+        pytest.skip("the test server takes no password: libpq needs a password prompt path to re-read the passfile")
+    e = fresh_db.effective()
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"{e['host']}:{e['port']}:*:{e['user']}:{fresh_db.password}\n")
+    passfile.chmod(0o644)  # libpq warns, and ignores the file
+    env = {k: v for k, v in pg_server.env(fresh_db.dbname).items() if k != "DB_PASSWORD"}
+    env["PGPASSFILE"] = str(passfile)
+    c = consoles(console_args(tmp_path), env)
+    c.wait_text("wants a password")  # the first try (the early child's) failed: no retry by itself
+    mark = len(c.out)
+    c.send("\x1b[15~")  # F5: the console's own connection reads the passfile, and libpq warns on fd 2
+    c.wait_text("ritten to stderr (kept in", start=mark)  # the notification (its first cell is drawn apart)
+    raw = b"has group or world access; permissions should be u=rw (0600) or less"
+    assert raw not in bytes(c.out)  # the notification wraps it: the whole line never went to the terminal
+    c.send("q")
+    assert c.wait(20) == 0
+    after = c.text(bytes(c.out).rfind(ALT_SCREEN_OFF))
+    assert "aami-tui: while the console ran, this was written to stderr (kept in " in after, after
+    assert f'  WARNING: password file "{passfile}" has group or world access;' in after.replace("\r", ""), after
+    (log,) = (tmp_path / "reports").glob("stderr_*.log")
+    assert log.stat().st_mode & 0o777 == 0o600 and raw.decode() in log.read_text()

@@ -110,6 +110,22 @@ class AamiApp(App):
             for sig in SIGNAL_REASONS:
                 loop.add_signal_handler(sig, self._on_signal, sig)
         self.call_after_refresh(self.settle_heap)
+        if getattr(self, "stray", None) is not None and self.stray.active:  # run_console: fd 2 is captured
+            self._stray_seen: set[str] = set()
+            self.set_interval(1.0, self.show_stray)
+
+    def show_stray(self) -> None:
+        """What libpq (or any library) wrote to fd 2 since the last look, as a notification instead of bytes in the
+        middle of the frame (core/stray.py); each distinct line once."""
+        from aami_tui.core.stray import summary
+
+        new = [ln for ln in summary(self.stray.new_text()) if ln not in self._stray_seen]
+        if not new or not self.is_attached:
+            return
+        self._stray_seen.update(new)
+        self.notify("\n".join(new[:6]) + (f"\n… and {len(new) - 6} more lines" if len(new) > 6 else ""),
+                    title=f"Written to stderr (kept in {self.stray.path})", severity="warning", timeout=15,
+                    markup=False)
 
     def settle_heap(self) -> None:
         """Objects that live as long as the console (Textual and our modules, a loaded migration file, a step's
@@ -460,11 +476,26 @@ def run_console(settings: ConnSettings, args, embedded=None, early=None) -> int:
                    rehearse_timeout=getattr(args, "rehearse_timeout", 3600.0), dev=getattr(args, "dev", False))
     app = create_app(settings, migration_path=args.migration_file, migrations_dir=args.migrations_dir,
                      options=opts, refresh_interval=args.refresh, embedded=embedded, early=early)
-    app.run()
-    if app.exit_watchdog is not None:  # Textual's shutdown ended: what follows is ours
-        app.exit_watchdog.cancel()
+    from aami_tui.core.stray import StrayOutput, summary
+
+    # libpq's warnings (a passfile others may read) and any library's writes to fd 2 go to a 0600 file, not into
+    # the frame; the terminal keeps its own fd (sys.__stderr__: Textual's output and the exit watchdog)
+    app.stray = StrayOutput(opts.reports_dir)
+    app.stray.start()
+    try:
+        app.run()
+    finally:
+        if app.exit_watchdog is not None:  # Textual's shutdown ended: what follows is ours
+            app.exit_watchdog.cancel()
+        captured = app.stray.stop()  # fd 2 is the terminal again (a traceback that follows reaches it)
     for line in closing_lines(app):
         say(line)
+    if captured:
+        lines = summary(captured)
+        with contextlib.suppress(OSError, ValueError):  # a terminal that went away (SIGHUP)
+            print(f"aami-tui: while the console ran, this was written to stderr (kept in {app.stray.path}):",
+                  *(f"  {ln}" for ln in lines[:20]), *([f"  … and {len(lines) - 20} more lines"] if len(lines) > 20 else []),
+                  sep="\n", file=sys.stderr, flush=True)
     return app.return_code or 0
 
 
