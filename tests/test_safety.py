@@ -1078,13 +1078,26 @@ async def test_frozen_network_with_the_server_unreachable_still_ends(fresh_db, t
     assert "COMMIT was never sent, so nothing is committed" in msg
     assert f"could not reach the server to end backend {pid}" in msg
     assert "at the latest after idle_in_transaction_session_timeout, 2s" in msg
+    # ...and never "nothing was changed" nor a ROLLBACK step "done" when nobody saw it end (they used to).
+    assert "nothing was changed" not in msg and msg.endswith("(not confirmed)."), msg
+    rec = rb.steps[Step.ROLLBACK]
+    assert rec.state is State.UNCONFIRMED and "not confirmed" in rec.detail, rec
     # Nobody saw the transaction end (no ROLLBACK answered, the backend could not be ended): the audit trail must
     # not say "rolled back", only what is certain (it used to say "rolled back").
     data = json.loads(rb.report_paths[1].read_text())
     assert data["final_state"] == "not committed, rollback unconfirmed", data["final_state"]
     assert data["exit_code"] == 2 and data["transaction"] == "connection lost: not committed"
-    # The console's step pane says the same (no Pilot needed).
+    (rollback,) = [s for s in data["steps"] if s["step"] == "rollback"]
+    assert rollback["state"] == "not confirmed", rollback
+    # The console's step pane and Steps list say the same (no Pilot needed): no "↺ ROLLBACK" as if it had run.
     from aami_tui.ui.runbook_screen import RunbookScreen
+    from aami_tui.ui.step_list import StepList
+
+    steps = StepList(rb)
+    steps.update = lambda *_: None  # the rows it would show, without an app
+    steps.redraw()
+    (row,) = [r for r in steps._shown[0] if "ROLLBACK" in r[2]]
+    assert row[0] == "?" and row[2] == "6 ROLLBACK?", row
 
     pane = RunbookScreen(rb)._done_text_raw().plain
     assert pane.startswith("Run ended: not committed, rollback unconfirmed\n"), pane

@@ -12,7 +12,8 @@ from aami_tui.ui import fmt
 
 BEFORE_BEGIN = frozenset({Phase.NEW, Phase.PREFLIGHT, Phase.CHECKED, Phase.BACKUP, Phase.READY, Phase.REHEARSING})
 ICON = {State.PENDING: ("○", "dim"), State.RUNNING: ("●", "bold yellow"), State.DONE: ("✓", "bold green"),
-        State.FAILED: ("✗", "bold red"), State.SKIPPED: ("–", "dim"), State.NOT_RUN: ("–", "dim")}
+        State.FAILED: ("✗", "bold red"), State.SKIPPED: ("–", "dim"), State.NOT_RUN: ("–", "dim"),
+        State.UNCONFIRMED: ("?", "bold red")}  # a ROLLBACK nobody saw end
 
 
 class StepList(Static):
@@ -45,9 +46,9 @@ class StepList(Static):
             if step is Step.COMMIT:
                 rrec = rb.steps[Step.ROLLBACK]
                 title = "COMMIT/ROLLBACK"
-                if rrec.state in (State.DONE, State.RUNNING) and rec.state == State.PENDING:
+                if rrec.state in (State.DONE, State.RUNNING, State.UNCONFIRMED) and rec.state == State.PENDING:
                     rec = rrec
-                    title = "ROLLBACK" if rrec.state == State.DONE else "ROLLBACK…"
+                    title = {State.DONE: "ROLLBACK", State.UNCONFIRMED: "ROLLBACK?"}.get(rrec.state, "ROLLBACK…")
             icon, style = ICON[rec.state]
             if rec.state == State.DONE and rec.step is Step.ROLLBACK:
                 icon, style = "↺", "bold yellow"
@@ -65,7 +66,7 @@ class StepList(Static):
                              _short(r.elapsed)))
         # Redrawn every half second (a running step's clock), but repainted only when what it shows changed: an
         # idle runbook, or a dialog over it (which re-renders what is behind it), then costs nothing.
-        shown = (tuple(rows), rb.tx, marked)
+        shown = (tuple(rows), rb.tx, marked, rb.unconfirmed)
         if shown == self._shown:
             return
         self._shown = shown
@@ -73,7 +74,10 @@ class StepList(Static):
             t.add_row(Text(icon, style=style), Text(label, style=label_style), Text(elapsed, style="dim"))
         below = [Text(f" {rb.tx.value} ", style=fmt.tx_style(rb.tx, "dim"))]  # wraps on its own lines, whole
         if marked:  # the icon's meaning; the status line above already says "rolled back"
-            below.append(Text("↺ ran, then undone", style="yellow"))
+            below.append(Text("↺ ran, not committed (undo not confirmed)" if rb.unconfirmed else "↺ ran, then undone",
+                              style="yellow"))
+        if rb.steps[Step.ROLLBACK].state == State.UNCONFIRMED:
+            below.append(Text("? nobody saw the ROLLBACK end", style="red"))
         self.update(Group(t, *below))
 
 

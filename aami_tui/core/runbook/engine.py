@@ -728,7 +728,7 @@ class Runbook:
             msg = (f"The server gave no answer: {exc} (the network or the server stopped answering). COMMIT was "
                    f"never sent, so nothing is committed; {fence}"
                    + ("; the server rolled the transaction back: nothing was changed." if ended else
-                      f"; the server rolls the transaction back when it notices ({bound}): nothing was changed."))
+                      f"; the server rolls the transaction back when it notices ({bound}) (not confirmed)."))
         else:
             why = (str(exc).strip().splitlines() or ["?"])[-1]
             # The server said so, or our side dropped the socket: either way make sure no backend of ours lives on.
@@ -748,7 +748,11 @@ class Runbook:
         if step is not None:
             self._set(step, State.FAILED, msg)
         self.say(msg, "error", step)
-        self._set(Step.ROLLBACK, State.DONE, "by the server (connection lost)")
+        if ended:
+            self._set(Step.ROLLBACK, State.DONE, "by the server (connection lost)")
+        else:  # nobody saw the transaction end: never recorded as a ROLLBACK that happened
+            self._set(Step.ROLLBACK, State.UNCONFIRMED, "not confirmed: the connection was lost and the old backend "
+                                                        "could not be ended; the server rolls back when it notices")
         self._move(Phase.ROLLED_BACK)
         err = self._fail(msg, Verdict.CONNECTION)
         self.write_report()
@@ -1224,11 +1228,11 @@ class Runbook:
         except asyncio.CancelledError:
             s.abandon()
             self.unconfirmed = True  # sent perhaps, never answered
-            self._set(Step.ROLLBACK, State.DONE, how + "; interrupted: the session was closed, the server rolls "
-                                                        "back")
+            self._set(Step.ROLLBACK, State.UNCONFIRMED, how + "; interrupted: the session was closed, the server "
+                                                               "rolls back")
             self._move(Phase.ROLLED_BACK)
             raise
-        self._set(Step.ROLLBACK, State.DONE, how)
+        self._set(Step.ROLLBACK, State.UNCONFIRMED if unseen else State.DONE, how)
         if unseen:
             self.say(f"ROLLBACK ({reason}) not confirmed ({unseen}). COMMIT was never sent, so nothing is committed; "
                      "the server rolls the transaction back when it notices.", "error", Step.ROLLBACK)

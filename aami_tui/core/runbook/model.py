@@ -57,6 +57,9 @@ class State(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     NOT_RUN = "not run"  # the run ended before this step was reached
+    # ROLLBACK only: the session was lost with the transaction open and nobody saw it end (no ROLLBACK answered,
+    # the old backend could not be ended or seen gone): COMMIT was never sent, the server rolls back when it notices.
+    UNCONFIRMED = "not confirmed"
 
 
 StepState = State
