@@ -81,8 +81,23 @@ async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds
         body = text_of(app, "#confirm-body")
         said = " ".join(body.split())
         # each dropped table with the rows that go with it, counted on the live database (the six templates)
-        assert said.startswith("This backup has 0 tables in public. Created after it, dropped in the same "
-                               "transaction: 10 tables (alert_rules: 0 rows, alert_templates: 6 rows, "), body
+        assert "This backup has 0 tables in public. Created after it, dropped in the same transaction: 10 tables " \
+               "(alert_rules: 0 rows, alert_templates: 6 rows, " in said, body
+        # the warning the DBA must read is on screen without scrolling (at 80x24 the list is below the fold)
+        scroll = app.screen.query_one("#confirm-scroll")
+        lines = region_text(app, "#confirm-body").splitlines()
+        last = next(i for i, ln in enumerate(lines) if "are lost" in ln or "then are" in ln)
+        assert scroll.scroll_y == 0 and last < scroll.scrollable_content_region.height, (lines, scroll.size)
+        # Tab and shift+tab go from the field to the buttons, never to the scrolling body (no visible focus there)
+        from textual.containers import VerticalScroll
+
+        for key in ("tab", "tab", "tab", "shift+tab", "shift+tab", "shift+tab"):
+            await pilot.press(key)
+            assert not isinstance(app.focused, VerticalScroll), (key, app.focused)
+        assert scroll.max_scroll_y > 0
+        await pilot.press("down")  # the body still scrolls from the keyboard
+        await pilot.pause()
+        assert scroll.scroll_y > 0
         assert "estimate" not in said, body  # all counted: none is marked as an estimate
         assert "extension uuid-ossp." in said and "Read with pg_restore " in said, body
         footer = svg_text(app.export_screenshot()).splitlines()[-1]

@@ -14,7 +14,15 @@ from aami_tui.ui import fmt
 class ConfirmModal(ModalScreen[bool]):
     """Returns True only when the operator explicitly confirms."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", show=True)]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", show=True),
+        # The body is not in the tab order (it would take the focus without showing it, and Enter would do nothing
+        # there): these keys scroll it from the buttons or the field.
+        Binding("up", "scroll_body('up')", "", show=False),
+        Binding("down", "scroll_body('down')", "", show=False),
+        Binding("pageup", "scroll_body('page_up')", "", show=False),
+        Binding("pagedown", "scroll_body('page_down')", "", show=False),
+    ]
 
     def __init__(self, title: str, body: str, *, confirm: str = "Confirm", cancel: str = "Cancel",
                  require_text: str | None = None, danger: bool = True, id: str | None = None) -> None:
@@ -27,7 +35,8 @@ class ConfirmModal(ModalScreen[bool]):
         with Vertical(id="confirm-box", classes="modal-box" + (" -danger" if self.danger else "")):
             yield Label(self.title_text, id="confirm-title")
             # The body scrolls when it is taller than the room left: the prompt and the buttons stay on screen.
-            with VerticalScroll(id="confirm-scroll"):
+            with VerticalScroll(id="confirm-scroll") as scroll:
+                scroll.can_focus = False  # see BINDINGS
                 yield Static(fmt.redact(self.body), id="confirm-body")
             if self.require_text is not None:
                 yield Label(f"Type [b]{self.require_text}[/b] to confirm:", id="confirm-prompt")
@@ -89,6 +98,9 @@ class ConfirmModal(ModalScreen[bool]):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         self.dismiss(event.button.id == "confirm")
+
+    def action_scroll_body(self, how: str) -> None:
+        getattr(self.query_one("#confirm-scroll", VerticalScroll), f"scroll_{how}")(animate=False)
 
     def action_cancel(self) -> None:
         self.dismiss(False)

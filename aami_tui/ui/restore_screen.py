@@ -217,9 +217,10 @@ class RestoreScreen(Screen):
 
         self.app.push_screen(ConfirmModal(
             f"Restore {e.path.name}?",
-            f"{holds}\n\nThis replaces the objects in database {db} with the ones in the backup taken "
+            # the warning first: at 80x24 the list below it scrolls, and the DBA must read this without scrolling
+            f"This replaces the objects in database {db} with the ones in the backup taken "
             f"{fmt.ago(e.mtime)} ({fmt.size(e.size)}). Changes made since then are lost. It runs in one "
-            "transaction: all or nothing." + warning,
+            f"transaction: all or nothing.\n\n{holds}" + warning,
             confirm="Restore", require_text=db, id="restore-modal"), go)
 
     @work(exclusive=True, group="restore", exit_on_error=False)
