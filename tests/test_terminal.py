@@ -260,6 +260,7 @@ def test_first_data_and_refused_login_through_the_early_child_which_never_outliv
     c.send("q")
     assert c.wait(20) == 0
     assert _holding(marker) == []
+    assert not (tmp_path / "reports").exists()  # nothing reached fd 2: its capture file (and folder) are gone
 
     if fresh_db.password:
         env = pg_server.env(fresh_db.dbname)

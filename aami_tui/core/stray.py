@@ -23,18 +23,25 @@ READ_MAX = 64 * 1024  # bytes read per look (a flood is kept in the file, not in
 
 class StrayOutput:
     def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
+        self.directory = Path(directory).expanduser()
         self.path: Path | None = None
         self._fd: int | None = None  # the capture file (read and write)
         self._term_fd: int | None = None  # the terminal fd 2 was
         self._saved = None  # (sys.__stderr__, sys.stderr) before
         self._read = 0  # bytes of the file already given out by new_text
+        self._made: list[Path] = []  # directories created for the file (removed with it when nothing was written)
 
     def _open(self) -> int:
         name = f"stderr_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}.log"
-        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            d = self.directory
+            while not d.exists() and d.parent != d:  # made 0700 as the reports' own; removed again if unused
+                self._made.append(d)
+                d = d.parent
+            for d in reversed(self._made):
+                d.mkdir(mode=0o700)
+                os.chmod(d, 0o700)  # mkdir's mode is filtered by the umask
             fd = os.open(self.directory / name, flags, 0o600)
             self.path = self.directory / name
         except OSError:  # no reports directory to write to: the temporary one (mkstemp's file is 0600 too)
@@ -104,6 +111,8 @@ class StrayOutput:
         if not data and self.path is not None:
             with contextlib.suppress(OSError):
                 self.path.unlink()
+                for d in self._made:  # innermost first; one that now holds a report stays
+                    d.rmdir()
         return data.decode("utf-8", "replace")
 
 
