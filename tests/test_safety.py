@@ -123,6 +123,32 @@ async def test_lock_timeout_names_the_blocker_then_rollback_and_retry(fresh_db, 
     assert_nothing_of_ours_left(fresh_db)
 
 
+async def test_begin_does_not_wait_behind_a_lock_on_an_existing_table(fresh_db, tmp_path):
+    """BEGIN's snapshot of the tables in public (rows, size) used pg_total_relation_size, which takes ACCESS SHARE on
+    every table: another session's ACCESS EXCLUSIVE on one made BEGIN wait lock_timeout, then fail as 'a statement
+    failed' naming nobody. Now the snapshot takes no lock (pg_class's own figures for a locked table): BEGIN opens
+    the transaction at once, and only the statements that need the table wait (apply names the blocker)."""
+    run_sql(fresh_db, statements_of("namespaces"))
+    rb = runbook(fresh_db, tmp_path, skip_backup=True, lock_timeout=1.0)
+    await rb.preflight()
+    await rb.backup_step()
+    blocker = observe(fresh_db, app="blocker", autocommit=False)
+    blocker.execute("LOCK TABLE namespaces IN ACCESS EXCLUSIVE MODE")
+    try:
+        await asyncio.wait_for(rb.begin(), 30)
+        assert rb.steps[Step.BEGIN].state is State.DONE and rb.tx == Tx.OPEN
+        rows, size = rb.tables_before_begin["namespaces"]
+        assert size is not None and size >= 0
+        # ...and our transaction holds no lock on a table the migration has not touched yet
+        assert not query(fresh_db, "SELECT 1 FROM pg_locks WHERE pid = %s AND relation = 'namespaces'::regclass",
+                         (rb.backend_pid,))
+        await rb.rollback()
+    finally:
+        blocker.rollback()
+        blocker.close()
+    await rb.close()
+
+
 async def test_lock_watch_says_whom_our_apply_is_waiting_for(fresh_db, tmp_path):
     """An apply queued behind another session's lock showed "statement N / 43" and "No session is waiting on our
     locks" for the whole lock_timeout: the lock watch now names the session OUR apply waits for."""

@@ -52,8 +52,8 @@ class StepList(Static):
             icon, style = ICON[rec.state]
             if rec.state == State.DONE and rec.step is Step.ROLLBACK:
                 icon, style = "↺", "bold yellow"
-            elif undone and step in (Step.BEGIN, Step.APPLY, Step.VERIFY) and rec.state in (State.DONE,
-                                                                                             State.FAILED):
+            elif undone and (step in (Step.APPLY, Step.VERIFY) and rec.state in (State.DONE, State.FAILED)
+                             or step is Step.BEGIN and rec.state == State.DONE):  # a failed BEGIN opened nothing
                 icon, style = "↺", "bold yellow"
                 marked = True
             rows.append((icon, style, f"{i} {title}", "bold reverse" if step is nxt and rec.state == State.PENDING
