@@ -77,8 +77,12 @@ async def test_typed_confirmation_shows_the_name_above_an_empty_field(fresh_db, 
     app = make_app(fresh_db, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await scenes.dashboard_ready(pilot)
+        await pilot.press("x")  # a toast ("works in the runbook")...
+        await pilot.pause()
+        assert toasts(app)
         app.push_screen(ConfirmModal("t", "b", require_text=fresh_db.dbname))
         await pilot.pause()
+        assert not toasts(app)  # ...does not lie over the dialog's body (80x24: it hid half of it)
         field = app.screen.query_one("#confirm-input", Input)
         assert field.value == "" and fresh_db.dbname not in field.placeholder
         assert fresh_db.dbname in text_of(app, "#confirm-prompt")

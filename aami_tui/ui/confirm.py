@@ -53,6 +53,9 @@ class ConfirmModal(ModalScreen[bool]):
         yield Footer()  # this dialog's keys (esc Cancel), not those of the screen under it, which do nothing here
 
     def on_mount(self) -> None:
+        # Toasts from before lie over the dialog's body (at 80x24 a refusal hid half of "ROLLBACK the transaction?"):
+        # what they said is past; the dialog is what the operator answers now.
+        self.app.clear_notifications()
         # Irreversible or destructive actions (danger) start with the safe choice focused: Enter on a
         # fresh modal never confirms them. Harmless steps (run backup, BEGIN...) focus the action.
         if self.require_text is not None:
