@@ -135,6 +135,10 @@ async def test_help_says_how_to_close_it_and_closes(fresh_db, tmp_path):
 
         md = app.screen.query_one(Markdown)
         assert "Press escape, q or ? to close this help" in md.source.replace("*", "")
+        from screen_text import svg_text
+
+        footer = svg_text(app.export_screenshot()).splitlines()[-1]  # its own keys, not the screen's under it
+        assert "Close" in footer and "Runbook" not in footer and "Quit" not in footer, footer
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is app.dashboard

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.widgets import Markdown, Static
 
 HELP = """\
 # aami-tui — how the migration works
@@ -73,6 +73,10 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box", classes="modal-box"):
             yield Markdown(HELP)
+        # Its own keys in the footer's row, over the footer of the screen under it (whose keys do nothing here):
+        # one line of text, not a Footer (~20-40 ms more on each ?).
+        yield Static("[b]esc[/b] Close  [b]q[/b] Close  [b]?[/b] Close  [b]↑↓ pgup pgdn[/b] Scroll",
+                     id="help-keys")
 
     def action_close(self) -> None:
         self.dismiss(None)
