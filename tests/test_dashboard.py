@@ -80,9 +80,13 @@ async def test_typed_confirmation_shows_the_name_above_an_empty_field(fresh_db, 
         await pilot.press("x")  # a toast ("works in the runbook")...
         await pilot.pause()
         assert toasts(app)
-        app.push_screen(ConfirmModal("t", "b", require_text=fresh_db.dbname))
+        app.push_screen(ConfirmModal("t", "b", require_text=fresh_db.dbname, cancel="Stay"))
         await pilot.pause()
         assert not toasts(app)  # ...does not lie over the dialog's body (80x24: it hid half of it)
+        from screen_text import svg_text
+
+        footer = svg_text(app.export_screenshot()).splitlines()[-1]  # escape is named as its button is
+        assert "esc Stay" in footer and "Cancel" not in footer, footer
         field = app.screen.query_one("#confirm-input", Input)
         assert field.value == "" and fresh_db.dbname not in field.placeholder
         assert fresh_db.dbname in text_of(app, "#confirm-prompt")

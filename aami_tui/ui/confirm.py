@@ -30,6 +30,8 @@ class ConfirmModal(ModalScreen[bool]):
         self.title_text, self.body, self.confirm_label, self.cancel_label = title, body, confirm, cancel
         self.require_text = require_text
         self.danger = danger
+        if cancel != "Cancel":  # the footer names escape as the button does ("esc Stay" beside a Stay button)
+            self._bindings.key_to_bindings["escape"] = [Binding("escape", "cancel", cancel, show=True)]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="modal-box" + (" -danger" if self.danger else "")):
