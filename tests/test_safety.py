@@ -149,6 +149,40 @@ async def test_begin_does_not_wait_behind_a_lock_on_an_existing_table(fresh_db, 
     await rb.close()
 
 
+async def test_each_begin_is_its_own_attempt_in_the_report(fresh_db, tmp_path):
+    """Two BEGINs refused after a rolled-back attempt (another operator took the migration lock) were all archived
+    as 'Attempt 1 (retried afterwards)', three times, then 'Attempt 2' with 'attempts: 3'. Now every BEGIN tried is
+    an attempt with its own number; a failed BEGIN says so, and is ✗ (never ↺) in the Steps list."""
+    from aami_tui.ui.step_list import StepList
+
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    await run_to_begin(rb)
+    await rb.rollback()
+    other = observe(fresh_db, app="other-operator")
+    other.execute("SELECT pg_advisory_lock(%(classid)s, %(objid)s)", KEY)
+    try:
+        for _ in range(2):
+            with pytest.raises(RunbookError, match="Another operator"):
+                await rb.begin()
+            assert rb.steps[Step.BEGIN].state is State.FAILED
+        steps = StepList(rb)
+        steps.update = lambda *_: None
+        steps.redraw()
+        (row,) = [r for r in steps._shown[0] if r[2] == "3 BEGIN"]
+        assert row[0] == "✗", row
+    finally:
+        other.close()
+    await rb.begin()
+    await rb.rollback()
+    await rb.close()
+    data = json.loads(rb.report_paths[1].read_text())
+    assert [a["attempt"] for a in data["earlier_attempts"]] == [1, 2, 3] and data["attempts"] == 4, data
+    assert [{s["step"]: s["state"] for s in a["steps"]}["begin"] for a in data["earlier_attempts"]] == [
+        "done", "failed", "failed"]
+    md = rb.report_paths[0].read_text()
+    assert md.count("### Attempt 1 ") == 1 and "### Attempt 2 (BEGIN failed, retried afterwards)" in md, md
+
+
 async def test_lock_watch_says_whom_our_apply_is_waiting_for(fresh_db, tmp_path):
     """An apply queued behind another session's lock showed "statement N / 43" and "No session is waiting on our
     locks" for the whole lock_timeout: the lock watch now names the session OUR apply waits for."""

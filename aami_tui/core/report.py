@@ -150,7 +150,9 @@ def to_markdown(d: dict) -> str:
         out += ["", f"**Failure:** {d['failure']}"]
     out += ["", "## Steps", ""] + _steps_table(d["steps"])
     for a in d["earlier_attempts"]:
-        out += ["", f"### Attempt {a['attempt']} (retried afterwards)", ""] + _steps_table(a["steps"])
+        failed = any(s["step"] == "begin" and s["state"] == "failed" for s in a["steps"])
+        out += ["", f"### Attempt {a['attempt']} ({'BEGIN failed, ' if failed else ''}retried afterwards)", ""
+                ] + _steps_table(a["steps"])
     out += ["", "## Pre-flight" + (" (development mode: short checklist)" if d.get("mode") == "development"
                                    else ""), ""]
     who = d["preflight"].get("answered_by") or {}

@@ -635,8 +635,9 @@ class Runbook:
         if why:
             self.begin_confirmed = why
             self.say(f"BEGIN confirmed by the operator although {why}.", "warn", Step.BEGIN)
-        if frm is Phase.ROLLED_BACK:  # retry of the whole transaction: keep the last attempt's record
-            self._archive_attempt()
+        if frm is Phase.ROLLED_BACK or self.steps[Step.BEGIN].state is State.FAILED:
+            self._archive_attempt()  # a retry (after ROLLBACK, or a BEGIN that failed): keep the last attempt's record
+        self.attempt += 1  # every BEGIN tried is an attempt with its own number (a failed one too: the report says so)
         self.lost = self.unconfirmed = False
         back = Phase.READY if frm is not Phase.ROLLED_BACK else Phase.ROLLED_BACK
         self._set(Step.BEGIN, State.RUNNING)
@@ -676,7 +677,6 @@ class Runbook:
             self._set(Step.BEGIN, State.FAILED, msg)
             self._move(back)
             raise self._fail(msg, Verdict.CONNECTION if gone else Verdict.APPLY_FAILED) from None
-        self.attempt += 1
         self.xact_started = time.time()
         self._set(Step.BEGIN, State.DONE, f"lock_timeout {self.opt.lock_timeout:g}s, statement_timeout "
                                           f"{self.opt.statement_timeout:g}s")
