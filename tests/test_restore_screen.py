@@ -120,3 +120,38 @@ async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds
         assert "✓ Restored" in text_of(app, "#restore-status")
         await pilot.press("d")  # d, shown in the footer, goes to the dashboard
         await scenes.wait_for(pilot, lambda: app.screen is app.dashboard, what="the dashboard")
+
+
+async def test_the_footer_offers_no_restore_keys_while_a_restore_runs(fresh_db, tmp_path, monkeypatch):
+    import asyncio
+
+    from aami_tui.core import restore as core_restore
+
+    await take_backup(fresh_db, tmp_path)
+    release = asyncio.Event()
+
+    async def held(*a, **kw):  # a restore that runs until the test lets it fail
+        await release.wait()
+        raise core_restore.RestoreError("stopped by the test")
+
+    monkeypatch.setattr(core_restore, "restore", held)
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await pilot.press("b")
+        await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.entries)
+        screen = app.screen
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-modal", what="modal")
+        await scenes.paste(pilot, fresh_db.dbname)
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: app.screen is screen and any(
+            w.group == "restore" and w.is_running for w in screen.workers), what="the restore to run")
+        await pilot.pause()
+        footer = svg_text(app.export_screenshot()).splitlines()[-1]
+        assert "Restore" not in footer and "Back" not in footer and "Reload" not in footer, footer  # all refused
+        release.set()
+        await scenes.wait_for(pilot, lambda: "stopped by the test" in text_of(app, "#restore-status"), what="end")
+        await pilot.pause()
+        footer = svg_text(app.export_screenshot()).splitlines()[-1]
+        assert "r Restore" in footer and "esc Back" in footer, footer

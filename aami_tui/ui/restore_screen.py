@@ -160,6 +160,20 @@ class RestoreScreen(Screen):
             return None
         return self.entries[t.cursor_row]
 
+    def _restoring(self) -> bool:
+        return any(w.group == "restore" and w.is_running for w in self.workers)
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        """While a restore runs the footer offers none of the keys it would refuse (it finishes or fails as a
+        whole): no Restore, Back, Dashboard or Reload."""
+        if action in ("restore", "back", "dashboard", "reload") and self._restoring():
+            return False
+        return True
+
+    def on_worker_state_changed(self, event) -> None:
+        if event.worker.group == "restore":
+            self.refresh_bindings()
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_restore()
 
