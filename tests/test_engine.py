@@ -504,3 +504,77 @@ async def test_begin_never_applies_a_stale_copy_of_a_file_edited_since_pre_fligh
     assert rb.attempt == 2 and [n for n, _ in rb.history] == [1]
     await rb.rollback()
     await rb.close()
+
+
+# ---- the report is written off the event loop ---------------------------------------------------------------
+def _held_render(monkeypatch, loop: asyncio.AbstractEventLoop):
+    """report.to_markdown made slow deterministically: each call says it started (on the loop, thread-safely)
+    and waits until the test releases it. Returns (started, release, threads, markers)."""
+    import threading
+
+    from aami_tui.core import report
+
+    real, started, release, threads = report.to_markdown, asyncio.Event(), threading.Event(), []
+
+    def held(d):
+        threads.append(threading.get_ident())
+        loop.call_soon_threadsafe(started.set)  # runs only if the loop is free while we wait
+        assert release.wait(10), "the event loop never ran while the report was rendered: it was blocked"
+        release.clear()
+        return real(d)
+
+    monkeypatch.setattr(report, "to_markdown", held)
+    return started, release, threads
+
+
+async def test_the_report_is_rendered_and_written_off_the_event_loop(fresh_db, tmp_path, monkeypatch):
+    import threading
+
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    await run_to_begin(rb)
+    started, release, threads = _held_render(monkeypatch, asyncio.get_running_loop())
+    served = []
+
+    async def probe():  # the console's loop keeps serving (keys, timers) while the report is rendered
+        await started.wait()
+        served.append("probe")
+        release.set()
+
+    task = asyncio.create_task(probe())
+    await rb.rollback()  # writes the report
+    await task
+    assert served == ["probe"] and threads and threading.get_ident() not in threads
+    assert json.loads(rb.report_paths[1].read_text())["final_state"] == "rolled back"
+    assert _mode(rb.report_paths[0]) == _mode(rb.report_paths[1]) == 0o600
+    monkeypatch.undo()
+    await rb.close()
+
+
+async def test_report_writes_keep_their_order_and_quitting_leaves_the_complete_report(fresh_db, tmp_path,
+                                                                                        monkeypatch):
+    from aami_tui.core import report
+
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    await run_to_begin(rb)
+    started, release, _ = _held_render(monkeypatch, asyncio.get_running_loop())
+    first = asyncio.create_task(rb.rollback())  # its report is held in the render
+    await started.wait()
+    rb.say("a later line, written by the later report")
+    second = asyncio.create_task(rb.write_report())  # queued behind the first, which is still rendering
+    for _ in range(5):
+        await asyncio.sleep(0)  # the second write gets every chance to overtake
+    started.clear()
+    release.set()
+    await first
+    await started.wait()
+    release.set()
+    assert await second == rb.report_paths
+    md, js = rb.report_paths
+    assert "a later line, written by the later report" in md.read_text()
+    monkeypatch.undo()
+    # quitting right after a step: close() returns only once the complete report is on disk
+    await rb.close("console closed")
+    on_disk = json.loads(js.read_text())
+    assert on_disk == json.loads(json.dumps(report.to_dict(rb.record()), default=str))
+    assert on_disk["log"][-1]["message"] == rb.log[-1][2] and on_disk["final_state"] == rb.outcome.value
+    assert (md, js) == rb.report_paths and len(list(tmp_path.rglob("report_*.json"))) == 1

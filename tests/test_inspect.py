@@ -123,7 +123,7 @@ async def test_engine_inspection_survives_a_failing_query_and_is_in_the_report(f
         await rb.inspect("DELETE FROM alert_templates", allow_write=True)
     await rb.commit(fresh_db.dbname)
     assert rb.outcome == Outcome.COMMITTED
-    md, js = rb.write_report()
+    md, js = await rb.write_report()
     import json
 
     rec = json.loads(js.read_text())["inspections"]
@@ -211,5 +211,5 @@ async def test_inspection_cannot_break_the_lock_or_the_timeouts_and_its_tables_a
     (pane,) = [c for c in checks if c.name == "Tables created in the inspection pane"]
     assert "extra_tbl" in pane.detail and not pane.ok and not pane.blocking
     await rb.rollback()
-    md, _ = rb.write_report()
+    md, _ = await rb.write_report()
     assert "re-taken, no other session had taken it" in md.read_text()
