@@ -1130,10 +1130,20 @@ async def test_frozen_network_with_the_server_unreachable_still_ends(fresh_db, t
     await rb.apply()
     pid = rb.backend_pid
     proxy.freeze(new=True)
+    from aami_tui.ui.runbook_screen import RunbookScreen
+
+    screen = RunbookScreen(rb)
+    screen.SAY_SILENT_AFTER, screen._cancelling = 0.2, lambda: False  # no app: no workers to ask
     t0 = time.monotonic()
+    task = asyncio.create_task(rb.verify())
+    # Meanwhile the transaction bar says the server is not answering, not just "Verify running…" (it used to).
+    while rb.waiting_for_answer(0.2) is None and not task.done():
+        await asyncio.sleep(0.02)
+    assert re.fullmatch(r"Verify: waiting for the server's answer \(\ds\)…", screen.next_hint()), screen.next_hint()
     with pytest.raises(RunbookError) as e:
-        await asyncio.wait_for(rb.verify(), 30)
+        await asyncio.wait_for(task, 30)
     assert time.monotonic() - t0 < 20
+    assert rb.waiting_for_answer(0) is None
     msg = str(e.value)
     assert "COMMIT was never sent, so nothing is committed" in msg
     assert f"could not reach the server to end backend {pid}" in msg
@@ -1150,7 +1160,6 @@ async def test_frozen_network_with_the_server_unreachable_still_ends(fresh_db, t
     (rollback,) = [s for s in data["steps"] if s["step"] == "rollback"]
     assert rollback["state"] == "not confirmed", rollback
     # The console's step pane and Steps list say the same (no Pilot needed): no "↺ ROLLBACK" as if it had run.
-    from aami_tui.ui.runbook_screen import RunbookScreen
     from aami_tui.ui.step_list import StepList
 
     steps = StepList(rb)

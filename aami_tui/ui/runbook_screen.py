@@ -97,6 +97,7 @@ def check_lines(checks: list[Check]) -> Text:
 
 
 class RunbookScreen(Screen):
+    SAY_SILENT_AFTER = 2.0  # a short round trip (BEGIN, verify, COMMIT, ROLLBACK) unanswered this long: said so
     # The footer shows what the engine's state allows now (check_action asks the pure transition table):
     # never COMMIT after COMMITTED, Inspect while the transaction is open. A key pressed when its action is
     # not possible falls through to its hidden twin below, which says why (a key never does nothing).
@@ -626,6 +627,8 @@ class RunbookScreen(Screen):
         running = next((r.step for r in rb.steps.values() if r.state == State.RUNNING), None)
         if running is not None and self._cancelling():
             return f"{running.title}: cancelling…"
+        if running is not None and (silent := rb.waiting_for_answer(self.SAY_SILENT_AFTER)) is not None:
+            return f"{running.title}: waiting for the server's answer ({silent:.0f}s)…"  # it may have stopped answering
         if running is not None:
             return f"{running.title} running… (escape cancels)" if running not in (Step.COMMIT, Step.ROLLBACK) \
                 else f"{running.title} in flight…"
@@ -712,6 +715,8 @@ class RunbookScreen(Screen):
     async def _watch_locks(self) -> None:
         if self.app.gone(self):  # a late tick while the console closes
             return
+        if self.rb.waiting_for_answer(self.SAY_SILENT_AFTER) is not None:
+            self._txbar()  # "waiting for the server's answer (Ns)": its clock
         panel = self.query_one(LockWatchPanel)
         w = await self.rb.lock_watch() if self.rb.tx_open else None
         if self.rb.tx_open and w is None or (w is not None and w.xact_age is None):

@@ -188,6 +188,16 @@ class Runbook:
     def running(self) -> bool:
         return self.phase in RUNNING
 
+    def waiting_for_answer(self, after: float = 2.0) -> float | None:
+        """Seconds a short round trip of the running step (BEGIN, verify, COMMIT, ROLLBACK: not a statement of the
+        apply, which may rightly run long) has been waiting for the server's answer, once past ``after``; else None.
+        The faces say so: a server or network that stopped answering is visible before the deadline ends it."""
+        out = self.session.in_flight
+        if out is None or not self.running or self.steps[Step.APPLY].state is State.RUNNING:
+            return None
+        waited = time.monotonic() - out[1]
+        return waited if waited >= after else None
+
     @property
     def conn(self) -> psycopg.AsyncConnection | None:
         return self.session.conn

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -101,6 +102,7 @@ class Session:
         self.locked = False  # we hold the one-operator advisory lock on self.conn
         self.xid: str | None = None  # the open transaction's id (recorded at BEGIN)
         self.gave_up: Deadline | None = None  # the last round trip was cancelled and its cancel got no answer
+        self.in_flight: tuple[str, float] | None = None  # the round trip out now: (what, time.monotonic() sent)
 
     @property
     def alive(self) -> bool:
@@ -124,11 +126,15 @@ class Session:
         no answer within ``CANCEL_WAIT`` abandons the session and is kept in ``gave_up`` (what happened on the
         server is not known: the faces say so, as for any lost connection)."""
         self.gave_up = None
+        mine = self.in_flight = (what, time.monotonic())
         try:
             return await bounded(self.conn, aw, seconds, what, self._give_up)
         except Deadline:
             self.locked = False  # the session is abandoned, and its lock with it once the server knows
             raise
+        finally:
+            if self.in_flight is mine:
+                self.in_flight = None
 
     def _give_up(self, why: Deadline) -> None:
         self.gave_up = why
