@@ -78,6 +78,10 @@ async def test_console_rehearsal_step_fails_then_begin_needs_the_typed_name(fres
         assert any(str(n.message).startswith("BEGIN not run: ") and "changed since pre-flight" in str(n.message)
                    for n in app._notifications)
         assert "Next: n → Pre-flight" in text_of(app, "#txbar")
+        from screen_text import svg_text
+
+        footer = svg_text(app.export_screenshot()).splitlines()[-1]  # r would be refused too: not offered
+        assert "Rehearse" not in footer and "Next" in footer, footer
         await scenes.next_step(pilot)
         assert app.runbook.phase is Phase.READY and app.runbook.steps[Step.PREFLIGHT].state is State.DONE
         await pilot.press("n")

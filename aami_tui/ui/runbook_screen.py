@@ -785,8 +785,8 @@ class RunbookScreen(Screen):
             return allowed(rb.phase, Action.RECHECK)
         if action == "inspect":  # an aborted transaction runs nothing (not even a savepoint): not offered
             return rb.tx_open and rb.phase is not Phase.ABORTED
-        if action == "rehearse":
-            return allowed(rb.phase, Action.REHEARSE)
+        if action == "rehearse":  # not while pre-flight must run again (the file changed since: r is refused)
+            return allowed(rb.phase, Action.REHEARSE) and rb.steps[Step.PREFLIGHT].state == State.DONE
         return True
 
     def action_refused(self, action: str) -> None:
@@ -840,6 +840,7 @@ class RunbookScreen(Screen):
         if stale:  # edited since pre-flight: BEGIN would apply the copy pre-flight checked, not the edit
             self.notify(stale, title="BEGIN", severity="error", timeout=20)
             self._txbar()
+            self.refresh_bindings()  # pre-flight must run again: r (rehearse) is no longer offered
             return
         caution = rb.begin_caution() if step is Step.BEGIN and rb.phase is Phase.READY else None
         if caution:
