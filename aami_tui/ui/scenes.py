@@ -23,11 +23,20 @@ async def wait_for(pilot, predicate, timeout: float = 20.0, what: str = "conditi
     raise SceneError(f"timed out waiting for {what}")
 
 
+def tables_settled(screen) -> bool:
+    """Every DataTable on the screen has measured its rows: Textual sizes a table's columns when the table is next
+    idle, so a screen drawn just after rows were added (a loaded machine) shows them in the header's widths."""
+    from textual.widgets import DataTable
+
+    return not any(t._require_update_dimensions or t._updated_cells for t in screen.query(DataTable))
+
+
 async def dashboard_ready(pilot) -> None:
     app = pilot.app
     await wait_for(pilot, lambda: app.dashboard.last_result is not None
                    and app.dashboard.query_one("#connection").migration is not None
                    and app.dashboard.query_one("#connection").tools, what="the dashboard's first refresh")
+    await wait_for(pilot, lambda: tables_settled(app.dashboard), what="the dashboard's tables sized")
 
 
 async def open_runbook(pilot) -> None:
@@ -35,6 +44,7 @@ async def open_runbook(pilot) -> None:
     await pilot.press("r")
     await wait_for(pilot, lambda: app.runbook is not None and app.runbook.checks, what="automatic checks")
     await wait_for(pilot, lambda: app.screen.query_one("#rb-checklist").result is not None, what="checklist")
+    await wait_for(pilot, lambda: tables_settled(app.screen), what="the runbook's tables sized")
 
 
 async def tick_all(pilot) -> None:
@@ -44,6 +54,7 @@ async def tick_all(pilot) -> None:
         screen.query_one(f"#tick-{key}").focus()
         await pilot.press("space")
     await pilot.pause()
+    await wait_for(pilot, lambda: tables_settled(pilot.app.screen), what="the runbook's tables sized")
 
 
 def _idle(app) -> bool:
