@@ -135,6 +135,7 @@ class RunbookScreen(Screen):
         self._log_width = 0
         self._stream: EngineStreamMsg | None = None  # the message collecting the engine's stream now
         self._stream_posted = 0.0  # time.monotonic() of the last one posted
+        self._apply_msg, self._apply_waiting = "", False  # the apply's statement line; whether a lock wait replaced it
         rb.listener = self._on_engine_event
 
     # ---- layout ------------------------------------------------------------------------------------------
@@ -606,7 +607,7 @@ class RunbookScreen(Screen):
                 else:
                     t.append("Nothing was committed. " if rb.lost else "The database is as it was before BEGIN. ")
                 t.append("Press n to run pre-flight again: the file changed since, and it loads the edit; then "
-                         "BEGIN.\n" if rb.steps[Step.PREFLIGHT].state is State.PENDING else
+                         "BEGIN.\n" if self._next_step() is Step.PREFLIGHT else
                          "Press n to retry the transaction from BEGIN.\n")
             if rb.phase in (Phase.UNKNOWN, Phase.RECHECKING):
                 t.append("Press o to ask the server again (pg_xact_status on a fresh connection, after ending our "
@@ -637,7 +638,7 @@ class RunbookScreen(Screen):
         if rb.phase is Phase.UNKNOWN:
             return "o → re-check the COMMIT's outcome (do not retry)"
         if rb.phase is Phase.ROLLED_BACK:
-            return ("n → Pre-flight (the file changed)" if rb.steps[Step.PREFLIGHT].state is State.PENDING
+            return ("n → Pre-flight (the file changed)" if self._next_step() is Step.PREFLIGHT
                     else "n → BEGIN (retry) or d → dashboard")
         if rb.outcome is Outcome.COMMITTED:
             return "d → dashboard (the Config Server can start) or q → quit"
@@ -742,10 +743,10 @@ class RunbookScreen(Screen):
         if wait is not None:
             self.query_one("#apply-line", Static).update(wait)
             self._apply_waiting = True
-        elif getattr(self, "_apply_waiting", False):  # the wait is over: the statement's own line again
+        elif self._apply_waiting:  # the wait is over: the statement's own line again
             self._apply_waiting = False
             if self.rb.phase is Phase.APPLYING:
-                self.query_one("#apply-line", Static).update(fmt.redact(getattr(self, "_apply_msg", "")))
+                self.query_one("#apply-line", Static).update(fmt.redact(self._apply_msg))
 
     def apply_wait(self, w) -> Text | None:
         """The step pane's line while the apply waits for a lock (LockWatch.waiting), or None."""
