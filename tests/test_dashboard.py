@@ -202,6 +202,24 @@ async def test_a_refused_password_is_said_and_not_retried_until_f5(fresh_db, tmp
         assert len(tries) == seen + 1
 
 
+async def test_a_password_refused_from_pgpassword_is_not_offered_f5(fresh_db, tmp_path, monkeypatch):
+    """PGPASSWORD wins over ~/.pgpass and is fixed for the console's life, so F5 cannot help; but "pgpassword"
+    contains "pgpass", and the dashboard told the operator to correct it "there" and press F5."""
+    import dataclasses
+
+    if not fresh_db.password:
+        pytest.skip("server without password authentication")
+    monkeypatch.setenv("PGPASSWORD", "definitely-wrong")
+    app = make_app(dataclasses.replace(fresh_db, params={k: v for k, v in fresh_db.params.items()
+                                                         if k != "password"}), tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.wait_for(pilot, lambda: "Password authentication failed" in text_of(app, "#dash-hint"),
+                              what="the refused login")
+        hint = text_of(app, "#dash-hint")
+        assert "PGPASSWORD" in hint and "quit and start again with the right one" in hint and "F5" not in hint
+        assert "F5" not in app.dashboard.query_one("#connection").error
+
+
 class _Early:
     """What the dashboard reads of the console's early child (core/early.py), with the messages it sent."""
 

@@ -74,6 +74,12 @@ class ConnSettings:
             return "PGPASSWORD"
         return f"{env['PGPASSFILE']} (PGPASSFILE)" if env.get("PGPASSFILE") else "~/.pgpass"
 
+    def password_from_file(self, env: Mapping[str, str] | None = None) -> bool:
+        """Whether libpq takes the password from the password file (re-read at each try: a fix there and F5 help),
+        not from the settings or PGPASSWORD (fixed for the process's life)."""
+        env = os.environ if env is None else env
+        return not self.params.get("password") and not env.get("PGPASSWORD")
+
     def password_file(self, env: Mapping[str, str] | None = None) -> tuple[os.PathLike, str]:
         """The password file libpq reads (passfile in --dsn, else PGPASSFILE, else ~/.pgpass), and its name in
         words for a person."""

@@ -370,7 +370,7 @@ class DashboardScreen(Screen):
         self.backoff = min(MAX_BACKOFF, (self.backoff * 2) or 1.0)
         self.next_try = asyncio.get_running_loop().time() + self.backoff
         # F5 helps only when the password comes from ~/.pgpass (re-read at each try), not from --dsn or a variable
-        f5 = ": F5 tries again." if "pgpass" in self.app.settings.password_origin().lower() else "."
+        f5 = ": F5 tries again." if self.app.settings.password_from_file() else "."
         msg = (f"{message} Not retrying by itself (each try is a failed login in the server's log){f5}"
                if self.auth_refused is not None else f"{message} Retrying in {self.backoff:g}s.")
         panel = self.query_one(ConnectionPanel)
@@ -407,7 +407,7 @@ class DashboardScreen(Screen):
                      if "rejected the password" in self.auth_refused else self.auth_refused)
             origin = s.password_origin()
             stop = " The console stops trying: each try is a failed login in the server's log. "
-            if "pgpass" in origin.lower():  # libpq re-reads the file on each try: F5 picks up the fix
+            if s.password_from_file():  # libpq re-reads the file on each try: F5 picks up the fix
                 none = "wants a password" in self.auth_refused  # none given anywhere (the sentence says why)
                 return Text.assemble((first, "bold red"), stop + (f"Add a line to {origin}" if none else
                                      f"The password comes from {origin}: correct it there") + " and press ",
