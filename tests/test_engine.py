@@ -13,6 +13,7 @@ from conftest import MIGRATION, apply_migration, catalog_fingerprint, run_sql
 from faults import (
     advisory_locks,
     migration_with,
+    observe,
     public_tables,
     query,
     run_to_begin,
@@ -578,3 +579,91 @@ async def test_report_writes_keep_their_order_and_quitting_leaves_the_complete_r
     assert on_disk == json.loads(json.dumps(report.to_dict(rb.record()), default=str))
     assert on_disk["log"][-1]["message"] == rb.log[-1][2] and on_disk["final_state"] == rb.outcome.value
     assert (md, js) == rb.report_paths and len(list(tmp_path.rglob("report_*.json"))) == 1
+
+
+# ---- BEGIN refused by the server (not the connection) ---------------------------------------------------------
+async def test_a_read_only_database_is_refused_at_pre_flight_not_at_statement_1(fresh_db, tmp_path):
+    """A database set read-only (`ALTER DATABASE … SET default_transaction_read_only = on`, a freeze) passed
+    pre-flight and the backup, and BEGIN opened a read-only transaction: the run then failed at statement 1
+    ('cannot execute CREATE EXTENSION in a read-only transaction', exit 5). Pre-flight now says so, with the fix."""
+    run_sql(fresh_db, f'ALTER DATABASE "{fresh_db.dbname}" SET default_transaction_read_only = on')
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    with pytest.raises(RunbookError):
+        await rb.preflight()
+    (check,) = [c for c in rb.checks if c.name == "Read-write"]
+    assert not check.ok and check.blocking, check
+    assert check.detail.startswith(f"transactions on {fresh_db.dbname} are read-only by default "
+                                   "(default_transaction_read_only = on, set on the database"), check.detail
+    assert f'ALTER DATABASE "{fresh_db.dbname}" RESET default_transaction_read_only;' in check.detail, check.detail
+    await rb.close()
+    assert public_tables(fresh_db) == []
+
+
+async def test_begin_refused_by_the_server_is_its_own_outcome_and_changes_nothing(fresh_db, tmp_path):
+    """BEGIN failing for a reason other than the connection ended as 'a statement failed: rolled back' (exit 5),
+    and a read-only transaction even opened (the file then failed at statement 1). Here the session is cut after
+    pre-flight (a failover) and the retry reaches a database that is now read-only: BEGIN refuses it in its own
+    words (exit 11), says where the setting comes from, and no transaction stays open."""
+    from aami_tui.core.runbook import Verdict
+    from aami_tui.ui.runbook_screen import RunbookScreen
+
+    rb = runbook(fresh_db, tmp_path, skip_backup=True, interactive=False)
+    await rb.preflight()
+    await rb.backup_step()
+    run_sql(fresh_db, f'ALTER DATABASE "{fresh_db.dbname}" SET default_transaction_read_only = on')
+    terminate(fresh_db, rb.backend_pid)
+    with pytest.raises(RunbookError) as e:
+        await rb.begin()
+    assert e.value.verdict is Verdict.CONNECTION
+    with pytest.raises(RunbookError) as e:
+        await rb.begin()  # a new session: the database is read-only now
+    assert e.value.verdict is Verdict.BEGIN_FAILED and rb.verdict is Verdict.BEGIN_FAILED
+    assert Verdict.BEGIN_FAILED.exit_code == 11
+    msg = str(e.value)
+    assert msg.startswith("BEGIN refused: the transaction would be read-only (default_transaction_read_only = on, "
+                          "set on the database"), msg
+    assert msg.endswith("No transaction is open: nothing changed."), msg
+    assert rb.phase is Phase.READY and rb.tx == Tx.NONE and rb.steps[Step.BEGIN].state is State.FAILED
+    assert any(m == msg for _, level, m in rb.log if level == "error")  # the console's log says it
+    pane = RunbookScreen(rb)._begin_failed_text().plain
+    assert Verdict.BEGIN_FAILED.words in pane and msg in pane, pane
+    assert not query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND state LIKE 'idle in transaction%%'")
+    await rb.close()
+    assert public_tables(fresh_db) == []
+    data = json.loads(rb.report_paths[1].read_text())
+    assert data["exit_code"] == 11 and data["verdict"] == Verdict.BEGIN_FAILED.words, data
+
+
+async def test_headless_begin_behind_a_catalog_lock_exits_11_in_the_same_words(fresh_db, tmp_path, monkeypatch,
+                                                                                capsys):
+    """BEGIN's own queries waited behind another session's lock on a system catalog (VACUUM FULL pg_class) and
+    the run ended 'a statement failed: rolled back' (exit 5) although no statement ran. Now: exit 11, one
+    sentence, the final line and the report in the verdict's words (in process: cheaper than a child)."""
+    from aami_tui import headless
+    from aami_tui.cli import build_parser
+    from aami_tui.core.runbook import Runbook, Verdict
+
+    real_begin = Runbook.begin
+
+    async def begin_behind_a_catalog_lock(self, *a, **kw):
+        blocker = observe(fresh_db, app="vacuum-full", autocommit=False)
+        blocker.execute("LOCK TABLE pg_catalog.pg_class IN ACCESS EXCLUSIVE MODE")
+        try:
+            return await real_begin(self, *a, **kw)
+        finally:
+            blocker.rollback()
+            blocker.close()
+
+    monkeypatch.setattr(Runbook, "begin", begin_behind_a_catalog_lock)
+    args = build_parser().parse_args(["apply", "--backup-dir", str(tmp_path / "b"), "--reports-dir",
+                                      str(tmp_path / "reports"), "--yes", "--no-backup", "--lock-timeout", "0.2"])
+    code = await asyncio.wait_for(headless._run(fresh_db, args), 60)
+    out, err = capsys.readouterr()
+    assert code == 11, out + err
+    assert "aami-tui: BEGIN failed: canceling statement due to lock timeout" in err, err
+    assert f"(exit 11: {Verdict.BEGIN_FAILED.words})" in out, out
+    assert "statement failed" not in out + err
+    (report,) = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("report_*.json")]
+    assert report["exit_code"] == 11 and report["verdict"] == Verdict.BEGIN_FAILED.words
+    assert public_tables(fresh_db) == [] and advisory_locks(fresh_db) == []

@@ -558,7 +558,7 @@ class RunbookScreen(Screen):
                     info.update(Text.assemble(("✓ Verified backup\n", "bold green"),
                                               f"{b.dump_path}\n{fmt.size(b.size)} · {b.toc_entries} TOC entries · "
                                               f"sha256 {b.sha256[:24]}…\nschema: {b.schema_path}"))
-                self.query_one("#rehearse-info", Static).update(self._rehearse_text())
+                self.query_one("#rehearse-info", Static).update(self._begin_failed_text() + self._rehearse_text())
             if step in (Step.COMMIT,) and rb.steps[Step.VERIFY].state == State.DONE:
                 self.query_one("#verify-next", Static).update(Text.assemble(
                     "Verify passed. The transaction is still open and holds its locks:\n",
@@ -905,6 +905,20 @@ class RunbookScreen(Screen):
 
         self.app.push_screen(ConfirmModal("Rehearse on a scratch copy first?", f"{EXPLAIN[Step.REHEARSE]}\n\n{words}",
                                           confirm="Rehearse", danger=False, id="rehearse-modal"), go)
+
+    def _begin_failed_text(self) -> Text:
+        """After a BEGIN that failed (nothing open, n tries again): the run's typed verdict in the words headless
+        `apply` ends with, and the sentence saying why (the server's refusal, the lost connection, the lock...)."""
+        rb = self.rb
+        rec = rb.steps[Step.BEGIN]
+        t = Text()
+        if rec.state is not State.FAILED or rb.finished or not rec.detail:
+            return t
+        t.append("\n✗ BEGIN failed", style="bold red")
+        if rb.verdict is not None:
+            t.append(f": {rb.verdict.words}", style="red")
+        t.append(f"\n{fmt.short_paths(fmt.redact(rec.detail))}\n", style="red")
+        return t
 
     def _rehearse_text(self) -> Text:
         """The rehearsal's part of the backup pane: running, its result, and what to press next."""

@@ -11,4 +11,7 @@ SELECT current_setting('server_version')                                    AS s
        inet_server_addr()::text                                             AS server_addr,
        inet_server_port()                                                   AS server_port,
        pg_backend_pid()                                                     AS backend_pid,
-       current_setting('max_locks_per_transaction')::int                    AS max_locks_per_transaction
+       current_setting('max_locks_per_transaction')::int                    AS max_locks_per_transaction,
+       -- where a default_transaction_read_only = on comes from (NULL when off): pre-flight names it and its fix
+       (SELECT CASE WHEN s.setting = 'on' THEN s.source END FROM pg_catalog.pg_settings s
+        WHERE s.name = 'default_transaction_read_only')                     AS read_only_source

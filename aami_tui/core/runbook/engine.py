@@ -662,8 +662,13 @@ class Runbook:
                 self.lock_holder = holder
                 raise self._fail(f"Another operator is running the migration on {self.settings.dbname}: "
                                  f"{locks.describe_holder(holder)}.", Verdict.LOCKED)
-            await self.session.begin(lock_timeout=self.opt.lock_timeout, statement_timeout=self.opt.statement_timeout,
-                                     idle_timeout=self.opt.idle_timeout, seconds=t)
+            read_only = await self.session.begin(lock_timeout=self.opt.lock_timeout,
+                                                 statement_timeout=self.opt.statement_timeout,
+                                                 idle_timeout=self.opt.idle_timeout, seconds=t)
+            if read_only:  # statement 1 would fail ("cannot execute … in a read-only transaction"): never opened
+                await self.session.call(self.session.conn.execute("ROLLBACK"), t, "ROLLBACK")
+                raise self._fail(f"BEGIN refused: the transaction would be read-only ({await self._read_only_why(t)})"
+                                 ". No transaction is open: nothing changed.", Verdict.BEGIN_FAILED)
             cur = await self.session.call(self.session.conn.execute(sql("public_tables")), t, "the table list")
             self.tables_before_begin = {name: (rows, size) for name, rows, size in await cur.fetchall()}
             self.inspect_created = {}
@@ -675,20 +680,24 @@ class Runbook:
         except (ConnectError, RunbookError) as exc:
             self._set(Step.BEGIN, State.FAILED, str(exc))
             self._move(back)
-            raise self._fail(str(exc), getattr(exc, "verdict", None) or Verdict.CONNECTION) from None
+            verdict = getattr(exc, "verdict", None) or Verdict.CONNECTION
+            if verdict is Verdict.BEGIN_FAILED:  # the server's refusal: the console's log and headless say it
+                self.say(str(exc), "error", Step.BEGIN)
+            raise self._fail(str(exc), verdict) from None
         except (Deadline, psycopg.Error) as exc:
             gone = self._connection_gone(exc)
             if gone:
                 await self.session.close()
                 msg = (f"BEGIN failed: the connection to the server was lost or stopped answering ({_first(exc)}); "
                        "no transaction was opened: nothing was changed.")
-            else:
+            else:  # the server refused BEGIN or its set-up; the session is fine: end what it opened
                 with contextlib.suppress(Exception):
                     await self.session.call(self.session.conn.execute("ROLLBACK"), t, "ROLLBACK")
-                msg = f"BEGIN failed: {_first(exc)}"
+                msg = f"BEGIN failed: {self._begin_refusal(exc)} No transaction is open: nothing changed."
+                self.say(msg, "error", Step.BEGIN)
             self._set(Step.BEGIN, State.FAILED, msg)
             self._move(back)
-            raise self._fail(msg, Verdict.CONNECTION if gone else Verdict.APPLY_FAILED) from None
+            raise self._fail(msg, Verdict.CONNECTION if gone else Verdict.BEGIN_FAILED) from None
         self.xact_started = time.time()
         self._set(Step.BEGIN, State.DONE, f"lock_timeout {self.opt.lock_timeout:g}s, statement_timeout "
                                           f"{self.opt.statement_timeout:g}s")
@@ -697,6 +706,40 @@ class Runbook:
                 if self.opt.idle_timeout else "")
         self.say(f"BEGIN (attempt {self.attempt}); SET LOCAL lock_timeout = {int(self.opt.lock_timeout * 1000)}ms, "
                  f"statement_timeout = {int(self.opt.statement_timeout * 1000)}ms{idle}", "ok", Step.BEGIN)
+
+    async def _read_only_why(self, t: float) -> str:
+        """Where this session's read-only default comes from, and its fix (asked only when BEGIN found it)."""
+        from aami_tui.core.status import read_only_words
+
+        try:
+            cur = await self.session.call(self.session.conn.execute(
+                "SELECT pg_catalog.pg_is_in_recovery(), (SELECT source FROM pg_catalog.pg_settings "
+                "WHERE name = 'default_transaction_read_only'), current_user"), t, "the read-only setting")
+            standby, source, user = await cur.fetchone()
+        except (Deadline, psycopg.Error):
+            return "default_transaction_read_only = on, or the server is a standby now"
+        if standby:
+            return "the server is a read-only standby now (in recovery: a failover?); run the migration on the primary"
+        return read_only_words(source, self.settings.dbname, user)
+
+    def _begin_refusal(self, exc: BaseException) -> str:
+        """The server's refusal of BEGIN or its set-up, in one sentence (its message, and what it means here)."""
+        from psycopg import errors as pgerr
+
+        said = _first(exc)
+        if isinstance(exc, pgerr.LockNotAvailable):
+            return (f"{said}: BEGIN's own queries waited longer than lock_timeout ({self.opt.lock_timeout:g}s) for a "
+                    "lock another session holds on a system catalog (VACUUM FULL, REINDEX or a long DDL "
+                    "transaction on pg_class, for example; `aami-tui check` names such a session). Retry once it "
+                    "has ended.")
+        if isinstance(exc, pgerr.QueryCanceled):
+            return (f"{said}: BEGIN's own queries ran longer than statement_timeout "
+                    f"({self.opt.statement_timeout:g}s).")
+        if isinstance(exc, pgerr.ReadOnlySqlTransaction):
+            return f"{said}: the server is a read-only standby now (a failover?); run the migration on the primary."
+        diag = getattr(exc, "diag", None)
+        hint = f" Hint: {diag.message_hint}" if diag is not None and diag.message_hint else ""
+        return f"{said}.{hint}"
 
     def _archive_attempt(self) -> None:
         """A new attempt after a rolled-back one (BEGIN again, or pre-flight first to load an edited file): the

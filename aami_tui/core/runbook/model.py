@@ -104,6 +104,9 @@ class Verdict(Enum):
     COMMIT_REJECTED = (8, "COMMIT rejected by the server: it rolled the transaction back, nothing changed")
     COMMIT_UNKNOWN = (9, "COMMIT outcome unknown: check the transaction before doing anything else")
     REHEARSAL_FAILED = (10, "the rehearsal on a copy did not pass: BEGIN not run, nothing changed")
+    # The server refused or could not finish BEGIN and its set-up (a read-only transaction, a lock on a catalog
+    # its queries need...): no statement of the file ran and no transaction stays open.
+    BEGIN_FAILED = (11, "BEGIN failed on the server: no statement ran, no transaction is open, nothing changed")
     INTERRUPTED = (130, "interrupted: not committed")
 
     @property

@@ -13,7 +13,7 @@ from aami_tui.core.lint import describe_size
 from aami_tui.core.obstacles import objects_in_the_way
 from aami_tui.core.queries import sql
 from aami_tui.core.runbook.model import Check, Verdict
-from aami_tui.core.status import server_status
+from aami_tui.core.status import read_only_words, server_status
 from aami_tui.core.words import plural
 from aami_tui.core.words import size as size_words
 
@@ -60,6 +60,9 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
     if st.in_recovery:
         out.append(Check("Not a standby", False, "the server is a read-only standby (in recovery); "
                          "run the migration on the primary."))
+    elif st.read_only_source:  # ALTER DATABASE/ROLE … SET default_transaction_read_only = on: statement 1 would fail
+        out.append(Check("Read-write", False, f"transactions on {st.dbname} are read-only by default "
+                         f"({read_only_words(st.read_only_source, st.dbname, st.user)})"))
     else:
         out.append(Check("Not a standby", True, "primary (not in recovery)"))
     out.append(await _privileges_check(rb, conn, st))

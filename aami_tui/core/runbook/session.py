@@ -160,9 +160,10 @@ class Session:
 
     # ---- BEGIN ---------------------------------------------------------------------------------------
     async def begin(self, *, lock_timeout: float, statement_timeout: float, idle_timeout: float,
-                    seconds: float) -> None:
+                    seconds: float) -> bool:
         """BEGIN and its settings in one round trip (one simple-query message): the transaction never exists
-        on the server without its timeouts, and the console is never a round trip behind the server."""
+        on the server without its timeouts, and the console is never a round trip behind the server. Returns
+        whether the transaction is read-only (default_transaction_read_only = on: the caller refuses it)."""
         from psycopg import sql as q
 
         conn = self.conn
@@ -172,14 +173,13 @@ class Session:
         parts = [q.SQL("BEGIN")] + [q.SQL("SET LOCAL {} = {}").format(q.Identifier(k), q.Literal(v))
                                     for k, v in settings.items()]
         with_xid = conn.info.server_version >= 130000
-        if with_xid:
-            parts.append(q.SQL("SELECT pg_catalog.pg_current_xact_id()::text"))
+        parts.append(q.SQL("SELECT {}, pg_catalog.current_setting('transaction_read_only')").format(
+            q.SQL("pg_catalog.pg_current_xact_id()::text" if with_xid else "NULL::text")))
         cur = await self.call(conn.execute(q.SQL("; ").join(parts)), seconds, "BEGIN")
-        self.xid = None
-        if with_xid:
-            while cur.nextset():  # to the last statement's result
-                pass
-            self.xid = (await cur.fetchone())[0]
+        while cur.nextset():  # to the last statement's result
+            pass
+        self.xid, read_only = await cur.fetchone()
+        return read_only == "on"
 
     # ---- the one-operator lock ---------------------------------------------------------------------------
     async def try_lock(self, seconds: float) -> dict | None:
