@@ -1,3 +1,3 @@
-from aami_tui.cli import main
+from aami_tui.start import main
 
 raise SystemExit(main())

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from aami_tui import __version__
 from aami_tui.core.words import plural
+from aami_tui.start import COMMANDS, EXIT_USAGE
+from aami_tui.start import need_terminal as _need_terminal
 
 # Exit codes (documented in the README).
 EXIT_OK = 0
@@ -97,8 +99,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="folder holding 001_initial_schema.sql (default: the shipped one)")
 
 
-EXIT_USAGE = 64  # bad command-line arguments (BSD sysexits EX_USAGE), distinct from "cannot connect"
-COMMANDS = ("check", "console", "demo", "apply", "init", "lint", "plan", "rehearse", "screenshots")
+# EXIT_USAGE (64): bad command-line arguments (BSD sysexits EX_USAGE), distinct from "cannot connect"
 
 
 class Parser(argparse.ArgumentParser):
@@ -581,35 +582,6 @@ async def _plan(settings, args) -> int:
     return code
 
 
-def _need_terminal() -> str | None:
-    """The console draws on the terminal and reads keys from it. Without one (CI, a pipe, cron) it would
-    run until killed, writing escape codes: say so at once instead. Returns the sentence, or None.
-
-    stdin alone redirected (``aami-tui </dev/null`` in a terminal) is fine: keys are read from /dev/tty."""
-    import os
-
-    hint = "for scripts and CI use `aami-tui check`, `aami-tui apply` or `aami-tui init`"
-    for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
-        try:
-            tty = stream is not None and stream.isatty()
-        except (ValueError, OSError):
-            tty = False
-        if not tty:
-            return f"the console needs a terminal and {name} is not one; {hint}."
-    try:
-        if sys.stdin is not None and sys.stdin.isatty():
-            return None
-    except (ValueError, OSError):
-        pass
-    try:
-        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
-    except OSError:
-        return f"the console reads keys from a terminal and stdin is not one (nor is there a /dev/tty); {hint}."
-    os.dup2(fd, 0)  # keys come from the terminal even when stdin was redirected
-    os.close(fd)
-    return None
-
-
 def _with_embedded(args, fn):
     """Run fn(settings) against a throwaway embedded server when --embedded/demo, else resolved settings."""
     if getattr(args, "embedded", False) or args.command == "demo":
@@ -629,40 +601,15 @@ def _with_embedded(args, fn):
 
 
 def _console(args) -> int:
-    """The console. Unless it runs on an embedded server, a child forked before Textual is imported resolves the
-    settings, connects and reads the checklist while this process imports and paints (core/early.py): the first
-    frame shows live data sooner. Without it (it failed, or said nothing) everything goes as it always did."""
+    """The console (start.console), with its early child unless it runs on an embedded server."""
+    from aami_tui.start import console
+
     early = None
     if not args.embedded:
         from aami_tui.core import early as early_child
 
         early = early_child.start(args)
-    import gc
-
-    # No cyclic collection until the first frame is on screen (the app then freezes what was made and turns it
-    # back on, app.settle_heap): a full collection over Textual's freshly imported heap held the first frame
-    # ~10 ms (35 ms under load); startup makes next to no cyclic garbage.
-    gc.disable()
-    try:
-        from aami_tui.ui.app import run_console
-
-        if early is not None:
-            got = early.wait("settings", timeout=5.0)
-            if got is not None:
-                import dataclasses
-
-                settings = dataclasses.replace(got[1], known_effective=got[2])
-                return run_console(settings, args, early=early)
-            early.close()  # a bad setting (said just below, by this process) or a child that failed
-            early = None
-        return _with_embedded(args, lambda s, pg: run_console(s, args, embedded=pg))
-    except KeyboardInterrupt:
-        _err("interrupted")
-        return 130
-    finally:
-        gc.enable()
-        if early is not None:
-            early.close()
+    return console(args, early)
 
 
 def main(argv: list[str] | None = None) -> int:

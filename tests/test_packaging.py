@@ -48,6 +48,15 @@ def test_the_consoles_first_frame_path_loads_no_psycopg():
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+def test_the_consoles_own_process_loads_no_command_line_parser():
+    """The console's start (aami_tui.start): its early child parses the command line while the console imports
+    Textual (argparse and the eight commands' options cost the console ~15 ms of its first frame)."""
+    code = ("import sys, aami_tui.start, aami_tui.core.early, aami_tui.ui.app;"
+            "print(sorted(m for m in ('argparse', 'aami_tui.cli') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
 def test_wheel_contains_migrations(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
                         str(tmp_path), str(ROOT)], capture_output=True, text=True)

@@ -173,6 +173,21 @@ def test_no_terminal_exits_at_once_with_one_sentence(pg_server, fresh_db):
         "`aami-tui apply` or `aami-tui init`."]
 
 
+def test_on_a_terminal_a_bad_argument_or_setting_is_said_in_the_same_words_with_exit_64(pg_server, fresh_db, consoles):
+    """The console's start parses its command line in the early child (aami_tui.start): what the child cannot take
+    is said by the command line as always, before anything is drawn."""
+    env = pg_server.env(fresh_db.dbname)
+    c = consoles(["--refresh", "inf"], env)
+    assert c.wait(30) == 64
+    assert "aami-tui console: error: argument --refresh: 'inf' must be a finite number of seconds" in c.text()
+    assert b"\x1b[?1049h" not in c.out  # never the console's screen
+    c = consoles([], {**env, "DB_PORT": "abc"})
+    assert c.wait(30) == 64
+    assert c.text().strip() == "aami-tui: The port 'abc' (DB_PORT) is not a number"
+    c = consoles(["console", "--help"], env)
+    assert c.wait(30) == 0 and "--refresh S" in c.text() and b"\x1b[?1049h" not in c.out
+
+
 def test_demo_with_dsn_is_a_usage_error():
     r = subprocess.run([sys.executable, "-m", "aami_tui", "demo", "--dsn", "host=x"], capture_output=True,
                        text=True, cwd=ROOT, timeout=30, stdin=subprocess.DEVNULL)

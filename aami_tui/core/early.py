@@ -15,6 +15,7 @@ Rules the child keeps:
   result it sends as an error, in the words ``db.explain_connect_error`` gives it, the same the dashboard says.
 
 Messages, each a pickled tuple framed by its length:
+  ("args", dict)                                   the command line, when the child parsed it (start.py)
   ("settings", ConnSettings, effective)           settings resolved (``effective()`` as libpq sees it)
   ("connect_error", message, kind)                 db.ConnectError
   ("result", migration_path, ValidationResult)     the checklist
@@ -35,8 +36,10 @@ from pathlib import Path
 _HEADER = struct.Struct("!I")
 
 
-def start(args) -> Early | None:
-    """Fork the child for the console's command-line ``args`` (argparse namespace); None if it cannot be."""
+def start(args=None, *, argv: list[str] | None = None) -> Early | None:
+    """Fork the child for the console's command-line ``args`` (argparse namespace), or for its ``argv`` (starting
+    with "console"), which the child parses (start.py: the console's process then never loads argparse); None if
+    it cannot be."""
     try:
         r, w = os.pipe()
     except OSError:
@@ -51,7 +54,7 @@ def start(args) -> Early | None:
     if pid == 0:  # pragma: no cover - the child (covered through the console on a pty)
         try:
             os.close(r)
-            _child(args, w, parent)
+            _child(args, w, parent, argv)
         except BaseException:  # noqa: BLE001 - silent: the console falls back to its own way
             pass
         os._exit(0)
@@ -189,7 +192,7 @@ def _die_with_parent(parent: int) -> None:  # pragma: no cover - the child
         os._exit(0)
 
 
-def _child(args, w: int, parent: int) -> None:  # pragma: no cover - the child
+def _child(args, w: int, parent: int, argv: list[str] | None = None) -> None:  # pragma: no cover - the child
     import gc
 
     gc.disable()  # a short life that makes no cyclic garbage worth a collection (importing psycopg ran 2-4 of them)
@@ -210,6 +213,17 @@ def _child(args, w: int, parent: int) -> None:  # pragma: no cover - the child
     def send(*msg) -> None:
         data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
         os.write(w, _HEADER.pack(len(data)) + data)
+
+    if args is None:  # start.py: the command line, parsed here (help or a bad argument: the console says it)
+        from aami_tui.cli import build_parser
+
+        try:
+            args = build_parser("console").parse_args(argv)
+        except SystemExit:
+            return
+        send("args", vars(args))
+        if args.embedded:  # the console starts its throwaway server itself
+            return
 
     from aami_tui.core.settings import SettingsError, resolve
 

@@ -68,7 +68,7 @@ class AamiApp(App):
         self.early_connection: asyncio.Task | None = None
         self.early = early  # core/early.py: the child that fetches the first refresh's data, or None
         self.plan_file: Path | None = None  # the drift plan the Drift view wrote last (it shows it again)
-        self._gc_paused_at_start = not gc.isenabled()  # cli._console: until the first frame (settle_heap)
+        self._gc_paused_at_start = not gc.isenabled()  # start.console: until the first frame (settle_heap)
         self._screen_styles_loaded = False  # screens.tcss (load_screen_styles)
 
     def on_load(self) -> None:
@@ -133,7 +133,7 @@ class AamiApp(App):
         the console's heap grew to 250,000-800,000 objects they held the event loop 0.1-1 s each, every second or
         two while steps ran, and a key pressed then waited (the largest part of the key presses' p95). Only in a
         real terminal: tests run many apps in one process, whose garbage would then stay. The console starts with
-        the collector off (cli._console: no full collection before the first frame); the first call turns it back
+        the collector off (start.console: no full collection before the first frame); the first call turns it back
         on (later ones leave it to whoever holds it: ui/driver.py's hold for a key press)."""
         if not self.is_headless:
             gc.freeze()
