@@ -327,3 +327,58 @@ async def test_rows_of_dropped_tables_are_counted_else_estimated_and_never_wait_
     assert said.startswith("Created after it, dropped in the same transaction: 3 tables (big: ~500 rows, held: ~3 "
                            "rows, small: 7 rows); view v."), said
     assert "~ marks an estimate from the statistics (pg_class.reltuples)" in said
+
+
+def _processes_reading(path) -> list[int]:
+    """pids whose command line names ``path`` (a pg_restore reading the backup)."""
+    import os
+
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    if str(path).encode() in f.read():
+                        out.append(int(d))
+            except OSError:
+                pass
+    return out
+
+
+async def test_a_cancelled_restore_stops_its_tools_ends_its_session_and_reports_cancelled(fresh_db, tmp_path):
+    """A running restore could not be cancelled in the console, and a cancel (a quit) was reported as 'failed':
+    'cancelled by the operator: nothing was committed'. Now a cancel stops pg_restore and psql, ends psql's session
+    on the server (here it waits for a lock: the server would keep it, and its locks, until psql is noticed gone),
+    and the report says 'cancelled' and what the database is left as: exactly as before the restore."""
+    from faults import observe, query, tool_sessions, wait_until
+
+    b, _named, _major = await _backup_with_the_named_tools(fresh_db, tmp_path)
+    run_sql(fresh_db, "CREATE TABLE made_later (id int)")  # the restore drops it (not in the backup)
+    before = catalog_fingerprint(fresh_db)
+    holder = observe(fresh_db, app="config-server", autocommit=False)
+    holder.execute("SELECT count(*) FROM site_notes").fetchone()  # pg_restore's DROP TABLE site_notes waits for it
+    entry = pgtools.list_backups(tmp_path / "backups", fresh_db.dbname)[0]
+    r = core_restore.RestoreResult(entry.path)
+    task = asyncio.create_task(core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports", result=r))
+    try:
+        await asyncio.to_thread(wait_until, lambda: query(
+            fresh_db, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = "
+                      "'Lock' AND application_name = 'aami-tui'"), 30, what="the restore to wait for the lock")
+        assert r.stage == "restoring" and r.backend_pid is not None
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 20)
+        assert tool_sessions(fresh_db) == []  # psql's session is gone (ended), not left waiting with its locks
+        assert _processes_reading(entry.path) == []  # pg_restore stopped
+    finally:
+        holder.rollback()
+        holder.close()
+    assert catalog_fingerprint(fresh_db) == before  # made_later still there: nothing dropped, nothing restored
+    assert r.outcome == "cancelled" and r.rollback_seen is True
+    assert r.error.startswith("cancelled: pg_restore and psql were stopped and the server rolled the restore's "
+                              "transaction back (its session is gone). Nothing of the backup was restored and "
+                              f"nothing was dropped: {fresh_db.dbname} is as it was before the restore."), r.error
+    data = json.loads(r.report.with_suffix(".json").read_text())
+    assert data["outcome"] == "cancelled" and data["error"] == r.error
+    assert data["drop_not_in_backup"]["state"] == "rolled back"
+    assert "— cancelled" in r.report.read_text()

@@ -122,17 +122,24 @@ async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds
         await scenes.wait_for(pilot, lambda: app.screen is app.dashboard, what="the dashboard")
 
 
-async def test_the_footer_offers_no_restore_keys_while_a_restore_runs(fresh_db, tmp_path, monkeypatch):
+async def test_the_footer_offers_no_restore_keys_while_a_restore_runs_and_escape_cancels_it(fresh_db, tmp_path,
+                                                                                            monkeypatch):
+    """While a restore runs the footer offers none of the keys it would refuse, and (new: a running restore could
+    not be cancelled) escape, 'Cancel restore', which asks first, saying what the database is left as, then stops
+    it and says what the restore left (core: test_restore.py's cancel test, against the server)."""
     import asyncio
 
     from aami_tui.core import restore as core_restore
 
     await take_backup(fresh_db, tmp_path)
-    release = asyncio.Event()
 
-    async def held(*a, **kw):  # a restore that runs until the test lets it fail
-        await release.wait()
-        raise core_restore.RestoreError("stopped by the test")
+    async def held(*a, result=None, **kw):  # a restore that runs until it is cancelled (core.restore's words)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            result.outcome, result.stage, result.rollback_seen = "cancelled", "restoring", True
+            result.error = core_restore.cancelled_words(result, fresh_db.dbname)
+            raise
 
     monkeypatch.setattr(core_restore, "restore", held)
     app = make_app(fresh_db, tmp_path)
@@ -149,9 +156,42 @@ async def test_the_footer_offers_no_restore_keys_while_a_restore_runs(fresh_db, 
             w.group == "restore" and w.is_running for w in screen.workers), what="the restore to run")
         await pilot.pause()
         footer = svg_text(app.export_screenshot()).splitlines()[-1]
-        assert "Restore" not in footer and "Back" not in footer and "Reload" not in footer, footer  # all refused
-        release.set()
-        await scenes.wait_for(pilot, lambda: "stopped by the test" in text_of(app, "#restore-status"), what="end")
+        assert "Restore" not in footer.replace("Cancel restore", "") and "Back" not in footer \
+            and "Reload" not in footer, footer  # all refused
+        assert "esc Cancel restore" in footer, footer
+        await pilot.press("escape")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-cancel-modal", what="ask")
+        body = str(app.screen.query_one("#confirm-body").render())
+        assert "left exactly as it was before the restore, never half-restored" in body, body
+        await pilot.press("escape")  # "Keep restoring": the restore goes on
+        await scenes.wait_for(pilot, lambda: app.screen is screen, what="back to the restore")
+        assert any(w.group == "restore" and w.is_running for w in screen.workers)
+        await pilot.press("escape")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-cancel-modal", what="ask")
+        await pilot.click("#confirm")
+        await scenes.wait_for(pilot, lambda: "✗ Restore cancelled: pg_restore and psql were stopped" in text_of(
+            app, "#restore-status"), what="the cancel's words")
+        assert f"{fresh_db.dbname} is as it was before the restore" in text_of(app, "#restore-status")
         await pilot.pause()
         footer = svg_text(app.export_screenshot()).splitlines()[-1]
         assert "r Restore" in footer and "esc Back" in footer, footer
+
+
+def test_a_restore_stopped_by_a_signal_says_what_it_left_in_the_shell(tmp_path):
+    """SIGTERM/SIGINT/SIGHUP while a restore runs: the console cancels it (pg_restore and psql stopped, psql's
+    session ended, report 'cancelled') and exits 128 + the signal; the shell now hears what the restore left."""
+    from types import SimpleNamespace
+
+    from aami_tui.core import restore as core_restore
+    from aami_tui.ui.app import closing_lines
+
+    r = core_restore.RestoreResult(tmp_path / "backup_x.dump", outcome="cancelled", stage="restoring",
+                                   rollback_seen=True, report=tmp_path / "restore_x.md")
+    r.error = core_restore.cancelled_words(r, "aami_config")
+    app = SimpleNamespace(runbook=None, ending_signal=15, quit_rolled_back=False, restore_result=r,
+                          options=SimpleNamespace(dev=False))
+    lines = closing_lines(app)
+    assert lines[0] == "aami-tui: terminated (SIGTERM): nothing was left open.", lines
+    assert lines[1].startswith("aami-tui: restore cancelled: pg_restore and psql were stopped and the server rolled "
+                               "the restore's transaction back"), lines
+    assert lines[2] == f"Restore report: {tmp_path / 'restore_x.md'}"

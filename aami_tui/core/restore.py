@@ -150,8 +150,12 @@ AGAIN = "The Config Server refuses to start until the migration is applied again
 @dataclass
 class RestoreResult:
     dump: Path
-    outcome: str = "refused"  # refused (nothing ran) | failed (rolled back) | restored
+    outcome: str = "refused"  # refused (nothing ran) | failed (rolled back) | cancelled | restored
     error: str | None = None
+    # Where the restore is: "checking" (nothing ran yet), "restoring" (pg_restore and psql run its one transaction).
+    stage: str = "checking"
+    backend_pid: int | None = None  # psql's session on the server (what a cancel ends, so the rollback is seen)
+    txid: int | None = None  # its transaction (a cancel asks txid_status: a COMMIT may have been sent just before)
     started_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
     ended_at: datetime | None = None
     seconds: float = 0.0
@@ -165,6 +169,7 @@ class RestoreResult:
     validation: schema.ValidationResult | None = None
     not_in_backup: list[str] = field(default_factory=list)  # required tables present but not in the backup
     report: Path | None = None
+    rollback_seen: bool | None = None  # after a cancel inside the transaction: psql's session seen gone (ended)
 
     def words(self) -> list[str]:
         """What the restore left, for a person. The server's own lines (``lines``, in the report) end in "Please
@@ -180,6 +185,36 @@ class RestoreResult:
                     AGAIN]
         return [f"The backup holds {len(v.present)} of the {n} required tables; missing as in the backup: "
                 f"{', '.join(v.missing)}.", AGAIN]
+
+
+CANCEL_NEXT = ("What the restore was to undo (an apply, say) is still there: restore again (r on the restore screen, "
+               "b on the dashboard) when you are ready.")
+
+
+def cancel_prompt(dbname: str) -> str:
+    """What the operator reads before cancelling a running restore: what the database is left as, and what next."""
+    return (f"The restore runs in one transaction. Cancelling stops pg_restore and psql and ends psql's session on "
+            f"the server, which rolls that transaction back: nothing of the backup is restored and nothing is "
+            f"dropped. {dbname} is left exactly as it was before the restore, never half-restored. {CANCEL_NEXT} "
+            "If COMMIT has already been sent (the last moment), the cancel cannot stop it: the restore then "
+            "completes. A report records the cancel.")
+
+
+def cancelled_words(r: RestoreResult, dbname: str) -> str:
+    """What a cancelled restore left, in one sentence (the console, headless and the report say it)."""
+    if r.outcome == "restored":
+        return ("cancelled too late: COMMIT had already reached the server, which committed: the restore is "
+                f"complete (not validated again: press F5 on the dashboard to see {dbname}'s tables)")
+    if r.outcome == "unknown":
+        return (f"cancelled, but the server could not be asked what became of the restore's transaction (txid "
+                f"{r.txid}): look at {dbname} before anything else (SELECT txid_status({r.txid});)")
+    if r.stage == "checking":
+        return f"cancelled before anything ran: {dbname} is as it was. {CANCEL_NEXT}"
+    seen = ("the server rolled the restore's transaction back (its session is gone)" if r.rollback_seen else
+            "the server rolls the restore's transaction back when it notices psql is gone (not confirmed: its "
+            "session could not be seen ending)")
+    return (f"cancelled: pg_restore and psql were stopped and {seen}. Nothing of the backup was restored and "
+            f"nothing was dropped: {dbname} is as it was before the restore. {CANCEL_NEXT}")
 
 
 # --- the archive ---------------------------------------------------------------------------------------------
@@ -443,14 +478,21 @@ def _psql_error(stderr: str) -> str:
     return lines[-1] if lines else "no message"
 
 
+PID_MARK = "aami-tui-restore-backend:"
+
+
 async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server_major: int, drops_sql: list[str],
-                                  progress: Callable[[int, str], None] | None, lock_timeout_ms: int) -> None:
-    """BEGIN; drops; pg_restore --clean --if-exists script; COMMIT (only if pg_restore succeeded) in one psql."""
+                                  progress: Callable[[int, str], None] | None, lock_timeout_ms: int,
+                                  r: RestoreResult | None = None) -> None:
+    """BEGIN; drops; pg_restore --clean --if-exists script; COMMIT (only if pg_restore succeeded) in one psql.
+    ``r``: its ``backend_pid`` and ``txid`` are set once psql's session says them (on a cancel the caller ends that
+    session and asks the server what became of the transaction: a COMMIT may already have been sent)."""
+    r = r if r is not None else RestoreResult(p.dump)
     prefix, _ = pgtools._die_with_parent()
     env = pgtools.tool_env(settings, server_major)
     psql = await asyncio.create_subprocess_exec(
-        *prefix, p.psql.path, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", settings.dbname, "-f", "-",
-        env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        *prefix, p.psql.path, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", settings.dbname, "-f", "-",
+        env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, start_new_session=True)
     dump = await asyncio.create_subprocess_exec(
         *prefix, p.tool.path, "--clean", "--if-exists", "--verbose", "-f", "-", str(p.dump),
@@ -475,9 +517,18 @@ async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server
         assert psql.stderr
         psql_err.append(await psql.stderr.read())
 
+    async def read_psql_out():  # the backend's pid (the first line), then the script's own output, discarded
+        assert psql.stdout
+        async for raw in psql.stdout:
+            if r.backend_pid is None and raw.startswith(PID_MARK.encode()):
+                with contextlib.suppress(ValueError):
+                    pid, xid = raw[len(PID_MARK):].split()
+                    r.backend_pid, r.txid = int(pid), int(xid)
+
     async def pump():
         assert psql.stdin and dump.stdout
-        psql.stdin.write(f"BEGIN;\nSET lock_timeout = '{lock_timeout_ms}ms';\n".encode()
+        psql.stdin.write(f"BEGIN;\nSELECT '{PID_MARK}' || pg_catalog.pg_backend_pid() || ' ' || "
+                         f"pg_catalog.txid_current();\nSET lock_timeout = '{lock_timeout_ms}ms';\n".encode()
                          + "".join(s + "\n" for s in drops_sql).encode())
         head = b""
         in_header = True
@@ -496,7 +547,9 @@ async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server
             psql.stdin.write(_filtered(head, keep))
             await psql.stdin.drain()
 
-    err_tasks = [asyncio.create_task(read_dump_err()), asyncio.create_task(read_psql_err())]
+    err_tasks = [asyncio.create_task(read_dump_err()), asyncio.create_task(read_psql_err()),
+                 asyncio.create_task(read_psql_out())]
+
     try:
         try:
             await pump()
@@ -561,13 +614,15 @@ def _filtered(block: bytes, adjust: Callable[[str], str | None]) -> bytes:
 async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports_dir: Path,
                   progress: Callable[[int, int, str], None] | None = None,
                   expected: RestorePlan | None = None, lock_timeout: float = 30.0,
-                  on_progress: Callable | None = None) -> RestoreResult:
+                  on_progress: Callable | None = None, result: RestoreResult | None = None) -> RestoreResult:
     """Restore ``entry`` into settings.dbname (see the module's docstring). With ``expected`` (the plan the
     operator confirmed), refuses when what would be dropped has changed since. Always writes a report;
     raises RestoreError (with ``.result``) when refused or failed. ``on_progress`` gets ``progress.Progress``
     snapshots (COPY, then index builds, from the server's counters) for backups whose metadata weighs their
-    tables (those this tool took); ``progress`` counts TOC entries for any backup."""
-    r = RestoreResult(entry.path)
+    tables (those this tool took); ``progress`` counts TOC entries for any backup. ``result``: the record to
+    fill (a face reads its ``stage`` while it runs, and its words after a cancel: the cancel raises
+    CancelledError, after ending psql's session and writing the report)."""
+    r = result if result is not None else RestoreResult(entry.path)
     t0 = time.monotonic()
     try:
         await _restore(settings, entry, r, progress, expected, lock_timeout, on_progress)
@@ -578,10 +633,9 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
         exc.result = r
         raise
     except asyncio.CancelledError:
-        if r.outcome == "failed":
-            r.error = "cancelled by the operator: nothing was committed"
-        else:
-            r.error = "cancelled by the operator before anything ran"
+        r.error = cancelled_words(r, settings.dbname)
+        if r.outcome == "refused":
+            r.outcome = "cancelled"
         raise
     except Exception as exc:  # a bug must still leave a report
         r.error = f"{type(exc).__name__}: {exc}"
@@ -619,6 +673,7 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         major = lock_conn.info.server_version // 10000
         drops_sql = [o.drop().as_string(lock_conn) for o in p.drops]
         r.outcome = "failed"  # from here on, something ran (and is rolled back on any error)
+        r.dropped = p.drop_labels()  # (the report lists them with the drop step's state: done, or rolled back)
         work = [prog.Work.from_dict(w) for w in (entry.source or {}).get("work") or () if isinstance(w, dict)]
         tracker = prog.Tracker("restore", work) if work and on_progress else None
 
@@ -638,16 +693,22 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
             if progress:
                 progress(n, p.toc_entries, what)
 
+        r.stage = "restoring"
         try:
             if tracker is not None:
                 async with prog.Watch(settings, tracker, on_progress):
                     await _run_in_one_transaction(p, settings, major, drops_sql, on_line,
-                                                  max(1, int(lock_timeout * 1000)))
+                                                  max(1, int(lock_timeout * 1000)), r)
                 tracker.finish()
                 on_progress(tracker.progress())
             else:
                 await _run_in_one_transaction(p, settings, major, drops_sql, on_line,
-                                              max(1, int(lock_timeout * 1000)))
+                                              max(1, int(lock_timeout * 1000)), r)
+        except asyncio.CancelledError:
+            # psql and pg_restore are stopped: end psql's session on the server too, then ask what became of its
+            # transaction (a COMMIT may have reached the server just before the cancel: then it is restored).
+            r.outcome, r.rollback_seen = await asyncio.shield(_after_cancel(lock_conn, r))
+            raise
         except RestoreError as exc:
             if "lock timeout" not in str(exc):
                 raise
@@ -658,7 +719,7 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
             raise RestoreError(f"The restore waited more than {lock_timeout:g} s for a lock on a table and was "
                                f"rolled back: nothing changed. Sessions holding locks here: {who}. End them (or "
                                "stop the Config Server) and restore again.") from None
-        r.dropped = p.drop_labels()
+        r.outcome, r.stage = "restored", "done"  # committed: a cancel from here on is too late, and says so
         res = await schema.validate(lock_conn, extra_limit=None)  # every table, to find those not in the backup
         i = lock_conn.info
         r.validation = res
@@ -668,6 +729,45 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         await locks.unlock(lock_conn)
     finally:
         await lock_conn.close()
+
+
+async def _after_cancel(conn, r: RestoreResult) -> tuple[str, bool]:
+    """(outcome, rollback seen) of a restore cancelled while pg_restore and psql ran."""
+    gone = await _end_session(conn, r.backend_pid)
+    if r.txid is None:  # psql had not begun (or not said so): nothing of it can have been committed
+        return "cancelled", gone
+    try:
+        cur = await asyncio.wait_for(conn.execute("SELECT pg_catalog.txid_status(%s)", (r.txid,)), 5)
+        status = (await cur.fetchone())[0]
+    except Exception:
+        status = None
+    if status == "committed":
+        return "restored", False
+    if status == "aborted" and gone:
+        return "cancelled", True
+    return ("cancelled", False) if gone or status == "aborted" else ("unknown", False)
+
+
+async def _end_session(conn, pid: int | None, seconds: float = 5.0) -> bool:
+    """After a cancel: end psql's session on the server (if it still runs: a statement it is in, a lock it waits
+    for) so that its transaction's rollback is seen, not assumed. True when no such session is left."""
+    if pid is None:  # psql never said it: it had not connected (nothing ran), or it is gone
+        return True
+    try:
+        wait = f", {int(seconds * 1000)}" if conn.info.server_version >= 140000 else ""
+        await asyncio.wait_for(conn.execute(f"SELECT pg_catalog.pg_terminate_backend(pid{wait}) FROM "
+                                            "pg_catalog.pg_stat_activity WHERE pid = %s", (pid,)), seconds + 1)
+        deadline = time.monotonic() + seconds
+        while True:
+            cur = await asyncio.wait_for(conn.execute("SELECT 1 FROM pg_catalog.pg_stat_activity WHERE pid = %s",
+                                                      (pid,)), seconds)
+            if await cur.fetchone() is None:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+    except Exception:  # the server could not be asked: not seen
+        return False
 
 
 async def drop_tables(settings: ConnSettings, names: list[str]) -> None:
@@ -702,7 +802,8 @@ def report_data(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreRe
         "method": "one transaction: BEGIN; drop what is not in the backup; pg_restore --clean --if-exists script; "
                   "COMMIT",
         "drop_not_in_backup": {"state": ("done" if r.outcome == "restored" else
-                                         "rolled back" if r.outcome == "failed" else "not run"),
+                                         "rolled back" if r.outcome in ("failed", "cancelled") and r.stage != "checking"
+                                         else "unknown" if r.outcome == "unknown" else "not run"),
                                "objects": r.dropped},
         "validation": r.lines, "required_tables_not_in_backup": r.not_in_backup,
     }

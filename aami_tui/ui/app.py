@@ -62,6 +62,8 @@ class AamiApp(App):
         self.last_result = None
         self.dashboard = DashboardScreen()
         self.ending_signal: int | None = None
+        self.restore_result = None  # core.restore.RestoreResult of the last restore started here (the shell hears a
+        # cancelled one's words when the console closes)
         self.quit_rolled_back = False  # the operator chose 'ROLLBACK and quit'
         self.exit_watchdog = None  # a timer that ends the process if Textual's shutdown hangs after a signal
         self._signal_task: asyncio.Task | None = None
@@ -515,6 +517,11 @@ def closing_lines(app: AamiApp) -> list[str]:
                         "when it notices)." if unseen else "nothing was left open."))
     elif app.quit_rolled_back and rolled_back:
         lines.append("aami-tui: quit: the migration transaction was rolled back; nothing it applied is kept.")
+    r = app.restore_result
+    if r is not None and r.error and r.error.startswith("cancelled"):  # a restore the close (or escape) stopped
+        lines.append(f"aami-tui: restore {r.error}")
+        if r.report:
+            lines.append(f"Restore report: {r.report}")
     return lines
 
 

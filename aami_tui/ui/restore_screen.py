@@ -34,6 +34,7 @@ class RestoreScreen(Screen):
     BINDINGS = [
         Binding("r", "restore", "Restore"),
         Binding("escape", "back", "Back"),
+        Binding("escape", "cancel_restore", "Cancel restore"),  # (only while a restore runs; Back is refused then)
         Binding("d", "dashboard", "Dashboard"),
         Binding("f5", "reload", "Reload"),
         Binding("q", "app.quit", "Quit"),
@@ -168,6 +169,8 @@ class RestoreScreen(Screen):
         whole): no Restore, Back, Dashboard or Reload."""
         if action in ("restore", "back", "dashboard", "reload") and self._restoring():
             return False
+        if action == "cancel_restore":
+            return self._restoring()
         return True
 
     def on_worker_state_changed(self, event) -> None:
@@ -256,9 +259,16 @@ class RestoreScreen(Screen):
             bar.update(total=max(p.total, 1), progress=p.done)
             status.update(f"Restoring {e.path.name}: {p.line().removeprefix('restore: ')}")
 
+        r = self.app.restore_result = core_restore.RestoreResult(e.path)  # (its stage and, after a cancel, words)
         try:
             r = await core_restore.restore(self.app.settings, e, reports_dir=self.app.options.reports_dir,
-                                           progress=progress, expected=plan, on_progress=on_progress)
+                                           progress=progress, expected=plan, on_progress=on_progress, result=r)
+        except asyncio.CancelledError:  # escape, confirmed (or the console closing): stopped, and what it left
+            if self.is_attached:
+                status.update(Text.assemble(("✗ Restore ", "bold yellow"), (r.error or "cancelled", "yellow"),
+                                            f"\nReport: {r.report}" if r.report else ""))
+                self.app.dashboard.action_refresh_now()
+            raise
         except (core_restore.RestoreError, pgtools.ToolError) as exc:
             report = getattr(exc, "result", None) and exc.result.report
             status.update(Text(str(exc) + (f"\nReport: {report}" if report else ""), style="bold red"))
@@ -279,6 +289,32 @@ class RestoreScreen(Screen):
         text.append(f"Report: {r.report}\n", style="bold")
         status.update(text)
         self.app.dashboard.action_refresh_now()
+
+    def action_cancel_restore(self) -> None:
+        """escape while a restore runs: ask first (what the database is left as, what to do next), then stop it."""
+        running = [w for w in self.workers if w.group == "restore" and w.is_running]
+        if not running:
+            return
+        if all(w.is_cancelled for w in running):
+            self.notify("The restore is being cancelled…", severity="information")
+            return
+        db = self.app.settings.dbname
+
+        def go(ok: bool | None) -> None:
+            still = [w for w in self.workers if w.group == "restore" and w.is_running]
+            if not ok:
+                return
+            if not still:
+                self.notify("The restore had already ended (see below).", severity="information")
+                return
+            for w in still:
+                w.cancel()
+            self.query_one("#restore-status", Static).update(Text(
+                "Cancelling: stopping pg_restore and psql, ending psql's session on the server…", style="yellow"))
+
+        self.app.push_screen(ConfirmModal("Cancel the restore?", core_restore.cancel_prompt(db),
+                                          confirm="Cancel the restore", cancel="Keep restoring",
+                                          id="restore-cancel-modal"), go)
 
     def action_back(self) -> None:
         if any(w.group == "restore" and w.is_running for w in self.workers):
