@@ -71,16 +71,22 @@ async def test_drift_view_writes_lints_and_runs_the_plan_through_the_runbook(fre
 
         assert badge(screen.query_one("#drift-title")) == badge(app.runbook_screen.query_one("#txbar"))
         assert "COMMIT or ROLLBACK it in the runbook (escape, then r)" in text_of(app, "#drift-title")
+        # ...and that what it compares is the committed database: the open transaction's work is not in it
+        assert ("This view compares the committed database: what the open transaction has done is invisible to it "
+                "until COMMIT") in text_of(app, "#drift-title"), text_of(app, "#drift-title")
         assert await app.open_runbook(written[0]) is None and app.screen is app.runbook_screen  # as r does
         assert [c.detail for c in rb.verify_checks if c.name == "No drift left" and c.ok] == [
             "every required table has the columns 001_initial_schema.sql creates: check --strict would pass after "
             "COMMIT"]
+        await pilot.press("d")
+        await scenes.wait_for(pilot, lambda: app.screen is screen, what="the Drift view")
+        # the COMMIT lands while the Drift view is shown (one that was in flight): it compares again by itself, and
+        # no longer says the transaction's work is invisible
         await rb.commit(fresh_db.dbname)
         assert rb.outcome.value == "committed"
-        # back in the Drift view, it compares again: nothing is left, and there is no plan to write
-        await pilot.press("d")
-        await scenes.wait_for(pilot, lambda: app.screen is screen and screen.plan is not None
-                              and not screen.plan.differences, what="the comparison after COMMIT", timeout=60)
+        await scenes.wait_for(pilot, lambda: screen.plan is not None and not screen.plan.differences,
+                              what="the comparison after COMMIT", timeout=60)
+        assert "committed database" not in text_of(app, "#drift-title")
         assert "No differences from 001_initial_schema.sql" in text_of(app, "#drift-status")
         # the plan already ran: r does not offer to run it again, and the panel says why
         assert not screen.check_action("run_plan", ())

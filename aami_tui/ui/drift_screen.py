@@ -110,7 +110,31 @@ class DriftScreen(Screen):
         if rb is not None and rb.tx.name not in ("NONE", "COMMITTED", "ROLLED_BACK"):
             title = Text.assemble(fmt.tx_badge(rb.tx), "  ", title, "\n", (
                 "COMMIT or ROLLBACK it in the runbook (escape, then r).", "bold yellow"))
+            # The comparison reads the database on connections of its own: an open transaction's work is not in it.
+            if rb.tx_open:
+                title.append("\nThis view compares the committed database: what the open transaction has done is "
+                             "invisible to it until COMMIT (then it compares again by itself).", style="yellow")
+            elif rb.tx.name == "UNKNOWN":
+                title.append("\nThe COMMIT's outcome is unknown: this comparison may be out of date (it compares "
+                             "again by itself once the runbook knows it committed).", style="yellow")
         self.query_one("#drift-title", Static).update(title)
+
+    def _commit_mark(self) -> tuple[int, bool] | None:
+        """Which runbook, and whether it has committed: a comparison made under another mark than the current
+        committed one is out of date (a COMMIT changed the database since)."""
+        rb = self.app.runbook
+        return None if rb is None else (id(rb), rb.outcome.value == "committed")
+
+    def _compare_again_if_committed_since(self) -> bool:
+        """A COMMIT landed after the last comparison started (one in flight when the view opened, or the plan run
+        from here): that comparison is out of date; compare again (once)."""
+        now = self._commit_mark()
+        if now is None or not now[1] or now == getattr(self, "_compared_mark", now):
+            return False
+        if any(w.group == "plan" and w.is_running for w in self.workers):
+            return False  # the next tick, once this comparison has ended (its mark is the old one)
+        self.action_make_plan()
+        return True
 
     def _follow_tx(self) -> None:
         if self.app.gone(self):  # a late tick while the console closes
@@ -118,16 +142,14 @@ class DriftScreen(Screen):
         rb = self.app.runbook
         if (rb.tx if rb is not None else None) != self._tx:
             self._title()
+        if self.is_current:  # (under the runbook: when it comes back, on_screen_resume)
+            self._compare_again_if_committed_since()
 
     def on_screen_resume(self) -> None:
         """Back from the runbook that ran the plan: once it is committed, compare again (the proof: no
         differences left, or what is)."""
         self._title()
-        rb = self.app.runbook
-        if (rb is not None and self.written and rb.migration_path == Path(self.written)
-                and rb.outcome.value == "committed" and getattr(self, "_compared_after", None) is not rb):
-            self._compared_after = rb
-            self.action_make_plan()
+        self._compare_again_if_committed_since()
 
     def action_make_plan(self) -> None:
         if any(w.group == "plan" and w.is_running for w in self.workers):
@@ -136,6 +158,7 @@ class DriftScreen(Screen):
         self.query_one("#drift-table", DataTable).clear()
         self.query_one("#drift-detail", Static).update("")
         self.query_one("#drift-status", Static).update("Building the reference and comparing…")
+        self._compared_mark = self._commit_mark()  # (a COMMIT after this makes the comparison out of date)
         self.run_plan()
 
     @work(exclusive=True, group="plan", exit_on_error=False)
