@@ -210,6 +210,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                         "(default 3600, one hour); past it the rehearsal is stopped and the copy dropped")
     rh.add_argument("--json", action="store_true", help="print the rehearsal's record as JSON")
 
+    rs = _part(sub.add_parser("restore", help="restore a backup into the database in one transaction (the guide's "
+                                              "rollback), as the console's restore; only with --yes"), command,
+               "restore")
+    _common(rs)
+    rs.add_argument("backup", type=Path, nargs="?", default=None,
+                    help="the backup (.dump, or a --jobs .dir); default: the newest of this database taken from this "
+                         "server in --backup-dir")
+    rs.add_argument("--backup-dir", type=Path, default=Path("backups"), help="where backups are (default ./backups)")
+    rs.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where the restore report goes "
+                                                                              "(default ./reports)")
+    rs.add_argument("--lock-timeout", type=_positive, default=30.0, metavar="S",
+                    help="how long the restore waits for another session's lock before it rolls back (default 30)")
+    rs.add_argument("--yes", action="store_true", help="restore (without it: say what it would do, exit 6)")
+
     s = _part(sub.add_parser("screenshots", help="regenerate the SVGs in screenshots/ (uses the embedded server)"),
               command, "screenshots")
     s.add_argument("--out", type=Path, default=Path("screenshots"))
@@ -657,6 +671,10 @@ def _dispatch(parser: argparse.ArgumentParser, args) -> int:
             return _with_embedded(args, lambda s, pg: asyncio.run(_rehearse(s, args)))
         if command == "plan":
             return _with_embedded(args, lambda s, pg: asyncio.run(_plan(s, args)))
+        if command == "restore":
+            from aami_tui.headless_restore import run_restore
+
+            return _with_embedded(args, lambda s, pg: run_restore(s, args))
         if command == "screenshots":
             from aami_tui.ui.screenshots import main as shots
 

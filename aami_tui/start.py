@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = ("check", "console", "demo", "apply", "init", "lint", "plan", "rehearse", "screenshots")
+COMMANDS = ("check", "console", "demo", "apply", "init", "lint", "plan", "rehearse", "restore", "screenshots")
 EXIT_USAGE = 64  # cli.EXIT_USAGE (BSD sysexits EX_USAGE)
 
 

@@ -382,3 +382,62 @@ async def test_a_cancelled_restore_stops_its_tools_ends_its_session_and_reports_
     assert data["outcome"] == "cancelled" and data["error"] == r.error
     assert data["drop_not_in_backup"]["state"] == "rolled back"
     assert "— cancelled" in r.report.read_text()
+
+
+def test_headless_restore_asks_for_yes_and_sigterm_cancels_it_exit_130(pg_server, fresh_db, tmp_path):
+    """There was no headless restore (a pipeline's rollback job had to script pg_restore itself, without the drop
+    step or the one transaction). `aami-tui restore` is the console's restore: without --yes it says what it would
+    do (exit 6); SIGTERM mid-restore stops pg_restore and psql, ends psql's session, says what the database is left
+    as (the console's words) and exits 130; with --yes and nothing in the way it restores (exit 0)."""
+    import os
+    import signal
+
+    from faults import observe, query, spawn_cli, tool_sessions, wait_until
+
+    async def backup() -> None:  # as the runbook takes it: its metadata names this server
+        with psycopg.connect(fresh_db.conninfo()) as c:
+            major = c.info.server_version // 10000
+        await pgtools.take_backup(pgtools.find_tool("pg_dump", major), pgtools.find_tool("pg_restore", major),
+                                  fresh_db, tmp_path / "backups", server_major=major,
+                                  source={"dbname": fresh_db.dbname, "host": fresh_db.host, "port": fresh_db.port})
+
+    run_sql(fresh_db, "CREATE TABLE site_notes (id int PRIMARY KEY, note text); INSERT INTO site_notes VALUES (1, 'a')")
+    asyncio.run(backup())
+    run_sql(fresh_db, "CREATE TABLE made_later (id int)")
+    before = catalog_fingerprint(fresh_db)
+    env = pg_server.env(fresh_db.dbname)
+    args = ("restore", "--backup-dir", str(tmp_path / "backups"), "--reports-dir", str(tmp_path / "reports"))
+    r = cli(*args, env=env)
+    assert r.returncode == 6, r.stdout + r.stderr
+    assert "Created after it, dropped in the same transaction: table made_later" in r.stdout, r.stdout
+    assert "Dry run: nothing was restored." in r.stdout and catalog_fingerprint(fresh_db) == before
+
+    holder = observe(fresh_db, app="config-server", autocommit=False)
+    holder.execute("SELECT count(*) FROM site_notes").fetchone()  # pg_restore's DROP TABLE site_notes waits
+    p = spawn_cli(*args, "--yes", env=env)
+    try:
+        wait_until(lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND "
+                                           "wait_event_type = 'Lock' AND application_name = 'aami-tui'"),
+                   30, what="the restore to wait for the lock")
+        os.kill(p.pid, signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        holder.rollback()
+        holder.close()
+    assert p.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert ("aami-tui: restore cancelled: pg_restore and psql were stopped and the server rolled the restore's "
+            f"transaction back (its session is gone). Nothing of the backup was restored and nothing was dropped: "
+            f"{fresh_db.dbname} is as it was before the restore.") in err, err
+    assert "Final state: cancelled (exit 130)" in out, out
+    assert catalog_fingerprint(fresh_db) == before and tool_sessions(fresh_db) == []
+    (report,) = [json.loads(x.read_text()) for x in (tmp_path / "reports").glob("restore_*.json")]
+    assert report["outcome"] == "cancelled"
+
+    r = cli(*args, "--yes", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "✓ Restored backup_" in r.stdout and "dropped (created after the backup): table public.made_later" in \
+        r.stdout, r.stdout
+    assert "made_later" not in {row[1] for row in catalog_fingerprint(fresh_db)}

@@ -43,9 +43,18 @@ from aami_tui.core.settings import ConnSettings
 class RestoreError(Exception):
     """A restore that was refused or failed, phrased for a person. ``result`` holds the facts and the report."""
 
-    def __init__(self, message: str, result: RestoreResult | None = None):
+    def __init__(self, message: str, result: RestoreResult | None = None, locked: bool = False):
         super().__init__(message)
         self.result = result
+        self.locked = locked  # refused because a migration holds the one-operator lock
+
+
+def same_source(e: pgtools.BackupEntry, host: str, port: str, dbname: str) -> bool | None:
+    """Whether a backup was taken from this server and database (None: its metadata does not say)."""
+    src = e.source or {}
+    if not src:
+        return None
+    return (str(src.get("host")), str(src.get("port")), src.get("dbname")) == (host, str(port), dbname)
 
 
 @dataclass(frozen=True)
@@ -661,7 +670,7 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         holder = await locks.try_lock(lock_conn)
         if holder is not None:
             raise RestoreError(f"A migration is running on {settings.dbname} ({locks.describe_holder(holder)}); "
-                               "restore refused.")
+                               "restore refused.", locked=True)
         p = await _plan_on(lock_conn, entry)
         r.toc_entries, r.tool, r.psql, r.archive = p.toc_entries, p.tool.describe(), p.psql.describe(), p.archive
         r.server_version = p.server_version

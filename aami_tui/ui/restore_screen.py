@@ -16,18 +16,11 @@ from textual.widgets import DataTable, Header, ProgressBar, Static
 from aami_tui.core import pgtools
 from aami_tui.core import restore as core_restore
 from aami_tui.core.files import safe_name
+from aami_tui.core.restore import same_source
 from aami_tui.core.words import plural
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
 from aami_tui.ui.footer import KeyFooter
-
-
-def same_source(e: pgtools.BackupEntry, host: str, port: str, dbname: str) -> bool | None:
-    """Whether a backup was taken from this server and database (None: its metadata does not say)."""
-    src = e.source or {}
-    if not src:
-        return None
-    return (str(src.get("host")), str(src.get("port")), src.get("dbname")) == (host, str(port), dbname)
 
 
 class RestoreScreen(Screen):

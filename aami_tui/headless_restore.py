@@ -1,0 +1,120 @@
+"""``aami-tui restore``: the console's restore (core/restore.py) without the UI, for a pipeline's rollback job.
+
+Without ``--yes`` it only says what it would do (the backup, what it holds against the live database, what the one
+transaction drops) and exits 6: nothing irreversible without an explicit confirmation. With ``--yes`` it restores,
+printing progress; SIGINT or SIGTERM cancels it as escape does in the console (pg_restore and psql stopped, psql's
+session ended, the transaction's fate asked of the server) and it exits 130 with the same sentence. Exit codes: see
+``EXIT`` and the README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+from aami_tui.core import pgtools
+from aami_tui.core import restore as core_restore
+from aami_tui.core.db import ConnectError
+from aami_tui.core.words import size as size_words
+from aami_tui.headless import PROGRESS_EVERY, out
+
+EXIT = {"restored": 0, "connection": 2, "refused": 3, "failed": 4, "dry run": 6, "locked": 7, "unknown": 9,
+        "cancelled": 130}
+
+
+def _entry(args, settings) -> pgtools.BackupEntry | None:
+    """The backup named on the command line, or the newest of this database taken from this server."""
+    if args.backup is not None:
+        path = args.backup.expanduser()
+        if not path.exists():
+            return None
+        found = [e for e in pgtools.list_backups(path.parent) if e.path.resolve() == path.resolve()]
+        if found:
+            return found[0]
+        st = path.stat()
+        return pgtools.BackupEntry(path, st.st_size, st.st_mtime, None, None)
+    found = pgtools.list_backups(args.backup_dir, settings.dbname)
+    mine = [e for e in found  # as the console lists them: not those recorded as taken from elsewhere
+            if core_restore.same_source(e, settings.host, settings.port, settings.dbname) is not False]
+    return mine[0] if mine else None
+
+
+async def _run(settings, args) -> int:
+    entry = _entry(args, settings)
+    if entry is None:
+        where = args.backup if args.backup is not None else args.backup_dir
+        out(f"aami-tui: no backup to restore: {'no such file' if args.backup is not None else 'no backup of '}"
+            f"{'' if args.backup is not None else settings.dbname + ' taken from this server in '}{where}.", err=True)
+        return EXIT["refused"]
+    if entry.matches() is False:
+        out(f"aami-tui: {entry.path.name}: its sha256 no longer matches the one recorded when it was verified; the "
+            "file changed since, so it is not restored.", err=True)
+        return EXIT["refused"]
+    try:
+        plan = await core_restore.plan(settings, entry)
+    except ConnectError as exc:
+        out(f"aami-tui: {exc}", err=True)
+        return EXIT["connection"]
+    except core_restore.RestoreError as exc:
+        out(f"aami-tui: {exc}", err=True)
+        return EXIT["refused"]
+    out(f"Backup: {entry.path} ({size_words(entry.size)}, taken {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(entry.mtime))}"
+        f"{'' if entry.source else '; where it came from is not recorded'})")
+    out(plan.summary())
+    if not args.yes:
+        out(f"Dry run: nothing was restored. With --yes this replaces the objects in {settings.dbname} with the "
+            "backup's, in one transaction (all or nothing).")
+        return EXIT["dry run"]
+    out(f"Restoring into {settings.dbname} in one transaction (SIGINT or SIGTERM cancels: nothing is committed)…")
+    r = core_restore.RestoreResult(entry.path)
+    task = asyncio.ensure_future(core_restore.restore(
+        settings, entry, reports_dir=args.reports_dir, expected=plan, lock_timeout=args.lock_timeout,
+        progress=_progress_printer(), result=r))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await task
+        code = EXIT["restored"]
+        out(f"✓ Restored {entry.path.name} ({r.toc_entries} TOC entries)"
+            + (f"; dropped (created after the backup): {', '.join(r.dropped)}" if r.dropped else ""))
+        for line in r.words():
+            out(f"  {line}")
+    except asyncio.CancelledError:  # SIGINT/SIGTERM: stopped (or too late: COMMIT had reached the server)
+        out(f"aami-tui: restore {r.error}", err=True)
+        code = EXIT[r.outcome] if r.outcome in ("restored", "unknown") else EXIT["cancelled"]
+    except core_restore.RestoreError as exc:
+        out(f"aami-tui: {exc}", err=True)
+        code = EXIT["locked"] if exc.locked else EXIT["failed"] if r.outcome == "failed" else EXIT["refused"]
+    except pgtools.ToolError as exc:
+        out(f"aami-tui: {exc}", err=True)
+        code = EXIT["failed"] if r.outcome == "failed" else EXIT["refused"]
+    except ConnectError as exc:
+        out(f"aami-tui: {exc}", err=True)
+        code = EXIT["connection"]
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    out(f"Final state: {r.outcome} (exit {code})")
+    if r.report:
+        out(f"Report: {r.report} (JSON beside it)")
+    return code
+
+
+def _progress_printer():
+    """pg_restore's TOC lines as headless progress: the first, then one every PROGRESS_EVERY seconds, and the last."""
+    said = [0.0]
+
+    def progress(done: int, total: int, what: str) -> None:
+        now = time.monotonic()
+        if now - said[0] >= PROGRESS_EVERY or done >= total:
+            said[0] = now
+            out(f"  restore: step {done} of about {total}: {what[:100]}")
+
+    return progress
+
+
+def run_restore(settings, args) -> int:
+    return asyncio.run(_run(settings, args))
+
