@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aami_tui.core.paths import MIGRATION_NAME, default_migrations_dir, resolve_migration_path  # noqa: F401
+
 if TYPE_CHECKING:
     from pglast import ast
 
-MIGRATION_NAME = "001_initial_schema.sql"
 ARCHIVED_MARKER = "-- ARCHIVED:"  # first line of every file in migrations/archive/
 # A drift plan's part that a person must edit first (core/plan.py writes it; load() refuses the file while
 # one is left).
@@ -25,22 +26,6 @@ _PERSON_LINE = re.compile(r"^[ \t]*--[ \t]*AAMI-TUI NEEDS A PERSON:[ \t]*(.*?)[ 
 
 class MigrationError(Exception):
     """A migration file that cannot be applied; the message is one clear sentence."""
-
-
-def default_migrations_dir() -> Path:
-    """The shipped migrations: inside the installed package, else the checkout's top-level folder."""
-    here = Path(__file__).resolve().parent.parent  # aami_tui/
-    for candidate in (here / "migrations", here.parent / "migrations"):
-        if (candidate / MIGRATION_NAME).is_file():
-            return candidate
-    return here.parent / "migrations"
-
-
-def resolve_migration_path(migrations_dir: Path | str | None = None, file: Path | str | None = None) -> Path:
-    if file:
-        return Path(file).expanduser()
-    base = Path(migrations_dir).expanduser() if migrations_dir else default_migrations_dir()
-    return base / MIGRATION_NAME
 
 
 @dataclass(frozen=True)

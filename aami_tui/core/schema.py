@@ -11,7 +11,6 @@ Imports stay light (no psycopg at import time): ``aami-tui check`` loads only wh
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -301,7 +300,9 @@ def _result(rows: list[tuple], expected: dict[str, tuple[str, ...]] | None) -> V
             want = expected[name]
             miss = tuple(c for c in want if c not in cols)
             unexp = tuple(c for c in cols if c not in want)
-        if isinstance(locked_by, str):
+        if isinstance(locked_by, str):  # psycopg hands jsonb over parsed; json is loaded only if it did not
+            import json
+
             locked_by = json.loads(locked_by)
         holders = tuple(LockHolder.from_json(h) for h in (locked_by or ()))
         tables.append(TableState(name, bool(required), bool(present), est_rows, size_bytes, cols, miss, unexp,

@@ -14,11 +14,11 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 
-from aami_tui.core import db, migration
+from aami_tui.core import db
+from aami_tui.core.paths import resolve_migration_path
 from aami_tui.core.runbook import Options  # its own module; the model (State, Tx…) and the machine where used
 from aami_tui.core.settings import ConnSettings
 from aami_tui.ui import fmt
-from aami_tui.ui.confirm import ConfirmModal
 from aami_tui.ui.dashboard import DashboardScreen
 from aami_tui.ui.driver import ConsoleDriver
 
@@ -362,6 +362,8 @@ class AamiApp(App):
         self.size_check()
 
     def offer_create_database(self) -> None:
+        from aami_tui.ui.confirm import ConfirmModal  # not before the first frame (README, Performance)
+
         s = self.settings
         if isinstance(self.screen, ConfirmModal) and self.screen.id == "create-modal":
             return
@@ -396,6 +398,8 @@ class AamiApp(App):
             if ok:
                 self.run_worker(self._reset(), exit_on_error=False)
 
+        from aami_tui.ui.confirm import ConfirmModal
+
         self.push_screen(ConfirmModal(
             "Reset the demo database?", f"Drop {self.settings.dbname}, recreate it empty (the guide's "
             "'reset the database for testing'), and start a new runbook.", confirm="Reset", id="reset-modal"), go)
@@ -429,6 +433,8 @@ class AamiApp(App):
             self.notify("COMMIT is in flight: wait for its outcome (it is bounded), then quit.", severity="warning")
             return
         if rb is not None and rb.tx_open:
+            from aami_tui.ui.confirm import ConfirmModal
+
             if isinstance(self.screen, ConfirmModal) and self.screen.id == "quit-modal":
                 return
 
@@ -461,7 +467,7 @@ def create_app(settings: ConnSettings, *, migration_path: Path | None = None, mi
                stable: bool = False, early=None) -> AamiApp:
     """The one factory: CLI, tests and screenshots all build the app here."""
     fmt.STABLE = stable
-    path = migration.resolve_migration_path(migrations_dir, migration_path)
+    path = resolve_migration_path(migrations_dir, migration_path)
     return AamiApp(settings, options or Options(), path, refresh_interval=refresh_interval, embedded=embedded,
                    early=early)
 

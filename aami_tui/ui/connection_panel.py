@@ -8,11 +8,12 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from aami_tui.core.migration import MigrationFile
 from aami_tui.core.status import ServerStatus
 from aami_tui.ui import fmt
 
-if TYPE_CHECKING:  # pgtools loads when the tools are looked up, after the first frame
+if TYPE_CHECKING:  # pgtools loads when the tools are looked up, the migration module with the file: after the
+    # first frame
+    from aami_tui.core.migration import MigrationFile
     from aami_tui.core.pgtools import Tool
 
 
@@ -51,6 +52,8 @@ class ConnectionPanel(Static):
         (its facts are kept; it renders when released)."""
         if self.held:
             return
+        from aami_tui.core.migration import MigrationFile
+
         m = self.migration
         key = (self.error, self.status, tuple(sorted(self.tools.items())), self.target,
                m.sha256 if isinstance(m, MigrationFile) else m, fmt.STABLE)

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from aami_tui.core import db, expected, migration, schema, status
+from aami_tui.core import db, schema, status
 from aami_tui.core.words import plural
 from aami_tui.ui import fmt
 from aami_tui.ui.connection_panel import ConnectionPanel
@@ -116,10 +116,6 @@ class DashboardScreen(Screen):
         panel.render_panel()
         self.query_one("#dash-hint-box").border_title = "Next"
         self._hint()
-        # First live data first: the shipped file's columns come pre-parsed (drift shows in the first refresh);
-        # the full file check (pglast) starts after the first refresh, not beside it (one interpreter lock).
-        if self.app.expected_columns is None:
-            self.app.expected_columns = expected.expected_columns(self.app.migration_path, parse=False)
         self._static_started = False
         if self.app.early is not None:  # the early child's checklist, if it has come already, is in the first frame
             self._early = self.app.early.take("result", "connect_error")
@@ -139,6 +135,17 @@ class DashboardScreen(Screen):
         self._status_due = 0.0
         self.poll(force=True)
 
+    def _columns(self) -> dict | None:
+        """What the checklist compares each table's columns with. First live data first: the shipped file's columns
+        come pre-parsed (drift shows in the first refresh), read at this screen's own first refresh (the early
+        child's needs none of it); the full file check (pglast) starts after the first refresh, not beside it (one
+        interpreter lock), and its columns replace these."""
+        if self.app.expected_columns is None:
+            from aami_tui.core import expected
+
+            self.app.expected_columns = expected.expected_columns(self.app.migration_path, parse=False)
+        return self.app.expected_columns
+
     # ---- static information (tools, migration file): off the event loop ------------------------------------
     def _file_stamp(self) -> tuple | None:
         try:
@@ -155,6 +162,8 @@ class DashboardScreen(Screen):
 
     @work(group="static", exclusive=True, exit_on_error=False)
     async def load_static(self) -> None:
+        from aami_tui.core import migration
+
         path = self.app.migration_path
         self._static_stamp = self._file_stamp()
         big = self._static_stamp is not None and self._static_stamp[1] > OFFLOAD_BYTES
@@ -173,10 +182,12 @@ class DashboardScreen(Screen):
         self._set_static("migration", mf)
 
     def _set_static(self, key: str, value) -> None:
+        from aami_tui.core.migration import MigrationFile  # loaded with the file (load_static)
+
         panel = self.query_one(ConnectionPanel)
         if key == "migration":
             panel.migration = value
-            if isinstance(value, migration.MigrationFile):
+            if isinstance(value, MigrationFile):
                 self.app.expected_columns = value.tables
             self._hint()
         else:
@@ -257,7 +268,7 @@ class DashboardScreen(Screen):
             if fresh:
                 # First live data first: the checklist, then the server's status for the connection panel.
                 try:
-                    result = await asyncio.wait_for(schema.validate(self.conn, self.app.expected_columns), 15)
+                    result = await asyncio.wait_for(schema.validate(self.conn, self._columns()), 15)
                     checklist.show(result)
                 except schema.ValidationTimeout:
                     pass  # said below, by the refresh proper
@@ -276,7 +287,7 @@ class DashboardScreen(Screen):
                 self._status_due = loop.time() + STATUS_EVERY
             try:
                 if result is None:
-                    result = await asyncio.wait_for(schema.validate(self.conn, self.app.expected_columns), 15)
+                    result = await asyncio.wait_for(schema.validate(self.conn, self._columns()), 15)
             except schema.ValidationTimeout as exc:  # the server answers, but a lock is in the way: say so
                 checklist.show_error(str(exc))
                 return
