@@ -184,6 +184,7 @@ async def test_full_run_to_rollback_leaves_catalog_identical(fresh_db, tmp_path)
     assert rb.outcome == Outcome.ROLLED_BACK and rb.tx == Tx.ROLLED_BACK
     assert catalog_fingerprint(fresh_db) == before
     assert advisory_locks(fresh_db) == []
+    await rb.flush_reports()  # a step does not wait for its report: its write is queued
     data = json.loads(rb.report_paths[1].read_text())
     assert data["final_state"] == "rolled back" and data["backup"] == "skipped"
     await rb.close()
@@ -345,6 +346,7 @@ async def test_connection_lost_while_idle_before_apply_records_what_really_happe
     with pytest.raises(RunbookError) as e:
         await rb.ping()
     assert str(e.value).startswith("The connection to the server was lost (")
+    await rb.flush_reports()  # a step does not wait for its report: its write is queued
     data = json.loads(rb.report_paths[1].read_text())
     steps = {s["step"]: s for s in data["steps"]}
     assert steps["begin"]["state"] == "done"
@@ -411,6 +413,7 @@ async def test_report_records_the_sessions_that_waited_on_our_locks(fresh_db, tm
         await asyncio.sleep(0.05)
     await rb.commit(fresh_db.dbname)
     await asyncio.to_thread(waiter.join, 10)
+    await rb.flush_reports()  # a step does not wait for its report: its write is queued
     data = json.loads(rb.report_paths[1].read_text())
     (w,) = data["waiting_sessions"]
     assert w["pid"] == waiter.pid and w["application_name"] == "config-server" and w["attempt"] == 1
@@ -545,6 +548,7 @@ async def test_the_report_is_rendered_and_written_off_the_event_loop(fresh_db, t
     await rb.rollback()  # writes the report
     await task
     assert served == ["probe"] and threads and threading.get_ident() not in threads
+    await rb.flush_reports()  # a step does not wait for its report: its write is queued
     assert json.loads(rb.report_paths[1].read_text())["final_state"] == "rolled back"
     assert _mode(rb.report_paths[0]) == _mode(rb.report_paths[1]) == 0o600
     monkeypatch.undo()
@@ -667,3 +671,110 @@ async def test_headless_begin_behind_a_catalog_lock_exits_11_in_the_same_words(f
     (report,) = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("report_*.json")]
     assert report["exit_code"] == 11 and report["verdict"] == Verdict.BEGIN_FAILED.words
     assert public_tables(fresh_db) == [] and advisory_locks(fresh_db) == []
+
+
+def _gated_writes(monkeypatch, loop: asyncio.AbstractEventLoop):
+    """report.write held in the report thread until the test opens ``gate``; ``entered`` is set (on the loop) as
+    each write begins. The database stays real: only the writing of the file waits."""
+    import threading
+
+    from aami_tui.core import report
+
+    real, gate, entered = report.write, threading.Event(), asyncio.Event()
+
+    def held(*args, **kw):
+        loop.call_soon_threadsafe(entered.set)
+        assert gate.wait(30), "the test never opened the gate"
+        return real(*args, **kw)
+
+    monkeypatch.setattr(report, "write", held)
+    return gate, entered
+
+
+async def test_a_rollback_ends_with_its_database_work_and_begin_may_retry_while_its_report_is_written(
+        fresh_db, tmp_path, monkeypatch):
+    from aami_tui.core import report
+
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    await run_to_begin(rb)
+    await rb.apply()
+    gate, entered = _gated_writes(monkeypatch, asyncio.get_running_loop())
+    try:
+        step = asyncio.create_task(rb.rollback())
+        await entered.wait()  # the ROLLBACK's report is being written, and held there
+        # The step is over when its database work is: the operator's n (BEGIN again) is accepted at once.
+        assert step.done() and step.exception() is None
+        assert rb.phase is Phase.ROLLED_BACK and rb.can(Step.BEGIN) == (True, "")
+        await rb.begin()
+        await rb.apply()
+        assert rb.tx == Tx.OPEN and rb.attempt == 2
+        assert not list(tmp_path.rglob("report_*.json"))  # nothing written yet: the first write is still held
+        closing = asyncio.create_task(rb.close("console closed"))  # quitting: rolls attempt 2 back, then waits
+    finally:
+        gate.set()
+    await closing
+    # close() returned only once every queued write was on disk: the last one holds both attempts.
+    md, js = rb.report_paths
+    on_disk = json.loads(js.read_text())
+    assert on_disk == json.loads(json.dumps(report.to_dict(rb.record()), default=str))
+    assert on_disk["attempts"] == 2 and [a["attempt"] for a in on_disk["earlier_attempts"]] == [1]
+    assert {s["attempt"] for s in on_disk["statements"]} == {1, 2}
+    assert on_disk["final_state"] == "rolled back" and "### Attempt 1 (retried afterwards)" in md.read_text()
+    assert _mode(md) == _mode(js) == 0o600 and len(list(tmp_path.rglob("report_*.json"))) == 1
+
+
+async def test_a_report_write_that_fails_after_its_step_has_ended_is_said_and_kept_in_the_next_report(
+        fresh_db, tmp_path, monkeypatch):
+    from aami_tui.core import report
+
+    events: list = []
+    rb = runbook(fresh_db, tmp_path, skip_backup=True, events=events)
+    await run_to_begin(rb)
+    real, calls = report.write, []
+
+    def failing_once(*args, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(report, "write", failing_once)
+    await rb.rollback()  # the step itself ends well: its report is written after it
+    assert await rb.flush_reports() is None  # nothing could be written yet
+    said = [e.message for e in events if getattr(e, "level", "") == "error"]
+    assert said == ["Could not write the run report: [Errno 28] No space left on device"], said
+    await rb.close()
+    data = json.loads(rb.report_paths[1].read_text())
+    assert any(e["message"] == said[0] for e in data["log"])  # the failure is in the audit trail, not lost
+
+
+async def test_a_report_write_renders_only_the_statements_of_attempts_not_rendered_before(fresh_db, tmp_path,
+                                                                                       monkeypatch):
+    """The record only grows (an ended attempt never changes): each write renders the new statements only, and
+    its files are byte for byte those of a report rendered from nothing."""
+    from aami_tui.core import report
+
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    await run_to_begin(rb)
+    await rb.apply()
+    rendered: list[int] = []
+    real_md, real_js = report._statement_md, report._statement_json
+    monkeypatch.setattr(report, "_statement_md", lambda x: (rendered.append(x["attempt"]), real_md(x))[1])
+    monkeypatch.setattr(report, "_statement_json", lambda x: (rendered.append(x["attempt"]), real_js(x))[1])
+    n = len(rb.migration.statements)
+    await rb.rollback()
+    await rb.flush_reports()
+    assert rendered == [1] * 2 * n  # attempt 1: its Markdown row and its JSON, once each
+    rendered.clear()
+    await rb.begin()
+    await rb.apply()
+    await rb.write_report()  # attempt 2 is still open: rendered, attempt 1 reused
+    assert rendered == [2] * 2 * n
+    rendered.clear()
+    await rb.close()  # rolls attempt 2 back: the last write renders it once more (it has ended now), no more
+    assert sorted(set(rendered)) == [2] and len(rendered) == 2 * n
+    rendered.clear()
+    md, js = rb.report_paths
+    cold = report.write(rb.record(), tmp_path / "cold", fresh_db.password)  # no reuse: every statement rendered
+    assert len(rendered) == 2 * 2 * n
+    assert md.read_bytes() == cold[0].read_bytes() and js.read_bytes() == cold[1].read_bytes()

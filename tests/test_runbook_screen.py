@@ -59,8 +59,19 @@ async def test_ticks_look_different_and_are_counted(fresh_db, tmp_path):
         assert f"1 / {n} ticked" in text_of(app, "#preflight-title")
 
 
-async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, tmp_path):
+async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, tmp_path, monkeypatch):
+    import threading
+
+    from aami_tui.core import report
+
     app = make_app(fresh_db, tmp_path)
+    real_write, gate, writing = report.write, threading.Event(), threading.Event()
+
+    def held_write(*args, **kw):  # the ROLLBACK's report stays in its thread until the retry has begun
+        writing.set()
+        gate.wait(30)
+        return real_write(*args, **kw)
+
     async with app.run_test(size=(80, 24)) as pilot:
         await scenes.dashboard_ready(pilot)
         await scenes.open_runbook(pilot)
@@ -85,8 +96,11 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
         assert "Next: c → COMMIT or x → ROLLBACK" in row  # the whole hint fits in 80 columns
         await pilot.press("x")
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "rollback-modal")
+        monkeypatch.setattr(report, "write", held_write)
         await pilot.click("#confirm")
-        await scenes.wait_for(pilot, lambda: app.runbook.tx == Tx.ROLLED_BACK, what="ROLLBACK")
+        await scenes.wait_for(pilot, writing.is_set, what="the ROLLBACK's report being written")
+        # Its report is still being written: the ROLLBACK has ended all the same, and n is not refused.
+        assert app.runbook.tx == Tx.ROLLED_BACK and not app.runbook_screen._busy()
         await scenes.settle(pilot)
         assert_bar(app, "n → BEGIN (retry) or d → dashboard", fresh_db.dbname)
         assert_footer(app, ["n Next step", "q Quit"], ["c COMMIT", "x ROLLBACK", "i Inspect"])
@@ -101,6 +115,8 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
         # "Applied statement 43 / 43", the last attempt's words).
         await scenes.next_step(pilot)
         assert app.runbook.tx == Tx.OPEN and app.runbook.attempt == 2
+        assert not app.runbook.report_paths and not any("still running" in t for t in toasts(app)), toasts(app)
+        gate.set()  # the report now goes to disk; quitting waits for it
         head = text_of(app, "#sql-head")
         assert "Applied" not in head and f"{total} statements" in head, head
         await pilot.press("s")

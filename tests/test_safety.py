@@ -811,6 +811,7 @@ async def test_password_never_on_pg_dump_command_line_and_quoted_names_end_to_en
     await pgtools.run_restore(rb.restore_tool, other, rb.backup.dump_path)
     assert query(other, "SELECT count(*) FROM app_data.notes")[0][0] == 1
     # No password in the reports or the log.
+    await rb.flush_reports()  # a step does not wait for its report: its write is queued
     for p in rb.report_paths:
         assert db.password not in p.read_text()
     assert db.password not in repr(rb.log) and db.password not in repr(rb.settings)
@@ -987,6 +988,7 @@ async def test_commit_that_never_answers_is_resolved_committed(pg_server, fresh_
     assert lines[-1].startswith("✓ Database schema validation successful")
     assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
     assert_nothing_of_ours_left(fresh_db)
+    await rb.flush_reports()  # a step does not wait for its report: its write is queued
     data = json.loads(rb.report_paths[1].read_text())
     assert data["final_state"] == "committed" and data["transaction_id"] == xid
 
@@ -1154,6 +1156,7 @@ async def test_frozen_network_with_the_server_unreachable_still_ends(fresh_db, t
     assert rec.state is State.UNCONFIRMED and "not confirmed" in rec.detail, rec
     # Nobody saw the transaction end (no ROLLBACK answered, the backend could not be ended): the audit trail must
     # not say "rolled back", only what is certain (it used to say "rolled back").
+    await rb.flush_reports()  # a step does not wait for its report: its write is queued
     data = json.loads(rb.report_paths[1].read_text())
     assert data["final_state"] == "not committed, rollback unconfirmed", data["final_state"]
     assert data["exit_code"] == 2 and data["transaction"] == "connection lost: not committed"
@@ -1194,6 +1197,7 @@ async def test_commit_through_a_frozen_network_is_outcome_unknown_with_the_query
     assert f"Find out with: SELECT pg_xact_status('{xid}'::xid8);" in msg
     assert rb.outcome == Outcome.UNKNOWN and rb.tx == Tx.UNKNOWN and rb.verdict.exit_code == 9
     assert not rb.can(Step.BEGIN)[0] and not rb.can(Step.ROLLBACK)[0]  # nothing more in this run
+    await rb.flush_reports()  # a step does not wait for its report: its write is queued
     data = json.loads(rb.report_paths[1].read_text())
     assert data["final_state"] == "outcome unknown" and data["transaction_id"] == xid
     # A re-check while the server is still unreachable: still unknown, said so, never a guess.
@@ -1205,6 +1209,7 @@ async def test_commit_through_a_frozen_network_is_outcome_unknown_with_the_query
     # The re-check (o in the console) now gets the answer: rolled back, and the run may retry from BEGIN.
     assert await asyncio.wait_for(rb.recheck(), 30) is Phase.ROLLED_BACK
     assert rb.outcome == Outcome.ROLLED_BACK and rb.can(Step.BEGIN)[0] and rb.verdict.exit_code != 9
+    await rb.flush_reports()  # a step does not wait for its report: its write is queued
     data = json.loads(rb.report_paths[1].read_text())
     assert data["final_state"] == Outcome.ROLLED_BACK.value
     assert any(e["message"].startswith(f"Re-check: the server confirms transaction {xid} rolled back")
@@ -1268,6 +1273,7 @@ async def test_idle_in_transaction_timeout_ends_the_session_and_the_console_says
         await rb.ping()
     assert "idle-in-transaction timeout" in str(e.value) and str(e.value).endswith("nothing was changed.")
     assert rb.tx == Tx.LOST and not rb.tx_open
+    await rb.flush_reports()  # a step does not wait for its report: its write is queued
     data = json.loads(rb.report_paths[1].read_text())
     steps = {s["step"]: s["state"] for s in data["steps"]}
     # Apply never ran: it is 'not run', not 'failed'; the run's end is recorded.

@@ -7,6 +7,7 @@ Timestamps carry the local timezone offset.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -61,6 +62,9 @@ class RunRecord:
     rehearsals: tuple[dict, ...] = ()  # the optional rehearsal step on a scratch copy, before BEGIN
     answered_by: tuple[tuple[str, str], ...] = ()  # checklist item -> who answered it (operator / evidence)
     begin_confirmed: str | None = None  # BEGIN explicitly confirmed by the operator although this
+    # the first ``settled`` statements belong to attempts that have ended: they never change again, and a later
+    # record of the same run holds the same objects (the writer renders them once: Rendered). Not in the report.
+    settled: int = 0
 
 
 def _iso(ts: float | None) -> str | None:
@@ -186,9 +190,11 @@ def to_markdown(d: dict) -> str:
     else:
         out.append(f"- {b or 'not taken'}")
     out += ["", "## Statements", "", "| attempt | # | statement | tag | ms |", "|---|---|---|---|---|"]
-    for x in d["statements"]:
-        ms = x["ms"] if x.get("batch", 1) == 1 else f"≈{x['ms']} (share of one round trip for {x['batch']})"
-        out.append(f"| {x['attempt']} | {x['index']} | {x['statement']} | {x['tag']} | {ms} |")
+    rows = d["statements"]
+    if isinstance(rows, RenderedRows):  # already rendered (write() reuses the rows of attempts that have ended)
+        out += [rows] if rows else []
+    else:
+        out += [_statement_md(x) for x in rows]
     if d["verify"]:
         out += ["", "## Verify", ""] + [
             f"- {'✓' if c['ok'] else ('✗' if c.get('blocking', True) else '!')} {c['name']}: {c['detail']}"
@@ -235,13 +241,81 @@ def _lint_section(lint: dict | None) -> list[str]:
     return out
 
 
+def _statement_md(x: dict) -> str:
+    """One statement's row of the Markdown table."""
+    ms = x["ms"] if x.get("batch", 1) == 1 else f"≈{x['ms']} (share of one round trip for {x['batch']})"
+    return f"| {x['attempt']} | {x['index']} | {x['statement']} | {x['tag']} | {ms} |"
+
+
+# json.dumps(..., indent=2) places a statement (an item of the list under the top-level "statements") four spaces
+# in: its own dump, with every line after the first moved in by four, is the same text.
+_ITEM_SEP = ",\n    "
+
+
+def _statement_json(x: dict) -> str:
+    """One statement's item of the JSON report's "statements" list, as json.dumps(indent=2) writes it there."""
+    return json.dumps(x, indent=2, default=str).replace("\n", "\n    ")
+
+
+class RenderedRows(str):
+    """Statement rows already rendered: Markdown table rows joined by newlines (``to_markdown`` takes it in place
+    of the list of statements)."""
+
+
+class Rendered:
+    """What one run's report writer keeps between writes: the text of the statements that can no longer change
+    (``RunRecord.settled``, the attempts that have ended), Markdown and JSON, so that each write renders only the
+    statements it has not rendered before. Used by one thread at a time (the engine's report thread)."""
+
+    def __init__(self) -> None:
+        self.count = 0  # statements rendered and kept
+        self.last: dict | None = None  # the last of them (the same object in every later record)
+        self.md: list[str] = []  # chunks of rows, one per write that added some
+        self.js: list[str] = []
+
+    def take(self, record: RunRecord) -> tuple[list[str], list[str]]:
+        """The statements of ``record`` rendered, reusing what was kept: Markdown chunks (rows joined by newlines)
+        and JSON chunks (items joined by ``_ITEM_SEP``), one chunk per write that added rows, then the fresh ones."""
+        rows, settled = record.statements, min(record.settled, len(record.statements))
+        if settled < self.count or (self.count and rows[self.count - 1] is not self.last):
+            self.__init__()  # not the record these rows were kept for: everything again
+        if settled > self.count:
+            new = rows[self.count:settled]
+            self.md.append("\n".join(_statement_md(x) for x in new))
+            self.js.append(_ITEM_SEP.join(_statement_json(x) for x in new))
+            self.count, self.last = settled, rows[settled - 1]
+        fresh = rows[settled:]
+        if not fresh:
+            return list(self.md), list(self.js)
+        return (self.md + ["\n".join(_statement_md(x) for x in fresh)],
+                self.js + [_ITEM_SEP.join(_statement_json(x) for x in fresh)])
+
+
 def _scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, "********") if secret else text
 
 
+def _render(record: RunRecord, rendered: Rendered | None) -> tuple[str, str]:
+    """(Markdown, JSON) of the report, byte for byte what ``to_markdown(to_dict(record))`` and
+    ``json.dumps(to_dict(record), indent=2, default=str)`` give, with the statements' text taken from ``rendered``
+    (only new statements are rendered) and put in its place."""
+    data = to_dict(record)
+    md_chunks, js_chunks = (rendered or Rendered()).take(record)
+    md = to_markdown({**data, "statements": RenderedRows("\n".join(md_chunks))})
+    hole = f"\x00aami-statements-{uuid.uuid4().hex}\x00"  # a string no report can hold (no NUL from Postgres)
+    head, tail = json.dumps({**data, "statements": hole}, indent=2, default=str).split(json.dumps(hole), 1)
+    if not js_chunks:
+        return md, f"{head}[]{tail}"
+    parts = [head, "[\n    "]
+    for i, chunk in enumerate(js_chunks):
+        parts += [_ITEM_SEP, chunk] if i else [chunk]
+    return md, "".join([*parts, "\n  ]", tail])  # one copy of the whole text
+
+
 def write(record: RunRecord, reports_dir: Path, secret: str | None = None,
-          existing: tuple[Path, Path] | None = None) -> tuple[Path, Path]:
-    """Write (or rewrite) the run's report pair, owner-only and atomically. Returns (markdown, json)."""
+          existing: tuple[Path, Path] | None = None, rendered: Rendered | None = None) -> tuple[Path, Path]:
+    """Write (or rewrite) the run's report pair, owner-only and atomically. Returns (markdown, json).
+    ``rendered``: the run's kept statement text (Rendered), so that a rewrite renders only what is new."""
     d = files.private_dir(reports_dir)
     if existing:
         md, js = existing
@@ -250,7 +324,7 @@ def write(record: RunRecord, reports_dir: Path, secret: str | None = None,
         stem = files.unique_stem(d, f"report_{files.safe_name(record.database)}_{ts}", (".md", ".json"))
         md = files.claim_unique(d, stem, ".md")  # reserved even against another run choosing at the same moment
         js = md.with_suffix(".json")
-    data = to_dict(record)
-    files.write_private(js, _scrub(json.dumps(data, indent=2, default=str), secret))
-    files.write_private(md, _scrub(to_markdown(data), secret))
+    md_text, js_text = _render(record, rendered)
+    files.write_private(js, _scrub(js_text, secret))
+    files.write_private(md, _scrub(md_text, secret))
     return md.resolve(), js.resolve()

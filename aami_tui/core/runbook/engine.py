@@ -151,6 +151,10 @@ class Runbook:
         self.failure: str = ""
         self.report_paths: tuple[Path, Path] | None = None
         self._report_thread: ThreadPoolExecutor | None = None  # renders and writes the report, one at a time
+        self._report_last: asyncio.Future | None = None  # the last write queued (the ones before it are done first)
+        self._rendered = report.Rendered()  # the text of ended attempts' statements (used in the report thread only)
+        self._settled_rows: list[dict] = []  # the report's rows of ended attempts' statements, built once (record())
+        self._settled_last: StatementRecord | None = None  # the record of the last of them
         self.lock_holder: dict | None = None
         self.lint_result = None  # core.lint.LintResult of the pre-flight
         self.inspections: list[dict] = []  # the inspection pane's queries (core/inspect.py), for the report
@@ -556,7 +560,7 @@ class Runbook:
                 self.say(rec.verdict, "error", Step.REHEARSE)
             self.say("BEGIN on the real database now needs an explicit confirmation.", "warn", Step.REHEARSE)
         self._move(Phase.READY)
-        await self.write_report()
+        self.queue_report()
         return rec
 
     def stale_file(self, action: Action) -> str | None:
@@ -810,7 +814,7 @@ class Runbook:
                                                         "could not be ended; the server rolls back when it notices")
         self._move(Phase.ROLLED_BACK)
         err = self._fail(msg, Verdict.CONNECTION)
-        await self.write_report()
+        self.queue_report()
         return err
 
     async def _cancel_lost(self, step: Step) -> None:
@@ -1166,7 +1170,7 @@ class Runbook:
             await s.unlock(self.opt.query_timeout)
             self._move(Phase.ROLLED_BACK)
             err = self._fail(msg, Verdict.COMMIT_REJECTED)
-            await self.write_report()
+            self.queue_report()
             raise err from None
         return await self._committed()
 
@@ -1191,7 +1195,7 @@ class Runbook:
         for line in self.post_commit_lines:
             self.say(line, "ok" if line.startswith("✓") else "info", Step.COMMIT)
         await self.close_connections()
-        await self.write_report()
+        self.queue_report()
         return self.post_commit_lines
 
     async def _resolve(self, why: str, raise_: bool = True) -> list[str]:
@@ -1220,7 +1224,7 @@ class Runbook:
             self.say(msg, "error", Step.COMMIT)
             self._move(Phase.UNKNOWN)
             err = self._fail(msg, Verdict.COMMIT_UNKNOWN)
-        await self.write_report()
+        self.queue_report()
         if raise_:
             raise err
         return []
@@ -1251,13 +1255,13 @@ class Runbook:
             self.say(msg, "warn", Step.COMMIT)
             self._move(Phase.ROLLED_BACK)
             self._fail(msg, Verdict.CONNECTION)
-            await self.write_report()
+            self.queue_report()
         else:
             msg = (f"Re-check: still unknown (pg_xact_status: {r.status or 'no answer'}; {r.fence}). Do not retry "
                    f"the migration; re-check again later, or run: {r.query}")
             self.say(msg, "error", Step.COMMIT)
             self._move(Phase.UNKNOWN)
-            await self.write_report()
+            self.queue_report()
         self.emit(OutcomeRechecked(self.phase, r.status, r.query, msg))
         return self.phase
 
@@ -1298,11 +1302,13 @@ class Runbook:
         else:
             await s.close(1.0)
         self._move(Phase.ROLLED_BACK)
-        await self.write_report()
+        self.queue_report()
 
     async def close(self, reason: str = "console closed") -> None:
-        """End the run: roll back an open transaction, release the lock, write the report."""
+        """End the run: roll back an open transaction, release the lock, write the report, and return once every
+        report write is on disk (or said to have failed): the audit trail is complete before the console exits."""
         if self.phase is Phase.CLOSED:
+            await self.flush_reports()
             return
         deadline = time.monotonic() + 2 * self.opt.query_timeout + 10.0
         while self._losing and time.monotonic() < deadline:  # a silent session being ended: let it say so first
@@ -1316,6 +1322,7 @@ class Runbook:
             self.closed_outcome = Outcome.ABANDONED if self.outcome is Outcome.IN_PROGRESS else self.outcome
             self._move(Phase.CLOSED)
         await self.close_connections()
+        await self.flush_reports()  # the writes queued before (a failure they say goes into the last report)
         await self.write_report()
 
     async def _stop_running_step(self) -> None:
@@ -1357,6 +1364,7 @@ class Runbook:
             return report.StepRow(r.step.value, r.step.title, state.value, r.detail, r.started, r.ended,
                                   round(r.elapsed, 3) if r.elapsed is not None else None)
 
+        statements, settled = self._statement_rows()
         return report.RunRecord(
             tool=f"aami-tui {__version__}", operator=self.operator, client_host=self.client_host,
             server={"host": self.server.get("host") or s.get("host"), "port": self.server.get("port") or s.get("port"),
@@ -1381,10 +1389,8 @@ class Runbook:
             checks=tuple(c.to_dict() for c in self.checks),
             backup=self.backup.to_dict() if self.backup else ("skipped" if self.steps[Step.BACKUP].state
                                                               is State.SKIPPED else None),
-            statements=tuple({"attempt": x.attempt, "index": x.index, "statement": x.summary, "line": x.line,
-                              "tag": x.tag, "ms": round(x.seconds * 1000, 2), "ok": x.ok, "error": x.error or None,
-                              "batch": x.batch}
-                             for x in self.statements),
+            statements=statements,
+            settled=settled,
             verify=tuple(c.to_dict() for c in self.verify_checks),
             post_commit_validation=tuple(self.post_commit_lines),
             waiters=tuple(dict(w) for w in self.waiters_seen.values()),  # copies: the thread shares no dict
@@ -1394,6 +1400,24 @@ class Runbook:
             rehearsals=tuple(r.to_dict() for r in self.rehearsals),
             begin_confirmed=self.begin_confirmed,
         )
+
+    def _statement_rows(self) -> tuple[tuple[dict, ...], int]:
+        """The report's statement rows, and how many of the first ones belong to attempts that have ended. Those
+        never change (an attempt's statements are recorded by its one apply; the next attempt starts at BEGIN), so
+        their rows are built once and the same objects go into every later record: the report thread renders
+        them once too (report.Rendered), and a write costs what is new, not every attempt again."""
+        recs, kept = self.statements, self._settled_rows
+        if len(kept) > len(recs) or (kept and recs[len(kept) - 1] is not self._settled_last):
+            kept.clear()  # never expected (an ended attempt's records changed): built again, never stale
+        ended = len(kept)
+        if self.phase in ENDED:  # no apply of this attempt can run any more
+            ended = len(recs)
+        while ended < len(recs) and recs[ended].attempt < self.attempt:
+            ended += 1
+        if ended > len(kept):
+            kept.extend(_statement_row(x) for x in recs[len(kept):ended])
+            self._settled_last = recs[ended - 1]
+        return tuple(kept) + tuple(_statement_row(x) for x in recs[ended:]), ended
 
     def _migration_record(self) -> dict:
         """The file that ran: path, sha256, size, statements; a drift plan says so (its own header: for which
@@ -1408,29 +1432,62 @@ class Runbook:
             out["drift_plan"] = header
         return out
 
-    async def write_report(self) -> tuple[Path, Path] | None:
-        """Write the run report off the event loop (a 10,000-statement run with attempts in the record took
-        0.3-1.8 s to render and write: the console froze each time). The record is frozen here, on the loop,
-        and handed to the engine's one report thread: writes run one at a time in the order they were asked
-        for, so a later report is never overtaken by an earlier one, even when the caller is cancelled (the
-        write still completes; close() waits for every write it queued)."""
+    def queue_report(self) -> asyncio.Future:
+        """Queue a write of the run report and return at once: a step ends when its database work ends, not when
+        its report is on disk (with nine attempts of a 10,000-statement file a write took seconds, and the
+        operator's n waited for it). The record is frozen here, on the loop, and handed to the engine's one report
+        thread: writes run one at a time in the order they were queued, so a later report is never overtaken by an
+        earlier one. Each says when it is done (a ``ReportWritten`` event) or that it failed (an error in the log,
+        which the next report holds). ``close()`` waits for every write queued; ``flush_reports()`` too."""
         rec = self.record()  # a snapshot: nothing the thread reads is mutated afterwards
-        reports_dir, secret = self.opt.reports_dir, self.settings.password
+        reports_dir, secret, rendered = self.opt.reports_dir, self.settings.password, self._rendered
         if self._report_thread is None:
             self._report_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aami-report")
 
         def write() -> tuple[Path, Path]:  # in the report thread: self.report_paths only changes here
-            self.report_paths = report.write(rec, reports_dir, secret, self.report_paths)
+            self.report_paths = report.write(rec, reports_dir, secret, self.report_paths, rendered)
             return self.report_paths
 
         fut = asyncio.get_running_loop().run_in_executor(self._report_thread, write)  # queued now, in order
-        try:
-            paths = await asyncio.shield(fut)
-        except (OSError, pgtools.ToolError) as exc:
+        fut.add_done_callback(self._report_done)
+        self._report_last = fut
+        return fut
+
+    def _report_done(self, fut: asyncio.Future) -> None:
+        """On the loop, as each write ends (before anyone awaiting it resumes): say so, or say why not."""
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is None:
+            self.emit(ReportWritten(*fut.result()))
+        elif isinstance(exc, OSError | pgtools.ToolError):
             self.say(f"Could not write the run report: {exc}", "error")
-            return None
-        self.emit(ReportWritten(*paths))
-        return paths
+        else:  # a bug in the rendering: still said, never a report lost without a word
+            log.error("the run report could not be written", exc_info=exc)
+            self.say(f"Could not write the run report: {type(exc).__name__}: {exc}", "error")
+
+    async def write_report(self) -> tuple[Path, Path] | None:
+        """Queue a write of the run report (``queue_report``) and wait for it: its paths, or None if it failed
+        (said in the log). Waiting is the caller's choice: the steps do not wait."""
+        fut = self.queue_report()
+        with contextlib.suppress(Exception):
+            return await asyncio.shield(fut)
+        return None
+
+    async def flush_reports(self) -> tuple[Path, Path] | None:
+        """Wait until every report write queued so far has ended (the last one ends last: one thread, in order).
+        Returns the report's paths, or None when the last write failed (said in the log)."""
+        fut = self._report_last
+        if fut is None:
+            return self.report_paths
+        with contextlib.suppress(Exception):
+            return await asyncio.shield(fut)
+        return None
+
+
+def _statement_row(x: StatementRecord) -> dict:
+    return {"attempt": x.attempt, "index": x.index, "statement": x.summary, "line": x.line, "tag": x.tag,
+            "ms": round(x.seconds * 1000, 2), "ok": x.ok, "error": x.error or None, "batch": x.batch}
 
 
 def _fenced(fence: str) -> bool:
