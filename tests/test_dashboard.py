@@ -344,3 +344,51 @@ async def test_f5_and_the_refresh_reread_an_edited_migration_file(fresh_db, tmp_
         await pilot.press("f5")
         await scenes.wait_for(pilot, lambda: shown() == hashlib.sha256(path.read_bytes()).hexdigest(),
                               what="the edited file's sha256 (F5)")
+
+
+@pytest.mark.parametrize("size", [(120, 36), (50, 24)])
+async def test_the_checklists_cells_are_drawn_exactly_as_textuals_data_table_draws_them(size):
+    """ChecklistTable builds its cells' segments itself (the console's first frame): for every cell the dashboard
+    shows (present, missing, drifted, locked, extra, '… and N more', the header; five columns and the narrow three)
+    they are Textual's own, text, colours and meta alike."""
+    from textual.app import App
+    from textual.widgets import DataTable
+
+    from aami_tui.core.schema import LockHolder, TableState, ValidationResult
+    from aami_tui.ui.table_checklist import ChecklistTable, TableChecklist
+
+    holder = LockHolder(pid=4242, user="dba", application="psql", state="active", query_start=None, query=None)
+    tables = (TableState("namespaces", True, True, 12, 16384),
+              TableState("groups", True, False),
+              TableState("targets", True, True, 1_200_000, 96 * 2**20, ("id",), ("name", "labels", "group_id", "x")),
+              TableState("target_groups", True, True, 0, 8192, (), (), ("legacy_id",)),
+              TableState("exporters", True, True, None, None, locked_by=(holder,)),
+              TableState("site_1", False, True, 3, 8192))
+    result = ValidationResult(tables, ("site_1",), 25)
+
+    class Probe(App):
+        CSS_PATH = "../aami_tui/ui/app.tcss"
+
+        def compose(self):
+            yield TableChecklist(id="checklist")
+
+    app = Probe()
+    async with app.run_test(size=size) as pilot:
+        checklist = app.query_one(TableChecklist)
+        checklist.show(result)
+        await pilot.pause()
+        table = app.query_one(ChecklistTable)
+        assert checklist.narrow == (size[0] == 50)
+        base, header = table.rich_style, table.get_component_styles("datatable--header").rich_style
+        checked = 0
+        for row in range(-1, table.row_count):
+            for column, col in enumerate(table.ordered_columns):
+                width = col.get_render_width(table)
+                style = header if row == -1 else base
+                table._cell_render_cache.clear()
+                ours = table._fast_cell(row, column, style, width, False, False)  # None: Textual's way
+                table._cell_render_cache.clear()
+                textuals = DataTable._render_cell(table, row, column, style, width)
+                assert ours == textuals, (row, column)
+                checked += 1
+        assert checked == (table.row_count + 1) * len(table.ordered_columns) >= 24
