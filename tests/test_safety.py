@@ -204,10 +204,16 @@ async def test_lock_watch_says_whom_our_apply_is_waiting_for(fresh_db, tmp_path)
         assert w.blockers[0].application_name == "holder" and "LOCK TABLE namespaces" in w.blockers[0].query
         assert not task.done()
         # What the step pane shows instead of "statement N / 43" as if it ran (it did, for the whole lock_timeout):
+        # The statement that waits is named even inside a batch sent in one round trip (it said "Statements 1–22 /
+        # 43 (one round trip)": which of 22?): each statement's result is read as it arrives.
         n = len(rb.migration.statements)
-        assert re.fullmatch(rf"Statements? \d+(–\d+)? / {n}( \(one round trip\))?: waiting for a lock held by pid "
-                            rf"{hpid} \(user \w+, application 'holder', idle in transaction\) for \d+s; lock_timeout "
-                            r"\(30s\) ends the wait with an error", w.waiting), w.waiting
+        m = re.fullmatch(rf"Statement (\d+) / {n} \((.+), in a batch of statements (\d+)–(\d+) sent in one round "
+                         rf"trip\): waiting for a lock held by pid {hpid} \(user \w+, application 'holder', idle in "
+                         r"transaction\) for \d+s; lock_timeout \(30s\) ends the wait with an error", w.waiting)
+        assert m, w.waiting
+        # statement 2 (CREATE TABLE IF NOT EXISTS namespaces) skips the existing table without a lock; statement 3
+        # builds an index on it, and waits
+        assert (int(m[1]), m[2], int(m[3])) == (3, "CREATE INDEX idx_namespaces_deleted_at ON namespaces", 1), w.waiting
         from aami_tui.ui.runbook_screen import RunbookScreen
 
         assert RunbookScreen(rb).apply_wait(w).plain == f"⏳ {w.waiting}"

@@ -136,12 +136,32 @@ async def run_batch(rb: Runbook, group: list[mig.Statement], done: list[tuple[mi
     from psycopg.pq import ExecStatus
 
     conn = rb.session.conn
-    # ";\n": a statement that ends in a -- comment still ends before the next one
-    offsets, pos = [], 0
-    for st in group:
-        offsets.append(pos)
-        pos += len(st.sql) + 2
-    text = ";\n".join(st.sql for st in group)
+    total = rb.applying_now[2] if rb.applying_now else len(group)
+    mark = marker_for(rb)
+    # ";\n": a statement that ends in a -- comment still ends before the next one. A statement that may wait for
+    # another session's lock (it names a table that existed before BEGIN) is framed by SET LOCAL application_name
+    # and RESET: while it runs, pg_stat_activity names it (the lock watch says which statement of the batch waits).
+    parts: list[str] = []
+    owner: list[int | None] = []  # for each part (each result): the statement of the group it is, or None (a frame)
+    offsets: list[int] = []  # where each statement starts in the text
+    pos = 0
+
+    def add(text: str, i: int | None) -> None:
+        nonlocal pos
+        if i is not None:
+            offsets.append(pos)
+        parts.append(text)
+        owner.append(i)
+        pos += len(text) + 2
+
+    for i, st in enumerate(group):
+        framed = mark is not None and mark.search(st.sql) is not None
+        if framed:
+            add(f"SET LOCAL application_name = '{MARK}{st.index} / {total}'", None)
+        add(st.sql, i)
+        if framed:
+            add("RESET application_name", None)
+    text = ";\n".join(parts)
     t0 = time.perf_counter()
     results: list = []
 
@@ -157,15 +177,42 @@ async def run_batch(rb: Runbook, group: list[mig.Statement], done: list[tuple[mi
     finally:
         watcher.cancel()
         share = (time.perf_counter() - t0) / max(1, len(group))
-        for st, res in zip(group, results, strict=False):
+        for i, res in zip(owner, results, strict=False):
             if res.status not in (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK, ExecStatus.EMPTY_QUERY):
                 break
-            done.append((st, (res.command_status or b"").decode(errors="replace"), share))
+            if i is not None:
+                done.append((group[i], (res.command_status or b"").decode(errors="replace"), share))
     bad = next((r for r in results if r.status == ExecStatus.FATAL_ERROR), None)
     if bad is not None:
         exc = pgerrors.error_from_result(bad, encoding=conn.info.encoding)
         exc.batch_offset = offsets[min(len(done), len(group) - 1)]
         raise exc
+
+
+MARK = "aami-tui: statement "  # what pg_stat_activity.application_name says while a framed statement runs
+
+
+def marker_for(rb: Runbook) -> re.Pattern | None:
+    """The statements worth framing: those naming a table of public that existed before BEGIN (only those can
+    wait for another session's lock on it) or an extension. On a fresh database that is the CREATE EXTENSION alone."""
+    names = sorted(rb.tables_before_begin or ())
+    words = [re.escape(n) for n in names] + ["EXTENSION"]
+    key = tuple(names)
+    cached = getattr(rb, "_marker", None)
+    if cached is None or cached[0] != key:
+        cached = (key, re.compile(r"(?<![\w$])(?:" + "|".join(words) + r")(?![\w$])", re.I))
+        rb._marker = cached
+    return cached[1]
+
+
+def marked_statement(application_name: str | None) -> int | None:
+    """The statement a framed batch statement's SET LOCAL application_name names, or None."""
+    if not application_name or not application_name.startswith(MARK):
+        return None
+    try:
+        return int(application_name[len(MARK):].split("/", 1)[0])
+    except ValueError:
+        return None
 
 
 def record(rb: Runbook, st: mig.Statement, tag: str, seconds: float, ok: bool = True, error: str = "",
@@ -175,4 +222,5 @@ def record(rb: Runbook, st: mig.Statement, tag: str, seconds: float, ok: bool = 
     return rec
 
 
-__all__ = ["Step", "batches", "failure_message", "record", "run_batch", "run_one", "watch_blockers"]
+__all__ = ["MARK", "Step", "batches", "failure_message", "marked_statement", "marker_for", "record", "run_batch",
+           "run_one", "watch_blockers"]

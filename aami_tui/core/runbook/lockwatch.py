@@ -9,6 +9,7 @@ import psycopg
 
 from aami_tui.core.db import ConnectError
 from aami_tui.core.queries import sql
+from aami_tui.core.runbook.apply import marked_statement
 from aami_tui.core.runbook.machine import Phase
 from aami_tui.core.runbook.model import Blocker, LockWatch
 from aami_tui.core.runbook.session import Deadline, bounded
@@ -41,17 +42,27 @@ async def sample(rb: Runbook) -> LockWatch | None:
     remember(rb, waiters)
     # the statements still in flight as the sample ends (not the next ones: those may not wait at all)
     still = now is not None and rb.phase is Phase.APPLYING and rb.applying_now == now
+    marked = marked_statement(row[3]) if row and len(row) > 3 else None
     return LockWatch(age, idle, tuple(waiters), warning(rb, idle, waiters), rb.opt.idle_timeout, blockers,
-                     waiting_line(rb, now, blockers) if still else "")
+                     waiting_line(rb, now, blockers, marked) if still else "")
 
 
-def waiting_line(rb: Runbook, now: tuple[int, int, int, float] | None, blockers: tuple[Blocker, ...]) -> str:
+def waiting_line(rb: Runbook, now: tuple[int, int, int, float] | None, blockers: tuple[Blocker, ...],
+                 marked: int | None = None) -> str:
     """'Statement 5 / 43: waiting for a lock held by pid 123 (user bob, application 'psql', idle in transaction)
-    for 4s; lock_timeout (5s) ends the wait with an error': what an apply queued behind another session does."""
+    for 4s; lock_timeout (5s) ends the wait with an error': what an apply queued behind another session does.
+    Inside a batch (one round trip) ``marked`` is the statement our session's application_name names (the one
+    that waits: apply.run_batch frames those that may wait); without it, the batch's range."""
     if not blockers or now is None:
         return ""
     first, last, total, t0 = now
-    which = f"Statement {first} / {total}" if first == last else f"Statements {first}–{last} / {total} (one round trip)"
+    if first == last:
+        which = f"Statement {first} / {total}"
+    elif marked is not None and first <= marked <= last and rb.migration is not None:
+        which = (f"Statement {marked} / {total} ({rb.migration.statements[marked - 1].summary}, in a batch of "
+                 f"statements {first}–{last} sent in one round trip)")
+    else:
+        which = f"Statements {first}–{last} / {total} (one round trip)"
     holders = " and ".join(f"pid {b.pid} (user {b.user}, application '{b.application_name or '-'}', {b.state})"
                            for b in blockers[:3]) + (f" and {len(blockers) - 3} more" if len(blockers) > 3 else "")
     bound = (f"lock_timeout ({rb.opt.lock_timeout:g}s)" if rb.opt.lock_timeout else
