@@ -392,3 +392,39 @@ async def test_the_checklists_cells_are_drawn_exactly_as_textuals_data_table_dra
                 assert ours == textuals, (row, column)
                 checked += 1
         assert checked == (table.row_count + 1) * len(table.ordered_columns) >= 24
+
+
+async def test_the_checklists_table_draws_every_line_as_textuals_data_table():
+    """The same rows in a ChecklistTable and in Textual's own DataTable, side by side: every line of both renders
+    is the same (text, colours and meta), header, rows and the blank lines below them."""
+    from rich.text import Text
+    from textual.app import App
+    from textual.geometry import Region
+    from textual.widgets import DataTable
+
+    from aami_tui.core.schema import TableState, ValidationResult
+    from aami_tui.ui.table_checklist import ChecklistTable, TableChecklist
+
+    result = ValidationResult((TableState("namespaces", True, True, 12, 16384), TableState("groups", True, False),
+                               TableState("targets", True, True, 5, 8192, (), ("name",))), (), 0)
+
+    class Probe(App):
+        CSS = "DataTable { height: 12; width: 70; }"
+        AUTO_FOCUS = None  # neither is focused (a focused table is tinted)
+
+        def compose(self):
+            for cls in (ChecklistTable, DataTable):
+                yield cls(cursor_type="row", zebra_stripes=False, show_cursor=False)
+
+    app = Probe()
+    async with app.run_test(size=(80, 30)) as pilot:
+        ours, textuals = app.query(DataTable)
+        rows = TableChecklist()._rows(result)
+        for t in (ours, textuals):
+            t.add_columns(*(Text(n) for n in ("", "table", "est. rows", "size", "note")))
+            for row in rows:
+                t.add_row(*(Text(text, style=style) for text, style in row))
+        await pilot.pause()
+        assert type(ours) is ChecklistTable and type(textuals) is DataTable
+        region = Region(0, 0, 70, 12)
+        assert [list(s) for s in ours.render_lines(region)] == [list(s) for s in textuals.render_lines(region)]

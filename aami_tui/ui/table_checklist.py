@@ -26,12 +26,65 @@ def _labels(names) -> list[Text]:
     return [Text(n) for n in names]
 
 
+class _OneRender:
+    """A component's styles during one render (ChecklistTable.render_lines): its Rich style computed once."""
+
+    __slots__ = ("styles", "rich_style")
+
+    def __init__(self, styles) -> None:
+        self.styles = styles
+        self.rich_style = styles.rich_style
+
+    def __getattr__(self, name: str):
+        return getattr(self.styles, name)
+
+
 class ChecklistTable(DataTable):
-    """Textual's DataTable, drawing the checklist's cells the short way. Every cell here is one line of Text in one
-    style, no wider than its column: Textual renders each through Rich's padding, wrapping and cropping (about half
-    of the table's render, ~4 ms of the console's first frame); this builds the same segments directly (a test
-    compares them with Textual's, cell by cell). Any other cell (a cursor or hover style, a fixed or label column, a
-    row taller than one line, spans, control characters, a cell wider than its column) goes Textual's way."""
+    """Textual's DataTable, drawing the checklist the short way (the console's first frame: the table was ~8 ms of
+    its CPU, README Performance), with exactly Textual's output:
+    - Every cell here is one line of Text in one style, no wider than its column: Textual renders each through
+      Rich's padding, wrapping and cropping (about half of the table's render); this builds the same segments
+      directly (a test compares them with Textual's, cell by cell). Any other cell (a cursor or hover style, a fixed
+      or label column, a row taller than one line, spans, control characters, a cell wider than its column) goes
+      Textual's way.
+    - Textual computes the table's Rich style (walking its ancestors' backgrounds), its background colours and the
+      header's style again for every line it draws; within one render they cannot change, so they are computed
+      once per render."""
+
+    _render_memo: dict | None = None
+
+    def render_lines(self, crop):
+        self._render_memo = {}
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._render_memo = None
+
+    @property
+    def rich_style(self) -> Style:
+        memo = self._render_memo
+        if memo is None:
+            return super().rich_style
+        if "rich_style" not in memo:
+            memo["rich_style"] = super().rich_style
+        return memo["rich_style"]
+
+    @property
+    def background_colors(self):
+        memo = self._render_memo
+        if memo is None:
+            return super().background_colors
+        if "background_colors" not in memo:
+            memo["background_colors"] = super().background_colors
+        return memo["background_colors"]
+
+    def get_component_styles(self, *names: str):
+        memo = self._render_memo
+        if memo is None:
+            return super().get_component_styles(*names)
+        if names not in memo:
+            memo[names] = _OneRender(super().get_component_styles(*names))
+        return memo[names]
 
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int, cursor: bool = False,
                      hover: bool = False):
