@@ -175,6 +175,24 @@ async def test_the_footer_offers_no_restore_keys_while_a_restore_runs_and_escape
         await pilot.pause()
         footer = svg_text(app.export_screenshot()).splitlines()[-1]
         assert "r Restore" in footer and "esc Back" in footer, footer
+        # q while a restore runs asks too (it used to end the console at once, the restore cut without a report's
+        # 'cancelled'), then cancels it before the console ends; the shell hears what it left
+        first = app.restore_result
+        await pilot.press("r")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-modal", what="modal")
+        await scenes.paste(pilot, fresh_db.dbname)
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: app.screen is screen and any(
+            w.group == "restore" and w.is_running for w in screen.workers), what="the second restore to run")
+        await pilot.press("q")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "quit-modal", what="the quit prompt")
+        assert "Quitting cancels the restore." in str(app.screen.query_one("#confirm-body").render())
+        await pilot.click("#confirm")
+        await scenes.wait_for(pilot, lambda: app.return_code is not None, what="the console to end")
+    from aami_tui.ui.app import closing_lines
+
+    assert app.restore_result is not first and app.restore_result.error.startswith("cancelled: pg_restore and psql")
+    assert any(line.startswith("aami-tui: restore cancelled: pg_restore and psql") for line in closing_lines(app))
 
 
 def test_a_restore_stopped_by_a_signal_says_what_it_left_in_the_shell(tmp_path):

@@ -447,9 +447,34 @@ class AamiApp(App):
                 f"The migration transaction on {self.settings.dbname} is open. Quitting rolls it back: nothing "
                 "applied so far is kept.", confirm="ROLLBACK and quit", cancel="Stay", id="quit-modal"), go)
             return
+        restoring = [w for w in self.workers if w.group == "restore" and w.is_running]
+        if restoring:  # a quit cancels the restore: ask first, as escape on the restore screen does
+            from aami_tui.core.restore import cancel_prompt
+            from aami_tui.ui.confirm import ConfirmModal
+
+            if isinstance(self.screen, ConfirmModal) and self.screen.id == "quit-modal":
+                return
+
+            def stop(ok: bool | None) -> None:
+                if ok:
+                    self.run_worker(self._cancel_restore_and_exit(restoring), exit_on_error=False)
+
+            self.push_screen(ConfirmModal("Quit while a restore runs?", "Quitting cancels the restore. "
+                                          + cancel_prompt(self.settings.dbname), confirm="Cancel the restore and quit",
+                                          cancel="Stay", id="quit-modal"), stop)
+            return
         if rb is not None and any(r.state.value == "running" for r in rb.steps.values()):
             for w in self.workers:
                 w.cancel()
+        await self._close_and_exit()
+
+    async def _cancel_restore_and_exit(self, workers) -> None:
+        """The restore stops (pg_restore and psql, psql's session, its report 'cancelled') before the console
+        ends; the shell then hears what it left (closing_lines)."""
+        for w in workers:
+            w.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.workers.wait_for_complete(workers), 20)
         await self._close_and_exit()
 
     async def _rollback_and_exit(self) -> None:
