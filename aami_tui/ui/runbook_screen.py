@@ -914,9 +914,10 @@ class RunbookScreen(Screen):
         t = Text()
         if rec.state is not State.FAILED or rb.finished or not rec.detail:
             return t
-        t.append("\n✗ BEGIN failed", style="bold red")
-        if rb.verdict is not None:
-            t.append(f": {rb.verdict.words}", style="red")
+        words = rb.verdict.words if rb.verdict is not None else ""
+        t.append(f"\n✗ {words}" if words.startswith("BEGIN failed") else "\n✗ BEGIN failed", style="bold red")
+        if words and not words.startswith("BEGIN failed"):
+            t.append(f": {words}", style="red")
         t.append(f"\n{fmt.short_paths(fmt.redact(rec.detail))}\n", style="red")
         return t
 
