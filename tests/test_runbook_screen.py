@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg
+from conftest import run_sql
 from faults import migration_with, query, terminate
 from screen_text import region_text, svg_text
 from test_console import make_app, text_of
@@ -282,37 +284,66 @@ async def test_a_big_apply_reaches_the_screen_in_a_few_messages_and_the_log_says
                                                                                                     tmp_path):
     """10,000 statements sent 10,000 messages, each a log write and a progress-bar update: the console fell
     seconds behind the apply (13 s against 1 s headless) and keys waited behind them. Consecutive statements
-    now reach the screen as one message; a long run shows its last lines and says the rest are in the report."""
-    lines = ["CREATE TABLE items (id int PRIMARY KEY);"] + [f"INSERT INTO items VALUES ({i});" for i in range(600)]
+    now reach the screen as one message; a long run shows its last lines and says the rest are in the report.
+    And `s` while the apply runs (here waiting on another session's lock at statement 302 of a file big enough
+    to be loaded into the SQL view only when the view opens) shows that statement, selected and in view, and the
+    pane's border says so; s again comes back to the step pane, and the view keeps following the apply."""
+    run_sql(fresh_db, "CREATE TABLE held (id int)")
+    lines = (["CREATE TABLE items (id int PRIMARY KEY);"] + [f"INSERT INTO items VALUES ({i});" for i in range(300)]
+             + ["SELECT count(*) FROM held;"] + [f"INSERT INTO items VALUES ({i});" for i in range(300, 600)])
     path = tmp_path / "big.sql"
     path.write_text("\n".join(lines) + "\n")
-    app = make_app(fresh_db, tmp_path, migration_path=path, options={"skip_backup": True})
-    async with app.run_test(size=(120, 36)) as pilot:
-        await scenes.dashboard_ready(pilot)
-        await scenes.walk_to(pilot, Step.BEGIN)
-        screen = app.screen
-        posted: list = []
-        post = screen.post_message
-        screen.post_message = lambda m: (posted.append(type(m).__name__), post(m))[1]
-        await scenes.next_step(pilot)  # apply
-        await scenes.settle(pilot)
-        assert len(app.runbook.statements) == 601
-        # the engine's stream (statements, their log lines, progress) in a few messages, none of its own kinds alone
-        assert 0 < posted.count("EngineStreamMsg") < 20, posted[:10]
-        assert not {"StatementDoneMsg", "LogMsg", "ProgressMsg"} & set(posted), posted[:10]
-        log = "\n".join(str(t) for t in screen._said)
-        assert "601/601 INSERT 0 1" in log and "Applied 601 statements" in log
-        assert log.index("601/601 INSERT 0 1") < log.index("Applied 601 statements")  # in the engine's order
-        assert "lines not shown here: every statement is in the run report" in log
-        bar = screen.query_one("#apply-progress")
-        assert bar.progress == bar.total == 601
-        # a file this big goes into the highlighted SQL view when the view opens, at the statement reached
-        sql = screen.query_one("#sql-text", TextArea)
-        assert sql.text == ""
-        await pilot.press("s")
-        await pilot.pause()
-        assert "INSERT INTO items VALUES (599)" in sql.selected_text and "statement 601 / 601" in text_of(app, "#sql-head")
-        await app.runbook.rollback("test")
+    app = make_app(fresh_db, tmp_path, migration_path=path, options={"skip_backup": True, "lock_timeout": 60})
+    holder = psycopg.connect(fresh_db.conninfo(application_name="holder"))
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await scenes.dashboard_ready(pilot)
+            await scenes.walk_to(pilot, Step.BEGIN)
+            screen = app.screen
+            posted: list = []
+            post = screen.post_message
+            screen.post_message = lambda m: (posted.append(type(m).__name__), post(m))[1]
+            holder.execute("LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
+            await pilot.press("n")
+            await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", what="confirm")
+            await pilot.press("enter")
+            await scenes.wait_for(pilot, lambda: "Applying statement 302 / 602" in text_of(app, "#sql-head"),
+                                  what="the apply waiting at statement 302")
+            sql = screen.query_one("#sql-text", TextArea)
+            assert sql.text == ""  # a file this big goes into the highlighted view when the view opens
+            for _ in range(2):  # the first s loads the file into the view; the second finds it there
+                await pilot.press("s")
+                await pilot.pause()
+                await pilot.pause()
+                assert screen.query_one("#panes").current == "pane-sql" and sql.has_focus
+                assert "Migration SQL" in region_text(app, "#panes").splitlines()[0]
+                assert sql.selected_text == "SELECT count(*) FROM held"
+                assert sql.scroll_offset.y <= 301 < sql.scroll_offset.y + sql.size.height  # its line 302, in view
+                assert "SELECT count(*) FROM held" in region_text(app, "#sql-text")
+                await pilot.press("s")
+                await pilot.pause()
+                assert screen.query_one("#panes").current == "pane-apply"
+                assert "Step" in region_text(app, "#panes").splitlines()[0]
+            holder.rollback()
+            await scenes.wait_for(pilot, lambda: scenes._idle(app), what="the apply to finish")
+            await scenes.settle(pilot)
+            assert len(app.runbook.statements) == 602
+            # the engine's stream (statements, their log lines, progress) in a few messages, none of its kinds alone
+            assert 0 < posted.count("EngineStreamMsg") < 20, posted[:10]
+            assert not {"StatementDoneMsg", "LogMsg", "ProgressMsg"} & set(posted), posted[:10]
+            log = "\n".join(str(t) for t in screen._said)
+            assert "602/602 INSERT 0 1" in log and "Applied 602 statements" in log
+            assert log.index("602/602 INSERT 0 1") < log.index("Applied 602 statements")  # in the engine's order
+            assert "lines not shown here: every statement is in the run report" in log
+            bar = screen.query_one("#apply-progress")
+            assert bar.progress == bar.total == 602
+            await pilot.press("s")  # the view followed the apply to its end
+            await pilot.pause()
+            assert sql.selected_text == "INSERT INTO items VALUES (599)"
+            assert "Applied statement 602 / 602" in text_of(app, "#sql-head")
+            await app.runbook.rollback("test")
+    finally:
+        holder.close()
 
 
 async def test_a_refresh_that_ticks_while_the_console_closes_is_quiet(fresh_db, tmp_path):

@@ -14,7 +14,9 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import Reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Checkbox, ContentSwitcher, Header, ProgressBar, RichLog, Static, TextArea
 from textual.widgets.text_area import Selection
 
@@ -122,6 +124,12 @@ class RunbookScreen(Screen):
         Binding("o", "refused('recheck')", show=False),
     ]
     GATED = frozenset({"next_step", "commit", "rollback", "recheck", "cancel_step", "inspect", "rehearse"})
+
+    # Textual's Screen repaints all of itself when its focus moves (`focused` is a repainting reactive), after the
+    # frame that showed the move: `s` moves the focus into the SQL view and back, and each time the whole screen
+    # was rendered and written again (~18 KB) with nothing changed. A widget whose look depends on its focus
+    # restyles and repaints itself.
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
 
     runs = 0
     REFRESH_SAY = 5.0  # seconds without an answer before the checklist says it could not refresh
@@ -307,7 +315,11 @@ class RunbookScreen(Screen):
             if getattr(self, "_sql_index", None):
                 self._select_statement(self._sql_index)
         self._load_sql()
-        self._show_pane()
+        if self.sql_open:  # the step pane's contents are kept up to date by the step's events: only switch
+            self.query_one(ContentSwitcher).current = "pane-sql"
+            self.query_one("#panes").border_title = "Migration SQL"
+        else:
+            self._show_pane()
         if self.sql_open:
             self.query_one("#sql-text", TextArea).focus()
             self.call_after_refresh(self._scroll_sql)  # a hidden pane could not scroll: do it once it is shown

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from textual import events
 from textual.document._wrapped_document import WrappedDocument
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import TextArea
 
 
@@ -25,9 +27,41 @@ class _WrappedDocument(WrappedDocument):
         return super().wrap_range(*args, **kwargs)
 
 
+_TEXT_ONCE: dict[type, type] = {}
+
+
+def _text_once(cls: type) -> type:
+    """``cls`` (a Textual document class) whose whole text is joined once per change, not each time it is asked
+    for: Textual's TextArea asks for it on every line it renders (is it empty, to show a placeholder?), which for
+    a 10,000-statement file joined ~700 KB for each of the ~20 lines on screen, 2-4 ms a frame. A document
+    changes only through ``replace_range``."""
+    if cls not in _TEXT_ONCE:
+        class TextOnce(cls):
+            __slots__ = ()  # the document's own layout, so that a document's class can be swapped for this
+            _text_once: str | None = None
+
+            @property
+            def text(self) -> str:
+                if self._text_once is None:
+                    self._text_once = super().text
+                return self._text_once
+
+            def replace_range(self, *args, **kwargs):
+                self._text_once = None
+                try:
+                    return super().replace_range(*args, **kwargs)
+                finally:
+                    self._text_once = None
+
+        TextOnce.__name__ = TextOnce.__qualname__ = f"TextOnce{cls.__name__}"
+        _TEXT_ONCE[cls] = TextOnce
+    return _TEXT_ONCE[cls]
+
+
 class SqlView(TextArea):
     """A TextArea that does not re-wrap an unchanged document when it is shown again, nor sum its height for
-    every line it renders.
+    every line it renders, nor join its whole text for every line, nor render its lines again when only its
+    focus changed.
 
     Textual's TextArea re-wraps its whole document on every resize, and a view that is hidden and shown (the
     step pane's `s`) is resized each time: for a 10,000-statement file that was 0.1-0.6 s of the event loop on
@@ -35,16 +69,34 @@ class SqlView(TextArea):
 
     _wrapped_as: tuple | None = None
     _wrapped_doc: object = None
+    _look: tuple | None = None  # the styles its lines are drawn with, when its line cache was last kept
 
     def _set_document(self, text: str, language: str | None) -> None:
         super()._set_document(text, language)
         self.wrapped_document.__class__ = _WrappedDocument
+        self.document.__class__ = _text_once(type(self.document))
 
     def _on_resize(self, event: events.Resize) -> None:
         shape = (self.wrap_width, self.indent_width, self.gutter_width)
         if self.wrapped_document is self._wrapped_doc and shape == self._wrapped_as and not self.soft_wrap:
             event.prevent_default()  # Textual's handler would re-wrap: the wrap and the virtual size still hold
-            self._line_cache.clear()
-            self._refresh_scrollbars()
+            self._refresh_scrollbars()  # the lines cached are keyed by the view's size
             return
         self._wrapped_doc, self._wrapped_as = self.wrapped_document, shape  # Textual's handler re-wraps after this
+
+    def notify_style_update(self) -> None:
+        """Textual's TextArea forgets every line it has rendered whenever its styles are updated, which is on
+        every focus change (`:focus` changes only the border, which this view does not have): `s` rendered each
+        visible line again (9-13 ms of the key's frame for the 10,000-statement file). Here the lines are
+        forgotten when the styles they are drawn with have changed, which ``render_lines`` checks."""
+        super(TextArea, self).notify_style_update()  # TextArea's own clears the line cache, then does this
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # What a line is drawn with, besides what its cache key holds: the view's style, the app's theme and
+        # the component classes' styles (set after a style update has been notified, hence checked here)
+        look = (self.rich_style, self.app.current_theme.name,
+                *(self.get_component_rich_style(name) for name in sorted(self.COMPONENT_CLASSES)))
+        if look != self._look:
+            self._line_cache.clear()
+            self._look = look
+        return super().render_lines(crop)
