@@ -778,3 +778,11 @@ async def test_a_report_write_renders_only_the_statements_of_attempts_not_render
     cold = report.write(rb.record(), tmp_path / "cold", fresh_db.password)  # no reuse: every statement rendered
     assert len(rendered) == 2 * 2 * n
     assert md.read_bytes() == cold[0].read_bytes() and js.read_bytes() == cold[1].read_bytes()
+    # ...and what the one-piece rendering gives, a secret scrubbed: part by part ("namespaces"), or, when it could
+    # straddle the seams between the kept parts ("}," ends attempt 1's last item and starts the separator), whole.
+    rec, data = rb.record(), report.to_dict(rb.record())
+    for i, secret in enumerate(("namespaces", "},")):
+        got = report.write(rec, tmp_path / f"scrubbed{i}", secret, rendered=rb._rendered)  # the run's kept parts
+        assert got[0].read_text() == report.to_markdown(data).replace(secret, "********")
+        assert got[1].read_text() == json.dumps(data, indent=2, default=str).replace(secret, "********")
+        assert secret not in got[1].read_text() and "********" in got[1].read_text()

@@ -97,13 +97,15 @@ def create_private(path: Path | str) -> int:
                    | getattr(os, "O_NOFOLLOW", 0), 0o600)
 
 
-def write_private(path: Path | str, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` atomically, mode 0600. Returns the path."""
+def write_private(path: Path | str, data: str | bytes | list[str]) -> Path:
+    """Write ``data`` to ``path`` atomically, mode 0600. Returns the path. A list of strings is written part by
+    part (a large text never encoded in one piece)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600, O_EXCL
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            for part in (data if isinstance(data, list) else [data]):
+                f.write(part.encode("utf-8") if isinstance(part, str) else part)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o600)

@@ -295,21 +295,43 @@ def _scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, "********") if secret else text
 
 
-def _render(record: RunRecord, rendered: Rendered | None) -> tuple[str, str]:
-    """(Markdown, JSON) of the report, byte for byte what ``to_markdown(to_dict(record))`` and
-    ``json.dumps(to_dict(record), indent=2, default=str)`` give, with the statements' text taken from ``rendered``
-    (only new statements are rendered) and put in its place."""
+# The characters on either side of every seam between the parts _render returns: a text that holds none of them
+# cannot occur across a seam, so replacing it part by part is replacing it in the whole text.
+_SEAMS = frozenset(" \n{}[],|")
+
+
+def _scrub_parts(parts: list[str], secret: str | None) -> list[str]:
+    if not secret:
+        return parts
+    if _SEAMS.isdisjoint(secret):
+        return [_scrub(p, secret) for p in parts]
+    return [_scrub("".join(parts), secret)]  # a secret that could straddle a seam: the whole text, as one
+
+
+def _interleave(chunks: list[str], sep: str) -> list[str]:
+    out: list[str] = []
+    for i, chunk in enumerate(chunks):
+        out += [sep, chunk] if i else [chunk]
+    return out
+
+
+def _render(record: RunRecord, rendered: Rendered | None) -> tuple[list[str], list[str]]:
+    """(Markdown, JSON) of the report as lists of parts whose concatenation is byte for byte
+    ``to_markdown(to_dict(record))`` and ``json.dumps(to_dict(record), indent=2, default=str)``, the statements'
+    text taken from ``rendered`` (only new statements are rendered). The parts are written one by one: the whole
+    text (tens of MB after many attempts) is never joined or copied in one piece, which would hold the
+    interpreter (and the console's event loop) for that long."""
     data = to_dict(record)
     md_chunks, js_chunks = (rendered or Rendered()).take(record)
-    md = to_markdown({**data, "statements": RenderedRows("\n".join(md_chunks))})
     hole = f"\x00aami-statements-{uuid.uuid4().hex}\x00"  # a string no report can hold (no NUL from Postgres)
+    if md_chunks:
+        head, tail = to_markdown({**data, "statements": RenderedRows(hole)}).split(hole, 1)
+        md = [head, *_interleave(md_chunks, "\n"), tail]
+    else:
+        md = [to_markdown({**data, "statements": RenderedRows("")})]
     head, tail = json.dumps({**data, "statements": hole}, indent=2, default=str).split(json.dumps(hole), 1)
-    if not js_chunks:
-        return md, f"{head}[]{tail}"
-    parts = [head, "[\n    "]
-    for i, chunk in enumerate(js_chunks):
-        parts += [_ITEM_SEP, chunk] if i else [chunk]
-    return md, "".join([*parts, "\n  ]", tail])  # one copy of the whole text
+    js = [head, "[\n    ", *_interleave(js_chunks, _ITEM_SEP), "\n  ]", tail] if js_chunks else [f"{head}[]{tail}"]
+    return md, js
 
 
 def write(record: RunRecord, reports_dir: Path, secret: str | None = None,
@@ -324,7 +346,7 @@ def write(record: RunRecord, reports_dir: Path, secret: str | None = None,
         stem = files.unique_stem(d, f"report_{files.safe_name(record.database)}_{ts}", (".md", ".json"))
         md = files.claim_unique(d, stem, ".md")  # reserved even against another run choosing at the same moment
         js = md.with_suffix(".json")
-    md_text, js_text = _render(record, rendered)
-    files.write_private(js, _scrub(js_text, secret))
-    files.write_private(md, _scrub(md_text, secret))
+    md_parts, js_parts = _render(record, rendered)
+    files.write_private(js, _scrub_parts(js_parts, secret))
+    files.write_private(md, _scrub_parts(md_parts, secret))
     return md.resolve(), js.resolve()
