@@ -283,3 +283,22 @@ class Proxy:
         self.thread.join(5)
         if not self.thread.is_alive():
             self.loop.close()
+
+
+def off_the_loop(monkeypatch, module, name: str) -> list[int]:
+    """``module.name`` (a file writer) made to prove it runs off the event loop: before writing it waits until the
+    loop has run a callback. On the loop's own thread the loop cannot run meanwhile, and the writer fails after
+    10 s (AssertionError). Returns the threads it ran in (never the loop's)."""
+    import asyncio
+
+    loop, real, threads = asyncio.get_running_loop(), getattr(module, name), []
+
+    def writer(*args, **kw):
+        threads.append(threading.get_ident())
+        ran = threading.Event()
+        loop.call_soon_threadsafe(ran.set)
+        assert ran.wait(10), f"{name} ran on the event loop: the loop could not run while it wrote"
+        return real(*args, **kw)
+
+    monkeypatch.setattr(module, name, writer)
+    return threads

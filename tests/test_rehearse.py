@@ -160,11 +160,17 @@ NOTES = ("CREATE TABLE site_notes (id int PRIMARY KEY, note text);"
          "INSERT INTO site_notes SELECT g, 'x' FROM generate_series(1, 500) g")
 
 
-async def test_runbook_rehearsal_step_is_the_staging_evidence(fresh_db, tmp_path):
-    from faults import runbook
+async def test_runbook_rehearsal_step_is_the_staging_evidence(fresh_db, tmp_path, monkeypatch):
+    import stat
+    import threading
 
+    from faults import off_the_loop, runbook
+
+    from aami_tui.core import pgtools
     from aami_tui.core.runbook import Phase, RunbookError, State, Step
 
+    # the backup's .json/.sha256 and the rehearsal's report are written off the console's event loop
+    wrote = [off_the_loop(monkeypatch, pgtools, "write_checksum"), off_the_loop(monkeypatch, rehearse, "write_report")]
     run_sql(fresh_db, NOTES)
     rb = runbook(fresh_db, tmp_path, interactive=True)
     for key, _ in rb.items:
@@ -200,6 +206,13 @@ async def test_runbook_rehearsal_step_is_the_staging_evidence(fresh_db, tmp_path
     assert data["preflight"]["answered_by"][staging_label] == by
     assert data["preflight"]["answered_by"][dict(rb.items)["review"]] == "operator"
     assert f"- [x] {staging_label} (yes, answered by {by})" in md
+    # ...and their files are whole and owner-only
+    assert all(wrote) and threading.get_ident() not in wrote[0] + wrote[1]
+    written = [rb.backup.dump_path.with_name(rb.backup.dump_path.name + x) for x in (".json", ".sha256")]
+    written += [Path(r.report), Path(r.report).with_suffix(".json")]
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in written)
+    assert json.loads(written[0].read_text())["sha256"] == rb.backup.sha256
+    assert json.loads(written[3].read_text())["copy_dropped"] is True
 
 
 async def test_failed_rehearsal_needs_an_explicit_begin_and_a_timeout_drops_the_copy(fresh_db, tmp_path):

@@ -143,8 +143,15 @@ async def test_a_failed_restore_commits_nothing_and_still_writes_a_report(pg_ser
     assert data["drop_not_in_backup"]["state"] == "rolled back"
 
 
-async def test_a_refused_restore_writes_a_report_and_two_in_one_second_get_two(pg_server, fresh_db, tmp_path):
+async def test_a_refused_restore_writes_a_report_and_two_in_one_second_get_two(pg_server, fresh_db, tmp_path,
+                                                                             monkeypatch):
+    import stat
+    import threading
+
+    from faults import off_the_loop
+
     entry = _apply(pg_server, fresh_db, tmp_path)
+    wrote = off_the_loop(monkeypatch, core_restore, "write_report")  # the console's keys never wait for it
     with open(entry.path, "ab") as f:
         f.write(b"tampered")
     reports = []
@@ -156,6 +163,8 @@ async def test_a_refused_restore_writes_a_report_and_two_in_one_second_get_two(p
     assert len(set(reports)) == 3 and all(p.exists() and p.with_suffix(".json").exists() for p in reports)
     data = json.loads(reports[0].with_suffix(".json").read_text())
     assert data["outcome"] == "refused" and data["drop_not_in_backup"]["state"] == "not run"
+    assert len(wrote) == 3 and threading.get_ident() not in wrote
+    assert {stat.S_IMODE(q.stat().st_mode) for p in reports for q in (p, p.with_suffix(".json"))} == {0o600}
 
 
 async def test_a_backup_no_pg_restore_here_can_read_is_refused_naming_the_one_it_needs(pg_server, fresh_db,

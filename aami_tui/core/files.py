@@ -8,10 +8,12 @@
 - ``unique_stem(directory, stem, suffixes)``: ``stem``, or ``stem_2``, ``stem_3``… so that two files made in
   the same second never overwrite each other.
 - ``safe_name(text)``: a database name (any Unicode, quotes, slashes) as a file-name part.
+- ``in_thread(write, *args)``: a writer run off the event loop (awaited; a cancel waits for it to end).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -121,6 +123,19 @@ def write_private(path: Path | str, data: str | bytes | list[str]) -> Path:
         finally:
             os.close(dfd)
     return path
+
+
+async def in_thread(write, *args):
+    """``write(*args)`` (a report, a checksum: files written whole and fsynced) in a thread, off the event loop: a
+    slow disk's fsync never holds the console's keys. Cancelled meanwhile, it still waits for the write to end
+    before the cancel goes on, so a caller's cleanup never races a file still being written."""
+    fut = asyncio.ensure_future(asyncio.to_thread(write, *args))
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await fut
+        raise
 
 
 def unique_stem(directory: Path | str, stem: str, suffixes: tuple[str, ...]) -> str:

@@ -564,7 +564,7 @@ async def take_backup(dump_tool: Tool, restore_tool: Tool, settings: ConnSetting
                 "compression": compress, "compression_label": compression_label(compress), "jobs": jobs,
                 "pg_dump": dump_tool.version, "archive_version": result.archive_version,
                 "pg_restore_needed": f">= {dump_tool.major}", "work": [w.to_dict() for w in work]}
-        write_checksum(dump, result.sha256, meta)
+        await files.in_thread(write_checksum, dump, result.sha256, meta)  # .json and .sha256, off the loop
         result.verified = True
         result.seconds = time.time() - t0
         return result

@@ -279,9 +279,10 @@ async def take_backup(settings: ConnSettings, backup_dir: Path, server_major: in
     await pgtools.run_dump(dump_tool, settings, dump, server_major=server_major)
     toc = await pgtools.toc_count(restore_tool, dump)
     digest = await asyncio.to_thread(pgtools.sha256_file, dump)
-    pgtools.write_checksum(dump, digest, {"host": settings.host, "port": settings.port, "dbname": settings.dbname,
-                                          "taken_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-                                          "toc_entries": toc, "size": dump.stat().st_size, "purpose": "rehearsal"})
+    await files.in_thread(pgtools.write_checksum, dump, digest, {
+        "host": settings.host, "port": settings.port, "dbname": settings.dbname,
+        "taken_at": datetime.now().astimezone().isoformat(timespec="seconds"), "toc_entries": toc,
+        "size": dump.stat().st_size, "purpose": "rehearsal"})
     return dump
 
 
@@ -617,12 +618,12 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
         result.interrupted = True
         result.total_seconds = time.monotonic() - t_start
         with contextlib.suppress(Exception):
-            write_report(result, reports_dir)
+            await files.in_thread(write_report, result, reports_dir)
         raise
     finally:
         await asyncio.shield(conn.close())
     result.total_seconds = time.monotonic() - t_start
-    write_report(result, reports_dir)
+    await files.in_thread(write_report, result, reports_dir)  # off the loop: the console's keys never wait for it
     return result
 
 

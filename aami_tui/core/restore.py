@@ -653,7 +653,7 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
         r.ended_at = datetime.now().astimezone()
         r.seconds = time.monotonic() - t0
         try:
-            r.report = write_report(settings, entry, r, reports_dir)
+            r.report = await files.in_thread(write_report, settings, entry, r, reports_dir)  # off the loop
         except OSError as exc:
             r.error = (r.error + "; " if r.error else "") + f"the report could not be written: {exc}"
 
