@@ -30,8 +30,11 @@ def our_sessions(settings) -> list[tuple]:
 
 
 def text_of(app, selector: str) -> str:
-    w = app.screen.query_one(selector)
-    r = w.render()
+    """The widget's text; "" while it is not there (the dashboard's left column comes right after its first frame)."""
+    found = app.screen.query(selector)
+    if not found:
+        return ""
+    r = found.first().render()
     return getattr(r, "plain", str(r))
 
 

@@ -69,6 +69,14 @@ class DashboardScreen(Screen):
         self._static_stamp: tuple | None = None  # the migration file's (mtime, size, inode) when last read
         self._resumed = False
         self._early: tuple | None = None  # the early child's first result, when it came before the first frame
+        # The left column's panels: kept up to date from the start, mounted right after the first frame
+        # (complete_first_frame); the connection panel renders its table only then (held).
+        self.panel = ConnectionPanel(id="connection")
+        self.panel.held = True
+        self.hint = Static("", id="dash-hint")
+        # Nothing is focused in the first frame (the panels are not there yet, and a focused checklist would be
+        # drawn tinted); complete_first_frame focuses what auto-focus always chose, the Next panel.
+        self.AUTO_FOCUS = ""  # "" (not None: None means the app's)
 
     def compose(self) -> ComposeResult:
         # The first frame carries the checklist and its live data; the header, the footer and the left column's
@@ -76,12 +84,7 @@ class DashboardScreen(Screen):
         # them cost the first frame time (Textual mounts, styles and renders every widget before it paints).
         yield Static(id="header-slot")  # the Header's row
         with Horizontal(id="dash-main"):
-            with Vertical(id="dash-left"):  # its panels are hidden in the first frame (.-first-frame, app.tcss)
-                panel = ConnectionPanel(id="connection")
-                panel.held = True  # rendered (a Rich table, sizes in words) after the first frame
-                yield panel
-                with VerticalScroll(id="dash-hint-box", classes="panel"):  # scrolls when taller (80x24)
-                    yield Static("", id="dash-hint")
+            yield Vertical(id="dash-left")  # the panels' column, empty in the first frame
             yield TableChecklist(id="checklist")
         yield Static("", id="small-warning")
         yield Static(id="footer-slot")  # the Footer's row
@@ -94,14 +97,20 @@ class DashboardScreen(Screen):
         from textual.widgets import Footer, Header
 
         header, footer = self.mount(Header(show_clock=False), before=0), self.mount(Footer())
-        panel = self.query_one(ConnectionPanel)
-        panel.held = False
-        panel.render_panel()
+        hint_box = VerticalScroll(self.hint, id="dash-hint-box", classes="panel")  # scrolls when taller (80x24)
+        panels = self.query_one("#dash-left").mount(self.panel, hint_box)
+        self.panel.held = False
+        self.panel.render_panel()
         self.remove_class("-first-frame")
         await header
         await footer
+        await panels
         if self.app.gone(self):
             return
+        hint_box.border_title = "Next"
+        if self.focused is None:
+            hint_box.focus()
+        self.AUTO_FOCUS = type(self).AUTO_FOCUS
         self.refresh_bindings()  # the Footer shows its keys once the screen says what they are
         await self.query("#header-slot, #footer-slot").remove()
         self.app.size_check()  # the footer's compact mode below 100 columns
@@ -111,10 +120,9 @@ class DashboardScreen(Screen):
         self.title = "aami-tui"
         self.call_after_refresh(self.app.size_check)
         self.sub_title = fmt.redact(self.app.settings.display()) + (" · development mode" if self.app.options.dev else "")
-        panel = self.query_one(ConnectionPanel)
+        panel = self.panel
         panel.target = self.app.settings.display()
         panel.render_panel()
-        self.query_one("#dash-hint-box").border_title = "Next"
         self._hint()
         self._static_started = False
         if self.app.early is not None:  # the early child's checklist, if it has come already, is in the first frame
@@ -184,7 +192,7 @@ class DashboardScreen(Screen):
     def _set_static(self, key: str, value) -> None:
         from aami_tui.core.migration import MigrationFile  # loaded with the file (load_static)
 
-        panel = self.query_one(ConnectionPanel)
+        panel = self.panel
         if key == "migration":
             panel.migration = value
             if isinstance(value, MigrationFile):
@@ -234,7 +242,7 @@ class DashboardScreen(Screen):
         opening connections of its own). Returns the latest result and the connection error, if any."""
         self._status_due = 0.0
         await self._poll()
-        return self.last_result, self.query_one(ConnectionPanel).error
+        return self.last_result, self.panel.error
 
     async def _poll(self) -> None:
         async with self._poll_lock:  # the interval poll and refresh_now never overlap
@@ -313,7 +321,7 @@ class DashboardScreen(Screen):
         """A refresh's result on screen: the checklist, the connection panel, the hint."""
         self.backoff = 0.0
         self._set_missing(False)
-        panel = self.query_one(ConnectionPanel)
+        panel = self.panel
         panel.error = None
         panel.status = self.server
         panel.render_panel()
@@ -384,7 +392,7 @@ class DashboardScreen(Screen):
         f5 = ": F5 tries again." if self.app.settings.password_from_file() else "."
         msg = (f"{message} Not retrying by itself (each try is a failed login in the server's log){f5}"
                if self.auth_refused is not None else f"{message} Retrying in {self.backoff:g}s.")
-        panel = self.query_one(ConnectionPanel)
+        panel = self.panel
         panel.error = msg
         panel.render_panel()
         self.query_one(TableChecklist).show_error(message)
@@ -398,7 +406,7 @@ class DashboardScreen(Screen):
                                  "can walk the runbook again; ", ("?", "bold"), " explains each step.")
         if text != self._hint_shown:  # an unchanged hint is not repainted (idle refreshes cost nothing)
             self._hint_shown = text
-            self.query_one("#dash-hint", Static).update(text)
+            self.hint.update(text)
 
     def _hint_body(self) -> Text:
         r = self.last_result
@@ -427,12 +435,12 @@ class DashboardScreen(Screen):
             # a password given on the command line or in the environment wins over ~/.pgpass: F5 cannot fix it
             return Text.assemble((first, "bold red"), stop + f"The password comes from {origin} (it wins over "
                                  "~/.pgpass): quit and start again with the right one.")
-        elif self.query_one(ConnectionPanel).error:
+        elif self.panel.error:
             return Text.assemble("Cannot reach the database. Check the settings (", ("--dsn", "bold"),
                                       ", DB_* or PG* variables); the console retries by itself.")
-        elif isinstance(self.query_one(ConnectionPanel).migration, str):
+        elif isinstance(self.panel.migration, str):
             return Text.assemble(("The migration file cannot be used: ", "bold red"),
-                                 str(self.query_one(ConnectionPanel).migration),
+                                 str(self.panel.migration),
                                  "\nFix it (or point --migration-file / --migrations-dir at the right one) before "
                                  "running the runbook; pre-flight will refuse it.")
         elif r is None:

@@ -33,9 +33,8 @@ def tables_settled(screen) -> bool:
 
 async def dashboard_ready(pilot) -> None:
     app = pilot.app
-    await wait_for(pilot, lambda: app.dashboard.last_result is not None
-                   and app.dashboard.query_one("#connection").migration is not None
-                   and app.dashboard.query_one("#connection").tools, what="the dashboard's first refresh")
+    await wait_for(pilot, lambda: app.dashboard.last_result is not None and app.dashboard.panel.migration is not None
+                   and app.dashboard.panel.tools and app.dashboard.panel.is_mounted, what="the dashboard's first refresh")
     await wait_for(pilot, lambda: tables_settled(app.dashboard), what="the dashboard's tables sized")
 
 
