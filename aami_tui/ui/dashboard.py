@@ -125,11 +125,16 @@ class DashboardScreen(Screen):
         panel.render_panel()
         self._hint()
         self._static_started = False
+        shown = False
         if self.app.early is not None:  # the early child's checklist, if it has come already, is in the first frame
             self._early = self.app.early.take("result", "connect_error")
             if self._early is not None and self._early[0] == "result" and self._early[1] == self.app.migration_path:
                 self._show(self._early[2])
-        self.poll()
+                shown = True
+        if shown:  # the rest of the child's refresh (the server's status, its end): after the first frame
+            self.call_after_refresh(self.poll)
+        else:
+            self.poll()
         self.set_interval(self.app.refresh_interval, self.poll)
         self.call_after_refresh(self.complete_first_frame)
 
