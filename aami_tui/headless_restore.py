@@ -29,11 +29,7 @@ def _entry(args, settings) -> pgtools.BackupEntry | None:
         path = args.backup.expanduser()
         if not path.exists():
             return None
-        found = [e for e in pgtools.list_backups(path.parent) if e.path.resolve() == path.resolve()]
-        if found:
-            return found[0]
-        st = path.stat()
-        return pgtools.BackupEntry(path, st.st_size, st.st_mtime, None, None)
+        return pgtools.backup_entry(path)
     found = pgtools.list_backups(args.backup_dir, settings.dbname)
     mine = [e for e in found  # as the console lists them: not those recorded as taken from elsewhere
             if core_restore.same_source(e, settings.host, settings.port, settings.dbname) is not False]
@@ -59,7 +55,9 @@ async def _run(settings, args) -> int:
     except core_restore.RestoreError as exc:
         out(f"aami-tui: {exc}", err=True)
         return EXIT["refused"]
-    out(f"Backup: {entry.path} ({size_words(entry.size)}, taken {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(entry.mtime))}"
+    caveat = entry.taken_caveat()
+    out(f"Backup: {entry.path} ({size_words(entry.size)}, taken "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(entry.taken))}{f' ({caveat})' if caveat else ''}"
         f"{'' if entry.source else '; where it came from is not recorded'})")
     out(plan.summary())
     if not args.yes:

@@ -450,3 +450,56 @@ def test_headless_restore_asks_for_yes_and_sigterm_cancels_it_exit_130(pg_server
     assert "✓ Restored backup_" in r.stdout and "dropped (created after the backup): table public.made_later" in \
         r.stdout, r.stdout
     assert "made_later" not in {row[1] for row in catalog_fingerprint(fresh_db)}
+
+
+def test_backups_are_ordered_and_dated_by_when_they_were_taken_not_by_the_file_s_mtime(pg_server, fresh_db,
+                                                                                        tmp_path):
+    """fresh5 F1: a backup copied back (cp, rsync without -t) has a new mtime; it was listed first and the restore's
+    confirmation said it was 'taken 4 seconds ago', understating what the restore loses. The list, its order and
+    both faces' words take the time recorded in the metadata (taken_at), else the file name's stamp, else the
+    file's mtime, and say which when it is not the recorded one."""
+    import os
+    import shutil
+    from datetime import timedelta
+
+    async def backup() -> None:
+        with psycopg.connect(fresh_db.conninfo()) as c:
+            major = c.info.server_version // 10000
+        await pgtools.take_backup(pgtools.find_tool("pg_dump", major), pgtools.find_tool("pg_restore", major),
+                                  fresh_db, tmp_path / "src", server_major=major,
+                                  source={"dbname": fresh_db.dbname, "host": fresh_db.host, "port": fresh_db.port})
+
+    asyncio.run(backup())
+    (dump,) = (tmp_path / "src").glob("backup_*.dump")
+    meta = json.loads(dump.with_name(dump.name + ".json").read_text())
+    bdir = tmp_path / "backups"
+    bdir.mkdir()
+    base = datetime.now().astimezone().replace(microsecond=0) - timedelta(days=1)
+    made = {}
+    for minutes, with_meta in ((0, False), (2, True), (3, True), (4, True)):
+        when = base + timedelta(minutes=minutes)
+        p = bdir / f"backup_{fresh_db.dbname}_{when:%Y%m%d_%H%M%S}.dump"
+        shutil.copy(dump, p)
+        shutil.copy(dump.with_name(dump.name + ".sha256"), p.with_name(p.name + ".sha256"))
+        if with_meta:
+            p.with_name(p.name + ".json").write_text(json.dumps({**meta, "taken_at": when.isoformat()}))
+        os.utime(p, (when.timestamp(), when.timestamp()))
+        made[minutes] = (p, when)
+    copied = made[3][0]
+    os.utime(copied)  # copied back from archive storage: its mtime is now
+    found = pgtools.list_backups(bdir, fresh_db.dbname)
+    assert [e.path for e in found] == [made[m][0] for m in (4, 3, 2, 0)], [e.path.name for e in found]
+    assert [(e.taken, e.taken_from) for e in found] == [
+        (made[4][1].timestamp(), "recorded"), (made[3][1].timestamp(), "recorded"),
+        (made[2][1].timestamp(), "recorded"), (made[0][1].timestamp(), "file name")]
+
+    env = pg_server.env(fresh_db.dbname)
+    args = ("restore", "--backup-dir", str(bdir), "--reports-dir", str(tmp_path / "reports"))
+    r = cli(*args, env=env)  # the newest taken, not the newest copied
+    assert r.returncode == 6, r.stdout + r.stderr
+    assert f"Backup: {made[4][0]} (" in r.stdout and f"taken {made[4][1]:%Y-%m-%d %H:%M:%S}" in r.stdout, r.stdout
+    stray = tmp_path / "mine.dump"  # no metadata, no stamp in its name: only the file's time, and it says so
+    shutil.copy(dump, stray)
+    r = cli("restore", str(stray), *args[1:], env=env)
+    assert r.returncode == 6, r.stdout + r.stderr
+    assert "by the file's modification time" in r.stdout and "no metadata beside it" in r.stdout, r.stdout

@@ -4,9 +4,8 @@ the columns that matter at 80×24, a live age, and only this server's and databa
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import time
+from datetime import datetime, timedelta
 
 from conftest import apply_migration
 from faults import runbook
@@ -14,7 +13,7 @@ from screen_text import region_text, svg_text
 from test_console import make_app, text_of
 from textual.widgets import DataTable
 
-from aami_tui.ui import scenes
+from aami_tui.ui import fmt, scenes
 from aami_tui.ui.restore_screen import RestoreScreen
 
 
@@ -42,7 +41,10 @@ def row_texts(table: DataTable) -> list[list[str]]:
 async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds(fresh_db, tmp_path, monkeypatch):
     dump = await take_backup(fresh_db, tmp_path)  # of the empty database: 0 tables
     foreign_copy(dump, "20200101_000000", dbname=fresh_db.dbname, host="db.elsewhere", port="5432")
-    os.utime(dump, (time.time() - 7200, time.time() - 7200))  # two hours old
+    # taken two hours ago (the metadata says so), copied back since: the file's mtime is now and must not count
+    meta_file = dump.with_name(dump.name + ".json")
+    taken = datetime.now().astimezone().replace(microsecond=0) - timedelta(hours=2)
+    meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "taken_at": taken.isoformat()}))
     apply_migration(fresh_db)  # ten tables now
     monkeypatch.setattr(RestoreScreen, "AGE_REFRESH", 0.2)
     app = make_app(fresh_db, tmp_path)
@@ -71,8 +73,9 @@ async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds
         shown = [ln for ln in region_text(app, "#restore-table").splitlines() if "2 hours ago" in ln]
         assert shown and shown[0].rstrip().endswith(stamp), (stamp, shown)
         assert f"{fresh_db.dbname} on {fresh_db.host}:{fresh_db.port}" in text_of(app, "#restore-head")
-        # the age is live
-        os.utime(dump, (time.time() - 3 * 3600, time.time() - 3 * 3600))
+        # the age is live (an hour passes)
+        real_ago = fmt.ago
+        monkeypatch.setattr(fmt, "ago", lambda ts: real_ago(ts and ts - 3600))
         await scenes.wait_for(pilot, lambda: row_texts(t)[0][0] == "3 hours ago", 5, what="the age to move on")
         footer = svg_text(app.export_screenshot()).splitlines()[-1]
         assert all(k in footer for k in ("r Restore", "esc Back", "d Dashboard", "q Quit")), footer
@@ -80,6 +83,8 @@ async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-modal", what="modal")
         body = text_of(app, "#confirm-body")
         said = " ".join(body.split())
+        # the time the backup was taken, not when its file was last written
+        assert f"the backup taken 3 hours ago ({taken:%Y-%m-%d %H:%M:%S}) (" in said, body
         # each dropped table with the rows that go with it, counted on the live database (the six templates)
         assert "This backup has 0 tables in public. Created after it, dropped in the same transaction: 10 tables " \
                "(alert_rules: 0 rows, alert_templates: 6 rows, " in said, body

@@ -614,6 +614,17 @@ class BackupEntry:
     mtime: float
     recorded_sha256: str | None
     source: dict | None = None  # host, port, dbname, server_version, taken_at (from <dump>.json)
+    taken: float = 0.0  # when the backup was taken (epoch seconds): see taken_from
+    taken_from: str = "file time"  # "recorded" (the metadata's taken_at), "file name" (its stamp), "file time" (mtime)
+
+    def taken_caveat(self) -> str:
+        """Empty when the time is the one recorded when the backup was taken; else where it comes from instead."""
+        if self.taken_from == "file name":
+            return "the time in its file name: there is no metadata beside it"
+        if self.taken_from == "file time":
+            return ("by the file's modification time: there is no metadata beside it, and a copy changes that time, "
+                    "so the backup may be older")
+        return ""
 
     def source_label(self) -> str:
         if not self.source:
@@ -627,8 +638,48 @@ class BackupEntry:
         return verify_sha256(self.path, self.recorded_sha256)
 
 
+_STAMP = re.compile(r"_(\d{8}_\d{6})(?:_\d+)?\.(?:dump|dir)$")
+
+
+def _when_taken(path: Path, meta: dict | None, mtime: float) -> tuple[float, str]:
+    """When a backup was taken: the metadata's taken_at (written as the backup started), else the stamp aami-tui
+    put in its name (local time), else the file's mtime, which a copy (cp, rsync without -t) moves to now."""
+    raw = (meta or {}).get("taken_at")
+    if isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(raw).timestamp(), "recorded"  # (naive: local time, as the name's)
+    if m := _STAMP.search(path.name):
+        with contextlib.suppress(ValueError):
+            return datetime.strptime(m.group(1), "%Y%m%d_%H%M%S").timestamp(), "file name"
+    return mtime, "file time"
+
+
+def backup_entry(p: Path) -> BackupEntry | None:
+    """One backup (a file, or a directory-format backup) with what is recorded beside it; None if unreadable."""
+    meta = None
+    with contextlib.suppress(OSError, ValueError):
+        import json
+
+        meta = json.loads(p.with_name(p.name + ".json").read_text())
+    meta = meta if isinstance(meta, dict) else None
+    try:
+        st = p.stat()
+        side = p.with_name(p.name + ".sha256")
+        text = side.read_text() if side.exists() else ""
+    except OSError:
+        return None
+    rec = text.split()[0] if text.strip() else None
+    size = st.st_size
+    if p.is_dir():  # a directory-format backup (--jobs)
+        with contextlib.suppress(OSError):
+            size = backup_size(p)
+    taken, taken_from = _when_taken(p, meta, st.st_mtime)
+    return BackupEntry(p, size, st.st_mtime, rec, meta, taken, taken_from)
+
+
 def list_backups(backup_dir: Path, dbname: str | None = None) -> list[BackupEntry]:
-    """Backups in the directory, newest first; with ``dbname``, only that database's.
+    """Backups in the directory, newest taken first (``BackupEntry.taken``: never the file's mtime when the
+    metadata or the name says when); with ``dbname``, only that database's.
 
     A name matches exactly ``backup_<safe name>_<YYYYmmdd_HHMMSS>[_N].dump`` (or ``.dir``: directory format) (so ``aami`` never lists
     ``aami_config``'s), and when the metadata beside it records a database, that must be ``dbname`` (two
@@ -642,27 +693,11 @@ def list_backups(backup_dir: Path, dbname: str | None = None) -> list[BackupEntr
     for p in [*backup_dir.glob("backup_*.dump"), *backup_dir.glob("backup_*.dir")]:
         if mine and not mine.fullmatch(p.name):
             continue
-        meta = None
-        with contextlib.suppress(OSError, ValueError):
-            import json
-
-            meta = json.loads(p.with_name(p.name + ".json").read_text())
-        meta = meta if isinstance(meta, dict) else None
-        if mine and meta and meta.get("dbname") not in (None, dbname):
+        e = backup_entry(p)
+        if e is None or (mine and e.source and e.source.get("dbname") not in (None, dbname)):
             continue
-        try:
-            st = p.stat()
-            side = p.with_name(p.name + ".sha256")
-            text = side.read_text() if side.exists() else ""
-        except OSError:
-            continue
-        rec = text.split()[0] if text.strip() else None
-        size = st.st_size
-        if p.is_dir():  # a directory-format backup (--jobs)
-            with contextlib.suppress(OSError):
-                size = backup_size(p)
-        out.append(BackupEntry(p, size, st.st_mtime, rec, meta))
-    return sorted(out, key=lambda e: e.mtime, reverse=True)
+        out.append(e)
+    return sorted(out, key=lambda e: (e.taken, e.mtime, e.path.name), reverse=True)
 
 
 async def run_restore(tool: Tool, settings: ConnSettings, dump: Path,

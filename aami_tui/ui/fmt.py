@@ -71,6 +71,11 @@ def clock_time(when) -> str:
     return "HH:MM:SS" if STABLE else f"{when.astimezone():%H:%M:%S}"
 
 
+def date_time(ts: float) -> str:
+    """Epoch seconds as local YYYY-MM-DD HH:MM:SS (masked in stable mode)."""
+    return "YYYY-MM-DD HH:MM:SS" if STABLE else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
 def clock(seconds: float | None) -> str:
     """mm:ss / h:mm:ss, for transaction and idle clocks."""
     if seconds is None:

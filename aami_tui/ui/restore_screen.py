@@ -80,9 +80,15 @@ class RestoreScreen(Screen):
         t = self.query_one(DataTable)
         for e in self.entries:
             try:
-                t.update_cell(str(e.path), "age", fmt.ago(e.path.stat().st_mtime), update_width=True)
-            except Exception:  # a file removed meanwhile: the next reload drops it
+                t.update_cell(str(e.path), "age", self._age_label(e), update_width=True)
+            except Exception:  # a row gone meanwhile: the next reload drops it
                 pass
+
+    @staticmethod
+    def _age_label(e: pgtools.BackupEntry) -> Text | str:
+        """How long ago the backup was taken (the metadata's taken_at); '? ' in yellow when that is not recorded
+        and the age comes from the file's name or, worse, its mtime (the status line says which)."""
+        return fmt.ago(e.taken) if e.taken_from == "recorded" else Text(f"? {fmt.ago(e.taken)}", "yellow")
 
     def action_reload(self) -> None:
         s = self.app.settings
@@ -99,9 +105,19 @@ class RestoreScreen(Screen):
             status.update(f"No backups of {s.dbname} on {s.host}:{s.port} in {where}.{hidden} The runbook's Backup "
                           "step makes one.")
         else:
-            status.update(f"{plural(len(self.entries), 'backup')} in {where}.{hidden}")
+            status.update(f"{plural(len(self.entries), 'backup')} in {where}.{hidden}{self._age_note()}")
             self.query_one(DataTable).focus()
         self.verify_checksums()
+
+    def _age_note(self) -> str:
+        """Why an age is marked '?': no metadata beside that backup says when it was taken."""
+        froms = {e.taken_from for e in self.entries} - {"recorded"}
+        if not froms:
+            return ""
+        return ("\n? age: no metadata beside the backup records when it was taken; the age is "
+                + " or ".join(w for f, w in (("file name", "the time in its file name"),
+                                             ("file time", "its file's modification time (a copy changes it: the "
+                                                           "backup may be older)")) if f in froms) + ".")
 
     def _fill(self) -> None:
         """The table's rows from self.entries (and the checksums verified so far)."""
@@ -113,7 +129,7 @@ class RestoreScreen(Screen):
         for e in self.entries:
             src = "this server" if same_source(e, s.host, s.port, s.dbname) else Text("? not recorded", "yellow")
             ok = self.checks.get(str(e.path), "checking")
-            t.add_row(fmt.ago(e.mtime), fmt.size(e.size), "checking…" if ok == "checking" else self._check_label(ok),
+            t.add_row(self._age_label(e), fmt.size(e.size), "checking…" if ok == "checking" else self._check_label(ok),
                       src, self._file_label(e), key=str(e.path))
         if self.entries and cursor:
             t.move_cursor(row=min(cursor, len(self.entries) - 1))
@@ -228,10 +244,16 @@ class RestoreScreen(Screen):
         self.app.push_screen(ConfirmModal(
             f"Restore {e.path.name}?",
             # the warning first: at 80x24 the list below it scrolls, and the DBA must read this without scrolling
-            f"This replaces the objects in database {db} with the ones in the backup taken "
-            f"{fmt.ago(e.mtime)} ({fmt.size(e.size)}). Changes made since then are lost. It runs in one "
+            f"This replaces the objects in database {db} with the ones in the backup taken {self._when(e)} "
+            f"({fmt.size(e.size)}). Changes made since then are lost. It runs in one "
             f"transaction: all or nothing.\n\n{holds}" + warning,
             confirm="Restore", require_text=db, id="restore-modal"), go)
+
+    @staticmethod
+    def _when(e: pgtools.BackupEntry) -> str:
+        """'7 minutes ago (2026-11-28 04:22:46)', and where that time comes from when it was not recorded."""
+        caveat = e.taken_caveat()
+        return f"{fmt.ago(e.taken)} ({fmt.date_time(e.taken)}{', ' + caveat if caveat else ''})"
 
     @work(exclusive=True, group="restore", exit_on_error=False)
     async def run_restore(self, e: pgtools.BackupEntry, plan: core_restore.RestorePlan | None = None) -> None:
