@@ -19,7 +19,7 @@ from aami_tui.core.paths import resolve_migration_path
 from aami_tui.core.runbook import Options  # its own module; the model (State, Tx…) and the machine where used
 from aami_tui.core.settings import ConnSettings
 from aami_tui.ui import fmt
-from aami_tui.ui.dashboard import DashboardScreen
+from aami_tui.ui.dashboard import MIN_H, MIN_W, DashboardScreen  # the smallest usable terminal
 from aami_tui.ui.driver import ConsoleDriver
 
 # The runbook engine and the other screens are imported when first opened, not at start-up: the dashboard's
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from aami_tui.core.runbook import Runbook
     from aami_tui.ui.runbook_screen import RunbookScreen
 
-MIN_W, MIN_H = 60, 16
 
 # Endings that do not come through a key: each writes the report (rolling back an open transaction) and then
 # leaves the terminal as it found it. Exit code 128 + the signal number, as a shell reports it.

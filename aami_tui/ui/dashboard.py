@@ -22,6 +22,7 @@ from aami_tui.ui.table_checklist import TableChecklist
 if TYPE_CHECKING:  # imported on the first connect (the first frame does without it: README, Performance)
     import psycopg
 
+MIN_W, MIN_H = 60, 16  # below this terminal size every screen says it is too small (app.size_check)
 MAX_BACKOFF = 30.0
 OFFLOAD_BYTES = 256 * 1024  # a migration file larger than this is parsed in a helper process (core/offload.py)
 STATUS_EVERY = 30.0  # seconds between reads of the server's status (the checklist refreshes every --refresh)
@@ -86,7 +87,8 @@ class DashboardScreen(Screen):
         with Horizontal(id="dash-main"):
             yield Vertical(id="dash-left")  # the panels' column, empty in the first frame
             yield TableChecklist(id="checklist")
-        yield Static("", id="small-warning")
+        if self.app.size.width < MIN_W or self.app.size.height < MIN_H:  # else it comes with the panels (hidden)
+            yield Static("", id="small-warning")
         yield Static(id="footer-slot")  # the Footer's row
 
     async def complete_first_frame(self) -> None:
@@ -99,6 +101,8 @@ class DashboardScreen(Screen):
         header, footer = self.mount(Header(show_clock=False), before=0), self.mount(Footer())
         hint_box = VerticalScroll(self.hint, id="dash-hint-box", classes="panel")  # scrolls when taller (80x24)
         panels = self.query_one("#dash-left").mount(self.panel, hint_box)
+        if not self.query("#small-warning"):  # shown below MIN_W x MIN_H (app.size_check); hidden until then
+            self.mount(Static("", id="small-warning"), after="#dash-main")
         self.panel.held = False
         self.panel.render_panel()
         self.remove_class("-first-frame")
