@@ -35,6 +35,7 @@ from aami_tui.core.runbook import (
     Tx,
 )
 from aami_tui.core.schema import MSG_OK, MSG_VALIDATING, REQUIRED_TABLES
+from aami_tui.core.secret import Mask
 
 
 def _mode(p) -> int:
@@ -783,6 +784,6 @@ async def test_a_report_write_renders_only_the_statements_of_attempts_not_render
     rec, data = rb.record(), report.to_dict(rb.record())
     for i, secret in enumerate(("namespaces", "},")):
         got = report.write(rec, tmp_path / f"scrubbed{i}", secret, rendered=rb._rendered)  # the run's kept parts
-        assert got[0].read_text() == report.to_markdown(data).replace(secret, "********")
-        assert got[1].read_text() == json.dumps(data, indent=2, default=str).replace(secret, "********")
-        assert secret not in got[1].read_text() and "********" in got[1].read_text()
+        assert got[0].read_text() == Mask(secret)(report.to_markdown(data))
+        assert got[1].read_text() == Mask(secret)(json.dumps(data, indent=2, default=str))
+        assert Mask(secret)(got[1].read_text()) == got[1].read_text() and "********" in got[1].read_text()

@@ -1322,3 +1322,59 @@ def test_ctrl_c_during_a_commit_that_never_answers_resolves_it_instead_of_guessi
     assert report["final_state"] == "committed" and report["exit_code"] == 0
     assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
     assert_nothing_of_ours_left(fresh_db)
+
+
+async def test_a_password_equal_to_the_user_name_leaves_the_name_in_the_report_and_typed_text_is_still_masked(
+        pg_server, fresh_db, tmp_path):
+    """fresh5 F2: DB_USER=postgres DB_PASSWORD=postgres (the guide's values) made the report say `user ********`
+    and `"user": "********"`: every occurrence of the password's text was blanked, which also told the reader the
+    password is the user name. The password is masked where a password stands (a conninfo, a URI, the text the
+    operator typed that the server echoes), never in the middle of other words or in place of the user name."""
+    role = f"mig{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
+        c.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
+            psycopg.sql.Identifier(role), psycopg.sql.Literal(role)))
+    try:
+        mine = ConnSettings({**fresh_db.params, "user": role, "password": role}, "test")
+        rb = runbook(mine, tmp_path, skip_backup=True)
+        await rb.preflight()
+        await rb.backup_step()
+        await rb.begin()
+        await rb.inspect(f"SELECT 'postgresql://{role}:{role}@db/x' AS uri, 'password={role}' AS conninfo")
+        await rb.rollback()
+        await rb.close()
+        md, js = (p.read_text() for p in rb.report_paths)
+        data = json.loads(js)
+        assert data["server"]["user"] == role and f"Privileges: {role} may CREATE" in md, md
+        assert f"postgresql://{role}:********@db/x" in js and "password=********" in js, js
+        assert f":{role}@" not in md + js and f"password={role}" not in md + js
+    finally:
+        with psycopg.connect(pg_server.admin.conninfo(), autocommit=True) as c:
+            c.execute(psycopg.sql.SQL("DROP ROLE IF EXISTS {}").format(psycopg.sql.Identifier(role)))
+
+
+def test_a_one_letter_wrong_password_is_still_named_an_authentication_failure(pg_server, fresh_db):
+    """fresh5 F2: DB_PASSWORD=e gave `conn********ction fail********d … us********r` and error_kind "other": the
+    password's text was blanked everywhere before the error was classified."""
+    env = {**pg_server.env(fresh_db.dbname), "DB_PASSWORD": "e"}
+    r = cli("check", "--json", env=env)
+    data = json.loads(r.stdout)
+    assert r.returncode == 2 and data["error_kind"] == "auth", r.stdout + r.stderr
+    assert data["error"].startswith("Authentication failed: the server at ") and "*" not in data["error"], data
+
+
+def test_the_mask_hides_a_password_where_one_stands_and_nothing_else():
+    """What core.secret.Mask masks: any conninfo or URI password and SQL's PASSWORD '…' (whoever's), and this
+    run's password as a whole word, also as JSON and a Markdown table escape it; never inside another word, and
+    not where it is the user's or the database's public name."""
+    from aami_tui.core.secret import Mask
+
+    m = Mask("S3cr\"et|x", ("postgres", "aami"))
+    text = ('host=db password=\'a b\' dbname=x · postgresql://u:p%40ss@h:5432/d · ALTER ROLE r PASSWORD \'z\' · '
+            'typed S3cr"et|x · json "S3cr\\"et|x" · md S3cr"et/x · not xS3cr"et|x')
+    assert m(text) == ("host=db password=******** dbname=x · postgresql://u:********@h:5432/d · ALTER ROLE r "
+                       "PASSWORD '********' · typed ******** · json \"********\" · md ******** · not xS3cr\"et|x")
+    assert Mask("e")("connection failed for user \"e\" e.g. there") == 'connection failed for user "********" e.g. there'
+    same = Mask("postgres", ("postgres",))
+    assert same('user postgres · "user": "postgres" · password=postgres') == \
+        'user postgres · "user": "postgres" · password=********'

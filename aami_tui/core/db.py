@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aami_tui.core.secret import Mask
 from aami_tui.core.settings import ConnSettings
 
 if TYPE_CHECKING:  # psycopg is imported on the first connect: the console's first frame does without it
@@ -72,9 +73,7 @@ def _no_password(s: ConnSettings, where: str) -> str:
 
 def explain_connect_error(exc: BaseException, s: ConnSettings) -> ConnectError:
     """Map a psycopg OperationalError to one sentence. Never includes the password."""
-    raw = str(exc)
-    if s.password:
-        raw = raw.replace(s.password, "********")
+    raw = str(exc)  # classified as libpq wrote it; masked only where it is quoted (a password standing in it)
     low = raw.lower()
     where = _where(s)
     user, db = s.user, s.dbname
@@ -120,7 +119,8 @@ def explain_connect_error(exc: BaseException, s: ConnSettings) -> ConnectError:
         return ConnectError(f'The server at {where} does not allow user "{user}" to connect to database '
                             f'"{db}" from this host (no pg_hba.conf entry).', "hba")
     if "ssl" in low and ("not support" in low or "required" in low):
-        return ConnectError(f"SSL negotiation with {where} failed: {raw.splitlines()[-1].strip()}", "ssl")
+        return ConnectError(f"SSL negotiation with {where} failed: {Mask.of(s)(raw.splitlines()[-1].strip())}",
+                            "ssl")
     if "too many connections" in low or "remaining connection slots" in low:
         return ConnectError(f"The server at {where} has no free connection slots (too many connections).",
                             "busy")
@@ -135,7 +135,7 @@ def explain_connect_error(exc: BaseException, s: ConnSettings) -> ConnectError:
     lines = [ln.strip() for ln in raw.splitlines() if ln.strip()]
     detail = lines[0] if lines else type(exc).__name__
     detail = re.sub(r"^(connection failed: )?(connection to server .*? failed: )?", "", detail) or detail
-    return ConnectError(f"Cannot connect to {where}: {detail}", "other")
+    return ConnectError(f"Cannot connect to {where}: {Mask.of(s)(detail)}", "other")
 
 
 async def connect(s: ConnSettings, *, autocommit: bool = True, dbname: str | None = None

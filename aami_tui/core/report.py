@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from aami_tui.core import files
+from aami_tui.core.secret import Mask
 from aami_tui.core.words import plural
 
 
@@ -291,21 +292,21 @@ class Rendered:
                 self.js + [_ITEM_SEP.join(_statement_json(x) for x in fresh)])
 
 
-def _scrub(text: str, secret: str | None) -> str:
-    return text.replace(secret, "********") if secret else text
+def _scrub_parts(parts: list[str], secret: str | Mask | None) -> list[str]:
+    """The parts with every password masked (core.secret.Mask: where a password stands, never inside other
+    words)."""
+    if not secret:
+        return parts
+    mask = secret if isinstance(secret, Mask) else Mask(secret)
+    if all(_SEAMS.isdisjoint(f) for f in mask.forms):
+        return [mask(p) for p in parts]
+    return [mask("".join(parts))]  # a password that could straddle a seam: the whole text, as one
 
 
 # The characters on either side of every seam between the parts _render returns: a text that holds none of them
-# cannot occur across a seam, so replacing it part by part is replacing it in the whole text.
+# cannot occur across a seam, so masking it part by part is masking it in the whole text (the mask's word edges
+# include every one of them).
 _SEAMS = frozenset(" \n{}[],|")
-
-
-def _scrub_parts(parts: list[str], secret: str | None) -> list[str]:
-    if not secret:
-        return parts
-    if _SEAMS.isdisjoint(secret):
-        return [_scrub(p, secret) for p in parts]
-    return [_scrub("".join(parts), secret)]  # a secret that could straddle a seam: the whole text, as one
 
 
 def _interleave(chunks: list[str], sep: str) -> list[str]:
@@ -334,7 +335,7 @@ def _render(record: RunRecord, rendered: Rendered | None) -> tuple[list[str], li
     return md, js
 
 
-def write(record: RunRecord, reports_dir: Path, secret: str | None = None,
+def write(record: RunRecord, reports_dir: Path, secret: str | Mask | None = None,
           existing: tuple[Path, Path] | None = None, rendered: Rendered | None = None) -> tuple[Path, Path]:
     """Write (or rewrite) the run's report pair, owner-only and atomically. Returns (markdown, json).
     ``rendered``: the run's kept statement text (Rendered), so that a rewrite renders only what is new."""

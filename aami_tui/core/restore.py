@@ -37,6 +37,7 @@ from aami_tui.core import files, locks, pgtools, schema
 from aami_tui.core import progress as prog
 from aami_tui.core.db import connect
 from aami_tui.core.queries import sql
+from aami_tui.core.secret import Mask
 from aami_tui.core.settings import ConnSettings
 
 
@@ -847,10 +848,8 @@ def write_report(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreR
             continue
     js = md.with_suffix(".json")
     data = report_data(settings, entry, r)
-    secret = settings.password
-    text_js, text_md = json.dumps(data, indent=2, default=str), to_markdown(data)
-    if secret:
-        text_js, text_md = text_js.replace(secret, "********"), text_md.replace(secret, "********")
+    mask = Mask.of(settings)  # where a password stands, never inside other words or in place of the user's name
+    text_js, text_md = mask(json.dumps(data, indent=2, default=str)), mask(to_markdown(data))
     files.write_private(js, text_js)
     files.write_private(md, text_md)
     return md.resolve()

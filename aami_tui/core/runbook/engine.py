@@ -76,6 +76,7 @@ from aami_tui.core.runbook.model import (
     Verdict,
 )
 from aami_tui.core.runbook.session import CANCEL_WAIT, Deadline, Session
+from aami_tui.core.secret import Mask
 from aami_tui.core.settings import ConnSettings
 from aami_tui.core.words import plural
 from aami_tui.core.words import size as size_words
@@ -153,6 +154,7 @@ class Runbook:
         self._report_thread: ThreadPoolExecutor | None = None  # renders and writes the report, one at a time
         self._report_last: asyncio.Future | None = None  # the last write queued (the ones before it are done first)
         self._rendered = report.Rendered()  # the text of ended attempts' statements (used in the report thread only)
+        self._mask: Mask | None = None  # the password's mask for the reports (made at the first write)
         self._settled_rows: list[dict] = []  # the report's rows of ended attempts' statements, built once (record())
         self._settled_last: StatementRecord | None = None  # the record of the last of them
         self.lock_holder: dict | None = None
@@ -1440,7 +1442,9 @@ class Runbook:
         earlier one. Each says when it is done (a ``ReportWritten`` event) or that it failed (an error in the log,
         which the next report holds). ``close()`` waits for every write queued; ``flush_reports()`` too."""
         rec = self.record()  # a snapshot: nothing the thread reads is mutated afterwards
-        reports_dir, secret, rendered = self.opt.reports_dir, self.settings.password, self._rendered
+        if self._mask is None:
+            self._mask = Mask.of(self.settings)
+        reports_dir, secret, rendered = self.opt.reports_dir, self._mask, self._rendered
         if self._report_thread is None:
             self._report_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aami-report")
 
