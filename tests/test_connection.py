@@ -173,6 +173,21 @@ def test_cli_bad_dsn_with_a_password_shows_neither_it_nor_a_traceback(pg_server)
     assert "password" in r.stderr and "%25" in r.stderr
 
 
+def test_a_uri_password_holding_an_at_then_a_slash_is_refused_not_turned_into_a_host(pg_server, fresh_db):
+    """fresh5 F3: `postgresql://postgres:p@ss/word@127.0.0.1:PORT/x` printed `Unknown host "ss"` (a piece of the
+    password; exit 2): libpq took `p` for the password, `ss` for the host and the rest for the database name. An
+    @ after the first / of a URI is refused before anything connects (exit 64), quoting nothing of it."""
+    e = fresh_db.effective()
+    for password in ("Zq@9xY/7wK", "Zq9x/Y7@wK"):
+        r = cli("check", "--dsn", f"postgresql://{e['user']}:{password}@{e['host']}:{e['port']}/{fresh_db.dbname}")
+        assert r.returncode == 64, r.stdout + r.stderr
+        msg = r.stderr.strip()
+        assert msg.startswith("aami-tui: The --dsn value is not a valid libpq connection string or URI: ") and \
+            "%2F" in msg and "%40" in msg and "Traceback" not in msg, msg
+        assert not any(password[i:i + 2] in msg.split(": ", 2)[2] for i in range(len(password) - 1)
+                       if password[i:i + 2] not in ("%2F", "%40")), msg
+
+
 PASSWORDS = ["Zq9%xY7w", "Zq9'x\\Y 7w", "Zq9@x:Y/7w?", "Zq9xY7wé"]
 
 

@@ -257,6 +257,12 @@ def _check_uri_split(dsn: str, params: dict[str, str]) -> None:
     password, which a later error would then print. Refuse it here, quoting nothing."""
     if not dsn.startswith(_URI_PREFIXES):
         return
+    path = dsn.split("://", 1)[1].partition("?")[0].partition("/")[2]  # the database name, as libpq splits it
+    if "@" in path:  # `u:p@ss/word@host/db`: libpq reads password p, host ss, database word@host/db
+        raise SettingsError("The --dsn value is not a valid libpq connection string or URI: an @ follows the "
+                            "first / after postgresql://, so libpq would read a host and a database name out of "
+                            "what is probably the password. If the password (or the user name) holds @ / : ? or "
+                            "#, write them %40 %2F %3A %3F %23 (an @ in a database name: %40)" + _NOT_SHOWN + ".")
     port = params.get("port", "")
     bad_port = port and not all(p.strip().isdigit() for p in port.split(","))
     if "@" in params.get("host", "") or bad_port:
