@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 
@@ -75,10 +76,22 @@ def test_wrong_password_message(pg_server, fresh_db):
     env["DB_PASSWORD"] = "definitely-wrong"
     r = cli("check", env=env)
     e = fresh_db.effective()
+    said = (f'aami-tui: Authentication failed: the server at {e["host"]}:{e["port"]} rejected the password for user '
+            f'"{e["user"]}". The password comes from ')
     assert r.returncode == 2
-    assert r.stderr.strip() == (f'aami-tui: Authentication failed: the server at {e["host"]}:{e["port"]} '
-                                f'rejected the password for user "{e["user"]}".')
+    # fresh5 F7: where the refused password came from, as the console says it (README: Configuration)
+    assert r.stderr.strip() == said + "DB_PASSWORD, which wins over ~/.pgpass.", r.stderr
     assert "Traceback" not in r.stderr and "definitely-wrong" not in r.stderr
+    env = {k: v for k, v in env.items() if k != "DB_PASSWORD"} | {"PGPASSWORD": "definitely-wrong",
+                                                                  "PGPASSFILE": "/nonexistent/pgpass"}
+    r = cli("check", env=env)
+    assert r.returncode == 2 and r.stderr.strip() == said + "PGPASSWORD, which wins over " \
+        "/nonexistent/pgpass (PGPASSFILE).", r.stderr
+    dsn = f"postgresql://{e['user']}:definitely-wrong@{e['host']}:{e['port']}/{fresh_db.dbname}"
+    r = cli("check", "--json", "--dsn", dsn, env=env)
+    data = json.loads(r.stdout)
+    assert data["error_kind"] == "auth" and data["error"] == said.removeprefix("aami-tui: ") + "--dsn, which " \
+        "wins over /nonexistent/pgpass (PGPASSFILE).", data
 
 
 def test_unreachable_port_message(pg_server):

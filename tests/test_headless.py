@@ -72,7 +72,8 @@ def test_bad_password_exits_2_with_one_sentence(pg_server, fresh_db, tmp_path):
     e = fresh_db.effective()
     assert r.returncode == 2
     assert r.stderr.splitlines() == [f'aami-tui: Pre-flight failed: Connection: Authentication failed: the server at '
-                                     f'{e["host"]}:{e["port"]} rejected the password for user "{e["user"]}".']
+                                     f'{e["host"]}:{e["port"]} rejected the password for user "{e["user"]}". '
+                                     "The password comes from DB_PASSWORD, which wins over ~/.pgpass."]
     assert "Traceback" not in r.stdout + r.stderr
     assert env["DB_PASSWORD"] not in r.stdout + r.stderr
 

@@ -740,7 +740,8 @@ async def test_wrong_password_and_missing_database_at_preflight(pg_server, fresh
         with pytest.raises(RunbookError) as e:
             await rb.preflight()
         assert str(e.value) == (f"Pre-flight failed: Connection: Authentication failed: the server at {where} "
-                                f'rejected the password for user "{e_["user"]}".')
+                                f'rejected the password for user "{e_["user"]}". The password comes from the test '
+                                "settings, which wins over ~/.pgpass.")
         await rb.close()
         for text in (rb.report_paths[0].read_text(), rb.report_paths[1].read_text(), repr(rb.log), str(e.value)):
             assert fresh_db.password not in text

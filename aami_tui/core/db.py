@@ -79,7 +79,7 @@ def explain_connect_error(exc: BaseException, s: ConnSettings) -> ConnectError:
     user, db = s.user, s.dbname
     if "password authentication failed" in low:
         return ConnectError(f'Authentication failed: the server at {where} rejected the password for user '
-                            f'"{user}".', "auth")
+                            f'"{user}". {s.password_origin_words()}.', "auth")
     if "no password supplied" in low or "fe_sendauth" in low:
         return ConnectError(_no_password(s, where), "auth")
     m = re.search(r'definition of service "([^"]*)" not found', raw)

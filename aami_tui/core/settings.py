@@ -74,6 +74,15 @@ class ConnSettings:
             return "PGPASSWORD"
         return f"{env['PGPASSFILE']} (PGPASSFILE)" if env.get("PGPASSFILE") else "~/.pgpass"
 
+    def password_origin_words(self, env: Mapping[str, str] | None = None) -> str:
+        """Where a refused password came from, the same words in the console and headless: "The password comes
+        from DB_PASSWORD, which wins over ~/.pgpass", or "The password comes from ~/.pgpass" (no period: the console
+        goes on with what to do there)."""
+        path, named = self.password_file(env)
+        if self.password_from_file(env):
+            return f"The password comes from {named}"
+        return f"The password comes from {self.password_origin(env)}, which wins over {named}"
+
     def password_from_file(self, env: Mapping[str, str] | None = None) -> bool:
         """Whether libpq takes the password from the password file (re-read at each try: a fix there and F5 help),
         not from the settings or PGPASSWORD (fixed for the process's life)."""

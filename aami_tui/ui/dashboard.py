@@ -433,17 +433,16 @@ class DashboardScreen(Screen):
             s = self.app.settings
             first = (f'Password authentication failed for user "{s.user}" at {s.host}:{s.port}.'
                      if "rejected the password" in self.auth_refused else self.auth_refused)
-            origin = s.password_origin()
             stop = " The console stops trying: each try is a failed login in the server's log. "
+            words = s.password_origin_words()  # the same words as headless's (core: settings)
             if s.password_from_file():  # libpq re-reads the file on each try: F5 picks up the fix
                 none = "wants a password" in self.auth_refused  # none given anywhere (the sentence says why)
-                return Text.assemble((first, "bold red"), stop + (f"Add a line to {origin}" if none else
-                                     f"The password comes from {origin}: correct it there") + " and press ",
+                return Text.assemble((first, "bold red"), stop + (f"Add a line to {s.password_file()[1]}" if none
+                                                                  else f"{words}: correct it there") + " and press ",
                                      ("F5", "bold"), ", or quit and start again with the right PGPASSWORD, "
                                      "DB_PASSWORD or --dsn.")
             # a password given on the command line or in the environment wins over ~/.pgpass: F5 cannot fix it
-            return Text.assemble((first, "bold red"), stop + f"The password comes from {origin} (it wins over "
-                                 "~/.pgpass): quit and start again with the right one.")
+            return Text.assemble((first, "bold red"), stop + f"{words}: quit and start again with the right one.")
         elif self.panel.error:
             return Text.assemble("Cannot reach the database. Check the settings (", ("--dsn", "bold"),
                                       ", DB_* or PG* variables); the console retries by itself.")
