@@ -553,9 +553,12 @@ async def _plan(settings, args) -> int:
     from aami_tui.core import lint, migration
     from aami_tui.core import plan as planmod
     from aami_tui.core.db import ConnectError
-    from aami_tui.core.files import FileError, write_private
+    from aami_tui.core.files import FileError, why_not_writable, write_error_words, write_private
 
     path = migration.resolve_migration_path(args.migrations_dir, args.migration_file)
+    if args.output is not None and (why := why_not_writable(args.output)):  # before the comparison, not after
+        _err(f"cannot write the plan to {args.output}: {why}.")
+        return EXIT_USAGE
     try:
         plan = await planmod.make_plan(settings, path, say=lambda m: print(m, file=sys.stderr, flush=True))
     except ConnectError as exc:
@@ -580,7 +583,8 @@ async def _plan(settings, args) -> int:
     try:
         write_private(args.output, text)
     except (FileError, OSError) as exc:
-        _err(f"cannot write the plan to {args.output}: {exc}")
+        _err(f"cannot write the plan to {args.output}: "
+             f"{write_error_words(exc) if isinstance(exc, OSError) else str(exc).rstrip('.')}.")
         return EXIT_USAGE
     print(f"Plan written to {args.output}.", file=sys.stderr)
     if plan.of("person"):

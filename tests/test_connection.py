@@ -52,6 +52,22 @@ def test_bad_dsn_and_port_are_clear():
     assert r.returncode == 64 and r.stderr.strip() == "aami-tui: The port 'abc' (DB_PORT) is not a number"  # was exit 2
 
 
+def test_a_port_out_of_range_or_an_unknown_sslmode_is_a_usage_error(pg_server, fresh_db):
+    """fresh5 F11: DB_PORT=99999 and DB_SSLMODE=bogus exited 2 ("connection is bad: invalid port number") though a
+    setting that cannot be used is the user's error (64, one sentence), as DB_PORT=abc is; the same in --dsn."""
+    env = pg_server.env(fresh_db.dbname)
+    for extra, said in (({"DB_PORT": "99999"}, "The port '99999' (DB_PORT) is not a port number (1-65535)"),
+                        ({"DB_SSLMODE": "bogus"}, "The sslmode 'bogus' (DB_SSLMODE) is not one of disable, allow, "
+                                                  "prefer, require, verify-ca, verify-full")):
+        r = cli("check", env={**env, **extra})
+        assert (r.returncode, r.stderr.strip()) == (64, f"aami-tui: {said}"), r.stdout + r.stderr
+    with pytest.raises(SettingsError, match=r"^The port '0' in --dsn is not a port number \(1-65535\)$"):
+        resolve("host=h port=0", env={})
+    with pytest.raises(SettingsError, match=r"^The sslmode 'Require' in --dsn is not one of disable, "):
+        resolve("postgresql://h/db?sslmode=Require", env={})
+    assert resolve("host=h port=5432,5433 sslmode=verify-full", env={}).params["port"] == "5432,5433"
+
+
 def test_pg_vars_resolution_reaches_the_server(pg_server, fresh_db):
     e = fresh_db.effective()
     env = {k: v for k, v in pg_server.env(fresh_db.dbname).items() if not k.startswith("DB_")}

@@ -182,6 +182,20 @@ def test_no_differences_exits_0_and_json(pg_server, fresh_db, tmp_path):
     assert site["facts"][0].startswith("1 row; 2 columns: id, note")
 
 
+def test_an_output_path_that_cannot_be_written_is_refused_before_the_comparison(pg_server, fresh_db, tmp_path):
+    """fresh5 F11: `plan --output /nonexistdir/plan.sql` compared the whole database first, then failed with
+    "[Errno 2] No such file or directory: '/nonexistdir/.plan.sql.bcblgp0b.tmp'" (a temporary name and a raw
+    errno). The path is checked first: one sentence, exit 64, nothing compared."""
+    env = pg_server.env(fresh_db.dbname)
+    (tmp_path / "a_folder").mkdir()
+    for out, why in ((tmp_path / "no_such_dir" / "plan.sql", f"the folder {tmp_path / 'no_such_dir'} does not exist"),
+                     (tmp_path / "a_folder", "it is a folder")):
+        r = cli("plan", "--output", str(out), env=env, timeout=120)
+        assert (r.returncode, r.stderr.strip()) == (64, f"aami-tui: cannot write the plan to {out}: {why}."), \
+            r.stdout + r.stderr
+    assert not (tmp_path / "no_such_dir").exists()
+
+
 def test_missing_check_the_data_violates_needs_a_person(fresh_db):
     apply_migration(fresh_db)
     run_sql(fresh_db, "ALTER TABLE exporters DROP CONSTRAINT exporters_port_check;"

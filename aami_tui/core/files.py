@@ -125,6 +125,27 @@ def write_private(path: Path | str, data: str | bytes | list[str]) -> Path:
     return path
 
 
+def why_not_writable(path: Path | str) -> str | None:
+    """Why ``write_private(path, …)`` would fail, in words, checked before any work (None: it can be written): the
+    folder does not exist, is not a folder or may not be written to; the path is a folder."""
+    path = Path(path)
+    parent = path.parent
+    if path.is_dir():
+        return "it is a folder"
+    if not parent.exists():
+        return f"the folder {parent} does not exist"
+    if not parent.is_dir():
+        return f"{parent} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"the folder {parent} may not be written to by this user"
+    return None
+
+
+def write_error_words(exc: OSError) -> str:
+    """An OSError of a write as words: its reason (strerror), never the temporary file's name."""
+    return (exc.strerror or str(exc)).rstrip(".").lower()
+
+
 async def in_thread(write, *args):
     """``write(*args)`` (a report, a checksum: files written whole and fsynced) in a thread, off the event loop: a
     slow disk's fsync never holds the console's keys. Cancelled meanwhile, it still waits for the write to end

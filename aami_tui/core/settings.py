@@ -327,8 +327,29 @@ def resolve(dsn: str | None = None, env: Mapping[str, str] | None = None,
         source = "libpq defaults (PG* variables, ~/.pgpass)"
     if dbname:
         params["dbname"] = dbname
-    port = params.get("port")
-    if port and not all(p.strip().isdigit() for p in str(port).split(",")):
-        where = "in --dsn" if source == "--dsn" else "(DB_PORT)" if source.startswith("DB_") else f"({source})"
-        raise SettingsError(f"The port {port!r} {where} is not a number")
+    _check_values(params, source, env)
     return ConnSettings(params, source, timeout)
+
+
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _check_values(params: dict[str, str], source: str, env: Mapping[str, str]) -> None:
+    """A port or sslmode libpq would refuse only when connecting ("connection is bad: invalid port number", exit 2)
+    is the user's setting to fix: one sentence here (exit 64), naming where it was set."""
+    def where(name: str, var: str) -> str:
+        if name in params:
+            return "in --dsn" if source == "--dsn" else f"({var})" if source.startswith("DB_") else f"({source})"
+        return f"({'PGPORT' if name == 'port' else 'PGSSLMODE'})"
+
+    port = params.get("port") or env.get("PGPORT")
+    if port:
+        parts = [p.strip() for p in str(port).split(",")]
+        if not all(p.isdigit() for p in parts):
+            raise SettingsError(f"The port {port!r} {where('port', 'DB_PORT')} is not a number")
+        if not all(1 <= int(p) <= 65535 for p in parts):
+            raise SettingsError(f"The port {port!r} {where('port', 'DB_PORT')} is not a port number (1-65535)")
+    mode = params.get("sslmode") or env.get("PGSSLMODE")
+    if mode and mode not in SSLMODES:
+        raise SettingsError(f"The sslmode {mode!r} {where('sslmode', 'DB_SSLMODE')} is not one of "
+                            f"{', '.join(SSLMODES)}")
