@@ -428,3 +428,35 @@ async def test_the_checklists_table_draws_every_line_as_textuals_data_table():
         assert type(ours) is ChecklistTable and type(textuals) is DataTable
         region = Region(0, 0, 70, 12)
         assert [list(s) for s in ours.render_lines(region)] == [list(s) for s in textuals.render_lines(region)]
+
+
+@pytest.mark.parametrize("size", [(120, 36), (80, 24)])
+async def test_the_first_frame_is_the_same_without_textuals_restyle_as_the_screen_first_resumes(size, tmp_path,
+                                                                                              monkeypatch):
+    """DashboardScreen skips Textual's restyle of the whole screen on its first resume (its widgets were styled as
+    they mounted, just before): the first frame, with the early child's checklist in it, is the same drawn both
+    ways, at full size and in the narrow layout."""
+    from aami_tui.core.paths import resolve_migration_path
+    from aami_tui.core.runbook import Options
+    from aami_tui.core.schema import TableState, ValidationResult
+    from aami_tui.core.settings import resolve
+    from aami_tui.ui import dashboard
+    from aami_tui.ui.app import create_app
+
+    result = ValidationResult((TableState("namespaces", True, True, 12, 16384), TableState("groups", True, False)),
+                              (), 0)
+    settings = resolve("host=127.0.0.1 port=1 user=u dbname=aami_config", env={})  # never reached: no refresh but
+    frames: dict[bool, str] = {}                                                       # the child's
+
+    async def first_frame(self) -> None:  # instead of completing it: the first frame as it was drawn
+        frames[self.RESTYLE_ON_FIRST_RESUME] = self.app.export_screenshot()
+
+    monkeypatch.setattr(dashboard.DashboardScreen, "complete_first_frame", first_frame)
+    for restyle in (True, False):
+        monkeypatch.setattr(dashboard.DashboardScreen, "RESTYLE_ON_FIRST_RESUME", restyle)
+        app = create_app(settings, options=Options(backup_dir=tmp_path, reports_dir=tmp_path), refresh_interval=3600,
+                         early=_Early(("result", resolve_migration_path(), result)))
+        async with app.run_test(size=size) as pilot:
+            await scenes.wait_for(pilot, lambda r=restyle: r in frames, what="the first frame")
+    assert "0 / 10 present" not in frames[True] and "1 / 10 present" in frames[True].replace("&#160;", " ")
+    assert frames[False] == frames[True]
