@@ -73,12 +73,13 @@ class Every:
         self.reset()
 
     def reset(self) -> None:
-        self.at, self.last = 0.0, ""
+        self.at, self.last, self.waiting = 0.0, "", False
 
-    def due(self, done: int, total: int, line: str) -> bool:
+    def due(self, done: int, total: int, line: str, waiting: bool = False) -> bool:
+        """... and at once when a wait for another session's lock begins or ends."""
         now = time.monotonic()
-        if now - self.at >= PROGRESS_EVERY or (done >= total and line != self.last):
-            self.at, self.last = now, line
+        if now - self.at >= PROGRESS_EVERY or (done >= total and line != self.last) or waiting != self.waiting:
+            self.at, self.last, self.waiting = now, line, waiting
             return True
         return False
 
@@ -128,7 +129,7 @@ def _printer(e: Event) -> None:
     elif isinstance(e, Progress) and e.step in (Step.BACKUP, Step.REHEARSE):
         # "  backup: 123.4 / 456.7 MiB (27 %), 45.6 MiB/s, ETA 0:07 (public.events)" (the rehearsal's copy:
         # "  restoring the copy: …"): the first, then every PROGRESS_EVERY seconds, and the last
-        if _every.due(e.done, e.total, e.message):
+        if _every.due(e.done, e.total, e.message, e.waiting):
             out(f"  {e.message}")
     if isinstance(e, StepChanged) and e.record.state is not State.RUNNING and _notices:
         first = _notices[0].split(": ", 1)[-1]

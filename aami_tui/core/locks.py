@@ -44,3 +44,12 @@ def describe_holder(holder: dict) -> str:
     when = since.strftime("%Y-%m-%d %H:%M:%S") if hasattr(since, "strftime") else "?"
     return (f"pid {holder['pid']}, user {holder['user']}, host {holder['client']}, application "
             f"'{holder['application_name']}', connected since {when}")
+
+
+def describe_blockers(blockers) -> str:
+    """'pid 123 (user bob, application 'psql', idle in transaction) and pid 456 (…)': the sessions another one waits
+    for (objects with pid, user, application_name, state), the same words wherever a wait is said (apply, BEGIN,
+    backup, restore)."""
+    blockers = list(blockers)
+    return (" and ".join(f"pid {b.pid} (user {b.user}, application '{b.application_name or '-'}', {b.state})"
+                         for b in blockers[:3]) + (f" and {len(blockers) - 3} more" if len(blockers) > 3 else ""))

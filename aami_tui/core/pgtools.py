@@ -31,6 +31,23 @@ class ToolError(Exception):
     """A pg tool problem, phrased for a person."""
 
 
+class LockWaitTimeout(ToolError):
+    """pg_dump waited longer than its --lock-wait-timeout for a table another session holds (``relations``: what
+    its LOCK TABLE named)."""
+
+    def __init__(self, message: str, relations: str = "") -> None:
+        super().__init__(message)
+        self.relations = relations
+
+
+def _lock_wait_timeout(stderr: str) -> str | None:
+    """The tables of the LOCK TABLE that pg_dump's --lock-wait-timeout cancelled, or None for another failure."""
+    if "statement timeout" not in stderr:
+        return None
+    m = re.search(r"Query was: LOCK TABLE (.+?) IN ACCESS SHARE MODE", stderr)
+    return m.group(1) if m else None
+
+
 @dataclass(frozen=True)
 class Tool:
     name: str  # pg_dump / pg_restore
@@ -403,16 +420,19 @@ def _dump_env(settings: ConnSettings, server_major: int | None) -> dict[str, str
 async def run_dump(tool: Tool, settings: ConnSettings, out: Path, *, schema_only: bool = False,
                    progress: Callable[[int], None] | None = None, server_major: int | None = None,
                    compress: str = DEFAULT_COMPRESS, jobs: int = 1,
-                   on_line: Callable[[str], None] | None = None) -> None:
+                   on_line: Callable[[str], None] | None = None, lock_wait_timeout: float | None = None) -> None:
     """pg_dump into ``out``: a custom-format file (created 0600), or with ``jobs`` > 1 a directory-format
     backup written by ``jobs`` parallel sessions (directory 0700, files 0600). ``on_line`` gets the
-    ``--verbose`` lines (progress). Removes everything it wrote on failure or cancellation."""
+    ``--verbose`` lines (progress). ``lock_wait_timeout`` (seconds; None or 0: no bound) bounds pg_dump's wait for
+    the ACCESS SHARE locks it takes on every table as it starts (LockWaitTimeout). Removes everything it wrote on
+    failure or cancellation."""
+    bound = [f"--lock-wait-timeout={max(1, int(lock_wait_timeout * 1000))}"] if lock_wait_timeout else []
     if jobs > 1 and not schema_only:
         await _run_dump_dir(tool, settings, out, compress=compress, jobs=jobs, server_major=server_major,
-                            progress=progress, on_line=on_line)
+                            progress=progress, on_line=on_line, bound=bound)
         return
     fd = private_file(out)
-    argv = [tool.path, "--no-password"]
+    argv = [tool.path, "--no-password", *bound]
     argv += ["-s"] if schema_only else ["-Fc", "-Z", compress]
     if on_line:
         argv.append("--verbose")
@@ -430,7 +450,7 @@ async def run_dump(tool: Tool, settings: ConnSettings, out: Path, *, schema_only
         rc, err = await _run(argv, _dump_env(settings, server_major), stdout_fd=fd, on_line=on_line)
         os.fsync(fd)
         if rc != 0:
-            raise ToolError(_explain_tool_failure("pg_dump", _errors_only(err), out))
+            _raise_dump_failure(err, out)
         if progress:
             progress(os.fstat(fd).st_size)
         ok = True
@@ -447,6 +467,13 @@ async def run_dump(tool: Tool, settings: ConnSettings, out: Path, *, schema_only
                 out.unlink()
 
 
+def _raise_dump_failure(err: str, out: Path) -> None:
+    rels = _lock_wait_timeout(err)
+    if rels is not None:
+        raise LockWaitTimeout(f"pg_dump waited longer than its --lock-wait-timeout for a lock on {rels}", rels)
+    raise ToolError(_explain_tool_failure("pg_dump", _errors_only(err), out))
+
+
 def _errors_only(stderr: str) -> str:
     """--verbose interleaves progress lines with the errors: keep the errors when there are any."""
     errs = [ln for ln in stderr.splitlines() if "error" in ln.lower() or "fatal" in ln.lower()
@@ -456,11 +483,11 @@ def _errors_only(stderr: str) -> str:
 
 async def _run_dump_dir(tool: Tool, settings: ConnSettings, out: Path, *, compress: str, jobs: int,
                         server_major: int | None, progress: Callable[[int], None] | None,
-                        on_line: Callable[[str], None] | None) -> None:
+                        on_line: Callable[[str], None] | None, bound: list[str]) -> None:
     out = Path(out)
     out.mkdir(mode=0o700)  # pg_dump -Fd writes into an existing empty directory; ours is private from the start
     os.chmod(out, 0o700)
-    argv = [tool.path, "--no-password", "-Fd", "-j", str(jobs), "-Z", compress, "-f", str(out)]
+    argv = [tool.path, "--no-password", *bound, "-Fd", "-j", str(jobs), "-Z", compress, "-f", str(out)]
     if on_line:
         argv.append("--verbose")
     ok = False
@@ -476,7 +503,7 @@ async def _run_dump_dir(tool: Tool, settings: ConnSettings, out: Path, *, compre
     try:
         rc, err = await _run(argv, _dump_env(settings, server_major), on_line=on_line)
         if rc != 0:
-            raise ToolError(_explain_tool_failure("pg_dump", _errors_only(err), out))
+            _raise_dump_failure(err, out)
         for p in out.rglob("*"):
             if p.is_file():
                 os.chmod(p, 0o600)  # pg_dump creates them with the umask's mode
@@ -508,12 +535,15 @@ def new_backup_paths(backup_dir: Path, dbname: str, *, directory: bool = False,
 async def take_backup(dump_tool: Tool, restore_tool: Tool, settings: ConnSettings, backup_dir: Path, *,
                       compress: str = DEFAULT_COMPRESS, jobs: int = 1, server_major: int | None = None,
                       source: dict | None = None, on_progress: Callable | None = None,
-                      say: Callable[[str], None] | None = None, chosen: list | None = None) -> BackupResult:
+                      say: Callable[[str], None] | None = None, chosen: list | None = None,
+                      lock_wait_timeout: float | None = None, lock_bound: str = "") -> BackupResult:
     """The whole backup step: pg_dump (custom format, or directory format with ``jobs`` > 1) with progress from
     the server, a schema-only ``.sql``, ``pg_restore --list`` verification, sha256 (of the file, or of the
     directory's manifest) and the metadata beside it (source, format, compression, the pg_restore needed,
     the tables with their sizes: what a restore's progress weighs). Everything it wrote is removed if it
-    fails or is cancelled. ``on_progress`` gets ``progress.Progress`` snapshots about twice a second."""
+    fails or is cancelled. ``on_progress`` gets ``progress.Progress`` snapshots about twice a second; while pg_dump
+    waits for another session's lock they name it (and ``lock_bound``: what ends the wait), and
+    ``lock_wait_timeout`` (seconds) ends it with a ToolError naming the holder."""
     import time
 
     import psycopg
@@ -548,13 +578,17 @@ async def take_backup(dump_tool: Tool, restore_tool: Tool, settings: ConnSetting
         tracker = prog.Tracker("backup", [w for w in work if w.kind == "table"], parallel=jobs > 1)
         say(f"pg_dump -F{'d -j ' + str(jobs) if jobs > 1 else 'c'} -Z {compress} → {dump}")
         emit = on_progress or (lambda _p: None)
-        async with prog.Watch(settings, tracker, emit):
-            await run_dump(dump_tool, settings, dump, server_major=server_major, compress=compress, jobs=jobs,
-                           on_line=tracker.line)
-        tracker.finish()
-        emit(tracker.progress())
-        say(f"pg_dump -s → {schema_sql}")
-        await run_dump(dump_tool, settings, schema_sql, schema_only=True, server_major=server_major)
+        try:
+            async with prog.Watch(settings, tracker, emit, lock_bound=lock_bound):
+                await run_dump(dump_tool, settings, dump, server_major=server_major, compress=compress, jobs=jobs,
+                               on_line=tracker.line, lock_wait_timeout=lock_wait_timeout)
+            tracker.finish()
+            emit(tracker.progress())
+            say(f"pg_dump -s → {schema_sql}")
+            await run_dump(dump_tool, settings, schema_sql, schema_only=True, server_major=server_major,
+                           lock_wait_timeout=lock_wait_timeout)
+        except LockWaitTimeout as exc:
+            raise ToolError(await _lock_wait_words(settings, exc, tracker.wait_seen, lock_wait_timeout)) from None
         say("Verifying: pg_restore --list …")
         result.toc_entries = await toc_count(restore_tool, dump)
         result.archive_version = archive_version(dump)
@@ -573,6 +607,32 @@ async def take_backup(dump_tool: Tool, restore_tool: Tool, settings: ConnSetting
             with contextlib.suppress(OSError):
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
         raise
+
+
+async def _lock_wait_words(settings: ConnSettings, exc: LockWaitTimeout, seen: tuple | None,
+                           timeout: float | None) -> str:
+    """The backup that gave up waiting for a lock, in one sentence naming the session that holds it: the one the
+    progress watch saw, else those holding a lock on the tables pg_dump named (asked now)."""
+    from aami_tui.core import locks
+
+    what, blockers = seen or (exc.relations, ())
+    if not blockers:
+        with contextlib.suppress(Exception):
+            from aami_tui.core.db import connect
+            from aami_tui.core.queries import sql
+            from aami_tui.core.runbook.model import Blocker
+
+            conn = await asyncio.wait_for(connect(settings), settings.connect_timeout + 5)
+            try:
+                cur = await asyncio.wait_for(conn.execute(sql("relation_lock_holders"),
+                                                          {"names": [r.strip() for r in exc.relations.split(",")]}), 5)
+                blockers = tuple(Blocker(*r) for r in await cur.fetchall())
+            finally:
+                await conn.close()
+    who = locks.describe_blockers(blockers) if blockers else "another session (it had let go when asked)"
+    return (f"pg_dump waited more than {timeout or 0:g}s for a lock on {what} held by {who}, and stopped: no backup "
+            "was written (its partial files were removed). End that session or wait until it commits, then take the "
+            "backup again (--lock-timeout sets the wait).")
 
 
 async def toc_count(tool: Tool, dump: Path) -> int:

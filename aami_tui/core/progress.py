@@ -66,6 +66,7 @@ class Progress:
     current: str = ""  # table or index being worked on
     exact: bool = True  # False: per-table steps only (server without pg_stat_progress_copy)
     elapsed: float = 0.0
+    waiting: str = ""  # the tool's session waits for another session's lock: for whom, how long, what ends it
 
     @property
     def fraction(self) -> float:
@@ -78,6 +79,8 @@ class Progress:
     def line(self) -> str:
         """``backup: 123.4 / 456.7 MiB (27 %), 45.6 MiB/s, ETA 0:07 (public.events)``; a small database in KiB
         (never "0.0 / 0.0 MiB"), one without table data says so."""
+        if self.waiting:  # no amount, rate or ETA: nothing moves until the holder lets go (or the bound ends it)
+            return f"{self.what}: {self.waiting}"
         if self.total <= 0:
             return f"{self.what}: no table data to copy (schema only)" + (f" ({self.current})" if self.current else "")
         unit, div = ("MiB", MIB) if self.total >= MIB else ("KiB", 1024) if self.total >= 1024 else ("bytes", 1)
@@ -160,6 +163,16 @@ class Tracker:
         self._rate = Rate()
         self._last_done = 0
         self._finished = False
+        self.waiting = ""  # set by Watch while the tool's session waits for a lock (Progress.waiting)
+        self.wait_seen: tuple[str, tuple] | None = None  # the last wait seen: (relation, blockers), for the failure
+
+    def lock_wait(self, words: str, what: str = "", blockers: tuple = ()) -> None:
+        """The tool's session waits for another session's lock (``words``), or no longer ("")."""
+        if words:
+            self.wait_seen = (what, tuple(blockers))
+        elif self.waiting:
+            self._rate = Rate()  # the wait is over: the rate starts again from here, no wait averaged into it
+        self.waiting = words
 
     # -- inputs ---------------------------------------------------------------------------------------
     def _find(self, text: str, kind: str) -> Work | None:
@@ -276,6 +289,10 @@ class Tracker:
     def progress(self) -> Progress:
         now = self._clock()
         done = self.done_bytes()
+        if self.waiting:
+            return Progress(self.what, done, self.total if self.weighed else 0, None, None,
+                            ", ".join(a.qualified for a in self.active[:2]), self.exact, now - self._t0,
+                            self.waiting)
         rate = self._rate.update(now, done)
         remaining = max(0, self.total - done)
         eta = remaining / rate if rate and rate > 0 else (0.0 if remaining == 0 else None)
@@ -315,6 +332,7 @@ class Watch:
     tracker: Tracker
     on_progress: Callable[[Progress], None]
     interval: float = 0.5
+    lock_bound: str = ""  # what ends a wait for another session's lock ("lock_timeout (5s) ends the backup")
     _task: asyncio.Task | None = field(default=None, init=False)
     _conn: object = field(default=None, init=False)
     _since: object = field(default=None, init=False)
@@ -349,10 +367,29 @@ class Watch:
                 await self._conn.close()
             self._conn = None
 
+    async def _lock_wait(self) -> None:
+        """Whether the tool's session waits for another session's lock, and whose: the tracker's words."""
+        from aami_tui.core import locks
+        from aami_tui.core.runbook.model import Blocker
+
+        cur = await asyncio.wait_for(self._conn.execute(sql("tool_lock_waits"), {"since": self._since}), 5)
+        rows = await cur.fetchall()
+        if not rows:
+            self.tracker.lock_wait("")
+            return
+        _waiter, waited, what = rows[0][:3]
+        blockers = tuple(Blocker(*r[3:]) for r in rows if r[0] == rows[0][0])
+        words = (f"waiting {waited or 0:.0f}s for a lock on {what} held by {locks.describe_blockers(blockers)}"
+                 + (f"; {self.lock_bound}" if self.lock_bound else ""))
+        self.tracker.lock_wait(words, what, blockers)
+
     async def _run(self) -> None:
         while True:
             copies: list[tuple] = []
             idx: list[tuple] = []
+            if self._conn is not None and self._since is not None:
+                with contextlib.suppress(Exception):  # a missed poll is no reason to disturb the tool
+                    await self._lock_wait()
             if self._conn is not None and self.tracker.exact:
                 try:
                     cur = await asyncio.wait_for(self._conn.execute(sql("tool_progress"), {"since": self._since}), 5)

@@ -50,9 +50,12 @@ async def take(rb: Runbook, paths: list) -> pgtools.BackupResult:
               "taken_at": datetime.now().astimezone().isoformat(timespec="seconds"), "operator": rb.operator}
 
     def on_progress(p) -> None:
-        rb.emit(Progress(Step.BACKUP, p.done, p.total, p.line(), p.rate, p.eta))
+        rb.emit(Progress(Step.BACKUP, p.done, p.total, p.line(), p.rate, p.eta, bool(p.waiting)))
 
+    t = rb.opt.lock_timeout
+    bound = (f"lock_timeout ({t:g}s) ends the backup, nothing kept" if t else
+             "--lock-timeout 0: only the holder ends the wait (or a cancel)")
     return await pgtools.take_backup(
         rb.dump_tool, rb.restore_tool, rb.settings, rb.opt.backup_dir, compress=rb.opt.compress, jobs=rb.opt.jobs,
         server_major=srv.get("server_major"), source=source, on_progress=on_progress,
-        say=lambda m: rb.say(m, step=Step.BACKUP), chosen=paths)
+        say=lambda m: rb.say(m, step=Step.BACKUP), chosen=paths, lock_wait_timeout=t or None, lock_bound=bound)

@@ -38,6 +38,7 @@ class Progress:
     message: str = ""
     rate: float | None = None  # units of done/total per second (backup: bytes of table data), smoothed
     eta: float | None = None  # seconds
+    waiting: bool = False  # the tool waits for another session's lock (the message names it): no rate, no ETA
 
 
 @dataclass(frozen=True)

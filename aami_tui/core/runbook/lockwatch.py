@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from aami_tui.core import locks
 from aami_tui.core.db import ConnectError
 from aami_tui.core.queries import sql
 from aami_tui.core.runbook.apply import marked_statement
@@ -63,8 +64,7 @@ def waiting_line(rb: Runbook, now: tuple[int, int, int, float] | None, blockers:
                  f"statements {first}–{last} sent in one round trip)")
     else:
         which = f"Statements {first}–{last} / {total} (one round trip)"
-    holders = " and ".join(f"pid {b.pid} (user {b.user}, application '{b.application_name or '-'}', {b.state})"
-                           for b in blockers[:3]) + (f" and {len(blockers) - 3} more" if len(blockers) > 3 else "")
+    holders = locks.describe_blockers(blockers)
     bound = (f"lock_timeout ({rb.opt.lock_timeout:g}s)" if rb.opt.lock_timeout else
              f"statement_timeout ({rb.opt.statement_timeout:g}s)")
     return (f"{which}: waiting for a lock held by {holders} for {time.monotonic() - t0:.0f}s; {bound} ends the wait "
