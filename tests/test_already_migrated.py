@@ -26,6 +26,8 @@ def test_headless_apply_summarises_server_notices(pg_server, fresh_db, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     notice_lines = [ln for ln in r.stdout.splitlines() if "NOTICE" in ln or "already exists" in ln]
     assert len(notice_lines) == 1, notice_lines
+    # fresh5 F13: "Nothing to do: … (you can close the runbook: d or q)": console keys in a pipeline's output
+    assert "the migration would change nothing" in r.stdout + r.stderr and "d or q" not in r.stdout + r.stderr
     assert "server notices" in notice_lines[0] and "kept in full in the report" in notice_lines[0]
     (report,) = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("report_*.json")]
     kept = [e for e in report["log"] if "already exists" in e["message"]]

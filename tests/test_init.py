@@ -45,6 +45,9 @@ def test_init_creates_applies_and_prints_the_env_then_nothing_to_do(pg_server, m
     assert public_tables(settings) == sorted(REQUIRED_TABLES)
     (report,) = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("report_*.json")]
     assert report["final_state"] == "committed" and report["backup"] == "skipped"
+    # fresh5 F13: the report said "backup skipped (--no-backup)", a flag nobody gave
+    md = next((tmp_path / "reports").glob("report_*.md")).read_text()
+    assert "pg_dump: backup skipped (init: the database is empty)" in md and "--no-backup" not in md, md
     assert cli("check", env=pg_server.env(missing_db)).returncode == 0
 
     before = catalog_fingerprint(settings)

@@ -155,7 +155,7 @@ async def run_init(settings: ConnSettings, migration_path: Path, *, reports_dir:
             say(f"✓ {e.step.title}: {e.record.detail}")
 
     opts = Options(reports_dir=reports_dir, lock_timeout=lock_timeout, statement_timeout=statement_timeout,
-                   skip_backup=True)
+                   skip_backup=True, skip_backup_why="init: the database is empty")
     rb = Runbook(settings, migration_path, opts, listen, interactive=False)
     step = Step.PREFLIGHT
     result: InitResult | None = None

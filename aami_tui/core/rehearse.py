@@ -572,7 +572,7 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
         async with scratch_copy(conn, settings, dump, say, result, on_progress, work) as target:
             opts = Options(backup_dir=backup_dir, reports_dir=Path(reports_dir) / "rehearsal-runs",
                            lock_timeout=lock_timeout, statement_timeout=statement_timeout, skip_backup=True,
-                           pace=pace)
+                           skip_backup_why="a rehearsal on a scratch copy", pace=pace)
             rb = Runbook(target, migration_path, opts, interactive=False)
             t0 = None
             try:

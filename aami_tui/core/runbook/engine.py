@@ -451,7 +451,7 @@ class Runbook:
     async def backup_step(self) -> pgtools.BackupResult | None:
         self._start(Action.BACKUP)
         if self.opt.skip_backup or (self.opt.dev and self.db_empty):
-            why = "--no-backup" if self.opt.skip_backup else "development mode: the database is empty"
+            why = self.opt.skip_backup_why if self.opt.skip_backup else "development mode: the database is empty"
             self._set(Step.BACKUP, State.SKIPPED, f"skipped ({why})")
             self.say(f"Backup skipped ({why}): recorded in the report.", "warn", Step.BACKUP)
             self._move(Phase.READY)

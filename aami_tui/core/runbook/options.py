@@ -18,6 +18,7 @@ class Options:
     idle_timeout: float = 900.0  # idle_in_transaction_session_timeout of the migration session (0: off)
     idle_warn_seconds: float = 60.0
     skip_backup: bool = False
+    skip_backup_why: str = "--no-backup"  # why skip_backup is set, in the pre-flight line and the report
     dev: bool = False  # development mode: short checklist, no backup of an empty database (in the report)
     rehearsal_report: Path | None = None  # `aami-tui rehearse` report: evidence for "Tested on staging"
     rehearse_timeout: float = 3600.0  # the optional rehearsal step (restore of the backup + the run on the copy)

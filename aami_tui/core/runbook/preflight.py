@@ -80,7 +80,7 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
         cur = await rb.session.call(conn.execute(sql("user_relations")), t, "the user relations query")
         rb.db_empty = not await cur.fetchall()
     if rb.opt.skip_backup or (rb.opt.dev and rb.db_empty):
-        why = "--no-backup" if rb.opt.skip_backup else "development mode and the database is empty"
+        why = rb.opt.skip_backup_why if rb.opt.skip_backup else "development mode and the database is empty"
         out.append(Check("pg_dump", True, f"backup skipped ({why})", blocking=False))
     else:
         try:
@@ -124,7 +124,8 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
                 if (await cur.fetchone())[0] == 6:
                     out.append(Check("Nothing to do", True, "all ten required tables exist as the file creates them "
                                      "and the 6 default alert templates are there: the migration would change "
-                                     "nothing (you can close the runbook: d or q)", blocking=False))
+                                     "nothing" + (" (you can close the runbook: d or q)" if rb.interactive else ""),
+                                     blocking=False))
         if res.extra:
             out.append(await _extras_check(rb, conn, res.extra))
         out.append(await _lint_check(rb, conn))
