@@ -177,7 +177,8 @@ class RestoreResult:
     dropped: list[str] = field(default_factory=list)  # "the drop step": objects not in the backup
     lines: list[str] = field(default_factory=list)  # the server's validation lines afterwards
     validation: schema.ValidationResult | None = None
-    not_in_backup: list[str] = field(default_factory=list)  # required tables present but not in the backup
+    not_in_backup: list[str] = field(default_factory=list)  # required tables the backup does not hold (known
+    # from its TOC before anything runs: a restore leaves them missing; a failed one says what it would have)
     report: Path | None = None
     rollback_seen: bool | None = None  # after a cancel inside the transaction: psql's session seen gone (ended)
 
@@ -675,6 +676,7 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         p = await _plan_on(lock_conn, entry)
         r.toc_entries, r.tool, r.psql, r.archive = p.toc_entries, p.tool.describe(), p.psql.describe(), p.archive
         r.server_version = p.server_version
+        r.not_in_backup = [t for t in schema.REQUIRED_TABLES if t not in p.backup_tables]
         if expected is not None and p.drop_labels() != expected.drop_labels():
             raise RestoreError("The database changed since the restore was confirmed: it would now drop "
                                f"{', '.join(p.drop_labels()) or 'nothing'} instead of "
@@ -734,7 +736,6 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         i = lock_conn.info
         r.validation = res
         r.lines = schema.server_lines(res, i.host, i.user, i.dbname, i.port)
-        r.not_in_backup = sorted(t.name for t in res.tables if t.present and t.name not in p.backup_tables)
         r.outcome = "restored"
         await locks.unlock(lock_conn)
     finally:
