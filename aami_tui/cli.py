@@ -408,7 +408,7 @@ def _init(settings, args, embedded: bool = False) -> int:
         except OSError as exc:
             _err(f"could not write {args.env_file}: {exc.strerror or exc}")
             return devinit.EXIT_PREFLIGHT
-        say(f"Wrote {', '.join(ln.split('=')[0] for ln in r.env_lines)} to {path} (0600); add DB_PASSWORD yourself.")
+        say(devinit.env_file_words(args.env_file, path, r.env_lines))
     else:
         say("The Config Server's settings (DB_PASSWORD is never shown: set it yourself):")
     if embedded:  # these lines point at a server that is about to go

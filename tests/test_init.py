@@ -84,6 +84,16 @@ def test_init_env_file_is_0600_and_keeps_other_lines(pg_server, fresh_db, tmp_pa
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     lines = path.read_text().splitlines()
     assert lines == ["# mine", "DB_PASSWORD=keep-me", *env_lines(pg_server, fresh_db.dbname)]
+    # fresh5 F13: it said "add DB_PASSWORD yourself" to a file that holds one
+    assert f"to {path} (0600); its DB_PASSWORD line is kept as it was." in r.stderr, r.stderr
+    # ...and replaced a symbolic link with a copy of its target's lines, the target left as it was
+    target, link = tmp_path / "target.env", tmp_path / "link.env"
+    target.write_text("FOO=bar\n")
+    link.symlink_to(target)
+    r = init(pg_server, fresh_db.dbname, tmp_path, "--env-file", str(link))
+    assert r.returncode == 0 and link.is_symlink(), r.stderr
+    assert target.read_text().splitlines() == ["FOO=bar", *env_lines(pg_server, fresh_db.dbname)]
+    assert f"to {target} (through the symbolic link {link}) (0600); add DB_PASSWORD yourself." in r.stderr, r.stderr
     fresh = tmp_path / "sub" / "new.env"
     r = init(pg_server, fresh_db.dbname, tmp_path, "--env-file", str(fresh))
     assert r.returncode == 0 and "Nothing to do" in r.stderr

@@ -9,6 +9,7 @@ sentence sending the developer to the production runbook instead; a migrated dat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,13 +198,32 @@ async def run_init(settings: ConnSettings, migration_path: Path, *, reports_dir:
     return result
 
 
+def env_file_words(given: Path, written: Path, lines: list[str]) -> str:
+    """What init says after writing the env file: which lines, where (through a symbolic link, if it was one) and
+    whether DB_PASSWORD is there already (kept as it was) or still to be added."""
+    names = ", ".join(ln.split("=")[0] for ln in lines)
+    given = Path(given).expanduser()
+    where = f"{written} (through the symbolic link {given})" if given.is_symlink() else f"{written}"
+    has_password = False
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        has_password = any(ln.split("=", 1)[0].strip().removeprefix("export ").strip() == "DB_PASSWORD"
+                           and ln.split("=", 1)[1].strip() not in ("", "''", '""')
+                           for ln in written.read_text(encoding="utf-8").splitlines() if "=" in ln)
+    return (f"Wrote {names} to {where} (0600); "
+            + ("its DB_PASSWORD line is kept as it was." if has_password else "add DB_PASSWORD yourself."))
+
+
 def write_env_file(path: Path, lines: list[str]) -> Path:
     """Write (or update) an env file for ``source`` / docker compose, owner-only (0600).
 
     An existing file keeps its other lines (a DB_PASSWORD you added, say); only the DB_HOST/DB_PORT/
-    DB_USER/DB_NAME lines are replaced. Written to a temporary file then renamed: never half-written.
+    DB_USER/DB_NAME lines are replaced. Written to a temporary file then renamed: never half-written. A symbolic
+    link is followed (the file it points to is updated and the link stays; ``env_file_words`` says so): the rename
+    would otherwise replace the link with a copy and leave the file it points to as it was.
     """
     path = Path(path).expanduser()
+    if path.is_symlink():
+        path = path.resolve()
     new = dict(line.split("=", 1) for line in lines)
     kept: list[str] = []
     if path.exists():
