@@ -188,3 +188,30 @@ def test_progress_line_of_a_tiny_or_empty_database_says_something_true():
     t = progress.Tracker("backup", [])
     t.finish()
     assert t.progress().line() == "backup: no table data to copy (schema only)"
+
+
+async def test_a_restore_waiting_for_a_lock_says_so_and_shows_no_progress_it_has_not_made(fresh_db, tmp_path):
+    """fresh5 F5: a restore queued behind another session's lock showed '248.0 / 296.0 KiB (83 %), 18.4 KiB/s,
+    ETA 0:03' decaying to 'ETA 4:49' (pg_restore's lines run ahead of psql by a pipe's buffer). While psql waits
+    the line names the holder, and the bar moves only with what the server has done."""
+    from aami_tui.core import restore
+
+    _fill(fresh_db, 2_000)
+    dump_tool, restore_tool, major = _tools(fresh_db)
+    await pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path, server_major=major,
+                              source={"dbname": fresh_db.dbname})
+    [entry] = pgtools.list_backups(tmp_path, fresh_db.dbname)
+    seen: list[progress.Progress] = []
+    with psycopg.connect(fresh_db.conninfo(application_name="config-server")) as holder:
+        holder.execute("SELECT count(*) FROM events").fetchone()  # idle in transaction, ACCESS SHARE held
+        with pytest.raises(restore.RestoreError, match="waited more than 3 s for a lock"):
+            await restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports", lock_timeout=3,
+                                  on_progress=seen.append)
+        pid = holder.info.backend_pid
+    lines = [p.line() for p in seen]
+    waiting = [ln for ln in lines if "waiting" in ln]
+    assert waiting and all(
+        f"for a lock on public.events held by pid {pid} (user " in ln and "'config-server', idle in transaction"
+        in ln and "lock_timeout (3s) ends the restore, rolled back" in ln for ln in waiting), lines
+    assert all("/s" not in ln and "ETA" not in ln for ln in lines[lines.index(waiting[0]):]), lines
+    assert all(p.done == 0 for p in seen), lines  # nothing was restored: no amount, no jump

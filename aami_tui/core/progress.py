@@ -142,8 +142,13 @@ class Tracker:
     ``progress()``."""
 
     def __init__(self, what: str, work: list[Work], *, parallel: bool = False, exact: bool = True,
-                 clock_fn: Callable[[], float] = time.monotonic) -> None:
+                 clock_fn: Callable[[], float] = time.monotonic, confirmed: bool = False) -> None:
         self.what = what
+        # confirmed: the tool's lines run ahead of the server (pg_restore writing a script that psql runs, up to a
+        # pipe's buffer behind, or not at all while psql waits for a lock): they only say the order of the work;
+        # what is done comes from the server (a table or index seen in progress there ends those before it).
+        self.confirmed = confirmed
+        self.order: list[Work] = []  # the tool's order (confirmed mode)
         self.tables = [w for w in work if w.kind == "table"]
         self.indexes = [w for w in work if w.kind == "index"]
         self.weighed = sum(w.bytes for w in work)  # 0: no table data at all (the faces say so, not "1 / 1 bytes")
@@ -207,14 +212,20 @@ class Tracker:
                 w = self._find(parts[-1], "index")
             if w is not None:
                 # pg_restore --single-transaction builds one index at a time, after all the data
-                for t in self.tables:
-                    self.done.add(t.qualified)
+                if not self.confirmed:
+                    for t in self.tables:
+                        self.done.add(t.qualified)
                 self._start(w)
                 return
-            for t in self.tables:  # an index we did not weigh: the data is done anyway
-                self.done.add(t.qualified)
+            if not self.confirmed:
+                for t in self.tables:  # an index we did not weigh: the data is done anyway
+                    self.done.add(t.qualified)
 
     def _start(self, w: Work | None) -> None:
+        if self.confirmed:  # the order only: neither current nor done until the server says so
+            if w is not None and w not in self.order:
+                self.order.append(w)
+            return
         if not self.parallel:
             for a in self.active:
                 self._finish(a, keep_active=True)
@@ -231,12 +242,15 @@ class Tracker:
     def server(self, copies: list[tuple], indexes: list[tuple] = ()) -> None:
         """Rows of the progress views for the tool's sessions.
 
-        ``copies``: (relid, tuples_processed, bytes_processed); ``indexes``: (index_relid, relid, blocks_total,
-        blocks_done, tuples_total, tuples_done)."""
-        for relid, tuples, nbytes in copies:
-            w = self._by_oid.get(relid) or self._active_table()
+        ``copies``: (relid, tuples_processed, bytes_processed[, qualified name]); ``indexes``: (index_relid, relid,
+        blocks_total, blocks_done, tuples_total, tuples_done[, qualified name])."""
+        for relid, tuples, nbytes, *name in copies:
+            w = self._by_oid.get(relid) or (self._by_qualified.get(name[0]) if name and name[0] else None)
+            if w is None and not self.confirmed:
+                w = self._active_table()
             if w is None or w.qualified in self.done:
                 continue
+            self._reached(w)
             if w.rows > 0:
                 frac = (tuples or 0) / w.rows
             elif w.bytes > 0:
@@ -245,8 +259,16 @@ class Tracker:
                 frac = 0.0
             self._partial(w, frac)
         for row in indexes:
-            _idx, _rel, btot, bdone, ttot, tdone = row
-            w = next((a for a in self.active if a.kind == "index"), None)
+            _idx, _rel, btot, bdone, ttot, tdone, *name = row
+            if self.confirmed:
+                w = self._by_qualified.get(name[0]) if name and name[0] else None
+                for t in self.tables:  # an index is built: the data before it is in (one transaction, in order)
+                    self.done.add(t.qualified)
+                if w is None:
+                    continue
+                self._reached(w)
+            else:
+                w = next((a for a in self.active if a.kind == "index"), None)
             if w is None:
                 continue
             # scanning the heap is the first half, sorting and loading the tuples the second
@@ -256,6 +278,15 @@ class Tracker:
             if ttot:
                 frac = 0.5 + 0.5 * (tdone or 0) / ttot
             self._partial(w, frac)
+
+    def _reached(self, w: Work) -> None:
+        """Confirmed mode: the server works on ``w``: what the tool sent before it is done."""
+        if not self.confirmed:
+            return
+        self.active = [w]
+        if w in self.order:
+            for before in self.order[:self.order.index(w)]:
+                self._finish(before, keep_active=True)
 
     def _active_table(self) -> Work | None:
         tables = [a for a in self.active if a.kind == "table"]
@@ -395,7 +426,7 @@ class Watch:
                     cur = await asyncio.wait_for(self._conn.execute(sql("tool_progress"), {"since": self._since}), 5)
                     for kind, *vals in await cur.fetchall():
                         if kind == "copy":
-                            copies.append(tuple(vals[:3]))
+                            copies.append((*vals[:3], vals[6]))
                         else:
                             idx.append(tuple(vals))
                 except Exception:

@@ -687,7 +687,9 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         r.outcome = "failed"  # from here on, something ran (and is rolled back on any error)
         r.dropped = p.drop_labels()  # (the report lists them with the drop step's state: done, or rolled back)
         work = [prog.Work.from_dict(w) for w in (entry.source or {}).get("work") or () if isinstance(w, dict)]
-        tracker = prog.Tracker("restore", work) if work and on_progress else None
+        # psql runs what pg_restore writes up to a pipe's buffer behind it (or nothing while it waits for a lock):
+        # only the server says what is done
+        tracker = prog.Tracker("restore", work, confirmed=True) if work and on_progress else None
 
         last_done = -1
 
@@ -695,8 +697,7 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
             nonlocal last_done
             if tracker is not None:
                 tracker.line(what)
-                # A table that starts or ends moves the bar at once, between the server polls (a small
-                # restore can end before the first poll sees any COPY).
+                # (confirmed: the lines only order the work; the server's counters move the bar)
                 now = tracker.progress()
                 if now.done != last_done:
                     last_done = now.done
@@ -708,7 +709,8 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         r.stage = "restoring"
         try:
             if tracker is not None:
-                async with prog.Watch(settings, tracker, on_progress):
+                bound = f"lock_timeout ({lock_timeout:g}s) ends the restore, rolled back: nothing changed"
+                async with prog.Watch(settings, tracker, on_progress, lock_bound=bound):
                     await _run_in_one_transaction(p, settings, major, drops_sql, on_line,
                                                   max(1, int(lock_timeout * 1000)), r)
                 tracker.finish()

@@ -1,14 +1,19 @@
 -- Progress of pg_dump / pg_restore sessions (application_name aami-tui, started since %(since)s) in this
--- database: COPY (PostgreSQL 14+) and index builds (12+). Seven columns either way.
+-- database: COPY (PostgreSQL 14+) and index builds (12+). Eight columns either way, the last the qualified name
+-- of the table copied or the index built (a restore's objects have new oids: it matches them by name).
 SELECT 'copy' AS kind, p.relid::bigint, p.tuples_processed, p.bytes_processed,
-       NULL::bigint, NULL::bigint, NULL::bigint
+       NULL::bigint, NULL::bigint, NULL::bigint,
+       (SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p.relid) AS name
 FROM pg_catalog.pg_stat_progress_copy p
 JOIN pg_catalog.pg_stat_activity a ON a.pid = p.pid
 WHERE p.datname = current_database() AND a.application_name = 'aami-tui' AND a.backend_start >= %(since)s
   AND p.pid <> pg_catalog.pg_backend_pid()
 UNION ALL
 SELECT 'index', p.index_relid::bigint, p.relid::bigint, p.blocks_total, p.blocks_done, p.tuples_total,
-       p.tuples_done
+       p.tuples_done,
+       (SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p.index_relid)
 FROM pg_catalog.pg_stat_progress_create_index p
 JOIN pg_catalog.pg_stat_activity a ON a.pid = p.pid
 WHERE p.datname = current_database() AND a.application_name = 'aami-tui' AND a.backend_start >= %(since)s
