@@ -42,6 +42,18 @@ def _positive(text: str) -> float:
     return _seconds(text)
 
 
+def _rehearsal_report(text: str) -> Path:
+    """--rehearsal-report: the report must be there (its JSON is what pre-flight reads) before anything runs: a
+    mistyped path was only a `!` in pre-flight, naming the .json instead of the file given, and the run went on."""
+    p = Path(text).expanduser()
+    js = p.with_suffix(".json") if p.suffix == ".md" else p
+    if not p.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    if not js.exists():
+        raise argparse.ArgumentTypeError(f"{js}, the JSON beside {text}, does not exist (the JSON is what is read)")
+    return p
+
+
 def _non_negative(text: str) -> float:
     return _seconds(text, allow_zero=True)
 
@@ -247,7 +259,7 @@ def _runbook_opts(p: argparse.ArgumentParser) -> None:
                    help="with --rehearse (or r in the console), the rehearsal's bound in seconds: the backup's restore into the copy plus the run there "
                         "(default 3600, one hour); past it the rehearsal is stopped and the copy dropped")
     g.add_argument("--migration-file", type=Path, default=None, help="apply this file instead of the shipped one")
-    g.add_argument("--rehearsal-report", type=Path, default=None, metavar="FILE",
+    g.add_argument("--rehearsal-report", type=_rehearsal_report, default=None, metavar="FILE",
                    help="a report from `aami-tui rehearse`: pre-flight's 'Tested on staging' evidence")
     g.add_argument("--exact", action="store_true",
                    help="require exactly the ten tables in public (the guide's CI gate); without it, tables that "

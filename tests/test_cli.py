@@ -49,3 +49,21 @@ def test_bad_rehearse_timeout_is_a_usage_error_with_a_clear_sentence():
             r = cli(*command, "--rehearse-timeout", value)
             assert r.returncode == EXIT_USAGE, (command, value, r.returncode, r.stderr)
             assert "--rehearse-timeout" in r.stderr and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_rehearsal_report_that_is_not_there_is_a_usage_error_naming_the_file_given(pg_server, fresh_db, tmp_path):
+    """fresh5 F13: `--rehearsal-report /nonexist.md` was only a `!` in pre-flight naming another file
+    ("rehearsal report /nonexist.json cannot be read") and the run went on: a mistyped evidence path is the
+    operator's error, said before anything touches the server, with the name they gave."""
+    env = pg_server.env(fresh_db.dbname)
+    missing = tmp_path / "nonexist.md"
+    only_md = tmp_path / "only.md"
+    only_md.write_text("# a rehearsal report without its JSON\n")
+    for given, words in ((missing, f"{missing}: no such file"),
+                         (only_md, f"{tmp_path / 'only.json'}, the JSON beside {only_md}, does not exist (the JSON "
+                                   "is what is read)")):
+        for command in (("apply", "--no-backup", "--reports-dir", str(tmp_path / "r")), ("console",)):
+            r = cli(*command, "--rehearsal-report", str(given), env=env)
+            assert r.returncode == EXIT_USAGE, (command, r.returncode, r.stdout + r.stderr)
+            assert f"--rehearsal-report: {words}" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "r").exists()

@@ -685,7 +685,9 @@ def evidence(report_path: Path | str, migration: mig.MigrationFile | None, dbnam
     try:
         d = json.loads(js.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        return False, f"rehearsal report {js} cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        why = getattr(exc, "strerror", None) or exc
+        return False, (f"rehearsal report {p} cannot be read ({why})" if js == p else
+                       f"rehearsal report {p} cannot be read: its JSON {js.name}, which is what is read: {why}")
     if d.get("kind") != "aami-tui rehearsal":
         return False, f"{js.name} is not a rehearsal report"
     when = d.get("started_at", "?")
