@@ -84,7 +84,7 @@ class LockHolder:
 
     def describe(self) -> str:
         since = self.query_start.astimezone().strftime("%H:%M:%S") if self.query_start else "?"
-        q = " ".join((self.query or "").split())
+        q = " ".join((self.query or "").split()).rstrip("; ")  # a sentence goes on after it: no "MODE;."
         q = q[:80] + "…" if len(q) > 80 else q
         return (f"pid {self.pid}, user {self.user or '?'}, application '{self.application or '-'}', "
                 f"{self.state or 'state unknown'}, query started {since}: {q or '(no query)'}")
