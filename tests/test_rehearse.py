@@ -75,6 +75,11 @@ def test_unreadable_backup_makes_no_copy(pg_server, fresh_db, tmp_path):
     assert r.returncode == 4
     assert "not_a_dump.dump is not a pg_dump custom-format archive" in r.stderr
     assert scratch_databases(fresh_db) == []
+    # fresh5 F13: a missing file was said after the disk-space sentence (as if a copy were being weighed)
+    r = cli(*args(tmp_path, "--from-backup", str(tmp_path / "nonexist.dump")), env=pg_server.env(fresh_db.dbname),
+            timeout=60)
+    assert r.returncode == 4 and f"--from-backup {tmp_path / 'nonexist.dump'}: no such file." in r.stderr, r.stderr
+    assert "disk" not in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 async def test_cancelled_mid_apply_still_drops_the_copy(fresh_db, tmp_path):

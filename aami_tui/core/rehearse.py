@@ -543,6 +543,18 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
     with contextlib.suppress(mig.MigrationError):
         result.migration_sha256 = mig.load(migration_path).sha256
     try:
+        meta = None
+        if from_backup is not None:  # what is wrong with the file given is said first (no disk weighed for it)
+            dump = Path(from_backup).expanduser()
+            if not dump.exists():  # a file, or a directory-format backup (--jobs)
+                raise RehearsalError(f"--from-backup {dump}: no such file.")
+            meta = backup_source(dump)
+            other = other_source(meta, info.dbname, (settings.host, info.host), info.port)
+            if other is not None:
+                raise RehearsalError(
+                    f"--from-backup {dump.name} was made from {other}, not from {info.dbname} on "
+                    f"{info.host}:{info.port}: a rehearsal restores a backup of the database it tests (omit "
+                    "--from-backup to take one now).")
         cost = await copy_cost(conn, settings, backup_dir if from_backup is None else None)
         if cost.fits is False:  # refused up front: no backup taken, no copy made, no report
             raise RehearsalError(cost.refusal())
@@ -550,16 +562,6 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
         say(result.disk)
         try:
             if from_backup is not None:
-                dump = Path(from_backup).expanduser()
-                if not dump.exists():  # a file, or a directory-format backup (--jobs)
-                    raise RehearsalError(f"--from-backup {dump}: no such file.")
-                meta = backup_source(dump)
-                other = other_source(meta, info.dbname, (settings.host, info.host), info.port)
-                if other is not None:
-                    raise RehearsalError(
-                        f"--from-backup {dump.name} was made from {other}, not from {info.dbname} on "
-                        f"{info.host}:{info.port}: a rehearsal restores a backup of the database it tests (omit "
-                        "--from-backup to take one now).")
                 result.backup = f"{dump} ({from_label})"
                 result.backup_source = source_label(meta) if meta else "not recorded (no metadata beside the backup)"
             else:
