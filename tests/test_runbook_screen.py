@@ -111,6 +111,9 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
             line = next(ln for ln in steps.splitlines() if title in ln)
             assert "↺" in line and "✓" not in line, steps  # rolled back, not done
         assert "↺ ran, then undone" in steps and steps.count("rolled back") == 1, steps  # said once
+        # the ROLLBACK itself ran and was not undone: not ↺ (fresh5 F13: "↺ 6 ROLLBACK" under "↺ ran, then undone")
+        rollback = next(ln for ln in steps.splitlines() if "ROLLBACK" in ln)
+        assert "✓" in rollback and "↺" not in rollback, steps
         total = len(app.runbook.migration.statements)
         assert f"Applied statement {total} / {total}" not in text_of(app, "#sql-head")  # undone: not "applied"
         # Retried from BEGIN: the SQL pane speaks of the new transaction, where nothing is applied yet (it said
