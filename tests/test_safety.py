@@ -1379,3 +1379,35 @@ def test_the_mask_hides_a_password_where_one_stands_and_nothing_else():
     same = Mask("postgres", ("postgres",))
     assert same('user postgres · "user": "postgres" · password=postgres') == \
         'user postgres · "user": "postgres" · password=********'
+
+
+async def test_an_unanswered_commit_past_its_deadline_says_what_happens_next_with_a_running_clock(
+        fresh_db, tmp_path, proxy, monkeypatch):
+    """fresh5 F10: past --commit-timeout the bar still said 'COMMIT: waiting for the server's answer (3s)…' (its
+    clock stopped: the round trip was over, the resolver was asking on a fresh connection). It says the deadline
+    passed, what it does now (README: pg_xact_status on a fresh connection after fencing), and its clock runs."""
+    from aami_tui.ui.runbook_screen import RunbookScreen
+
+    rb = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True, commit_timeout=1.0)
+    await run_to_begin(rb)
+    await rb.apply()
+    await rb.verify()
+    screen = RunbookScreen(rb)
+    screen.SAY_SILENT_AFTER, screen._cancelling = 0.2, lambda: False  # no app: no workers to ask
+    seen: list[tuple[str, bool]] = []
+    real = rb.session.xact_status
+
+    async def asked(seconds):  # the resolver asks the server: what the bar says meanwhile
+        seen.append((screen.next_hint(), screen.answer_clock_runs()))
+        return await real(seconds)
+
+    monkeypatch.setattr(rb.session, "xact_status", asked)
+    proxy.freeze()  # COMMIT never reaches the server; new connections (the resolver's) still do
+    with pytest.raises(RunbookError, match="confirms transaction .* rolled back"):
+        await asyncio.wait_for(rb.commit(fresh_db.dbname), 30)
+    hint, ticking = seen[0]
+    assert re.fullmatch(rf"COMMIT: no answer within --commit-timeout \(1s\): asking the server what became of "
+                        rf"transaction {rb.xid} on a new connection \(\ds\)…", hint), hint
+    assert ticking
+    assert not screen.answer_clock_runs()  # ended: the clock stops
+    await rb.close()

@@ -207,6 +207,7 @@ class RunbookScreen(Screen):
         self._ticked_title()
         self._txbar()
         self.set_interval(1.0, self._watch_locks)
+        self.set_interval(1.0, self._tick_answer_clock)  # its own timer: a slow lock-watch sample never stops it
         self.set_interval(self.app.refresh_interval, self.refresh_tables)
         self.say(f"Runbook for {self.rb.settings.display()}. Migration file: {self.rb.migration_path}")
         self.say("Tick the checklist, then press n to run each step (each asks first).")
@@ -640,6 +641,10 @@ class RunbookScreen(Screen):
         running = next((r.step for r in rb.steps.values() if r.state == State.RUNNING), None)
         if running is not None and self._cancelling():
             return f"{running.title}: cancelling…"
+        if running is Step.COMMIT and rb.resolving is not None:  # the deadline passed: the resolver asks the server
+            why, since = rb.resolving
+            return (f"COMMIT: {why}: asking the server what became of transaction {rb.xid or '?'} on a new "
+                    f"connection ({time.monotonic() - since:.0f}s)…")
         if running is not None and (silent := rb.waiting_for_answer(self.SAY_SILENT_AFTER)) is not None:
             return f"{running.title}: waiting for the server's answer ({silent:.0f}s)…"  # it may have stopped answering
         if running is not None:
@@ -725,11 +730,17 @@ class RunbookScreen(Screen):
     def action_refresh_tables(self) -> None:
         self.run_worker(self.refresh_tables(), group="refresh", exclusive=True, exit_on_error=False)
 
+    def answer_clock_runs(self) -> bool:
+        """The bar shows a clock: a short round trip waiting for the server's answer, or a COMMIT being resolved."""
+        return self.rb.waiting_for_answer(self.SAY_SILENT_AFTER) is not None or self.rb.resolving is not None
+
+    def _tick_answer_clock(self) -> None:
+        if not self.app.gone(self) and self.answer_clock_runs():
+            self._txbar()
+
     async def _watch_locks(self) -> None:
         if self.app.gone(self):  # a late tick while the console closes
             return
-        if self.rb.waiting_for_answer(self.SAY_SILENT_AFTER) is not None:
-            self._txbar()  # "waiting for the server's answer (Ns)": its clock
         panel = self.query_one(LockWatchPanel)
         w = await self.rb.lock_watch() if self.rb.tx_open else None
         if self.rb.tx_open and w is None or (w is not None and w.xact_age is None):

@@ -146,6 +146,9 @@ class Runbook:
         self.ended_at: datetime | None = None
         self.xact_started: float | None = None
         self.last_blockers: list[Blocker] = []
+        # a COMMIT whose answer did not come, being resolved (pg_xact_status on a fresh connection after fencing):
+        # (why, in a few words: "no answer within --commit-timeout (60s)", monotonic start); None otherwise
+        self.resolving: tuple[str, float] | None = None
         # the statements in flight while Phase.APPLYING: (first index, last index, total, monotonic start)
         self.applying_now: tuple[int, int, int, float] | None = None
         self.waiters_seen: dict[tuple, dict] = {}
@@ -1156,13 +1159,16 @@ class Runbook:
         try:
             await s.call(s.conn.execute("COMMIT"), self.opt.commit_timeout, "COMMIT")
         except Deadline as exc:
-            return await self._resolve(f"COMMIT got no answer within {exc.seconds:g}s")
+            return await self._resolve(f"COMMIT got no answer within {exc.seconds:g}s",
+                                       label=f"no answer within --commit-timeout ({exc.seconds:g}s)")
         except asyncio.CancelledError:
-            await asyncio.shield(self._resolve("COMMIT was interrupted in flight", raise_=False))
+            await asyncio.shield(self._resolve("COMMIT was interrupted in flight", raise_=False,
+                                               label="interrupted in flight"))
             raise
         except psycopg.Error as exc:
             if self._connection_gone(exc):
-                return await self._resolve(f"the connection was lost during COMMIT ({_first(exc)})")
+                return await self._resolve(f"the connection was lost during COMMIT ({_first(exc)})",
+                                           label="the connection was lost")
             # e.g. a deferred constraint trigger: the server rejected COMMIT and rolled back
             msg = (f"COMMIT rejected by the server: {_first(exc)}. The server rolled the transaction back: "
                    "nothing was changed.")
@@ -1200,10 +1206,14 @@ class Runbook:
         self.queue_report()
         return self.post_commit_lines
 
-    async def _resolve(self, why: str, raise_: bool = True) -> list[str]:
-        """The one path for a COMMIT whose answer did not come."""
+    async def _resolve(self, why: str, raise_: bool = True, label: str = "") -> list[str]:
+        """The one path for a COMMIT whose answer did not come (``label``: ``why`` in a few words, for the bar)."""
         self.say(f"{why}: asking the server what became of transaction {self.xid or '?'} …", "warn", Step.COMMIT)
-        r = await committing.resolve(self)
+        self.resolving = (label or why, time.monotonic())
+        try:
+            r = await committing.resolve(self)
+        finally:
+            self.resolving = None
         await self.session.close(1.0)
         if r.phase is Phase.COMMITTED:
             self.say(f"{why}; the server confirms transaction {self.xid} committed ({r.fence}).", "warn", Step.COMMIT)
