@@ -437,6 +437,7 @@ async def test_while_a_cancel_is_in_flight_the_console_says_cancelling(fresh_db,
         pane = app.runbook_screen._done_text().plain  # what the step pane says: never a rollback nobody saw
         assert pane.startswith("Run ended: connection lost: not committed") and "Nothing was committed." in pane
         assert "exit code" not in pane  # "(headless exit code 2)" meant nothing on the console
+        assert "cannot connect" not in pane, pane  # exit 2's generic words (fresh5 F13): it did connect
 
 
 async def test_after_a_cancelled_apply_the_bar_says_rollback_is_the_way_on(fresh_db, tmp_path):

@@ -31,6 +31,7 @@ from aami_tui.core.runbook import (
     State,
     Step,
     Tx,
+    Verdict,
 )
 from aami_tui.core.runbook.events import Log, Progress
 from aami_tui.core.runbook.machine import RUNNING, allowed, decide
@@ -608,8 +609,10 @@ class RunbookScreen(Screen):
             # a lost session: the server rolls back, perhaps not yet (NOT_CONFIRMED: nobody saw it end)
             said = rb.tx.value if rb.lost and rb.outcome is Outcome.ROLLED_BACK else rb.outcome.value
             t.append(f"Run ended: {said}\n", style="bold yellow")
-            if rb.verdict is not None:
-                t.append(f"{rb.verdict.words}\n", style="yellow")  # its exit code is the headless commands' business
+            # the verdict's words (its exit code is the headless commands' business); not exit 2's generic
+            # "cannot connect, or the connection was lost" when the line above already says it was lost
+            if rb.verdict is not None and not (rb.verdict is Verdict.CONNECTION and rb.lost):
+                t.append(f"{rb.verdict.words}\n", style="yellow")
             t.append("\n")
             if rb.failure:
                 t.append(rb.failure + "\n\n", style="red")
