@@ -153,6 +153,11 @@ async def test_an_aborted_transaction_keeps_icons_timings_and_the_whole_status(f
         assert not app.screen.query_one("#apply-progress").display
         assert_footer(app, ["x ROLLBACK", "q Quit"], ["c COMMIT", "n Next step", "i Inspect"])  # nothing runs now
         await scenes.settle(pilot)
+        # The Tables panel showed the transaction's view ("UNCOMMITTED") a moment ago; now it shows the committed
+        # database, and says so (fresh5 F13: "0 / 10 present · refreshed just now", no word).
+        await app.runbook_screen.refresh_tables()
+        head = " ".join(text_of(app, "#rb-checklist #checklist-header").split())
+        assert "UNCOMMITTED" not in head and "the committed database" in head, head
         assert "Transaction age —" not in text_of(app, "#lockwatch")
         # the failing statement, with its line and column, in the SQL view
         await pilot.press("s")

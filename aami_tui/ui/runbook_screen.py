@@ -726,6 +726,8 @@ class RunbookScreen(Screen):
                 checklist.show_error(error)
             elif res is not None:
                 checklist.show(res)
+                if self.rb.tx == Tx.ABORTED:  # a moment ago it showed the transaction's view: say what this is
+                    checklist.set_note("the committed database: the aborted transaction's work goes at ROLLBACK")
         except (db.ConnectError, TimeoutError, Exception) as exc:  # never a traceback on screen
             checklist.show_error(f"Could not refresh: {exc}" if str(exc) else "Could not refresh: no answer from "
                                  "the server in time.")
