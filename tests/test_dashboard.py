@@ -460,3 +460,22 @@ async def test_the_first_frame_is_the_same_without_textuals_restyle_as_the_scree
             await scenes.wait_for(pilot, lambda r=restyle: r in frames, what="the first frame")
     assert "0 / 10 present" not in frames[True] and "1 / 10 present" in frames[True].replace("&#160;", " ")
     assert frames[False] == frames[True]
+
+
+async def test_a_locked_tables_note_shows_the_pid_at_120_columns(fresh_db, tmp_path):
+    """fresh5 F13: at 120 columns the dashboard cut the locked table's note to "locked by pi": the one fact a DBA
+    needs (whose lock) was lost. The pid comes first."""
+    from conftest import apply_migration
+    from screen_text import region_text
+
+    apply_migration(fresh_db)
+    with psycopg.connect(fresh_db.conninfo(application_name="dba-maintenance")) as holder:
+        holder.execute("LOCK TABLE groups IN ACCESS EXCLUSIVE MODE")
+        pid = holder.info.backend_pid
+        app = make_app(fresh_db, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await scenes.dashboard_ready(pilot)
+            await scenes.wait_for(pilot, lambda: "groups" in region_text(app, "#checklist DataTable"), what="the checklist")
+            await scenes.settle(pilot)
+            line = next(ln for ln in region_text(app, "#checklist DataTable").splitlines() if " groups " in ln)
+            assert f"pid {pid}" in line, line

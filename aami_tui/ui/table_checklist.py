@@ -253,7 +253,8 @@ class TableChecklist(Vertical):
                 note = "; ".join(bits)
             elif ts.locked:
                 h = ts.locked_by[0]
-                note = f"locked by pid {h.pid} ({h.application or h.user or '?'})"
+                # the pid first: a narrow note column cuts the end ("locked by pi" lost whose lock it is)
+                note = f"pid {h.pid} locks it ({h.application or h.user or '?'})"
                 color = "yellow"
             elif not ts.required:
                 note = "not required (extra)"
