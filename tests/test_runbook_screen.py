@@ -239,9 +239,22 @@ async def test_development_mode_short_checklist_no_backup_of_an_empty_database(f
         await scenes.dashboard_ready(pilot)
         await scenes.open_runbook(pilot)
         assert "0 / 1 ticked" in text_of(app, "#preflight-title")
-        await scenes.walk_to(pilot, Step.VERIFY)
+        await scenes.tick_all(pilot)
+        await scenes.next_step(pilot)  # pre-flight
         rb = app.runbook
+        # fresh5 F8: pre-flight logged "backup skipped" while the bar said "n → Backup" and n asked "Run Backup?
+        # pg_dump -Fc of the whole database…": the skip is the engine's, settled by pre-flight; n goes to BEGIN.
         assert rb.steps[Step.BACKUP].state.value == "skipped"
+        hint = app.runbook_screen.next_hint()
+        assert hint.startswith("n → BEGIN") and "Backup" not in hint, hint
+        await pilot.press("n")
+        await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", what="a confirmation")
+        asked = text_of(app, "#confirm-title") + text_of(app, "#confirm-body")
+        assert "BEGIN" in asked and "pg_dump" not in asked, asked
+        await pilot.press("escape")
+        for _ in (Step.BEGIN, Step.APPLY, Step.VERIFY):
+            await scenes.next_step(pilot)
+        assert rb.steps[Step.VERIFY].state.value == "done"
         # applied, not committed: the dashboard shows what the transaction sees (10 / 10), but a quit now rolls
         # back, so no "ready" settings are printed for a database with no tables
         await scenes.wait_for(pilot, lambda: app.dashboard.last_result.ok, what="the uncommitted 10 / 10")

@@ -79,6 +79,8 @@ async def walk_to(pilot, step: Step) -> None:
     await tick_all(pilot)
     order = [Step.PREFLIGHT, Step.BACKUP, Step.BEGIN, Step.APPLY, Step.VERIFY]
     for s in order[: order.index(step) + 1]:
+        if pilot.app.runbook.steps[s].state in (State.DONE, State.SKIPPED):  # pre-flight may settle the backup
+            continue
         await next_step(pilot)
         st = pilot.app.runbook.steps[s].state
         if st not in (State.DONE, State.SKIPPED):

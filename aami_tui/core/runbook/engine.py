@@ -447,16 +447,34 @@ class Runbook:
             self._move(Phase.NEW)
             raise self._fail("Pre-flight checklist not complete: " + "; ".join(missing) + ".", Verdict.PREFLIGHT)
         self._set(Step.PREFLIGHT, State.DONE, f"{len(checks)} checks passed")
+        if back is Phase.CHECKED and self.backup_skipped_why():  # nothing to back up: BEGIN comes next
+            self._skip_backup()
+            back = Phase.READY
         self._move(back)
         return checks
 
+    def backup_skipped_why(self) -> str | None:
+        """Why this run takes no backup (--no-backup, or development mode on a database pre-flight found empty),
+        or None: the one rule. Pre-flight says it, and settles the backup step as skipped (the run goes to READY, so
+        the faces offer BEGIN next: ``next_step``)."""
+        if self.opt.skip_backup:
+            return self.opt.skip_backup_why
+        if self.opt.dev and self.db_empty:
+            return "development mode: the database is empty"
+        return None
+
+    def _skip_backup(self) -> None:
+        why = self.backup_skipped_why()
+        self._set(Step.BACKUP, State.SKIPPED, f"skipped ({why})")
+        self.say(f"Backup skipped ({why}): recorded in the report.", "warn", Step.BACKUP)
+
     # ---- step 2: backup ---------------------------------------------------------------------------
     async def backup_step(self) -> pgtools.BackupResult | None:
+        if self.phase is Phase.READY and self.steps[Step.BACKUP].state is State.SKIPPED and self.backup_skipped_why():
+            return None  # pre-flight settled it (a headless caller runs the steps in order)
         self._start(Action.BACKUP)
-        if self.opt.skip_backup or (self.opt.dev and self.db_empty):
-            why = self.opt.skip_backup_why if self.opt.skip_backup else "development mode: the database is empty"
-            self._set(Step.BACKUP, State.SKIPPED, f"skipped ({why})")
-            self.say(f"Backup skipped ({why}): recorded in the report.", "warn", Step.BACKUP)
+        if self.backup_skipped_why():
+            self._skip_backup()
             self._move(Phase.READY)
             return None
         assert self.dump_tool and self.restore_tool

@@ -79,8 +79,8 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
     if rb.opt.dev:
         cur = await rb.session.call(conn.execute(sql("user_relations")), t, "the user relations query")
         rb.db_empty = not await cur.fetchall()
-    if rb.opt.skip_backup or (rb.opt.dev and rb.db_empty):
-        why = rb.opt.skip_backup_why if rb.opt.skip_backup else "development mode and the database is empty"
+    why = rb.backup_skipped_why()
+    if why:
         out.append(Check("pg_dump", True, f"backup skipped ({why})", blocking=False))
     else:
         try:
