@@ -130,7 +130,7 @@ def test_archive_chain_plan_needs_a_person_then_repairs(pg_server, fresh_db, tmp
     first = text.index("\n" + plan.PERSON_MARKER) + 1
     line = text.count("\n", 0, first) + 1
     assert (f'plan.sql is a drift plan whose part "alert_rules.created_from_template_id → template_id" at line '
-            f"{line} needs a person's decision (and 13 more such parts)") in r.stdout + r.stderr
+            f"{line} needs a person's decision (and 17 more such parts)") in r.stdout + r.stderr
     # the person decides; the plan is linted and applied through the runbook
     out.write_text(act_as_a_person(text))
     lint = cli("lint", str(out), env=env)
@@ -357,3 +357,24 @@ def test_a_dumped_and_restored_database_has_no_differences(pg_server, db_factory
     assert sorted((i.kind, i.what) for i in p.items) == [
         ("safe", "index idx_targets_status"), ("safe", "targets constraint targets_status_check"),
         ("safe", "targets.status default")]
+
+
+async def test_a_part_that_needs_a_column_left_to_a_person_is_not_called_safe(fresh_db, tmp_path):
+    """fresh5 F9: on the archive chain the Drift view listed 'ALTER TABLE alert_rules ADD CONSTRAINT
+    alert_rules_template_id_fkey …' as safe; a DBA who chose "nothing" for every person's part (the plan allows it)
+    saw apply stop there: column "template_id" does not exist. Such a part is a person's too (its SQL commented
+    out, naming the part it depends on), so the plan with every part left undone runs."""
+    build_archive_chain(fresh_db)
+    p = await plan.make_plan(fresh_db, MIGRATION)
+    fk = next(i for i in p.items if i.what == "alert_rules constraint alert_rules_template_id_fkey")
+    assert fk.kind == "person", fk
+    assert "template_id" in fk.title and "alert_rules.created_from_template_id → template_id" in fk.title, fk.title
+    assert not [i.what for i in p.of("safe") if "leaves to a person" in i.title]
+    nothing = "\n".join(ln for ln in p.render().splitlines() if not ln.startswith(plan.PERSON_MARKER))
+    f = tmp_path / "plan.sql"
+    f.write_text(nothing + "\n")
+    stmts = migration.load(f).statements
+    with psycopg.connect(fresh_db.conninfo()) as c:  # one transaction, rolled back at the end
+        for s in stmts:
+            c.execute(s.sql)  # it failed at the foreign key on template_id
+        c.rollback()

@@ -580,14 +580,25 @@ async def compare(live: Catalog, ref: Catalog, conn, migration: mig.MigrationFil
     pending = {(t, c) for t in common for c in ref.table_columns(t)
                if (t, c) not in live.columns and (t, c) not in added_cols}
 
+    deciding: dict[tuple[str, str], str] = {}  # pending column -> the person's part that decides it
+    for i in items:
+        if i.kind == "person":
+            head, _, to = i.what.partition(" → ")
+            key = (head.partition(".")[0], to or head.partition(".")[2])
+            if key in pending:
+                deciding.setdefault(key, i.what)
+
     def waits_for(t: str, cols, checked: bool = True) -> str:
+        """Words for a part that needs a column a person's part decides about: such a part is a person's too (it
+        runs only if that column is made), never "safe"."""
         need = [c for c in cols if (t, c) in pending]
         if not need:
             return ""
-        if not checked:
-            return f" It needs column {', '.join(need)}, which a part above leaves to a person."
-        return (f" Not checked: it needs column {', '.join(need)}, which a part above leaves to a person (if the "
-                "data violates it, apply stops at this statement and rolls back).")
+        by = "; ".join(sorted({deciding.get((t, c), f"{t}.{c}") for c in need}))
+        return (f" It needs column {', '.join(need)}, which a part above leaves to a person ({by}): uncomment it once "
+                "that column exists, leave it commented out if the table stays without it."
+                + (" Not checked against the data: if rows violate it, apply stops at this statement and rolls back."
+                   if checked else ""))
 
     # constraints
     live_keys = {_con_key(t, d) for (t, _), d in live.constraints.items()}
@@ -610,7 +621,7 @@ async def compare(live: Catalog, ref: Catalog, conn, migration: mig.MigrationFil
             title = f"{kind_word} {name} on {t} is {taken['def']} here; {migration.name} makes it {d['def']}"
         wait = waits_for(t, d["cols"])
         if wait:
-            items.append(Item("safe", what, title + "." + wait, stmts, order=order[d["type"]] + 10))
+            items.append(Item("person", what, title + "." + wait, stmts, order=order[d["type"]] + 10))
             continue
         new_cols = [c for c in d["cols"] if (t, c) in added_cols]
         if d["type"] in ("c", "f") and new_cols and len(new_cols) == len(d["cols"]):
@@ -667,7 +678,7 @@ async def compare(live: Catalog, ref: Catalog, conn, migration: mig.MigrationFil
             items.append(Item("person", what, f"{title}; it is unique and {t} has rows: check for duplicates first.",
                               stmts, (f"{plural(n, 'row')}.",), order=60))
         else:
-            items.append(Item("safe", what, title + "." + wait, stmts, order=70))
+            items.append(Item("person" if wait else "safe", what, title + "." + wait, stmts, order=70))
     for (t, name), d in sorted(live.indexes.items()):
         if (t in ref.tables and not d["constraint"] and (t, _norm_index(name, d)) not in ref_idx
                 and (t, name) not in ref.indexes):
