@@ -164,6 +164,18 @@ async def test_help_says_how_to_close_it_and_closes(fresh_db, tmp_path):
         await pilot.pause()
         surface = Color.parse(app.get_css_variables()["surface"])
         assert app.screen.query_one("#help-box").styles.background == surface != dark
+        await pilot.press("question_mark")
+        await pilot.pause()
+        # fresh5 F14: the palette's Screenshot (Textual's) said "Failed to save screenshot" (no ~/Downloads), or wrote
+        # an SVG with the umask's mode there. It goes to the reports folder, owner-only, and says where.
+        [shot] = [c for c in app.get_system_commands(app.screen) if c.title == "Screenshot"]
+        shot.callback()
+        await pilot.pause(0.3)
+        import stat
+
+        [svg] = list((tmp_path / "reports").glob("screenshot_*.svg"))
+        assert stat.S_IMODE(svg.stat().st_mode) == 0o600 and "<svg" in svg.read_text()
+        assert any(f"Screenshot saved: {svg}" in str(n.message) for n in app._notifications)
 
 
 async def test_a_refused_password_is_said_and_not_retried_until_f5(fresh_db, tmp_path):

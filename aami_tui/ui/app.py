@@ -232,7 +232,11 @@ class AamiApp(App):
 
     # ---- commands (footer + command palette) -------------------------------------------------------------------
     def get_system_commands(self, screen):
-        yield from super().get_system_commands(screen)
+        for cmd in super().get_system_commands(screen):
+            if cmd.title == "Screenshot":  # Textual's writes to ~/Downloads (often missing) with the umask's mode
+                cmd = SystemCommand("Screenshot", f"Save an SVG of this screen in {self.options.reports_dir} "
+                                    "(owner-only)", self.action_save_screenshot)
+            yield cmd
         yield SystemCommand("Runbook", "Open the migration runbook (pre-flight → COMMIT)", self.action_runbook)
         yield SystemCommand("Restore from a backup", "Pick a backup and restore it (guide's rollback procedure)",
                             self.action_restore)
@@ -333,6 +337,22 @@ class AamiApp(App):
         self.clear_notifications()  # what a toast said about the screen left behind does not hold here
         self.push_screen(RestoreScreen())
         self.size_check()
+
+    def action_save_screenshot(self) -> None:
+        """The palette's Screenshot: an SVG of this screen in the reports folder (0600, like every file it writes)."""
+        from datetime import datetime
+
+        from aami_tui.core import files
+
+        try:
+            d = files.private_dir(self.options.reports_dir)
+            path = files.claim_unique(d, f"screenshot_{datetime.now():%Y%m%d_%H%M%S}", ".svg")
+            files.write_private(path, self.export_screenshot())
+        except (files.FileError, OSError) as exc:
+            words = str(exc) if isinstance(exc, files.FileError) else files.write_error_words(exc)
+            self.notify(f"The screenshot was not saved: {words}", severity="error", timeout=10)
+            return
+        self.notify(f"Screenshot saved: {path}", title="Screenshot", timeout=8)
 
     def action_toggle_exact(self) -> None:
         """The console's --exact setting. It applies to a runbook whose pre-flight has not passed yet."""
