@@ -103,6 +103,7 @@ async def test_restore_undoes_an_apply_onto_a_partly_populated_schema(pg_server,
     assert re.match(r"pg_restore \d+\.\d+ \(", data["pg_restore"]) and data["psql"].startswith("psql ")
     assert data["drop_not_in_backup"] == {"state": "done", "objects": plan.drop_labels()}
     assert sorted(data["required_tables_not_in_backup"]) == SEVEN
+    assert data["backup_taken"] == entry.source["taken_at"], data  # when it was taken, as recorded beside it
     for key in ("started", "ended"):
         assert datetime.fromisoformat(data[key]).tzinfo is not None, data[key]
     assert data["archive"]["dumped_by_pg_dump"] and data["toc_entries"] == plan.toc_entries

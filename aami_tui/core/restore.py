@@ -808,6 +808,8 @@ def report_data(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreRe
         "ended": r.ended_at.isoformat(timespec="seconds") if r.ended_at else None,
         "seconds": round(r.seconds, 3),
         "backup": str(entry.path.resolve()), "backup_size": entry.size, "sha256_recorded": entry.recorded_sha256,
+        "backup_taken": datetime.fromtimestamp(entry.taken).astimezone().isoformat(timespec="seconds")
+        + ("" if entry.taken_from == "recorded" else f" ({entry.taken_caveat()})"),
         "backup_source": entry.source,
         "archive": ({"format": a.format_text, "dumped_by_pg_dump": a.dumped_by, "dumped_from_server": a.dumped_from,
                      "dbname": a.dbname} if a else None),
