@@ -123,6 +123,13 @@ async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds
         assert any("Restore from a backup" in ln for ln in shown[:5]), shown
         assert any(ln.rstrip().endswith(stamp) for ln in shown), shown
         assert "✓ Restored" in text_of(app, "#restore-status")
+        # fresh5 F14: with no backup listed the footer offered 'r Restore' (r and enter said "No backup selected.")
+        app.options.backup_dir = tmp_path / "no-backups-here"
+        await pilot.press("f5")
+        await pilot.pause()
+        assert not app.screen.entries and "No backups of" in text_of(app, "#restore-status")
+        footer = svg_text(app.export_screenshot()).splitlines()[-1]
+        assert "Restore" not in footer and "esc Back" in footer, footer
         await pilot.press("d")  # d, shown in the footer, goes to the dashboard
         await scenes.wait_for(pilot, lambda: app.screen is app.dashboard, what="the dashboard")
 

@@ -97,6 +97,7 @@ class RestoreScreen(Screen):
         self.hidden = len(found) - len(self.entries)
         self.checks = {}
         self._fill()
+        self.refresh_bindings()  # r Restore only while a backup is listed
         status = self.query_one("#restore-status", Static)
         where = fmt.redact(str(self.app.options.backup_dir.resolve()))
         hidden = (f" {self.hidden} backup{'s' if self.hidden != 1 else ''} of another server or database "
@@ -177,6 +178,8 @@ class RestoreScreen(Screen):
         """While a restore runs the footer offers none of the keys it would refuse (it finishes or fails as a
         whole): no Restore, Back, Dashboard or Reload."""
         if action in ("restore", "back", "dashboard", "reload") and self._restoring():
+            return False
+        if action == "restore" and not self.entries:  # nothing listed: nothing to restore (the status says why)
             return False
         if action == "cancel_restore":
             return self._restoring()
