@@ -188,3 +188,17 @@ async def test_exact_is_a_console_setting(fresh_db, tmp_path):
         await pilot.press("d")
         app.action_toggle_exact()  # pre-flight has not passed: still possible
         assert not app.options.exact and not app.runbook.opt.exact
+        # fresh5 F14: after a ROLLBACK (BEGIN may retry, pre-flight's gate still holds) the toggle said "--exact on"
+        # while the run kept its own setting: it is refused, as once pre-flight has passed.
+        rb = app.runbook
+        rb.opt.skip_backup = True
+        for key, _ in rb.items:
+            rb.tick(key)
+        await rb.preflight()
+        await rb.begin()
+        await rb.rollback()
+        app.action_toggle_exact()
+        assert not app.options.exact and not rb.opt.exact
+        await pilot.pause()
+        said = [str(n.message) for n in app._notifications]
+        assert any("the gate is fixed for this run" in m for m in said), said

@@ -355,16 +355,17 @@ class AamiApp(App):
         self.notify(f"Screenshot saved: {path}", title="Screenshot", timeout=8)
 
     def action_toggle_exact(self) -> None:
-        """The console's --exact setting. It applies to a runbook whose pre-flight has not passed yet."""
+        """The console's --exact setting. It applies to a runbook whose pre-flight has not passed yet (after a
+        ROLLBACK BEGIN may retry under the same pre-flight: still fixed; a run committed or closed is over)."""
         from aami_tui.core.runbook import Phase
 
         rb = self.runbook
-        if rb is not None and rb.phase not in (Phase.NEW,) and not rb.finished:
+        if rb is not None and rb.phase not in (Phase.NEW, Phase.COMMITTED, Phase.CLOSED):
             self.notify("The runbook's pre-flight has passed: the gate is fixed for this run "
                         f"({'on' if rb.opt.exact else 'off'}).", severity="warning")
             return
         self.options.exact = not self.options.exact
-        if rb is not None and not rb.finished:
+        if rb is not None and rb.phase is Phase.NEW:
             rb.opt.exact = self.options.exact
         self.notify("Exactly ten tables in public is now a gate (pre-flight and verify block on any other table)."
                     if self.options.exact else "Other tables in public are now reported, not blocking (the "
