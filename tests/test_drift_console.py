@@ -160,6 +160,8 @@ async def test_drift_view_refuses_a_plan_with_parts_for_a_person_until_edited(fr
         await scenes.wait_for(pilot, lambda: app.runbook is not None and app.screen is app.runbook_screen,
                               what="the runbook on the plan", timeout=30)
         assert app.runbook.migration_path == path
+        # fresh5 F14: the refusals of the unedited file stayed over the runbook that had just accepted the edit
+        assert not [t for t in toasts(app) if "cannot run yet" in t], toasts(app)
         await scenes.wait_for(pilot, lambda: app.runbook.checks, what="its automatic checks", timeout=30)
     # the console started on the plan (--migration-file plan.sql): the Drift view compares with the shipped
     # migration and shows that plan beside the differences

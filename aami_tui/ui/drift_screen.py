@@ -371,6 +371,8 @@ class DriftScreen(Screen):
             return  # a newer file was written meanwhile
         changed = self.review is not None and review.sha256 != self.review.sha256
         self.review = review
+        if review.runnable:  # what the toasts said about an older version of the file ("cannot run yet") is over
+            self.app.clear_notifications()
         self.query_one(PlanFilePanel).show(review)
         if changed and not then_run:
             self.notify(f"{path.name} changed on disk: re-linted.", timeout=5)

@@ -789,6 +789,8 @@ class RunbookScreen(Screen):
         if key in self.rb.answers:
             self.rb.tick(key, event.value)
             self.say(f"{'Ticked' if event.value else 'Unticked'}: {dict(self.rb.items)[key]}")
+            if event.value and not self.rb.missing_items:  # "Tick every checklist item first" no longer holds
+                self.app.clear_notifications()
             self._ticked_title()
             self._txbar()
 
