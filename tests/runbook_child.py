@@ -27,6 +27,7 @@ async def main(stage: str, migration: str, workdir: str) -> None:
         await rb.apply()
     if stage == "verify":
         await rb.verify()
+    await rb.flush_reports()  # the report written as the steps happened is on disk (the kill -9 tests read it)
     print(f"READY {rb.backend_pid}", flush=True)
     await asyncio.sleep(600)
 

@@ -201,9 +201,29 @@ async def test_quit_with_open_transaction_asks_then_rolls_back(fresh_db, tmp_pat
 
 
 async def test_next_step_refuses_until_checklist_ticked(fresh_db, tmp_path):
+    # A run killed earlier (kill -9) left its report open: the console says so as it starts (fresh5 F12).
+    import socket
+    import subprocess
+
+    from aami_tui.core import report
+
+    def toasts(app) -> list[str]:
+        return [str(n.message) for n in app._notifications]
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp_path / "reports").mkdir(mode=0o700)
+    (tmp_path / "reports" / f"report_x_1{report.MARK_SUFFIX}").write_text(json.dumps({
+        "pid": gone.pid, "host": socket.gethostname(), "database": fresh_db.dbname, "report": "/r/report_x_1.md",
+        "started": "2026-11-28T04:20:00+00:00", "last_entry": "04:22", "last_step": "Apply: done (43 statements)",
+        "transaction": "transaction open", "fate": "a transaction was open: the server rolled it back"}))
     app = make_app(fresh_db, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await scenes.dashboard_ready(pilot)
+        await scenes.wait_for(pilot, lambda: any("ended without closing" in t for t in toasts(app)),
+                              what="the word about the killed run")
+        said = next(t for t in toasts(app) if "ended without closing" in t)
+        assert "Apply: done (43 statements)" in said and "/r/report_x_1.md" in said and "rolled it back" in said
         await scenes.open_runbook(pilot)
         await pilot.press("n")
         await pilot.pause()

@@ -537,6 +537,7 @@ async def test_the_report_is_rendered_and_written_off_the_event_loop(fresh_db, t
 
     rb = runbook(fresh_db, tmp_path, skip_backup=True)
     await run_to_begin(rb)
+    await rb.flush_reports()  # the journal's writes of the steps so far are on disk
     started, release, threads = _held_render(monkeypatch, asyncio.get_running_loop())
     served = []
 
@@ -562,6 +563,7 @@ async def test_report_writes_keep_their_order_and_quitting_leaves_the_complete_r
 
     rb = runbook(fresh_db, tmp_path, skip_backup=True)
     await run_to_begin(rb)
+    await rb.flush_reports()  # the journal's writes of the steps so far are on disk
     started, release, _ = _held_render(monkeypatch, asyncio.get_running_loop())
     first = asyncio.create_task(rb.rollback())  # its report is held in the render
     await started.wait()
@@ -699,6 +701,7 @@ async def test_a_rollback_ends_with_its_database_work_and_begin_may_retry_while_
     rb = runbook(fresh_db, tmp_path, skip_backup=True)
     await run_to_begin(rb)
     await rb.apply()
+    await rb.flush_reports()  # the journal's writes of the steps so far are on disk
     gate, entered = _gated_writes(monkeypatch, asyncio.get_running_loop())
     try:
         step = asyncio.create_task(rb.rollback())
@@ -709,7 +712,9 @@ async def test_a_rollback_ends_with_its_database_work_and_begin_may_retry_while_
         await rb.begin()
         await rb.apply()
         assert rb.tx == Tx.OPEN and rb.attempt == 2
-        assert not list(tmp_path.rglob("report_*.json"))  # nothing written yet: the first write is still held
+        # the ROLLBACK's write is still held: the report on disk is the journal's, from before it (attempt 1 open)
+        (early,) = [json.loads(p.read_text()) for p in tmp_path.rglob("report_*.json")]
+        assert early["attempts"] == 1 and early["transaction"] != "rolled back" and early["closed"] is False
         closing = asyncio.create_task(rb.close("console closed"))  # quitting: rolls attempt 2 back, then waits
     finally:
         gate.set()
@@ -731,6 +736,7 @@ async def test_a_report_write_that_fails_after_its_step_has_ended_is_said_and_ke
     events: list = []
     rb = runbook(fresh_db, tmp_path, skip_backup=True, events=events)
     await run_to_begin(rb)
+    await rb.flush_reports()  # the journal's writes of the steps so far are on disk
     real, calls = report.write, []
 
     def failing_once(*args, **kw):
@@ -758,6 +764,7 @@ async def test_a_report_write_renders_only_the_statements_of_attempts_not_render
     rb = runbook(fresh_db, tmp_path, skip_backup=True)
     await run_to_begin(rb)
     await rb.apply()
+    await rb.flush_reports()
     rendered: list[int] = []
     real_md, real_js = report._statement_md, report._statement_json
     monkeypatch.setattr(report, "_statement_md", lambda x: (rendered.append(x["attempt"]), real_md(x))[1])
@@ -769,6 +776,9 @@ async def test_a_report_write_renders_only_the_statements_of_attempts_not_render
     rendered.clear()
     await rb.begin()
     await rb.apply()
+    await rb.flush_reports()  # the journal's write at the apply's end (attempt 2 open: rendered, attempt 1 reused)
+    assert rendered == [2] * 2 * n
+    rendered.clear()
     await rb.write_report()  # attempt 2 is still open: rendered, attempt 1 reused
     assert rendered == [2] * 2 * n
     rendered.clear()

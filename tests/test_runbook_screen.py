@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 from conftest import run_sql
 from faults import migration_with, query, terminate
@@ -98,6 +100,7 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
         assert "Next: c → COMMIT or x → ROLLBACK" in row  # the whole hint fits in 80 columns
         await pilot.press("x")
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "rollback-modal")
+        await app.runbook.flush_reports()  # the journal's writes of the steps so far are on disk
         monkeypatch.setattr(report, "write", held_write)
         await pilot.click("#confirm")
         await scenes.wait_for(pilot, writing.is_set, what="the ROLLBACK's report being written")
@@ -120,7 +123,9 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
         # "Applied statement 43 / 43", the last attempt's words).
         await scenes.next_step(pilot)
         assert app.runbook.tx == Tx.OPEN and app.runbook.attempt == 2
-        assert not app.runbook.report_paths and not any("still running" in t for t in toasts(app)), toasts(app)
+        on_disk = json.loads(app.runbook.report_paths[1].read_text())  # the journal's, from before the ROLLBACK
+        assert on_disk["attempts"] == 1 and on_disk["transaction"] != "rolled back"
+        assert not any("still running" in t for t in toasts(app)), toasts(app)
         gate.set()  # the report now goes to disk; quitting waits for it
         head = text_of(app, "#sql-head")
         assert "Applied" not in head and f"{total} statements" in head, head

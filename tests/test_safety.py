@@ -442,6 +442,38 @@ def test_kill9_with_the_transaction_open_and_idle(fresh_db, tmp_path, stage):
         kill9(p)
     assert_nothing_of_ours_left(fresh_db)
     assert catalog_fingerprint(fresh_db) == before
+    # The audit trail: the report was written as the steps happened, and says the run did not close.
+    from aami_tui.core import report
+
+    reports = tmp_path / "child" / "reports"
+    (js,) = reports.glob("report_*.json")
+    data = json.loads(js.read_text())
+    assert data["closed"] is False and data["ended"] is None and data["transaction"] == "transaction open"
+    done = [s["step"] for s in data["steps"] if s["state"] == "done"]
+    assert done == (["preflight", "begin"] if stage == "begin" else ["preflight", "begin", "apply", "verify"])
+    md = js.with_suffix(".md").read_text()
+    assert "**The run had not closed when this was written**" in md and "the server rolled it back" in md
+    # The next start says so: where, what it recorded last, what to check.
+    (u,) = report.unclosed(reports, fresh_db.dbname)
+    assert u["pid"] == p.pid and u["last_step"].startswith("Verify" if stage == "verify" else "BEGIN")
+    words = report.unclosed_words(u)
+    assert "ended without closing" in words and "the server rolled it back" in words and str(js.with_suffix(".md")) in words
+    assert report.unclosed(reports, "another_db") == []
+
+
+async def test_the_next_run_says_a_killed_run_did_not_close_and_its_report_names_it(fresh_db, tmp_path):
+    p, _ = spawn_holder("begin", fresh_db, MIGRATION, tmp_path)
+    kill9(p)
+    rb = runbook(fresh_db, tmp_path / "child", skip_backup=True)  # the same reports directory
+    await rb.preflight()
+    said = [m for _t, lvl, m in rb.log if lvl == "warn" and "ended without closing" in m]
+    assert len(said) == 1 and f"pid {p.pid}" in said[0] and "BEGIN: done" in said[0]
+    assert list((tmp_path / "child" / "reports").glob("*.running"))  # ours and the killed run's, while we run
+    await rb.close()
+    # Closed: no marker left (ours: closed; the killed run's: named in our closed report), nothing said again.
+    assert not list((tmp_path / "child" / "reports").glob("*.running"))
+    assert any("ended without closing" in e["message"] for e in json.loads(rb.report_paths[1].read_text())["log"])
+    assert json.loads(rb.report_paths[1].read_text())["closed"] is True
 
 
 def test_kill9_of_headless_apply_mid_statement(pg_server, fresh_db, tmp_path):

@@ -7,6 +7,8 @@ Timestamps carry the local timezone offset.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,6 +68,9 @@ class RunRecord:
     # the first ``settled`` statements belong to attempts that have ended: they never change again, and a later
     # record of the same run holds the same objects (the writer renders them once: Rendered). Not in the report.
     settled: int = 0
+    # False while the run is open: the report is written as the steps happen, and a process killed (kill -9, a power
+    # cut, the OOM killer) leaves this version, which must say it is not the end of the story.
+    closed: bool = True
 
 
 def _iso(ts: float | None) -> str | None:
@@ -92,6 +97,7 @@ def to_dict(r: RunRecord) -> dict:
         "database": r.database,
         "started": _dt(r.started),
         "ended": _dt(r.ended),
+        "closed": r.closed,
         "final_state": r.final_state,
         "transaction": r.transaction,
         "verdict": r.verdict,
@@ -138,6 +144,11 @@ def to_markdown(d: dict) -> str:
             f"- Final state: **{d['final_state']}**"
             + (f" (transaction: {d['transaction']})" if d["transaction"] != d["final_state"] else "")
             + f", attempts: {d['attempts']}"]
+    if not d.get("closed", True):
+        out += ["", "**The run had not closed when this was written** (its last entry: "
+                f"{d['log'][-1]['at'] if d['log'] else '—'}). "
+                "It is rewritten as each step happens: if no later version follows, the run ended without closing "
+                "(killed, power cut): " + _unclosed_fate(d), ""]
     if d.get("verdict"):
         out.append(f"- Outcome: {d['verdict']} (exit code {d['exit_code']})")
     if d.get("transaction_id"):
@@ -351,3 +362,89 @@ def write(record: RunRecord, reports_dir: Path, secret: str | Mask | None = None
     files.write_private(js, _scrub_parts(js_parts, secret))
     files.write_private(md, _scrub_parts(md_parts, secret))
     return md.resolve(), js.resolve()
+
+
+# ---- runs that did not close ------------------------------------------------------------------------------------
+# While a run is open, a small marker beside its report (``<report stem>.running``, 0600) says who runs it (pid,
+# host) and what it recorded last; it is rewritten after each write of the report and removed once the run has
+# closed and its last report is on disk. A marker whose process is gone is a run that ended without closing.
+MARK_SUFFIX = ".running"
+
+
+def _unclosed_fate(d: dict) -> str:
+    """What a run that ended at this point means for the database, in words (``d``: the report's dict)."""
+    xid, pid = d.get("transaction_id"), d.get("backend_pid")
+    commit = next((s for s in d.get("steps", ()) if s["step"] == "commit"), None)
+    if commit and commit["state"] == "running":
+        return (f"COMMIT had been sent: whether it committed is what the server says "
+                f"(SELECT pg_xact_status('{xid}') in the database, or aami-tui check).")
+    tx = d.get("transaction", "")
+    if tx.startswith("transaction open") or tx.startswith("transaction aborted"):
+        return (f"a transaction was open (transaction id {xid or '—'}, backend pid {pid or '—'}): the server rolled it "
+                "back when the session died, so nothing of it is in the database (aami-tui check shows what is).")
+    if tx == "committed":
+        return "the migration had committed."
+    return f"no transaction was open then ({tx})."
+
+
+def _last_step(d: dict) -> str:
+    rows = [s for s in d.get("steps", ()) if s["state"] not in ("pending", "not run")]
+    if not rows:
+        return "nothing yet"
+    s = max(rows, key=lambda r: r["ended"] or r["started"] or "")
+    return f"{s['title']}: {s['state']}" + (f" ({s['detail']})" if s["detail"] else "")
+
+
+def mark_open(md: Path, d: dict, secret: str | Mask | None = None) -> None:
+    """Write (or rewrite) the open run's marker beside its report ``md`` (``d``: the report's dict)."""
+    info = {"pid": os.getpid(), "host": d["client_host"], "database": d["database"], "report": str(md),
+            "started": d["started"], "last_entry": d["log"][-1]["at"] if d["log"] else None,
+            "last_step": _last_step(d), "transaction": d["transaction"], "fate": _unclosed_fate(d)}
+    files.write_private(md.with_suffix(MARK_SUFFIX), _scrub_parts([json.dumps(info, indent=2)], secret))
+
+
+def unmark(md: Path) -> None:
+    """The run has closed and its last report is on disk: no marker any more."""
+    md.with_suffix(MARK_SUFFIX).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: alive
+        return True
+    return True
+
+
+def unclosed(reports_dir: Path | str, database: str | None = None) -> list[dict]:
+    """The runs whose report in ``reports_dir`` says they never closed and whose process is gone (on this host; a
+    marker written on another host is listed too: it cannot be checked from here). ``database``: only that one.
+    Each is the marker's dict plus ``marker`` (its path). Cheap: a glob and a few small files."""
+    out = []
+    try:
+        marks = sorted(Path(reports_dir).glob(f"report_*{MARK_SUFFIX}"))
+    except OSError:
+        return out
+    here = socket.gethostname()
+    for m in marks:
+        try:
+            info = json.loads(m.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if database is not None and info.get("database") != database:
+            continue
+        if info.get("host") == here and isinstance(info.get("pid"), int) and _alive(info["pid"]):
+            continue  # that run is still going (another console, or this process)
+        out.append({**info, "marker": str(m)})
+    return out
+
+
+def unclosed_words(u: dict) -> str:
+    """One paragraph for the operator about a run that ended without closing."""
+    host = "" if u.get("host") == socket.gethostname() else f" on {u.get('host')}"
+    return (f"The previous run on {u.get('database')} (started {u.get('started')}, pid {u.get('pid')}{host}) ended "
+            f"without closing (killed, or the machine stopped) after {u.get('last_entry') or 'its start'}. It last "
+            f"recorded: {u.get('last_step')}; {u.get('transaction')}. {u.get('fate', '')[:1].upper()}"
+            f"{u.get('fate', '')[1:]} Its report, written as it ran: {u.get('report')}")

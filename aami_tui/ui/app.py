@@ -111,9 +111,22 @@ class AamiApp(App):
             for sig in SIGNAL_REASONS:
                 loop.add_signal_handler(sig, self._on_signal, sig)
         self.call_after_refresh(self.settle_heap)
+        self.call_after_refresh(lambda: self.run_worker(self.note_unclosed(), group="unclosed"))
         if getattr(self, "stray", None) is not None and self.stray.active:  # run_console: fd 2 is captured
             self._stray_seen: set[str] = set()
             self.set_interval(1.0, self.show_stray)
+
+    async def note_unclosed(self) -> None:
+        """A previous run on this database that ended without closing (killed, power cut): said at the start, with
+        where its report is, what it recorded last and what to check (core/report.py: unclosed)."""
+        from aami_tui.core import report
+
+        found = await asyncio.to_thread(report.unclosed, self.options.reports_dir, self.settings.dbname)
+        if not self.is_running:
+            return
+        for u in found:
+            self.notify(report.unclosed_words(u), title="The last run did not close", severity="warning",
+                        timeout=60, markup=False)
 
     def show_stray(self) -> None:
         """What libpq (or any library) wrote to fd 2 since the last look, as a notification instead of bytes in the

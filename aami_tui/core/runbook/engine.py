@@ -158,6 +158,7 @@ class Runbook:
         self._report_last: asyncio.Future | None = None  # the last write queued (the ones before it are done first)
         self._rendered = report.Rendered()  # the text of ended attempts' statements (used in the report thread only)
         self._mask: Mask | None = None  # the password's mask for the reports (made at the first write)
+        self._adopted: list[str] = []  # markers of earlier unclosed runs said in this run's log (report.unclosed)
         self._settled_rows: list[dict] = []  # the report's rows of ended attempts' statements, built once (record())
         self._settled_last: StatementRecord | None = None  # the record of the last of them
         self.lock_holder: dict | None = None
@@ -261,6 +262,17 @@ class Runbook:
         rec.state = state
         rec.detail = detail
         self.emit(StepChanged(rec.frozen()))
+        if state is State.RUNNING and step is not Step.ROLLBACK:  # a ROLLBACK writes its report as it ends
+            self._journal()
+
+    def _journal(self) -> None:
+        """The run report, written as the steps happen (queued, off the loop): a run killed with -9 or a power
+        cut leaves a report that says what was done up to when, marked as not closed."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.queue_report()
 
     def _move(self, to: Phase) -> None:
         """Change phase: only along the table (from a resting phase) or SETTLES (from a running one)."""
@@ -275,6 +287,8 @@ class Runbook:
         if to in ENDED and self.ended_at is None:
             self.ended_at = _now()
         self.emit(TxChanged(to, self.tx))
+        if frm in RUNNING and frm in _JOURNALED_ENDS:  # a step has settled: its end, in the report
+            self._journal()
 
     def can(self, step: Step) -> tuple[bool, str]:
         """Whether ``step`` may run now, and if not, why (shown to the operator)."""
@@ -374,6 +388,14 @@ class Runbook:
             await self.session.unlock(self.opt.query_timeout)
 
     # ---- step 1: pre-flight ---------------------------------------------------------------------
+    def _note_unclosed(self) -> None:
+        """Earlier runs on this database that ended without closing (killed, power cut): said in the log (and so in
+        this run's report); their markers go once this run has closed (its report names them)."""
+        for u in report.unclosed(self.opt.reports_dir, self.settings.dbname):
+            if u["marker"] not in self._adopted:
+                self._adopted.append(u["marker"])
+                self.say(report.unclosed_words(u), "warn", Step.PREFLIGHT)
+
     def _preflight_allowed(self) -> None:
         nxt = decide(self.phase, Action.PREFLIGHT)
         if not isinstance(nxt, Phase):
@@ -401,6 +423,7 @@ class Runbook:
         plus, in the console, the operator's ticked checklist."""
         if self._start(Action.PREFLIGHT) is Phase.ROLLED_BACK:  # to load a file edited after a failed attempt
             self._archive_attempt()
+        self._note_unclosed()
         self._set(Step.PREFLIGHT, State.RUNNING)
         back = Phase.READY if (self.backup is not None or self.steps[Step.BACKUP].state == State.SKIPPED) \
             else Phase.CHECKED
@@ -1429,6 +1452,7 @@ class Runbook:
             lint=self.lint_result.to_dict() if self.lint_result is not None else None,
             rehearsals=tuple(r.to_dict() for r in self.rehearsals),
             begin_confirmed=self.begin_confirmed,
+            closed=self.phase is Phase.CLOSED,
         )
 
     def _statement_rows(self) -> tuple[tuple[dict, ...], int]:
@@ -1476,8 +1500,17 @@ class Runbook:
         if self._report_thread is None:
             self._report_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aami-report")
 
+        adopted = list(self._adopted) if rec.closed else []
+
         def write() -> tuple[Path, Path]:  # in the report thread: self.report_paths only changes here
             self.report_paths = report.write(rec, reports_dir, secret, self.report_paths, rendered)
+            if rec.closed:  # the last report is on disk: no marker, and the earlier unclosed runs it names are said
+                report.unmark(self.report_paths[0])
+                for m in adopted:
+                    with contextlib.suppress(OSError):
+                        Path(m).unlink()
+            else:
+                report.mark_open(self.report_paths[0], report.to_dict(rec), secret)
             return self.report_paths
 
         fut = asyncio.get_running_loop().run_in_executor(self._report_thread, write)  # queued now, in order
@@ -1515,6 +1548,11 @@ class Runbook:
         with contextlib.suppress(Exception):
             return await asyncio.shield(fut)
         return None
+
+
+# The running phases whose settling queues no report write of its own (COMMIT, ROLLBACK and the rehearsal do):
+# the journal writes one.
+_JOURNALED_ENDS = frozenset({Phase.PREFLIGHT, Phase.BACKUP, Phase.BEGINNING, Phase.APPLYING, Phase.VERIFYING})
 
 
 def _statement_row(x: StatementRecord) -> dict:
