@@ -215,3 +215,30 @@ async def test_a_restore_waiting_for_a_lock_says_so_and_shows_no_progress_it_has
         in ln and "lock_timeout (3s) ends the restore, rolled back" in ln for ln in waiting), lines
     assert all("/s" not in ln and "ETA" not in ln for ln in lines[lines.index(waiting[0]):]), lines
     assert all(p.done == 0 for p in seen), lines  # nothing was restored: no amount, no jump
+
+
+async def test_console_backup_that_gave_up_on_a_lock_says_so_in_its_pane(fresh_db, tmp_path):
+    """Seen in tmux: after pg_dump gave up (lock_timeout), the pane still read 'waiting 8s for a lock …; lock_timeout
+    (8s) ends the backup' under a 0 % bar, as if it still waited. It says the backup failed, and why."""
+    from test_console import make_app, text_of
+
+    from aami_tui.core.runbook import Step
+    from aami_tui.ui import scenes
+
+    with psycopg.connect(fresh_db.conninfo(), autocommit=True) as c:
+        c.execute("CREATE SCHEMA app_data; CREATE TABLE app_data.events (id int)")
+    app = make_app(fresh_db, tmp_path, options={"lock_timeout": 2.0})
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.tick_all(pilot)
+        await scenes.next_step(pilot)  # pre-flight
+        with psycopg.connect(fresh_db.conninfo(application_name="dba-maintenance")) as holder:
+            holder.execute("LOCK TABLE app_data.events IN ACCESS EXCLUSIVE MODE")
+            await scenes.next_step(pilot, timeout=60)  # the backup: it gives up after lock_timeout
+        assert app.runbook.steps[Step.BACKUP].state.value == "failed"
+        await pilot.pause(0.6)  # a progress poll that was in flight as it failed has arrived by now
+        line = text_of(app, "#backup-line")
+        assert line.startswith("✗ Backup failed: pg_dump waited more than 2s for a lock on app_data.events held by "
+                               "pid "), line
+        assert "'dba-maintenance'" in line and "ends the backup" not in line, line

@@ -441,7 +441,7 @@ class RunbookScreen(Screen):
 
     def _progress(self, ev: Progress) -> None:
         if ev.step is Step.BACKUP:  # table data copied, from the server's counters (core/progress.py)
-            if self.rb.steps[Step.BACKUP].state is State.PENDING:  # a late one, after a cancel: it ran no more
+            if self.rb.steps[Step.BACKUP].state in (State.PENDING, State.FAILED):  # a late one: it runs no more
                 return
             bar = self.query_one("#backup-progress", ProgressBar)
             bar.update(total=max(ev.total, ev.done, 1), progress=ev.done)
@@ -503,6 +503,10 @@ class RunbookScreen(Screen):
                 ". n runs it again."))
         if rec.step is Step.BACKUP and rec.state == State.RUNNING:
             self.query_one("#backup-line", Static).update("")
+        if rec.step is Step.BACKUP and rec.state == State.FAILED:  # not its last progress line ("waiting … for a lock")
+            self.query_one("#backup-progress", ProgressBar).update(total=1, progress=0)
+            self.query_one("#backup-line", Static).update(Text.assemble(
+                ("✗ Backup failed", "bold red"), f": {fmt.short_paths(fmt.redact(rec.detail))} n runs it again."))
         if rec.step is Step.REHEARSE and rec.state == State.RUNNING:  # a new rehearsal: its own bar from zero
             self.query_one("#rehearse-progress", ProgressBar).update(total=1, progress=0)
             self.query_one("#rehearse-line", Static).update("")
