@@ -61,6 +61,23 @@ async def test_ticks_look_different_and_are_counted(fresh_db, tmp_path):
         ticked = str(first.render())
         assert unticked.split()[0] != ticked.split()[0], (unticked, ticked)  # not just a colour
         assert f"1 / {n} ticked" in text_of(app, "#preflight-title")
+        # Enter on an item does not toggle it (it un-ticked an item when pressed to confirm: fresh5 F14)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert first.value and app.runbook.answers[PREFLIGHT_ITEMS[0][0]]
+        # space then n typed quickly: n comes before the tick's Changed message has reached the screen. It must see
+        # the box as ticked (it said "Tick every checklist item first" while the box showed ✓).
+        screen = app.screen
+        for key, _ in PREFLIGHT_ITEMS[1:]:
+            screen.query_one(f"#tick-{key}", Checkbox).value = True  # as space does: Changed is only posted
+        assert app.runbook.missing_items  # the engine has not heard of them yet
+        screen.action_next_step()
+        assert not any("Tick every checklist item first" in t for t in toasts(app)), toasts(app)
+        assert not app.runbook.missing_items and app.screen is not screen  # the pre-flight's confirmation
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ConfirmModal"
+        await pilot.press("escape")
+        await pilot.pause()
 
 
 async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, tmp_path, monkeypatch):

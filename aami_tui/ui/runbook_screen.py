@@ -789,11 +789,20 @@ class RunbookScreen(Screen):
     # ---- actions -------------------------------------------------------------------------------------------------
     @on(Checkbox.Changed)
     def ticked(self, event: Checkbox.Changed) -> None:
-        key = (event.checkbox.id or "").removeprefix("tick-")
-        if key in self.rb.answers:
-            self.rb.tick(key, event.value)
-            self.say(f"{'Ticked' if event.value else 'Unticked'}: {dict(self.rb.items)[key]}")
-            if event.value and not self.rb.missing_items:  # "Tick every checklist item first" no longer holds
+        self._take_tick(event.checkbox)
+
+    def _take_ticks(self) -> None:
+        """Every box's value, now: a key typed right after space (n) comes before the box's Changed message has
+        reached this screen, and must see the item ticked as the box shows it."""
+        for key, _label in self.rb.items:
+            self._take_tick(self.query_one(f"#tick-{key}", Checkbox))
+
+    def _take_tick(self, box: Checkbox) -> None:
+        key, value = (box.id or "").removeprefix("tick-"), box.value
+        if key in self.rb.answers and self.rb.answers[key] != value:  # once per change (taken early, or now)
+            self.rb.tick(key, value)
+            self.say(f"{'Ticked' if value else 'Unticked'}: {dict(self.rb.items)[key]}")
+            if value and not self.rb.missing_items:  # "Tick every checklist item first" no longer holds
                 self.app.clear_notifications()
             self._ticked_title()
             self._txbar()
@@ -861,6 +870,8 @@ class RunbookScreen(Screen):
             self.action_commit()
             return
         ok, why = rb.can(step)
+        if step is Step.PREFLIGHT and ok:
+            self._take_ticks()
         if step is Step.PREFLIGHT and ok and rb.missing_items:
             missing = rb.missing_items
             self.notify("Tick every checklist item first: " + "; ".join(missing), title="Pre-flight",
