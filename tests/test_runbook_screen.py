@@ -272,6 +272,9 @@ async def test_development_mode_short_checklist_no_backup_of_an_empty_database(f
         assert rb.steps[Step.BACKUP].state.value == "skipped"
         hint = app.runbook_screen.next_hint()
         assert hint.startswith("n → BEGIN") and "Backup" not in hint, hint
+        await pilot.pause()
+        assert text_of(app, "#backup-info").startswith("– Backup skipped: development mode: the database is empty; recorded")
+        assert not app.screen.query_one("#backup-progress").display  # no 0 % bar for a backup not taken
         await pilot.press("n")
         await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", what="a confirmation")
         asked = text_of(app, "#confirm-title") + text_of(app, "#confirm-body")

@@ -561,8 +561,9 @@ class RunbookScreen(Screen):
                 pane = "pane-preflight"
             # Once a rehearsal runs, the backup shrinks to one line and its progress goes: its result needs the room.
             compact = step is Step.REHEARSE or (step is Step.BEGIN and bool(rb.rehearsals))
+            skipped = rb.steps[Step.BACKUP].state == State.SKIPPED  # no bar for a backup that is not taken
             for widget in ("#backup-progress", "#backup-line"):
-                self.query_one(widget).display = not compact
+                self.query_one(widget).display = not compact and not skipped
             rehearsing = rb.steps[Step.REHEARSE].state == State.RUNNING  # its bar only while the copy is made
             for widget in ("#rehearse-progress", "#rehearse-line"):
                 self.query_one(widget).display = rehearsing
@@ -572,6 +573,10 @@ class RunbookScreen(Screen):
                 if b and compact:
                     info.update(Text.assemble(("✓ Verified backup ", "bold green"), b.dump_path.name,
                                               f" ({fmt.size(b.size)}, {b.toc_entries} TOC entries)"))
+                elif skipped:
+                    info.update(Text.assemble(("– Backup skipped", "bold yellow"),
+                                              f": {rb.steps[Step.BACKUP].detail.removeprefix('skipped (').removesuffix(')')}; "
+                                              "recorded in the report."))
                 elif b:
                     info.update(Text.assemble(("✓ Verified backup\n", "bold green"),
                                               f"{b.dump_path}\n{fmt.size(b.size)} · {b.toc_entries} TOC entries · "
