@@ -245,7 +245,7 @@ class Tracker:
         ``copies``: (relid, tuples_processed, bytes_processed[, qualified name]); ``indexes``: (index_relid, relid,
         blocks_total, blocks_done, tuples_total, tuples_done[, qualified name])."""
         for relid, tuples, nbytes, *name in copies:
-            w = self._by_oid.get(relid) or (self._by_qualified.get(name[0]) if name and name[0] else None)
+            w = self._by_oid.get(relid) or (self._find(name[0], "table") if name and name[0] else None)
             if w is None and not self.confirmed:
                 w = self._active_table()
             if w is None or w.qualified in self.done:
@@ -261,7 +261,7 @@ class Tracker:
         for row in indexes:
             _idx, _rel, btot, bdone, ttot, tdone, *name = row
             if self.confirmed:
-                w = self._by_qualified.get(name[0]) if name and name[0] else None
+                w = self._find(name[0], "index") if name and name[0] else None
                 for t in self.tables:  # an index is built: the data before it is in (one transaction, in order)
                     self.done.add(t.qualified)
                 if w is None:
@@ -355,6 +355,9 @@ async def table_work(conn, *, indexes: bool = False) -> list[Work]:
             for oid, schema, name, nbytes, rows_, kind in rows]
 
 
+POLL_INTERVAL = 0.5  # seconds between two polls of the progress views
+
+
 @dataclass
 class Watch:
     """Polls the progress views for the tool's sessions on its own connection and reports ``Progress``."""
@@ -362,7 +365,7 @@ class Watch:
     settings: object  # ConnSettings
     tracker: Tracker
     on_progress: Callable[[Progress], None]
-    interval: float = 0.5
+    interval: float = field(default_factory=lambda: POLL_INTERVAL)
     lock_bound: str = ""  # what ends a wait for another session's lock ("lock_timeout (5s) ends the backup")
     _task: asyncio.Task | None = field(default=None, init=False)
     _conn: object = field(default=None, init=False)
@@ -425,10 +428,11 @@ class Watch:
                 try:
                     cur = await asyncio.wait_for(self._conn.execute(sql("tool_progress"), {"since": self._since}), 5)
                     for kind, *vals in await cur.fetchall():
+                        name = vals[6] or vals[7]  # the catalog's name, else the statement's (a restore's own objects)
                         if kind == "copy":
-                            copies.append((*vals[:3], vals[6]))
+                            copies.append((*vals[:3], name))
                         else:
-                            idx.append(tuple(vals))
+                            idx.append((*vals[:6], name))
                 except Exception:
                     pass  # a missed poll is no reason to disturb the backup
             self.tracker.server(copies, idx)
