@@ -1456,16 +1456,16 @@ class Runbook:
         )
 
     def _statement_rows(self) -> tuple[tuple[dict, ...], int]:
-        """The report's statement rows, and how many of the first ones belong to attempts that have ended. Those
-        never change (an attempt's statements are recorded by its one apply; the next attempt starts at BEGIN), so
+        """The report's statement rows, and how many of the first ones can no longer change: all of them unless an
+        apply runs (an attempt's statements are recorded by its one apply; the next attempt starts at BEGIN), so
         their rows are built once and the same objects go into every later record: the report thread renders
         them once too (report.Rendered), and a write costs what is new, not every attempt again."""
         recs, kept = self.statements, self._settled_rows
         if len(kept) > len(recs) or (kept and recs[len(kept) - 1] is not self._settled_last):
             kept.clear()  # never expected (an ended attempt's records changed): built again, never stale
         ended = len(kept)
-        if self.phase in ENDED:  # no apply of this attempt can run any more
-            ended = len(recs)
+        if self.phase is not Phase.APPLYING:  # no apply runs: no record changes until the next apply, which drops
+            ended = len(recs)  # its attempt's records first (a new list: the guards above build again)
         while ended < len(recs) and recs[ended].attempt < self.attempt:
             ended += 1
         if ended > len(kept):
