@@ -448,7 +448,7 @@ async def run_dump(tool: Tool, settings: ConnSettings, out: Path, *, schema_only
     poller = asyncio.create_task(poll())
     try:
         rc, err = await _run(argv, _dump_env(settings, server_major), stdout_fd=fd, on_line=on_line)
-        os.fsync(fd)
+        await files.in_thread(os.fsync, fd)  # seconds on a large dump: never on the event loop (keys wait)
         if rc != 0:
             _raise_dump_failure(err, out)
         if progress:
@@ -481,6 +481,15 @@ def _errors_only(stderr: str) -> str:
     return "\n".join(errs) or stderr
 
 
+def _private_and_synced(out: Path) -> None:
+    """Every file of a directory-format backup 0600 (pg_dump creates them with the umask's mode) and on disk."""
+    for p in out.rglob("*"):
+        if p.is_file():
+            os.chmod(p, 0o600)
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+
+
 async def _run_dump_dir(tool: Tool, settings: ConnSettings, out: Path, *, compress: str, jobs: int,
                         server_major: int | None, progress: Callable[[int], None] | None,
                         on_line: Callable[[str], None] | None, bound: list[str]) -> None:
@@ -504,11 +513,7 @@ async def _run_dump_dir(tool: Tool, settings: ConnSettings, out: Path, *, compre
         rc, err = await _run(argv, _dump_env(settings, server_major), on_line=on_line)
         if rc != 0:
             _raise_dump_failure(err, out)
-        for p in out.rglob("*"):
-            if p.is_file():
-                os.chmod(p, 0o600)  # pg_dump creates them with the umask's mode
-                with open(p, "rb") as f:
-                    os.fsync(f.fileno())
+        await files.in_thread(_private_and_synced, out)
         if progress:
             progress(backup_size(out))
         ok = True
