@@ -277,24 +277,37 @@ class RenderedRows(str):
 class Rendered:
     """What one run's report writer keeps between writes: the text of the statements that can no longer change
     (``RunRecord.settled``, the attempts that have ended), Markdown and JSON, so that each write renders only the
-    statements it has not rendered before. Used by one thread at a time (the engine's report thread)."""
+    statements it has not rendered before. With a password that cannot straddle the seams between parts (the usual
+    case), the kept text is kept masked and encoded (bytes, final): a rewrite neither masks nor encodes it again
+    (both scans held the interpreter, and so the console's keys, ~0.4 s per write of a 75 MB report). Used by one
+    thread at a time (the engine's report thread)."""
 
     def __init__(self) -> None:
         self.count = 0  # statements rendered and kept
         self.last: dict | None = None  # the last of them (the same object in every later record)
-        self.md: list[str] = []  # chunks of rows, one per write that added some
-        self.js: list[str] = []
+        self.md: list[str | bytes] = []  # chunks of rows, one per write that added some
+        self.js: list[str | bytes] = []
+        self.key: tuple | None = None  # the mask the chunks were kept for (its forms); None: no password
 
-    def take(self, record: RunRecord) -> tuple[list[str], list[str]]:
+    def take(self, record: RunRecord, secret: Mask | None = None
+             ) -> tuple[list[str | bytes], list[str | bytes]]:
         """The statements of ``record`` rendered, reusing what was kept: Markdown chunks (rows joined by newlines)
-        and JSON chunks (items joined by ``_ITEM_SEP``), one chunk per write that added rows, then the fresh ones."""
+        and JSON chunks (items joined by ``_ITEM_SEP``), one chunk per write that added rows, then the fresh ones.
+        A chunk in bytes is final (masked with ``secret``, encoded); a str chunk is still to be masked."""
         rows, settled = record.statements, min(record.settled, len(record.statements))
-        if settled < self.count or (self.count and rows[self.count - 1] is not self.last):
-            self.__init__()  # not the record these rows were kept for: everything again
+        key = secret.forms if secret else None
+        if (settled < self.count or (self.count and rows[self.count - 1] is not self.last)
+                or (self.count and key != self.key)):
+            self.__init__()  # not the record (or the password) these rows were kept for: everything again
+        self.key = key
+        final = secret is not None and _seam_safe(secret)
         if settled > self.count:
             new = rows[self.count:settled]
-            self.md.append("\n".join(_statement_md(x) for x in new))
-            self.js.append(_ITEM_SEP.join(_statement_json(x) for x in new))
+            md, js = "\n".join(_statement_md(x) for x in new), _ITEM_SEP.join(_statement_json(x) for x in new)
+            if final:
+                md, js = secret(md).encode("utf-8"), secret(js).encode("utf-8")
+            self.md.append(md)
+            self.js.append(js)
             self.count, self.last = settled, rows[settled - 1]
         fresh = rows[settled:]
         if not fresh:
@@ -303,15 +316,19 @@ class Rendered:
                 self.js + [_ITEM_SEP.join(_statement_json(x) for x in fresh)])
 
 
-def _scrub_parts(parts: list[str], secret: str | Mask | None) -> list[str]:
+def _seam_safe(mask: Mask) -> bool:
+    """Whether masking part by part is masking the whole text: no form of the password holds a seam character."""
+    return all(_SEAMS.isdisjoint(f) for f in mask.forms)
+
+
+def _scrub_parts(parts: list[str | bytes], secret: Mask | None) -> list[str | bytes]:
     """The parts with every password masked (core.secret.Mask: where a password stands, never inside other
-    words)."""
+    words). Bytes parts are final (kept by Rendered, already masked)."""
     if not secret:
         return parts
-    mask = secret if isinstance(secret, Mask) else Mask(secret)
-    if all(_SEAMS.isdisjoint(f) for f in mask.forms):
-        return [mask(p) for p in parts]
-    return [mask("".join(parts))]  # a password that could straddle a seam: the whole text, as one
+    if _seam_safe(secret):
+        return [p if isinstance(p, bytes) else secret(p) for p in parts]
+    return [secret("".join(parts))]  # a password that could straddle a seam: the whole text, as one (all str)
 
 
 # The characters on either side of every seam between the parts _render returns: a text that holds none of them
@@ -320,21 +337,23 @@ def _scrub_parts(parts: list[str], secret: str | Mask | None) -> list[str]:
 _SEAMS = frozenset(" \n{}[],|")
 
 
-def _interleave(chunks: list[str], sep: str) -> list[str]:
-    out: list[str] = []
+def _interleave(chunks: list, sep: str) -> list:
+    out: list = []
     for i, chunk in enumerate(chunks):
         out += [sep, chunk] if i else [chunk]
     return out
 
 
-def _render(record: RunRecord, rendered: Rendered | None) -> tuple[list[str], list[str]]:
-    """(Markdown, JSON) of the report as lists of parts whose concatenation is byte for byte
-    ``to_markdown(to_dict(record))`` and ``json.dumps(to_dict(record), indent=2, default=str)``, the statements'
-    text taken from ``rendered`` (only new statements are rendered). The parts are written one by one: the whole
-    text (tens of MB after many attempts) is never joined or copied in one piece, which would hold the
-    interpreter (and the console's event loop) for that long."""
+def _render(record: RunRecord, rendered: Rendered | None, secret: Mask | None = None
+            ) -> tuple[list[str | bytes], list[str | bytes], dict]:
+    """(Markdown, JSON, the report's dict) of the report, Markdown and JSON as lists of parts whose concatenation
+    is byte for byte ``to_markdown(to_dict(record))`` and ``json.dumps(to_dict(record), indent=2, default=str)``
+    (masked with ``secret`` by ``_scrub_parts``), the statements' text taken from ``rendered`` (only new statements
+    are rendered). The parts are written one by one: the whole text (tens of MB after many attempts) is never
+    joined or copied in one piece, which would hold the interpreter (and the console's event loop) for that
+    long."""
     data = to_dict(record)
-    md_chunks, js_chunks = (rendered or Rendered()).take(record)
+    md_chunks, js_chunks = (rendered or Rendered()).take(record, secret)
     hole = f"\x00aami-statements-{uuid.uuid4().hex}\x00"  # a string no report can hold (no NUL from Postgres)
     if md_chunks:
         head, tail = to_markdown({**data, "statements": RenderedRows(hole)}).split(hole, 1)
@@ -343,13 +362,15 @@ def _render(record: RunRecord, rendered: Rendered | None) -> tuple[list[str], li
         md = [to_markdown({**data, "statements": RenderedRows("")})]
     head, tail = json.dumps({**data, "statements": hole}, indent=2, default=str).split(json.dumps(hole), 1)
     js = [head, "[\n    ", *_interleave(js_chunks, _ITEM_SEP), "\n  ]", tail] if js_chunks else [f"{head}[]{tail}"]
-    return md, js
+    return md, js, data
 
 
 def write(record: RunRecord, reports_dir: Path, secret: str | Mask | None = None,
-          existing: tuple[Path, Path] | None = None, rendered: Rendered | None = None) -> tuple[Path, Path]:
+          existing: tuple[Path, Path] | None = None, rendered: Rendered | None = None,
+          mark: bool = False) -> tuple[Path, Path]:
     """Write (or rewrite) the run's report pair, owner-only and atomically. Returns (markdown, json).
-    ``rendered``: the run's kept statement text (Rendered), so that a rewrite renders only what is new."""
+    ``rendered``: the run's kept statement text (Rendered), so that a rewrite renders only what is new.
+    ``mark``: then write the open run's marker beside it (``mark_open``) from the same dict."""
     d = files.private_dir(reports_dir)
     if existing:
         md, js = existing
@@ -358,10 +379,17 @@ def write(record: RunRecord, reports_dir: Path, secret: str | Mask | None = None
         stem = files.unique_stem(d, f"report_{files.safe_name(record.database)}_{ts}", (".md", ".json"))
         md = files.claim_unique(d, stem, ".md")  # reserved even against another run choosing at the same moment
         js = md.with_suffix(".json")
-    md_parts, js_parts = _render(record, rendered)
-    files.write_private(js, _scrub_parts(js_parts, secret))
-    files.write_private(md, _scrub_parts(md_parts, secret))
+    mask = _mask(secret)
+    md_parts, js_parts, data = _render(record, rendered, mask)
+    files.write_private(js, _scrub_parts(js_parts, mask))
+    files.write_private(md, _scrub_parts(md_parts, mask))
+    if mark:
+        mark_open(md, data, mask)
     return md.resolve(), js.resolve()
+
+
+def _mask(secret: str | Mask | None) -> Mask | None:
+    return (secret if isinstance(secret, Mask) else Mask(secret)) if secret else None
 
 
 # ---- runs that did not close ------------------------------------------------------------------------------------
@@ -400,7 +428,7 @@ def mark_open(md: Path, d: dict, secret: str | Mask | None = None) -> None:
     info = {"pid": os.getpid(), "host": d["client_host"], "database": d["database"], "report": str(md),
             "started": d["started"], "last_entry": d["log"][-1]["at"] if d["log"] else None,
             "last_step": _last_step(d), "transaction": d["transaction"], "fate": _unclosed_fate(d)}
-    files.write_private(md.with_suffix(MARK_SUFFIX), _scrub_parts([json.dumps(info, indent=2)], secret))
+    files.write_private(md.with_suffix(MARK_SUFFIX), _scrub_parts([json.dumps(info, indent=2)], _mask(secret)))
 
 
 def unmark(md: Path) -> None:

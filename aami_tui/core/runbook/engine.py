@@ -1503,14 +1503,13 @@ class Runbook:
         adopted = list(self._adopted) if rec.closed else []
 
         def write() -> tuple[Path, Path]:  # in the report thread: self.report_paths only changes here
-            self.report_paths = report.write(rec, reports_dir, secret, self.report_paths, rendered)
+            self.report_paths = report.write(rec, reports_dir, secret, self.report_paths, rendered,
+                                             mark=not rec.closed)
             if rec.closed:  # the last report is on disk: no marker, and the earlier unclosed runs it names are said
                 report.unmark(self.report_paths[0])
                 for m in adopted:
                     with contextlib.suppress(OSError):
                         Path(m).unlink()
-            else:
-                report.mark_open(self.report_paths[0], report.to_dict(rec), secret)
             return self.report_paths
 
         fut = asyncio.get_running_loop().run_in_executor(self._report_thread, write)  # queued now, in order
