@@ -94,3 +94,20 @@ def test_counted_nouns_agree_with_their_number():
 
     # one unit word everywhere: humanize said "864 Bytes" below 1 KiB, the progress line "bytes"
     assert [size(n) for n in (1, 864, 2048)] == ["1 byte", "864 bytes", "2.0 KiB"]
+
+
+def test_a_statement_row_is_written_in_json_exactly_as_json_dumps_writes_it():
+    """The run report writes its statements' JSON by hand (json.dumps with indent is slow): byte for byte the same
+    text, for every kind of value a row can hold and some it should not."""
+    import datetime
+    import json
+
+    from aami_tui.core import report
+
+    rows = [{}, {"attempt": 1, "index": 2, "statement": "CREATE TABLE \"t\" (x text DEFAULT 'a\nb\t\x01é€😀')",
+                 "line": None, "tag": "CREATE TABLE", "ms": 0.1, "ok": True, "error": None, "batch": 50},
+            {"ok": False, "ms": 1e-07, "big": 10 ** 30, "neg": -3, "f": 1e22, "nan": float("nan"),
+             "inf": float("-inf"), "when": datetime.date(2026, 11, 28), "nested": {"a": [1, {"b": None}], "c": []},
+             "list": [1, "x"], "empty": {}, "\u2028key": "\u2028"}, {1: "int key"}]
+    for x in rows:
+        assert report._statement_json(x) == json.dumps(x, indent=2, default=str).replace("\n", "\n    ")

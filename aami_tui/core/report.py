@@ -7,6 +7,7 @@ Timestamps carry the local timezone offset.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import uuid
@@ -259,14 +260,39 @@ def _statement_md(x: dict) -> str:
     return f"| {x['attempt']} | {x['index']} | {x['statement']} | {x['tag']} | {ms} |"
 
 
+_encode_str = json.encoder.encode_basestring_ascii  # what json.dumps (ensure_ascii) writes for a str, in C
+
 # json.dumps(..., indent=2) places a statement (an item of the list under the top-level "statements") four spaces
 # in: its own dump, with every line after the first moved in by four, is the same text.
 _ITEM_SEP = ",\n    "
 
 
 def _statement_json(x: dict) -> str:
-    """One statement's item of the JSON report's "statements" list, as json.dumps(indent=2) writes it there."""
-    return json.dumps(x, indent=2, default=str).replace("\n", "\n    ")
+    """One statement's item of the JSON report's "statements" list, as json.dumps(indent=2) writes it there, byte
+    for byte. Written by hand for a flat dict: json.dumps with indent runs the pure-Python encoder, ~10 µs a row
+    (0.1 s for the 10,000 statements an apply adds, holding the interpreter and so the console's keys); this is
+    ~3x cheaper. A value that is not a plain scalar is left to json.dumps."""
+    if not x or not all(type(k) is str for k in x):
+        return json.dumps(x, indent=2, default=str).replace("\n", "\n    ")
+    return "{" + ",".join(f"\n      {_json_scalar(k)}: {_json_scalar(v)}" for k, v in x.items()) + "\n    }"
+
+
+def _json_scalar(v) -> str:
+    """``v`` as json.dumps(..., indent=2, default=str) writes it as a value three levels deep (six spaces)."""
+    t = type(v)
+    if t is str:
+        return _encode_str(v)
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if t is int:
+        return int.__repr__(v)
+    if t is float and math.isfinite(v):
+        return float.__repr__(v)
+    return json.dumps(v, indent=2, default=str).replace("\n", "\n      ")
 
 
 class RenderedRows(str):
