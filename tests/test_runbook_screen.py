@@ -113,6 +113,9 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
             await scenes.next_step(pilot)
             assert_bar(app, nxt, fresh_db.dbname)
             assert_footer(app, shown + ["q Quit", "d Dashboard"], hidden)
+            keys, before = list(app.screen.query("FooterKey")), locals().get("keys")
+            if _step is Step.APPLY:  # its start hid the gated keys and its end showed them again: in place, the
+                assert keys == before  # footer not rebuilt (50-150 ms of the loop at each step's start and end)
         row = [ln for ln in screen_text(app).splitlines() if "TRANSACTION OPEN" in ln][0]
         assert "Next: c → COMMIT or x → ROLLBACK" in row  # the whole hint fits in 80 columns
         await pilot.press("x")

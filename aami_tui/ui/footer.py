@@ -1,32 +1,111 @@
-"""The footer: Textual's own, rebuilt only when what it shows has changed."""
+"""The footer: Textual's own look, its keys kept and shown or hidden in place rather than rebuilt."""
 
 from __future__ import annotations
 
 from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
 
 
 class KeyFooter(Footer):
-    """Textual's Footer recomposes (a new widget for every key) each time the screen's bindings are updated, which
-    is on every focus change: `s` moves the focus into the SQL view and back, and each time the footer was rebuilt
-    with the same keys (20-40 ms of the event loop, up to 250 ms of CPU on a loaded machine, in the frames right
-    after a key). Here it is rebuilt only when the keys it shows, their descriptions, or whether they are enabled
-    differ from what it shows now."""
+    """Textual's Footer recomposes (a new widget for every key, each styled and data-bound) each time the screen's
+    bindings are updated: on every focus change (`s` moves the focus into the SQL view and back), and on every
+    step's start and end, where the runbook's gated keys go and come back. A traced `bench.py keys` run had that
+    rebuild on the event loop in most slow key presses (50-150 ms of a loaded 2-core machine).
 
-    _shown: tuple | None = None
+    Here the footer keeps one FooterKey per key it has ever shown, in the order the screen's bindings give, and
+    a change of bindings shows or hides them and sets their enabled state in place. It recomposes only to add a
+    key it has never shown (then with every key it knows, the hidden ones hidden). What it shows is what Textual's
+    Footer shows: the first binding of each action with ``show``, then the command palette's key."""
 
-    def _showing(self) -> tuple:
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._order: list[tuple] = []  # the keys composed, in order (a key: its binding's signature)
+        self._now: dict[tuple, tuple[bool, str]] = {}  # the keys to show now -> (enabled, tooltip)
+        self._bindings: dict[tuple, object] = {}  # key -> its Binding (the last seen)
+        self._palette: tuple | None = None  # (binding, enabled, tooltip) of the command palette's key, or None
+
+    def _read(self) -> tuple[list[tuple], dict, dict, tuple | None]:
+        """What the screen's bindings say to show now: (keys in order, key -> (enabled, tooltip), key -> binding,
+        the palette's key)."""
         active = self.screen.active_bindings
-        keys = tuple((b.key, b.action, b.description, b.tooltip, repr(b.group), enabled, tooltip)
-                     for (_, b, enabled, tooltip) in active.values() if b.show)
-        palette = active.get(self.app.COMMAND_PALETTE_BINDING)
-        return keys, self.show_command_palette, None if palette is None else (palette[1].key, palette[2])
-
-    def bindings_changed(self, screen) -> None:
-        if (self._bindings_ready and self._shown is not None and self.is_attached and screen is self.screen
-                and self._showing() == self._shown):
-            return
-        super().bindings_changed(screen)
+        order: list[tuple] = []
+        now: dict[tuple, tuple[bool, str]] = {}
+        bindings: dict[tuple, object] = {}
+        actions: set[str] = set()
+        for _node, b, enabled, tooltip in active.values():
+            if not b.show or b.action in actions:  # Textual's Footer: the first binding of each action
+                continue
+            actions.add(b.action)
+            sig = (b.key, b.action, b.description, b.tooltip, b.key_display)
+            order.append(sig)
+            now[sig] = (enabled, tooltip)
+            bindings[sig] = b
+        palette = None
+        if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE:
+            entry = active.get(self.app.COMMAND_PALETTE_BINDING)
+            if entry is not None:
+                palette = (entry[1], entry[2], entry[3])
+        return order, now, bindings, palette
 
     def compose(self):
-        self._shown = self._showing() if self._bindings_ready else None
-        yield from super().compose()
+        if not self._bindings_ready:
+            return
+        order, now, bindings, palette = self._read()
+        # every key known, the new ones merged in after the key that precedes them now
+        merged = [k for k in self._order if k in bindings or k in self._bindings]
+        for i, k in enumerate(order):
+            if k not in merged:
+                before = next((order[j] for j in range(i - 1, -1, -1) if order[j] in merged), None)
+                merged.insert(merged.index(before) + 1 if before is not None else 0, k)
+        self._bindings.update(bindings)
+        self._order, self._now, self._palette = merged, now, palette
+        self.styles.grid_size_columns = len(now)
+        for sig in merged:
+            b = self._bindings[sig]
+            enabled, tooltip = now.get(sig, (True, ""))
+            key = FooterKey(b.key, self.app.get_key_display(b), b.description, b.action, disabled=not enabled,
+                            tooltip=tooltip).data_bind(compact=Footer.compact)
+            key._aami_sig = sig
+            key.display = sig in now
+            yield key
+        if palette is not None:
+            b, enabled, tooltip = palette
+            yield FooterKey(b.key, self.app.get_key_display(b), b.description, b.action,
+                            classes="-command-palette", disabled=not enabled, tooltip=b.tooltip or b.description)
+
+    def bindings_changed(self, screen) -> None:
+        self._bindings_ready = True
+        if not screen.app.app_focus or not self.is_attached or screen is not self.screen:
+            return
+        order, now, _bindings, palette = self._read()
+        shown = [k for k in self._order if k in now]
+        if shown != order or (palette is None) != (self._palette is None) or not self.children:
+            self.call_after_refresh(self.recompose)  # a key never shown, or a new order: composed again
+            return
+        if now == self._now and palette == self._palette:
+            return  # nothing to change (a focus change that moved no key)
+        self.call_after_refresh(self._show, now, palette)
+
+    def _show(self, now: dict, palette: tuple | None) -> None:
+        """Show, hide, enable and disable the keys in place."""
+        if not self.is_attached:
+            return
+        for key in self.query_children(FooterKey):
+            sig = getattr(key, "_aami_sig", None)
+            if sig is None:  # the palette's key
+                if palette is not None:
+                    self._set(key, palette[1], palette[0].tooltip or palette[0].description)
+                continue
+            key.display = sig in now
+            if sig in now:
+                self._set(key, *now[sig])
+        self.styles.grid_size_columns = len(now)
+        self._now, self._palette = now, palette
+
+    @staticmethod
+    def _set(key: FooterKey, enabled: bool, tooltip: str) -> None:
+        if key._disabled == (not enabled) and (key.tooltip or "") == (tooltip or ""):
+            return
+        key._disabled = not enabled
+        key.set_class(not enabled, "-disabled")
+        key.tooltip = tooltip or None
