@@ -19,6 +19,8 @@ Run:   .venv/bin/python benchmarks/bench.py            (the embedded PostgreSQL 
        AAMI_BENCH_DSN='host=… user=… dbname=postgres' .venv/bin/python benchmarks/bench.py   (any server; needs
        CREATE DATABASE; makes and drops aami_bench_* databases)
        AAMI_BENCH_ROWS=1000000 (rows per table of the large database, two tables; default 1,000,000 ≈ 460 MB)
+       AAMI_BENCH_SAMPLES=FILE (`keys`: every press to FILE as JSON; benchmarks/keytrace/README.md says what
+       the console was doing during the slow ones)
        AAMI_BENCH_NO_IDLE=1 (the console rows without the 30 s idle-CPU measurement; `bench.py console` alone
        does not build the large database)
 Takes 3-6 minutes on 2 cores.
@@ -568,6 +570,10 @@ def bench_keys(srv: Server, large: ConnSettings) -> None:
         return f"p50 {q(0.5):.0f} ms, p95 {q(0.95):.0f} ms, max {xs[-1] * 1000:.0f} ms ({len(xs)} presses)"
 
     load = f"load average {load0[0]:.2f} before, {load1[0]:.2f} after"
+    if os.environ.get("AAMI_BENCH_SAMPLES"):  # every press: [phase, key, wall time, seconds] (benchmarks/keytrace)
+        import json
+        Path(os.environ["AAMI_BENCH_SAMPLES"]).write_text(json.dumps(
+            [[ph, k, w, x] for ph, d in samples.items() for k, xs in d.items() for w, x in xs]))
     for key, what in (("?", "`?` opens the help"), ("s", "`s` shows the SQL (a light key)")):
         row(f"key press to screen, {what}, while a backup and an apply run (real console, pty)",
             stats(lat(key, "backup", "apply")) + f"; {load}", "p95 < 50 ms")
