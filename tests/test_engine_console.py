@@ -138,6 +138,9 @@ async def test_frozen_network_at_the_commit_prompt_is_noticed_and_said(fresh_db,
             await scenes.wait_for(pilot, lambda: rb.outcome == Outcome.ROLLED_BACK
                                   and not app.runbook_screen._busy(), 30, what="the re-check")
             assert "Next: n → BEGIN (retry)" in text_of(app, "#txbar")
+            # the confirmed outcome, plainly (it said 'CONNECTION LOST: NOT COMMITTED')
+            assert text_of(app, "#txbar").strip().startswith("ROLLED BACK"), text_of(app, "#txbar")
+            assert "nothing of the migration is in the database" in text_of(app, "#done-text")
             assert any("rolled back" in str(n.message) for n in app._notifications)
             footer = svg_text(app.export_screenshot()).splitlines()[-1]
             assert "Re-check" not in footer and "n Next step" in footer

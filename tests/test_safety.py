@@ -46,6 +46,7 @@ from aami_tui.core.migration import parse_text
 from aami_tui.core.runbook import Outcome, Phase, RunbookError, State, Step, Tx, TxChanged
 from aami_tui.core.schema import REQUIRED_TABLES
 from aami_tui.core.settings import ConnSettings
+from aami_tui.ui.runbook_screen import RunbookScreen
 
 LOCK_CLASSID, LOCK_OBJID = KEY["classid"], KEY["objid"]
 
@@ -1221,6 +1222,17 @@ async def test_frozen_network_with_the_server_unreachable_still_ends(fresh_db, t
     await rb.close()
 
 
+def _commit_row(rb) -> tuple[str, str]:
+    """The icon and label of the console's COMMIT row in the Steps list (no app needed)."""
+    from aami_tui.ui.step_list import StepList
+
+    steps = StepList(rb)
+    steps.update = lambda *_: None
+    steps.redraw()
+    (row,) = [r for r in steps._shown[0] if "COMMIT" in r[2]]
+    return row[0], row[2]
+
+
 async def test_commit_through_a_frozen_network_is_outcome_unknown_with_the_query_to_run(fresh_db, tmp_path, proxy):
     """COMMIT sent, no answer, and no fresh connection can be made: 'outcome unknown', never a guess."""
     rb = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True, commit_timeout=1.0, query_timeout=1.0)
@@ -1239,15 +1251,28 @@ async def test_commit_through_a_frozen_network_is_outcome_unknown_with_the_query
     await rb.flush_reports()  # a step does not wait for its report: its write is queued
     data = json.loads(rb.report_paths[1].read_text())
     assert data["final_state"] == "outcome unknown" and data["transaction_id"] == xid
+    # What the console says meanwhile (no Pilot needed): the COMMIT's row is '?', never '✗' as if it had failed.
+    assert _commit_row(rb) == ("?", "6 COMMIT?"), _commit_row(rb)
+    pane = RunbookScreen(rb)._done_text_raw().plain
+    assert pane.startswith("Run ended: outcome unknown\n") and "Press o to ask the server again" in pane, pane
     # A re-check while the server is still unreachable: still unknown, said so, never a guess.
     assert await asyncio.wait_for(rb.recheck(wait=0.2), 30) is Phase.UNKNOWN
     assert rb.outcome == Outcome.UNKNOWN and "Re-check: still unknown" in rb.log[-1][2]
+    assert rb.tx == Tx.UNKNOWN and _commit_row(rb) == ("?", "6 COMMIT?")
+    pane = RunbookScreen(rb)._done_text_raw().plain
+    assert "Re-check: still unknown" in pane and "Press o to ask the server again" in pane, pane
     # The query it gives works, and tells: COMMIT never reached the server (the proxy held it).
     proxy.drop()
     wait_until(lambda: query(fresh_db, f"SELECT pg_xact_status('{xid}'::xid8)")[0][0] == "aborted", 15)
     # The re-check (o in the console) now gets the answer: rolled back, and the run may retry from BEGIN.
     assert await asyncio.wait_for(rb.recheck(), 30) is Phase.ROLLED_BACK
     assert rb.outcome == Outcome.ROLLED_BACK and rb.can(Step.BEGIN)[0] and rb.verdict.exit_code != 9
+    # The banner says the confirmed outcome plainly: ROLLED BACK, not 'CONNECTION LOST: NOT COMMITTED' (it did).
+    assert rb.tx == Tx.ROLLED_BACK, rb.tx
+    pane = RunbookScreen(rb)._done_text_raw().plain
+    assert pane.startswith("Run ended: rolled back\n"), pane
+    assert "nothing of the migration is in the database" in pane and "Press o" not in pane, pane
+    assert _commit_row(rb) == ("✗", "6 COMMIT/ROLLBACK"), _commit_row(rb)
     await rb.flush_reports()  # a step does not wait for its report: its write is queued
     data = json.loads(rb.report_paths[1].read_text())
     assert data["final_state"] == Outcome.ROLLED_BACK.value

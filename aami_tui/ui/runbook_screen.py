@@ -620,11 +620,15 @@ class RunbookScreen(Screen):
             t.append(f"Run ended: {said}\n", style="bold yellow")
             # the verdict's words (its exit code is the headless commands' business); not exit 2's generic
             # "cannot connect, or the connection was lost" when the line above already says it was lost
-            if rb.verdict is not None and not (rb.verdict is Verdict.CONNECTION and rb.lost):
+            # (nor after a re-check that settled it: its sentence below says what the server confirmed)
+            settled = rb.last_recheck and rb.phase is Phase.ROLLED_BACK
+            if rb.verdict is not None and not (rb.verdict is Verdict.CONNECTION and (rb.lost or settled)):
                 t.append(f"{rb.verdict.words}\n", style="yellow")
             t.append("\n")
             if rb.failure:
-                t.append(rb.failure + "\n\n", style="red")
+                t.append(rb.failure + "\n\n", style="yellow" if settled else "red")
+            if rb.last_recheck and rb.phase in (Phase.UNKNOWN, Phase.RECHECKING):
+                t.append(rb.last_recheck + "\n\n", style="red")
             if rb.phase is Phase.ROLLED_BACK:
                 if rb.outcome is Outcome.NOT_CONFIRMED:
                     t.append("Nothing was committed; nobody saw the transaction end: the server rolls it back when "

@@ -50,7 +50,9 @@ class StepList(Static):
                     rec = rrec
                     title = {State.DONE: "ROLLBACK", State.UNCONFIRMED: "ROLLBACK?"}.get(rrec.state, "ROLLBACK…")
             icon, style = ICON[rec.state]
-            if rec.state == State.DONE and rec.step is Step.ROLLBACK:  # it ran, and was not undone: ✓, yellow
+            if step is Step.COMMIT and rb.tx is Tx.UNKNOWN and rec.state == State.FAILED:
+                icon, style, title = "?", "bold red", "COMMIT?"  # sent, its outcome not known: never ✗ as if failed
+            elif rec.state == State.DONE and rec.step is Step.ROLLBACK:  # it ran, and was not undone: ✓, yellow
                 icon, style = "✓", "bold yellow"  # (↺ is the legend's "ran, then undone": the steps it undid)
             elif undone and (step in (Step.APPLY, Step.VERIFY) and rec.state in (State.DONE, State.FAILED)
                              or step is Step.BEGIN and rec.state == State.DONE):  # a failed BEGIN opened nothing

@@ -149,6 +149,7 @@ class Runbook:
         # a COMMIT whose answer did not come, being resolved (pg_xact_status on a fresh connection after fencing):
         # (why, in a few words: "no answer within --commit-timeout (60s)", monotonic start); None otherwise
         self.resolving: tuple[str, float] | None = None
+        self.last_recheck: str = ""  # what the last re-check (o) of an unknown COMMIT outcome found, in words
         # the statements in flight while Phase.APPLYING: (first index, last index, total, monotonic start)
         self.applying_now: tuple[int, int, int, float] | None = None
         self.waiters_seen: dict[tuple, dict] = {}
@@ -1301,8 +1302,10 @@ class Runbook:
             self.failure = ""
             await self._committed("committed (confirmed by pg_xact_status on a re-check)")
         elif r.phase is Phase.ROLLED_BACK:
-            msg = f"Re-check: the server confirms transaction {xid} rolled back ({r.fence}): nothing was changed."
-            self.lost = True
+            msg = (f"Re-check: the server confirms transaction {xid} rolled back ({r.fence}): nothing of the "
+                   "migration is in the database.")
+            # Confirmed, not presumed: the run is plainly rolled back (not 'connection lost: not committed').
+            self.lost = self.unconfirmed = False
             self._set(Step.COMMIT, State.FAILED, msg)
             self._set(Step.ROLLBACK, State.DONE, "by the server (COMMIT did not complete)")
             self.say(msg, "warn", Step.COMMIT)
@@ -1315,6 +1318,7 @@ class Runbook:
             self.say(msg, "error", Step.COMMIT)
             self._move(Phase.UNKNOWN)
             self.queue_report()
+        self.last_recheck = msg
         self.emit(OutcomeRechecked(self.phase, r.status, r.query, msg))
         return self.phase
 
