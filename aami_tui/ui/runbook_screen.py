@@ -682,8 +682,7 @@ class RunbookScreen(Screen):
         step = rb.next_step()
         if step is None:
             return "d → dashboard or q → quit"
-        if step in (Step.PREFLIGHT, Step.BACKUP, Step.BEGIN) and any(c.name == "Nothing to do" and c.ok
-                                                                      for c in rb.checks):
+        if step in (Step.PREFLIGHT, Step.BACKUP, Step.BEGIN) and rb.nothing_to_do:
             return "nothing to do, already migrated: d → dashboard or q → quit"
         if step is Step.PREFLIGHT and rb.missing_items:
             return "tick the checklist, then n → Pre-flight"

@@ -199,6 +199,12 @@ class Runbook:
     def running(self) -> bool:
         return self.phase in RUNNING
 
+    @property
+    def nothing_to_do(self) -> bool:
+        """Pre-flight found the migration already applied: headless apply stops there (as init does), the
+        console's bar says so."""
+        return any(c.name == "Nothing to do" and c.ok for c in self.checks)
+
     def waiting_for_answer(self, after: float = 2.0) -> float | None:
         """Seconds a short round trip of the running step (BEGIN, verify, COMMIT, ROLLBACK: not a statement of the
         apply, which may rightly run long) has been waiting for the server's answer, once past ``after``; else None.

@@ -94,6 +94,9 @@ class Verdict(Enum):
     """Why a run ended the way it did: one exit code and one sentence each (headless and the console)."""
 
     COMMITTED = (0, "committed")
+    # Pre-flight found the migration already applied (the ten tables as the file creates them, the six default
+    # templates): the run stops there, as `init` does: no backup, no transaction. Exit 0 like init's "Nothing to do".
+    NOTHING_TO_DO = (0, "nothing to do: already migrated, stopped after pre-flight (no backup, no transaction)")
     VERIFY_FAILED = (1, "verify failed: not committed")
     CONNECTION = (2, "cannot connect, or the connection was lost: not committed")
     PREFLIGHT = (3, "pre-flight failed: nothing changed")
