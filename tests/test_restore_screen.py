@@ -145,7 +145,14 @@ async def test_the_footer_offers_no_restore_keys_while_a_restore_runs_and_escape
 
     await take_backup(fresh_db, tmp_path)
 
+    from aami_tui.core.progress import Progress
+
     async def held(*a, result=None, **kw):  # a restore that runs until it is cancelled (core.restore's words)
+        # a quarter restored, then its session waits for another session's lock (core.progress's words; the real
+        # server's are tested in test_backup_progress.py)
+        kw["on_progress"](Progress("restore", 100 * 1024, 400 * 1024, 50 * 1024, 6.0, "public.events"))
+        kw["on_progress"](Progress("restore", 100 * 1024, 400 * 1024, None, None, "public.events", waiting=(
+            "waiting 3s for a lock on public.events held by pid 4242 (user dba); lock_timeout (30s) ends the restore")))
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -167,7 +174,13 @@ async def test_the_footer_offers_no_restore_keys_while_a_restore_runs_and_escape
         await scenes.wait_for(pilot, lambda: app.screen is screen and any(
             w.group == "restore" and w.is_running for w in screen.workers), what="the restore to run")
         await pilot.pause()
-        footer = svg_text(app.export_screenshot()).splitlines()[-1]
+        # The wait is said in the line and in the bar: no percentage as if it moved (the bar kept '25%' before)
+        assert "waiting 3s for a lock on public.events held by pid 4242" in text_of(app, "#restore-status")
+        bar = screen.query_one("#restore-progress")
+        assert bar.has_class("waiting") and not bar.query_one("#percentage").display
+        screen_text = svg_text(app.export_screenshot())
+        assert "25%" not in screen_text, screen_text
+        footer = screen_text.splitlines()[-1]
         assert "Restore" not in footer.replace("Cancel restore", "") and "Back" not in footer \
             and "Reload" not in footer, footer  # all refused
         assert "esc Cancel restore" in footer, footer

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, ProgressBar, Static
+from textual.widgets import DataTable, Header, Static
 
 from aami_tui.core import pgtools
 from aami_tui.core import restore as core_restore
@@ -21,6 +21,7 @@ from aami_tui.core.words import plural
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
 from aami_tui.ui.footer import KeyFooter
+from aami_tui.ui.tool_progress import ToolProgress
 
 
 class RestoreScreen(Screen):
@@ -47,7 +48,7 @@ class RestoreScreen(Screen):
         yield Header()
         yield Static("", id="restore-head", classes="panel")
         yield DataTable(id="restore-table", cursor_type="row", zebra_stripes=True)
-        yield ProgressBar(total=1, id="restore-progress", show_eta=False)
+        yield ToolProgress(total=1, id="restore-progress", show_eta=False)
         with VerticalScroll(id="restore-status-box", classes="panel"):  # scrolls when taller (80x24, after a restore)
             yield Static("", id="restore-status")
         yield Static("", id="small-warning")
@@ -261,7 +262,7 @@ class RestoreScreen(Screen):
     @work(exclusive=True, group="restore", exit_on_error=False)
     async def run_restore(self, e: pgtools.BackupEntry, plan: core_restore.RestorePlan | None = None) -> None:
         status = self.query_one("#restore-status", Static)
-        bar = self.query_one("#restore-progress", ProgressBar)
+        bar = self.query_one("#restore-progress", ToolProgress)
         status.update(f"Restoring {e.path.name}…")
         t0 = time.time()
 
@@ -269,12 +270,12 @@ class RestoreScreen(Screen):
 
         def progress(done: int, total: int, what: str) -> None:
             if not by_bytes:
-                bar.update(total=max(total, done, 1), progress=done)
+                bar.show(done, total)
                 status.update(f"Restoring {e.path.name}: step {done} of about {total} · {what[:80]}")
 
         def on_progress(p) -> None:  # COPY, then index builds: MiB, %, rate, ETA
             by_bytes[:] = [True]
-            bar.update(total=max(p.total, 1), progress=p.done)
+            bar.show(p.done, p.total, bool(p.waiting))  # waiting: no percentage, the line names the holder
             status.update(f"Restoring {e.path.name}: {p.line().removeprefix('restore: ')}")
 
         r = self.app.restore_result = core_restore.RestoreResult(e.path)  # (its stage and, after a cancel, words)
@@ -296,7 +297,7 @@ class RestoreScreen(Screen):
             status.update(Text(f"Restore failed: {exc}", style="bold red"))
             return
         self.result = r
-        bar.update(total=max(r.toc_entries, 1), progress=max(r.toc_entries, 1))
+        bar.show(max(r.toc_entries, 1), max(r.toc_entries, 1))
         text = Text.assemble(("✓ Restored ", "bold green"), e.path.name,
                              f" in {fmt.elapsed(time.time() - t0)} ({r.toc_entries} TOC entries, as the backup "
                              "counted them)\n")

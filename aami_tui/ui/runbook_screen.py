@@ -54,6 +54,7 @@ from aami_tui.ui.sql_view import SqlView
 from aami_tui.ui.step_list import StepList
 from aami_tui.ui.table_checklist import TableChecklist
 from aami_tui.ui.tick import Tick
+from aami_tui.ui.tool_progress import ToolProgress
 from aami_tui.ui.txbar import TxBar
 
 LEVEL_STYLE = {"ok": "green", "error": "bold red", "warn": "yellow", "info": ""}
@@ -169,10 +170,10 @@ class RunbookScreen(Screen):
                 with VerticalScroll(id="pane-backup", classes="pane"):
                     yield Static("[b]Backup[/b]", classes="pane-title")
                     yield Static("", id="backup-info")
-                    yield ProgressBar(total=1, id="backup-progress", show_eta=False)
+                    yield ToolProgress(total=1, id="backup-progress", show_eta=False)
                     yield Static("", id="backup-line")
                     yield Static("", id="rehearse-info")
-                    yield ProgressBar(total=1, id="rehearse-progress", show_eta=False)
+                    yield ToolProgress(total=1, id="rehearse-progress", show_eta=False)
                     yield Static("", id="rehearse-line")
                 with Vertical(id="pane-apply", classes="pane"):
                     yield Static("[b]Apply[/b]", classes="pane-title")
@@ -443,14 +444,12 @@ class RunbookScreen(Screen):
         if ev.step is Step.BACKUP:  # table data copied, from the server's counters (core/progress.py)
             if self.rb.steps[Step.BACKUP].state in (State.PENDING, State.FAILED):  # a late one: it runs no more
                 return
-            bar = self.query_one("#backup-progress", ProgressBar)
-            bar.update(total=max(ev.total, ev.done, 1), progress=ev.done)
+            self.query_one("#backup-progress", ToolProgress).show(ev.done, ev.total, ev.waiting)
             self.query_one("#backup-line", Static).update(fmt.redact(ev.message.removeprefix("backup: ")))
         elif ev.step is Step.REHEARSE:  # the copy's restore, from its server's counters (the same as the backup's)
             if self.rb.steps[Step.REHEARSE].state is State.PENDING:  # a late one, after a cancel: it ran no more
                 return
-            bar = self.query_one("#rehearse-progress", ProgressBar)
-            bar.update(total=max(ev.total, ev.done, 1), progress=ev.done)
+            self.query_one("#rehearse-progress", ToolProgress).show(ev.done, ev.total, ev.waiting)
             self.query_one("#rehearse-line", Static).update(fmt.redact(ev.message))
         elif ev.step is Step.APPLY:
             self.query_one("#apply-progress", ProgressBar).update(total=ev.total, progress=ev.done)
@@ -497,22 +496,22 @@ class RunbookScreen(Screen):
             self.query_one("#verify-next", Static).update("")
         if rec.step is Step.BACKUP and rec.state == State.PENDING and rec.detail.startswith("cancelled"):
             # not the last progress line (MiB, %, ETA) as if it still ran: cancelled, and what became of the files
-            self.query_one("#backup-progress", ProgressBar).update(total=1, progress=0)
+            self.query_one("#backup-progress", ToolProgress).show(0, 1)
             self.query_one("#backup-line", Static).update(Text.assemble(
                 ("✗ Backup cancelled", "bold yellow"), f": {fmt.short_paths(rec.detail.removeprefix('cancelled; '))}"
                 ". n runs it again."))
         if rec.step is Step.BACKUP and rec.state == State.RUNNING:
             self.query_one("#backup-line", Static).update("")
         if rec.step is Step.BACKUP and rec.state == State.FAILED:  # not its last progress line ("waiting … for a lock")
-            self.query_one("#backup-progress", ProgressBar).update(total=1, progress=0)
+            self.query_one("#backup-progress", ToolProgress).show(0, 1)
             self.query_one("#backup-line", Static).update(Text.assemble(
                 ("✗ Backup failed", "bold red"), f": {fmt.short_paths(fmt.redact(rec.detail))} n runs it again."))
         if rec.step is Step.REHEARSE and rec.state == State.RUNNING:  # a new rehearsal: its own bar from zero
-            self.query_one("#rehearse-progress", ProgressBar).update(total=1, progress=0)
+            self.query_one("#rehearse-progress", ToolProgress).show(0, 1)
             self.query_one("#rehearse-line", Static).update("")
         if rec.step is Step.BACKUP and rec.state == State.DONE:
-            bar = self.query_one("#backup-progress", ProgressBar)
-            bar.update(total=max(bar.total or 1, 1), progress=max(bar.total or 1, 1))
+            bar = self.query_one("#backup-progress", ToolProgress)
+            bar.show(max(bar.total or 1, 1), max(bar.total or 1, 1))
         self._show_pane()
         if rec.step is Step.REHEARSE and rec.state in (State.DONE, State.FAILED):  # its result and what comes next
             self.set_timer(0.2, lambda: self.query_one("#pane-backup").scroll_end(animate=False))

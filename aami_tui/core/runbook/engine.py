@@ -580,7 +580,8 @@ class Runbook:
                 self.settings, self.migration_path, backup_dir=self.opt.backup_dir, reports_dir=self.opt.reports_dir,
                 from_backup=src, from_label="this run's verified backup", lock_timeout=self.opt.lock_timeout,
                 statement_timeout=self.opt.statement_timeout, say=say, started=held.append,
-                on_progress=lambda p: self.emit(Progress(Step.REHEARSE, p.done, p.total, p.line(), p.rate, p.eta))),
+                on_progress=lambda p: self.emit(Progress(Step.REHEARSE, p.done, p.total, p.line(), p.rate, p.eta,
+                                                                 bool(p.waiting)))),
                 timeout)
         except asyncio.CancelledError:
             rec = self._rehearsal_ended("cancelled", "Cancelled by the operator", held, t0)
