@@ -88,6 +88,11 @@ async def test_restore_lists_this_servers_backups_and_says_what_the_backup_holds
         # each dropped table with the rows that go with it, counted on the live database (the six templates)
         assert "This backup has 0 tables in public. Created after it, dropped in the same transaction: 10 tables " \
                "(alert_rules: 0 rows, alert_templates: 6 rows, " in said, body
+        # fresh6 F4: what the transaction drops is on screen above the field, at 80x24, without scrolling (the
+        # paragraph that lists it was below the fold: the name was typed without seeing it)
+        shown = svg_text(app.export_screenshot())
+        above = shown.split("to confirm:")[0]
+        assert "Drops 10 tables (6 rows) and extension uuid-ossp" in above and "alert_rules, alert_templates" in above, shown
         # the warning the DBA must read is on screen without scrolling (at 80x24 the list is below the fold)
         scroll = app.screen.query_one("#confirm-scroll")
         lines = region_text(app, "#confirm-body").splitlines()

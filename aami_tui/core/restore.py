@@ -129,6 +129,33 @@ class RestorePlan:
         n, exact = rows
         return f": {n:,} row{'s' if n != 1 else ''}" if exact else f": ~{n:,} rows"
 
+    def drops_brief(self) -> tuple[str, str] | None:
+        """What the transaction drops, in two short lines the confirmation keeps beside its field (at 80x24 the
+        summary's paragraph is below the fold): ``Drops 10 tables (6 rows) and extension uuid-ossp`` and the
+        names of the counted kinds, ``alert_rules, alert_templates, …``. None when nothing is dropped."""
+        if not self.drops:
+            return None
+        groups: dict[str, list[LiveObject]] = {}
+        for o in self.drops:
+            groups.setdefault(o.kind.lower(), []).append(o)
+
+        def name(o: LiveObject) -> str:
+            return o.name if o.schema in ("-", "public") else f"{o.schema}.{o.name}"
+
+        parts, names = [], []
+        for kind, objs in groups.items():
+            part = f"{len(objs)} {kind}s" if len(objs) > 1 else f"{kind} {name(objs[0])}"
+            if kind == "table":
+                rows = [self.table_rows.get((o.schema, o.name)) for o in objs]
+                total = sum(r[0] for r in rows if r is not None)
+                approx = "~" if any(r is None or not r[1] for r in rows) else ""
+                part += f" ({approx}{total:,} row{'s' if total != 1 else ''})" if total or approx else " (no rows)"
+            parts.append(part)
+            if len(objs) > 1:
+                names += [name(o) for o in objs]
+        head = "Drops " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+        return head, ", ".join(names)
+
     def summary(self) -> str:
         """Three lines for the confirmation: what the backup holds, what the transaction drops, which tools."""
         n = len(self.backup_tables)

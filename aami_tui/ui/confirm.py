@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -25,8 +26,10 @@ class ConfirmModal(ModalScreen[bool]):
     ]
 
     def __init__(self, title: str, body: str, *, confirm: str = "Confirm", cancel: str = "Cancel",
-                 require_text: str | None = None, danger: bool = True, id: str | None = None) -> None:
+                 require_text: str | None = None, danger: bool = True, id: str | None = None,
+                 note: str | Text | None = None) -> None:
         super().__init__(id=id)
+        self.note = note  # what cannot be undone, kept on screen above the prompt (the body may scroll)
         self.title_text, self.body, self.confirm_label, self.cancel_label = title, body, confirm, cancel
         self.require_text = require_text
         self.danger = danger
@@ -40,6 +43,9 @@ class ConfirmModal(ModalScreen[bool]):
             with VerticalScroll(id="confirm-scroll") as scroll:
                 scroll.can_focus = False  # see BINDINGS
                 yield Static(fmt.redact(self.body), id="confirm-body")
+            if self.note is not None:  # one line each, never wrapped: cut with … at the box's edge
+                yield Static(Text(fmt.redact(self.note)) if isinstance(self.note, str) else self.note,
+                             id="confirm-note")
             if self.require_text is not None:
                 yield Label(f"Type [b]{self.require_text}[/b] to confirm:", id="confirm-prompt")
                 # The name is shown above, never as a placeholder: a placeholder looks as if it were filled in.

@@ -251,7 +251,20 @@ class RestoreScreen(Screen):
             f"This replaces the objects in database {db} with the ones in the backup taken {self._when(e)} "
             f"({fmt.size(e.size)}). Changes made since then are lost. It runs in one "
             f"transaction: all or nothing.\n\n{holds}" + warning,
-            confirm="Restore", require_text=db, id="restore-modal"), go)
+            confirm="Restore", require_text=db, id="restore-modal", note=self._drops_note(plan)), go)
+
+    @staticmethod
+    def _drops_note(plan: core_restore.RestorePlan | None) -> Text | None:
+        """What the transaction drops, above the field whatever the terminal's size (fresh6 F4: at 80x24 the
+        body's paragraph that lists it was below the fold, and the name was typed without seeing it)."""
+        brief = plan.drops_brief() if plan is not None else None
+        if brief is None:
+            return None
+        head, names = brief
+        note = Text(f"⚠ {head}{':' if names else '.'}", style="bold yellow")
+        if names:
+            note.append(f"\n{names}", style="yellow")
+        return note
 
     @staticmethod
     def _when(e: pgtools.BackupEntry) -> str:
