@@ -108,6 +108,32 @@ async def test_locks_on_existing_tables_carry_live_sizes(live_db, tmp_path):
     assert info[1].message.startswith("Statement 2 takes SHARE on t0 (~5,000 rows, ")
 
 
+async def test_unique_and_primary_key_get_advice_postgresql_accepts(live_db, tmp_path):
+    """fresh6 F5: squawk says 'Use NOT VALID' for ADD CONSTRAINT … UNIQUE / PRIMARY KEY too, and lint passed it on
+    ('ADD … NOT VALID then VALIDATE avoids the long lock'): PostgreSQL refuses NOT VALID there. Now NOT VALID is
+    advised only for CHECK and FOREIGN KEY; UNIQUE and PRIMARY KEY get the index built CONCURRENTLY beforehand, then
+    ADD CONSTRAINT … USING INDEX, and that advice works on the server."""
+    import psycopg
+
+    path = tmp_path / "m.sql"
+    path.write_text("ALTER TABLE t0 ADD CONSTRAINT u0 UNIQUE (v);\n"
+                    "ALTER TABLE t0 ADD CONSTRAINT ck0 CHECK (id > 0);\n"
+                    "ALTER TABLE empty_t DROP CONSTRAINT empty_t_pkey, ADD CONSTRAINT pk0 PRIMARY KEY (id);\n")
+    res = await _lint_connected(live_db, path)
+    not_valid = [f.statement for f in res.findings if f.rule == "constraint-missing-not-valid"]
+    assert not_valid == [2], res.findings  # the CHECK only
+    (unique,) = [f for f in res.findings if f.rule == "disallowed-unique-constraint"]
+    (pk,) = [f for f in res.findings if f.rule == "adding-serial-primary-key-field"]
+    assert "NOT VALID" not in unique.message + pk.message
+    assert "CREATE UNIQUE INDEX CONCURRENTLY" in unique.message and "UNIQUE USING INDEX" in unique.message, unique
+    assert "CREATE UNIQUE INDEX CONCURRENTLY" in pk.message and "PRIMARY KEY USING INDEX" in pk.message, pk
+    with psycopg.connect(live_db.conninfo(), autocommit=True) as c:  # what the server says of each advice
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            c.execute("ALTER TABLE t0 ADD CONSTRAINT u0 UNIQUE (v) NOT VALID")
+        c.execute("CREATE UNIQUE INDEX CONCURRENTLY u0_idx ON t0 (v)")
+        c.execute("ALTER TABLE t0 ADD CONSTRAINT u0 UNIQUE USING INDEX u0_idx")
+
+
 def test_our_migration_has_no_noise_offline():
     res = lint.lint(MIGRATION)
     assert res.exit_code == lint.EXIT_CLEAN

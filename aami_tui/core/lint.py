@@ -84,7 +84,9 @@ SENTENCES: dict[str, str] = {
     "adding-foreign-key-constraint": "Adding a foreign key to {table} scans it and locks both tables against "
                                      "writes while it does.",
     "disallowed-unique-constraint": "Adding a UNIQUE constraint to {table} builds an index under an ACCESS "
-                                    "EXCLUSIVE lock (reads and writes wait).",
+                                    "EXCLUSIVE lock (reads and writes wait); CREATE UNIQUE INDEX CONCURRENTLY "
+                                    "beforehand, outside the runbook's transaction, then ADD CONSTRAINT … UNIQUE "
+                                    "USING INDEX takes the lock only for a moment.",
     "adding-required-field": "Adding a NOT NULL column without a default to {table} fails as soon as the table "
                              "has a row.",
     "adding-not-nullable-field": "SET NOT NULL on {table} scans the table while blocking reads and writes.",
@@ -93,7 +95,9 @@ SENTENCES: dict[str, str] = {
     "changing-column-type": "Changing a column type on {table} rewrites it under an ACCESS EXCLUSIVE lock and "
                             "may break the Config Server's queries.",
     "adding-serial-primary-key-field": "Adding a primary key to {table} builds an index under an ACCESS "
-                                       "EXCLUSIVE lock.",
+                                       "EXCLUSIVE lock; CREATE UNIQUE INDEX CONCURRENTLY beforehand, outside the "
+                                       "runbook's transaction, then ADD CONSTRAINT … PRIMARY KEY USING INDEX takes "
+                                       "the lock only for a moment (its columns must already be NOT NULL).",
     "ban-drop-table": "Dropping {table} deletes its data for good (the backup is the only way back).",
     "ban-drop-column": "Dropping {column} of {table} deletes its data and breaks any client that still reads it.",
     "renaming-column": "Renaming {column} of {table} breaks any client that still uses the old name.",
@@ -304,6 +308,19 @@ def _statements(text: str) -> list[_Stmt]:
     return out
 
 
+_CONSTR = pglast.enums.ConstrType
+
+
+def _not_valid_applies(node) -> bool:
+    """Whether NOT VALID could be added to a constraint the statement adds: PostgreSQL allows it for CHECK and
+    FOREIGN KEY only. squawk's constraint-missing-not-valid also fires on ADD CONSTRAINT … UNIQUE / PRIMARY KEY,
+    where that advice is an error (their own rules say what to do instead)."""
+    if not isinstance(node, ast.AlterTableStmt):
+        return True
+    added = [c.def_ for c in node.cmds or () if c.subtype == _AT.AT_AddConstraint and isinstance(c.def_, ast.Constraint)]
+    return not added or any(c.contype in (_CONSTR.CONSTR_CHECK, _CONSTR.CONSTR_FOREIGN) for c in added)
+
+
 def _column_of(node) -> str | None:
     """The column a DROP COLUMN / RENAME COLUMN statement removes or renames."""
     if isinstance(node, ast.RenameStmt) and node.renameType == pglast.enums.ObjectType.OBJECT_COLUMN:
@@ -406,6 +423,8 @@ def lint(path: Path | str, live: dict[str, tuple[int | None, int | None]] | None
         if rule in SATISFIED:
             res.satisfied[rule] = SATISFIED[rule]
             continue
+        if rule == "constraint-missing-not-valid" and st and not _not_valid_applies(st.node):
+            continue  # UNIQUE / PRIMARY KEY: NOT VALID is refused there; their own finding gives the way
         if rule in SAME_FILE_EXEMPT and st and new_table(table, st.index):
             res.suppressed[rule] = res.suppressed.get(rule, 0) + 1
             continue
