@@ -58,7 +58,7 @@ async def _run(settings, args) -> int:
     caveat = entry.taken_caveat()
     out(f"Backup: {entry.path} ({size_words(entry.size)}, taken "
         f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(entry.taken))}{f' ({caveat})' if caveat else ''}"
-        f"{'' if entry.source else '; where it came from is not recorded'})")
+        f"{'' if entry.source else _unrecorded(plan, entry)})")
     out(plan.summary())
     if not args.yes:
         out(f"Dry run: nothing was restored. With --yes this replaces the objects in {settings.dbname} with the "
@@ -98,6 +98,15 @@ async def _run(settings, args) -> int:
     if r.report:
         out(f"Report: {r.report} (JSON beside it)")
     return code
+
+
+def _unrecorded(plan: core_restore.RestorePlan, entry: pgtools.BackupEntry) -> str:
+    """A backup without metadata (a pg_dump by hand, as the guide's): what its archive header still says."""
+    sha = "" if entry.recorded_sha256 else "; no sha256 beside it: nothing checks that the file is unchanged"
+    if plan.archive.dbname:
+        return (f"; no metadata beside it: its archive header says it is a dump of database {plan.archive.dbname}, "
+                f"the server it came from is not recorded{sha}")
+    return f"; where it came from is not recorded{sha}"
 
 
 def _progress_printer():

@@ -133,7 +133,7 @@ async def test_backup_from_the_newest_pg_dump_restores_into_an_older_server(fres
     assert seen and seen[-1].total > 0 and seen[-1].done == seen[-1].total, seen[-1:]
 
 
-async def test_a_backup_of_another_database_is_refused_and_is_no_evidence(fresh_db, tmp_path):
+async def test_a_backup_of_another_database_is_refused_and_is_no_evidence(fresh_db, db_factory, tmp_path):
     """--from-backup with another database's backup rehearsed that one (exit 0, "would succeed"), and
     --rehearsal-report then counted it as "Tested on staging" for this database."""
     from aami_tui.core import migration, pgtools
@@ -148,6 +148,14 @@ async def test_a_backup_of_another_database_is_refused_and_is_no_evidence(fresh_
     assert str(exc.value).startswith(f"--from-backup {dump.name} was made from drift1 on {fresh_db.host}:"
                                      f"{fresh_db.port}, not from {fresh_db.dbname} on ")
     assert not (tmp_path / "r").exists() or not list((tmp_path / "r").glob("*.json"))
+    # fresh6 F1: without metadata beside it, the archive's header still says which database was dumped
+    bare = tmp_path / "bare.dump"
+    await pgtools.run_dump(pgtools.all_tools("pg_dump")[0], db_factory("aami_rt"), bare)
+    with pytest.raises(rehearse.RehearsalError) as exc:
+        await rehearse.rehearse(fresh_db, MIGRATION, backup_dir=tmp_path / "b", reports_dir=tmp_path / "r",
+                                from_backup=bare)
+    assert str(exc.value).startswith("--from-backup bare.dump is a dump of database aami_rt_"), exc.value
+    assert f"(its archive header says so; no metadata beside it), not of {fresh_db.dbname}" in str(exc.value)
     # a report written before the source was recorded: the backup it names says where it came from
     shipped = migration.load(MIGRATION)
     report = tmp_path / "rehearsal_old.json"

@@ -507,3 +507,49 @@ def test_backups_are_ordered_and_dated_by_when_they_were_taken_not_by_the_file_s
     r = cli("restore", str(stray), *args[1:], env=env)
     assert r.returncode == 6, r.stdout + r.stderr
     assert "by the file's modification time" in r.stdout and "no metadata beside it" in r.stdout, r.stdout
+    assert (f"no metadata beside it: its archive header says it is a dump of database {fresh_db.dbname}, the server "
+            "it came from is not recorded") in r.stdout, r.stdout
+
+
+def test_a_backup_of_another_database_is_refused_before_anything_runs(pg_server, fresh_db, db_factory, tmp_path):
+    """fresh6 F1: `restore --dbname arch backup_rt_….dump --yes` restored rt's backup into arch (exit 0), dropping
+    arch's tables as "created after the backup". A backup whose metadata, or (without metadata) whose archive
+    header, names another database is refused (exit 3) with one sentence naming both; nothing runs. The console's
+    path (core restore) refuses it too."""
+    import shutil
+
+    other = db_factory("aami_rt")
+    run_sql(other, "CREATE TABLE app_keep (id int)")
+    run_sql(fresh_db, "CREATE TABLE namespaces_like (id int); INSERT INTO namespaces_like VALUES (1), (2)")
+
+    async def backup() -> None:
+        with psycopg.connect(other.conninfo()) as c:
+            major = c.info.server_version // 10000
+        await pgtools.take_backup(pgtools.find_tool("pg_dump", major), pgtools.find_tool("pg_restore", major),
+                                  other, tmp_path / "backups", server_major=major,
+                                  source={"dbname": other.dbname, "host": other.host, "port": other.port})
+
+    asyncio.run(backup())
+    (dump,) = (tmp_path / "backups").glob("backup_*.dump")
+    before = catalog_fingerprint(fresh_db)
+    env = pg_server.env(fresh_db.dbname)
+    args = ("--reports-dir", str(tmp_path / "reports"))
+    for extra in ((), ("--yes",)):
+        r = cli("restore", str(dump), *args, *extra, env=env)
+        assert r.returncode == 3, r.stdout + r.stderr
+        assert (f"aami-tui: {dump.name} is a backup of {other.dbname} on {other.host}:{other.port}, not of "
+                f"{fresh_db.dbname}") in r.stderr, r.stderr
+        assert "Restoring" not in r.stdout and "Created after it" not in r.stdout, r.stdout
+        assert catalog_fingerprint(fresh_db) == before
+    entry = pgtools.backup_entry(dump)
+    with pytest.raises(core_restore.RestoreError, match=f"is a backup of {other.dbname} "):
+        asyncio.run(core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports"))
+    assert catalog_fingerprint(fresh_db) == before
+
+    bare = tmp_path / "bare.dump"  # no metadata beside it: its archive header still names the database dumped
+    shutil.copy(dump, bare)
+    r = cli("restore", str(bare), *args, "--yes", env=env)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert (f"aami-tui: bare.dump is a dump of database {other.dbname} (its archive header says so; no metadata "
+            f"beside it), not of {fresh_db.dbname}") in r.stderr, r.stderr
+    assert catalog_fingerprint(fresh_db) == before

@@ -555,6 +555,16 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
                     f"--from-backup {dump.name} was made from {other}, not from {info.dbname} on "
                     f"{info.host}:{info.port}: a rehearsal restores a backup of the database it tests (omit "
                     "--from-backup to take one now).")
+            if meta is None:  # no metadata: the archive's header still names the database pg_dump read
+                from aami_tui.core.restore import RestoreError, read_archive_header
+
+                with contextlib.suppress(RestoreError):  # (not an archive: the restore into the copy says so)
+                    header = read_archive_header(dump).dbname
+                    if header and header != info.dbname:
+                        raise RehearsalError(
+                            f"--from-backup {dump.name} is a dump of database {header} (its archive header says "
+                            f"so; no metadata beside it), not of {info.dbname}: a rehearsal restores a backup of "
+                            "the database it tests (omit --from-backup to take one now).")
         cost = await copy_cost(conn, settings, backup_dir if from_backup is None else None)
         if cost.fits is False:  # refused up front: no backup taken, no copy made, no report
             raise RehearsalError(cost.refusal())

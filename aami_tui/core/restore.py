@@ -58,6 +58,34 @@ def same_source(e: pgtools.BackupEntry, host: str, port: str, dbname: str) -> bo
     return (str(src.get("host")), str(src.get("port")), src.get("dbname")) == (host, str(port), dbname)
 
 
+def source_refusal(entry: pgtools.BackupEntry, settings: ConnSettings) -> str | None:
+    """Why ``entry`` must not be restored into settings.dbname, in one sentence; None when it is this database's
+    backup, or nothing says otherwise. Its metadata (``<dump>.json``) names the database and server it was taken
+    from; without metadata, the archive's header still names the database pg_dump read (not the server). A backup
+    of another database restored here would replace this database's objects with that one's and drop, as "created
+    after the backup", every table this one has that the other lacks (fresh6 F1)."""
+    from aami_tui.core.rehearse import other_source  # host spellings: localhost, 127.0.0.1, sockets are one
+
+    db = settings.dbname
+    what = (f"restoring it would replace {db}'s objects with another database's and drop every table {db} has that "
+            "it lacks. Refused: nothing ran.")
+    meta = entry.source or None
+    if meta and meta.get("dbname"):
+        other = other_source(meta, db, (settings.host,), settings.port)
+        if other is not None:
+            return (f"{entry.path.name} is a backup of {other}, not of {db} on {settings.host}:{settings.port} "
+                    f"(its metadata says so): {what}")
+    try:
+        header = read_archive_header(entry.path).dbname
+    except RestoreError:
+        return None  # not an archive: reading its TOC says so
+    if header and header != db:
+        how = ("its archive header says so, though its metadata names " + str(meta.get("dbname"))
+               if meta and meta.get("dbname") else "its archive header says so; no metadata beside it")
+        return f"{entry.path.name} is a dump of database {header} ({how}), not of {db}: {what}"
+    return None
+
+
 @dataclass(frozen=True)
 class ArchiveInfo:
     """What a pg_dump custom-format archive's header says about itself."""
@@ -475,7 +503,10 @@ async def _plan_on(conn, entry: pgtools.BackupEntry) -> RestorePlan:
 
 async def plan(settings: ConnSettings, entry: pgtools.BackupEntry) -> RestorePlan:
     """What restoring ``entry`` would do now (for the confirmation), with the rows of each table it drops.
-    Read-only."""
+    Read-only. Raises RestoreError when the backup is another database's (``source_refusal``), before connecting."""
+    refusal = await asyncio.to_thread(source_refusal, entry, settings)
+    if refusal:
+        raise RestoreError(refusal)
     conn = await connect(settings)
     try:
         p = await _plan_on(conn, entry)
@@ -694,6 +725,9 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
     if match is False:
         raise RestoreError(f"{entry.path.name}: its sha256 no longer matches the one recorded when it was verified; "
                            "the file changed since, so it is not restored.")
+    refusal = await asyncio.to_thread(source_refusal, entry, settings)
+    if refusal:  # (the console lists only this database's backups; a face that takes a file must not get round it)
+        raise RestoreError(refusal)
     lock_conn = await connect(settings)
     try:
         holder = await locks.try_lock(lock_conn)
