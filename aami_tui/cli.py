@@ -346,6 +346,7 @@ async def _check(settings, args) -> int:
         result = await schema.validate(conn, expected, sizes=args.json)
         info = conn.info
         host, port, user, dbname = info.host, info.port, info.user, info.dbname
+        running = await _migration_in_progress(conn)
     except schema.ValidationTimeout as exc:
         if args.json:
             _emit(json.dumps({"ok": False, "error": str(exc), "error_kind": "timeout", "exit_code": EXIT_TIMEOUT}))
@@ -362,11 +363,15 @@ async def _check(settings, args) -> int:
     if args.json:
         out = result.to_dict()
         out.update({"exit_code": code, "server_lines": schema.server_lines(result, host, user, dbname, port),
-                    "database": {"host": host, "port": port, "user": user, "dbname": dbname}})
+                    "database": {"host": host, "port": port, "user": user, "dbname": dbname},
+                    "migration_in_progress": running and {
+                        k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in running.items()}})
         _emit(json.dumps(out, indent=2))
         return code
     for line in schema.server_lines(result, host, user, dbname, port):
         _emit(line)
+    if running:  # the server's lines stay exact (the spec); what aami-tui knows besides goes to stderr
+        _emit(_migration_note(running, dbname, result.ok), sys.stderr)
     for name in result.drifted:
         t = next(t for t in result.required if t.name == name)
         parts = []
@@ -380,6 +385,33 @@ async def _check(settings, args) -> int:
         _emit("HINT: `aami-tui plan --output plan.sql` writes the repair; review it, then "
               "`aami-tui apply --migration-file plan.sql --yes` (the console: p, the Drift view)", sys.stderr)
     return code
+
+
+async def _migration_in_progress(conn) -> dict | None:
+    """The session running the runbook on this database now, or None; best effort: a failure to ask never changes
+    the check's answer."""
+    import psycopg
+
+    from aami_tui.core import locks
+
+    try:
+        return await locks.migration_in_progress(conn)
+    except psycopg.Error:
+        return None
+
+
+def _migration_note(h: dict, dbname: str, ok: bool) -> str:
+    """fresh6 F8: 'NOTE: a migration is in progress on rt (pid 11428, …, transaction open since …)': beside the
+    server's 'Please run database migrations … psql -f …', which must not be followed while it runs."""
+    def when(t) -> str:
+        return t.strftime("%Y-%m-%d %H:%M:%S %Z").rstrip() if hasattr(t, "strftime") else "?"
+
+    tx = (f"transaction open since {when(h['transaction_since'])}" if h.get("transaction_since")
+          else "no transaction open yet (pre-flight or backup)")
+    return (f"NOTE: a migration is in progress on {dbname} (pid {h['pid']}, user {h['user']}, host {h['client']}, "
+            f"application '{h['application_name']}', connected since {when(h['since'])}, {tx}, {h['state']})"
+            + ("" if ok else ": the tables it creates appear when it commits; do not run psql -f now.")
+            + ("." if ok else ""))
 
 
 def _init(settings, args, embedded: bool = False) -> int:

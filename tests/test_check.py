@@ -263,3 +263,35 @@ def test_shipped_expected_columns_match_the_parser(tmp_path, pg_server, fresh_db
     apply_migration(fresh_db)
     r = cli("check", "--strict", "--migrations-dir", str(tmp_path), env=pg_server.env(fresh_db.dbname))
     assert r.returncode == 3 and "is_default_own" in r.stderr
+
+
+async def test_check_while_a_migration_is_open_keeps_the_server_lines_and_names_the_migration(pg_server, fresh_db,
+                                                                                              tmp_path):
+    """fresh6 F8: with the runbook's transaction open (after Apply) check printed the server's 'Please run database
+    migrations … psql -f …' and nothing else: a CI log told to run psql -f beside a migration in progress. The
+    server's lines stay exact; a NOTE (and --json's migration_in_progress) names the session running it."""
+    import asyncio
+
+    from faults import run_to_begin, runbook
+
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    try:
+        await run_to_begin(rb)
+        await rb.apply()
+        env = pg_server.env(fresh_db.dbname)
+        r = await asyncio.to_thread(cli, "check", env=env)
+        j = await asyncio.to_thread(cli, "check", "--json", env=env)
+    finally:
+        await rb.close()
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stdout.splitlines()[1] == f"ERROR: Missing required database tables: {ALL_TEN}"  # what the server says
+    assert r.stdout.splitlines()[2] == "Please run database migrations before starting the server:"
+    (note,) = [ln for ln in r.stderr.splitlines() if ln.startswith("NOTE:")]
+    assert f"a migration is in progress on {fresh_db.dbname}" in note and f"pid {rb.backend_pid}," in note, note
+    assert "host 127.0.0.1, application 'aami-tui'" in note and "transaction open since" in note and "psql -f" in note, note
+    out = json.loads(j.stdout)
+    assert out["exit_code"] == 1 and out["server_lines"][1].startswith("ERROR: Missing required database tables")
+    held = out["migration_in_progress"]
+    assert held["pid"] == rb.backend_pid and held["application_name"] == "aami-tui" and held["transaction_since"]
+    none = cli("check", "--json", env=env)  # once it has ended: no note
+    assert json.loads(none.stdout)["migration_in_progress"] is None

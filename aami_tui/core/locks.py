@@ -33,6 +33,21 @@ async def try_lock(conn, settle: float = 1.0) -> dict | None:
         await asyncio.sleep(0.05)
 
 
+async def migration_in_progress(conn, statement_ms: int = 2000) -> dict | None:
+    """Who runs the runbook (or a restore) on this database now: the session holding the one-operator lock, with
+    its state and its transaction's start (None before BEGIN). None when nobody does. Only reads pg_locks and
+    pg_stat_activity, bounded by ``statement_ms`` (`check` says it beside the server's lines)."""
+    async with conn.transaction():
+        await conn.execute(f"SET LOCAL statement_timeout = {int(statement_ms)}")
+        cur = await conn.execute(sql("advisory_holder"), KEY)
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    pid, user, client, app, since, state, xact = row
+    return {"pid": pid, "user": user, "client": client, "application_name": app, "since": since, "state": state,
+            "transaction_since": xact}
+
+
 async def unlock(conn) -> None:
     await conn.execute(sql("advisory_unlock"), KEY)
 

@@ -1,5 +1,5 @@
 -- Who holds our advisory lock (pid, user, host, application, since when).
-SELECT a.pid, a.usename::text AS user, coalesce(a.client_addr::text, 'local socket') AS client,
+SELECT a.pid, a.usename::text AS user, coalesce(host(a.client_addr), 'local socket') AS client,
        a.application_name, a.backend_start, a.state, a.xact_start
 FROM pg_catalog.pg_locks l
 JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
