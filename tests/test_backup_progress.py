@@ -180,6 +180,36 @@ async def test_restore_progress_comes_from_the_server_and_only_moves_forward(fre
         assert c.execute("SELECT count(*) FROM events").fetchone()[0] == 250_000
 
 
+async def test_restore_of_a_backup_without_sizes_counts_its_tables_and_indexes(fresh_db, tmp_path, monkeypatch):
+    """A backup whose metadata records no sizes (an older one, or a .json without 'work') had no progress watch:
+    the console's bar followed pg_restore's lines, which run ahead of psql (and on while it waits for a lock).
+    Now the archive's TOC is counted: each table's data and each index one step, moved by what the server did."""
+    from aami_tui.core import restore
+
+    monkeypatch.setattr(progress, "POLL_INTERVAL", 0.05)
+    _fill(fresh_db)
+    dump_tool, restore_tool, major = _tools(fresh_db)
+    await pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path, server_major=major,
+                              source={"dbname": fresh_db.dbname})
+    [entry] = pgtools.list_backups(tmp_path, fresh_db.dbname)
+    meta = entry.path.with_name(entry.path.name + ".json")
+    meta.write_text(json.dumps({k: v for k, v in json.loads(meta.read_text()).items() if k != "work"}))
+    [entry] = pgtools.list_backups(tmp_path, fresh_db.dbname)
+    assert "work" not in entry.source
+    with psycopg.connect(fresh_db.conninfo(), autocommit=True) as c:
+        c.execute("TRUNCATE events")
+    seen: list[progress.Progress] = []
+    r = await restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports", on_progress=seen.append)
+    assert r.outcome == "restored", r.error
+    assert seen, "no progress at all"
+    assert {p.total for p in seen} == {4}  # events, samples, and their primary keys
+    done = [p.done for p in seen]
+    assert done == sorted(done) and done[-1] == 4 and any(0 < d < 4 for d in done), [p.line() for p in seen]
+    assert all("tables and indexes" in p.line() and "/s" not in p.line() and "ETA" not in p.line()
+               for p in seen), [p.line() for p in seen]
+    assert seen[-1].line().startswith("restore: 4 of 4 tables and indexes (100 %), done"), seen[-1].line()
+
+
 def test_progress_line_of_a_tiny_or_empty_database_says_something_true():
     """A new user's demo database read "0.0 / 0.0 MiB": sizes in the unit that fits, and "no table data"."""
     empty = progress.Progress("backup", 0, 0, None, None)

@@ -67,6 +67,7 @@ class Progress:
     exact: bool = True  # False: per-table steps only (server without pg_stat_progress_copy)
     elapsed: float = 0.0
     waiting: str = ""  # the tool's session waits for another session's lock: for whom, how long, what ends it
+    steps: bool = False  # done/total count tables and indexes, not bytes (a backup whose metadata has no sizes)
 
     @property
     def fraction(self) -> float:
@@ -83,6 +84,11 @@ class Progress:
             return f"{self.what}: {self.waiting}"
         if self.total <= 0:
             return f"{self.what}: no table data to copy (schema only)" + (f" ({self.current})" if self.current else "")
+        if self.steps:  # no rate, no ETA: the steps weigh nothing alike
+            text = (f"{self.what}: {self.done} of {self.total} tables and indexes ({self.percent} %)"
+                    + (", done" if self.done >= self.total else ""))
+            return text + (f" ({self.current})" if self.current else "") + \
+                " [per table and index: the backup records no sizes]"
         unit, div = ("MiB", MIB) if self.total >= MIB else ("KiB", 1024) if self.total >= 1024 else ("bytes", 1)
         amount = (f"{self.done / div:.1f} / {self.total / div:.1f}" if div > 1 else f"{self.done} / {self.total}")
         parts = [f"{self.what}: {amount} {unit} ({self.percent} %)"]
@@ -142,8 +148,12 @@ class Tracker:
     ``progress()``."""
 
     def __init__(self, what: str, work: list[Work], *, parallel: bool = False, exact: bool = True,
-                 clock_fn: Callable[[], float] = time.monotonic, confirmed: bool = False) -> None:
+                 clock_fn: Callable[[], float] = time.monotonic, confirmed: bool = False,
+                 steps: bool = False) -> None:
         self.what = what
+        # steps: the work is counted, not weighed (each table or index weighs 1, a table's COPY moves nothing
+        # until the server is past it): a backup whose metadata has no sizes, its TOC's tables and indexes
+        self.steps = steps
         # confirmed: the tool's lines run ahead of the server (pg_restore writing a script that psql runs, up to a
         # pipe's buffer behind, or not at all while psql waits for a lock): they only say the order of the work;
         # what is done comes from the server (a table or index seen in progress there ends those before it).
@@ -251,7 +261,9 @@ class Tracker:
             if w is None or w.qualified in self.done:
                 continue
             self._reached(w)
-            if w.rows > 0:
+            if self.steps:
+                frac = 0.0
+            elif w.rows > 0:
                 frac = (tuples or 0) / w.rows
             elif w.bytes > 0:
                 frac = (nbytes or 0) / w.bytes
@@ -323,13 +335,15 @@ class Tracker:
         if self.waiting:
             return Progress(self.what, done, self.total if self.weighed else 0, None, None,
                             ", ".join(a.qualified for a in self.active[:2]), self.exact, now - self._t0,
-                            self.waiting)
+                            self.waiting, self.steps)
         rate = self._rate.update(now, done)
         remaining = max(0, self.total - done)
         eta = remaining / rate if rate and rate > 0 else (0.0 if remaining == 0 else None)
         current = ", ".join(a.qualified for a in self.active[:2])
         if not self.weighed:
             return Progress(self.what, 0, 0, None, None, current, self.exact, now - self._t0)
+        if self.steps:
+            return Progress(self.what, done, self.total, None, None, current, self.exact, now - self._t0, steps=True)
         return Progress(self.what, done, self.total, rate, eta, current, self.exact, now - self._t0)
 
 

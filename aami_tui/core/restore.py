@@ -143,6 +143,7 @@ class RestorePlan:
     passed_over: pgtools.Tool | None = None  # the pg_restore pre-flight names, when it cannot read this archive
     # (schema, name) of a dropped table -> (rows, exact): counted when cheap, else the statistics' estimate
     table_rows: dict[tuple[str, str], tuple[int, bool]] = field(default_factory=dict)
+    toc: list[str] = field(default_factory=list)  # the archive's TOC entries (toc_objects)
 
     def drop_labels(self) -> list[str]:
         return [o.label() for o in self.drops]
@@ -410,6 +411,23 @@ def in_backup(obj: LiveObject, toc: list[str], roles: set[str]) -> bool:
     return False
 
 
+_TOC_WORK = (("table", re.compile(r"^TABLE DATA (\S+) (\S+)")), ("index", re.compile(r"^INDEX (\S+) (\S+)")),
+             ("index", re.compile(r"^CONSTRAINT (\S+) \S+ (\S+)")))
+
+
+def toc_work(toc: list[str]) -> list[prog.Work]:
+    """The restore's work counted from the archive's TOC (a backup whose metadata has no sizes): each table's data,
+    index and constraint one step, in the archive's order."""
+    out = []
+    for entry in toc:
+        for kind, pat in _TOC_WORK:
+            m = pat.match(entry)
+            if m:
+                out.append(prog.Work(m.group(1), m.group(2), 1, kind=kind))
+                break
+    return out
+
+
 def backup_tables_from(toc: list[str]) -> set[str]:
     names = set()
     for entry in toc:
@@ -498,7 +516,7 @@ async def _plan_on(conn, entry: pgtools.BackupEntry) -> RestorePlan:
     named = await asyncio.to_thread(pgtools.tool_choices, "pg_restore", i.server_version // 10000)
     passed_over = named[0] if named and named[0] != tool else None
     return RestorePlan(entry.path, tool, psql, archive, version, pgtools.toc_entries_of(listing),
-                       backup_tables_from(toc), drops, passed_over)
+                       backup_tables_from(toc), drops, passed_over, toc=toc)
 
 
 async def plan(settings: ConnSettings, entry: pgtools.BackupEntry) -> RestorePlan:
@@ -750,7 +768,10 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         work = [prog.Work.from_dict(w) for w in (entry.source or {}).get("work") or () if isinstance(w, dict)]
         # psql runs what pg_restore writes up to a pipe's buffer behind it (or nothing while it waits for a lock):
         # only the server says what is done
-        tracker = prog.Tracker("restore", work, confirmed=True) if work and on_progress else None
+        steps = not any(w.bytes for w in work)  # an older backup, or metadata without sizes: count the TOC
+        if steps:
+            work = toc_work(p.toc)
+        tracker = prog.Tracker("restore", work, confirmed=True, steps=steps) if work and on_progress else None
 
         last_done = -1
 
