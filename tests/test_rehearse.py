@@ -336,3 +336,21 @@ async def test_a_file_fixed_after_pre_flight_is_not_rehearsed_until_pre_flight_l
     assert r.passed, r.verdict
     assert rb.steps[Step.REHEARSE].state is State.DONE and rb.begin_caution() is None
     await rb.close("test")
+
+
+async def test_the_rehearsals_own_backup_is_bounded_by_lock_timeout_and_names_the_holder(fresh_db, tmp_path):
+    """The rehearsal's own pg_dump had no --lock-wait-timeout: a lock another session held made it wait silently,
+    for ever. It now waits at most lock_timeout, as the backup step does, and says who holds the lock."""
+    with psycopg.connect(fresh_db.conninfo(), autocommit=True) as c:
+        c.execute("CREATE TABLE held (id int)")
+    with psycopg.connect(fresh_db.conninfo(application_name="dba-maintenance")) as holder:
+        holder.execute("LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(rehearse.RehearsalError) as e:
+            await asyncio.wait_for(rehearse.rehearse(fresh_db, MIGRATION, backup_dir=tmp_path / "b",
+                                                     reports_dir=tmp_path / "r", lock_timeout=1.0), 30)
+        pid = holder.info.backend_pid
+    msg = str(e.value)
+    assert msg.startswith("The backup for the rehearsal failed: pg_dump waited more than 1s for a lock on "), msg
+    assert f"held by pid {pid} " in msg and "'dba-maintenance'" in msg, msg
+    assert not list((tmp_path / "b").glob("*.dump")) and scratch_databases(fresh_db) == []
+

@@ -593,7 +593,7 @@ async def take_backup(dump_tool: Tool, restore_tool: Tool, settings: ConnSetting
             await run_dump(dump_tool, settings, schema_sql, schema_only=True, server_major=server_major,
                            lock_wait_timeout=lock_wait_timeout)
         except LockWaitTimeout as exc:
-            raise ToolError(await _lock_wait_words(settings, exc, tracker.wait_seen, lock_wait_timeout)) from None
+            raise ToolError(await lock_wait_words(settings, exc, tracker.wait_seen, lock_wait_timeout)) from None
         say("Verifying: pg_restore --list …")
         result.toc_entries = await toc_count(restore_tool, dump)
         result.archive_version = archive_version(dump)
@@ -614,7 +614,7 @@ async def take_backup(dump_tool: Tool, restore_tool: Tool, settings: ConnSetting
         raise
 
 
-async def _lock_wait_words(settings: ConnSettings, exc: LockWaitTimeout, seen: tuple | None,
+async def lock_wait_words(settings: ConnSettings, exc: LockWaitTimeout, seen: tuple | None,
                            timeout: float | None) -> str:
     """The backup that gave up waiting for a lock, in one sentence naming the session that holds it: the one the
     progress watch saw, else those holding a lock on the tables pg_dump named (asked now)."""

@@ -270,13 +270,22 @@ async def _copy_cost(conn, settings: ConnSettings) -> CopyCost:
                     "" if free is not None else f"the data directory {data_dir} cannot be reached from here")
 
 
-async def take_backup(settings: ConnSettings, backup_dir: Path, server_major: int, say) -> Path:
-    """pg_dump -Fc of the real database into backup_dir (0600, checksum beside it), verified with --list."""
+async def take_backup(settings: ConnSettings, backup_dir: Path, server_major: int, say,
+                      lock_timeout: float | None = None) -> Path:
+    """pg_dump -Fc of the real database into backup_dir (0600, checksum beside it), verified with --list.
+    ``lock_timeout`` (seconds; None or 0: no bound) bounds pg_dump's wait for another session's lock, as the
+    runbook's backup step does; past it the ToolError names the session holding the lock."""
     dump_tool = await asyncio.to_thread(pgtools.find_tool, "pg_dump", server_major)
     restore_tool = await asyncio.to_thread(pgtools.find_tool, "pg_restore", server_major)
     dump, _ = pgtools.unique_backup_paths(pgtools.ensure_private_dir(backup_dir), settings.dbname)
     say(f"Backup of {settings.dbname}: pg_dump -Fc → {dump}")
-    await pgtools.run_dump(dump_tool, settings, dump, server_major=server_major)
+    if lock_timeout:
+        say(f"pg_dump waits at most {lock_timeout:g}s (lock_timeout) for a lock another session holds.")
+    try:
+        await pgtools.run_dump(dump_tool, settings, dump, server_major=server_major,
+                               lock_wait_timeout=lock_timeout or None)
+    except pgtools.LockWaitTimeout as exc:
+        raise pgtools.ToolError(await pgtools.lock_wait_words(settings, exc, None, lock_timeout)) from None
     toc = await pgtools.toc_count(restore_tool, dump)
     digest = await asyncio.to_thread(pgtools.sha256_file, dump)
     await files.in_thread(pgtools.write_checksum, dump, digest, {
@@ -575,7 +584,7 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
                 result.backup = f"{dump} ({from_label})"
                 result.backup_source = source_label(meta) if meta else "not recorded (no metadata beside the backup)"
             else:
-                dump = await take_backup(settings, backup_dir, info.server_version // 10000, say)
+                dump = await take_backup(settings, backup_dir, info.server_version // 10000, say, lock_timeout)
                 result.backup = f"{dump} (taken now)"
                 result.backup_source = f"{info.dbname} on {info.host}:{info.port}"
         except pgtools.ToolError as exc:
