@@ -68,7 +68,7 @@ async def _run(settings, args) -> int:
     r = core_restore.RestoreResult(entry.path)
     task = asyncio.ensure_future(core_restore.restore(
         settings, entry, reports_dir=args.reports_dir, expected=plan, lock_timeout=args.lock_timeout,
-        progress=_progress_printer(), result=r))
+        progress=_progress_printer(), result=r, on_wait=_wait_printer()))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
@@ -120,6 +120,24 @@ def _progress_printer():
             out(f"  restore: step {done} of about {total}: {what[:100]}")
 
     return progress
+
+
+def _wait_printer():
+    """A wait for another session's lock, as the console's restore line says it (which table, held by whom: pid,
+    user, application, state; how long; what ends it): at once when the watch first sees it, then at most one line
+    every PROGRESS_EVERY seconds while it lasts, as headless apply's lock-wait lines (fresh6 F6)."""
+    said: list[float | None] = [None]
+
+    def on_wait(words: str) -> None:
+        if not words:
+            said[0] = None
+            return
+        now = time.monotonic()
+        if said[0] is None or now - said[0] >= PROGRESS_EVERY:
+            said[0] = now
+            out(f"  restore: {words}")
+
+    return on_wait
 
 
 def run_restore(settings, args) -> int:

@@ -253,9 +253,9 @@ async def test_a_session_holding_a_lock_ends_the_restore_after_its_lock_timeout(
             await asyncio.wait_for(core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports",
                                                         lock_timeout=1), 30)
         msg = str(e.value)
-        assert msg.startswith("The restore waited more than 1 s for a lock on a table and was rolled back: nothing "
-                              "changed. Sessions holding locks here: pid ")
-        assert "application 'config-server', idle in transaction" in msg
+        assert msg.startswith("The restore waited more than 1 s for a lock on public.targets and was rolled back: "
+                              "nothing changed. Sessions holding locks here: pid "), msg  # fresh6 F6: which table
+        assert "application 'config-server', idle in transaction, from " in msg and "(locks public.targets)" in msg
         assert catalog_fingerprint(fresh_db) == after_apply
         assert json.loads(e.value.result.report.with_suffix(".json").read_text())["outcome"] == "failed"
     finally:
@@ -432,6 +432,15 @@ def test_headless_restore_asks_for_yes_and_sigterm_cancels_it_exit_130(pg_server
         wait_until(lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND "
                                            "wait_event_type = 'Lock' AND application_name = 'aami-tui'"),
                    30, what="the restore to wait for the lock")
+        # fresh6 F6: it said nothing while it waited; now the console's line, as soon as the watch sees the wait
+        # (bounded: lock_timeout ends the restore, and its output, after 30 s at most)
+        seen = [p.stdout.readline()]
+        while seen[-1] and "waiting" not in seen[-1]:
+            seen.append(p.stdout.readline())
+        holder_pid = holder.info.backend_pid
+        assert re.match(r"  restore: waiting \d+s for a lock on public\.site_notes held by pid "
+                        rf"{holder_pid} \(user \w+, application 'config-server', idle in transaction\); "
+                        r"lock_timeout \(30s\) ends the restore, rolled back: nothing changed$", seen[-1]), seen
         os.kill(p.pid, signal.SIGTERM)
         out, err = p.communicate(timeout=30)
     finally:

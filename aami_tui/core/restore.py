@@ -701,18 +701,21 @@ def _filtered(block: bytes, adjust: Callable[[str], str | None]) -> bytes:
 async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports_dir: Path,
                   progress: Callable[[int, int, str], None] | None = None,
                   expected: RestorePlan | None = None, lock_timeout: float = 30.0,
-                  on_progress: Callable | None = None, result: RestoreResult | None = None) -> RestoreResult:
+                  on_progress: Callable | None = None, result: RestoreResult | None = None,
+                  on_wait: Callable[[str], None] | None = None) -> RestoreResult:
     """Restore ``entry`` into settings.dbname (see the module's docstring). With ``expected`` (the plan the
     operator confirmed), refuses when what would be dropped has changed since. Always writes a report;
     raises RestoreError (with ``.result``) when refused or failed. ``on_progress`` gets ``progress.Progress``
     snapshots (COPY, then index builds, from the server's counters) for backups whose metadata weighs their
     tables (those this tool took); ``progress`` counts TOC entries for any backup. ``result``: the record to
     fill (a face reads its ``stage`` while it runs, and its words after a cancel: the cancel raises
-    CancelledError, after ending psql's session and writing the report)."""
+    CancelledError, after ending psql's session and writing the report). ``on_wait`` gets, for any backup, the
+    words of a wait for another session's lock ("waiting 4s for a lock on public.targets held by pid …; lock_timeout
+    (30s) ends the restore, rolled back: nothing changed") at every poll while it lasts, and "" once it is over."""
     r = result if result is not None else RestoreResult(entry.path)
     t0 = time.monotonic()
     try:
-        await _restore(settings, entry, r, progress, expected, lock_timeout, on_progress)
+        await _restore(settings, entry, r, progress, expected, lock_timeout, on_progress, on_wait)
         r.outcome = "restored"
         return r
     except RestoreError as exc:
@@ -738,7 +741,8 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
 
 async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreResult,
                    progress: Callable[[int, int, str], None] | None, expected: RestorePlan | None,
-                   lock_timeout: float, on_progress: Callable | None = None) -> None:
+                   lock_timeout: float, on_progress: Callable | None = None,
+                   on_wait: Callable[[str], None] | None = None) -> None:
     match = await asyncio.to_thread(entry.matches)
     if match is False:
         raise RestoreError(f"{entry.path.name}: its sha256 no longer matches the one recorded when it was verified; "
@@ -771,13 +775,22 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         steps = not any(w.bytes for w in work)  # an older backup, or metadata without sizes: count the TOC
         if steps:
             work = toc_work(p.toc)
-        tracker = prog.Tracker("restore", work, confirmed=True, steps=steps) if work and on_progress else None
+        weighed = bool(work and on_progress)  # the face gets amounts (else only the TOC lines, and the waits)
+        # The watch runs for every restore: it also sees a wait for another session's lock, which the faces say
+        # and the lock-timeout sentence names (fresh6 F6)
+        tracker = prog.Tracker("restore", work if weighed else [], confirmed=True, steps=steps)
+
+        def watched(snapshot: prog.Progress) -> None:
+            if weighed:
+                on_progress(snapshot)
+            if on_wait is not None:
+                on_wait(snapshot.waiting)
 
         last_done = -1
 
         def on_line(n: int, what: str) -> None:
             nonlocal last_done
-            if tracker is not None:
+            if weighed:
                 tracker.line(what)
                 # (confirmed: the lines only order the work; the server's counters move the bar)
                 now = tracker.progress()
@@ -790,16 +803,13 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
 
         r.stage = "restoring"
         try:
-            if tracker is not None:
-                bound = f"lock_timeout ({lock_timeout:g}s) ends the restore, rolled back: nothing changed"
-                async with prog.Watch(settings, tracker, on_progress, lock_bound=bound):
-                    await _run_in_one_transaction(p, settings, major, drops_sql, on_line,
-                                                  max(1, int(lock_timeout * 1000)), r)
-                tracker.finish()
-                on_progress(tracker.progress())
-            else:
+            bound = f"lock_timeout ({lock_timeout:g}s) ends the restore, rolled back: nothing changed"
+            async with prog.Watch(settings, tracker, watched, lock_bound=bound):
                 await _run_in_one_transaction(p, settings, major, drops_sql, on_line,
                                               max(1, int(lock_timeout * 1000)), r)
+            tracker.finish()
+            if weighed:
+                on_progress(tracker.progress())
         except asyncio.CancelledError:
             # psql and pg_restore are stopped: end psql's session on the server too, then ask what became of its
             # transaction (a COMMIT may have reached the server just before the cancel: then it is restored).
@@ -809,10 +819,16 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
             if "lock timeout" not in str(exc):
                 raise
             cur = await lock_conn.execute(sql("restore_lock_holders"))
+            rows = await cur.fetchall()
             holders = [f"pid {pid}, user {user}, application '{app}', {state}, from {client}"
-                       for pid, user, app, state, client in await cur.fetchall()]
+                       + (f" (locks {', '.join(tables)})" if tables else "")
+                       for pid, user, app, state, client, tables in rows]
             who = ("; ".join(holders) if holders else "a session that has let go since")
-            raise RestoreError(f"The restore waited more than {lock_timeout:g} s for a lock on a table and was "
+            # the table it waited for: as the watch saw it, else the one table the sessions holding locks hold
+            held = sorted({t for *_, tables in rows for t in tables})
+            what = (tracker.wait_seen[0] if tracker.wait_seen and tracker.wait_seen[0] else
+                    held[0] if len(held) == 1 else "a table")
+            raise RestoreError(f"The restore waited more than {lock_timeout:g} s for a lock on {what} and was "
                                f"rolled back: nothing changed. Sessions holding locks here: {who}. End them (or "
                                "stop the Config Server) and restore again.") from None
         r.outcome, r.stage = "restored", "done"  # committed: a cancel from here on is too late, and says so

@@ -1,10 +1,16 @@
--- Other sessions holding a lock on a table of this database (what a restore that timed out waited for).
-SELECT DISTINCT a.pid, a.usename::text AS user, a.application_name, a.state,
-       coalesce(a.client_addr::text, 'local socket') AS client
+-- Other sessions holding a lock on a table of this database (what a restore that timed out waited for), with the
+-- tables (and views, sequences) each holds a lock on, by name.
+SELECT a.pid, a.usename::text AS user, a.application_name, a.state,
+       coalesce(a.client_addr::text, 'local socket') AS client,
+       coalesce(array_agg(DISTINCT n.nspname || '.' || c.relname ORDER BY n.nspname || '.' || c.relname)
+                FILTER (WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')), '{}') AS tables
 FROM pg_catalog.pg_locks l
 JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+LEFT JOIN pg_catalog.pg_class c ON c.oid = l.relation
+LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE l.granted AND l.locktype = 'relation'
   AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
   AND a.pid <> pg_catalog.pg_backend_pid()
   AND a.backend_type = 'client backend'
+GROUP BY a.pid, a.usename, a.application_name, a.state, a.client_addr
 ORDER BY a.pid
