@@ -113,9 +113,29 @@ async def test_drift_view_refuses_a_plan_with_parts_for_a_person_until_edited(fr
         screen = app.screen
         await pilot.press("r")  # no file yet: says so
         await scenes.wait_for(pilot, lambda: any("press w" in t for t in toasts(app)), what="the no-file sentence")
+        # w writes the file off the event loop (it wrote it on the loop, a slow disk holding every key), and a
+        # folder it cannot write into is said in one sentence
+        import threading
+
+        from aami_tui.core import files
+
+        threads, write = [], files.write_private
+        monkeypatch.setattr(files, "write_private", lambda *a: (threads.append(threading.current_thread()),
+                                                                write(*a))[1])
+        reports = app.options.reports_dir
+        (tmp_path / "not-a-folder").write_text("")
+        object.__setattr__(app.options, "reports_dir", tmp_path / "not-a-folder")
+        await pilot.press("w")
+        await scenes.wait_for(pilot, lambda: any("Cannot write the plan" in t for t in toasts(app)),
+                              what="the write's failure")
+        assert any(t == f"Cannot write the plan: {tmp_path / 'not-a-folder'} exists and is not a directory."
+                   for t in toasts(app)), toasts(app)
+        assert screen.written is None
+        object.__setattr__(app.options, "reports_dir", reports)
         await pilot.press("w")
         await scenes.wait_for(pilot, lambda: screen.review is not None, what="the plan file's lint", timeout=30)
         path = Path(screen.written)
+        assert threads and threading.main_thread() not in threads, threads
         assert "1 part needs a person: r refuses the file" in text_of(app, "#plan-file-head")
         assert screen.query_one("#plan-file").rows[0][:3] == ("person", screen.review.unedited[0][0],
                                                                "table site_notes")

@@ -244,14 +244,36 @@ class DriftScreen(Screen):
         if not p.differences:
             self.notify("No differences: there is no plan to write.", severity="information")
             return
-        from aami_tui.core.files import FileError, private_dir, safe_name, write_private
+        if any(w.group == "write" and w.is_running for w in self.workers):
+            self.notify("The plan file is being written…", severity="information")
+            return
+        self.write_plan(p)
+
+    @work(exclusive=True, group="write", exit_on_error=False)
+    async def write_plan(self, p) -> None:
+        """The plan file (0600, in the reports folder), rendered and written in a thread: never on the event loop
+        (a slow disk's write and fsync would hold every key)."""
+        from aami_tui.core import files
+
+        reports, dbname = self.app.options.reports_dir, self.app.settings.dbname
+
+        def write() -> Path:
+            d = files.private_dir(reports)
+            path = d / f"plan_{files.safe_name(dbname)}_{datetime.now():%Y%m%d_%H%M%S}.sql"
+            files.write_private(path, p.render(path.name))
+            return path
 
         try:
-            d = private_dir(self.app.options.reports_dir)
-            path = d / f"plan_{safe_name(self.app.settings.dbname)}_{datetime.now():%Y%m%d_%H%M%S}.sql"
-            write_private(path, p.render(path.name))
-        except (FileError, OSError) as exc:
+            path = await files.in_thread(write)
+        except files.FileError as exc:  # already one sentence naming the folder
             self.notify(f"Cannot write the plan: {exc}", severity="error", timeout=10)
+            return
+        except OSError as exc:
+            self.notify(f"Cannot write the plan into {reports}: {exc.strerror or exc}"
+                        f"{f' ({exc.filename})' if exc.filename else ''}.", severity="error", timeout=10)
+            return
+        except Exception as exc:  # never a traceback on screen
+            self.notify(f"Cannot write the plan: {type(exc).__name__}: {exc}", severity="error", timeout=10)
             return
         self.written = str(path)
         self.app.plan_file = path
