@@ -505,3 +505,26 @@ async def test_after_a_cancelled_apply_the_bar_says_rollback_is_the_way_on(fresh
         await scenes.wait_for(pilot, lambda: not app.runbook_screen._busy(), 20, what="the cancelled step to end")
         await pilot.pause()
         assert "Next: x → ROLLBACK" in text_of(app, "#txbar"), text_of(app, "#txbar")
+
+
+async def test_the_dashboard_under_the_runbook_does_not_poll_the_server(fresh_db, tmp_path, monkeypatch):
+    """While the runbook screen covers it, the dashboard's timer asks the server nothing: the runbook's own tables
+    panel refreshes (on the dashboard's connection when no transaction is open), and the dashboard refreshes at
+    once when it is shown again. Its polls doubled the console's queries and, during an apply, refilled a table
+    nobody saw (work on the event loop that a key pressed then waited for)."""
+    from aami_tui.ui.dashboard import DashboardScreen as Dashboard
+
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await engine_to_begin(app)  # a transaction open: the runbook's panel shows its view, the dashboard none
+        polls: list[str] = []
+        real = Dashboard._poll_once
+        monkeypatch.setattr(Dashboard, "_poll_once", lambda self: (polls.append(type(app.screen).__name__),
+                                                                   real(self))[1])
+        await pilot.pause(1.6)  # three of the dashboard's intervals (0.5 s here)
+        assert polls == []
+        await pilot.press("d")
+        await scenes.wait_for(pilot, lambda: polls, what="the dashboard's refresh as it is shown again")
+        assert polls[0] == "DashboardScreen"

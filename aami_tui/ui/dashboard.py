@@ -241,11 +241,13 @@ class DashboardScreen(Screen):
         self.poll(force=True)
 
     def poll(self, force: bool = False) -> None:
-        """Start a refresh unless one is running or a modal is open (polls never overlap). After a refused
-        login only the operator's F5 tries again."""
+        """Start a refresh unless one is running or another screen is over this one (polls never overlap). After
+        a refused login only the operator's F5 tries again. Under the runbook (or restore, or help) the timer asks
+        the server nothing: the runbook's tables panel refreshes itself (``refresh_now`` when no transaction is
+        open), and this screen refreshes at once when it is shown again (on_screen_resume)."""
         if self.auth_refused is not None:
             return
-        if not self.is_attached or (not force and self.app.covered(self)):
+        if not self.is_attached or (not force and (self.app.covered(self) or self.app.screen is not self)):
             return
         if any(w.group == "poll" and not w.is_finished for w in self.workers):  # running, or about to
             return
