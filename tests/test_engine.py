@@ -652,10 +652,12 @@ async def test_headless_begin_behind_a_catalog_lock_exits_11_in_the_same_words(f
     from aami_tui.core.runbook import Runbook, Verdict
 
     real_begin = Runbook.begin
+    pids: list[int] = []
 
     async def begin_behind_a_catalog_lock(self, *a, **kw):
         blocker = observe(fresh_db, app="vacuum-full", autocommit=False)
         blocker.execute("LOCK TABLE pg_catalog.pg_class IN ACCESS EXCLUSIVE MODE")
+        pids.append(blocker.info.backend_pid)
         try:
             return await real_begin(self, *a, **kw)
         finally:
@@ -669,6 +671,10 @@ async def test_headless_begin_behind_a_catalog_lock_exits_11_in_the_same_words(f
     out, err = capsys.readouterr()
     assert code == 11, out + err
     assert "aami-tui: BEGIN failed: canceling statement due to lock timeout" in err, err
+    # the session in the way is named, as the apply names a blocker (it said only "`aami-tui check` names such a
+    # session")
+    assert f"for a lock on the system catalog pg_class held by pid {pids[0]} (user " in err, err
+    assert "application 'vacuum-full', idle in transaction)" in err, err
     assert f"(exit 11: {Verdict.BEGIN_FAILED.words})" in out, out
     assert "statement failed" not in out + err
     (report,) = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("report_*.json")]

@@ -751,7 +751,8 @@ class Runbook:
             else:  # the server refused BEGIN or its set-up; the session is fine: end what it opened
                 with contextlib.suppress(Exception):
                     await self.session.call(self.session.conn.execute("ROLLBACK"), t, "ROLLBACK")
-                msg = f"BEGIN failed: {self._begin_refusal(exc)} No transaction is open: nothing changed."
+                holders = await self._catalog_holders(t) if isinstance(exc, psycopg.errors.LockNotAvailable) else ""
+                msg = f"BEGIN failed: {self._begin_refusal(exc, holders)} No transaction is open: nothing changed."
                 self.say(msg, "error", Step.BEGIN)
             self._set(Step.BEGIN, State.FAILED, msg)
             self._move(back)
@@ -780,11 +781,39 @@ class Runbook:
             return "the server is a read-only standby now (in recovery: a failover?); run the migration on the primary"
         return read_only_words(source, self.settings.dbname, user)
 
-    def _begin_refusal(self, exc: BaseException) -> str:
+    async def _catalog_holders(self, t: float) -> str:
+        """After BEGIN's own queries gave up waiting for a lock: 'pg_class held by pid 123 (user …)', the sessions
+        holding an exclusive lock on a system catalog, asked with functions only (no catalog read, so the question
+        never waits behind the same lock), bounded; "" when none is found or the server cannot be asked."""
+        from aami_tui.core import locks
+
+        conn = self.session.conn
+
+        async def ask() -> list[tuple]:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL lock_timeout = 500; SET LOCAL statement_timeout = 2000")
+                cur = await conn.execute(sql("catalog_lock_holders"))
+                return await cur.fetchall()
+
+        try:
+            rows = await self.session.call(ask(), min(t, 3.0), "the catalog lock's holder")
+        except Exception:  # the sentence comes out without the name
+            return ""
+        by_catalog: dict[str, list[Blocker]] = {}
+        for *b, rel in rows:
+            what = f"the system catalog {_CATALOGS[rel]}" if rel in _CATALOGS else f"a system catalog (oid {rel})"
+            if not any(x.pid == b[0] for x in by_catalog.setdefault(what, [])):
+                by_catalog[what].append(Blocker(*b))
+        return "; ".join(f"{what} held by {locks.describe_blockers(bs)}" for what, bs in list(by_catalog.items())[:2])
+
+    def _begin_refusal(self, exc: BaseException, holders: str = "") -> str:
         """The server's refusal of BEGIN or its set-up, in one sentence (its message, and what it means here)."""
         from psycopg import errors as pgerr
 
         said = _first(exc)
+        if isinstance(exc, pgerr.LockNotAvailable) and holders:
+            return (f"{said}: BEGIN's own queries waited longer than lock_timeout ({self.opt.lock_timeout:g}s) for a "
+                    f"lock on {holders}. End that session or wait until it ends, then retry.")
         if isinstance(exc, pgerr.LockNotAvailable):
             return (f"{said}: BEGIN's own queries waited longer than lock_timeout ({self.opt.lock_timeout:g}s) for a "
                     "lock another session holds on a system catalog (VACUUM FULL, REINDEX or a long DDL "
@@ -1562,6 +1591,12 @@ class Runbook:
 
 # The running phases whose settling queues no report write of its own (COMMIT, ROLLBACK and the rehearsal do):
 # the journal writes one.
+# The system catalogs BEGIN's own queries read, by their fixed oids: named without reading pg_class (which may be
+# the very catalog locked).
+_CATALOGS = {1259: "pg_class", 1249: "pg_attribute", 1247: "pg_type", 1255: "pg_proc", 2615: "pg_namespace",
+             2610: "pg_index", 2606: "pg_constraint", 2608: "pg_depend", 2604: "pg_attrdef", 2611: "pg_inherits",
+             2620: "pg_trigger", 2618: "pg_rewrite", 2619: "pg_statistic", 1262: "pg_database", 1260: "pg_authid",
+             2662: "pg_class_oid_index", 2663: "pg_class_relname_nsp_index", 2659: "pg_attribute_relid_attnum_index"}
 _JOURNALED_ENDS = frozenset({Phase.PREFLIGHT, Phase.BACKUP, Phase.BEGINNING, Phase.APPLYING, Phase.VERIFYING})
 
 
