@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from datetime import datetime
+
+import humanize
 
 from aami_tui.core import pgtools
 from aami_tui.core import restore as core_restore
@@ -56,19 +59,25 @@ async def _run(settings, args) -> int:
         out(f"aami-tui: {exc}", err=True)
         return EXIT["refused"]
     caveat = entry.taken_caveat()
-    out(f"Backup: {entry.path} ({size_words(entry.size)}, taken "
-        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(entry.taken))}{f' ({caveat})' if caveat else ''}"
+    when = datetime.fromtimestamp(entry.taken).astimezone()  # local time with its zone, as the report's
+    out(f"Backup: {entry.path} ({size_words(entry.size)}, taken {when:%Y-%m-%d %H:%M:%S %Z}, "
+        f"{humanize.naturaltime(time.time() - entry.taken)}{f' ({caveat})' if caveat else ''}"
         f"{'' if entry.source else _unrecorded(plan, entry)})")
+    out(f"This replaces the objects in {settings.dbname} with the ones in the backup. Changes made since then are "
+        "lost, rows written since in the tables it holds too. It runs in one transaction: all or nothing.")
     out(plan.summary())
     if not args.yes:
-        out(f"Dry run: nothing was restored. With --yes this replaces the objects in {settings.dbname} with the "
-            "backup's, in one transaction (all or nothing).")
+        out("Dry run: nothing was restored. --yes restores it.")
         return EXIT["dry run"]
-    out(f"Restoring into {settings.dbname} in one transaction (SIGINT or SIGTERM cancels: nothing is committed)…")
-    r = core_restore.RestoreResult(entry.path)
+
+    def started() -> None:  # every check passed (never before a refusal: a migration holding the lock, exit 7)
+        out(f"Restoring into {settings.dbname} in one transaction (SIGINT or SIGTERM cancels: nothing is "
+            "committed)…")
+
+    r = core_restore.RestoreResult(entry.path.resolve(), headless=True)
     task = asyncio.ensure_future(core_restore.restore(
         settings, entry, reports_dir=args.reports_dir, expected=plan, lock_timeout=args.lock_timeout,
-        progress=_progress_printer(), result=r, on_wait=_wait_printer()))
+        progress=_progress_printer(), result=r, on_wait=_wait_printer(), on_start=started))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)

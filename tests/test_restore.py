@@ -28,7 +28,7 @@ from datetime import datetime  # noqa: E402
 import pytest  # noqa: E402
 from conftest import MIGRATION, catalog_fingerprint, cli, run_sql  # noqa: E402
 
-from aami_tui.core import pgtools  # noqa: E402
+from aami_tui.core import locks, pgtools  # noqa: E402
 from aami_tui.core import restore as core_restore  # noqa: E402
 from aami_tui.core.migration import parse_text  # noqa: E402
 
@@ -424,6 +424,15 @@ def test_headless_restore_asks_for_yes_and_sigterm_cancels_it_exit_130(pg_server
     assert r.returncode == 6, r.stdout + r.stderr
     assert "Created after it, dropped in the same transaction: table made_later" in r.stdout, r.stdout
     assert "Dry run: nothing was restored." in r.stdout and catalog_fingerprint(fresh_db) == before
+    # fresh6 F9: what is lost, said as the console's confirmation says it
+    assert "Changes made since then are lost" in r.stdout, r.stdout
+
+    # fresh6 F9: refused because a migration holds the one-operator lock (exit 7): it never said "Restoring…"
+    with psycopg.connect(fresh_db.conninfo(application_name="aami-tui"), autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%(classid)s, %(objid)s)", locks.KEY)
+        r = cli(*args, "--yes", env=env)
+    assert r.returncode == 7, r.stdout + r.stderr
+    assert "restore refused" in r.stderr and "Restoring" not in r.stdout, r.stdout
 
     holder = observe(fresh_db, app="config-server", autocommit=False)
     holder.execute("SELECT count(*) FROM site_notes").fetchone()  # pg_restore's DROP TABLE site_notes waits
@@ -453,16 +462,21 @@ def test_headless_restore_asks_for_yes_and_sigterm_cancels_it_exit_130(pg_server
     assert ("aami-tui: restore cancelled: pg_restore and psql were stopped and the server rolled the restore's "
             f"transaction back (its session is gone). Nothing of the backup was restored and nothing was dropped: "
             f"{fresh_db.dbname} is as it was before the restore.") in err, err
+    # fresh6 F9: the headless way to restore again, not the console's keys
+    dump = pgtools.list_backups(tmp_path / "backups", fresh_db.dbname)[0].path
+    assert f"restore again (aami-tui restore {dump} --yes)" in err and "dashboard" not in out + err, err
     assert "Final state: cancelled (exit 130)" in out, out
     assert catalog_fingerprint(fresh_db) == before and tool_sessions(fresh_db) == []
-    (report,) = [json.loads(x.read_text()) for x in (tmp_path / "reports").glob("restore_*.json")]
-    assert report["outcome"] == "cancelled"
+    reports = [json.loads(x.read_text()) for x in (tmp_path / "reports").glob("restore_*.json")]
+    assert sorted(d["outcome"] for d in reports) == ["cancelled", "refused"]  # (the refusal at the lock: exit 7)
 
     r = cli(*args, "--yes", env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "✓ Restored backup_" in r.stdout and "dropped (created after the backup): table public.made_later" in \
         r.stdout, r.stdout
     assert "made_later" not in {row[1] for row in catalog_fingerprint(fresh_db)}
+    assert ("The Config Server refuses to start until the migration is applied again (aami-tui apply)."
+            in r.stdout and "dashboard" not in r.stdout), r.stdout
 
 
 def test_backups_are_ordered_and_dated_by_when_they_were_taken_not_by_the_file_s_mtime(pg_server, fresh_db,
@@ -510,7 +524,9 @@ def test_backups_are_ordered_and_dated_by_when_they_were_taken_not_by_the_file_s
     args = ("restore", "--backup-dir", str(bdir), "--reports-dir", str(tmp_path / "reports"))
     r = cli(*args, env=env)  # the newest taken, not the newest copied
     assert r.returncode == 6, r.stdout + r.stderr
-    assert f"Backup: {made[4][0]} (" in r.stdout and f"taken {made[4][1]:%Y-%m-%d %H:%M:%S}" in r.stdout, r.stdout
+    # fresh6 F9: local time with its zone, and the age
+    assert f"Backup: {made[4][0]} (" in r.stdout and f"taken {made[4][1]:%Y-%m-%d %H:%M:%S %Z}, a day ago" in \
+        r.stdout, r.stdout
     stray = tmp_path / "mine.dump"  # no metadata, no stamp in its name: only the file's time, and it says so
     shutil.copy(dump, stray)
     r = cli("restore", str(stray), *args[1:], env=env)

@@ -685,7 +685,8 @@ class BackupEntry:
     def taken_caveat(self) -> str:
         """Empty when the time is the one recorded when the backup was taken; else where it comes from instead."""
         if self.taken_from == "file name":
-            return "the time in its file name: there is no metadata beside it"
+            return ("the time in its file name: its metadata records no time" if self.source else
+                    "the time in its file name: there is no metadata beside it")
         if self.taken_from == "file time":
             return ("by the file's modification time: there is no metadata beside it, and a copy changes that time, "
                     "so the backup may be older")

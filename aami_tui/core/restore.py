@@ -211,6 +211,7 @@ class RestorePlan:
 
 
 AGAIN = "The Config Server refuses to start until the migration is applied again (the runbook: r on the dashboard)."
+AGAIN_HEADLESS = "The Config Server refuses to start until the migration is applied again (aami-tui apply)."
 
 
 @dataclass
@@ -237,6 +238,7 @@ class RestoreResult:
     # from its TOC before anything runs: a restore leaves them missing; a failed one says what it would have)
     report: Path | None = None
     rollback_seen: bool | None = None  # after a cancel inside the transaction: psql's session seen gone (ended)
+    headless: bool = False  # its words name commands (aami-tui apply, restore … --yes), not the console's keys
 
     def words(self) -> list[str]:
         """What the restore left, for a person. The server's own lines (``lines``, in the report) end in "Please
@@ -246,16 +248,24 @@ class RestoreResult:
         if v is None or v.ok:
             return self.lines
         n = len(schema.REQUIRED_TABLES)
+        again = AGAIN_HEADLESS if self.headless else AGAIN
         if not v.present:
             return [f"The database is back to its state before the migration: none of the {n} required tables, "
                     "as in the backup (expected for a backup taken before the migration).",
-                    AGAIN]
+                    again]
         return [f"The backup holds {len(v.present)} of the {n} required tables; missing as in the backup: "
-                f"{', '.join(v.missing)}.", AGAIN]
+                f"{', '.join(v.missing)}.", again]
 
 
 CANCEL_NEXT = ("What the restore was to undo (an apply, say) is still there: restore again (r on the restore screen, "
                "b on the dashboard) when you are ready.")
+
+
+def _cancel_next(r: RestoreResult) -> str:
+    if not r.headless:
+        return CANCEL_NEXT
+    return ("What the restore was to undo (an apply, say) is still there: restore again (aami-tui restore "
+            f"{r.dump} --yes) when you are ready.")
 
 
 def cancel_prompt(dbname: str) -> str:
@@ -271,17 +281,19 @@ def cancelled_words(r: RestoreResult, dbname: str) -> str:
     """What a cancelled restore left, in one sentence (the console, headless and the report say it)."""
     if r.outcome == "restored":
         return ("cancelled too late: COMMIT had already reached the server, which committed: the restore is "
-                f"complete (not validated again: press F5 on the dashboard to see {dbname}'s tables)")
+                "complete (not validated again: "
+                + (f"aami-tui check --dbname {dbname}" if r.headless else "press F5 on the dashboard")
+                + f" shows {dbname}'s tables)")
     if r.outcome == "unknown":
         return (f"cancelled, but the server could not be asked what became of the restore's transaction (txid "
                 f"{r.txid}): look at {dbname} before anything else (SELECT txid_status({r.txid});)")
     if r.stage == "checking":
-        return f"cancelled before anything ran: {dbname} is as it was. {CANCEL_NEXT}"
+        return f"cancelled before anything ran: {dbname} is as it was. {_cancel_next(r)}"
     seen = ("the server rolled the restore's transaction back (its session is gone)" if r.rollback_seen else
             "the server rolls the restore's transaction back when it notices psql is gone (not confirmed: its "
             "session could not be seen ending)")
     return (f"cancelled: pg_restore and psql were stopped and {seen}. Nothing of the backup was restored and "
-            f"nothing was dropped: {dbname} is as it was before the restore. {CANCEL_NEXT}")
+            f"nothing was dropped: {dbname} is as it was before the restore. {_cancel_next(r)}")
 
 
 # --- the archive ---------------------------------------------------------------------------------------------
@@ -702,7 +714,8 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
                   progress: Callable[[int, int, str], None] | None = None,
                   expected: RestorePlan | None = None, lock_timeout: float = 30.0,
                   on_progress: Callable | None = None, result: RestoreResult | None = None,
-                  on_wait: Callable[[str], None] | None = None) -> RestoreResult:
+                  on_wait: Callable[[str], None] | None = None,
+                  on_start: Callable[[], None] | None = None) -> RestoreResult:
     """Restore ``entry`` into settings.dbname (see the module's docstring). With ``expected`` (the plan the
     operator confirmed), refuses when what would be dropped has changed since. Always writes a report;
     raises RestoreError (with ``.result``) when refused or failed. ``on_progress`` gets ``progress.Progress``
@@ -711,11 +724,13 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
     fill (a face reads its ``stage`` while it runs, and its words after a cancel: the cancel raises
     CancelledError, after ending psql's session and writing the report). ``on_wait`` gets, for any backup, the
     words of a wait for another session's lock ("waiting 4s for a lock on public.targets held by pid …; lock_timeout
-    (30s) ends the restore, rolled back: nothing changed") at every poll while it lasts, and "" once it is over."""
+    (30s) ends the restore, rolled back: nothing changed") at every poll while it lasts, and "" once it is over.
+    ``on_start`` is called once every check has passed, as pg_restore and psql start (a face says "Restoring…"
+    then, never before a refusal)."""
     r = result if result is not None else RestoreResult(entry.path)
     t0 = time.monotonic()
     try:
-        await _restore(settings, entry, r, progress, expected, lock_timeout, on_progress, on_wait)
+        await _restore(settings, entry, r, progress, expected, lock_timeout, on_progress, on_wait, on_start)
         r.outcome = "restored"
         return r
     except RestoreError as exc:
@@ -742,7 +757,8 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
 async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreResult,
                    progress: Callable[[int, int, str], None] | None, expected: RestorePlan | None,
                    lock_timeout: float, on_progress: Callable | None = None,
-                   on_wait: Callable[[str], None] | None = None) -> None:
+                   on_wait: Callable[[str], None] | None = None,
+                   on_start: Callable[[], None] | None = None) -> None:
     match = await asyncio.to_thread(entry.matches)
     if match is False:
         raise RestoreError(f"{entry.path.name}: its sha256 no longer matches the one recorded when it was verified; "
@@ -802,6 +818,8 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
                 progress(n, p.toc_entries, what)
 
         r.stage = "restoring"
+        if on_start is not None:
+            on_start()
         try:
             bound = f"lock_timeout ({lock_timeout:g}s) ends the restore, rolled back: nothing changed"
             async with prog.Watch(settings, tracker, watched, lock_bound=bound):
