@@ -1467,4 +1467,9 @@ async def test_an_unanswered_commit_past_its_deadline_says_what_happens_next_wit
                         rf"transaction {rb.xid} on a new connection \(\ds\)…", hint), hint
     assert ticking
     assert not screen.answer_clock_runs()  # ended: the clock stops
+    # the server confirmed the rollback: the bar says so plainly (it said 'CONNECTION LOST: NOT COMMITTED')
+    assert rb.tx == Tx.ROLLED_BACK and rb.outcome == Outcome.ROLLED_BACK, rb.tx
+    pane = screen._done_text_raw().plain
+    assert pane.startswith("Run ended: rolled back\n\nCOMMIT got no answer within 1s; the server confirms"), pane
+    assert "nothing of the migration is in the database" in pane and "cannot connect" not in pane, pane
     await rb.close()

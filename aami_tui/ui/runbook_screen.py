@@ -619,8 +619,8 @@ class RunbookScreen(Screen):
             t.append(f"Run ended: {said}\n", style="bold yellow")
             # the verdict's words (its exit code is the headless commands' business); not exit 2's generic
             # "cannot connect, or the connection was lost" when the line above already says it was lost
-            # (nor after a re-check that settled it: its sentence below says what the server confirmed)
-            settled = rb.last_recheck and rb.phase is Phase.ROLLED_BACK
+            # (nor when the server confirmed the rollback, at once or on a re-check: the sentence below says so)
+            settled = rb.phase is Phase.ROLLED_BACK and rb.verdict is Verdict.CONNECTION and not rb.lost
             if rb.verdict is not None and not (rb.verdict is Verdict.CONNECTION and (rb.lost or settled)):
                 t.append(f"{rb.verdict.words}\n", style="yellow")
             t.append("\n")

@@ -1297,9 +1297,9 @@ class Runbook:
             self.say(f"{why}; the server confirms transaction {self.xid} committed ({r.fence}).", "warn", Step.COMMIT)
             return await self._committed(f"committed (confirmed by pg_xact_status after: {why})")
         if r.phase is Phase.ROLLED_BACK:
-            msg = (f"{why}; the server confirms transaction {self.xid} rolled back ({r.fence}): nothing was "
-                   "changed.")
-            self.lost = True
+            msg = (f"{why}; the server confirms transaction {self.xid} rolled back ({r.fence}): nothing of the "
+                   "migration is in the database.")
+            self.lost = False  # confirmed by the server, not presumed: plainly rolled back
             self._set(Step.COMMIT, State.FAILED, msg)
             self._set(Step.ROLLBACK, State.DONE, "by the server (COMMIT did not complete)")
             self.say(msg, "error", Step.COMMIT)
