@@ -61,7 +61,7 @@ async def _run(settings, args) -> int:
     caveat = entry.taken_caveat()
     when = datetime.fromtimestamp(entry.taken).astimezone()  # local time with its zone, as the report's
     out(f"Backup: {entry.path} ({size_words(entry.size)}, taken {when:%Y-%m-%d %H:%M:%S %Z}, "
-        f"{humanize.naturaltime(time.time() - entry.taken)}{f' ({caveat})' if caveat else ''}"
+        f"{humanize.naturaltime(time.time() - entry.taken)}{f'; {caveat}' if caveat else ''}"
         f"{'' if entry.source else _unrecorded(plan, entry)})")
     out(f"This replaces the objects in {settings.dbname} with the ones in the backup. Changes made since then are "
         "lost, rows written since in the tables it holds too. It runs in one transaction: all or nothing.")
