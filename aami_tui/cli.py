@@ -418,26 +418,19 @@ def _init(settings, args, embedded: bool = False) -> int:
     """`aami-tui init`: progress and sentences on stderr, only the DB_* lines on stdout
     (so `aami-tui init > config.env` works too)."""
     import asyncio
-    import signal
 
     from aami_tui.core import devinit, migration
+    from aami_tui.signals import cancel_on_signals
 
     def say(line: str) -> None:
         _emit(line, sys.stderr)
 
     async def go() -> devinit.InitResult:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
+        with cancel_on_signals():  # SIGINT, SIGTERM, SIGHUP
             return await devinit.run_init(
                 settings, migration.resolve_migration_path(args.migrations_dir, args.migration_file),
                 reports_dir=args.reports_dir, lock_timeout=args.lock_timeout,
                 statement_timeout=args.statement_timeout, say=say)
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
 
     say(f"aami-tui init: {settings.display()}")
     r = asyncio.run(go())
@@ -522,30 +515,33 @@ def _lint(args) -> int:
 
 
 async def _rehearse(settings, args) -> int:
-    import asyncio
-    import signal
+    from aami_tui.core import migration
+    from aami_tui.signals import cancel_on_signals
 
-    from aami_tui.core import migration, rehearse
+    path = migration.resolve_migration_path(args.migrations_dir, args.migration_file)
+    with cancel_on_signals():  # SIGINT, SIGTERM, SIGHUP: the copy dropped, the report written, exit 130
+        return await _rehearsing(settings, args, path)
+
+
+async def _rehearsing(settings, args, path) -> int:
+    import asyncio
+
+    from aami_tui.core import rehearse
     from aami_tui.core.db import ConnectError
     from aami_tui.headless import Every
 
-    path = migration.resolve_migration_path(args.migrations_dir, args.migration_file)
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
     every = Every()
 
     def on_progress(p) -> None:  # "restoring the copy: 12.3 / 45.6 MiB (27 %), 8.1 MiB/s, ETA 0:04 (public.x)"
         if every.due(p.done, p.total, p.line()):
-            print(p.line(), file=sys.stderr, flush=True)
+            _emit(p.line(), sys.stderr)
 
     held: list = []  # the rehearsal's record as soon as it exists: its report, on a timeout
     try:
         r = await asyncio.wait_for(rehearse.rehearse(
             settings, path, backup_dir=args.backup_dir, reports_dir=args.reports_dir, from_backup=args.from_backup,
             lock_timeout=args.lock_timeout, statement_timeout=args.statement_timeout,
-            say=lambda m: print(m, file=sys.stderr, flush=True), on_progress=on_progress, started=held.append),
+            say=lambda m: _emit(m, sys.stderr), on_progress=on_progress, started=held.append),
             args.rehearse_timeout)
     except TimeoutError:
         made = held and held[0].copy_name
@@ -561,12 +557,14 @@ async def _rehearse(settings, args) -> int:
     except rehearse.RehearsalError as exc:
         _err(str(exc))
         return rehearse.EXIT_NO_COPY
-    except asyncio.CancelledError:
-        _err("interrupted: the copy was dropped; the real database was only read.")
+    except asyncio.CancelledError:  # SIGINT, SIGTERM or SIGHUP
+        made = held and held[0].copy_name
+        copy = ("no copy was made" if not made else "the copy was dropped" if held[0].copy_dropped
+                else f"the copy {held[0].copy_name} could NOT be dropped: drop it by hand "
+                     f"(DROP DATABASE {held[0].copy_name};)")
+        report = f" Report: {held[0].report}." if held and held[0].report else ""
+        _err(f"interrupted: {copy}; the real database was only read.{report}")
         return rehearse.EXIT_INTERRUPTED
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
     if args.json:
         print(json.dumps(r.to_dict(), indent=2, default=str))
         return r.exit_code
@@ -594,17 +592,24 @@ async def _live_lint_facts(settings, path) -> tuple:
 
 
 async def _plan(settings, args) -> int:
+    import asyncio
+
     from aami_tui.core import lint, migration
     from aami_tui.core import plan as planmod
     from aami_tui.core.db import ConnectError
     from aami_tui.core.files import FileError, why_not_writable, write_error_words, write_private
+    from aami_tui.signals import cancel_on_signals
 
     path = migration.resolve_migration_path(args.migrations_dir, args.migration_file)
     if args.output is not None and (why := why_not_writable(args.output)):  # before the comparison, not after
         _err(f"cannot write the plan to {args.output}: {why}.")
         return EXIT_USAGE
     try:
-        plan = await planmod.make_plan(settings, path, say=lambda m: print(m, file=sys.stderr, flush=True))
+        with cancel_on_signals():  # SIGINT, SIGTERM, SIGHUP: the temporary database dropped, exit 130
+            plan = await planmod.make_plan(settings, path, say=lambda m: _emit(m, sys.stderr))
+    except asyncio.CancelledError:
+        _err("interrupted: no plan was written; the database was only read.")
+        return planmod.EXIT_INTERRUPTED
     except ConnectError as exc:
         _err(str(exc))
         return planmod.EXIT_CONNECT

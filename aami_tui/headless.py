@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 import time
 
@@ -29,6 +28,7 @@ from aami_tui.core.runbook import (
     StepChanged,
     Verdict,
 )
+from aami_tui.signals import cancel_on_signals
 
 # Kept for callers and tests; the values come from Verdict.
 EXIT_COMMITTED = Verdict.COMMITTED.exit_code
@@ -149,10 +149,11 @@ async def _run(settings, args) -> int:
                    exact=getattr(args, "exact", False), rehearsal_report=getattr(args, "rehearsal_report", None),
                    compress=getattr(args, "compress", "0"), jobs=getattr(args, "jobs", 1), **kw)
     rb = Runbook(settings, path, opts, _printer, interactive=False)
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, task.cancel)
-    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    with cancel_on_signals():  # SIGINT, SIGTERM, SIGHUP: until the report is written and the last line said
+        return await _steps(rb, settings, args)
+
+
+async def _steps(rb: Runbook, settings, args) -> int:
     verdict = Verdict.COMMITTED
     try:
         await rb.preflight()
@@ -184,7 +185,7 @@ async def _run(settings, args) -> int:
             verdict = Verdict.COMMITTED
         rb.verdict = verdict
         return verdict.exit_code
-    except asyncio.CancelledError:
+    except asyncio.CancelledError:  # SIGINT, SIGTERM or SIGHUP (aami_tui.signals)
         # the cancelled step may have left the transaction open (ROLLBACK follows), or lost its session
         out("aami-tui: interrupted; rolling back." if rb.tx_open else "aami-tui: interrupted.", err=True)
         verdict = Verdict.COMMITTED if rb.outcome is Outcome.COMMITTED else (
@@ -192,8 +193,6 @@ async def _run(settings, args) -> int:
         rb.verdict = verdict
         return verdict.exit_code
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
-        loop.remove_signal_handler(signal.SIGTERM)
         await asyncio.shield(rb.close("headless run ended"))
         v = rb.verdict  # what the database holds, in the report's words, and why the run ended
         out(f"Final state: {rb.outcome.value}" + (f" (exit {v.exit_code}: {v.words})" if v else ""))

@@ -2,7 +2,7 @@
 
 Without ``--yes`` it only says what it would do (the backup, what it holds against the live database, what the one
 transaction drops) and exits 6: nothing irreversible without an explicit confirmation. With ``--yes`` it restores,
-printing progress; SIGINT or SIGTERM cancels it as escape does in the console (pg_restore and psql stopped, psql's
+printing progress; SIGINT, SIGTERM or SIGHUP cancels it as escape does in the console (pg_restore and psql stopped, psql's
 session ended, the transaction's fate asked of the server) and it exits 130 with the same sentence. Exit codes: see
 ``EXIT`` and the README.
 """
@@ -10,7 +10,6 @@ session ended, the transaction's fate asked of the server) and it exits 130 with
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from datetime import datetime
 
@@ -21,6 +20,7 @@ from aami_tui.core import restore as core_restore
 from aami_tui.core.db import ConnectError
 from aami_tui.core.words import size as size_words
 from aami_tui.headless import PROGRESS_EVERY, out
+from aami_tui.signals import cancel_on_signals
 
 EXIT = {"restored": 0, "connection": 2, "refused": 3, "failed": 4, "dry run": 6, "locked": 7, "unknown": 9,
         "cancelled": 130}
@@ -71,16 +71,18 @@ async def _run(settings, args) -> int:
         return EXIT["dry run"]
 
     def started() -> None:  # every check passed (never before a refusal: a migration holding the lock, exit 7)
-        out(f"Restoring into {settings.dbname} in one transaction (SIGINT or SIGTERM cancels: nothing is "
-            "committed)…")
+        out(f"Restoring into {settings.dbname} in one transaction (SIGINT, SIGTERM or SIGHUP cancels: nothing "
+            "is committed)…")
 
     r = core_restore.RestoreResult(entry.path.resolve(), headless=True)
     task = asyncio.ensure_future(core_restore.restore(
         settings, entry, reports_dir=args.reports_dir, expected=plan, lock_timeout=args.lock_timeout,
         progress=_progress_printer(), result=r, on_wait=_wait_printer(), on_start=started))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
+    with cancel_on_signals(task):  # SIGINT, SIGTERM, SIGHUP (a dropped SSH session): the same cancel
+        return await _restoring(task, r, entry)
+
+
+async def _restoring(task: asyncio.Future, r: core_restore.RestoreResult, entry: pgtools.BackupEntry) -> int:
     try:
         await task
         code = EXIT["restored"]
@@ -88,7 +90,7 @@ async def _run(settings, args) -> int:
             + (f"; dropped (created after the backup): {', '.join(r.dropped)}" if r.dropped else ""))
         for line in r.words():
             out(f"  {line}")
-    except asyncio.CancelledError:  # SIGINT/SIGTERM: stopped (or too late: COMMIT had reached the server)
+    except asyncio.CancelledError:  # SIGINT/SIGTERM/SIGHUP: stopped (or too late: COMMIT had reached the server)
         out(f"aami-tui: restore {r.error}", err=True)
         code = EXIT[r.outcome] if r.outcome in ("restored", "unknown") else EXIT["cancelled"]
     except core_restore.RestoreError as exc:
@@ -100,9 +102,6 @@ async def _run(settings, args) -> int:
     except ConnectError as exc:
         out(f"aami-tui: {exc}", err=True)
         code = EXIT["connection"]
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
     out(f"Final state: {r.outcome} (exit {code})")
     if r.report:
         out(f"Report: {r.report} (JSON beside it)")

@@ -16,7 +16,6 @@ SQL text. Every difference is classified:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import uuid
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import psycopg
 from pglast import keywords
 from psycopg import sql as q
 
+from aami_tui.core import leftovers
 from aami_tui.core import migration as mig
 from aami_tui.core.queries import sql
 from aami_tui.core.words import plural
@@ -39,6 +39,7 @@ EXIT_NO_DIFFERENCES = 0
 EXIT_CONNECT = 2
 EXIT_PLAN_WRITTEN = 3
 EXIT_REFERENCE_FAILED = 4
+EXIT_INTERRUPTED = 130  # SIGINT, SIGTERM, SIGHUP: the temporary database dropped, nothing written
 
 _NEEDS_QUOTES = (set(keywords.RESERVED_KEYWORDS) | set(keywords.TYPE_FUNC_NAME_KEYWORDS)
                  | set(keywords.COL_NAME_KEYWORDS))
@@ -210,9 +211,14 @@ async def build_reference(conn, settings, migration: mig.MigrationFile,
             why_not = f"creating a temporary database failed ({str(exc).strip().splitlines()[0]})"
         except PlanError as exc:
             why_not = str(exc).rstrip(".")
-        finally:
+        except asyncio.CancelledError:  # SIGINT, SIGTERM, SIGHUP (or the console's cancel): said, then dropped
             if created:
-                await asyncio.shield(_drop(conn, name))
+                say(f"Reference: interrupted; dropping the temporary database {name}.")
+            raise
+        finally:
+            if created and (why := await asyncio.shield(_drop(conn, name))):
+                say(f"Reference: the temporary database {name} could NOT be dropped ({why}); drop it by hand: "
+                    f"DROP DATABASE {name};")
     return await _embedded_reference(migration, conn, why_not, say, live)
 
 
@@ -322,11 +328,15 @@ async def canonicalise(conn, live: Catalog, ref: Catalog) -> None:
                 d[key] = canon
 
 
-async def _drop(conn, name: str) -> None:
+async def _drop(conn, name: str) -> str | None:
+    """Drop the scratch database; None, or why it could not be dropped (one line)."""
     major = conn.info.server_version // 10000
     force = q.SQL(" WITH (FORCE)") if major >= 13 else q.SQL("")
-    with contextlib.suppress(psycopg.Error):
+    try:
         await conn.execute(q.SQL("DROP DATABASE IF EXISTS {}{}").format(q.Identifier(name), force))
+    except psycopg.Error as exc:
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return None
 
 
 async def _embedded_reference(migration, live_conn, why_not: str, say,
@@ -824,6 +834,8 @@ async def make_plan(settings, migration_path: Path | str,
         where = f"{info.dbname} on {info.host}:{info.port}"
         say(f"Reading the catalog of {where}.")
         live = await snapshot(conn)
+        if left := leftovers.note(await leftovers.find(conn)):  # an earlier run killed outright (SIGKILL)
+            say(left)
         ref, reference = await build_reference(conn, settings, migration, say, live)
         say("Comparing catalogs.")
         items = await compare(live, ref, conn, migration)

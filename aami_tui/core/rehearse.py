@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql as q
 
-from aami_tui.core import files, pgtools, schema
+from aami_tui.core import files, leftovers, pgtools, schema
 from aami_tui.core import migration as mig
 from aami_tui.core.queries import sql
 from aami_tui.core.settings import ConnSettings
@@ -574,6 +574,8 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
                             f"--from-backup {dump.name} is a dump of database {header} (its archive header says "
                             f"so; no metadata beside it), not of {info.dbname}: a rehearsal restores a backup of "
                             "the database it tests (omit --from-backup to take one now).")
+        if left := leftovers.note(await leftovers.find(conn)):  # an earlier run killed outright (SIGKILL)
+            say(left)
         cost = await copy_cost(conn, settings, backup_dir if from_backup is None else None)
         if cost.fits is False:  # refused up front: no backup taken, no copy made, no report
             raise RehearsalError(cost.refusal())

@@ -1,0 +1,120 @@
+"""fresh6 F2/F3: every headless command ends on SIGHUP (an SSH session that drops) and SIGTERM as on Ctrl+C.
+
+SIGHUP killed apply, restore, plan and rehearse outright (exit 129, no sentence, no closing report, apply's
+report left "in progress", rehearse's copy and plan's temporary database left on the server); plan died on SIGTERM
+too. Now one mechanism (aami_tui.signals) cancels each the same way: the transaction rolled back, the scratch
+database dropped, the sentence, the report, exit 130. A later plan or rehearse names the temporary databases a run
+killed outright left behind, with the DROP DATABASE line, and drops none it did not create.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import uuid
+
+import psycopg
+import pytest
+from conftest import catalog_fingerprint, run_sql
+from faults import migration_with, observe, query, spawn_cli, tool_sessions, wait_until
+from psycopg import sql
+
+from aami_tui.core import pgtools
+
+SLEEPING = ("SELECT datname FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%%' "
+            "AND datname LIKE %s")
+
+
+def databases(settings, like: str) -> list[str]:
+    return [r[0] for r in query(settings, "SELECT datname FROM pg_database WHERE datname LIKE %s", (like,))]
+
+
+@pytest.mark.parametrize(("command", "sig"), [("apply", "SIGHUP"), ("plan", "SIGHUP"), ("plan", "SIGTERM"),
+                                              ("rehearse", "SIGHUP")])
+def test_a_signal_mid_run_ends_it_as_ctrl_c_does(pg_server, fresh_db, tmp_path, command, sig):
+    path, _ = migration_with(tmp_path, "SELECT pg_sleep(60);", after=15)  # where each command's run waits
+    where = {"apply": fresh_db.dbname, "plan": "aami_ref_%", "rehearse": "aami_rehearse_%"}[command]
+    leftover = f"aami_ref_{uuid.uuid4().hex[:12]}"  # as a plan killed by SIGKILL leaves it
+    admin = observe(pg_server.admin)
+    admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(leftover)))
+    before = catalog_fingerprint(fresh_db)
+    dirs = ("--backup-dir", str(tmp_path / "backups"), "--reports-dir", str(tmp_path / "reports"))
+    args = {"apply": ("apply", "--yes", "--no-backup", *dirs), "plan": ("plan", "-o", str(tmp_path / "plan.sql")),
+            "rehearse": ("rehearse", *dirs)}[command]
+    try:
+        p = spawn_cli(*args, "--migration-file", str(path), env=pg_server.env(fresh_db.dbname))
+        try:
+            wait_until(lambda: query(fresh_db, SLEEPING, (where,)), 30, what=f"{command} to reach pg_sleep")
+            (scratch,) = query(fresh_db, SLEEPING, (where,))[0]
+            os.kill(p.pid, getattr(signal, sig))
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        assert p.returncode == 130, out + err
+        assert "Traceback" not in out + err
+        assert catalog_fingerprint(fresh_db) == before
+        assert databases(fresh_db, scratch) == [] or command == "apply", f"{scratch} left on the server"
+        assert databases(fresh_db, leftover) == [leftover]  # never dropped: not this run's
+        if command == "apply":
+            assert "aami-tui: interrupted; rolling back." in err
+            assert "Final state: rolled back (exit 130: " in out, out
+            (report,) = [json.loads(x.read_text()) for x in (tmp_path / "reports").glob("report_*.json")]
+            assert report["final_state"] == "rolled back"
+            wait_until(lambda: not tool_sessions(fresh_db), 10, what="the tool's session to end")
+            return
+        # F3: a later run names what an earlier one killed outright left, and how to drop it
+        assert f"{leftover} (" in err and "nobody connected" in err, err
+        assert f"DROP DATABASE {leftover};" in err, err
+        if command == "plan":
+            assert f"Reference: interrupted; dropping the temporary database {scratch}." in err, err
+            assert err.rstrip().endswith("aami-tui: interrupted: no plan was written; the database was only read.")
+            assert not (tmp_path / "plan.sql").exists()
+        else:
+            assert "aami-tui: interrupted: the copy was dropped; the real database was only read. Report: " in err
+            (report,) = [json.loads(x.read_text()) for x in (tmp_path / "reports").glob("rehearsal_*.json")]
+            assert report["interrupted"] is True
+    finally:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(leftover)))
+        admin.close()
+
+
+def test_sighup_cancels_a_headless_restore_with_its_sentence_and_report(pg_server, fresh_db, tmp_path):
+    """A restore waiting for a lock when the SSH session drops: cancelled, the same sentence as SIGTERM, a report,
+    exit 130, the database untouched (it wrote no report and exited 129)."""
+    async def backup() -> None:
+        with psycopg.connect(fresh_db.conninfo()) as c:
+            major = c.info.server_version // 10000
+        await pgtools.take_backup(pgtools.find_tool("pg_dump", major), pgtools.find_tool("pg_restore", major),
+                                  fresh_db, tmp_path / "backups", server_major=major,
+                                  source={"dbname": fresh_db.dbname, "host": fresh_db.host, "port": fresh_db.port})
+
+    run_sql(fresh_db, "CREATE TABLE site_notes (id int PRIMARY KEY); INSERT INTO site_notes VALUES (1)")
+    asyncio.run(backup())
+    before = catalog_fingerprint(fresh_db)
+    holder = observe(fresh_db, app="config-server", autocommit=False)
+    holder.execute("SELECT count(*) FROM site_notes").fetchone()  # the restore's DROP TABLE waits behind it
+    try:
+        p = spawn_cli("restore", "--yes", "--backup-dir", str(tmp_path / "backups"), "--reports-dir",
+                      str(tmp_path / "reports"), env=pg_server.env(fresh_db.dbname))
+        try:
+            wait_until(lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                                               "AND wait_event_type = 'Lock' AND application_name = 'aami-tui'"),
+                       30, what="the restore to wait for the lock")
+            os.kill(p.pid, signal.SIGHUP)
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    finally:
+        holder.rollback()
+        holder.close()
+    assert p.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert "aami-tui: restore cancelled: " in err and f"{fresh_db.dbname} is as it was before the restore" in err
+    assert "Final state: cancelled (exit 130)" in out, out
+    (report,) = [json.loads(x.read_text()) for x in (tmp_path / "reports").glob("restore_*.json")]
+    assert report["outcome"] == "cancelled"
+    assert catalog_fingerprint(fresh_db) == before
