@@ -316,7 +316,7 @@ class Rendered:
         self.js: list[str | bytes] = []
         self.key: tuple | None = None  # the mask the chunks were kept for (its forms); None: no password
 
-    def take(self, record: RunRecord, secret: Mask | None = None
+    def take(self, record: RunRecord, secret: Mask | None = None, pause: float = 0.0
              ) -> tuple[list[str | bytes], list[str | bytes]]:
         """The statements of ``record`` rendered, reusing what was kept: Markdown chunks (rows joined by newlines)
         and JSON chunks (items joined by ``_ITEM_SEP``), one chunk per write that added rows, then the fresh ones.
@@ -329,33 +329,43 @@ class Rendered:
         self.key = key
         final = secret is not None and _seam_safe(secret)
         if settled > self.count:
-            new = rows[self.count:settled]
-            self.md.append(_sliced(new, _statement_md, "\n", secret if final else None))
-            self.js.append(_sliced(new, _statement_json, _ITEM_SEP, secret if final else None))
+            md, js = _sliced(rows[self.count:settled], secret if final else None, pause)
+            self.md.append(md)
+            self.js.append(js)
             self.count, self.last = settled, rows[settled - 1]
         fresh = rows[settled:]
         if not fresh:
             return list(self.md), list(self.js)
-        return (self.md + [_sliced(fresh, _statement_md, "\n")], self.js + [_sliced(fresh, _statement_json, _ITEM_SEP)])
+        md, js = _sliced(fresh, None, pause)
+        return self.md + [md], self.js + [js]
 
 
-# Rows are rendered in slices with a short sleep between them: the report thread then never holds the interpreter
-# for long, and the console's event loop (a key press) gets it back within a slice, not a 5 ms switch interval
-# each time it gives it up (10,000 rows: ~1.5 ms of work per slice, ~0.15 s in all).
-_SLICE = 250
-_YIELD = 0.002
+# In the console (``pause``), rows are rendered in slices of ~0.7 ms of work with a sleep between them: the report
+# thread then never holds the interpreter for long, and the console's event loop, each time it gives the
+# interpreter up (every select, every write), gets it back within a slice rather than a 5 ms switch interval. The
+# 10,000 rows an apply adds took ~0.35 s of wall time this way, in the background; headless, no sleep.
+_SLICE = 100
+YIELD = 0.003  # the pause the engine passes when it runs under a console (Runbook.interactive)
 
 
-def _sliced(rows, render, sep: str, secret: Mask | None = None) -> str | bytes:
-    """``sep.join(render(x) for x in rows)``, rendered a slice at a time; with ``secret`` masked and encoded (bytes,
-    final: the separators hold seam characters only, so masking slice by slice is masking the whole)."""
-    out = []
+def _sliced(rows, secret: Mask | None = None, pause: float = 0.0) -> tuple[str | bytes, str | bytes]:
+    """The rows' Markdown (joined by newlines) and JSON items (joined by ``_ITEM_SEP``), rendered a slice at a time
+    with ``pause`` seconds of sleep between slices; with ``secret`` masked and encoded (bytes, final: the separators
+    hold seam characters only, so masking slice by slice is masking the whole)."""
+    md: list = []
+    js: list = []
     for i in range(0, len(rows), _SLICE):
-        if i:
-            time.sleep(_YIELD)
-        text = sep.join(render(x) for x in rows[i:i + _SLICE])
-        out.append(secret(text).encode("utf-8") if secret is not None else text)
-    return sep.encode("utf-8").join(out) if secret is not None else sep.join(out)
+        if i and pause:
+            time.sleep(pause)
+        part = rows[i:i + _SLICE]
+        m, j = "\n".join(_statement_md(x) for x in part), _ITEM_SEP.join(_statement_json(x) for x in part)
+        if secret is not None:
+            m, j = secret(m).encode("utf-8"), secret(j).encode("utf-8")
+        md.append(m)
+        js.append(j)
+    if secret is not None:
+        return b"\n".join(md), _ITEM_SEP.encode("utf-8").join(js)
+    return "\n".join(md), _ITEM_SEP.join(js)
 
 
 def _seam_safe(mask: Mask) -> bool:
@@ -386,7 +396,7 @@ def _interleave(chunks: list, sep: str) -> list:
     return out
 
 
-def _render(record: RunRecord, rendered: Rendered | None, secret: Mask | None = None
+def _render(record: RunRecord, rendered: Rendered | None, secret: Mask | None = None, pause: float = 0.0
             ) -> tuple[list[str | bytes], list[str | bytes], dict]:
     """(Markdown, JSON, the report's dict) of the report, Markdown and JSON as lists of parts whose concatenation
     is byte for byte ``to_markdown(to_dict(record))`` and ``json.dumps(to_dict(record), indent=2, default=str)``
@@ -395,7 +405,7 @@ def _render(record: RunRecord, rendered: Rendered | None, secret: Mask | None = 
     joined or copied in one piece, which would hold the interpreter (and the console's event loop) for that
     long."""
     data = to_dict(record)
-    md_chunks, js_chunks = (rendered or Rendered()).take(record, secret)
+    md_chunks, js_chunks = (rendered or Rendered()).take(record, secret, pause)
     hole = f"\x00aami-statements-{uuid.uuid4().hex}\x00"  # a string no report can hold (no NUL from Postgres)
     if md_chunks:
         head, tail = to_markdown({**data, "statements": RenderedRows(hole)}).split(hole, 1)
@@ -409,10 +419,11 @@ def _render(record: RunRecord, rendered: Rendered | None, secret: Mask | None = 
 
 def write(record: RunRecord, reports_dir: Path, secret: str | Mask | None = None,
           existing: tuple[Path, Path] | None = None, rendered: Rendered | None = None,
-          mark: bool = False) -> tuple[Path, Path]:
+          mark: bool = False, pause: float = 0.0) -> tuple[Path, Path]:
     """Write (or rewrite) the run's report pair, owner-only and atomically. Returns (markdown, json).
     ``rendered``: the run's kept statement text (Rendered), so that a rewrite renders only what is new.
-    ``mark``: then write the open run's marker beside it (``mark_open``) from the same dict."""
+    ``mark``: then write the open run's marker beside it (``mark_open``) from the same dict. ``pause``: seconds
+    of sleep between slices of statements rendered (``YIELD`` under a console: its keys first)."""
     d = files.private_dir(reports_dir)
     if existing:
         md, js = existing
@@ -422,7 +433,7 @@ def write(record: RunRecord, reports_dir: Path, secret: str | Mask | None = None
         md = files.claim_unique(d, stem, ".md")  # reserved even against another run choosing at the same moment
         js = md.with_suffix(".json")
     mask = _mask(secret)
-    md_parts, js_parts, data = _render(record, rendered, mask)
+    md_parts, js_parts, data = _render(record, rendered, mask, pause)
     files.write_private(js, _scrub_parts(js_parts, mask))
     files.write_private(md, _scrub_parts(md_parts, mask))
     if mark:

@@ -1541,10 +1541,11 @@ class Runbook:
             self._report_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aami-report")
 
         adopted = list(self._adopted) if rec.closed else []
+        pause = report.YIELD if self.interactive else 0.0  # under a console the keys come first (report.YIELD)
 
         def write() -> tuple[Path, Path]:  # in the report thread: self.report_paths only changes here
             self.report_paths = report.write(rec, reports_dir, secret, self.report_paths, rendered,
-                                             mark=not rec.closed)
+                                             mark=not rec.closed, pause=pause)
             if rec.closed:  # the last report is on disk: no marker, and the earlier unclosed runs it names are said
                 report.unmark(self.report_paths[0])
                 for m in adopted:
