@@ -219,6 +219,7 @@ def record(rb: Runbook, st: mig.Statement, tag: str, seconds: float, ok: bool = 
            batch: int = 1) -> StatementRecord:
     rec = StatementRecord(st.index, st.summary, st.line, tag, seconds, ok, error, rb.attempt, batch)
     rb.statements.append(rec)
+    rb.statement_rows.append(rec.row())
     return rec
 
 

@@ -160,8 +160,9 @@ class Runbook:
         self._rendered = report.Rendered()  # the text of ended attempts' statements (used in the report thread only)
         self._mask: Mask | None = None  # the password's mask for the reports (made at the first write)
         self._adopted: list[str] = []  # markers of earlier unclosed runs said in this run's log (report.unclosed)
-        self._settled_rows: list[dict] = []  # the report's rows of ended attempts' statements, built once (record())
-        self._settled_last: StatementRecord | None = None  # the record of the last of them
+        # the report's row of each statement record (the same index in ``statements``), built as the record is
+        # made (apply.record), a few at a time while the apply runs, not 10,000 at once on the loop as it ends
+        self.statement_rows: list[dict] = []
         self.lock_holder: dict | None = None
         self.lint_result = None  # core.lint.LintResult of the pre-flight
         self.inspections: list[dict] = []  # the inspection pane's queries (core/inspect.py), for the report
@@ -914,7 +915,9 @@ class Runbook:
         self._set(Step.APPLY, State.RUNNING)
         stmts = self.migration.statements
         total = len(stmts)
-        self.statements = [r for r in self.statements if r.attempt != self.attempt]
+        kept = [i for i, r in enumerate(self.statements) if r.attempt != self.attempt]
+        self.statements = [self.statements[i] for i in kept]
+        self.statement_rows = [self.statement_rows[i] for i in kept]
         groups = applying.batches(stmts, set(self.migration.tables), enabled=not self.opt.pace)
         for group in groups:
             st = group[0]
@@ -1497,21 +1500,14 @@ class Runbook:
 
     def _statement_rows(self) -> tuple[tuple[dict, ...], int]:
         """The report's statement rows, and how many of the first ones can no longer change: all of them unless an
-        apply runs (an attempt's statements are recorded by its one apply; the next attempt starts at BEGIN), so
-        their rows are built once and the same objects go into every later record: the report thread renders
-        them once too (report.Rendered), and a write costs what is new, not every attempt again."""
-        recs, kept = self.statements, self._settled_rows
-        if len(kept) > len(recs) or (kept and recs[len(kept) - 1] is not self._settled_last):
-            kept.clear()  # never expected (an ended attempt's records changed): built again, never stale
-        ended = len(kept)
-        if self.phase is not Phase.APPLYING:  # no apply runs: no record changes until the next apply, which drops
-            ended = len(recs)  # its attempt's records first (a new list: the guards above build again)
-        while ended < len(recs) and recs[ended].attempt < self.attempt:
-            ended += 1
-        if ended > len(kept):
-            kept.extend(_statement_row(x) for x in recs[len(kept):ended])
-            self._settled_last = recs[ended - 1]
-        return tuple(kept) + tuple(_statement_row(x) for x in recs[ended:]), ended
+        apply runs (an attempt's statements are recorded by its one apply; the next attempt starts at BEGIN). The
+        rows are built once, as their records are made (``statement_rows``), and the same objects go into every
+        later record: the report thread renders them once too (report.Rendered), and a write costs what is new."""
+        recs = self.statements
+        ended = len(recs)
+        if self.phase is Phase.APPLYING:  # an apply runs: its own attempt's records are still being made
+            ended = next((i for i in range(len(recs) - 1, -1, -1) if recs[i].attempt < self.attempt), -1) + 1
+        return tuple(self.statement_rows), ended
 
     def _migration_record(self) -> dict:
         """The file that ran: path, sha256, size, statements; a drift plan says so (its own header: for which
@@ -1600,10 +1596,6 @@ _CATALOGS = {1259: "pg_class", 1249: "pg_attribute", 1247: "pg_type", 1255: "pg_
              2662: "pg_class_oid_index", 2663: "pg_class_relname_nsp_index", 2659: "pg_attribute_relid_attnum_index"}
 _JOURNALED_ENDS = frozenset({Phase.PREFLIGHT, Phase.BACKUP, Phase.BEGINNING, Phase.APPLYING, Phase.VERIFYING})
 
-
-def _statement_row(x: StatementRecord) -> dict:
-    return {"attempt": x.attempt, "index": x.index, "statement": x.summary, "line": x.line, "tag": x.tag,
-            "ms": round(x.seconds * 1000, 2), "ok": x.ok, "error": x.error or None, "batch": x.batch}
 
 
 def _fenced(fence: str) -> bool:

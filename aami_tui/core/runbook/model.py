@@ -217,6 +217,12 @@ class StatementRecord:
     attempt: int = 1
     batch: int = 1  # statements sent in the same round trip; above 1, ``seconds`` is an equal share of it
 
+    def row(self) -> dict:
+        """The run report's row of this statement."""
+        return {"attempt": self.attempt, "index": self.index, "statement": self.summary, "line": self.line,
+                "tag": self.tag, "ms": round(self.seconds * 1000, 2), "ok": self.ok, "error": self.error or None,
+                "batch": self.batch}
+
 
 @dataclass(frozen=True)
 class Blocker:
