@@ -118,3 +118,26 @@ def test_sighup_cancels_a_headless_restore_with_its_sentence_and_report(pg_serve
     (report,) = [json.loads(x.read_text()) for x in (tmp_path / "reports").glob("restore_*.json")]
     assert report["outcome"] == "cancelled"
     assert catalog_fingerprint(fresh_db) == before
+
+
+async def test_a_temporary_database_in_use_is_named_without_a_drop_line(pg_server, fresh_db):
+    """One that a session is connected to may be a plan or rehearse running now: named, with who, but no DROP offered."""
+    from aami_tui.core import leftovers
+    from aami_tui.core.db import connect
+
+    busy, idle = (f"aami_rehearse_{uuid.uuid4().hex[:12]}", f"aami_ref_{uuid.uuid4().hex[:12]}")
+    admin = observe(pg_server.admin)
+    for name in (busy, idle):
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    user = psycopg.connect(pg_server.admin.with_dbname(busy).conninfo())
+    conn = await connect(fresh_db)
+    try:
+        words = leftovers.note(await leftovers.find(conn))
+    finally:
+        await conn.close()
+        user.close()
+        for name in (busy, idle):
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+    assert f"{busy} (" in words and "1 session connected: a plan or rehearse running now?" in words, words
+    assert f"{idle} (" in words and f"DROP DATABASE {idle};" in words and f"DROP DATABASE {busy}" not in words, words
