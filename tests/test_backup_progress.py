@@ -3,6 +3,7 @@ with --jobs (sha256 over a manifest), and progress read from the server while pg
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import psycopg
@@ -277,3 +278,36 @@ async def test_console_backup_that_gave_up_on_a_lock_says_so_in_its_pane(fresh_d
         assert line.startswith("✗ Backup failed: pg_dump waited more than 2s for a lock on app_data.events held by "
                                "pid "), line
         assert "'dba-maintenance'" in line and "ends the backup" not in line, line
+
+
+async def test_a_backup_ends_even_when_its_progress_watch_misses_the_cancel(fresh_db, tmp_path, monkeypatch):
+    """Python 3.11's asyncio.wait_for returns the awaited result, dropping a cancel that comes as the awaited
+    operation completes. The progress watch polls through wait_for, and the backup cancelled it and then waited for
+    it without bound: a missed cancel left the backup step running forever once pg_dump had finished (three CI runs
+    under load had a console step 'not finished' after 60 s; a dump of the hung test showed the watch still polling).
+    Here every cancel that lands in a poll is missed, as it can be."""
+    real = asyncio.wait_for
+
+    async def missing_cancels(aw, timeout):
+        task = asyncio.ensure_future(real(aw, timeout))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:  # the poll's answer came as the cancel did: 3.11 returns the answer
+            return await task
+
+    async def slow_poll(aw, timeout):  # most of the watch's time is in a poll: the cancel lands there
+        result = await missing_cancels(aw, timeout)
+        await missing_cancels(asyncio.sleep(0.2), None)
+        return result
+
+    monkeypatch.setattr(progress, "POLL_INTERVAL", 0.01)
+    dump_tool, restore_tool, major = _tools(fresh_db)
+    monkeypatch.setattr(asyncio, "wait_for", slow_poll)
+    try:
+        task = asyncio.ensure_future(pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path,
+                                                         server_major=major, source={"dbname": fresh_db.dbname}))
+        done, _ = await asyncio.wait({task}, timeout=20)
+    finally:
+        monkeypatch.setattr(asyncio, "wait_for", real)  # a hung watch then ends with the test
+    assert task in done, "the backup never ended: its progress watch was waited for without bound"
+    assert task.result().verified

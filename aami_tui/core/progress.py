@@ -384,6 +384,7 @@ class Watch:
     _task: asyncio.Task | None = field(default=None, init=False)
     _conn: object = field(default=None, init=False)
     _since: object = field(default=None, init=False)
+    _stop: bool = field(default=False, init=False)
 
     async def __aenter__(self) -> Watch:
         """Connects and notes the server's clock *before* the tool starts (its sessions are those that begin
@@ -403,11 +404,21 @@ class Watch:
         return self
 
     async def __aexit__(self, *exc) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        await self._close()
+        """Stops the polls, bounded: Python 3.11's asyncio.wait_for can return a poll's answer and drop a cancel
+        that comes as the answer does, and the watch was then waited for forever (a backup step that never ended
+        after its pg_dump had). The loop also stops at its next turn (``_stop``), and the wait is bounded; a cancel
+        of the caller itself (escape) is never swallowed here."""
+        self._stop = True
+        try:
+            if self._task is not None:
+                self._task.cancel()
+                await asyncio.wait({self._task}, timeout=self.interval + 6)  # a poll is bounded by 5 s
+                if not self._task.done():
+                    self._task.cancel()  # still not ended: it goes, unwaited, at its next turn
+                elif not self._task.cancelled():
+                    self._task.exception()  # retrieved: never "exception was never retrieved"
+        finally:
+            await self._close()
 
     async def _close(self) -> None:
         if self._conn is not None:
@@ -432,7 +443,7 @@ class Watch:
         self.tracker.lock_wait(words, what, blockers)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stop:
             copies: list[tuple] = []
             idx: list[tuple] = []
             if self._conn is not None and self._since is not None:
@@ -449,6 +460,8 @@ class Watch:
                             idx.append((*vals[:6], name))
                 except Exception:
                     pass  # a missed poll is no reason to disturb the backup
+            if self._stop:  # the tool has ended (a cancel this poll's wait_for dropped): no late event
+                return
             self.tracker.server(copies, idx)
             with contextlib.suppress(Exception):  # a face's failure must not stop the tool
                 self.on_progress(self.tracker.progress())
