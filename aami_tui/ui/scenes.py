@@ -43,6 +43,9 @@ async def open_runbook(pilot) -> None:
     await pilot.press("r")
     await wait_for(pilot, lambda: app.runbook is not None and app.runbook.checks, what="automatic checks")
     await wait_for(pilot, lambda: app.screen.query_one("#rb-checklist").result is not None, what="checklist")
+    # the automatic checks' worker and the refresh after it (catch-up): a refresh that lands later refills the
+    # tables panel (a snapshot then caught its columns before Textual had sized them)
+    await wait_for(pilot, lambda: _idle(app), what="the runbook's automatic checks and the refresh after them")
     await wait_for(pilot, lambda: tables_settled(app.screen), what="the runbook's tables sized")
 
 
