@@ -247,7 +247,7 @@ class DashboardScreen(Screen):
         open), and this screen refreshes at once when it is shown again (on_screen_resume)."""
         if self.auth_refused is not None:
             return
-        if not self.is_attached or (not force and (self.app.covered(self) or self.app.screen is not self)):
+        if not self.is_attached or (not force and self.app.screen is not self):  # covered, or a dialog over it
             return
         if any(w.group == "poll" and not w.is_finished for w in self.workers):  # running, or about to
             return

@@ -52,7 +52,7 @@ class KeyFooter(Footer):
             return
         order, now, bindings, palette = self._read()
         # every key known, the new ones merged in after the key that precedes them now
-        merged = [k for k in self._order if k in bindings or k in self._bindings]
+        merged = list(self._order)
         for i, k in enumerate(order):
             if k not in merged:
                 before = next((order[j] for j in range(i - 1, -1, -1) if order[j] in merged), None)
