@@ -403,12 +403,15 @@ async def _migration_in_progress(conn) -> dict | None:
 def _migration_note(h: dict, dbname: str, ok: bool) -> str:
     """fresh6 F8: 'NOTE: a migration is in progress on rt (pid 11428, …, transaction open since …)': beside the
     server's 'Please run database migrations … psql -f …', which must not be followed while it runs."""
+    from aami_tui.core import locks
+
     def when(t) -> str:
         return t.strftime("%Y-%m-%d %H:%M:%S %Z").rstrip() if hasattr(t, "strftime") else "?"
 
     tx = (f"transaction open since {when(h['transaction_since'])}" if h.get("transaction_since")
           else "no transaction open yet (pre-flight or backup)")
-    return (f"NOTE: a migration is in progress on {dbname} (pid {h['pid']}, user {h['user']}, host {h['client']}, "
+    return (f"NOTE: a migration is in progress on {dbname} (pid {h['pid']}, user {h['user']}, "
+            f"{locks.client_words(h['client'], h.get('client_port'))}, "
             f"application '{h['application_name']}', connected since {when(h['since'])}, {tx}, {h['state']})"
             + ("" if ok else ": the tables it creates appear when it commits; do not run psql -f now.")
             + ("." if ok else ""))

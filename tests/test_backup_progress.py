@@ -247,8 +247,8 @@ async def test_a_restore_waiting_for_a_lock_says_so_and_shows_no_progress_it_has
     lines = [p.line() for p in seen]
     waiting = [ln for ln in lines if "waiting" in ln]
     assert waiting and all(
-        f"for a lock on public.events held by pid {pid} (user " in ln and "'config-server', idle in transaction"
-        in ln and "lock_timeout (3s) ends the restore, rolled back" in ln for ln in waiting), lines
+        f"for a lock on public.events held by pid {pid} (user " in ln
+        and "'config-server', host 127.0.0.1, idle in transaction" in ln and "lock_timeout (3s) ends the restore, rolled back" in ln for ln in waiting), lines
     assert all("/s" not in ln and "ETA" not in ln for ln in lines[lines.index(waiting[0]):]), lines
     assert all(p.done == 0 for p in seen), lines  # nothing was restored: no amount, no jump
 

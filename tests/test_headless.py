@@ -348,6 +348,7 @@ def test_apply_waiting_for_a_lock_says_for_whom_while_it_waits(pg_server, fresh_
     waits = [ln for ln in r.stdout.splitlines() if "waiting for a lock" in ln]
     assert len(waits) == 1, r.stdout  # the first sample; the next would be 4 s later, after lock_timeout
     assert waits[0].startswith("  Statement 16 / 44: waiting for a lock held by pid "), waits
-    assert (f"pid {hpid} (user {fresh_db.user}, application 'holder', idle in transaction) for " in waits[0]
+    assert (f"pid {hpid} (user {fresh_db.user}, application 'holder', host 127.0.0.1, idle in transaction) for "
+            in waits[0]
             and "s; lock_timeout (3s) ends the wait with an error" in waits[0]), waits
     assert r.stdout.index(waits[0]) < r.stdout.index("Final state")

@@ -101,7 +101,7 @@ async def test_lock_timeout_names_the_blocker_then_rollback_and_retry(fresh_db, 
         assert re.fullmatch(
             r"Statement 23 / 43 \(CREATE INDEX idx_alert_templates_deleted_at ON alert_templates\) waited longer "
             r"than lock_timeout \(1s\) for a lock held by: "
-            + re.escape(f"pid {bpid}, user {buser}, application 'blocker', idle in transaction, ")
+            + re.escape(f"pid {bpid}, user {buser}, application 'blocker', host 127.0.0.1, idle in transaction, ")
             + r"query started \d\d:\d\d:\d\d: "
             + re.escape(f"{blocked_sql[:80]}…. Nothing is applied: ROLLBACK, then retry the transaction (or stop "
                         "the blocking session)."), msg), msg
@@ -209,8 +209,8 @@ async def test_lock_watch_says_whom_our_apply_is_waiting_for(fresh_db, tmp_path)
         # 43 (one round trip)": which of 22?): each statement's result is read as it arrives.
         n = len(rb.migration.statements)
         m = re.fullmatch(rf"Statement (\d+) / {n} \((.+), in a batch of statements (\d+)–(\d+) sent in one round "
-                         rf"trip\): waiting for a lock held by pid {hpid} \(user \w+, application 'holder', idle in "
-                         r"transaction\) for \d+s; lock_timeout \(30s\) ends the wait with an error", w.waiting)
+                         rf"trip\): waiting for a lock held by pid {hpid} \(user \w+, application 'holder', "
+                         r"host 127\.0\.0\.1, idle in transaction\) for \d+s; lock_timeout \(30s\) ends the wait with an error", w.waiting)
         assert m, w.waiting
         # statement 2 (CREATE TABLE IF NOT EXISTS namespaces) skips the existing table without a lock; statement 3
         # builds an index on it, and waits

@@ -26,8 +26,9 @@ async def try_lock(conn, settle: float = 1.0) -> dict | None:
         cur = await conn.execute(sql("advisory_holder"), KEY)
         row = await cur.fetchone()
         if row:
-            pid, user, client, app, since, _state, _xact = row
-            holder = {"pid": pid, "user": user, "client": client, "application_name": app, "since": since}
+            pid, user, client, port, app, since, _state, _xact = row
+            holder = {"pid": pid, "user": user, "client": client, "client_port": port, "application_name": app,
+                      "since": since}
         if loop.time() >= deadline:
             return holder
         await asyncio.sleep(0.05)
@@ -43,13 +44,29 @@ async def migration_in_progress(conn, statement_ms: int = 2000) -> dict | None:
         row = await cur.fetchone()
     if row is None:
         return None
-    pid, user, client, app, since, state, xact = row
-    return {"pid": pid, "user": user, "client": client, "application_name": app, "since": since, "state": state,
-            "transaction_since": xact}
+    pid, user, client, port, app, since, state, xact = row
+    return {"pid": pid, "user": user, "client": client, "client_port": port, "application_name": app,
+            "since": since, "state": state, "transaction_since": xact}
 
 
 async def unlock(conn) -> None:
     await conn.execute(sql("advisory_unlock"), KEY)
+
+
+def client_words(addr, port=None) -> str:
+    """Where a session connects from, the same words in every sentence naming a lock's holder: 'host 127.0.0.1'
+    (pg_stat_activity's client_addr, as psycopg's ipaddress or as text, without the /32 or /128 of a host),
+    'local Unix socket' (client_port -1: no address), 'host unknown' (no client_addr nor client_port: a server
+    process, or a session this role may not see without pg_read_all_stats)."""
+    if addr is None or addr == "":
+        return "local Unix socket" if port == -1 else "host unknown"
+    import ipaddress
+
+    try:
+        net = ipaddress.ip_interface(str(addr))
+    except ValueError:
+        return f"host {addr}"
+    return f"host {net.ip if net.network.prefixlen == net.max_prefixlen else net.with_prefixlen}"
 
 
 def describe_holder(holder: dict) -> str:
@@ -57,14 +74,15 @@ def describe_holder(holder: dict) -> str:
         return "another session"
     since = holder.get("since")
     when = since.strftime("%Y-%m-%d %H:%M:%S") if hasattr(since, "strftime") else "?"
-    return (f"pid {holder['pid']}, user {holder['user']}, host {holder['client']}, application "
-            f"'{holder['application_name']}', connected since {when}")
+    return (f"pid {holder['pid']}, user {holder['user']}, {client_words(holder.get('client'), holder.get('client_port'))}"
+            f", application '{holder['application_name']}', connected since {when}")
 
 
 def describe_blockers(blockers) -> str:
-    """'pid 123 (user bob, application 'psql', idle in transaction) and pid 456 (…)': the sessions another one waits
-    for (objects with pid, user, application_name, state), the same words wherever a wait is said (apply, BEGIN,
-    backup, restore)."""
+    """'pid 123 (user bob, application 'psql', host 10.0.0.5, idle in transaction) and pid 456 (…)': the sessions
+    another one waits for (objects with pid, user, application_name, client, client_port, state), the same words
+    wherever a wait is said (apply, BEGIN, backup, restore)."""
     blockers = list(blockers)
-    return (" and ".join(f"pid {b.pid} (user {b.user}, application '{b.application_name or '-'}', {b.state})"
-                         for b in blockers[:3]) + (f" and {len(blockers) - 3} more" if len(blockers) > 3 else ""))
+    return (" and ".join(f"pid {b.pid} (user {b.user}, application '{b.application_name or '-'}', "
+                         f"{client_words(b.client, b.client_port)}, {b.state})" for b in blockers[:3])
+            + (f" and {len(blockers) - 3} more" if len(blockers) > 3 else ""))

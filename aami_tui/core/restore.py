@@ -838,9 +838,9 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
                 raise
             cur = await lock_conn.execute(sql("restore_lock_holders"))
             rows = await cur.fetchall()
-            holders = [f"pid {pid}, user {user}, application '{app}', {state}, from {client}"
+            holders = [f"pid {pid}, user {user}, application '{app}', {locks.client_words(client, port)}, {state}"
                        + (f" (locks {', '.join(tables)})" if tables else "")
-                       for pid, user, app, state, client, tables in rows]
+                       for pid, user, app, state, client, port, tables in rows]
             who = ("; ".join(holders) if holders else "a session that has let go since")
             # the table it waited for: as the watch saw it, else the one table the sessions holding locks hold
             held = sorted({t for *_, tables in rows for t in tables})

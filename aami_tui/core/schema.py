@@ -70,6 +70,8 @@ class LockHolder:
     query_start: datetime | None
     query: str | None
     granted: bool = True
+    client: str | None = None  # host(client_addr); None: a Unix socket (client_port -1), or not visible
+    client_port: int | None = None
 
     @classmethod
     def from_json(cls, d: dict) -> LockHolder:
@@ -80,19 +82,22 @@ class LockHolder:
             except ValueError:
                 start = None
         return cls(int(d["pid"]), d.get("user"), d.get("application"), d.get("state"), start, d.get("query"),
-                   bool(d.get("granted", True)))
+                   bool(d.get("granted", True)), d.get("client"), d.get("client_port"))
 
     def describe(self) -> str:
+        from aami_tui.core import locks
+
         since = self.query_start.astimezone().strftime("%H:%M:%S") if self.query_start else "?"
         q = " ".join((self.query or "").split()).rstrip("; ")  # a sentence goes on after it: no "MODE;."
         q = q[:80] + "…" if len(q) > 80 else q
         return (f"pid {self.pid}, user {self.user or '?'}, application '{self.application or '-'}', "
-                f"{self.state or 'state unknown'}, query started {since}: {q or '(no query)'}")
+                f"{locks.client_words(self.client, self.client_port)}, {self.state or 'state unknown'}, "
+                f"query started {since}: {q or '(no query)'}")
 
     def to_dict(self) -> dict:
         return {"pid": self.pid, "user": self.user, "application": self.application, "state": self.state,
                 "query_start": self.query_start.isoformat() if self.query_start else None, "query": self.query,
-                "granted": self.granted}
+                "granted": self.granted, "client": self.client, "client_port": self.client_port}
 
 
 @dataclass(frozen=True)

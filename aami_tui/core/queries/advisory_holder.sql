@@ -1,5 +1,5 @@
--- Who holds our advisory lock (pid, user, host, application, since when).
-SELECT a.pid, a.usename::text AS user, coalesce(host(a.client_addr), 'local socket') AS client,
+-- Who holds our advisory lock (pid, user, host and port as locks.client_words says them, application, since when).
+SELECT a.pid, a.usename::text AS user, host(a.client_addr) AS client, a.client_port,
        a.application_name, a.backend_start, a.state, a.xact_start
 FROM pg_catalog.pg_locks l
 JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid

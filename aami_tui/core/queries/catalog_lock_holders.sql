@@ -3,7 +3,7 @@
 -- waited for past lock_timeout. Functions only, no catalog tables or views (as exclusive_lock_holders.sql): it
 -- answers while that lock is held. Columns as in blocking_sessions.sql, then the catalog's oid.
 SELECT a.pid, a.usesysid::regrole::text AS user, a.application_name, a.state, a.query_start,
-       left(a.query, 200) AS query, coalesce(a.client_addr::text, 'local socket') AS client, l.relation::bigint
+       left(a.query, 200) AS query, a.client_addr AS client, a.client_port, l.relation::bigint
 FROM pg_catalog.pg_lock_status() l
 JOIN pg_catalog.pg_stat_get_activity(NULL) a ON a.pid = l.pid
 WHERE l.granted AND l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.relation < 16384

@@ -1,7 +1,7 @@
 -- Other sessions holding a lock on a table of this database (what a restore that timed out waited for), with the
 -- tables (and views, sequences) each holds a lock on, by name.
 SELECT a.pid, a.usename::text AS user, a.application_name, a.state,
-       coalesce(a.client_addr::text, 'local socket') AS client,
+       a.client_addr AS client, a.client_port,
        coalesce(array_agg(DISTINCT n.nspname || '.' || c.relname ORDER BY n.nspname || '.' || c.relname)
                 FILTER (WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')), '{}') AS tables
 FROM pg_catalog.pg_locks l
@@ -12,5 +12,5 @@ WHERE l.granted AND l.locktype = 'relation'
   AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
   AND a.pid <> pg_catalog.pg_backend_pid()
   AND a.backend_type = 'client backend'
-GROUP BY a.pid, a.usename, a.application_name, a.state, a.client_addr
+GROUP BY a.pid, a.usename, a.application_name, a.state, a.client_addr, a.client_port
 ORDER BY a.pid

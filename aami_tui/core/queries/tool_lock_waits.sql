@@ -6,7 +6,7 @@ SELECT w.pid AS waiter,
                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = l.relation),
                 l.locktype) AS what,
        b.pid, b.usename::text AS user, b.application_name, b.state, b.query_start, left(b.query, 200) AS query,
-       coalesce(b.client_addr::text, 'local socket') AS client
+       b.client_addr AS client, b.client_port
 FROM pg_catalog.pg_stat_activity w
 JOIN pg_catalog.pg_locks l ON l.pid = w.pid AND NOT l.granted
 CROSS JOIN LATERAL unnest(pg_catalog.pg_blocking_pids(w.pid)) AS bp(pid)

@@ -18,6 +18,7 @@ WITH required AS (
     SELECT l.relation,
            jsonb_agg(jsonb_build_object(
                'pid', a.pid, 'user', a.usename, 'application', a.application_name, 'state', a.state,
+               'client', host(a.client_addr), 'client_port', a.client_port,
                'query_start', a.query_start, 'query', left(a.query, 200), 'granted', l.granted)
                ORDER BY l.granted DESC, a.pid) AS holders
     FROM pg_catalog.pg_locks l

@@ -232,14 +232,17 @@ class Blocker:
     state: str
     query_start: object
     query: str
-    client: str = ""
+    client: object = None  # pg_stat_activity's client_addr (None: a Unix socket, or not visible)
+    client_port: int | None = None  # -1: a Unix socket
 
     def describe(self) -> str:
+        from aami_tui.core.locks import client_words
+
         since = self.query_start.strftime("%H:%M:%S") if hasattr(self.query_start, "strftime") else "?"
         q = " ".join((self.query or "").split())
         q = q[:80] + "…" if len(q) > 80 else q
         return (f"pid {self.pid}, user {self.user}, application '{self.application_name or '-'}', "
-                f"{self.state}, query started {since}: {q}")
+                f"{client_words(self.client, self.client_port)}, {self.state}, query started {since}: {q}")
 
 
 @dataclass(frozen=True)
