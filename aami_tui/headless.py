@@ -131,6 +131,11 @@ def _printer(e: Event) -> None:
         # "  restoring the copy: …"): the first, then every PROGRESS_EVERY seconds, and the last
         if _every.due(e.done, e.total, e.message, e.waiting):
             out(f"  {e.message}")
+    elif isinstance(e, Progress) and e.step is Step.BEGIN:
+        # "  BEGIN: waiting 3s for a lock on the system catalog pg_class held by pid 123 (…); lock_timeout (5s) ends
+        # the wait…": at once when the wait is seen, then every PROGRESS_EVERY seconds while it lasts
+        if _every.due(e.done, e.total, e.message, e.waiting) and e.message:
+            out(f"  {e.message}")
     if isinstance(e, StepChanged) and e.record.state is not State.RUNNING and _notices:
         first = _notices[0].split(": ", 1)[-1]
         out(f"  {len(_notices)} server notice{'s' if len(_notices) != 1 else ''} (first: {first}): kept in full "

@@ -682,6 +682,88 @@ async def test_headless_begin_behind_a_catalog_lock_exits_11_in_the_same_words(f
     assert public_tables(fresh_db) == [] and advisory_locks(fresh_db) == []
 
 
+async def test_begin_behind_a_queued_catalog_lock_names_the_session_in_the_way_while_it_waits(fresh_db, tmp_path,
+                                                                                            capsys):
+    """BEGIN's own queries queued behind another session's lock on pg_class said nothing until lock_timeout, and
+    then named only a session holding ACCESS EXCLUSIVE. Here the session in the way holds no lock yet: its LOCK
+    TABLE (VACUUM FULL's mode) is itself queued behind a reader, and ours queues behind it. While BEGIN waits, the
+    step names it at once (pg_blocking_pids, as restore's waiting line) and headless prints it; lock_timeout's
+    sentence names it too (not "the connection was lost": the client's own bound on BEGIN's queries was shorter
+    than lock_timeout). A retry that waits again goes on once the way is free, and the line goes."""
+    from faults import Waiter, options
+
+    from aami_tui import headless
+    from aami_tui.core.runbook import Progress, Runbook
+    from aami_tui.ui.runbook_screen import RunbookScreen
+
+    events: list = []
+
+    def listen(e) -> None:
+        events.append(e)
+        headless._printer(e)  # the headless face, in process
+
+    def begin_waits() -> list:
+        return [e for e in events if isinstance(e, Progress) and e.step is Step.BEGIN]
+
+    async def said_waiting(task: asyncio.Task, n: int) -> Progress:
+        for _ in range(200):  # (bounded, 10 s) until the step says whom it waits for
+            if len([e for e in begin_waits() if e.waiting]) > n or task.done():
+                break
+            await asyncio.sleep(0.05)
+        assert not task.done() and len([e for e in begin_waits() if e.waiting]) > n, begin_waits()
+        return [e for e in begin_waits() if e.waiting][n]
+
+    rb = Runbook(fresh_db, MIGRATION, options(tmp_path, skip_backup=True, lock_timeout=3.0), listen,
+                 interactive=False)
+    await rb.preflight()
+    await rb.backup_step()
+    # A client-side bound on round trips below lock_timeout (the DBA's --lock-timeout above the default 15 s): the
+    # wait was cut short as "the connection to the server was lost or stopped answering"
+    rb.opt.query_timeout = 1.0
+    reader = observe(fresh_db, app="reader", autocommit=False)
+    reader.execute("SELECT count(*) FROM pg_catalog.pg_class")  # ACCESS SHARE on pg_class, until it ends
+    locker = Waiter(fresh_db, "BEGIN; LOCK TABLE pg_catalog.pg_class IN ACCESS EXCLUSIVE MODE", app="vacuum-full")
+    task = None
+    try:
+        locker.start()
+        for _ in range(200):  # (bounded) until the LOCK TABLE queues behind the reader; asked on the reader's own
+            # connection: a new one would queue behind it too
+            if reader.execute("SELECT count(*) FROM pg_catalog.pg_lock_status() WHERE pid = %s AND NOT granted",
+                              (locker.pid,)).fetchone()[0]:
+                break
+            await asyncio.sleep(0.05)
+        who = (f"the system catalog pg_class held by pid {locker.pid} (user {fresh_db.user}, application "
+               "'vacuum-full', host 127.0.0.1, active)")
+        task = asyncio.create_task(rb.begin())
+        line = (await said_waiting(task, 0)).message
+        assert line.startswith("BEGIN: waiting ") and line.endswith(
+            f"s for a lock on {who}; lock_timeout (3s) ends the wait: BEGIN fails, nothing changed"), line
+        # lock_timeout ends it: the sentence names the same session (it said only "a lock another session holds
+        # on a system catalog"), and the step's line goes
+        with pytest.raises(RunbookError) as e:
+            await asyncio.wait_for(task, 30)
+        assert f"lock_timeout (3s) for a lock on {who}. End that session" in str(e.value), str(e.value)
+        assert not begin_waits()[-1].waiting and rb.phase is Phase.READY
+        # A retry waits again, and goes on once the way is free
+        task = asyncio.create_task(rb.begin())
+        again = await said_waiting(task, 1)
+        assert RunbookScreen.begin_wait(again).plain == f"⏳ {again.message}"  # the console's step line
+        reader.rollback()  # the LOCK TABLE gets pg_class, its session ends, and BEGIN goes on
+        await asyncio.wait_for(task, 30)
+        locker.join(10)
+    finally:
+        reader.close()
+        if task is not None and not task.done():
+            task.cancel()
+    assert rb.tx_open and rb.steps[Step.BEGIN].state is State.DONE
+    assert not begin_waits()[-1].waiting and RunbookScreen.begin_wait(begin_waits()[-1]).plain == ""
+    out = capsys.readouterr().out
+    said = [ln for ln in out.splitlines() if "waiting" in ln]
+    assert said and said[0] == f"  {line}", out  # at once (then at most every 4 s)
+    await rb.rollback()
+    await rb.close()
+
+
 def _gated_writes(monkeypatch, loop: asyncio.AbstractEventLoop):
     """report.write held in the report thread until the test opens ``gate``; ``entered`` is set (on the loop) as
     each write begins. The database stays real: only the writing of the file waits."""

@@ -413,6 +413,7 @@ async def test_connection_loss_says_rolled_back_and_a_retry_works(pg_server, fre
         await other.apply()
         await other.verify()
         await other.commit(fresh_db.dbname)
+        await rb.close()  # the first console, still open (its monitor connection, opened at pre-flight, with it)
     else:
         await other.close()
         # ...and this one can retry the whole transaction on a new connection (it reconnects).

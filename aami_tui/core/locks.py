@@ -53,6 +53,19 @@ async def unlock(conn) -> None:
     await conn.execute(sql("advisory_unlock"), KEY)
 
 
+# System catalogs (and their indexes) by their fixed oids: a lock on one is named without reading pg_class, which is
+# the catalog most often locked (VACUUM FULL pg_class) when a session waits behind one.
+CATALOGS = {1259: "pg_class", 1249: "pg_attribute", 1247: "pg_type", 1255: "pg_proc", 2615: "pg_namespace",
+            2610: "pg_index", 2606: "pg_constraint", 2608: "pg_depend", 2604: "pg_attrdef", 2611: "pg_inherits",
+            2620: "pg_trigger", 2618: "pg_rewrite", 2619: "pg_statistic", 1262: "pg_database", 1260: "pg_authid",
+            2662: "pg_class_oid_index", 2663: "pg_class_relname_nsp_index", 2659: "pg_attribute_relid_attnum_index"}
+
+
+def catalog_words(oid: int) -> str:
+    """'the system catalog pg_class', or 'a system catalog (oid 2612)': a relation below FirstNormalObjectId."""
+    return f"the system catalog {CATALOGS[oid]}" if oid in CATALOGS else f"a system catalog (oid {oid})"
+
+
 def client_words(addr, port=None) -> str:
     """Where a session connects from, the same words in every sentence naming a lock's holder: 'host 127.0.0.1'
     (pg_stat_activity's client_addr, as psycopg's ipaddress or as text, without the /32 or /128 of a host),

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aami_tui.core.queries import sql
@@ -374,13 +374,22 @@ POLL_INTERVAL = 0.5  # seconds between two polls of the progress views
 
 @dataclass
 class Watch:
-    """Polls the progress views for the tool's sessions on its own connection and reports ``Progress``."""
+    """Polls the progress views for the tool's sessions on its own connection and reports ``Progress``; while one
+    of them waits for another session's lock, the progress says for whom (``Progress.waiting``).
+
+    With ``pid``, it watches that one session's lock waits only (the migration session while BEGIN's own queries
+    run), on the connection ``borrow`` returns (the runbook's monitor, opened before: while another session holds
+    or awaits a lock on pg_class no new connection can even start), first after ``grace`` seconds (a BEGIN that
+    answers at once costs no poll); the connection is the lender's, never closed here."""
 
     settings: object  # ConnSettings
     tracker: Tracker
     on_progress: Callable[[Progress], None]
     interval: float = field(default_factory=lambda: POLL_INTERVAL)
     lock_bound: str = ""  # what ends a wait for another session's lock ("lock_timeout (5s) ends the backup")
+    pid: int | None = None
+    borrow: Callable[[], Awaitable] | None = None
+    grace: float = 0.0
     _task: asyncio.Task | None = field(default=None, init=False)
     _conn: object = field(default=None, init=False)
     _since: object = field(default=None, init=False)
@@ -392,6 +401,10 @@ class Watch:
         from aami_tui.core.db import connect
 
         self._conn, self._since, has_copy = None, None, False
+        if self.pid is not None:  # one session's waits, on a borrowed connection: no progress views
+            self.tracker.exact = False
+            self._task = asyncio.create_task(self._run())
+            return self
         try:
             self._conn = await asyncio.wait_for(connect(self.settings), 10)
             cur = await asyncio.wait_for(self._conn.execute(
@@ -421,6 +434,8 @@ class Watch:
             await self._close()
 
     async def _close(self) -> None:
+        if self.pid is not None:  # borrowed: the lender's to close
+            self._conn = None
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await self._conn.close()
@@ -431,22 +446,34 @@ class Watch:
         from aami_tui.core import locks
         from aami_tui.core.runbook.model import Blocker
 
-        cur = await asyncio.wait_for(self._conn.execute(sql("tool_lock_waits"), {"since": self._since}), 5)
-        rows = await cur.fetchall()
+        if self._conn is None and self.borrow is not None:
+            self._conn = await asyncio.wait_for(self.borrow(), 5)
+        try:
+            cur = await asyncio.wait_for(self._conn.execute(sql("tool_lock_waits"),
+                                                            {"since": self._since, "pid": self.pid}), 5)
+            rows = await cur.fetchall()
+        except BaseException:
+            if self.borrow is not None:
+                self._conn = None  # asked for again at the next poll (the lender opens a new one if it broke)
+            raise
         if not rows:
             self.tracker.lock_wait("")
             return
-        _waiter, waited, what = rows[0][:3]
-        blockers = tuple(Blocker(*r[3:]) for r in rows if r[0] == rows[0][0])
+        _waiter, waited, what, relation = rows[0][:4]
+        if what is None:  # a system catalog, named from its oid (no read of pg_class, which may be the one locked)
+            what = locks.catalog_words(relation)
+        blockers = tuple(Blocker(*r[4:]) for r in rows if r[0] == rows[0][0])
         words = (f"waiting {waited or 0:.0f}s for a lock on {what} held by {locks.describe_blockers(blockers)}"
                  + (f"; {self.lock_bound}" if self.lock_bound else ""))
         self.tracker.lock_wait(words, what, blockers)
 
     async def _run(self) -> None:
+        if self.grace:
+            await asyncio.sleep(self.grace)
         while not self._stop:
             copies: list[tuple] = []
             idx: list[tuple] = []
-            if self._conn is not None and self._since is not None:
+            if self.pid is not None or (self._conn is not None and self._since is not None):
                 with contextlib.suppress(Exception):  # a missed poll is no reason to disturb the tool
                     await self._lock_wait()
             if self._conn is not None and self.tracker.exact:

@@ -146,6 +146,7 @@ class RunbookScreen(Screen):
         self._stream: EngineStreamMsg | None = None  # the message collecting the engine's stream now
         self._stream_posted = 0.0  # time.monotonic() of the last one posted
         self._apply_msg, self._apply_waiting = "", False  # the apply's statement line; whether a lock wait replaced it
+        self._begin_waiting = False  # BEGIN's own queries wait for another session's lock (#begin-line names it)
         rb.listener = self._on_engine_event
 
     # ---- layout ------------------------------------------------------------------------------------------
@@ -172,6 +173,9 @@ class RunbookScreen(Screen):
                     yield Static("", id="backup-info")
                     yield ToolProgress(total=1, id="backup-progress", show_eta=False)
                     yield Static("", id="backup-line")
+                    begin_line = Static("", id="begin-line")  # only while BEGIN waits for a lock (_begin_line)
+                    begin_line.display = False
+                    yield begin_line
                     yield Static("", id="rehearse-info")
                     yield ToolProgress(total=1, id="rehearse-progress", show_eta=False)
                     yield Static("", id="rehearse-line")
@@ -451,6 +455,8 @@ class RunbookScreen(Screen):
                 return
             self.query_one("#rehearse-progress", ToolProgress).show(ev.done, ev.total, ev.waiting)
             self.query_one("#rehearse-line", Static).update(fmt.redact(ev.message))
+        elif ev.step is Step.BEGIN:  # BEGIN's own queries wait for another session's lock: on whom (or no more)
+            self._begin_line(self.begin_wait(ev) if self.rb.steps[Step.BEGIN].state is State.RUNNING else Text(""))
         elif ev.step is Step.APPLY:
             self.query_one("#apply-progress", ProgressBar).update(total=ev.total, progress=ev.done)
             self._apply_msg, self._apply_waiting = ev.message, False  # a new statement: not waiting (yet)
@@ -506,6 +512,8 @@ class RunbookScreen(Screen):
             self.query_one("#backup-progress", ToolProgress).show(0, 1)
             self.query_one("#backup-line", Static).update(Text.assemble(
                 ("✗ Backup failed", "bold red"), f": {fmt.short_paths(fmt.redact(rec.detail))} n runs it again."))
+        if rec.step is Step.BEGIN and rec.state != State.RUNNING:  # its wait, if any, ended with it
+            self._begin_line(Text(""))
         if rec.step is Step.REHEARSE and rec.state == State.RUNNING:  # a new rehearsal: its own bar from zero
             self.query_one("#rehearse-progress", ToolProgress).show(0, 1)
             self.query_one("#rehearse-line", Static).update("")
@@ -597,6 +605,18 @@ class RunbookScreen(Screen):
         self.query_one(ContentSwitcher).current = "pane-sql" if self.sql_open else pane
         self.query_one("#panes").border_title = "Migration SQL" if self.sql_open else "Step"
 
+    def _begin_line(self, text: Text) -> None:
+        line = self.query_one("#begin-line", Static)
+        line.update(text)
+        line.display = self._begin_waiting = bool(text.plain)
+        self._txbar()
+
+    @staticmethod
+    def begin_wait(ev: Progress) -> Text:
+        """The BEGIN step's line while its own queries wait for another session's lock (whose, how long, what ends
+        it), in the warning colour as the apply's wait; empty once the wait is over."""
+        return Text(fmt.redact(f"⏳ {ev.message}"), style="bold yellow") if ev.waiting and ev.message else Text("")
+
     def _done_text(self) -> Text:
         text = self._done_text_raw()
         return Text(fmt.redact(text.plain), style="") if fmt.STABLE else text
@@ -660,6 +680,8 @@ class RunbookScreen(Screen):
             why, since = rb.resolving
             return (f"COMMIT: {why}: asking the server what became of transaction {rb.xid or '?'} on a new "
                     f"connection ({time.monotonic() - since:.0f}s)…")
+        if running is Step.BEGIN and self._begin_waiting:  # answering: it waits for a lock, not for the network
+            return "BEGIN: waiting for another session's lock (the step names it; escape cancels)…"
         if running is not None and (silent := rb.waiting_for_answer(self.SAY_SILENT_AFTER)) is not None:
             return f"{running.title}: waiting for the server's answer ({silent:.0f}s)…"  # it may have stopped answering
         if running is not None:

@@ -1,16 +1,23 @@
--- Sessions of pg_dump / psql (application_name aami-tui, started since %(since)s) in this database that wait for a
--- lock: how long, on what, and who holds it (pg_blocking_pids). Blocker columns as in blocking_sessions.sql.
+-- Sessions waiting for a lock in this database, how long, on what, and who is in the way (pg_blocking_pids: any
+-- conflicting mode, held or queued ahead): either the tool's sessions (pg_dump / psql: application_name aami-tui,
+-- started since %(since)s), or the one session %(pid)s (the migration session while BEGIN's own queries run).
+-- Functions only, no catalog table or view: it answers while another session holds or awaits a lock on a catalog
+-- such as pg_class (what BEGIN waits behind). `what` is a user relation's name (looked up only for one), else the
+-- lock type; a system catalog comes as its oid in `relation` (locks.catalog_words names it). Blocker columns as in
+-- blocking_sessions.sql.
 SELECT w.pid AS waiter,
        extract(epoch FROM now() - w.query_start)::float8 AS waited_s,
-       coalesce((SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_class c
-                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = l.relation),
-                l.locktype) AS what,
-       b.pid, b.usename::text AS user, b.application_name, b.state, b.query_start, left(b.query, 200) AS query,
-       b.client_addr AS client, b.client_port
-FROM pg_catalog.pg_stat_activity w
-JOIN pg_catalog.pg_locks l ON l.pid = w.pid AND NOT l.granted
+       CASE WHEN l.relation >= 16384 THEN (pg_catalog.pg_identify_object(1259, l.relation, 0)).identity
+            WHEN l.relation IS NULL THEN l.locktype END AS what,
+       l.relation::bigint AS relation,
+       b.pid, b.usesysid::regrole::text AS user, b.application_name, b.state, b.query_start,
+       left(b.query, 200) AS query, b.client_addr AS client, b.client_port
+FROM pg_catalog.pg_stat_get_activity(NULL) w
+JOIN pg_catalog.pg_lock_status() l ON l.pid = w.pid AND NOT l.granted
 CROSS JOIN LATERAL unnest(pg_catalog.pg_blocking_pids(w.pid)) AS bp(pid)
-JOIN pg_catalog.pg_stat_activity b ON b.pid = bp.pid
-WHERE w.datname = pg_catalog.current_database() AND w.application_name = 'aami-tui'
-  AND w.backend_start >= %(since)s AND w.pid <> pg_catalog.pg_backend_pid() AND w.wait_event_type = 'Lock'
+JOIN pg_catalog.pg_stat_get_activity(NULL) b ON b.pid = bp.pid
+WHERE w.datid = (SELECT a.datid FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) a)
+  AND w.wait_event_type = 'Lock' AND w.pid <> pg_catalog.pg_backend_pid()
+  AND (w.pid = %(pid)s::int
+       OR (%(pid)s::int IS NULL AND w.application_name = 'aami-tui' AND w.backend_start >= %(since)s))
 ORDER BY w.pid, b.pid

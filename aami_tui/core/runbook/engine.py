@@ -478,6 +478,11 @@ class Runbook:
             self._move(Phase.NEW)
             raise self._fail("Pre-flight checklist not complete: " + "; ".join(missing) + ".", Verdict.PREFLIGHT)
         self._set(Step.PREFLIGHT, State.DONE, f"{len(checks)} checks passed")
+        if not self.nothing_to_do:
+            # BEGIN's lock-wait watch polls on the monitor connection: opened now, while one can still start (behind
+            # a lock on pg_class, a VACUUM FULL's taken during the backup, no new connection gets in)
+            with contextlib.suppress(ConnectError, psycopg.Error, TimeoutError, OSError):
+                await self.monitor_conn()
         if back is Phase.CHECKED and self.backup_skipped_why():  # nothing to back up: BEGIN comes next
             self._skip_backup()
             back = Phase.READY
@@ -713,6 +718,7 @@ class Runbook:
         back = Phase.READY if frm is not Phase.ROLLED_BACK else Phase.ROLLED_BACK
         self._set(Step.BEGIN, State.RUNNING)
         t = self.opt.query_timeout
+        waits: list = []  # the wait the watch saw last, (what, blockers): the sentence if lock_timeout ends it
         try:
             await self.session.ensure(t)
             holder = await self.session.try_lock(t)  # re-taken on a retry after ROLLBACK (which released it)
@@ -721,15 +727,18 @@ class Runbook:
                 self.lock_holder = holder
                 raise self._fail(f"Another operator is running the migration on {self.settings.dbname}: "
                                  f"{locks.describe_holder(holder)}.", Verdict.LOCKED)
-            read_only = await self.session.begin(lock_timeout=self.opt.lock_timeout,
-                                                 statement_timeout=self.opt.statement_timeout,
-                                                 idle_timeout=self.opt.idle_timeout, seconds=t)
-            if read_only:  # statement 1 would fail ("cannot execute … in a read-only transaction"): never opened
-                await self.session.call(self.session.conn.execute("ROLLBACK"), t, "ROLLBACK")
-                raise self._fail(f"BEGIN refused: the transaction would be read-only ({await self._read_only_why(t)})"
-                                 ". No transaction is open: nothing changed.", Verdict.BEGIN_FAILED)
-            cur = await self.session.call(self.session.conn.execute(sql("public_tables")), t, "the table list")
-            self.tables_before_begin = {name: (rows, size) for name, rows, size in await cur.fetchall()}
+            async with self._begin_watch(waits):  # says at once whom BEGIN's own queries wait for, while they do
+                read_only = await self.session.begin(lock_timeout=self.opt.lock_timeout,
+                                                     statement_timeout=self.opt.statement_timeout,
+                                                     idle_timeout=self.opt.idle_timeout, seconds=t)
+                if read_only:  # statement 1 would fail ("cannot execute … in a read-only transaction"): never opened
+                    await self.session.call(self.session.conn.execute("ROLLBACK"), t, "ROLLBACK")
+                    raise self._fail(f"BEGIN refused: the transaction would be read-only "
+                                     f"({await self._read_only_why(t)}). No transaction is open: nothing changed.",
+                                     Verdict.BEGIN_FAILED)
+                cur = await self.session.call(self.session.conn.execute(sql("public_tables")), self._begin_deadline(),
+                                              "the table list")
+                self.tables_before_begin = {name: (rows, size) for name, rows, size in await cur.fetchall()}
             self.inspect_created = {}
         except asyncio.CancelledError:
             self._set(Step.BEGIN, State.FAILED, "cancelled")
@@ -752,7 +761,9 @@ class Runbook:
             else:  # the server refused BEGIN or its set-up; the session is fine: end what it opened
                 with contextlib.suppress(Exception):
                     await self.session.call(self.session.conn.execute("ROLLBACK"), t, "ROLLBACK")
-                holders = await self._catalog_holders(t) if isinstance(exc, psycopg.errors.LockNotAvailable) else ""
+                holders = ""
+                if isinstance(exc, psycopg.errors.LockNotAvailable):
+                    holders = self._seen_holders(waits) or await self._catalog_holders(t)
                 msg = f"BEGIN failed: {self._begin_refusal(exc, holders)} No transaction is open: nothing changed."
                 self.say(msg, "error", Step.BEGIN)
             self._set(Step.BEGIN, State.FAILED, msg)
@@ -782,6 +793,53 @@ class Runbook:
             return "the server is a read-only standby now (in recovery: a failover?); run the migration on the primary"
         return read_only_words(source, self.settings.dbname, user)
 
+    @contextlib.asynccontextmanager
+    async def _begin_watch(self, waits: list):
+        """While BEGIN's own queries run: the migration session's lock waits, polled on the monitor connection
+        (opened at pre-flight: no new connection can start behind a lock on pg_class) by restore's and the backup's
+        watch (core/progress.py: pg_blocking_pids, any conflicting mode, held or queued ahead). A wait is said as a
+        Progress of the BEGIN step ("BEGIN: waiting 3s for a lock on the system catalog pg_class held by pid …"), and
+        its end as one with no words; ``waits`` keeps the last one seen, for the sentence if lock_timeout ends it."""
+        from aami_tui.core import progress as prog
+
+        said = [False]
+        tracker = prog.Tracker("BEGIN", [])
+
+        def on_progress(p: prog.Progress) -> None:
+            if p.waiting:
+                waits[:] = [tracker.wait_seen]
+            if p.waiting or said[0]:
+                said[0] = bool(p.waiting)
+                self.emit(Progress(Step.BEGIN, 0, 1, p.line() if p.waiting else "", waiting=bool(p.waiting)))
+
+        lt, st = self.opt.lock_timeout, self.opt.statement_timeout
+        bound = (f"lock_timeout ({lt:g}s) ends the wait: BEGIN fails, nothing changed" if lt else
+                 f"statement_timeout ({st:g}s) ends the wait: BEGIN fails, nothing changed" if st else
+                 f"nothing on the server ends the wait (lock_timeout and statement_timeout are 0): the client gives up "
+                 f"after {self._begin_deadline():g}s")
+        try:
+            async with prog.Watch(self.settings, tracker, on_progress, lock_bound=bound,
+                                  pid=self.session.backend_pid, borrow=self.monitor_conn, grace=BEGIN_WATCH_GRACE):
+                yield
+        finally:
+            if said[0]:  # ended while waiting (lock_timeout, a cancel): the line goes with it
+                self.emit(Progress(Step.BEGIN, 0, 1, "", waiting=False))
+
+    def _begin_deadline(self) -> float:
+        """The client-side bound on BEGIN's own queries, which may queue behind another session's lock until the
+        server ends them (lock_timeout, else statement_timeout, both set by BEGIN): past that, never shorter than
+        query_timeout. A lock_timeout above query_timeout was cut short as a lost connection."""
+        bounds = [x for x in (self.opt.lock_timeout, self.opt.statement_timeout) if x > 0]
+        return max(self.opt.query_timeout, min(bounds) + 2.0) if bounds else self.opt.query_timeout
+
+    @staticmethod
+    def _seen_holders(waits: list) -> str:
+        """'the system catalog pg_class held by pid 123 (…)': the last wait BEGIN's watch saw, or ''."""
+        from aami_tui.core import locks
+
+        what, blockers = waits[0] if waits and waits[0] else ("", ())
+        return f"{what} held by {locks.describe_blockers(blockers)}" if blockers else ""
+
     async def _catalog_holders(self, t: float) -> str:
         """After BEGIN's own queries gave up waiting for a lock: 'pg_class held by pid 123 (user …)', the sessions
         holding an exclusive lock on a system catalog, asked with functions only (no catalog read, so the question
@@ -802,7 +860,7 @@ class Runbook:
             return ""
         by_catalog: dict[str, list[Blocker]] = {}
         for *b, rel in rows:
-            what = f"the system catalog {_CATALOGS[rel]}" if rel in _CATALOGS else f"a system catalog (oid {rel})"
+            what = locks.catalog_words(rel)
             if not any(x.pid == b[0] for x in by_catalog.setdefault(what, [])):
                 by_catalog[what].append(Blocker(*b))
         return "; ".join(f"{what} held by {locks.describe_blockers(bs)}" for what, bs in list(by_catalog.items())[:2])
@@ -1590,10 +1648,7 @@ class Runbook:
 # the journal writes one.
 # The system catalogs BEGIN's own queries read, by their fixed oids: named without reading pg_class (which may be
 # the very catalog locked).
-_CATALOGS = {1259: "pg_class", 1249: "pg_attribute", 1247: "pg_type", 1255: "pg_proc", 2615: "pg_namespace",
-             2610: "pg_index", 2606: "pg_constraint", 2608: "pg_depend", 2604: "pg_attrdef", 2611: "pg_inherits",
-             2620: "pg_trigger", 2618: "pg_rewrite", 2619: "pg_statistic", 1262: "pg_database", 1260: "pg_authid",
-             2662: "pg_class_oid_index", 2663: "pg_class_relname_nsp_index", 2659: "pg_attribute_relid_attnum_index"}
+BEGIN_WATCH_GRACE = 0.3  # seconds before BEGIN's lock-wait watch first asks (a BEGIN that answers costs nothing)
 _JOURNALED_ENDS = frozenset({Phase.PREFLIGHT, Phase.BACKUP, Phase.BEGINNING, Phase.APPLYING, Phase.VERIFYING})
 
 

@@ -26,13 +26,16 @@ async def sample(rb: Runbook) -> LockWatch | None:
     try:
         mon = await rb.monitor_conn()
         t = rb.opt.query_timeout
+        cur = await bounded(mon, mon.execute(sql("blocking_sessions"), {"pid": pid}), t, "the lock watch")
+        blockers = tuple(Blocker(*r) for r in await cur.fetchall())
+        # What waits, asked after the blockers were seen (it still waits: a wait lasts): the batch in flight, and the
+        # statement of it that named itself (application_name) before it queued. Asked before, both could be of a
+        # moment before the apply reached the statement that waits (no batch yet, or the name of an earlier one).
+        now = rb.applying_now if rb.phase is Phase.APPLYING else None
         cur = await bounded(mon, mon.execute(sql("transaction_age"), {"pid": pid}), t, "the lock watch")
         row = await cur.fetchone()
         cur = await bounded(mon, mon.execute(sql("waiting_on_us"), {"pid": pid}), t, "the lock watch")
         waiters = [dict(zip([d.name for d in cur.description], r, strict=True)) for r in await cur.fetchall()]
-        now = rb.applying_now if rb.phase is Phase.APPLYING else None  # what is in flight as we ask
-        cur = await bounded(mon, mon.execute(sql("blocking_sessions"), {"pid": pid}), t, "the lock watch")
-        blockers = tuple(Blocker(*r) for r in await cur.fetchall())
     except (Deadline, TimeoutError):
         await rb.drop_monitor()  # the next sample reconnects (and the caller checks the session itself)
         return None
