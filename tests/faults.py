@@ -19,6 +19,7 @@ import pglast
 import psycopg
 from conftest import MIGRATION, ROOT
 
+from aami_tui.core import pgtools
 from aami_tui.core.runbook import Options, Runbook
 from aami_tui.core.settings import ConnSettings
 
@@ -150,6 +151,41 @@ def spawn_cli(*args: str, env: dict) -> subprocess.Popen:
     """``python -m aami_tui ...`` as a child we can signal (its own process group)."""
     return subprocess.Popen([sys.executable, "-m", "aami_tui", *args], cwd=ROOT, env=child_env(env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def signal_child(p: subprocess.Popen, sig: int, before=None, timeout: float = 30) -> tuple[str, str]:
+    """``before()`` (what the child must reach first: waits are bounded), then ``sig`` to the child, and its
+    output once it has exited (within ``timeout``). A child still there afterwards (an assertion failed first, or
+    it did not end) is killed."""
+    try:
+        if before is not None:
+            before()
+        os.kill(p.pid, sig)
+        return p.communicate(timeout=timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def tool_waits_for_a_lock(settings: ConnSettings) -> bool:
+    """Whether a session of the tool (pg_dump, psql, the migration session) in this database waits for a lock."""
+    return bool(query(settings, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                                "AND wait_event_type = 'Lock' AND application_name = 'aami-tui'"))
+
+
+def backup_tools(settings: ConnSettings) -> tuple[pgtools.Tool, pgtools.Tool, int]:
+    """pg_dump and pg_restore as pre-flight chooses them for this server, and its major version."""
+    with psycopg.connect(settings.conninfo()) as c:
+        major = c.info.server_version // 10000
+    return pgtools.find_tool("pg_dump", major), pgtools.find_tool("pg_restore", major), major
+
+
+async def take_verified_backup(settings: ConnSettings, backup_dir: Path, **kw) -> pgtools.BackupResult:
+    """A verified backup as the runbook takes it, its metadata naming the database and, unless ``source`` says
+    otherwise, the server it came from (what a restore checks before it runs)."""
+    dump_tool, restore_tool, major = backup_tools(settings)
+    kw.setdefault("source", {"dbname": settings.dbname, "host": settings.host, "port": settings.port})
+    return await pgtools.take_backup(dump_tool, restore_tool, settings, backup_dir, server_major=major, **kw)
 
 
 def spawn_holder(stage: str, settings: ConnSettings, migration: Path, tmp_path: Path) -> tuple[subprocess.Popen, int]:

@@ -8,14 +8,9 @@ import json
 
 import psycopg
 import pytest
+from faults import backup_tools, take_verified_backup
 
 from aami_tui.core import pgtools, progress
-
-
-def _tools(settings):
-    with psycopg.connect(settings.conninfo()) as c:
-        major = c.info.server_version // 10000
-    return pgtools.find_tool("pg_dump", major), pgtools.find_tool("pg_restore", major), major
 
 
 def _fill(settings, rows: int = 250_000, schema: str = "public") -> None:
@@ -30,9 +25,17 @@ def _fill(settings, rows: int = 250_000, schema: str = "public") -> None:
         c.execute("ANALYZE")
 
 
+async def _filled_backup(settings, backup_dir, rows: int = 250_000) -> pgtools.BackupEntry:
+    """The two tables of ``_fill``, backed up: what a restore's progress is measured on."""
+    _fill(settings, rows)
+    await take_verified_backup(settings, backup_dir, source={"dbname": settings.dbname})
+    [entry] = pgtools.list_backups(backup_dir, settings.dbname)
+    return entry
+
+
 async def test_progress_events_arrive_during_a_backup_and_only_move_forward(fresh_db, tmp_path):
     _fill(fresh_db)
-    dump_tool, restore_tool, major = _tools(fresh_db)
+    dump_tool, restore_tool, major = backup_tools(fresh_db)
     seen: list[progress.Progress] = []
     res = await pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path, compress="9", server_major=major,
                                     source={"dbname": fresh_db.dbname}, on_progress=seen.append)
@@ -55,7 +58,7 @@ async def test_progress_events_arrive_during_a_backup_and_only_move_forward(fres
 
 async def test_directory_format_with_jobs_is_listed_verified_and_restored(fresh_db, tmp_path):
     _fill(fresh_db, 20_000)
-    dump_tool, restore_tool, major = _tools(fresh_db)
+    dump_tool, restore_tool, major = backup_tools(fresh_db)
     res = await pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path, compress="1", jobs=2,
                                     server_major=major, source={"dbname": fresh_db.dbname})
     d = res.dump_path
@@ -81,7 +84,7 @@ async def test_directory_format_with_jobs_is_listed_verified_and_restored(fresh_
 
 
 async def test_compression_is_checked_against_the_chosen_pg_dump(fresh_db, tmp_path):
-    dump_tool, restore_tool, major = _tools(fresh_db)
+    dump_tool, restore_tool, major = backup_tools(fresh_db)
     with pytest.raises(ValueError, match="not a pg_dump compression"):
         pgtools.parse_compress("fast")
     for ok in ("0", "9", "gzip", "gzip:1", "none", "zstd:3", "lz4"):
@@ -162,12 +165,7 @@ async def test_restore_progress_comes_from_the_server_and_only_moves_forward(fre
     from aami_tui.core import restore
 
     monkeypatch.setattr(progress, "POLL_INTERVAL", 0.05)
-
-    _fill(fresh_db)
-    dump_tool, restore_tool, major = _tools(fresh_db)
-    await pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path, server_major=major,
-                              source={"dbname": fresh_db.dbname})
-    [entry] = pgtools.list_backups(tmp_path, fresh_db.dbname)
+    entry = await _filled_backup(fresh_db, tmp_path)
     with psycopg.connect(fresh_db.conninfo(), autocommit=True) as c:
         c.execute("TRUNCATE events")
     seen: list[progress.Progress] = []
@@ -188,11 +186,7 @@ async def test_restore_of_a_backup_without_sizes_counts_its_tables_and_indexes(f
     from aami_tui.core import restore
 
     monkeypatch.setattr(progress, "POLL_INTERVAL", 0.05)
-    _fill(fresh_db)
-    dump_tool, restore_tool, major = _tools(fresh_db)
-    await pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path, server_major=major,
-                              source={"dbname": fresh_db.dbname})
-    [entry] = pgtools.list_backups(tmp_path, fresh_db.dbname)
+    entry = await _filled_backup(fresh_db, tmp_path)
     meta = entry.path.with_name(entry.path.name + ".json")
     meta.write_text(json.dumps({k: v for k, v in json.loads(meta.read_text()).items() if k != "work"}))
     [entry] = pgtools.list_backups(tmp_path, fresh_db.dbname)
@@ -232,11 +226,7 @@ async def test_a_restore_waiting_for_a_lock_says_so_and_shows_no_progress_it_has
     the line names the holder, and the bar moves only with what the server has done."""
     from aami_tui.core import restore
 
-    _fill(fresh_db, 2_000)
-    dump_tool, restore_tool, major = _tools(fresh_db)
-    await pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path, server_major=major,
-                              source={"dbname": fresh_db.dbname})
-    [entry] = pgtools.list_backups(tmp_path, fresh_db.dbname)
+    entry = await _filled_backup(fresh_db, tmp_path, 2_000)
     seen: list[progress.Progress] = []
     with psycopg.connect(fresh_db.conninfo(application_name="config-server")) as holder:
         holder.execute("SELECT count(*) FROM events").fetchone()  # idle in transaction, ACCESS SHARE held
@@ -248,7 +238,8 @@ async def test_a_restore_waiting_for_a_lock_says_so_and_shows_no_progress_it_has
     waiting = [ln for ln in lines if "waiting" in ln]
     assert waiting and all(
         f"for a lock on public.events held by pid {pid} (user " in ln
-        and "'config-server', host 127.0.0.1, idle in transaction" in ln and "lock_timeout (3s) ends the restore, rolled back" in ln for ln in waiting), lines
+        and "'config-server', host 127.0.0.1, idle in transaction" in ln
+        and "lock_timeout (3s) ends the restore, rolled back" in ln for ln in waiting), lines
     assert all("/s" not in ln and "ETA" not in ln for ln in lines[lines.index(waiting[0]):]), lines
     assert all(p.done == 0 for p in seen), lines  # nothing was restored: no amount, no jump
 
@@ -301,7 +292,7 @@ async def test_a_backup_ends_even_when_its_progress_watch_misses_the_cancel(fres
         return result
 
     monkeypatch.setattr(progress, "POLL_INTERVAL", 0.01)
-    dump_tool, restore_tool, major = _tools(fresh_db)
+    dump_tool, restore_tool, major = backup_tools(fresh_db)
     monkeypatch.setattr(asyncio, "wait_for", slow_poll)
     try:
         task = asyncio.ensure_future(pgtools.take_backup(dump_tool, restore_tool, fresh_db, tmp_path,

@@ -11,17 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import uuid
 
 import psycopg
 import pytest
 from conftest import catalog_fingerprint, run_sql
-from faults import migration_with, observe, query, spawn_cli, tool_sessions, wait_until
+from faults import (
+    migration_with,
+    observe,
+    query,
+    signal_child,
+    spawn_cli,
+    take_verified_backup,
+    tool_sessions,
+    tool_waits_for_a_lock,
+    wait_until,
+)
 from psycopg import sql
-
-from aami_tui.core import pgtools
 
 SLEEPING = ("SELECT datname FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep%%' "
             "AND datname LIKE %s")
@@ -45,14 +52,10 @@ def test_a_signal_mid_run_ends_it_as_ctrl_c_does(pg_server, fresh_db, tmp_path, 
             "rehearse": ("rehearse", *dirs)}[command]
     try:
         p = spawn_cli(*args, "--migration-file", str(path), env=pg_server.env(fresh_db.dbname))
-        try:
-            wait_until(lambda: query(fresh_db, SLEEPING, (where,)), 30, what=f"{command} to reach pg_sleep")
-            (scratch,) = query(fresh_db, SLEEPING, (where,))[0]
-            os.kill(p.pid, getattr(signal, sig))
-            out, err = p.communicate(timeout=30)
-        finally:
-            if p.poll() is None:
-                p.kill()
+        sleeping: list = []  # (the database of the session that sleeps)
+        out, err = signal_child(p, getattr(signal, sig), lambda: sleeping.extend(wait_until(
+            lambda: query(fresh_db, SLEEPING, (where,)), 30, what=f"{command} to reach pg_sleep")[0]))
+        (scratch,) = sleeping
         assert p.returncode == 130, out + err
         assert "Traceback" not in out + err
         assert catalog_fingerprint(fresh_db) == before
@@ -84,30 +87,16 @@ def test_a_signal_mid_run_ends_it_as_ctrl_c_does(pg_server, fresh_db, tmp_path, 
 def test_sighup_cancels_a_headless_restore_with_its_sentence_and_report(pg_server, fresh_db, tmp_path):
     """A restore waiting for a lock when the SSH session drops: cancelled, the same sentence as SIGTERM, a report,
     exit 130, the database untouched (it wrote no report and exited 129)."""
-    async def backup() -> None:
-        with psycopg.connect(fresh_db.conninfo()) as c:
-            major = c.info.server_version // 10000
-        await pgtools.take_backup(pgtools.find_tool("pg_dump", major), pgtools.find_tool("pg_restore", major),
-                                  fresh_db, tmp_path / "backups", server_major=major,
-                                  source={"dbname": fresh_db.dbname, "host": fresh_db.host, "port": fresh_db.port})
-
     run_sql(fresh_db, "CREATE TABLE site_notes (id int PRIMARY KEY); INSERT INTO site_notes VALUES (1)")
-    asyncio.run(backup())
+    asyncio.run(take_verified_backup(fresh_db, tmp_path / "backups"))
     before = catalog_fingerprint(fresh_db)
     holder = observe(fresh_db, app="config-server", autocommit=False)
     holder.execute("SELECT count(*) FROM site_notes").fetchone()  # the restore's DROP TABLE waits behind it
     try:
         p = spawn_cli("restore", "--yes", "--backup-dir", str(tmp_path / "backups"), "--reports-dir",
                       str(tmp_path / "reports"), env=pg_server.env(fresh_db.dbname))
-        try:
-            wait_until(lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
-                                               "AND wait_event_type = 'Lock' AND application_name = 'aami-tui'"),
-                       30, what="the restore to wait for the lock")
-            os.kill(p.pid, signal.SIGHUP)
-            out, err = p.communicate(timeout=30)
-        finally:
-            if p.poll() is None:
-                p.kill()
+        out, err = signal_child(p, signal.SIGHUP, lambda: wait_until(
+            lambda: tool_waits_for_a_lock(fresh_db), 30, what="the restore to wait for the lock"))
     finally:
         holder.rollback()
         holder.close()

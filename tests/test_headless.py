@@ -16,9 +16,11 @@ from faults import (
     public_tables,
     query,
     runbook,
+    signal_child,
     spawn_cli,
     tool_locks,
     tool_sessions,
+    tool_waits_for_a_lock,
     wait_until,
 )
 
@@ -151,15 +153,9 @@ def test_ctrl_c_mid_statement_exits_130_and_rolls_back(pg_server, fresh_db, tmp_
     before = catalog_fingerprint(fresh_db)
     p = spawn_cli(*apply_args(tmp_path, "--yes", "--no-backup", "--migration-file", str(path)),
                   env=pg_server.env(fresh_db.dbname))
-    try:
-        wait_until(lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'aami-tui' "
-                                           "AND state = 'active' AND query LIKE 'SELECT pg_sleep%%'"),
-                   20, what="the slow statement")
-        os.kill(p.pid, signal.SIGINT)
-        out, err = p.communicate(timeout=20)
-    finally:
-        if p.poll() is None:
-            p.kill()
+    out, err = signal_child(p, signal.SIGINT, lambda: wait_until(lambda: query(
+        fresh_db, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'aami-tui' AND state = 'active' AND "
+                  "query LIKE 'SELECT pg_sleep%%'"), 20, what="the slow statement"), timeout=20)
     assert p.returncode == 130, out + err
     assert "aami-tui: interrupted; rolling back." in err and "Traceback" not in err
     assert "Cancelled at statement 16; the transaction is aborted: ROLLBACK." in out
@@ -175,15 +171,12 @@ def test_ctrl_c_during_the_backup_removes_the_partial_files(pg_server, fresh_db,
     holder.execute("LOCK TABLE app_data.notes IN ACCESS EXCLUSIVE MODE")  # pg_dump waits on it
     try:
         p = spawn_cli(*apply_args(tmp_path, "--yes"), env=pg_server.env(fresh_db.dbname))
-        try:
-            wait_until(lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'aami-tui' "
-                                               "AND wait_event_type = 'Lock'"), 20, what="pg_dump waiting")
+
+        def waiting() -> None:
+            wait_until(lambda: tool_waits_for_a_lock(fresh_db), 20, what="pg_dump waiting")
             assert list((tmp_path / "backups").glob("backup_*.dump"))  # the partial dump is there
-            os.kill(p.pid, signal.SIGINT)
-            out, err = p.communicate(timeout=20)
-        finally:
-            if p.poll() is None:
-                p.kill()
+
+        out, err = signal_child(p, signal.SIGINT, waiting, timeout=20)
     finally:
         holder.rollback()
         holder.close()

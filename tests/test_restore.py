@@ -27,6 +27,7 @@ from datetime import datetime  # noqa: E402
 
 import pytest  # noqa: E402
 from conftest import MIGRATION, catalog_fingerprint, cli, run_sql  # noqa: E402
+from faults import backup_tools, take_verified_backup, tool_waits_for_a_lock  # noqa: E402
 
 from aami_tui.core import locks, pgtools  # noqa: E402
 from aami_tui.core import restore as core_restore  # noqa: E402
@@ -281,9 +282,7 @@ async def test_a_session_holding_a_lock_ends_the_restore_after_its_lock_timeout(
 async def _backup_with_the_named_tools(settings, tmp_path) -> tuple[pgtools.BackupResult, pgtools.Tool, int]:
     """A backup as the runbook takes it: pg_dump and pg_restore as pre-flight (and the dashboard) choose them."""
     run_sql(settings, "CREATE TABLE site_notes (id int PRIMARY KEY, note text); INSERT INTO site_notes VALUES (1, 'a')")
-    with psycopg.connect(settings.conninfo()) as c:
-        major = c.info.server_version // 10000
-    dump_tool, named = pgtools.find_tool("pg_dump", major), pgtools.find_tool("pg_restore", major)
+    dump_tool, named, major = backup_tools(settings)
     b = await pgtools.take_backup(dump_tool, named, settings, tmp_path / "backups", server_major=major,
                                   source={"dbname": settings.dbname})
     return b, named, major
@@ -365,7 +364,7 @@ async def test_a_cancelled_restore_stops_its_tools_ends_its_session_and_reports_
     'cancelled by the operator: nothing was committed'. Now a cancel stops pg_restore and psql, ends psql's session
     on the server (here it waits for a lock: the server would keep it, and its locks, until psql is noticed gone),
     and the report says 'cancelled' and what the database is left as: exactly as before the restore."""
-    from faults import observe, query, tool_sessions, wait_until
+    from faults import observe, tool_sessions, wait_until
 
     b, _named, _major = await _backup_with_the_named_tools(fresh_db, tmp_path)
     run_sql(fresh_db, "CREATE TABLE made_later (id int)")  # the restore drops it (not in the backup)
@@ -376,9 +375,8 @@ async def test_a_cancelled_restore_stops_its_tools_ends_its_session_and_reports_
     r = core_restore.RestoreResult(entry.path)
     task = asyncio.create_task(core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports", result=r))
     try:
-        await asyncio.to_thread(wait_until, lambda: query(
-            fresh_db, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = "
-                      "'Lock' AND application_name = 'aami-tui'"), 30, what="the restore to wait for the lock")
+        await asyncio.to_thread(wait_until, lambda: tool_waits_for_a_lock(fresh_db), 30,
+                                what="the restore to wait for the lock")
         assert r.stage == "restoring" and r.backend_pid is not None
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -404,20 +402,12 @@ def test_headless_restore_asks_for_yes_and_sigterm_cancels_it_exit_130(pg_server
     step or the one transaction). `aami-tui restore` is the console's restore: without --yes it says what it would
     do (exit 6); SIGTERM mid-restore stops pg_restore and psql, ends psql's session, says what the database is left
     as (the console's words) and exits 130; with --yes and nothing in the way it restores (exit 0)."""
-    import os
     import signal
 
-    from faults import observe, query, spawn_cli, tool_sessions, wait_until
-
-    async def backup() -> None:  # as the runbook takes it: its metadata names this server
-        with psycopg.connect(fresh_db.conninfo()) as c:
-            major = c.info.server_version // 10000
-        await pgtools.take_backup(pgtools.find_tool("pg_dump", major), pgtools.find_tool("pg_restore", major),
-                                  fresh_db, tmp_path / "backups", server_major=major,
-                                  source={"dbname": fresh_db.dbname, "host": fresh_db.host, "port": fresh_db.port})
+    from faults import observe, signal_child, spawn_cli, tool_sessions, wait_until
 
     run_sql(fresh_db, "CREATE TABLE site_notes (id int PRIMARY KEY, note text); INSERT INTO site_notes VALUES (1, 'a')")
-    asyncio.run(backup())
+    asyncio.run(take_verified_backup(fresh_db, tmp_path / "backups"))  # its metadata names this server
     run_sql(fresh_db, "CREATE TABLE made_later (id int)")
     before = catalog_fingerprint(fresh_db)
     env = pg_server.env(fresh_db.dbname)
@@ -439,25 +429,22 @@ def test_headless_restore_asks_for_yes_and_sigterm_cancels_it_exit_130(pg_server
     holder = observe(fresh_db, app="config-server", autocommit=False)
     holder.execute("SELECT count(*) FROM site_notes").fetchone()  # pg_restore's DROP TABLE site_notes waits
     p = spawn_cli(*args, "--yes", env=env)
-    try:
-        wait_until(lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND "
-                                           "wait_event_type = 'Lock' AND application_name = 'aami-tui'"),
-                   30, what="the restore to wait for the lock")
+
+    def says_it_waits() -> None:
+        wait_until(lambda: tool_waits_for_a_lock(fresh_db), 30, what="the restore to wait for the lock")
         # fresh6 F6: it said nothing while it waited; now the console's line, as soon as the watch sees the wait
         # (bounded: lock_timeout ends the restore, and its output, after 30 s at most)
         seen = [p.stdout.readline()]
         while seen[-1] and "waiting" not in seen[-1]:
             seen.append(p.stdout.readline())
-        holder_pid = holder.info.backend_pid
         assert re.match(r"  restore: waiting \d+s for a lock on public\.site_notes held by pid "
-                        rf"{holder_pid} \(user \w+, application 'config-server', host 127\.0\.0\.1, "
+                        rf"{holder.info.backend_pid} \(user \w+, application 'config-server', host 127\.0\.0\.1, "
                         r"idle in transaction\); "
                         r"lock_timeout \(30s\) ends the restore, rolled back: nothing changed$", seen[-1]), seen
-        os.kill(p.pid, signal.SIGTERM)
-        out, err = p.communicate(timeout=30)
+
+    try:
+        out, err = signal_child(p, signal.SIGTERM, says_it_waits)
     finally:
-        if p.poll() is None:
-            p.kill()
         holder.rollback()
         holder.close()
     assert p.returncode == 130, out + err
@@ -492,14 +479,7 @@ def test_backups_are_ordered_and_dated_by_when_they_were_taken_not_by_the_file_s
     import shutil
     from datetime import timedelta
 
-    async def backup() -> None:
-        with psycopg.connect(fresh_db.conninfo()) as c:
-            major = c.info.server_version // 10000
-        await pgtools.take_backup(pgtools.find_tool("pg_dump", major), pgtools.find_tool("pg_restore", major),
-                                  fresh_db, tmp_path / "src", server_major=major,
-                                  source={"dbname": fresh_db.dbname, "host": fresh_db.host, "port": fresh_db.port})
-
-    asyncio.run(backup())
+    asyncio.run(take_verified_backup(fresh_db, tmp_path / "src"))
     (dump,) = (tmp_path / "src").glob("backup_*.dump")
     meta = json.loads(dump.with_name(dump.name + ".json").read_text())
     bdir = tmp_path / "backups"
@@ -550,14 +530,7 @@ def test_a_backup_of_another_database_is_refused_before_anything_runs(pg_server,
     run_sql(other, "CREATE TABLE app_keep (id int)")
     run_sql(fresh_db, "CREATE TABLE namespaces_like (id int); INSERT INTO namespaces_like VALUES (1), (2)")
 
-    async def backup() -> None:
-        with psycopg.connect(other.conninfo()) as c:
-            major = c.info.server_version // 10000
-        await pgtools.take_backup(pgtools.find_tool("pg_dump", major), pgtools.find_tool("pg_restore", major),
-                                  other, tmp_path / "backups", server_major=major,
-                                  source={"dbname": other.dbname, "host": other.host, "port": other.port})
-
-    asyncio.run(backup())
+    asyncio.run(take_verified_backup(other, tmp_path / "backups"))
     (dump,) = (tmp_path / "backups").glob("backup_*.dump")
     before = catalog_fingerprint(fresh_db)
     env = pg_server.env(fresh_db.dbname)

@@ -31,6 +31,7 @@ from faults import (
     query,
     run_to_begin,
     runbook,
+    signal_child,
     spawn_cli,
     spawn_holder,
     terminate,
@@ -1366,14 +1367,9 @@ def test_ctrl_c_during_a_commit_that_never_answers_resolves_it_instead_of_guessi
     with commit_never_answered(pg_server, fresh_db):
         p = spawn_cli("apply", "--yes", "--no-backup", "--commit-timeout", "60", "--backup-dir", str(tmp_path / "b"),
                       "--reports-dir", str(tmp_path / "r"), env=pg_server.env(fresh_db.dbname))
-        try:
-            wait_until(lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'aami-tui' "
-                                               "AND wait_event = 'SyncRep'"), 30, what="COMMIT waiting for the standby")
-            os.kill(p.pid, signal.SIGINT)
-            out, err = p.communicate(timeout=30)
-        finally:
-            if p.poll() is None:
-                p.kill()
+        out, err = signal_child(p, signal.SIGINT, lambda: wait_until(lambda: query(
+            fresh_db, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'aami-tui' AND wait_event = 'SyncRep'"),
+            30, what="COMMIT waiting for the standby"))
     assert p.returncode == 0, out + err
     assert "Traceback" not in out + err
     assert "COMMIT was interrupted in flight; the server confirms transaction" in out
