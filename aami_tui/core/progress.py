@@ -394,6 +394,7 @@ class Watch:
     _conn: object = field(default=None, init=False)
     _since: object = field(default=None, init=False)
     _stop: bool = field(default=False, init=False)
+    _borrow_failed: bool = field(default=False, init=False)
 
     async def __aenter__(self) -> Watch:
         """Connects and notes the server's clock *before* the tool starts (its sessions are those that begin
@@ -447,7 +448,15 @@ class Watch:
         from aami_tui.core.runbook.model import Blocker
 
         if self._conn is None and self.borrow is not None:
-            self._conn = await asyncio.wait_for(self.borrow(), 5)
+            if self._borrow_failed:
+                return
+            try:
+                self._conn = await asyncio.wait_for(self.borrow(), 5)
+            except BaseException:
+                # No connection to lend, and none could be opened: once is enough (behind a lock on pg_class a
+                # new one waits in its start-up, and one more a poll would pile up on the server)
+                self._borrow_failed = True
+                raise
         try:
             cur = await asyncio.wait_for(self._conn.execute(sql("tool_lock_waits"),
                                                             {"since": self._since, "pid": self.pid}), 5)
