@@ -162,11 +162,8 @@ async def _steps(rb: Runbook, settings, args) -> int:
     verdict = Verdict.COMMITTED
     try:
         await rb.preflight()
-        if rb.nothing_to_do:  # as init: no pg_dump of a production-sized database, no transaction, on every CI run
-            rb.verdict = verdict = Verdict.NOTHING_TO_DO
-            out("Nothing to do: the database is already migrated; stopped after pre-flight (no backup, no "
-                "transaction).")
-            return verdict.exit_code
+        if rb.nothing_to_do:  # the engine ended the run after pre-flight (said in its log): exit 0, as init
+            return rb.verdict.exit_code
         await rb.backup_step()
         if getattr(args, "rehearse", False):
             await rb.rehearse()  # one that does not pass stops the run at BEGIN (exit 10)

@@ -410,17 +410,28 @@ async def test_a_new_runbook_after_a_committed_one(fresh_db, tmp_path):
         await scenes.walk_to(pilot, Step.VERIFY)
         await scenes.commit(pilot, fresh_db.dbname)
         first = app.runbook
+        backups = sorted((tmp_path / "backups").iterdir())
         await pilot.press("d")
         await scenes.wait_for(pilot, lambda: app.screen is app.dashboard)
         await pilot.press("r")
         await scenes.wait_for(pilot, lambda: app.runbook is not first and app.screen is app.runbook_screen
                               and app.runbook.checks, what="a fresh runbook")
         assert app.runbook.steps[Step.PREFLIGHT].state == State.PENDING
-        # Re-running on a migrated database works: apply is idempotent, verify passes.
-        await scenes.tick_all(pilot)
-        for _ in range(5):
-            await scenes.next_step(pilot)
-        assert app.runbook.steps[Step.VERIFY].state == State.DONE
+        # The database is migrated now: pre-flight ends the run as "nothing to do", as headless apply does (n went
+        # on to a backup, BEGIN and 43 statements). Its checklist is not asked for: no SQL will run.
+        assert "already migrated: n → Pre-flight" in app.runbook_screen.next_hint()
+        await scenes.next_step(pilot)
+        rb = app.runbook
+        assert rb.nothing_to_do and rb.steps[Step.BACKUP].state == State.PENDING and rb.tx is Tx.NONE
+        assert app.screen.query_one("ContentSwitcher").current == "pane-done"
+        assert "NOTHING TO DO" in text_of(app, "#done-text") and "no backup was taken" in text_of(app, "#done-text")
+        assert "stopped after pre-flight" in str(app.runbook_screen._said[-1])  # the log's last word
+        hint = app.runbook_screen.next_hint()
+        assert "nothing to do, already migrated" in hint and "n →" not in hint
+        await pilot.press("n")  # no step is offered: the run has ended
+        await pilot.pause()
+        assert rb.steps[Step.BACKUP].state == State.PENDING and sorted((tmp_path / "backups").iterdir()) == backups
+        assert not app.runbook_screen.check_action("next_step", ())  # n is not in the footer
         await pilot.press("d")
         await pilot.press("r")
         await scenes.wait_for(pilot, lambda: app.screen is app.runbook_screen)

@@ -36,6 +36,7 @@ RFIRST = "take (and verify) the backup first: the rehearsal restores it"
 UNKNOWN = ("the COMMIT's outcome is unknown: re-check it first (o in the console; the report gives the query "
            "to run)")
 NOT_UNKNOWN = "only a COMMIT whose outcome is unknown is re-checked"
+NOTHING = "this run has ended: nothing to do, the database is already migrated (pre-flight found it so)"
 
 EXPECTED: dict[Phase, tuple] = {
     #                 preflight    backup                        rehearse       begin                      apply          verify                        commit        rollback        close
@@ -51,13 +52,16 @@ EXPECTED: dict[Phase, tuple] = {
                      + ("this run has ended (committed)",) * 4 + ("CLOSED",),
     Phase.ROLLED_BACK: ("PREFLIGHT",) + ("this run has ended (rolled back)",) * 2 + ("BEGINNING",)
                        + ("this run has ended (rolled back)",) * 4 + ("CLOSED",),
+    # pre-flight found the migration already applied: the run is over (no backup, no BEGIN), in both faces
+    Phase.NOTHING_TO_DO: (NOTHING,) * 8 + ("CLOSED",),
     Phase.UNKNOWN:   (UNKNOWN,) * 8 + ("CLOSED",),
     Phase.CLOSED:    ("this run is closed",) * 9,
 }
 # The last column, recheck: only from an unknown COMMIT outcome.
 for _phase in list(EXPECTED):
     EXPECTED[_phase] += ("RECHECKING" if _phase is Phase.UNKNOWN else
-                         EXPECTED[_phase][1] if _phase in (Phase.CLOSED, Phase.COMMITTED, Phase.ROLLED_BACK)
+                         EXPECTED[_phase][1] if _phase in (Phase.CLOSED, Phase.COMMITTED, Phase.ROLLED_BACK,
+                                                           Phase.NOTHING_TO_DO)
                          else NOT_UNKNOWN,)
 for _phase, _title in [(Phase.PREFLIGHT, "Pre-flight"), (Phase.BACKUP, "Backup"), (Phase.REHEARSING, "Rehearsal"),
                        (Phase.BEGINNING, "BEGIN"), (Phase.APPLYING, "Apply"), (Phase.VERIFYING, "Verify"),
@@ -121,7 +125,10 @@ def test_transaction_words_and_outcomes():
     # a lost session nobody saw end is not "rolled back"; only a rolled-back phase can be unconfirmed
     assert outcome_of(Phase.ROLLED_BACK, unconfirmed=True) is Outcome.NOT_CONFIRMED
     assert outcome_of(Phase.COMMITTED, unconfirmed=True) is Outcome.COMMITTED
-    assert ENDED == {Phase.COMMITTED, Phase.ROLLED_BACK, Phase.UNKNOWN, Phase.CLOSED}
+    assert ENDED == {Phase.COMMITTED, Phase.NOTHING_TO_DO, Phase.ROLLED_BACK, Phase.UNKNOWN, Phase.CLOSED}
+    assert outcome_of(Phase.NOTHING_TO_DO) is Outcome.NOTHING_TO_DO and tx_of(Phase.NOTHING_TO_DO) is Tx.NONE
+    # only pre-flight ends a run as "nothing to do"
+    assert [p for p in RUNNING if Phase.NOTHING_TO_DO in SETTLES[p]] == [Phase.PREFLIGHT]
 
 
 def test_the_readme_shows_the_current_table():

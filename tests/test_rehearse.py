@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import MIGRATION, catalog_fingerprint, cli, run_sql
+from conftest import MIGRATION, apply_migration, catalog_fingerprint, cli, run_sql
 from test_plan import build_upstream
 
 from aami_tui.core import rehearse
@@ -42,6 +42,17 @@ def test_populated_database_rehearsed_copy_dropped_real_untouched(pg_server, fre
     report = json.loads(open(out["report"].removesuffix(".md") + ".json").read())
     assert report["exit_code"] == 0
     assert (tmp_path / "r").stat().st_mode & 0o777 == 0o700  # created for r/rehearsal-runs: owner-only too
+
+
+async def test_an_already_migrated_database_rehearses_as_nothing_to_do(fresh_db, tmp_path):
+    """The engine ends a run on an already-migrated database after pre-flight (no backup, no transaction): the
+    rehearsal says the real run would do just that (exit 0), not "would fail" at a backup it no longer takes."""
+    apply_migration(fresh_db)
+    r = await rehearse.rehearse(fresh_db, MIGRATION, backup_dir=tmp_path / "b", reports_dir=tmp_path / "r")
+    assert r.exit_code == rehearse.EXIT_WOULD_SUCCEED and r.failed is None, r.verdict()
+    assert r.verdict().startswith("Nothing to do: the database is already migrated"), r.verdict()
+    assert r.statements == 0 and not r.committed and r.strict_ok and r.copy_dropped
+    assert scratch_databases(fresh_db) == []
 
 
 def test_drifted_database_would_fail_then_the_plan_rehearses_clean(pg_server, fresh_db, tmp_path):

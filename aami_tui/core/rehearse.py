@@ -63,6 +63,7 @@ class Rehearsal:
     verify: list[dict] = field(default_factory=list)
     failed: str | None = None  # what failed, one sentence
     committed: bool = False
+    nothing_to_do: bool = False  # pre-flight on the copy found it migrated: the run ended there (as the real one would)
     strict_ok: bool | None = None
     drift: dict = field(default_factory=dict)
     copy_dropped: bool = False
@@ -72,7 +73,7 @@ class Rehearsal:
 
     @property
     def would_succeed(self) -> bool:
-        return self.committed and self.failed is None
+        return (self.committed or self.nothing_to_do) and self.failed is None
 
     @property
     def exit_code(self) -> int:
@@ -87,6 +88,9 @@ class Rehearsal:
             return "Interrupted: the rehearsal did not finish (the copy was dropped)."
         if not self.would_succeed:
             return f"The real run would fail: {self.failed}"
+        if self.nothing_to_do and self.strict_ok:
+            return ("Nothing to do: the database is already migrated; the real run would stop after pre-flight (no "
+                    "backup, no transaction), and aami-tui check --strict passes on the copy.")
         if not self.strict_ok:
             return ("The real run would succeed, but aami-tui check --strict would still fail (drift left: "
                     f"{', '.join(self.drift) or 'see the report'}); aami-tui plan writes the repair.")
@@ -601,20 +605,23 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
             try:
                 say(f"Rehearsing {migration_path.name} on the copy ({result.copy_where}).")
                 result.preflight = [c.to_dict() for c in await rb.preflight()]
-                await rb.backup_step()  # skipped: the copy is itself the backup's restore
-                await rb.begin()
-                t0 = time.monotonic()
-                await rb.apply()
-                result.apply_seconds = time.monotonic() - t0
-                result.statements = len(rb.statements)
-                mon = await connect(target)
-                try:
-                    result.locks = await _locks_held(mon, rb.backend_pid, rb.tables_before_begin or {})
-                finally:
-                    await mon.close()
-                result.verify = [c.to_dict() for c in await rb.verify()]
-                await rb.commit(target.dbname)
-                result.committed = True
+                if rb.nothing_to_do:  # the engine ended the run there, as it would on the real database
+                    result.nothing_to_do = True
+                else:
+                    await rb.backup_step()  # skipped: the copy is itself the backup's restore
+                    await rb.begin()
+                    t0 = time.monotonic()
+                    await rb.apply()
+                    result.apply_seconds = time.monotonic() - t0
+                    result.statements = len(rb.statements)
+                    mon = await connect(target)
+                    try:
+                        result.locks = await _locks_held(mon, rb.backend_pid, rb.tables_before_begin or {})
+                    finally:
+                        await mon.close()
+                    result.verify = [c.to_dict() for c in await rb.verify()]
+                    await rb.commit(target.dbname)
+                    result.committed = True
             except RunbookError as exc:
                 result.failed = str(exc)
                 if t0 is not None and not result.apply_seconds:  # the apply (or verify) failed: time to the failure
@@ -624,7 +631,7 @@ async def rehearse(settings: ConnSettings, migration_path: Path, *, backup_dir: 
                 result.statements = len([s for s in rb.statements if s.ok])
             finally:
                 await asyncio.shield(rb.close("rehearsal ended"))
-            if result.committed:
+            if result.committed or result.nothing_to_do:
                 shipped = mig.load(mig.resolve_migration_path()).tables
                 check = await connect(target)
                 try:

@@ -373,7 +373,7 @@ class AamiApp(App):
         from aami_tui.core.runbook import Phase
 
         rb = self.runbook
-        if rb is not None and rb.phase not in (Phase.NEW, Phase.COMMITTED, Phase.CLOSED):
+        if rb is not None and rb.phase not in (Phase.NEW, Phase.COMMITTED, Phase.NOTHING_TO_DO, Phase.CLOSED):
             self.notify("The runbook's pre-flight has passed: the gate is fixed for this run "
                         f"({'on' if rb.opt.exact else 'off'}).", severity="warning")
             return

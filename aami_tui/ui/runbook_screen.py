@@ -227,6 +227,10 @@ class RunbookScreen(Screen):
             bad = [c for c in checks if c.blocking and not c.ok]
             if bad:
                 self.say(f"Pre-flight blocked: {bad[0].name}: {bad[0].detail}", "error")
+            elif self.rb.already_migrated:
+                self.say("Already migrated: nothing to do. n runs pre-flight, which confirms it, records it in the "
+                         "report and ends the run (no checklist needed: no backup, no transaction); d goes back.", "ok")
+                self._ticked_title()
         except (RunbookError, TimeoutError) as exc:
             self.say(str(exc) or "the automatic checks timed out", "error")
         self._load_sql()
@@ -340,9 +344,11 @@ class RunbookScreen(Screen):
 
     def _ticked_title(self) -> None:
         n, total = sum(self.rb.answers.values()), len(self.rb.items)
+        todo = (" — not needed: the database is already migrated (n ends the run)" if self.rb.already_migrated
+                else " — tick each item (space) once it is true:")
         self.query_one("#preflight-title", Static).update(Text.assemble(
             ("Pre-flight checklist", "bold"), (" (development mode)" if self.rb.opt.dev else ""), f" · {n} / {total} ticked",
-            (" — tick each item (space) once it is true:" if n < total else " ✓", "" if n < total else "bold green")))
+            (todo if n < total else " ✓", "" if n < total else "bold green")))
 
     # ---- engine events (the listener runs on the app's loop; post a typed message) -----------------------------
     def _on_engine_event(self, ev) -> None:
@@ -633,6 +639,12 @@ class RunbookScreen(Screen):
                 t.append("\nEnvironment for the Config Server (the password is yours to set):\n", style="bold")
                 for line in config_server_env(rb.server):
                     t.append(f"  export {line}\n")
+        elif rb.nothing_to_do:
+            t.append("✓ NOTHING TO DO: already migrated\n\n", style="bold green")
+            t.append("Pre-flight found the ten required tables as the file creates them and the 6 default alert "
+                     "templates: the migration would change nothing. The run ended there: "
+                     + ("no backup was taken, " if rb.backup is None else "")
+                     + "no transaction was opened, nothing changed. The report records the pre-flight.\n")
         else:
             # a lost session: the server rolls back, perhaps not yet (NOT_CONFIRMED: nobody saw it end)
             said = rb.tx.value if rb.lost and rb.outcome is Outcome.ROLLED_BACK else rb.outcome.value
@@ -696,6 +708,8 @@ class RunbookScreen(Screen):
                     else "n → BEGIN (retry) or d → dashboard")
         if rb.outcome is Outcome.COMMITTED:
             return "d → dashboard (the Config Server can start) or q → quit"
+        if rb.nothing_to_do:
+            return "nothing to do, already migrated (no backup, no transaction): d → dashboard or q → quit"
         if rb.finished:
             return "d → dashboard or q → quit"
         if rb.tx == Tx.ABORTED:
@@ -703,8 +717,8 @@ class RunbookScreen(Screen):
         step = rb.next_step()
         if step is None:
             return "d → dashboard or q → quit"
-        if step in (Step.PREFLIGHT, Step.BACKUP, Step.BEGIN) and rb.nothing_to_do:
-            return "nothing to do, already migrated: d → dashboard or q → quit"
+        if step is Step.PREFLIGHT and rb.already_migrated:  # the automatic checks say so; pre-flight ends the run
+            return "already migrated: n → Pre-flight (records it, ends the run) or d → dashboard"
         if step is Step.PREFLIGHT and rb.missing_items:
             return "tick the checklist, then n → Pre-flight"
         if step is Step.BEGIN and rb.phase is Phase.READY:
@@ -901,7 +915,7 @@ class RunbookScreen(Screen):
         ok, why = rb.can(step)
         if step is Step.PREFLIGHT and ok:
             self._take_ticks()
-        if step is Step.PREFLIGHT and ok and rb.missing_items:
+        if step is Step.PREFLIGHT and ok and rb.missing_items and not rb.already_migrated:  # nothing will run
             missing = rb.missing_items
             self.notify("Tick every checklist item first: " + "; ".join(missing), title="Pre-flight",
                         severity="warning", timeout=8)
@@ -923,12 +937,16 @@ class RunbookScreen(Screen):
             return
         retry = step is Step.BEGIN and rb.attempt > 0
         title = "Retry the transaction from BEGIN?" if retry else f"Run {step.title}?"
+        explain = EXPLAIN[step]
+        if step is Step.PREFLIGHT and rb.already_migrated:
+            explain += ("\n\nThe automatic checks found the database already migrated: if pre-flight confirms it, the "
+                        "run ends there as \"nothing to do\" (recorded in the report): no backup, no transaction.")
 
         def go(confirmed: bool | None) -> None:
             if confirmed:
                 self.run_step(step)
 
-        self.app.push_screen(ConfirmModal(title, EXPLAIN[step], confirm="Retry BEGIN" if retry else f"Run {step.title}",
+        self.app.push_screen(ConfirmModal(title, explain, confirm="Retry BEGIN" if retry else f"Run {step.title}",
                                           danger=False), go)
 
     def _begin_anyway(self, caution: str) -> None:

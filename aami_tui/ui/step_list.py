@@ -49,7 +49,7 @@ class StepList(Static):
                 if rrec.state in (State.DONE, State.RUNNING, State.UNCONFIRMED) and rec.state == State.PENDING:
                     rec = rrec
                     title = {State.DONE: "ROLLBACK", State.UNCONFIRMED: "ROLLBACK?"}.get(rrec.state, "ROLLBACK…")
-            icon, style = ICON[rec.state]
+            icon, style = ICON[State.NOT_RUN if rb.nothing_to_do and rec.state == State.PENDING else rec.state]
             if step is Step.COMMIT and rb.tx is Tx.UNKNOWN and rec.state == State.FAILED:
                 icon, style, title = "?", "bold red", "COMMIT?"  # sent, its outcome not known: never ✗ as if failed
             elif rec.state == State.DONE and rec.step is Step.ROLLBACK:  # it ran, and was not undone: ✓, yellow

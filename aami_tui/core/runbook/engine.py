@@ -57,6 +57,7 @@ from aami_tui.core.runbook.machine import (
 )
 from aami_tui.core.runbook.model import (
     DEV_ITEMS,
+    NOTHING_TO_DO,
     PREFLIGHT_ITEMS,
     STEP_ORDER,
     TX_STEPS,
@@ -201,10 +202,15 @@ class Runbook:
         return self.phase in RUNNING
 
     @property
+    def already_migrated(self) -> bool:
+        """The last automatic checks found the migration already applied (the console says so before pre-flight)."""
+        return any(c.name == NOTHING_TO_DO and c.ok for c in self.checks)
+
+    @property
     def nothing_to_do(self) -> bool:
-        """Pre-flight found the migration already applied: headless apply stops there (as init does), the
-        console's bar says so."""
-        return any(c.name == "Nothing to do" and c.ok for c in self.checks)
+        """Pre-flight found the migration already applied and ended the run there (Phase.NOTHING_TO_DO): no backup,
+        no transaction. The one decision both faces follow: headless apply exits 0, the console's run is over."""
+        return self.outcome is Outcome.NOTHING_TO_DO
 
     def waiting_for_answer(self, after: float = 2.0) -> float | None:
         """Seconds a short round trip of the running step (BEGIN, verify, COMMIT, ROLLBACK: not a statement of the
@@ -455,7 +461,8 @@ class Runbook:
             self._set(Step.PREFLIGHT, State.FAILED, msg)
             self._move(Phase.NEW)
             raise self._fail(msg, verdict) from None
-        if (self.interactive and not self.answers.get("staging", True)
+        migrated = any(c.name == NOTHING_TO_DO and c.ok for c in checks)
+        if (self.interactive and not self.answers.get("staging", True) and not migrated
                 and not any(c.name == "Tested on staging" for c in checks)):
             checks.append(Check("Tested on staging", False, "not ticked: the optional rehearsal after the backup "
                                 "runs the migration on a scratch copy of it and answers this item; BEGIN without "
@@ -471,6 +478,9 @@ class Runbook:
             self._move(Phase.NEW)
             raise self._fail(f"Pre-flight failed: {failed[0].name}: {failed[0].detail}",
                              failed[0].verdict or Verdict.PREFLIGHT)
+        if self.already_migrated:  # before the checklist: it gates running SQL, and none will run
+            await self._nothing_to_do(len(checks))
+            return checks
         missing = self.missing_items
         if self.interactive and missing:
             await self.session.unlock(self.opt.query_timeout)
@@ -488,6 +498,18 @@ class Runbook:
             back = Phase.READY
         self._move(back)
         return checks
+
+    async def _nothing_to_do(self, n_checks: int) -> None:
+        """Pre-flight found the migration already applied: the run ends here, as ``init`` does (no pg_dump of a
+        production-sized database, no transaction, on every CI run or console visit); the report records it."""
+        self.verdict = Verdict.NOTHING_TO_DO
+        await self.session.unlock(self.opt.query_timeout)
+        self._set(Step.PREFLIGHT, State.DONE, f"{n_checks} checks passed: nothing to do (already migrated)")
+        self.say("Nothing to do: the database is already migrated; stopped after pre-flight ("
+                 + ("no backup, " if self.backup is None else "") + "no transaction).", "ok", Step.PREFLIGHT)
+        self._move(Phase.NOTHING_TO_DO)
+        await self.close_connections()
+        self.queue_report()
 
     def backup_skipped_why(self) -> str | None:
         """Why this run takes no backup (--no-backup, or development mode on a database pre-flight found empty),

@@ -30,6 +30,10 @@ class Phase(StrEnum):
     COMMITTING = "COMMIT in flight"
     ROLLING_BACK = "ROLLBACK in flight"
     COMMITTED = "committed"
+    # Pre-flight found the migration already applied (the ten tables as the file creates them, the six default
+    # templates): the run ends there, in both faces (no backup, no transaction). Not a drifted database: drift
+    # fails pre-flight.
+    NOTHING_TO_DO = "nothing to do (already migrated)"
     ROLLED_BACK = "rolled back"  # by us, by the server, or never committed; BEGIN may retry (pre-flight first)
     UNKNOWN = "COMMIT outcome unknown"
     RECHECKING = "re-checking the COMMIT's outcome"  # pg_xact_status again, on a fresh connection
@@ -60,7 +64,7 @@ RUNNING = {Phase.PREFLIGHT: "Pre-flight", Phase.BACKUP: "Backup", Phase.REHEARSI
 # Phases with the migration transaction open on the server (ROLLBACK possible).
 TX_OPEN = frozenset({Phase.OPEN, Phase.APPLYING, Phase.APPLIED, Phase.PARTIAL, Phase.VERIFYING, Phase.VERIFIED,
                      Phase.ABORTED, Phase.COMMITTING, Phase.ROLLING_BACK})
-ENDED = frozenset({Phase.COMMITTED, Phase.ROLLED_BACK, Phase.UNKNOWN, Phase.CLOSED})
+ENDED = frozenset({Phase.COMMITTED, Phase.NOTHING_TO_DO, Phase.ROLLED_BACK, Phase.UNKNOWN, Phase.CLOSED})
 
 _OVER = "pre-flight is over once the transaction has begun"
 _ALREADY = "the transaction is already open"
@@ -73,6 +77,7 @@ _LATE = "the rehearsal comes before BEGIN (the transaction is open)"
 _UNKNOWN = ("the COMMIT's outcome is unknown: re-check it first (o in the console; the report gives the query "
             "to run)")
 _NOT_UNKNOWN = "only a COMMIT whose outcome is unknown is re-checked"
+_NOTHING = "this run has ended: nothing to do, the database is already migrated (pre-flight found it so)"
 
 # Rows the run goes through before BEGIN: (preflight, backup, rehearse, begin) verdicts. The rehearsal is optional:
 # READY may go to BEGIN with or without it, and the rehearsal always comes back to READY (SETTLES).
@@ -117,10 +122,11 @@ def _build() -> dict[tuple[Phase, Action], Phase | str]:
         t[(Phase.ROLLED_BACK, a)] = "this run has ended (rolled back)"
         t[(Phase.UNKNOWN, a)] = _UNKNOWN
         t[(Phase.CLOSED, a)] = "this run is closed"
+        t[(Phase.NOTHING_TO_DO, a)] = _NOTHING
     t[(Phase.COMMITTED, Action.BEGIN)] = "the migration is already committed"
     t[(Phase.ROLLED_BACK, Action.BEGIN)] = Phase.BEGINNING  # retry the whole transaction (the backup stays valid)
     t[(Phase.ROLLED_BACK, Action.PREFLIGHT)] = Phase.PREFLIGHT  # first load a file edited since (then BEGIN)
-    for phase in (Phase.COMMITTED, Phase.ROLLED_BACK, Phase.UNKNOWN):
+    for phase in (Phase.COMMITTED, Phase.NOTHING_TO_DO, Phase.ROLLED_BACK, Phase.UNKNOWN):
         t[(phase, Action.CLOSE)] = Phase.CLOSED
     t[(Phase.UNKNOWN, Action.RECHECK)] = Phase.RECHECKING
     return t
@@ -130,7 +136,7 @@ TABLE: dict[tuple[Phase, Action], Phase | str] = _build()
 
 # Where each running phase may settle (the engine refuses any other move).
 SETTLES: dict[Phase, frozenset[Phase]] = {
-    Phase.PREFLIGHT: frozenset({Phase.NEW, Phase.CHECKED, Phase.READY}),
+    Phase.PREFLIGHT: frozenset({Phase.NEW, Phase.CHECKED, Phase.READY, Phase.NOTHING_TO_DO}),
     Phase.BACKUP: frozenset({Phase.CHECKED, Phase.READY}),
     # Passed, failed, timed out or cancelled: the copy is dropped and the real database was only read.
     Phase.REHEARSING: frozenset({Phase.READY}),
@@ -177,7 +183,8 @@ def outcome_of(phase: Phase, unconfirmed: bool = False) -> Outcome:
     """``unconfirmed``: the run ended not committed but nobody saw the transaction end (a lost session)."""
     if phase is Phase.ROLLED_BACK and unconfirmed:
         return Outcome.NOT_CONFIRMED
-    return {Phase.COMMITTED: Outcome.COMMITTED, Phase.ROLLED_BACK: Outcome.ROLLED_BACK,
+    return {Phase.COMMITTED: Outcome.COMMITTED, Phase.NOTHING_TO_DO: Outcome.NOTHING_TO_DO,
+            Phase.ROLLED_BACK: Outcome.ROLLED_BACK,
             Phase.UNKNOWN: Outcome.UNKNOWN, Phase.RECHECKING: Outcome.UNKNOWN}.get(phase, Outcome.IN_PROGRESS)
 
 

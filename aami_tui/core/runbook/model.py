@@ -24,6 +24,10 @@ PREFLIGHT_ITEMS: tuple[tuple[str, str], ...] = (
 DEV_ITEMS: tuple[tuple[str, str], ...] = (("review", "Reviewed the migration SQL"),)
 
 
+# The pre-flight check that finds the migration already applied (the run then ends: Phase.NOTHING_TO_DO).
+NOTHING_TO_DO = "Nothing to do"
+
+
 # How steps (and the machine's actions, which share their names) are shown to the operator.
 TITLES = {"preflight": "Pre-flight", "backup": "Backup", "rehearse": "Rehearsal", "begin": "BEGIN", "apply": "Apply",
           "verify": "Verify", "commit": "COMMIT", "rollback": "ROLLBACK", "close": "Close", "recheck": "Re-check"}
@@ -82,6 +86,7 @@ class Outcome(StrEnum):
 
     IN_PROGRESS = "in progress"
     COMMITTED = "committed"
+    NOTHING_TO_DO = "nothing to do: already migrated, nothing changed"  # the run ended after pre-flight
     ROLLED_BACK = "rolled back"  # seen: our ROLLBACK answered, the server said so, or our backend is gone
     # The session was lost with the transaction open and nothing confirmed its end (no ROLLBACK answered, the old
     # backend could not be ended or seen gone): COMMIT was never sent, the server rolls back when it notices.

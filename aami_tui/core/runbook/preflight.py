@@ -12,7 +12,7 @@ from aami_tui.core.db import ConnectError
 from aami_tui.core.lint import describe_size
 from aami_tui.core.obstacles import objects_in_the_way
 from aami_tui.core.queries import sql
-from aami_tui.core.runbook.model import Check, Verdict
+from aami_tui.core.runbook.model import NOTHING_TO_DO, Check, Verdict
 from aami_tui.core.status import read_only_words, server_status
 from aami_tui.core.words import plural
 from aami_tui.core.words import size as size_words
@@ -122,9 +122,10 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
             if res.ok and "alert_templates" in res.present and plan is None:  # a plan's work is not tables
                 cur = await rb.session.call(conn.execute(sql("alert_templates_count")), t, "the templates query")
                 if (await cur.fetchone())[0] == 6:
-                    out.append(Check("Nothing to do", True, "all ten required tables exist as the file creates them "
+                    out.append(Check(NOTHING_TO_DO, True, "all ten required tables exist as the file creates them "
                                      "and the 6 default alert templates are there: the migration would change "
-                                     "nothing" + (" (you can close the runbook: d or q)" if rb.interactive else ""),
+                                     "nothing" + (" (n: pre-flight records it and ends the run; d or q leaves)"
+                                                 if rb.interactive else ""),
                                      blocking=False))
         if res.extra:
             out.append(await _extras_check(rb, conn, res.extra))
