@@ -40,6 +40,11 @@ def _entry(args, settings) -> pgtools.BackupEntry | None:
 
 
 async def _run(settings, args) -> int:
+    with cancel_on_signals():  # SIGINT, SIGTERM, SIGHUP, from the first check to the last line (the restore's task
+        return await _checks_then_restore(settings, args)  # is cancelled with this one: see _restoring)
+
+
+async def _checks_then_restore(settings, args) -> int:
     entry = _entry(args, settings)
     if entry is None:
         where = args.backup if args.backup is not None else args.backup_dir
@@ -50,8 +55,11 @@ async def _run(settings, args) -> int:
         out(f"aami-tui: {entry.path.name}: its sha256 no longer matches the one recorded when it was verified; the "
             "file changed since, so it is not restored.", err=True)
         return EXIT["refused"]
+    r = core_restore.RestoreResult(entry.path.resolve(), headless=True)
     try:
         plan = await core_restore.plan(settings, entry)
+    except asyncio.CancelledError:  # a signal during the read-only checks: nothing ran
+        return await _cancelled_checking(settings, args, entry, r)
     except ConnectError as exc:
         out(f"aami-tui: {exc}", err=True)
         return EXIT["connection"]
@@ -74,15 +82,36 @@ async def _run(settings, args) -> int:
         out(f"Restoring into {settings.dbname} in one transaction (SIGINT, SIGTERM or SIGHUP cancels: nothing "
             "is committed)…")
 
-    r = core_restore.RestoreResult(entry.path.resolve(), headless=True)
     task = asyncio.ensure_future(core_restore.restore(
         settings, entry, reports_dir=args.reports_dir, expected=plan, lock_timeout=args.lock_timeout,
         progress=_progress_printer(), result=r, on_wait=_wait_printer(), on_start=started))
-    with cancel_on_signals(task):  # SIGINT, SIGTERM, SIGHUP (a dropped SSH session): the same cancel
-        return await _restoring(task, r, entry)
+    return await _restoring(task, r, entry, settings, args)
 
 
-async def _restoring(task: asyncio.Future, r: core_restore.RestoreResult, entry: pgtools.BackupEntry) -> int:
+async def _cancelled_checking(settings, args, entry: pgtools.BackupEntry, r: core_restore.RestoreResult) -> int:
+    """Cancelled (SIGINT, SIGTERM, SIGHUP) before the restore started: its checks only read. The console's sentence
+    ("cancelled before anything ran: … is as it was"), exit 130, and with --yes the report a restore always leaves
+    (a dry run writes none)."""
+    r.outcome, r.stage = "cancelled", "checking"
+    r.error = core_restore.cancelled_words(r, settings.dbname)
+    r.ended_at = datetime.now().astimezone()
+    r.seconds = (r.ended_at - r.started_at).total_seconds()
+    if args.yes:
+        try:
+            r.report = await asyncio.to_thread(core_restore.write_report, settings, entry, r, args.reports_dir)
+        except OSError as exc:
+            r.error += f"; the report could not be written: {exc}"
+    out(f"aami-tui: restore {r.error}", err=True)
+    out(f"Final state: cancelled (exit {EXIT['cancelled']})")
+    if r.report:
+        out(f"Report: {r.report} (JSON beside it)")
+    return EXIT["cancelled"]
+
+
+async def _restoring(task: asyncio.Future, r: core_restore.RestoreResult, entry: pgtools.BackupEntry, settings,
+                     args) -> int:
+    """Awaits the restore's task: a signal cancels the caller's task, and with it the awaited one, which stops
+    pg_restore and psql, ends psql's session and writes its report before this goes on."""
     try:
         await task
         code = EXIT["restored"]
@@ -91,6 +120,8 @@ async def _restoring(task: asyncio.Future, r: core_restore.RestoreResult, entry:
         for line in r.words():
             out(f"  {line}")
     except asyncio.CancelledError:  # SIGINT/SIGTERM/SIGHUP: stopped (or too late: COMMIT had reached the server)
+        if r.error is None:  # cancelled before its task even started (a signal as the checks' lines were printed)
+            return await _cancelled_checking(settings, args, entry, r)
         out(f"aami-tui: restore {r.error}", err=True)
         code = EXIT[r.outcome] if r.outcome in ("restored", "unknown") else EXIT["cancelled"]
     except core_restore.RestoreError as exc:

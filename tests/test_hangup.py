@@ -84,28 +84,45 @@ def test_a_signal_mid_run_ends_it_as_ctrl_c_does(pg_server, fresh_db, tmp_path, 
         admin.close()
 
 
-def test_sighup_cancels_a_headless_restore_with_its_sentence_and_report(pg_server, fresh_db, tmp_path):
+@pytest.mark.parametrize(("stage", "sig", "yes"), [("restoring", "SIGHUP", True), ("checking", "SIGTERM", True),
+                                                 ("checking", "SIGHUP", False)])
+def test_a_signal_cancels_a_headless_restore_with_its_sentence_and_report(pg_server, fresh_db, tmp_path, stage, sig,
+                                                                          yes):
     """A restore waiting for a lock when the SSH session drops: cancelled, the same sentence as SIGTERM, a report,
-    exit 130, the database untouched (it wrote no report and exited 129)."""
+    exit 130, the database untouched (it wrote no report and exited 129). The same in its read-only checks, before
+    "Restoring into" (a catalog they read locked by another session): it exited 129 or 143 with no sentence and no
+    report; now "cancelled before anything ran", exit 130, and with --yes the report (a dry run writes none)."""
     run_sql(fresh_db, "CREATE TABLE site_notes (id int PRIMARY KEY); INSERT INTO site_notes VALUES (1)")
     asyncio.run(take_verified_backup(fresh_db, tmp_path / "backups"))
     before = catalog_fingerprint(fresh_db)
     holder = observe(fresh_db, app="config-server", autocommit=False)
-    holder.execute("SELECT count(*) FROM site_notes").fetchone()  # the restore's DROP TABLE waits behind it
+    if stage == "restoring":
+        holder.execute("SELECT count(*) FROM site_notes").fetchone()  # the restore's DROP TABLE waits behind it
+    else:  # the checks' query of what exists now (restore_live_objects) waits behind it
+        holder.execute("LOCK TABLE pg_catalog.pg_extension IN ACCESS EXCLUSIVE MODE")
     try:
-        p = spawn_cli("restore", "--yes", "--backup-dir", str(tmp_path / "backups"), "--reports-dir",
-                      str(tmp_path / "reports"), env=pg_server.env(fresh_db.dbname))
-        out, err = signal_child(p, signal.SIGHUP, lambda: wait_until(
+        p = spawn_cli("restore", *(["--yes"] if yes else []), "--backup-dir", str(tmp_path / "backups"),
+                      "--reports-dir", str(tmp_path / "reports"), env=pg_server.env(fresh_db.dbname))
+        out, err = signal_child(p, getattr(signal, sig), lambda: wait_until(
             lambda: tool_waits_for_a_lock(fresh_db), 30, what="the restore to wait for the lock"))
     finally:
         holder.rollback()
         holder.close()
     assert p.returncode == 130, out + err
     assert "Traceback" not in err
-    assert "aami-tui: restore cancelled: " in err and f"{fresh_db.dbname} is as it was before the restore" in err
     assert "Final state: cancelled (exit 130)" in out, out
-    (report,) = [json.loads(x.read_text()) for x in (tmp_path / "reports").glob("restore_*.json")]
-    assert report["outcome"] == "cancelled"
+    if stage == "restoring":
+        assert "aami-tui: restore cancelled: " in err and f"{fresh_db.dbname} is as it was before the restore" in err
+    else:
+        assert "Restoring into" not in out, out
+        assert f"aami-tui: restore cancelled before anything ran: {fresh_db.dbname} is as it was." in err, err
+    reports = [json.loads(x.read_text()) for x in (tmp_path / "reports").glob("restore_*.json")]
+    if yes:
+        (report,) = reports
+        assert report["outcome"] == "cancelled" and report["error"].startswith("cancelled")
+        assert f"Report: {tmp_path / 'reports'}" in out, out
+    else:
+        assert reports == [] and "Report:" not in out  # a dry run writes none
     assert catalog_fingerprint(fresh_db) == before
 
 

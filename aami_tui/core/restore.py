@@ -358,7 +358,12 @@ def read_archive_header(path: Path) -> ArchiveInfo:
 async def _listing(tool: pgtools.Tool, dump: Path) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(tool.path, "--list", str(dump), stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
-    out, err = await proc.communicate()
+    try:
+        out, err = await proc.communicate()
+    except asyncio.CancelledError:  # a signal or escape during the checks: pg_restore does not read on alone
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        raise
     return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
 
 
