@@ -6,12 +6,14 @@ Timestamps carry the local timezone offset.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +32,57 @@ class StepRow:
     started: float | None
     ended: float | None
     seconds: float | None
+
+
+class Rows(Sequence):
+    """A record's statement rows, read as one sequence without being copied into one: ``chunks`` of rows that never
+    change (an ended attempt's rows, one tuple shared by every later record) and a last chunk (the open attempt's).
+    A record snapshot then costs the open attempt's rows, not the whole run's, and it makes no new container of
+    every statement for Python's full garbage collections to walk while the next apply runs."""
+
+    __slots__ = ("chunks", "_starts", "_len")
+
+    def __init__(self, chunks: Sequence[Sequence[dict]] = ()) -> None:
+        self.chunks = tuple(c for c in chunks if c)
+        starts, n = [], 0
+        for c in self.chunks:
+            starts.append(n)
+            n += len(c)
+        self._starts, self._len = tuple(starts), n
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            start, stop, step = i.indices(self._len)
+            if step != 1:
+                return list(self)[i]
+            out: list[dict] = []
+            k = max(0, bisect.bisect_right(self._starts, start) - 1)
+            while start < stop and k < len(self.chunks):
+                base = self._starts[k]
+                part = self.chunks[k][start - base:stop - base]
+                out.extend(part)
+                start += len(part)
+                k += 1
+            return out
+        if i < 0:
+            i += self._len
+        if not 0 <= i < self._len:
+            raise IndexError("statement row index out of range")
+        k = bisect.bisect_right(self._starts, i) - 1
+        return self.chunks[k][i - self._starts[k]]
+
+    def __iter__(self):
+        for c in self.chunks:
+            yield from c
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"Rows({self._len} rows in {len(self.chunks)} chunks)"
 
 
 @dataclass(frozen=True)
@@ -56,7 +109,7 @@ class RunRecord:
     checklist: tuple[tuple[str, str], ...]
     checks: tuple[dict, ...]
     backup: dict | str | None
-    statements: tuple[dict, ...]
+    statements: Sequence[dict]  # Rows (the engine's) or a tuple
     verify: tuple[dict, ...]
     post_commit_validation: tuple[str, ...]
     waiters: tuple[dict, ...]  # sessions seen waiting on our locks
@@ -90,7 +143,9 @@ def _step(r: StepRow) -> dict:
             "ended": _iso(r.ended), "seconds": r.seconds}
 
 
-def to_dict(r: RunRecord) -> dict:
+def to_dict(r: RunRecord, statements: bool = True) -> dict:
+    """The report's content. ``statements=False``: without the statements' rows (``[]``), which the writer renders
+    apart (Rendered): no list of the run's every statement made for nothing."""
     return {
         "tool": r.tool,
         "operator": r.operator,
@@ -115,7 +170,7 @@ def to_dict(r: RunRecord) -> dict:
         "mode": r.mode,
         "preflight": {"checklist": dict(r.checklist), "answered_by": dict(r.answered_by), "checks": list(r.checks)},
         "backup": r.backup,
-        "statements": list(r.statements),
+        "statements": list(r.statements) if statements else [],
         "verify": list(r.verify),
         "post_commit_validation": list(r.post_commit_validation),
         "waiting_sessions": list(r.waiters),
@@ -404,7 +459,7 @@ def _render(record: RunRecord, rendered: Rendered | None, secret: Mask | None = 
     are rendered). The parts are written one by one: the whole text (tens of MB after many attempts) is never
     joined or copied in one piece, which would hold the interpreter (and the console's event loop) for that
     long."""
-    data = to_dict(record)
+    data = to_dict(record, statements=False)
     md_chunks, js_chunks = (rendered or Rendered()).take(record, secret, pause)
     hole = f"\x00aami-statements-{uuid.uuid4().hex}\x00"  # a string no report can hold (no NUL from Postgres)
     if md_chunks:

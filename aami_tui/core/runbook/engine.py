@@ -161,8 +161,11 @@ class Runbook:
         self._rendered = report.Rendered()  # the text of ended attempts' statements (used in the report thread only)
         self._mask: Mask | None = None  # the password's mask for the reports (made at the first write)
         self._adopted: list[str] = []  # markers of earlier unclosed runs said in this run's log (report.unclosed)
-        # the report's row of each statement record (the same index in ``statements``), built as the record is
-        # made (apply.record), a few at a time while the apply runs, not 10,000 at once on the loop as it ends
+        # the report's row of each statement record, built as the record is made (apply.record), a few at a time
+        # while the apply runs, not 10,000 at once on the loop as it ends: the rows of the attempts that have ended
+        # in chunks that never change (``_row_chunks``, tuples shared by every record), the others in
+        # ``statement_rows`` (the last ones of ``statements``, in the same order)
+        self._row_chunks: list[tuple[dict, ...]] = []
         self.statement_rows: list[dict] = []
         self.lock_holder: dict | None = None
         self.lint_result = None  # core.lint.LintResult of the pre-flight
@@ -995,9 +998,14 @@ class Runbook:
         self._set(Step.APPLY, State.RUNNING)
         stmts = self.migration.statements
         total = len(stmts)
-        kept = [i for i, r in enumerate(self.statements) if r.attempt != self.attempt]
-        self.statements = [self.statements[i] for i in kept]
-        self.statement_rows = [self.statement_rows[i] for i in kept]
+        # An earlier apply of this attempt (its records are the last ones): forgotten, in place. Never a rebuilt
+        # list of every attempt's records, which Python's full collections would walk while this apply runs.
+        k = len(self.statement_rows)
+        while k and self.statement_rows[k - 1]["attempt"] == self.attempt:
+            k -= 1
+        if k < len(self.statement_rows):
+            del self.statements[len(self.statements) - (len(self.statement_rows) - k):]
+            del self.statement_rows[k:]
         groups = applying.batches(stmts, set(self.migration.tables), enabled=not self.opt.pace)
         for group in groups:
             st = group[0]
@@ -1578,16 +1586,24 @@ class Runbook:
             closed=self.phase is Phase.CLOSED,
         )
 
-    def _statement_rows(self) -> tuple[tuple[dict, ...], int]:
+    def _statement_rows(self) -> tuple[report.Rows, int]:
         """The report's statement rows, and how many of the first ones can no longer change: all of them unless an
         apply runs (an attempt's statements are recorded by its one apply; the next attempt starts at BEGIN). The
         rows are built once, as their records are made (``statement_rows``), and the same objects go into every
-        later record: the report thread renders them once too (report.Rendered), and a write costs what is new."""
-        recs = self.statements
-        ended = len(recs)
-        if self.phase is Phase.APPLYING:  # an apply runs: its own attempt's records are still being made
-            ended = next((i for i in range(len(recs) - 1, -1, -1) if recs[i].attempt < self.attempt), -1) + 1
-        return tuple(self.statement_rows), ended
+        later record: the report thread renders them once too (report.Rendered), and a write costs what is new.
+        The rows of attempts before this one become a chunk the first time a record is taken after they ended:
+        a record copies the open attempt's rows only (report.Rows)."""
+        rows = self.statement_rows
+        k = len(rows)
+        while k and rows[k - 1]["attempt"] >= self.attempt:
+            k -= 1
+        if k:
+            self._row_chunks.append(tuple(rows[:k]))
+            del rows[:k]
+        ended = sum(len(c) for c in self._row_chunks)
+        if self.phase is not Phase.APPLYING:  # no apply runs: its attempt's records are all made
+            ended += len(rows)
+        return report.Rows((*self._row_chunks, tuple(rows))), ended
 
     def _migration_record(self) -> dict:
         """The file that ran: path, sha256, size, statements; a drift plan says so (its own header: for which
