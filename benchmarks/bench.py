@@ -458,7 +458,7 @@ class PtyApp:
 #   `?` opens the help (a screen over the runbook): its title;
 #   `s` shows the migration SQL in the step pane (a light key: the pane switches, the border says so).
 KEYS = {"?": (b"?", b"how the migration works"), "s": (b"s", b"Migration SQL")}
-ROUNDS = 25  # BEGIN, apply, ROLLBACK: with the backup, ~40 presses of each key while steps run (10 gave 15-18 once
+ROUNDS = int(os.environ.get("AAMI_BENCH_ROUNDS", "25"))  # BEGIN, apply, ROLLBACK: with the backup, ~40 presses of each key while steps run (10 gave 15-18 once
 #   the console applied the file in ~1 s, so the p95 was the slowest press)
 NEXT = "n → ".encode()  # the runbook bar's hint, e.g. "Next: n → Apply"
 

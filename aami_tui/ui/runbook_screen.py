@@ -39,6 +39,7 @@ from aami_tui.core.status import config_server_env
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
 from aami_tui.ui.footer import KeyFooter
+from aami_tui.ui.line import Line
 from aami_tui.ui.lock_watch import LockWatchPanel
 from aami_tui.ui.messages import (
     STREAM,
@@ -157,7 +158,7 @@ class RunbookScreen(Screen):
             yield StepList(self.rb, id="steps")
             with ContentSwitcher(initial="pane-preflight", id="panes"):
                 with VerticalScroll(id="pane-preflight", classes="pane"):
-                    yield Static("", id="preflight-title", classes="pane-title")
+                    yield Line("", id="preflight-title", classes="pane-title")
                     for key, label in self.rb.items:
                         yield Tick(label, id=f"tick-{key}")
                     if "staging" in self.rb.answers:
@@ -165,33 +166,33 @@ class RunbookScreen(Screen):
                                      "rehearses on a scratch copy and answers it.", id="staging-hint",
                                      classes="hint")
                     yield Static("[b]Automatic checks[/b]", classes="pane-title")
-                    yield Static("running…", id="auto-checks")
+                    yield Line("running…", id="auto-checks")
                     yield Static("[b]Migration SQL[/b]: press [b]s[/b] to review it (scrolls both ways; s again "
                                  "comes back)", classes="pane-title")
                 with VerticalScroll(id="pane-backup", classes="pane"):
                     yield Static("[b]Backup[/b]", classes="pane-title")
-                    yield Static("", id="backup-info")
+                    yield Line("", id="backup-info")
                     yield ToolProgress(total=1, id="backup-progress", show_eta=False)
-                    yield Static("", id="backup-line")
-                    begin_line = Static("", id="begin-line")  # only while BEGIN waits for a lock (_begin_line)
+                    yield Line("", id="backup-line")
+                    begin_line = Line("", id="begin-line")  # only while BEGIN waits for a lock (_begin_line)
                     begin_line.display = False
                     yield begin_line
-                    yield Static("", id="rehearse-info")
+                    yield Line("", id="rehearse-info")
                     yield ToolProgress(total=1, id="rehearse-progress", show_eta=False)
-                    yield Static("", id="rehearse-line")
+                    yield Line("", id="rehearse-line")
                 with Vertical(id="pane-apply", classes="pane"):
                     yield Static("[b]Apply[/b]", classes="pane-title")
                     yield ProgressBar(total=1, id="apply-progress", show_eta=False)
-                    yield Static("", id="apply-line")
-                    yield Static("", id="apply-error")
+                    yield Line("", id="apply-line")
+                    yield Line("", id="apply-error")
                 with VerticalScroll(id="pane-verify", classes="pane"):
                     yield Static("[b]Verify[/b] (inside the transaction)", classes="pane-title")
-                    yield Static("", id="verify-next")
-                    yield Static("", id="verify-checks")
+                    yield Line("", id="verify-next")
+                    yield Line("", id="verify-checks")
                 with VerticalScroll(id="pane-done", classes="pane"):
-                    yield Static("", id="done-text")
+                    yield Line("", id="done-text")
                 with Vertical(id="pane-sql"):
-                    yield Static("", id="sql-head")
+                    yield Line("", id="sql-head")
                     yield SqlView("", language="sql", read_only=True, soft_wrap=False, show_line_numbers=True,
                                   id="sql-text")
             yield TableChecklist(compact=True, id="rb-checklist")

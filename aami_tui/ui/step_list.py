@@ -5,10 +5,10 @@ from __future__ import annotations
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
 
 from aami_tui.core.runbook import STEP_ORDER, Phase, Runbook, State, Step, Tx
 from aami_tui.ui import fmt
+from aami_tui.ui.line import Line
 
 BEFORE_BEGIN = frozenset({Phase.NEW, Phase.PREFLIGHT, Phase.CHECKED, Phase.BACKUP, Phase.READY, Phase.REHEARSING})
 ICON = {State.PENDING: ("○", "dim"), State.RUNNING: ("●", "bold yellow"), State.DONE: ("✓", "bold green"),
@@ -16,7 +16,7 @@ ICON = {State.PENDING: ("○", "dim"), State.RUNNING: ("●", "bold yellow"), St
         State.UNCONFIRMED: ("?", "bold red")}  # a ROLLBACK nobody saw end
 
 
-class StepList(Static):
+class StepList(Line):
     def __init__(self, rb: Runbook, id: str | None = None) -> None:
         super().__init__(id=id, classes="panel")
         self.rb = rb

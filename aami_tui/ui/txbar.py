@@ -11,6 +11,7 @@ from textual.widget import Widget
 
 from aami_tui.core.runbook.model import Tx
 from aami_tui.ui import fmt
+from aami_tui.ui.line import needs_layout
 
 
 class TxBar(Widget):
@@ -24,7 +25,7 @@ class TxBar(Widget):
         shown = (tx, hint, dbname)
         if shown != self._shown:  # unchanged: no repaint (the runbook calls this after every event)
             self._shown = shown
-            self.refresh(layout=True)
+            self.refresh(layout=needs_layout(self))  # one line or two: the screen's layout only if that changed
 
     def _lines(self, width: int) -> list[Text]:
         if self._shown is None:

@@ -1,0 +1,37 @@
+"""Text that changes often (a step's progress line, the SQL pane's head, the step list) without a layout of the
+whole screen each time it changes.
+
+Textual's ``Static.update`` lays the screen out again on every update, in case the widget's size changed. A
+layout of the runbook screen costs ~7-12 ms of the event loop; an apply's end made 6-7 of them, and a key
+pressed then waited behind them (benchmarks/keytrace). Most updates keep the widget's size: the same number of
+lines at the same width. These ask for a layout only when the new content needs another height."""
+
+from __future__ import annotations
+
+from textual.widget import Widget
+from textual.widgets import Static
+
+
+def needs_layout(widget: Widget) -> bool:
+    """Whether ``widget``'s content, as it is now, needs a size other than the one it was laid out with. True
+    when that cannot be known here (not laid out yet, a width that follows the content): Textual decides."""
+    styles = widget.styles
+    if styles.width is not None and styles.width.is_auto:  # its width follows its content
+        return True
+    height = styles.height
+    if height is not None and not height.is_auto:  # its height is the CSS's, whatever it shows
+        return False
+    size = widget.content_size
+    if not size.width:  # not laid out yet (or hidden from the start)
+        return True
+    return widget.get_content_height(widget.container_size, widget.app.size, size.width) != size.height
+
+
+class Line(Static):
+    """A Static whose ``update`` repaints it, and lays the screen out again only when its height changes
+    (``layout=True`` still forces one)."""
+
+    def update(self, content="", *, layout: bool | None = None) -> None:
+        super().update(content, layout=False)
+        if layout or (layout is None and self.is_mounted and needs_layout(self)):
+            self.refresh(layout=True)
