@@ -84,7 +84,9 @@ class KeyFooter(Footer):
             return
         if now == self._now and palette == self._palette:
             return  # nothing to change (a focus change that moved no key)
-        self.call_after_refresh(self._show, now, palette)
+        # Now, not after the next refresh: in the same frame as what changed the bindings (a step's end switches
+        # the pane too), one layout of the screen rather than one more a frame later (~10 ms each, a key waiting)
+        self._show(now, palette)
 
     def _show(self, now: dict, palette: tuple | None) -> None:
         """Show, hide, enable and disable the keys in place."""
