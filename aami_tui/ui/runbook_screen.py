@@ -710,7 +710,8 @@ class RunbookScreen(Screen):
         if rb.outcome is Outcome.COMMITTED:
             return "d → dashboard (the Config Server can start) or q → quit"
         if rb.nothing_to_do:
-            return "nothing to do, already migrated (no backup, no transaction): d → dashboard or q → quit"
+            # (one line on a 120-column bar: a second line takes a row from the log, which then hides its last line)
+            return "nothing to do, already migrated: d → dashboard or q → quit"
         if rb.finished:
             return "d → dashboard or q → quit"
         if rb.tx == Tx.ABORTED:
