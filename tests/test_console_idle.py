@@ -29,16 +29,19 @@ async def test_idle_refreshes_repaint_nothing_and_a_change_shows(fresh_db, tmp_p
         await scenes.dashboard_ready(pilot)
         rebuilt: list[int] = []
         updates: list[int] = []
-        real_clear, real_update = DataTable.clear, Static.update
+        changed: list[int] = []
+        real_clear, real_update, real_cell = DataTable.clear, Static.update, DataTable.update_cell
         monkeypatch.setattr(DataTable, "clear", lambda self, *a, **k: (rebuilt.append(1), real_clear(self, *a, **k))[1])
+        monkeypatch.setattr(DataTable, "update_cell",
+                            lambda self, *a, **k: (changed.append(1), real_cell(self, *a, **k))[1])
         monkeypatch.setattr(Static, "update", lambda self, *a, **k: (updates.append(1), real_update(self, *a, **k))[1])
         await _refreshes(app, 3)
         await pilot.pause()
-        assert rebuilt == [] and updates == []  # nothing changed: nothing was rebuilt or repainted
+        assert rebuilt == changed == updates == []  # nothing changed: nothing was rebuilt or repainted
         run_sql(fresh_db, "CREATE TABLE namespaces (id int)")
         await _refreshes(app, 1)
         await pilot.pause()
-        assert rebuilt == [1]
+        assert rebuilt == [] and changed  # namespaces' row, its cells changed in place (the same rows)
         assert "1 / 10 present" in text_of(app, "#checklist-header")
 
 

@@ -491,3 +491,40 @@ async def test_a_locked_tables_note_shows_the_pid_at_120_columns(fresh_db, tmp_p
             await scenes.settle(pilot)
             line = next(ln for ln in region_text(app, "#checklist DataTable").splitlines() if " groups " in ln)
             assert f"pid {pid}" in line, line
+
+
+async def test_a_refresh_that_changes_a_cell_keeps_where_the_checklist_was_scrolled_to(fresh_db, tmp_path):
+    """A refresh rebuilt the whole table (cleared, rows added again) whenever one cell changed: the list jumped back
+    to its top under a DBA reading its end, and the table's size went to nothing and back (a layout of the screen
+    and the scrollbars each time, a key pressed then waiting). A refresh of the same rows changes the cells in place."""
+    from conftest import apply_migration, run_sql
+    from textual.widgets import DataTable
+
+    apply_migration(fresh_db)
+    run_sql(fresh_db, "".join(f"CREATE TABLE extra_{i} (id int);" for i in range(25)))
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.settle(pilot)
+        table = app.dashboard.query_one("#checklist DataTable", DataTable)
+        assert table.max_scroll_y > 0  # more rows than it shows
+        table.scroll_end(animate=False)
+        await scenes.settle(pilot)
+        bottom = table.scroll_y
+        assert bottom > 0
+        run_sql(fresh_db, "INSERT INTO groups (name) SELECT 'g' || i FROM generate_series(1, 500) i; ANALYZE groups")
+        await pilot.press("f5")
+        await scenes.wait_for(pilot, lambda: "500" in cells(table), what="the refreshed checklist")
+        await scenes.settle(pilot)
+        assert table.scroll_y == bottom
+        assert "… and" in region_text_of(app)  # still its end
+
+
+def cells(table) -> str:
+    return " ".join(str(c) for i in range(table.row_count) for c in table.get_row_at(i))
+
+
+def region_text_of(app) -> str:
+    from screen_text import region_text
+
+    return region_text(app, "#checklist DataTable")

@@ -10,6 +10,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Static
 
 from aami_tui.core.schema import REQUIRED_TABLES, ValidationResult
@@ -229,12 +230,24 @@ class TableChecklist(Vertical):
         rows = self._rows(result)
         if self.narrow:  # icon, name, and the note if any (what is wrong) or else the rows
             rows = tuple((r[0], r[1], r[4] if r[4][0] else r[2]) if len(r) == 5 else r for r in rows)
-        if rows != self._shown_rows:  # rebuilt only when what it shows changed: idle refreshes repaint nothing
-            self._shown_rows = rows
-            t = self.query_one(DataTable)
-            t.clear()
-            for row in rows:
-                t.add_row(*(Text(text, style=style) for text, style in row))
+        if rows == self._shown_rows:  # idle refreshes repaint nothing
+            return
+        old, self._shown_rows = self._shown_rows, rows
+        t = self.query_one(DataTable)
+        if old is not None and len(old) == len(rows) == t.row_count and all(
+                len(a) == len(b) == len(t.columns) for a, b in zip(old, rows, strict=True)):
+            # The same rows: the cells that changed, in place. Cleared and filled again, the table went back to its
+            # top under a DBA reading its end, and its size to nothing and back (a layout of the screen and its
+            # scrollbars, twice: ~20 ms of the event loop at each step's end, a key waiting). Column widths grow
+            # to fit as they do when rows are added (clear() keeps them too).
+            for y, (new, was) in enumerate(zip(rows, old, strict=True)):
+                for x, (cell, before) in enumerate(zip(new, was, strict=True)):
+                    if cell != before:
+                        t.update_cell_at(Coordinate(y, x), Text(cell[0], style=cell[1]), update_width=True)
+            return
+        t.clear()
+        for row in rows:
+            t.add_row(*(Text(text, style=style) for text, style in row))
 
     def _rows(self, result: ValidationResult) -> tuple:
         """The table's cells as (text, style) pairs: comparable, so that an unchanged result costs nothing."""
