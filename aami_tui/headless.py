@@ -184,13 +184,13 @@ async def _steps(rb: Runbook, settings, args) -> int:
             await rb.rollback("step failed")
         verdict = exc.verdict or rb.verdict or Verdict.APPLY_FAILED
         if rb.outcome is Outcome.COMMITTED:  # never report a committed migration as a failure
-            verdict = Verdict.COMMITTED
+            verdict = rb.committed_verdict
         rb.verdict = verdict
         return verdict.exit_code
     except asyncio.CancelledError:  # SIGINT, SIGTERM or SIGHUP (aami_tui.signals)
         # the cancelled step may have left the transaction open (ROLLBACK follows), or lost its session
         out("aami-tui: interrupted; rolling back." if rb.tx_open else "aami-tui: interrupted.", err=True)
-        verdict = Verdict.COMMITTED if rb.outcome is Outcome.COMMITTED else (
+        verdict = rb.committed_verdict if rb.outcome is Outcome.COMMITTED else (
             Verdict.COMMIT_UNKNOWN if rb.outcome is Outcome.UNKNOWN else Verdict.INTERRUPTED)
         rb.verdict = verdict
         return verdict.exit_code

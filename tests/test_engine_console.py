@@ -47,7 +47,11 @@ async def test_after_a_commit_without_answer_the_console_does_not_lock_itself_ou
             # Certain, and said so: committed (the server confirms), the bar agrees, nothing is left open.
             assert first.outcome == Outcome.COMMITTED and first.tx == Tx.COMMITTED and not first.tx_open
             assert text_of(app, "#txbar").strip().startswith("COMMITTED")
-            assert "✓ COMMITTED" in text_of(app, "#done-text")
+            # fresh7 N1: our resolver ended the COMMIT's wait for the standby: the pane said "✓ COMMITTED" only
+            done = text_of(app, "#done-text")
+            assert "⚠ COMMITTED ON THE PRIMARY ONLY" in done and "✓ COMMITTED" not in done
+            assert "NOT confirmed on the synchronous standby named by synchronous_standby_names = 'never'" in done
+            assert "committed on the primary only, NOT confirmed" in text_of(app, "#txbar")
             assert not app.runbook_screen.check_action("commit", ())  # c and x are not offered after COMMITTED
             assert not app.runbook_screen.check_action("rollback", ())
             assert advisory_locks(fresh_db) == []

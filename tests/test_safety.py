@@ -44,7 +44,7 @@ from aami_tui.core import pgtools
 from aami_tui.core.embedded import bin_dir
 from aami_tui.core.locks import KEY
 from aami_tui.core.migration import parse_text
-from aami_tui.core.runbook import Outcome, Phase, RunbookError, State, Step, Tx, TxChanged
+from aami_tui.core.runbook import Outcome, Phase, RunbookError, State, Step, Tx, TxChanged, Verdict
 from aami_tui.core.schema import REQUIRED_TABLES
 from aami_tui.core.settings import ConnSettings
 from aami_tui.ui.runbook_screen import RunbookScreen
@@ -864,11 +864,13 @@ async def test_password_never_on_pg_dump_command_line_and_quoted_names_end_to_en
     assert_nothing_of_ours_left(db)
 
 
-async def test_connection_lost_during_commit_asks_the_server_what_happened(pg_server, fresh_db, tmp_path):
+@pytest.mark.parametrize("ender", ["pg_terminate_backend", "pg_cancel_backend"])
+async def test_connection_lost_during_commit_asks_the_server_what_happened(pg_server, fresh_db, tmp_path, ender):
     """The answer to COMMIT can be lost after the server committed: the engine must not claim a rollback.
 
     Real setup: synchronous replication to a standby that never comes makes COMMIT wait after it has
     committed locally; terminating the session then loses the answer, exactly like a network drop.
+    Cancelling it (someone's pg_cancel_backend) makes COMMIT answer as if all went well, with only a warning.
     """
     if pg_server.embedded is None:
         pytest.skip("changes synchronous_standby_names server-wide (embedded test server only)")
@@ -889,15 +891,32 @@ async def test_connection_lost_during_commit_asks_the_server_what_happened(pg_se
                         (rb.backend_pid,)):
             assert time.monotonic() < deadline and not task.done(), "COMMIT never waited for the standby"
             await asyncio.sleep(0.05)
+        # fresh7 N1: while it waits, the engine says on what (its COMMIT watch reads the monitor), once
+        waiting = "COMMIT: committed locally, waiting on synchronous replication (wait_event SyncRep): the " \
+                  "synchronous standby named by synchronous_standby_names = 'standby_that_never_comes' has not " \
+                  "confirmed it"
+        while not any(m.startswith(waiting) for _, _, m in rb.log):
+            assert time.monotonic() < deadline and not task.done(), rb.log
+            await asyncio.sleep(0.05)
+        assert rb.commit_waiting_words().startswith("COMMIT: committed locally, waiting on synchronous replication")
         xid = rb.xid
-        terminate(fresh_db, rb.backend_pid)
+        if ender == "pg_terminate_backend":
+            terminate(fresh_db, rb.backend_pid)
+        else:
+            query(fresh_db, "SELECT pg_cancel_backend(%s)", (rb.backend_pid,))
         lines = await asyncio.wait_for(task, 15)
     finally:
         run_sql(admin, "ALTER SYSTEM RESET synchronous_standby_names")
         run_sql(admin, "SELECT pg_reload_conf()")
     assert rb.outcome == Outcome.COMMITTED and rb.tx == Tx.COMMITTED
-    assert any(lvl == "warn" and m.startswith("the connection was lost during COMMIT (")
-               and f"; the server confirms transaction {xid} committed" in m for _, lvl, m in rb.log), rb.log
+    assert ender == "pg_cancel_backend" or any(
+        lvl == "warn" and m.startswith("the connection was lost during COMMIT (")
+        and f"; the server confirms transaction {xid} committed" in m for _, lvl, m in rb.log), rb.log
+    # Someone else ended the wait for the standby: committed on the primary only, and said so (fresh7 N1)
+    assert rb.verdict is Verdict.COMMITTED_PRIMARY_ONLY and rb.verdict.exit_code == 0
+    assert any(m.startswith("⚠ COMMIT: committed on the primary only, NOT confirmed on the synchronous standby named "
+                            "by synchronous_standby_names = 'standby_that_never_comes'") for _, _, m in rb.log), rb.log
+    assert not any("permanent" in m for _, _, m in rb.log)
     assert lines[-1].startswith("✓ Database schema validation successful")
     assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
     assert_nothing_of_ours_left(fresh_db)
@@ -1023,8 +1042,16 @@ async def test_commit_that_never_answers_is_resolved_committed(pg_server, fresh_
     assert rb.outcome == Outcome.COMMITTED and rb.tx == Tx.COMMITTED and not rb.tx_open
     assert rb.verdict.exit_code == 0
     msgs = [m for _, _, m in rb.log]
-    assert any(m.startswith(f"COMMIT got no answer within 1s; the server confirms transaction {xid} committed")
+    # fresh7 N1: our resolver ended the COMMIT's wait for the standby (SyncRep): the server committed locally only.
+    # It said "✓ COMMIT: the migration is permanent." with no word of the standby.
+    pid = rb.backend_pid
+    assert any(m.startswith(f"COMMIT got no answer within 1s; the server confirms transaction {xid} committed on the "
+                            "primary only, NOT confirmed on the synchronous standby named by synchronous_standby_names"
+                            f" = 'never': the COMMIT waited for it (wait_event SyncRep) and that wait was ended "
+                            f"(backend {pid} ended (pg_terminate_backend)); a failover now can lose the migration")
                for m in msgs), msgs
+    assert rb.verdict is Verdict.COMMITTED_PRIMARY_ONLY
+    assert not any("permanent" in m for m in msgs), msgs
     # The orphaned backend (still waiting for the standby, holding its locks) was ended: the tables are
     # visible to everyone, the server's own validation passes, nothing of ours is left.
     assert lines[-1].startswith("✓ Database schema validation successful")
@@ -1033,6 +1060,8 @@ async def test_commit_that_never_answers_is_resolved_committed(pg_server, fresh_
     await rb.flush_reports()  # a step does not wait for its report: its write is queued
     data = json.loads(rb.report_paths[1].read_text())
     assert data["final_state"] == "committed" and data["transaction_id"] == xid
+    assert data["verdict"] == Verdict.COMMITTED_PRIMARY_ONLY.words and data["exit_code"] == 0
+    assert "NOT confirmed on the synchronous standby" in rb.report_paths[0].read_text()
 
 
 def test_headless_commit_that_never_answers_exits_0_without_a_traceback(pg_server, fresh_db, tmp_path):
@@ -1042,9 +1071,15 @@ def test_headless_commit_that_never_answers_exits_0_without_a_traceback(pg_serve
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     assert "the server confirms transaction" in r.stdout and "committed" in r.stdout
+    # fresh7 N1: the words say the standby never confirmed it, to the end (it said "the migration is permanent")
+    assert "  ⚠ COMMIT: committed on the primary only, NOT confirmed on the synchronous standby named by " \
+           "synchronous_standby_names = 'never'" in r.stdout
+    assert "permanent" not in r.stdout
+    assert f"Final state: committed (exit 0: {Verdict.COMMITTED_PRIMARY_ONLY.words})" in r.stdout
     assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
     (report,) = [json.loads(p.read_text()) for p in (tmp_path / "r").glob("report_*.json")]
     assert report["final_state"] == "committed" and report["exit_code"] == 0
+    assert report["verdict"] == Verdict.COMMITTED_PRIMARY_ONLY.words
 
 
 REFUSE_AT_COMMIT = """CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -1248,6 +1283,10 @@ async def test_commit_through_a_frozen_network_is_outcome_unknown_with_the_query
     msg = str(e.value)
     assert msg.startswith("COMMIT got no answer within 1s, and the server could not be asked what became of it")
     assert f"Find out with: SELECT pg_xact_status('{xid}'::xid8);" in msg
+    # fresh7 N2: the third answer, 'in progress' (our old backend still in COMMIT, e.g. waiting on SyncRep), is read too
+    pid = rb.backend_pid
+    assert (f"in progress: backend {pid} still runs it: SELECT state, wait_event FROM pg_stat_activity WHERE pid = "
+            f"{pid}; wait_event SyncRep means committed locally, waiting for the synchronous standby") in msg, msg
     assert rb.outcome == Outcome.UNKNOWN and rb.tx == Tx.UNKNOWN and rb.verdict.exit_code == 9
     assert not rb.can(Step.BEGIN)[0] and not rb.can(Step.ROLLBACK)[0]  # nothing more in this run
     await rb.flush_reports()  # a step does not wait for its report: its write is queued
@@ -1373,6 +1412,7 @@ def test_ctrl_c_during_a_commit_that_never_answers_resolves_it_instead_of_guessi
     assert p.returncode == 0, out + err
     assert "Traceback" not in out + err
     assert "COMMIT was interrupted in flight; the server confirms transaction" in out
+    assert "committed on the primary only, NOT confirmed on the synchronous standby" in out, out  # fresh7 N1
     (report,) = [json.loads(x.read_text()) for x in (tmp_path / "r").glob("report_*.json")]
     assert report["final_state"] == "committed" and report["exit_code"] == 0
     assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)

@@ -631,8 +631,12 @@ class RunbookScreen(Screen):
     def _done_text_raw(self) -> Text:
         rb = self.rb
         t = Text()
-        if rb.outcome is Outcome.COMMITTED:
+        if rb.outcome is Outcome.COMMITTED and rb.unreplicated:  # the standby never confirmed it (the engine's words)
+            t.append("⚠ COMMITTED ON THE PRIMARY ONLY\n\n", style="bold yellow")
+            t.append(f"Transaction {rb.xid}: {rb.unreplicated}.\n\n", style="yellow")
+        elif rb.outcome is Outcome.COMMITTED:
             t.append("✓ COMMITTED\n\n", style="bold green")
+        if rb.outcome is Outcome.COMMITTED:
             t.append("The server's start-up validation, on a fresh connection:\n", style="bold")
             for line in rb.post_commit_lines:
                 t.append(f"  {line}\n", style="green" if line.startswith("✓") else "")
@@ -695,6 +699,8 @@ class RunbookScreen(Screen):
                     f"connection ({time.monotonic() - since:.0f}s)…")
         if running is Step.BEGIN and self._begin_waiting:  # answering: it waits for a lock, not for the network
             return "BEGIN: waiting for another session's lock (the step names it; escape cancels)…"
+        if running is Step.COMMIT and (syncrep := rb.commit_waiting_words()):  # seen waiting on SyncRep
+            return f"{syncrep}…"
         if running is not None and (silent := rb.waiting_for_answer(self.SAY_SILENT_AFTER)) is not None:
             return f"{running.title}: waiting for the server's answer ({silent:.0f}s)…"  # it may have stopped answering
         if running is not None:
@@ -707,6 +713,8 @@ class RunbookScreen(Screen):
         if rb.phase is Phase.ROLLED_BACK:
             return ("n → Pre-flight (the file changed)" if self._next_step() is Step.PREFLIGHT
                     else "n → BEGIN (retry) or d → dashboard")
+        if rb.outcome is Outcome.COMMITTED and rb.unreplicated:
+            return "committed on the primary only, NOT confirmed on the synchronous standby: d → dashboard or q → quit"
         if rb.outcome is Outcome.COMMITTED:
             return "d → dashboard (the Config Server can start) or q → quit"
         if rb.nothing_to_do:
@@ -786,7 +794,8 @@ class RunbookScreen(Screen):
 
     def answer_clock_runs(self) -> bool:
         """The bar shows a clock: a short round trip waiting for the server's answer, or a COMMIT being resolved."""
-        return self.rb.waiting_for_answer(self.SAY_SILENT_AFTER) is not None or self.rb.resolving is not None
+        return (self.rb.waiting_for_answer(self.SAY_SILENT_AFTER) is not None or self.rb.resolving is not None
+                or bool(self.rb.commit_waiting_words()))
 
     def _tick_answer_clock(self) -> None:
         if not self.app.gone(self) and self.answer_clock_runs():

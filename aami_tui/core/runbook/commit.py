@@ -19,16 +19,62 @@ if TYPE_CHECKING:
     from aami_tui.core.runbook.engine import Runbook
 
 
+SYNCREP = "SyncRep"  # pg_stat_activity.wait_event of a COMMIT that committed locally and waits for a standby
+
+
 @dataclass(frozen=True)
 class Resolution:
     phase: Phase  # COMMITTED, ROLLED_BACK or UNKNOWN
     status: str | None  # pg_xact_status's answer (None: could not ask)
     fence: str  # what happened to our old backend, in words
     query: str  # the query that tells the transaction's fate
+    # synchronous_standby_names when our backend was seen waiting on SyncRep (by the COMMIT watch, or as it was
+    # fenced): a COMMIT whose wait was ended there is committed on the primary only. None: not seen waiting there.
+    syncrep: str | None = None
 
 
 def status_query(xid: str | None) -> str:
     return f"SELECT pg_xact_status('{xid}'::xid8);" if xid else "(no transaction id was recorded)"
+
+
+def standby_words(names: str | None) -> str:
+    """'the synchronous standby named by synchronous_standby_names = 'ghost''."""
+    return f"the synchronous standby named by synchronous_standby_names = '{names or '?'}'"
+
+
+def syncrep_waiting(names: str | None, seconds: float | None = None, timeout: float | None = None) -> str:
+    """What a COMMIT waiting on synchronous replication is doing, for both faces (the log, the bar)."""
+    took = f" for {seconds:.0f}s" if seconds is not None else ""
+    bound = (f"; --commit-timeout ({timeout:g}s) ends the wait: the migration then stays committed on the primary, "
+             "NOT confirmed on the standby" if timeout else "")
+    return (f"COMMIT: committed locally, waiting on synchronous replication (wait_event SyncRep){took}: "
+            f"{standby_words(names)} has not confirmed it (is it connected? pg_stat_replication){bound}")
+
+
+def unreplicated(names: str | None, fence: str) -> str:
+    """The truth about a COMMIT whose wait for its synchronous standby was ended (by our resolver, or anyone):
+    committed on the primary, never confirmed by the standby; one sentence for the log, the faces and the report."""
+    return (f"committed on the primary only, NOT confirmed on {standby_words(names)}: the COMMIT waited for it "
+            f"(wait_event SyncRep) and that wait was ended ({fence}); a failover now can lose the migration: "
+            "do not fail over before that standby has caught up (pg_stat_replication)")
+
+
+def ends_syncrep_wait(diag) -> bool:
+    """The server's WARNING, during COMMIT, that its wait for synchronous replication was cancelled (a cancel
+    request, ours on Ctrl+C or anyone's pg_cancel_backend: the COMMIT then answers as if done; the server gives it no
+    code of its own: 01000) or ended (57P01: pg_terminate_backend). Told by severity and code, not by its words
+    (lc_messages may translate them): the only warnings a COMMIT of an open transaction gives."""
+    return (getattr(diag, "severity_nonlocalized", None) or getattr(diag, "severity", "")) == "WARNING" \
+        and diag.sqlstate in ("01000", "57P01")
+
+
+def fate_words(query: str, pid: int | None) -> str:
+    """How to read pg_xact_status's three answers for a COMMIT whose outcome is unknown."""
+    who = f"backend {pid}" if pid else "our old backend"
+    return (f"Find out with: {query} (committed: the migration is in; aborted: nothing changed; in progress: "
+            f"{who} still runs it: SELECT state, wait_event FROM pg_stat_activity WHERE pid = {pid or '<pid>'}; "
+            "wait_event SyncRep means committed locally, waiting for the synchronous standby: it becomes "
+            "committed when the standby confirms or the backend is ended, then NOT confirmed on the standby)")
 
 
 async def resolve(rb: Runbook, wait: float | None = None) -> Resolution:
@@ -41,6 +87,11 @@ async def resolve(rb: Runbook, wait: float | None = None) -> Resolution:
     # Our backend may live on (a half-open network, or waiting for a synchronous standby after it has
     # committed locally): end it, so that its locks go and its fate is final.
     fence = await s.fence(t)
+    syncrep = rb.commit_syncrep
+    if s.fenced_activity is not None and (s.fenced_activity[0] == SYNCREP or rb.syncrep_ended):
+        syncrep = s.fenced_activity[1]
+    elif rb.syncrep_ended and syncrep is None:  # the server warned that the wait was ended; names not read
+        syncrep = "?"
     deadline = time.monotonic() + wait
     while status not in ("committed", "aborted") and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
@@ -48,4 +99,4 @@ async def resolve(rb: Runbook, wait: float | None = None) -> Resolution:
         if status is None:
             break
     phase = {"committed": Phase.COMMITTED, "aborted": Phase.ROLLED_BACK}.get(status, Phase.UNKNOWN)
-    return Resolution(phase, status, fence, status_query(s.xid))
+    return Resolution(phase, status, fence, status_query(s.xid), syncrep if phase is Phase.COMMITTED else None)

@@ -76,7 +76,7 @@ from aami_tui.core.runbook.model import (
     Tx,
     Verdict,
 )
-from aami_tui.core.runbook.session import CANCEL_WAIT, Deadline, Session
+from aami_tui.core.runbook.session import CANCEL_WAIT, Deadline, Session, bounded
 from aami_tui.core.secret import Mask
 from aami_tui.core.settings import ConnSettings
 from aami_tui.core.words import plural
@@ -151,6 +151,15 @@ class Runbook:
         # (why, in a few words: "no answer within --commit-timeout (60s)", monotonic start); None otherwise
         self.resolving: tuple[str, float] | None = None
         self.last_recheck: str = ""  # what the last re-check (o) of an unknown COMMIT outcome found, in words
+        # synchronous_standby_names when the COMMIT in flight was seen waiting on SyncRep (the COMMIT watch, on the
+        # monitor): committed locally, waiting for a standby. None: not seen.
+        self.commit_syncrep: str | None = None
+        self.commit_syncrep_since: float | None = None  # monotonic time it was first seen
+        # the COMMIT's wait for its synchronous standby was ended: committed on the primary only, in words ("": no)
+        self.unreplicated: str = ""
+        # the server's warning that the COMMIT's wait for synchronous replication was cancelled or ended ("": none)
+        self.syncrep_ended: str = ""
+        self._commit_watch: asyncio.Task | None = None  # the COMMIT watch (kept: a task nobody holds may vanish)
         # the statements in flight while Phase.APPLYING: (first index, last index, total, monotonic start)
         self.applying_now: tuple[int, int, int, float] | None = None
         self.waiters_seen: dict[tuple, dict] = {}
@@ -214,6 +223,12 @@ class Runbook:
         """Pre-flight found the migration already applied and ended the run there (Phase.NOTHING_TO_DO): no backup,
         no transaction. The one decision both faces follow: headless apply exits 0, the console's run is over."""
         return self.outcome is Outcome.NOTHING_TO_DO
+
+    @property
+    def committed_verdict(self) -> Verdict:
+        """A committed run's verdict: committed, or committed on the primary only (its synchronous standby never
+        confirmed it)."""
+        return Verdict.COMMITTED_PRIMARY_ONLY if self.unreplicated else Verdict.COMMITTED
 
     def waiting_for_answer(self, after: float = 2.0) -> float | None:
         """Seconds a short round trip of the running step (BEGIN, verify, COMMIT, ROLLBACK: not a statement of the
@@ -387,6 +402,8 @@ class Runbook:
     def _notice(self, diag) -> None:
         # level "notice": every one is kept in the log and the report; the faces may summarise them
         self.say(f"{diag.severity}: {diag.message_primary}", "notice", Step.APPLY)
+        if self.phase is Phase.COMMITTING and committing.ends_syncrep_wait(diag):
+            self.syncrep_ended = diag.message_primary or "the wait for synchronous replication was ended"
 
     def _connection_gone(self, exc: BaseException) -> bool:
         """Whether an error means our session is gone (as opposed to a statement that failed)."""
@@ -1325,8 +1342,15 @@ class Runbook:
         self._start(Action.COMMIT)
         self._set(Step.COMMIT, State.RUNNING)
         s = self.session
+        self.commit_syncrep = self.commit_syncrep_since = None
+        self.syncrep_ended = ""
+        stop = asyncio.Event()
+        self._commit_watch = asyncio.create_task(self._watch_commit(stop))
         try:
-            await s.call(s.conn.execute("COMMIT"), self.opt.commit_timeout, "COMMIT")
+            try:
+                await s.call(s.conn.execute("COMMIT"), self.opt.commit_timeout, "COMMIT")
+            finally:
+                stop.set()  # the watch ends on its own (never cancelled mid-query: no cancel request on the monitor)
         except Deadline as exc:
             return await self._resolve(f"COMMIT got no answer within {exc.seconds:g}s",
                                        label=f"no answer within --commit-timeout ({exc.seconds:g}s)")
@@ -1349,14 +1373,56 @@ class Runbook:
             err = self._fail(msg, Verdict.COMMIT_REJECTED)
             self.queue_report()
             raise err from None
+        if self.syncrep_ended:  # COMMIT answered, but only because someone cancelled its wait for the standby
+            names = self.commit_syncrep
+            if names is None:
+                with contextlib.suppress(Exception):
+                    cur = await s.call(s.conn.execute("SHOW synchronous_standby_names"), self.opt.query_timeout,
+                                       "SHOW synchronous_standby_names")
+                    names = (await cur.fetchone())[0]
+            self.unreplicated = committing.unreplicated(names, f"the server: {self.syncrep_ended}")
         return await self._committed()
 
+    async def _watch_commit(self, stop: asyncio.Event) -> None:
+        """While COMMIT is out: is our backend waiting on synchronous replication (wait_event SyncRep: committed
+        locally, a standby has not confirmed)? Asked on the monitor the engine already has (none: not asked), and
+        said once, in the log (both faces), and kept for the bar and the resolver."""
+        pid, mon = self.backend_pid, self.monitor
+        if pid is None or mon is None or mon.closed:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.3)
+        while not stop.is_set():
+            try:
+                cur = await bounded(mon, mon.execute(sql("commit_wait"), {"pid": pid}), self.opt.query_timeout,
+                                    "the COMMIT watch")
+                row = await cur.fetchone()
+            except Exception:  # noqa: BLE001 - a watch only: a dead monitor says nothing (the COMMIT has its bounds)
+                return
+            if stop.is_set():
+                return
+            if row is not None and row[0] == committing.SYNCREP and self.commit_syncrep is None:
+                self.commit_syncrep, self.commit_syncrep_since = row[1], time.monotonic()
+                self.say(committing.syncrep_waiting(row[1], timeout=self.opt.commit_timeout) + ".", "warn",
+                         Step.COMMIT)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+    def commit_waiting_words(self) -> str:
+        """The bar's words for a COMMIT seen waiting on SyncRep ("": not seen)."""
+        if self.commit_syncrep is None or self.commit_syncrep_since is None:
+            return ""
+        return committing.syncrep_waiting(self.commit_syncrep, time.monotonic() - self.commit_syncrep_since)
+
     async def _committed(self, note: str = "") -> list[str]:
-        self.verdict = Verdict.COMMITTED
+        self.verdict = self.committed_verdict
         await self.session.unlock(self.opt.query_timeout)
         self._set(Step.COMMIT, State.DONE, note or "committed")
         self._move(Phase.COMMITTED)
-        self.say("✓ COMMIT: the migration is permanent.", "ok", Step.COMMIT)
+        if self.unreplicated:
+            self.say(f"⚠ COMMIT: {self.unreplicated}.", "error", Step.COMMIT)
+        else:
+            self.say("✓ COMMIT: the migration is permanent.", "ok", Step.COMMIT)
         # The server's own start-up validation, on a fresh connection.
         try:
             fresh = await asyncio.wait_for(connect(self.settings), self.opt.query_timeout)
@@ -1385,6 +1451,12 @@ class Runbook:
             self.resolving = None
         await self.session.close(1.0)
         if r.phase is Phase.COMMITTED:
+            if r.syncrep is not None:
+                self.unreplicated = committing.unreplicated(r.syncrep, r.fence)
+                self.say(f"{why}; the server confirms transaction {self.xid} {self.unreplicated}.", "warn",
+                         Step.COMMIT)
+                return await self._committed(f"committed on the primary only, NOT confirmed on the synchronous "
+                                             f"standby (pg_xact_status after: {why})")
             self.say(f"{why}; the server confirms transaction {self.xid} committed ({r.fence}).", "warn", Step.COMMIT)
             return await self._committed(f"committed (confirmed by pg_xact_status after: {why})")
         if r.phase is Phase.ROLLED_BACK:
@@ -1399,8 +1471,7 @@ class Runbook:
         else:
             msg = (f"{why}, and the server could not be asked what became of it "
                    f"(pg_xact_status: {r.status or 'no answer'}; {r.fence}). The COMMIT outcome is unknown: do "
-                   f"not retry. Find out with: {r.query} (committed: the migration is in; aborted: nothing "
-                   "changed).")
+                   f"not retry. {committing.fate_words(r.query, self.backend_pid)}.")
             self._set(Step.COMMIT, State.FAILED, msg)
             self.say(msg, "error", Step.COMMIT)
             self._move(Phase.UNKNOWN)
@@ -1424,10 +1495,16 @@ class Runbook:
             self.say("Re-check interrupted: the COMMIT's outcome is still unknown.", "warn", Step.COMMIT)
             raise
         if r.phase is Phase.COMMITTED:
-            msg = f"Re-check: the server confirms transaction {xid} committed ({r.fence})."
-            self.say(msg, "ok", Step.COMMIT)
+            if r.syncrep is not None:
+                self.unreplicated = committing.unreplicated(r.syncrep, r.fence)
+                msg = f"Re-check: the server confirms transaction {xid} {self.unreplicated}."
+            else:
+                msg = f"Re-check: the server confirms transaction {xid} committed ({r.fence})."
+            self.say(msg, "warn" if self.unreplicated else "ok", Step.COMMIT)
             self.failure = ""
-            await self._committed("committed (confirmed by pg_xact_status on a re-check)")
+            await self._committed("committed on the primary only, NOT confirmed on the synchronous standby "
+                                  "(pg_xact_status on a re-check)" if self.unreplicated else
+                                  "committed (confirmed by pg_xact_status on a re-check)")
         elif r.phase is Phase.ROLLED_BACK:
             msg = (f"Re-check: the server confirms transaction {xid} rolled back ({r.fence}): nothing of the "
                    "migration is in the database.")
@@ -1441,7 +1518,7 @@ class Runbook:
             self.queue_report()
         else:
             msg = (f"Re-check: still unknown (pg_xact_status: {r.status or 'no answer'}; {r.fence}). Do not retry "
-                   f"the migration; re-check again later, or run: {r.query}")
+                   f"the migration; re-check again later. {committing.fate_words(r.query, self.backend_pid)}")
             self.say(msg, "error", Step.COMMIT)
             self._move(Phase.UNKNOWN)
             self.queue_report()

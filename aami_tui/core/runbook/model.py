@@ -99,6 +99,11 @@ class Verdict(Enum):
     """Why a run ended the way it did: one exit code and one sentence each (headless and the console)."""
 
     COMMITTED = (0, "committed")
+    # The COMMIT waited on synchronous replication (SyncRep) and that wait was ended (our --commit-timeout's resolver,
+    # a signal, anyone's pg_terminate_backend): the server committed locally, no standby confirmed. Exit 0: the
+    # migration is in and must not be retried; the words say what a failover now can do.
+    COMMITTED_PRIMARY_ONLY = (0, "committed on the primary only: NOT confirmed on the synchronous standby (a "
+                                 "failover now can lose it)")
     # Pre-flight found the migration already applied (the ten tables as the file creates them, the six default
     # templates): the run stops there, as `init` does: no backup, no transaction. Exit 0 like init's "Nothing to do".
     NOTHING_TO_DO = (0, "nothing to do: already migrated, stopped after pre-flight (no backup, no transaction)")

@@ -103,6 +103,8 @@ class Session:
         self.xid: str | None = None  # the open transaction's id (recorded at BEGIN)
         self.gave_up: Deadline | None = None  # the last round trip was cancelled and its cancel got no answer
         self.in_flight: tuple[str, float] | None = None  # the round trip out now: (what, time.monotonic() sent)
+        # our backend's (wait_event, synchronous_standby_names) as the last fence ended it; None: not seen
+        self.fenced_activity: tuple[str | None, str] | None = None
 
     @property
     def alive(self) -> bool:
@@ -227,6 +229,7 @@ class Session:
         """End our orphaned backend from a fresh connection (it may still hold locks, or still be
         waiting for an answer that will never be read). ``also``: other sessions of ours behind the same
         dead network (pid, backend_start), ended quietly. Returns what happened to ours, in words."""
+        self.fenced_activity = None
         if self.backend_pid is None:
             return "no backend to end"
         try:
@@ -235,10 +238,14 @@ class Session:
             return f"could not reach the server to end backend {self.backend_pid} ({_first(exc)})"
         try:
             wait = f", {int(seconds * 1000)}" if fresh.info.server_version >= 140000 else ""  # waits for the exit
+            # what it was doing as it was ended (a COMMIT waiting on SyncRep is committed locally: commit.resolve)
             cur = await asyncio.wait_for(fresh.execute(
-                f"SELECT pg_catalog.pg_terminate_backend(pid{wait}) FROM pg_catalog.pg_stat_activity "
+                "SELECT wait_event, pg_catalog.current_setting('synchronous_standby_names'), "
+                f"pg_catalog.pg_terminate_backend(pid{wait}) FROM pg_catalog.pg_stat_activity "
                 "WHERE pid = %s AND backend_start = %s", (self.backend_pid, self.backend_start)), seconds + 1)
             row = await cur.fetchone()
+            if row is not None:
+                self.fenced_activity = (row[0], row[1])
             for pid, start in also:
                 with contextlib.suppress(psycopg.Error, TimeoutError):
                     await asyncio.wait_for(fresh.execute(
@@ -246,7 +253,7 @@ class Session:
                         "WHERE pid = %s AND backend_start = %s", (pid, start)), seconds)
             if row is None:
                 return f"backend {self.backend_pid} had already gone"
-            return (f"backend {self.backend_pid} ended (pg_terminate_backend)" if row[0] else
+            return (f"backend {self.backend_pid} ended (pg_terminate_backend)" if row[-1] else
                     f"backend {self.backend_pid} did not end within {seconds:g}s")
         except (psycopg.Error, TimeoutError) as exc:
             return f"could not end backend {self.backend_pid} ({_first(exc)})"
