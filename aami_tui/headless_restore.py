@@ -82,9 +82,10 @@ async def _checks_then_restore(settings, args) -> int:
         out(f"Restoring into {settings.dbname} in one transaction (SIGINT, SIGTERM or SIGHUP cancels: nothing "
             "is committed)…")
 
+    progress, on_wait = _printers()
     task = asyncio.ensure_future(core_restore.restore(
         settings, entry, reports_dir=args.reports_dir, expected=plan, lock_timeout=args.lock_timeout,
-        progress=_progress_printer(), result=r, on_wait=_wait_printer(), on_start=started))
+        progress=progress, result=r, on_wait=on_wait, on_start=started))
     return await _restoring(task, r, entry, settings, args)
 
 
@@ -148,35 +149,36 @@ def _unrecorded(plan: core_restore.RestorePlan, entry: pgtools.BackupEntry) -> s
     return f"; where it came from is not recorded{sha}"
 
 
-def _progress_printer():
-    """pg_restore's TOC lines as headless progress: the first, then one every PROGRESS_EVERY seconds, and the last."""
+def _printers():
+    """(progress, on_wait): the restore's steps as the server reaches them (the first, then one every PROGRESS_EVERY
+    seconds, and the last), and a wait for another session's lock as the console's restore line says it (which
+    table, held by whom: pid, user, application, state; how long; what ends it): at once when the watch first sees
+    it, after the step that waits (fresh7 N5: what the server is on, never what psql has read ahead), then at most
+    one line every PROGRESS_EVERY seconds while it lasts, as headless apply's lock-wait lines (fresh6 F6)."""
     said = [0.0]
+    pending: list[str] = []  # the step the server is on, when its line was not printed
+    waiting: list[float | None] = [None]
 
     def progress(done: int, total: int, what: str) -> None:
         now = time.monotonic()
+        line = f"  restore: step {done} of about {total}: {what[:100]}"
+        pending[:] = [line]
         if now - said[0] >= PROGRESS_EVERY or done >= total:
             said[0] = now
-            out(f"  restore: step {done} of about {total}: {what[:100]}")
-
-    return progress
-
-
-def _wait_printer():
-    """A wait for another session's lock, as the console's restore line says it (which table, held by whom: pid,
-    user, application, state; how long; what ends it): at once when the watch first sees it, then at most one line
-    every PROGRESS_EVERY seconds while it lasts, as headless apply's lock-wait lines (fresh6 F6)."""
-    said: list[float | None] = [None]
+            out(pending.pop())
 
     def on_wait(words: str) -> None:
         if not words:
-            said[0] = None
+            waiting[0] = None
             return
         now = time.monotonic()
-        if said[0] is None or now - said[0] >= PROGRESS_EVERY:
-            said[0] = now
+        if waiting[0] is None or now - waiting[0] >= PROGRESS_EVERY:
+            if waiting[0] is None and pending:
+                out(pending.pop())  # the step that waits
+            waiting[0] = now
             out(f"  restore: {words}")
 
-    return on_wait
+    return progress, on_wait
 
 
 def run_restore(settings, args) -> int:

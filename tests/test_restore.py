@@ -406,7 +406,8 @@ def test_headless_restore_asks_for_yes_and_sigterm_cancels_it_exit_130(pg_server
 
     from faults import observe, signal_child, spawn_cli, tool_sessions, wait_until
 
-    run_sql(fresh_db, "CREATE TABLE site_notes (id int PRIMARY KEY, note text); INSERT INTO site_notes VALUES (1, 'a')")
+    run_sql(fresh_db, "CREATE TABLE site_notes (id int PRIMARY KEY, note text); INSERT INTO site_notes VALUES (1, 'a');"
+                      "CREATE TABLE site_tags (id int PRIMARY KEY)")  # (more steps than TOC entries: fresh7 N5)
     asyncio.run(take_verified_backup(fresh_db, tmp_path / "backups"))  # its metadata names this server
     run_sql(fresh_db, "CREATE TABLE made_later (id int)")
     before = catalog_fingerprint(fresh_db)
@@ -437,6 +438,13 @@ def test_headless_restore_asks_for_yes_and_sigterm_cancels_it_exit_130(pg_server
         seen = [p.stdout.readline()]
         while seen[-1] and "waiting" not in seen[-1]:
             seen.append(p.stdout.readline())
+        # fresh7 N5: the steps are those the server has reached, never what psql has read ahead of it ("step 17
+        # of about 14: creating INDEX" while a DROP waited): the one said last before the wait is the one that waits
+        steps = [re.match(r"  restore: step (\d+) of about (\d+): (.*)$", s) for s in seen[:-1]]
+        steps = [(int(m[1]), int(m[2]), m[3]) for m in steps if m]
+        assert steps and all(k <= about for k, about, _ in steps), seen
+        assert steps[-1][2] == "dropping CONSTRAINT site_notes_pkey on public.site_notes", seen  # (ALTER TABLE)
+        assert not any(w.startswith(("creating", "processing")) for *_, w in steps), seen
         assert re.match(r"  restore: waiting \d+s for a lock on public\.site_notes held by pid "
                         rf"{holder.info.backend_pid} \(user \w+, application 'config-server', host 127\.0\.0\.1, "
                         r"idle in transaction\); "
@@ -554,3 +562,28 @@ def test_a_backup_of_another_database_is_refused_before_anything_runs(pg_server,
     assert (f"aami-tui: bare.dump is a dump of database {other.dbname} (its archive header says so; no metadata "
             f"beside it), not of {fresh_db.dbname}") in r.stderr, r.stderr
     assert catalog_fingerprint(fresh_db) == before
+
+
+def test_the_restore_s_step_marks_change_nothing_of_the_script_and_never_go_inside_copy_data():
+    """fresh7 N5: psql says each step as the server reaches it (a SELECT put before it). Cut anywhere, the script
+    with its marks taken out is the script; COPY data that looks like pg_restore's own lines (a TOC entry's block,
+    a DROP) is passed untouched, and a statement still open (a function body) gets no mark."""
+    block = "\n--\n-- TOC entry 9 (class 1259 OID 9)\n-- Name: t; Type: TABLE; Schema: public; Owner: o\n--\n\n"
+    script = ("SET lock_timeout = 0;\n\\restrict k\n\n"
+              "DROP INDEX IF EXISTS public.i;\nALTER TABLE IF EXISTS ONLY public.t DROP CONSTRAINT IF EXISTS t_pkey;\n"
+              "DROP TABLE IF EXISTS public.t;\n" + block + "CREATE TABLE public.t (x text);\n"
+              "CREATE FUNCTION public.f() RETURNS int AS $$\nSELECT 1;\n" + block + "$$ LANGUAGE sql;\n"
+              + block.replace("-- Name", "-- Data for Name").replace("TABLE;", "TABLE DATA;")
+              + "COPY public.t (x) FROM stdin;\n--\nDROP TABLE x;\n" + block.strip("\n") + "\n\\.\n\n"
+              + block.replace("Name: t; Type: TABLE", "Name: t t_pkey; Type: CONSTRAINT")
+              + "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (x);\n\\unrestrict k\n")
+    for size in (1, 2, 3, 5, 7, 64, 1 << 16):
+        steps = core_restore.ScriptSteps(creating=3)
+        marked = b"".join(steps.feed(script[i:i + size].encode()) for i in range(0, len(script), size))
+        marked += steps.flush()
+        assert re.sub(rb"SELECT 'aami-tui-restore-step:\d+';\n", b"", marked) == script.encode(), size
+        assert steps.words == ["dropping INDEX public.i", "dropping CONSTRAINT t_pkey on public.t",
+                               "dropping TABLE public.t", 'creating TABLE "public.t"',
+                               'processing data for table "public.t"', 'creating CONSTRAINT "public.t t_pkey"'], size
+        assert steps.total == 6
+        assert b"SELECT 'aami-tui-restore-step:5';\n-- Data for Name: t;" in marked

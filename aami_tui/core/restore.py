@@ -582,15 +582,198 @@ def _psql_error(stderr: str) -> str:
     return lines[-1] if lines else "no message"
 
 
+STEP_MARK = "aami-tui-restore-step:"
+_TOC_ENTRY = re.compile(rb"^-- TOC entry \d+ \(class \d+ OID \d+\)$")
+_ENTRY_NAME = re.compile(r"^-- (Data for )?Name: (.*); Type: (.*); Schema: (.*); Owner: .*$")
+_COPY_FROM_STDIN = re.compile(rb"^COPY .* FROM stdin;$")
+_DROP = re.compile(r"^DROP (.+?) IF EXISTS (.+?)(?: CASCADE)?;$")
+_DROP_CONSTRAINT = re.compile(r"^ALTER TABLE IF EXISTS ONLY (.+?) DROP CONSTRAINT IF EXISTS (.+?);$")
+
+
+class _Lexer:
+    """Just enough of psql's lexer to know, line after line, whether a statement has ended (";" outside any string,
+    quoted identifier, dollar-quoted body or comment) and whether a line starts inside one of those."""
+
+    _NORMAL = re.compile(rb"--|/\*|(?<![\w$])[eE]'|'|\"|(?<![\w$])\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$|;"
+                         rb"|[^\s;'\"$/-]+|\S")
+    _ENDS = {b"'": re.compile(rb"''|'"), b"E'": re.compile(rb"\\.|''|'", re.S), b'"': re.compile(rb'""|"'),
+             b"/*": re.compile(rb"/\*|\*/")}
+
+    def __init__(self) -> None:
+        self.state: bytes = b""  # "", "'", "E'", '"', "/*", or a dollar quote's tag ("$body$")
+        self.depth = 0  # nested comments
+
+    @property
+    def inside(self) -> bool:
+        return bool(self.state)
+
+    def scan(self, line: bytes, ended: bool = False) -> bool:
+        """Moves through ``line``; returns whether the statement has ended at its end (``ended``: before it)."""
+        i, n = 0, len(line)
+        while i < n:
+            if not self.state:
+                m = self._NORMAL.search(line, i)
+                if m is None:
+                    break
+                tok, i = m.group(), m.end()
+                if tok == b"--":
+                    break
+                if tok == b";":
+                    ended = True
+                    continue
+                ended = False
+                if tok in (b"'", b'"', b"/*") or tok.lower() == b"e'":
+                    self.state, self.depth = (b"E'" if tok.lower() == b"e'" else tok), 1
+                elif tok.startswith(b"$") and tok.endswith(b"$") and len(tok) >= 2:
+                    self.state = tok
+                continue
+            if self.state.startswith(b"$"):
+                j = line.find(self.state, i)
+                if j < 0:
+                    break
+                i, self.state = j + len(self.state), b""
+                continue
+            m = self._ENDS[self.state].search(line, i)
+            if m is None:
+                break
+            i = m.end()
+            tok = m.group()
+            if self.state == b"/*":
+                self.depth += 1 if tok == b"/*" else -1
+                if self.depth == 0:
+                    self.state = b""
+            elif tok in (b"'", b'"'):
+                self.state = b""
+        return ended and not self.state
+
+
+class ScriptSteps:
+    """Marks the steps of the script psql runs so that psql itself says when the server has reached each one.
+
+    pg_restore's --verbose lines (and what psql has read) run ahead of the server by a pipe's buffer, or by the
+    whole script while a statement waits for a lock (fresh7 N5: "step 17 of about 14: creating INDEX" while the
+    server still waited at a DROP). Before each step (each of our drops, each of pg_restore --clean's drop
+    statements, each TOC entry's block) ``feed`` puts ``SELECT 'aami-tui-restore-step:N';``: psql runs statements
+    one after another, so its answer means every statement before it is done and step N is the one now running.
+    A mark is only put where a statement may begin: never inside COPY data (``COPY … FROM stdin;`` to ``\\.``),
+    nor after a line that does not end a statement; a TOC entry's block is pg_restore's exact comment lines."""
+
+    def __init__(self, creating: int = 0) -> None:
+        self.words: list[str] = []  # what step N is (N - 1), pg_restore's words
+        self.creating = creating  # the TOC entries the script creates (from the archive's listing)
+        self.drops = 0
+        self._tail = b""
+        self._copy = False
+        self._bol = False  # COPY data: at the start of a line
+        self._ended = True  # the last statement line ended one (";" or a backslash command)
+        self._block = 0  # 1: "--" after a blank line; 2: then "-- TOC entry …"
+        self._drop_section = True  # pg_restore --clean's drops come before its first TOC entry
+        self._lex = _Lexer()
+
+    @property
+    def total(self) -> int:
+        """The steps the script holds: exact once its drop section has been read, the entries from the listing."""
+        return self.drops + self.creating
+
+    def mark(self, words: str) -> bytes:
+        self.words.append(words)
+        return f"SELECT '{STEP_MARK}{len(self.words)}';\n".encode()
+
+    def drop(self, statement: str, words: str) -> bytes:
+        """One of our own drops (objects created after the backup), marked as a step."""
+        self.drops += 1
+        return self.mark(words) + statement.encode() + b"\n"
+
+    def feed(self, data: bytes) -> bytes:
+        data = self._tail + data
+        out: list[bytes] = []
+        pos, n = 0, len(data)
+        while pos < n:
+            if self._copy:  # the data itself: only its end (a line "\\.") matters, found without splitting lines
+                if self._bol and n - pos < 3:
+                    break  # the start of a line, too short to tell: wait for more
+                if self._bol and data.startswith(b"\\.\n", pos):
+                    end = pos + 3
+                else:
+                    end = data.find(b"\n\\.\n", pos)
+                    if end < 0:  # passes on, but for the last 4 bytes (the end may straddle two reads)
+                        keep = max(pos, n - 4)
+                        if keep > pos:
+                            out.append(data[pos:keep])
+                            pos, self._bol = keep, False
+                        break
+                    end += 4
+                out.append(data[pos:end])
+                pos = end
+                self._copy, self._ended, self._block = False, True, 0
+                continue
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                break
+            line = data[pos:nl]
+            out.append(self._line(line))
+            out.append(data[pos:nl + 1])
+            pos = nl + 1
+        self._tail = data[pos:]
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        rest, self._tail = self._tail, b""
+        return rest
+
+    def _line(self, line: bytes) -> bytes:
+        """What goes before ``line``: a mark, or nothing (and the state after it)."""
+        text = line.rstrip(b"\r")
+        before = b""
+        if self._lex.inside:  # a string, a dollar-quoted body, a comment: nothing here starts a statement
+            self._block, self._ended = 0, self._lex.scan(text)
+            return before
+        if not text.strip():
+            self._block = 0
+            return before
+        if text.startswith(b"--"):
+            if text == b"--":
+                self._block = 1
+            elif self._block == 1 and _TOC_ENTRY.match(text):
+                self._block, self._drop_section = 2, False
+            elif self._block == 2 and self._ended and text.startswith((b"-- Name: ", b"-- Data for Name: ")):
+                m = _ENTRY_NAME.match(text.decode("utf-8", errors="replace"))
+                if m:
+                    data, name, kind, schema = m.groups()
+                    qualified = name if schema == "-" else f"{schema}.{name}"
+                    before = self.mark(f'processing data for table "{qualified}"' if data
+                                       else f'creating {kind} "{qualified}"')
+                self._block = 0
+            elif self._block != 2:
+                self._block = 0
+            return before
+        self._block = 0
+        if self._drop_section and self._ended and text.startswith((b"DROP ", b"ALTER TABLE IF EXISTS ONLY ")):
+            s = text.decode("utf-8", errors="replace")
+            m, c = _DROP.match(s), _DROP_CONSTRAINT.match(s)
+            self.drops += 1
+            before = self.mark(f"dropping {m.group(1)} {m.group(2)}" if m else
+                               f"dropping CONSTRAINT {c.group(2)} on {c.group(1)}" if c else s[:100])
+        if self._ended and _COPY_FROM_STDIN.match(text):
+            self._copy = self._bol = True
+        if text.startswith(b"\\") and self._ended:  # a psql command (\restrict): the line is all of it
+            return before
+        self._ended = self._lex.scan(text, self._ended)
+        return before
+
+
 PID_MARK = "aami-tui-restore-backend:"
 
 
-async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server_major: int, drops_sql: list[str],
-                                  progress: Callable[[int, str], None] | None, lock_timeout_ms: int,
+async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server_major: int,
+                                  drops_sql: list[tuple[str, str]],
+                                  progress: Callable[[int, int, str], None] | None, lock_timeout_ms: int,
                                   r: RestoreResult | None = None) -> None:
     """BEGIN; drops; pg_restore --clean --if-exists script; COMMIT (only if pg_restore succeeded) in one psql.
-    ``r``: its ``backend_pid`` and ``txid`` are set once psql's session says them (on a cancel the caller ends that
-    session and asks the server what became of the transaction: a COMMIT may already have been sent)."""
+    ``drops_sql``: (statement, what it drops). ``progress(step, about, what)``: the step the server has reached
+    (ScriptSteps), of about so many. ``r``: its ``backend_pid`` and ``txid`` are set once psql's session says them
+    (on a cancel the caller ends that session and asks the server what became of the transaction: a COMMIT may
+    already have been sent)."""
     r = r if r is not None else RestoreResult(p.dump)
     prefix, _ = pgtools._die_with_parent()
     env = pgtools.tool_env(settings, server_major)
@@ -605,35 +788,36 @@ async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server
     keep = _script_filter(server_major, lock_timeout_ms)
     dump_err: list[str] = []
     psql_err: list[bytes] = []
-    done = 0
+    steps = ScriptSteps(len(p.toc))
+    step_mark = STEP_MARK.encode()
 
     async def read_dump_err():
-        nonlocal done
         assert dump.stderr
         async for raw in dump.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            dump_err.append(line)
-            if progress and ("creating" in line or "processing" in line or "dropping" in line):
-                done += 1
-                progress(done, line.removeprefix("pg_restore: "))
+            dump_err.append(raw.decode(errors="replace").rstrip())
 
     async def read_psql_err():
         assert psql.stderr
         psql_err.append(await psql.stderr.read())
 
-    async def read_psql_out():  # the backend's pid (the first line), then the script's own output, discarded
+    async def read_psql_out():  # the backend's pid (the first line), the steps reached, the script's own output
         assert psql.stdout
         async for raw in psql.stdout:
             if r.backend_pid is None and raw.startswith(PID_MARK.encode()):
                 with contextlib.suppress(ValueError):
                     pid, xid = raw[len(PID_MARK):].split()
                     r.backend_pid, r.txid = int(pid), int(xid)
+            elif raw.startswith(step_mark) and progress:
+                with contextlib.suppress(ValueError, IndexError):
+                    n = int(raw[len(step_mark):])
+                    progress(n, max(n, steps.total), steps.words[n - 1])  # "about": never below the step itself
 
     async def pump():
         assert psql.stdin and dump.stdout
         psql.stdin.write(f"BEGIN;\nSELECT '{PID_MARK}' || pg_catalog.pg_backend_pid() || ' ' || "
                          f"pg_catalog.txid_current();\nSET lock_timeout = '{lock_timeout_ms}ms';\n".encode()
-                         + "".join(s + "\n" for s in drops_sql).encode())
+                         + b"".join(steps.drop(s, f"dropping {what} (created after the backup)")
+                                    for s, what in drops_sql))
         head = b""
         in_header = True
         while True:
@@ -645,11 +829,12 @@ async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server
                 if len(head) < (1 << 16):
                     continue
                 chunk, head, in_header = _filtered(head, keep), b"", False
-            psql.stdin.write(chunk)
+            psql.stdin.write(steps.feed(chunk))
             await psql.stdin.drain()
         if in_header and head:
-            psql.stdin.write(_filtered(head, keep))
-            await psql.stdin.drain()
+            psql.stdin.write(steps.feed(_filtered(head, keep)))
+        psql.stdin.write(steps.flush())
+        await psql.stdin.drain()
 
     err_tasks = [asyncio.create_task(read_dump_err()), asyncio.create_task(read_psql_err()),
                  asyncio.create_task(read_psql_out())]
@@ -787,7 +972,7 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
                                f"{', '.join(expected.drop_labels()) or 'nothing'}. Nothing was restored; look "
                                "again and confirm.")
         major = lock_conn.info.server_version // 10000
-        drops_sql = [o.drop().as_string(lock_conn) for o in p.drops]
+        drops_sql = [(o.drop().as_string(lock_conn), o.label()) for o in p.drops]
         r.outcome = "failed"  # from here on, something ran (and is rolled back on any error)
         r.dropped = p.drop_labels()  # (the report lists them with the drop step's state: done, or rolled back)
         work = [prog.Work.from_dict(w) for w in (entry.source or {}).get("work") or () if isinstance(w, dict)]
@@ -809,7 +994,7 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
 
         last_done = -1
 
-        def on_line(n: int, what: str) -> None:
+        def on_line(n: int, about: int, what: str) -> None:
             nonlocal last_done
             if weighed:
                 tracker.line(what)
@@ -820,7 +1005,7 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
                     with contextlib.suppress(Exception):  # a face's failure must not stop the restore
                         on_progress(now)
             if progress:
-                progress(n, p.toc_entries, what)
+                progress(n, about, what)
 
         r.stage = "restoring"
         if on_start is not None:
