@@ -1006,6 +1006,14 @@ def test_kill9_during_the_backup_leaves_no_pg_dump_behind(pg_server, fresh_db, t
 # 9. Outcomes that are certain or honestly unknown (issue 7): COMMIT without an answer, COMMIT rejected,
 #    a half-open network, the server's own idle bound
 # =====================================================================================================
+@pytest.mark.parametrize("names, need", [("never", 1), ("a, b", 1), ("*", 1), ("FIRST 2 (a, b, c)", 2),
+                                         ("any 3 (a,b,c)", 3), ("2(a, b)", 2), ('"2 (x)"', 1)])
+def test_synchronous_standbys_a_commit_waits_for(names, need):
+    from aami_tui.core.runbook.preflight import standbys_needed
+
+    assert standbys_needed(names) == need
+
+
 @contextlib.contextmanager
 def commit_never_answered(pg_server, settings: ConnSettings):
     """Synchronous replication to a standby that never comes: the server commits locally, then waits
@@ -1032,6 +1040,13 @@ async def test_commit_that_never_answers_is_resolved_committed(pg_server, fresh_
     with commit_never_answered(pg_server, fresh_db):
         rb = runbook(fresh_db, tmp_path, skip_backup=True, commit_timeout=1.0)
         await run_to_begin(rb)
+        # fresh7 N1: pre-flight said nothing of the standby COMMIT would wait for: now a warning (not a gate)
+        (sync,) = [c for c in rb.checks if c.name == "Synchronous standby"]
+        assert not sync.ok and not sync.blocking
+        assert sync.detail.startswith("COMMIT waits for 1 synchronous standby (synchronous_standby_names = 'never', "
+                                      "synchronous_commit = on), and 0 are connected as synchronous "
+                                      "(pg_stat_replication): COMMIT will hang waiting for it (wait_event SyncRep) "
+                                      "until --commit-timeout (1s) ends the wait"), sync.detail
         await rb.apply()
         await rb.verify()
         xid = rb.xid
@@ -1075,6 +1090,8 @@ def test_headless_commit_that_never_answers_exits_0_without_a_traceback(pg_serve
     assert "  ⚠ COMMIT: committed on the primary only, NOT confirmed on the synchronous standby named by " \
            "synchronous_standby_names = 'never'" in r.stdout
     assert "permanent" not in r.stdout
+    assert "  ! Synchronous standby: COMMIT waits for 1 synchronous standby (synchronous_standby_names = 'never'" \
+           in r.stdout
     assert f"Final state: committed (exit 0: {Verdict.COMMITTED_PRIMARY_ONLY.words})" in r.stdout
     assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
     (report,) = [json.loads(p.read_text()) for p in (tmp_path / "r").glob("report_*.json")]

@@ -66,6 +66,9 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
     else:
         out.append(Check("Not a standby", True, "primary (not in recovery)"))
     out.append(await _privileges_check(rb, conn, st))
+    sync = await _sync_standbys_check(rb, conn)
+    if sync is not None:
+        out.append(sync)
     holder = await rb.session.try_lock(t)
     if holder is None:
         rb.lock_holder = None
@@ -171,6 +174,40 @@ async def _privileges_check(rb: Runbook, conn, st) -> Check:
                  + " and ".join(f"{n[0]} ({n[2]})" for n in missing)
                  + f"; as an administrator, connected to database {st.dbname} (psql -d {quote(st.dbname)}), "
                  f"run: {grant}")
+
+
+def standbys_needed(names: str) -> int:
+    """How many synchronous standbys a COMMIT waits for: 'FIRST 2 (a, b, c)' / 'ANY 2 (…)' / '2 (…)' say it, a
+    plain list ('a, b' or '*') means one."""
+    import re
+
+    m = re.match(r"\s*(?:(?:first|any)\s+)?(\d+)\s*\(", names, re.IGNORECASE)
+    return int(m.group(1)) if m else 1
+
+
+async def _sync_standbys_check(rb: Runbook, conn) -> Check | None:
+    """fresh7 N1: synchronous_standby_names names standbys that are not connected, so COMMIT will wait for them
+    (wait_event SyncRep) until --commit-timeout ends the wait, leaving the migration committed on the primary only.
+    A warning before BEGIN, not a gate (the DBA may connect the standby meanwhile). None: no synchronous standby."""
+    cur = await rb.session.call(conn.execute(sql("sync_standbys")), rb.opt.query_timeout, "the replication query")
+    commit_mode, names, connected, unseen = await cur.fetchone()
+    if not names.strip() or commit_mode in ("off", "local"):
+        return None
+    need = standbys_needed(names)
+    waits = f"COMMIT waits for {plural(need, 'synchronous standby', 'synchronous standbys')} " \
+            f"(synchronous_standby_names = '{names}', synchronous_commit = {commit_mode})"
+    if connected >= need:
+        return Check("Synchronous standby", True, f"{waits}: {connected} connected as synchronous "
+                     "(pg_stat_replication)", blocking=False)
+    if connected + unseen >= need:
+        return Check("Synchronous standby", False, f"{waits}; this user may not see whether the standbys are "
+                     "synchronous (pg_stat_replication needs pg_read_all_stats): if none is, COMMIT will wait",
+                     blocking=False)
+    return Check("Synchronous standby", False, f"{waits}, and {connected} {'is' if connected == 1 else 'are'} "
+                 "connected as synchronous (pg_stat_replication): COMMIT will hang waiting for it (wait_event "
+                 f"SyncRep) until --commit-timeout ({rb.opt.commit_timeout:g}s) ends the wait, leaving the migration "
+                 "committed on the primary only, NOT on the standby. Connect the standby before BEGIN, or (the "
+                 "DBA's decision) ALTER DATABASE … SET synchronous_commit = local", blocking=False)
 
 
 async def _extras_check(rb: Runbook, conn, extra) -> Check:
