@@ -47,9 +47,11 @@ async def _run(settings, args) -> int:
 async def _checks_then_restore(settings, args) -> int:
     entry = _entry(args, settings)
     if entry is None:
-        where = args.backup if args.backup is not None else args.backup_dir
-        out(f"aami-tui: no backup to restore: {'no such file' if args.backup is not None else 'no backup of '}"
-            f"{'' if args.backup is not None else settings.dbname + ' taken from this server in '}{where}.", err=True)
+        if args.backup is not None:
+            out(f"aami-tui: no backup to restore: {args.backup}: no such file.", err=True)
+        else:
+            out(f"aami-tui: no backup to restore: no backup of {settings.dbname} taken from this server in "
+                f"{args.backup_dir}.", err=True)
         return EXIT["refused"]
     if entry.matches() is False:
         out(f"aami-tui: {entry.path.name}: its sha256 no longer matches the one recorded when it was verified; the "

@@ -62,10 +62,14 @@ def test_headless_apply_stops_after_preflight_when_nothing_to_do(pg_server, fres
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     assert "✓ Nothing to do" in out and "stopped after pre-flight" in out
+    # fresh7 N6: the final state is the engine's outcome, never "abandoned" for a run that had nothing to do
+    assert "Final state: nothing to do: already migrated, nothing changed (exit 0: " in r.stdout, r.stdout
+    assert "abandoned" not in out, out
     assert "== Backup ==" not in out and "== BEGIN ==" not in out and "Dry run" not in out
     assert not list((tmp_path / "b").glob("*.dump*"))  # no backup taken
     (report,) = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("report_*.json")]
     assert report["exit_code"] == 0 and "nothing to do" in report["verdict"]
+    assert report["final_state"] == "nothing to do: already migrated, nothing changed", report["final_state"]
     assert {s["step"]: s["state"] for s in report["steps"]}["begin"] == "not run"
 
 

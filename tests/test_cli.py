@@ -67,3 +67,11 @@ def test_a_rehearsal_report_that_is_not_there_is_a_usage_error_naming_the_file_g
             assert r.returncode == EXIT_USAGE, (command, r.returncode, r.stdout + r.stderr)
             assert f"--rehearsal-report: {words}" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_restore_of_a_file_that_is_not_there_names_it_in_one_clear_sentence(pg_server, fresh_db, tmp_path):
+    """fresh7 N6: `restore /nonexistent.dump` said 'no backup to restore: no such file/nonexistent.dump.'"""
+    missing = tmp_path / "nonexistent.dump"
+    r = cli("restore", str(missing), "--yes", "--reports-dir", str(tmp_path / "r"), env=pg_server.env(fresh_db.dbname))
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert f"aami-tui: no backup to restore: {missing}: no such file." in r.stderr, r.stderr
