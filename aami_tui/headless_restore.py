@@ -40,11 +40,12 @@ def _entry(args, settings) -> pgtools.BackupEntry | None:
 
 
 async def _run(settings, args) -> int:
-    with cancel_on_signals():  # SIGINT, SIGTERM, SIGHUP, from the first check to the last line (the restore's task
-        return await _checks_then_restore(settings, args)  # is cancelled with this one: see _restoring)
+    with cancel_on_signals() as got:  # SIGINT, SIGTERM, SIGHUP, from the first check to the last line (the
+        return await _checks_then_restore(settings, args, got)  # restore's task is cancelled with this one)
 
 
-async def _checks_then_restore(settings, args) -> int:
+async def _checks_then_restore(settings, args, got: list[int]) -> int:
+    """``got``: the signal that cancels it, once it comes (its words and report say which)."""
     entry = _entry(args, settings)
     if entry is None:
         if args.backup is not None:
@@ -57,7 +58,7 @@ async def _checks_then_restore(settings, args) -> int:
         out(f"aami-tui: {entry.path.name}: its sha256 no longer matches the one recorded when it was verified; the "
             "file changed since, so it is not restored.", err=True)
         return EXIT["refused"]
-    r = core_restore.RestoreResult(entry.path.resolve(), headless=True)
+    r = core_restore.RestoreResult(entry.path.resolve(), headless=True, signals=got)
     try:
         plan = await core_restore.plan(settings, entry)
     except asyncio.CancelledError:  # a signal during the read-only checks: nothing ran

@@ -111,15 +111,19 @@ def test_a_signal_cancels_a_headless_restore_with_its_sentence_and_report(pg_ser
     assert p.returncode == 130, out + err
     assert "Traceback" not in err
     assert "Final state: cancelled (exit 130)" in out, out
-    if stage == "restoring":
-        assert "aami-tui: restore cancelled: " in err and f"{fresh_db.dbname} is as it was before the restore" in err
+    why = {"SIGHUP": "the terminal was closed (SIGHUP)", "SIGTERM": "terminated (SIGTERM)"}[sig]
+    if stage == "restoring":  # fresh7 N6: what cancelled it, as apply's report says it (it said only "cancelled")
+        assert f"aami-tui: restore cancelled ({why}): " in err, err
+        assert f"{fresh_db.dbname} is as it was before the restore" in err
     else:
         assert "Restoring into" not in out, out
-        assert f"aami-tui: restore cancelled before anything ran: {fresh_db.dbname} is as it was." in err, err
+        assert f"aami-tui: restore cancelled ({why}) before anything ran: {fresh_db.dbname} is as it was." in err, err
     reports = [json.loads(x.read_text()) for x in (tmp_path / "reports").glob("restore_*.json")]
     if yes:
         (report,) = reports
-        assert report["outcome"] == "cancelled" and report["error"].startswith("cancelled")
+        assert report["outcome"] == "cancelled" and report["error"].startswith(f"cancelled ({why})")
+        assert report["cancelled_by"] == why
+        assert f"— cancelled ({why})" in next((tmp_path / "reports").glob("restore_*.md")).read_text()
         assert f"Report: {tmp_path / 'reports'}" in out, out
     else:
         assert reports == [] and "Report:" not in out  # a dry run writes none

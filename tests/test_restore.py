@@ -457,7 +457,7 @@ def test_headless_restore_asks_for_yes_and_sigterm_cancels_it_exit_130(pg_server
         holder.close()
     assert p.returncode == 130, out + err
     assert "Traceback" not in err
-    assert ("aami-tui: restore cancelled: pg_restore and psql were stopped and the server rolled the restore's "
+    assert ("aami-tui: restore cancelled (terminated (SIGTERM)): pg_restore and psql were stopped and the server rolled the restore's "
             f"transaction back (its session is gone). Nothing of the backup was restored and nothing was dropped: "
             f"{fresh_db.dbname} is as it was before the restore.") in err, err
     # fresh6 F9: the headless way to restore again, not the console's keys

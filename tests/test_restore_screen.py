@@ -234,12 +234,13 @@ def test_a_restore_stopped_by_a_signal_says_what_it_left_in_the_shell(tmp_path):
     from aami_tui.ui.app import closing_lines
 
     r = core_restore.RestoreResult(tmp_path / "backup_x.dump", outcome="cancelled", stage="restoring",
-                                   rollback_seen=True, report=tmp_path / "restore_x.md")
+                                   rollback_seen=True, report=tmp_path / "restore_x.md", signals=[15])
     r.error = core_restore.cancelled_words(r, "aami_config")
     app = SimpleNamespace(runbook=None, ending_signal=15, quit_rolled_back=False, restore_result=r,
                           options=SimpleNamespace(dev=False))
     lines = closing_lines(app)
     assert lines[0] == "aami-tui: terminated (SIGTERM): nothing was left open.", lines
-    assert lines[1].startswith("aami-tui: restore cancelled: pg_restore and psql were stopped and the server rolled "
+    assert lines[1].startswith("aami-tui: restore cancelled (terminated (SIGTERM)): pg_restore and psql were stopped "
+                               "and the server rolled "
                                "the restore's transaction back"), lines
     assert lines[2] == f"Restore report: {tmp_path / 'restore_x.md'}"

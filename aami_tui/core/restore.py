@@ -39,6 +39,7 @@ from aami_tui.core.db import connect
 from aami_tui.core.queries import sql
 from aami_tui.core.secret import Mask
 from aami_tui.core.settings import ConnSettings
+from aami_tui.core.words import signal_words
 
 
 class RestoreError(Exception):
@@ -239,6 +240,13 @@ class RestoreResult:
     report: Path | None = None
     rollback_seen: bool | None = None  # after a cancel inside the transaction: psql's session seen gone (ended)
     headless: bool = False  # its words name commands (aami-tui apply, restore … --yes), not the console's keys
+    signals: list[int] = field(default_factory=list)  # the signal that cancelled it, when not the operator (the
+    # face fills it as the signal comes: headless cancel_on_signals' list, the console's ending signal)
+
+    @property
+    def reason(self) -> str:
+        """Why it was cancelled, when a signal did it: "the terminal was closed (SIGHUP)"; else ""."""
+        return signal_words(self.signals[0]) if self.signals else ""
 
     def words(self) -> list[str]:
         """What the restore left, for a person. The server's own lines (``lines``, in the report) end in "Please
@@ -278,21 +286,23 @@ def cancel_prompt(dbname: str) -> str:
 
 
 def cancelled_words(r: RestoreResult, dbname: str) -> str:
-    """What a cancelled restore left, in one sentence (the console, headless and the report say it)."""
+    """What a cancelled restore left, in one sentence (the console, headless and the report say it), with what
+    cancelled it when that was a signal ("cancelled (the terminal was closed (SIGHUP)): …", as apply's report)."""
+    why = f" ({r.reason})" if r.reason else ""
     if r.outcome == "restored":
-        return ("cancelled too late: COMMIT had already reached the server, which committed: the restore is "
+        return (f"cancelled{why} too late: COMMIT had already reached the server, which committed: the restore is "
                 "complete (not validated again: "
                 + (f"aami-tui check --dbname {dbname}" if r.headless else "press F5 on the dashboard")
                 + f" shows {dbname}'s tables)")
     if r.outcome == "unknown":
-        return (f"cancelled, but the server could not be asked what became of the restore's transaction (txid "
+        return (f"cancelled{why}, but the server could not be asked what became of the restore's transaction (txid "
                 f"{r.txid}): look at {dbname} before anything else (SELECT txid_status({r.txid});)")
     if r.stage == "checking":
-        return f"cancelled before anything ran: {dbname} is as it was. {_cancel_next(r)}"
+        return f"cancelled{why} before anything ran: {dbname} is as it was. {_cancel_next(r)}"
     seen = ("the server rolled the restore's transaction back (its session is gone)" if r.rollback_seen else
             "the server rolls the restore's transaction back when it notices psql is gone (not confirmed: its "
             "session could not be seen ending)")
-    return (f"cancelled: pg_restore and psql were stopped and {seen}. Nothing of the backup was restored and "
+    return (f"cancelled{why}: pg_restore and psql were stopped and {seen}. Nothing of the backup was restored and "
             f"nothing was dropped: {dbname} is as it was before the restore. {_cancel_next(r)}")
 
 
@@ -1107,6 +1117,7 @@ def report_data(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreRe
     a = r.archive
     return {
         "kind": "restore", "outcome": r.outcome, "error": r.error,
+        "cancelled_by": r.reason or None,  # a signal (SIGHUP: the terminal was closed), when one cancelled it
         "operator": getpass.getuser(), "client_host": socket.gethostname(),
         "database": settings.dbname, "server": f"{settings.host}:{settings.port}",
         "server_version": r.server_version,
@@ -1132,7 +1143,8 @@ def report_data(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreRe
 
 def to_markdown(d: dict) -> str:
     drop = d["drop_not_in_backup"]
-    out = [f"# aami-tui restore report: {d['database']} — {d['outcome']}", ""]
+    why = f" ({d['cancelled_by']})" if d.get("cancelled_by") else ""
+    out = [f"# aami-tui restore report: {d['database']} — {d['outcome']}{why}", ""]
     out += [f"- {k}: {v}" for k, v in d.items()
             if k not in ("validation", "drop_not_in_backup", "kind", "archive", "backup_source") and v is not None]
     if d["archive"]:

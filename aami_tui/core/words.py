@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+# How a signal ends a command or the console, in the words its report and its last line use
+SIGNAL_WORDS = {1: "the terminal was closed (SIGHUP)", 15: "terminated (SIGTERM)", 2: "interrupted (SIGINT)"}
+
+
+def signal_words(sig: int) -> str:
+    return SIGNAL_WORDS.get(int(sig), f"signal {int(sig)}")
+
 
 def size(n: int | float | None, format: str = "%.1f") -> str:
     """A size in bytes for a person: "1 byte", "864 bytes", then "1.0 KiB", "5.3 MiB" (humanize's binary units;

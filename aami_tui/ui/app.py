@@ -18,6 +18,7 @@ from aami_tui.core import db
 from aami_tui.core.paths import resolve_migration_path
 from aami_tui.core.runbook import Options  # its own module; the model (State, Tx…) and the machine where used
 from aami_tui.core.settings import ConnSettings
+from aami_tui.core.words import signal_words
 from aami_tui.ui import fmt
 from aami_tui.ui.dashboard import MIN_H, MIN_W, DashboardScreen  # the smallest usable terminal
 from aami_tui.ui.driver import ConsoleDriver
@@ -31,8 +32,7 @@ if TYPE_CHECKING:
 
 # Endings that do not come through a key: each writes the report (rolling back an open transaction) and then
 # leaves the terminal as it found it. Exit code 128 + the signal number, as a shell reports it.
-SIGNAL_REASONS = {signal.SIGHUP: "the terminal was closed (SIGHUP)", signal.SIGTERM: "terminated (SIGTERM)",
-                  signal.SIGINT: "interrupted (SIGINT)"}
+SIGNAL_REASONS = {sig: signal_words(sig) for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)}
 EXIT_WATCHDOG = 15.0  # after a signal's rollback and report, Textual's shutdown gets this long
 SIGNAL_CLOSE_TIMEOUT = 20.0  # the rollback and the report get this long; the server rolls back anyway
 
@@ -176,6 +176,9 @@ class AamiApp(App):
 
     async def _end_on_signal(self, sig: int) -> None:
         reason = SIGNAL_REASONS.get(sig, f"signal {sig}")
+        r = self.restore_result
+        if r is not None and r.ended_at is None:  # a restore running: its words and report say why it was cancelled
+            r.signals.append(sig)
         with contextlib.suppress(Exception):
             # the running step first (a backup removes its partial files, an apply cancels its statement)
             self.workers.cancel_all()
