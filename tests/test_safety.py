@@ -1339,6 +1339,44 @@ async def test_commit_through_a_frozen_network_is_outcome_unknown_with_the_query
     await rb.close()
 
 
+async def test_the_lock_held_by_our_own_unknown_commit_is_said_as_such_not_another_operator(
+        pg_server, fresh_db, tmp_path, proxy):
+    """fresh7 N2: exit 9 (the network froze in COMMIT), then the COMMIT reached the server and waits for a
+    synchronous standby that never comes. The next run's pre-flight said 'Another operator is running the migration'
+    of our own earlier run's backend: now it names that run, its report, its unknown outcome, and that it is still
+    in COMMIT waiting on SyncRep."""
+    with commit_never_answered(pg_server, fresh_db):
+        first = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True, commit_timeout=1.0, query_timeout=1.0)
+        await run_to_begin(first)
+        await first.apply()
+        await first.verify()
+        pid, xid = first.backend_pid, first.xid
+        proxy.freeze(new=True)
+        with pytest.raises(RunbookError):
+            await asyncio.wait_for(first.commit(fresh_db.dbname), 30)
+        assert first.outcome == Outcome.UNKNOWN
+        proxy.thaw()  # the COMMIT held in the network reaches the server: committed locally, waits for the standby
+        await asyncio.wait_for(first.close(), 30)
+        wait_until(lambda: query(fresh_db, "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,))
+                   == [("SyncRep",)], 10, what="the old COMMIT to wait for the standby")
+        second = runbook(fresh_db, tmp_path, skip_backup=True)
+        try:
+            with pytest.raises(RunbookError) as e:
+                await second.preflight()
+        finally:
+            terminate(fresh_db, pid)
+            await second.close()
+    msg = str(e.value)
+    assert "Another operator" not in msg, msg
+    assert msg.startswith(f"Pre-flight failed: One operator: The migration lock on {fresh_db.dbname} is held by "
+                          f"backend {pid}: the session of an earlier aami-tui run (started "), msg
+    assert (f": {Verdict.COMMIT_UNKNOWN.words}; its report: {first.report_paths[0]}); it is still in COMMIT, "
+            "waiting on synchronous replication (wait_event SyncRep): committed locally") in msg, msg
+    assert f"Find out with: SELECT pg_xact_status('{xid}'::xid8);" in msg and "in progress: backend" in msg
+    assert second.verdict.exit_code == 7
+    assert query(fresh_db, f"SELECT pg_xact_status('{xid}'::xid8)") == [("committed",)]
+
+
 async def test_commit_pressed_while_a_silent_session_is_being_ended_is_refused(fresh_db, tmp_path, proxy):
     """The session check hit its deadline at the COMMIT prompt and fences the backend (seconds); a COMMIT pressed
     meanwhile started, then the check moved the run to rolled back under it and the COMMIT's resolver hit an

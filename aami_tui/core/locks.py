@@ -26,9 +26,9 @@ async def try_lock(conn, settle: float = 1.0) -> dict | None:
         cur = await conn.execute(sql("advisory_holder"), KEY)
         row = await cur.fetchone()
         if row:
-            pid, user, client, port, app, since, _state, _xact = row
+            pid, user, client, port, app, since, state, _xact, wait_event = row
             holder = {"pid": pid, "user": user, "client": client, "client_port": port, "application_name": app,
-                      "since": since}
+                      "since": since, "state": state, "wait_event": wait_event}
         if loop.time() >= deadline:
             return holder
         await asyncio.sleep(0.05)
@@ -44,9 +44,9 @@ async def migration_in_progress(conn, statement_ms: int = 2000) -> dict | None:
         row = await cur.fetchone()
     if row is None:
         return None
-    pid, user, client, port, app, since, state, xact = row
+    pid, user, client, port, app, since, state, xact, wait_event = row
     return {"pid": pid, "user": user, "client": client, "client_port": port, "application_name": app,
-            "since": since, "state": state, "transaction_since": xact}
+            "since": since, "state": state, "transaction_since": xact, "wait_event": wait_event}
 
 
 async def unlock(conn) -> None:

@@ -584,3 +584,40 @@ def unclosed_words(u: dict) -> str:
             f"without closing (killed, or the machine stopped) after {u.get('last_entry') or 'its start'}. It last "
             f"recorded: {u.get('last_step')}; {u.get('transaction')}. {u.get('fate', '')[:1].upper()}"
             f"{u.get('fate', '')[1:]} Its report, written as it ran: {u.get('report')}")
+
+
+def run_of_backend(reports_dir: Path | str, database: str, pid: int, backend_start=None,
+                   newest: int = 20) -> dict | None:
+    """The earlier run of ours whose migration session is backend ``pid`` (started at ``backend_start``, a datetime:
+    pids are reused), from its report in ``reports_dir`` (the ``newest`` reports of ``database``, newest first):
+    {"report": its .md, "started", "final_state", "verdict", "transaction_id", "closed"}; None when none is. The
+    one-operator lock held by our own earlier run (its COMMIT outcome unknown, its backend still in COMMIT) is then
+    said as such, not as "another operator". Cheap: only asked when the lock is held."""
+    try:
+        found = sorted(Path(reports_dir).glob(f"report_{files.safe_name(database)}_*.json"),
+                       key=lambda f: f.stat().st_mtime, reverse=True)[:newest]
+    except OSError:
+        return None
+    for f in found:
+        try:
+            d = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if d.get("database") != database or d.get("backend_pid") != pid:
+            continue
+        try:
+            if backend_start is not None and datetime.fromisoformat(d["started"]) > backend_start:
+                continue  # that run began after the backend: another session with the same pid
+        except (KeyError, TypeError, ValueError):
+            pass
+        mark = f.with_suffix(MARK_SUFFIX)
+        if mark.exists():  # not closed: still running (another console, here), or killed (report.unclosed)
+            try:
+                info = json.loads(mark.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                info = {}
+            if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and _alive(info["pid"]):
+                return None  # a live run: another operator indeed
+        return {"report": str(f.with_suffix(".md")), "started": d.get("started"), "final_state": d.get("final_state"),
+                "verdict": d.get("verdict"), "transaction_id": d.get("transaction_id"), "closed": not mark.exists()}
+    return None

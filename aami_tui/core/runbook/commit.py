@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aami_tui.core.runbook.machine import Phase
+from aami_tui.core.runbook.model import Outcome
 
 if TYPE_CHECKING:
     from aami_tui.core.runbook.engine import Runbook
@@ -100,3 +101,24 @@ async def resolve(rb: Runbook, wait: float | None = None) -> Resolution:
             break
     phase = {"committed": Phase.COMMITTED, "aborted": Phase.ROLLED_BACK}.get(status, Phase.UNKNOWN)
     return Resolution(phase, status, fence, status_query(s.xid), syncrep if phase is Phase.COMMITTED else None)
+
+
+def held_by_our_run(database: str, holder: dict, run: dict) -> str:
+    """The one-operator lock's holder is the migration session of an earlier run of ours (report.run_of_backend):
+    say which run, its report, its outcome, and what the backend does now (still in COMMIT, waiting on SyncRep)."""
+    pid, wait, state = holder.get("pid"), holder.get("wait_event"), holder.get("state")
+    if wait == SYNCREP:
+        doing = ("it is still in COMMIT, waiting on synchronous replication (wait_event SyncRep): committed locally, "
+                 "waiting for the synchronous standby; ending it (SELECT pg_terminate_backend("
+                 f"{pid});) leaves the migration committed on the primary only, NOT on the standby")
+    elif state == "idle in transaction":
+        doing = (f"it is idle in transaction (its transaction open, not committed: its COMMIT never reached the "
+                 f"server); ending it (SELECT pg_terminate_backend({pid});) rolls it back")
+    else:
+        doing = f"it is {state or 'there'}" + (f" (wait_event {wait})" if wait else "")
+    outcome = run.get("verdict") or run.get("final_state") or "its end not recorded"
+    xid = run.get("transaction_id")
+    unsure = not run.get("closed") or run.get("final_state") == Outcome.UNKNOWN.value
+    fate = f" Do not retry before you know. {fate_words(status_query(xid), pid)}." if xid and unsure else ""
+    return (f"The migration lock on {database} is held by backend {pid}: the session of an earlier aami-tui run "
+            f"(started {run.get('started')}: {outcome}; its report: {run.get('report')}); {doing}.{fate}")

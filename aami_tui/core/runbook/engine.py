@@ -430,6 +430,19 @@ class Runbook:
                 self._adopted.append(u["marker"])
                 self.say(report.unclosed_words(u), "warn", Step.PREFLIGHT)
 
+    def held_by(self, holder: dict) -> str:
+        """Who holds the one-operator lock, in one sentence: an earlier run of ours (its report names the backend:
+        its COMMIT outcome unknown, its backend still in COMMIT…), or another operator."""
+        from aami_tui.core import locks
+
+        pid = holder.get("pid") if holder else None
+        run = None
+        if pid is not None and holder.get("application_name") == "aami-tui":
+            run = report.run_of_backend(self.opt.reports_dir, self.settings.dbname, pid, holder.get("since"))
+        if run is not None:
+            return committing.held_by_our_run(self.settings.dbname, holder, run)
+        return f"Another operator is running the migration on {self.settings.dbname}: {locks.describe_holder(holder)}."
+
     def _preflight_allowed(self) -> None:
         nxt = decide(self.phase, Action.PREFLIGHT)
         if not isinstance(nxt, Phase):
@@ -765,10 +778,8 @@ class Runbook:
             await self.session.ensure(t)
             holder = await self.session.try_lock(t)  # re-taken on a retry after ROLLBACK (which released it)
             if holder is not None:
-                from aami_tui.core import locks
                 self.lock_holder = holder
-                raise self._fail(f"Another operator is running the migration on {self.settings.dbname}: "
-                                 f"{locks.describe_holder(holder)}.", Verdict.LOCKED)
+                raise self._fail(self.held_by(holder), Verdict.LOCKED)
             async with self._begin_watch(waits):  # says at once whom BEGIN's own queries wait for, while they do
                 read_only = await self.session.begin(lock_timeout=self.opt.lock_timeout,
                                                      statement_timeout=self.opt.statement_timeout,

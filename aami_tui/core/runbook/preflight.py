@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aami_tui.core import files, lint, locks, migration, offload, pgtools, schema
+from aami_tui.core import files, lint, migration, offload, pgtools, schema
 from aami_tui.core.db import ConnectError
 from aami_tui.core.lint import describe_size
 from aami_tui.core.obstacles import objects_in_the_way
@@ -77,8 +77,8 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
     else:
         since = holder.get("since")
         rb.lock_holder = {**holder, "since": since.isoformat() if hasattr(since, "isoformat") else None}
-        out.append(Check("One operator", False, f"Another operator is running the migration on "
-                         f"{rb.settings.dbname}: {locks.describe_holder(holder)}.", verdict=Verdict.LOCKED))
+        # in a thread: it may read a few earlier reports (only when the lock is held)
+        out.append(Check("One operator", False, await asyncio.to_thread(rb.held_by, holder), verdict=Verdict.LOCKED))
     if rb.opt.dev:
         cur = await rb.session.call(conn.execute(sql("user_relations")), t, "the user relations query")
         rb.db_empty = not await cur.fetchall()
