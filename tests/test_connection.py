@@ -139,7 +139,10 @@ def test_missing_database_message(pg_server):
     r = cli("check", env=env)
     assert r.returncode == 2
     assert 'aami-tui: Database "no_such_db_here" does not exist on' in r.stderr
-    assert "Traceback" not in r.stderr
+    # fresh7 N6: a command to run, not "or let the console create it" (check has no console)
+    assert ("or run aami-tui init --dbname no_such_db_here: it creates the database, applies the migration and "
+            "verifies it.") in r.stderr, r.stderr
+    assert "console" not in r.stderr and "Traceback" not in r.stderr
 
 
 def test_json_connection_error(pg_server):

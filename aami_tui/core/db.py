@@ -95,8 +95,9 @@ def explain_connect_error(exc: BaseException, s: ConnSettings) -> ConnectError:
     m = re.search(r'database "([^"]+)" does not exist', raw)
     if m:
         return ConnectError(f'Database "{m.group(1)}" does not exist on {where}; create it first '
-                            f'(createdb -h {s.host} -p {s.port} -U {user} {m.group(1)}) or let the console '
-                            "create it.", "no_database")
+                            f'(createdb -h {s.host} -p {s.port} -U {user} {m.group(1)}), or run aami-tui init '
+                            f"--dbname {m.group(1)}: it creates the database, applies the migration and verifies "
+                            "it.", "no_database")
     m = re.search(r'role "([^"]+)" does not exist', raw)
     if m:
         return ConnectError(f'User "{m.group(1)}" does not exist on the server at {where}.', "no_role")
