@@ -298,6 +298,17 @@ async def test_development_mode_short_checklist_no_backup_of_an_empty_database(f
     assert env_lines_at_exit(app) == [
         "The Config Server's settings are not printed: this demo's embedded server was stopped and removed as the "
         "console closed (run `aami-tui init` against a server that stays)."]
+    # fresh7 N6: the demo's COMMITTED pane and bar said "(the Config Server can start)", "export DB_PORT=…" and "the
+    # password is yours to set", while its server and password go at quit: they say so, as the quit line does
+    from aami_tui.ui.runbook_screen import RunbookScreen
+
+    pane, hint = RunbookScreen(rb, demo=True)._done_text_raw().plain, RunbookScreen(rb, demo=True).next_hint()
+    assert ("Environment for the Config Server while this demo runs (its embedded server, port and password are "
+            "removed when the console closes; for a server that stays: aami-tui init):") in pane, pane
+    assert "yours to set" not in pane and f"export DB_NAME={fresh_db.dbname}" in pane, pane
+    assert hint == "d → dashboard or q → quit (quitting removes the demo's server)", hint
+    pane, hint = RunbookScreen(rb)._done_text_raw().plain, RunbookScreen(rb).next_hint()
+    assert "(the password is yours to set)" in pane and "(the Config Server can start)" in hint
     report = json.loads(rb.report_paths[1].read_text())
     assert report["mode"] == "development" and report["backup"] == "skipped"
     assert list(report["preflight"]["checklist"]) == ["Reviewed the migration SQL"]

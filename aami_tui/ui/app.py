@@ -329,7 +329,7 @@ class AamiApp(App):
 
             self.runbook = Runbook(self.settings, Path(path) if path is not None else self.migration_path,
                                    self.options)
-            self.runbook_screen = RunbookScreen(self.runbook)
+            self.runbook_screen = RunbookScreen(self.runbook, demo=self.embedded is not None)
             # Installed, so that going back to the dashboard keeps the screen (and its log) alive.
             self.install_screen(self.runbook_screen, name="runbook")
         if self.screen is not self.runbook_screen:

@@ -137,10 +137,12 @@ class RunbookScreen(Screen):
     runs = 0
     REFRESH_SAY = 5.0  # seconds without an answer before the checklist says it could not refresh
 
-    def __init__(self, rb: Runbook) -> None:
+    def __init__(self, rb: Runbook, demo: bool = False) -> None:
+        """``demo``: the demo's embedded server, removed (with its password) when the console closes."""
         RunbookScreen.runs += 1
         super().__init__(id=f"runbook-{RunbookScreen.runs}", classes="runbook")
         self.rb = rb
+        self.demo = demo
         self._rehearse_said = ""  # the rehearsal's latest line, shown in its pane while it runs
         self._said: list[Text] = []  # every log line, to re-wrap them after a resize
         self._log_width = 0
@@ -640,8 +642,13 @@ class RunbookScreen(Screen):
             t.append("The server's start-up validation, on a fresh connection:\n", style="bold")
             for line in rb.post_commit_lines:
                 t.append(f"  {line}\n", style="green" if line.startswith("✓") else "")
-            if rb.server:
+            if rb.server and self.demo:  # the settings hold only while the console runs (as its quit line says)
+                t.append("\nEnvironment for the Config Server while this demo runs (its embedded server, port and "
+                         "password are removed when the console closes; for a server that stays: aami-tui init):\n",
+                         style="bold")
+            elif rb.server:
                 t.append("\nEnvironment for the Config Server (the password is yours to set):\n", style="bold")
+            if rb.server:
                 for line in config_server_env(rb.server):
                     t.append(f"  export {line}\n")
         elif rb.nothing_to_do:
@@ -716,7 +723,8 @@ class RunbookScreen(Screen):
         if rb.outcome is Outcome.COMMITTED and rb.unreplicated:
             return "committed on the primary only, NOT confirmed on the synchronous standby: d → dashboard or q → quit"
         if rb.outcome is Outcome.COMMITTED:
-            return "d → dashboard (the Config Server can start) or q → quit"
+            return ("d → dashboard or q → quit (quitting removes the demo's server)" if self.demo
+                    else "d → dashboard (the Config Server can start) or q → quit")
         if rb.nothing_to_do:
             # (one line on a 120-column bar: a second line takes a row from the log, which then hides its last line)
             return "nothing to do, already migrated: d → dashboard or q → quit"
