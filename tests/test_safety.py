@@ -898,7 +898,8 @@ async def test_connection_lost_during_commit_asks_the_server_what_happened(pg_se
         while not any(m.startswith(waiting) for _, _, m in rb.log):
             assert time.monotonic() < deadline and not task.done(), rb.log
             await asyncio.sleep(0.05)
-        assert rb.commit_waiting_words().startswith("COMMIT: committed locally, waiting on synchronous replication")
+        assert rb.commit_waiting_words().startswith("COMMIT: committed locally, waiting for the synchronous standby "
+                                                    "'standby_that_never_comes' (wait_event SyncRep, ")
         xid = rb.xid
         if ender == "pg_terminate_backend":
             terminate(fresh_db, rb.backend_pid)

@@ -52,6 +52,12 @@ def syncrep_waiting(names: str | None, seconds: float | None = None, timeout: fl
             f"{standby_words(names)} has not confirmed it (is it connected? pg_stat_replication){bound}")
 
 
+def syncrep_bar(names: str | None, seconds: float) -> str:
+    """``syncrep_waiting`` short enough for the console's transaction bar."""
+    return (f"COMMIT: committed locally, waiting for the synchronous standby '{names or '?'}' (wait_event SyncRep, "
+            f"{seconds:.0f}s)")
+
+
 def unreplicated(names: str | None, fence: str) -> str:
     """The truth about a COMMIT whose wait for its synchronous standby was ended (by our resolver, or anyone):
     committed on the primary, never confirmed by the standby; one sentence for the log, the faces and the report."""

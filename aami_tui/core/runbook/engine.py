@@ -1423,7 +1423,7 @@ class Runbook:
         """The bar's words for a COMMIT seen waiting on SyncRep ("": not seen)."""
         if self.commit_syncrep is None or self.commit_syncrep_since is None:
             return ""
-        return committing.syncrep_waiting(self.commit_syncrep, time.monotonic() - self.commit_syncrep_since)
+        return committing.syncrep_bar(self.commit_syncrep, time.monotonic() - self.commit_syncrep_since)
 
     async def _committed(self, note: str = "") -> list[str]:
         self.verdict = self.committed_verdict
