@@ -1364,6 +1364,7 @@ async def test_the_lock_held_by_our_own_unknown_commit_is_said_as_such_not_anoth
         try:
             with pytest.raises(RunbookError) as e:
                 await second.preflight()
+            r = await asyncio.to_thread(cli, "check", env=pg_server.env(fresh_db.dbname))
         finally:
             terminate(fresh_db, pid)
             await second.close()
@@ -1375,7 +1376,35 @@ async def test_the_lock_held_by_our_own_unknown_commit_is_said_as_such_not_anoth
             "waiting on synchronous replication (wait_event SyncRep): committed locally") in msg, msg
     assert f"Find out with: SELECT pg_xact_status('{xid}'::xid8);" in msg and "in progress: backend" in msg
     assert second.verdict.exit_code == 7
+    (note,) = [ln for ln in r.stderr.splitlines() if ln.startswith("NOTE:")]  # check says what it does too
+    assert f"(pid {pid}, " in note and ("in COMMIT, waiting on synchronous replication (wait_event SyncRep): "
+                                        "committed locally") in note, note
     assert query(fresh_db, f"SELECT pg_xact_status('{xid}'::xid8)") == [("committed",)]
+
+
+async def test_a_recheck_that_ends_a_commit_waiting_for_its_standby_says_committed_on_the_primary_only(
+        pg_server, fresh_db, tmp_path, proxy):
+    """fresh7 N1/N2: exit 9's run in the console: the COMMIT held by the network reaches the server and waits for a
+    standby that never comes; o (re-check) ends that backend: committed on the primary only, said so."""
+    with commit_never_answered(pg_server, fresh_db):
+        rb = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True, commit_timeout=1.0, query_timeout=1.0)
+        await run_to_begin(rb)
+        await rb.apply()
+        await rb.verify()
+        pid, xid = rb.backend_pid, rb.xid
+        proxy.freeze(new=True)
+        with pytest.raises(RunbookError):
+            await asyncio.wait_for(rb.commit(fresh_db.dbname), 30)
+        proxy.thaw()
+        wait_until(lambda: query(fresh_db, "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,))
+                   == [("SyncRep",)], 10, what="the old COMMIT to wait for the standby")
+        assert await asyncio.wait_for(rb.recheck(), 30) is Phase.COMMITTED
+    assert rb.verdict is Verdict.COMMITTED_PRIMARY_ONLY
+    assert rb.last_recheck.startswith(f"Re-check: the server confirms transaction {xid} committed on the primary "
+                                      "only, NOT confirmed on the synchronous standby named by "
+                                      "synchronous_standby_names = 'never'"), rb.last_recheck
+    assert "⚠ COMMITTED ON THE PRIMARY ONLY" in RunbookScreen(rb)._done_text_raw().plain
+    await rb.close()
 
 
 async def test_commit_pressed_while_a_silent_session_is_being_ended_is_refused(fresh_db, tmp_path, proxy):
