@@ -405,18 +405,7 @@ def _migration_note(h: dict, dbname: str, ok: bool) -> str:
     server's 'Please run database migrations … psql -f …', which must not be followed while it runs."""
     from aami_tui.core import locks
 
-    def when(t) -> str:
-        return t.strftime("%Y-%m-%d %H:%M:%S %Z").rstrip() if hasattr(t, "strftime") else "?"
-
-    tx = (f"transaction open since {when(h['transaction_since'])}" if h.get("transaction_since")
-          else "no transaction open yet (pre-flight or backup)")
-    doing = h["state"]
-    if h.get("wait_event") == "SyncRep":  # fresh7 N2: its COMMIT committed locally, waits for a synchronous standby
-        doing = ("in COMMIT, waiting on synchronous replication (wait_event SyncRep): committed locally, a "
-                 "synchronous standby has not confirmed it")
-    return (f"NOTE: a migration is in progress on {dbname} (pid {h['pid']}, user {h['user']}, "
-            f"{locks.client_words(h['client'], h.get('client_port'))}, "
-            f"application '{h['application_name']}', connected since {when(h['since'])}, {tx}, {doing})"
+    return (f"NOTE: {locks.in_progress_words(h, dbname)}"
             + ("" if ok else ": the tables it creates appear when it commits; do not run psql -f now.")
             + ("." if ok else ""))
 

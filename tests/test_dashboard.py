@@ -528,3 +528,23 @@ def region_text_of(app) -> str:
     from screen_text import region_text
 
     return region_text(app, "#checklist DataTable")
+
+
+async def test_the_dashboard_names_a_migration_in_progress_elsewhere(fresh_db, tmp_path):
+    """fresh7 N2: with another session's migration open (its tables invisible until it commits) the dashboard said
+    only '10 required tables missing … Press r to open the runbook', where check prints a NOTE naming it."""
+    from faults import run_to_begin, runbook
+
+    other = runbook(fresh_db, tmp_path / "other", skip_backup=True)
+    await run_to_begin(other)
+    try:
+        app = make_app(fresh_db, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await scenes.dashboard_ready(pilot)
+            await scenes.wait_for(pilot, lambda: "in progress" in text_of(app, "#dash-hint"), what="the note")
+            hint = text_of(app, "#dash-hint")
+    finally:
+        await other.close()
+    assert hint.startswith(f"A migration is in progress on {fresh_db.dbname} (pid {other.backend_pid}, "), hint
+    assert "application 'aami-tui'" in hint and "transaction open since" in hint, hint
+    assert "10 required tables missing until it commits; do not start another" in hint, hint

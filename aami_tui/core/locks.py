@@ -49,6 +49,24 @@ async def migration_in_progress(conn, statement_ms: int = 2000) -> dict | None:
             "since": since, "state": state, "transaction_since": xact, "wait_event": wait_event}
 
 
+def in_progress_words(h: dict, dbname: str) -> str:
+    """'a migration is in progress on rt (pid 11428, user …, transaction open since …, idle in transaction)': the
+    holder of the one-operator lock (``migration_in_progress``), in the same words for check's NOTE and the console's
+    dashboard. A COMMIT waiting on SyncRep is said as such (fresh7 N2: committed locally, no standby confirmed)."""
+    def when(t) -> str:
+        return t.strftime("%Y-%m-%d %H:%M:%S %Z").rstrip() if hasattr(t, "strftime") else "?"
+
+    tx = (f"transaction open since {when(h['transaction_since'])}" if h.get("transaction_since")
+          else "no transaction open yet (pre-flight or backup)")
+    doing = h.get("state")
+    if h.get("wait_event") == "SyncRep":
+        doing = ("in COMMIT, waiting on synchronous replication (wait_event SyncRep): committed locally, a "
+                 "synchronous standby has not confirmed it")
+    return (f"a migration is in progress on {dbname} (pid {h['pid']}, user {h['user']}, "
+            f"{client_words(h['client'], h.get('client_port'))}, "
+            f"application '{h['application_name']}', connected since {when(h['since'])}, {tx}, {doing})")
+
+
 async def unlock(conn) -> None:
     await conn.execute(sql("advisory_unlock"), KEY)
 

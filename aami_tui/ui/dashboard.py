@@ -62,6 +62,9 @@ class DashboardScreen(Screen):
         self.asked_create = False
         self.missing_db = False  # connected to the server, but the database does not exist
         self.last_result: schema.ValidationResult | None = None
+        # another session's migration holding the one-operator lock (locks.migration_in_progress), when the required
+        # tables are missing: its tables appear when it commits (fresh7 N2: our own exit-9 run, still in COMMIT)
+        self.in_progress: dict | None = None
         self.server: status.ServerStatus | None = None
         self._poll_lock = asyncio.Lock()
         self._status_due = 0.0  # loop time when the server status (sizes, privileges) is next read
@@ -318,6 +321,7 @@ class DashboardScreen(Screen):
             except schema.ValidationTimeout as exc:  # the server answers, but a lock is in the way: say so
                 checklist.show_error(str(exc))
                 return
+            self.in_progress = await self._migration_elsewhere() if result.missing else None
             self._show(result)
         except db.ConnectError as exc:
             self._set_missing(exc.kind == "no_database")
@@ -348,6 +352,18 @@ class DashboardScreen(Screen):
         self.last_result = result
         self.app.last_result = result
         self._hint()
+
+    async def _migration_elsewhere(self) -> dict | None:
+        """Who else runs the migration on this database now (the one-operator lock's holder, not this console's own
+        runbook): what check's NOTE says, said here too. None: nobody, or it could not be asked."""
+        from aami_tui.core import locks
+
+        try:
+            h = await asyncio.wait_for(locks.migration_in_progress(self.conn), 5)
+        except (psycopg.Error, TimeoutError):
+            return None
+        rb = self.app.runbook
+        return None if h is None or (rb is not None and h["pid"] == rb.backend_pid) else h
 
     async def _first_from_early(self) -> bool:
         """The first refresh from the early child (core/early.py): its checklist (or the connection error it got,
@@ -475,6 +491,15 @@ class DashboardScreen(Screen):
                                  "never repairs them: the runbook refuses to migrate.\nPress ", ("p", "bold"),
                                  " for the Drift view: it compares the catalogs and writes the repair as a plan file "
                                  "(headless: ", ("aami-tui plan", "bold"), "), which the runbook then runs.")
+        elif self.in_progress is not None:
+            from aami_tui.core import locks
+
+            words = locks.in_progress_words(self.in_progress, self.app.settings.dbname)
+            return Text.assemble((words[:1].upper() + words[1:], "bold yellow"),
+                                 f": {plural(len(r.missing), 'required table')} missing until it commits; do not "
+                                 "start another (pre-flight refuses while it holds the migration lock).\nPress ",
+                                 ("r", "bold"), " to open the runbook: its pre-flight names that session (an earlier "
+                                 "run of aami-tui: which, and its report).")
         else:
             return Text.assemble(f"{plural(len(r.missing), 'required table')} missing: the Config Server would refuse "
                                       "to start.\nPress ", ("r", "bold"), " to open the runbook: pre-flight → backup → "
