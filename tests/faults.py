@@ -295,6 +295,26 @@ class Proxy:
         self.frozen.clear()
         self.freeze_new = False
 
+    def refuse(self) -> None:
+        """The proxy stops listening (a new connection is refused, as with its process gone); the connections open
+        now stay as they are (frozen ones stay frozen)."""
+        import asyncio
+
+        async def stop():
+            self.server.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
+
+    def listen(self) -> None:
+        """Listening again on the same port (after ``refuse``): new connections pass; frozen ones stay frozen."""
+        import asyncio
+
+        async def start():
+            self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+        self.freeze_new = False
+        asyncio.run_coroutine_threadsafe(start(), self.loop).result(5)
+
     def close(self) -> None:
         import asyncio
 

@@ -1280,6 +1280,45 @@ async def test_frozen_network_with_the_server_unreachable_still_ends(fresh_db, t
     await rb.close()
 
 
+async def test_a_retried_begin_that_cannot_connect_keeps_the_rollback_unconfirmed(fresh_db, tmp_path, proxy):
+    """fresh7 N3: after a lost session nobody saw end ('not committed, rollback unconfirmed'), a retried BEGIN that
+    could not even connect (connection refused) turned the run into 'rolled back' (bar, pane 'The database is as it
+    was before BEGIN', report): nothing had seen the old backend end. It stays unconfirmed until a connection sees
+    that backend gone; the next BEGIN that connects ends it (it still held the migration lock) and says so."""
+    rb = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True, query_timeout=1.0)
+    await run_to_begin(rb)
+    await rb.apply()
+    pid = rb.backend_pid
+    proxy.freeze(new=True)
+    with pytest.raises(RunbookError):
+        await asyncio.wait_for(rb.verify(), 30)
+    assert rb.outcome is Outcome.NOT_CONFIRMED
+    proxy.refuse()  # the network's end is gone: connection refused; the old backend sits behind its frozen socket
+    with pytest.raises(RunbookError) as e:
+        await asyncio.wait_for(rb.begin(), 30)
+    msg = str(e.value)
+    assert f"attempt 1's transaction (backend {pid}) is still not seen ending" in msg, msg
+    assert rb.phase is Phase.ROLLED_BACK and rb.outcome is Outcome.NOT_CONFIRMED and rb.tx is Tx.LOST, rb.outcome
+    pane = RunbookScreen(rb)._done_text_raw().plain
+    assert pane.startswith("Run ended: not committed, rollback unconfirmed\n"), pane
+    assert "as it was before BEGIN" not in pane and "nobody saw the transaction end" in pane, pane
+    await rb.flush_reports()
+    assert json.loads(rb.report_paths[1].read_text())["final_state"] == Outcome.NOT_CONFIRMED.value
+    # The server can be reached again (the old backend still alive, idle in its transaction, holding the migration
+    # lock): BEGIN ends it from its new session, sees it gone, says so, and the new attempt opens.
+    proxy.listen()
+    assert query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))
+    await asyncio.wait_for(rb.begin(), 30)
+    assert rb.phase is Phase.OPEN and rb.attempt == 3 and not rb.unconfirmed and not rb.lost
+    assert any(f"attempt 1's transaction is over: backend {pid} ended (pg_terminate_backend)" in m
+               for _, _, m in rb.log), rb.log[-3:]
+    assert not query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,))
+    await rb.rollback()
+    assert rb.outcome is Outcome.ROLLED_BACK
+    proxy.thaw()
+    await rb.close()
+
+
 def _commit_row(rb) -> tuple[str, str]:
     """The icon and label of the console's COMMIT row in the Steps list (no app needed)."""
     from aami_tui.ui.step_list import StepList

@@ -114,6 +114,9 @@ class Runbook:
         self.phase = Phase.NEW
         self.lost = False  # the session died under the current attempt (the server rolled back)
         self.unconfirmed = False  # ...and nothing confirmed the transaction's end (Outcome.NOT_CONFIRMED)
+        # that attempt's backend, (pid, backend_start, attempt), while no connection has seen it end: the run stays
+        # 'not committed, rollback unconfirmed' (a retry that cannot connect changes nothing) until one does
+        self.unseen_end: tuple[int, object, int] | None = None
         self._losing = False  # an idle session stopped answering: being fenced (no step may start meanwhile)
         self._lost_lock = asyncio.Lock()  # two idle checks can notice the same silent session: it ends the run once
         self.closed_outcome: Outcome | None = None
@@ -769,13 +772,21 @@ class Runbook:
         if frm is Phase.ROLLED_BACK or self.steps[Step.BEGIN].state is State.FAILED:
             self._archive_attempt()  # a retry (after ROLLBACK, or a BEGIN that failed): keep the last attempt's record
         self.attempt += 1  # every BEGIN tried is an attempt with its own number (a failed one too: the report says so)
-        self.lost = self.unconfirmed = False
+        if self.unseen_end is None:
+            self.lost = self.unconfirmed = False
         back = Phase.READY if frm is not Phase.ROLLED_BACK else Phase.ROLLED_BACK
         self._set(Step.BEGIN, State.RUNNING)
         t = self.opt.query_timeout
         waits: list = []  # the wait the watch saw last, (what, blockers): the sentence if lock_timeout ends it
         try:
-            await self.session.ensure(t)
+            try:
+                await self.session.ensure(t)
+            except ConnectError as exc:
+                raise RunbookError(f"{str(exc).rstrip('.')}{self._still_unseen()}.", Verdict.CONNECTION) from None
+            if self.unseen_end is not None:  # first, the earlier attempt's backend: gone, or ended now
+                gone, words = await self.confirm_unseen(t)
+                if not gone:
+                    raise RunbookError(f"BEGIN not run: {words}{self._still_unseen()}.", Verdict.CONNECTION)
             holder = await self.session.try_lock(t)  # re-taken on a retry after ROLLBACK (which released it)
             if holder is not None:
                 self.lock_holder = holder
@@ -810,7 +821,7 @@ class Runbook:
             if gone:
                 await self.session.close()
                 msg = (f"BEGIN failed: the connection to the server was lost or stopped answering ({_first(exc)}); "
-                       "no transaction was opened: nothing was changed.")
+                       f"no transaction was opened: nothing was changed{self._still_unseen()}.")
             else:  # the server refused BEGIN or its set-up; the session is fine: end what it opened
                 with contextlib.suppress(Exception):
                     await self.session.call(self.session.conn.execute("ROLLBACK"), t, "ROLLBACK")
@@ -830,6 +841,28 @@ class Runbook:
                 if self.opt.idle_timeout else "")
         self.say(f"BEGIN (attempt {self.attempt}); SET LOCAL lock_timeout = {int(self.opt.lock_timeout * 1000)}ms, "
                  f"statement_timeout = {int(self.opt.statement_timeout * 1000)}ms{idle}", "ok", Step.BEGIN)
+
+    def _still_unseen(self) -> str:
+        """'; attempt N's transaction (backend P) is still not seen ending: …' while it is not, else ''."""
+        if self.unseen_end is None:
+            return ""
+        pid, _, n = self.unseen_end
+        return (f"; attempt {n}'s transaction (backend {pid}) is still not seen ending: not committed, rollback "
+                "unconfirmed (the server rolls it back when it notices the session is gone)")
+
+    async def confirm_unseen(self, t: float) -> tuple[bool, str]:
+        """On the session's new connection: is the backend of the attempt nobody saw end gone? Ended now if it is
+        still there (idle in its transaction behind a dead network, holding the migration lock). Once it is seen
+        gone, the run is no longer 'rollback unconfirmed' (said in the log). Returns (gone, in words)."""
+        pid, start, n = self.unseen_end
+        words = await self.session.end_backend(pid, start, t)
+        if not _fenced(words):
+            return False, words
+        self.unseen_end = None
+        self.lost = self.unconfirmed = False
+        self.say(f"attempt {n}'s transaction is over: {words} (seen from a new session): the server rolled it back, "
+                 "nothing of it was committed.", "warn")
+        return True, words
 
     async def _read_only_why(self, t: float) -> str:
         """Where this session's read-only default comes from, and its fix (asked only when BEGIN found it)."""
@@ -950,7 +983,8 @@ class Runbook:
         self.ended_at = None
         self.failure = ""
         self.verdict = None
-        self.lost = self.unconfirmed = False
+        if self.unseen_end is None:  # else the earlier attempt's end is still not seen: said until it is
+            self.lost = self.unconfirmed = False
 
     # ---- losing the session ----------------------------------------------------------------------------
     async def _lost(self, step: Step | None, exc: BaseException, fence: float | None = None) -> RunbookError:
@@ -998,6 +1032,7 @@ class Runbook:
         await self.session.close(1.0)
         self.lost = True
         self.unconfirmed = not ended
+        self._unseen(ended)
         self.lock_holder = None
         if step is not None:
             self._set(step, State.FAILED, msg)
@@ -1011,6 +1046,11 @@ class Runbook:
         err = self._fail(msg, Verdict.CONNECTION)
         self.queue_report()
         return err
+
+    def _unseen(self, ended: bool) -> None:
+        """Keep (or forget) this attempt's backend as one nobody saw end."""
+        s = self.session
+        self.unseen_end = None if ended or s.backend_pid is None else (s.backend_pid, s.backend_start, self.attempt)
 
     async def _cancel_lost(self, step: Step) -> None:
         """A step inside the transaction was cancelled and its session did not survive: the server closed it, or
@@ -1551,6 +1591,7 @@ class Runbook:
                 s.abandon()
             fence = await s.fence(min(self.opt.query_timeout, 5.0))
             self.lost, self.unconfirmed = True, not _fenced(fence)
+            self._unseen(not self.unconfirmed)
             what = (f"ROLLBACK got no answer within {exc.seconds:g}s" if isinstance(exc, Deadline) else
                     f"the session was gone ({_first(exc)})")
             how = f"{'not confirmed' if self.unconfirmed else 'rolled back'} ({reason}); {what}: {fence}"
@@ -1559,6 +1600,7 @@ class Runbook:
         except asyncio.CancelledError:
             s.abandon()
             self.unconfirmed = True  # sent perhaps, never answered
+            self._unseen(False)
             self._set(Step.ROLLBACK, State.UNCONFIRMED, how + "; interrupted: the session was closed, the server "
                                                                "rolls back")
             self._move(Phase.ROLLED_BACK)
@@ -1592,6 +1634,8 @@ class Runbook:
                 await self.rollback(reason)
         if not self.running:
             self.closed_outcome = Outcome.ABANDONED if self.outcome is Outcome.IN_PROGRESS else self.outcome
+            if self.unseen_end is not None and self.closed_outcome in (Outcome.ABANDONED, Outcome.ROLLED_BACK):
+                self.closed_outcome = Outcome.NOT_CONFIRMED  # a retry's pre-flight failed: still nobody saw it end
             self._move(Phase.CLOSED)
         await self.close_connections()
         await self.flush_reports()  # the writes queued before (a failure they say goes into the last report)

@@ -52,6 +52,11 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
     except ConnectError as exc:
         out.append(Check("Connection", False, str(exc), verdict=Verdict.CONNECTION))
         return out
+    if rb.unseen_end is not None:  # a retry after a lost session nobody saw end: first, is its backend gone?
+        gone, words = await rb.confirm_unseen(t)
+        if not gone:
+            out.append(Check("Earlier attempt", False, f"{words}{rb._still_unseen()}.", verdict=Verdict.CONNECTION))
+            return out
     st = await rb.session.call(server_status(conn), t, "the server status query")
     rb.server = dict(vars(st))
     major = st.server_major

@@ -262,6 +262,22 @@ class Session:
                 await asyncio.wait_for(fresh.close(), seconds)
 
 
+    async def end_backend(self, pid: int, start: object, seconds: float) -> str:
+        """From this session's connection (a new one): end an earlier backend of ours if it is still there, waiting
+        for its exit. In ``fence``'s words: 'backend N had already gone', '… ended (pg_terminate_backend)', or
+        '… did not end within Ns'."""
+        conn = self.conn
+        assert conn is not None
+        wait = f", {int(seconds * 1000)}" if conn.info.server_version >= 140000 else ""
+        cur = await self.call(conn.execute(
+            f"SELECT pg_catalog.pg_terminate_backend(pid{wait}) FROM pg_catalog.pg_stat_activity "
+            "WHERE pid = %s AND backend_start = %s", (pid, start)), seconds + 1, f"ending backend {pid}")
+        row = await cur.fetchone()
+        if row is None:
+            return f"backend {pid} had already gone"
+        return f"backend {pid} ended (pg_terminate_backend)" if row[0] else f"backend {pid} did not end within {seconds:g}s"
+
+
 def _first(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return lines[0] if lines else type(exc).__name__
