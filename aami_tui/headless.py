@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -85,6 +86,9 @@ class Every:
 
 
 _every = Every()
+SILENT_AFTER = 10.0  # seconds without the server's answer before headless says so (the console's bar says it at 2 s)
+SILENT_EVERY = 30.0  # ...then once every this many seconds while it lasts
+SILENT_POLL = 1.0
 LOCK_SAMPLE_EVERY = 1.0  # seconds between lock-watch samples while headless apply runs (the console's cadence)
 
 
@@ -116,6 +120,24 @@ async def _apply_saying_lock_waits(rb: Runbook) -> None:
         except asyncio.CancelledError:
             watcher.cancel()
             raise
+
+
+async def _say_silence(rb: Runbook) -> None:
+    """While a round trip of the running step has had no answer for SILENT_AFTER seconds (a frozen network, a server
+    that stopped, or a long statement), one line, then one every SILENT_EVERY seconds, with the client's deadline:
+    the console's 'waiting for the server's answer (Ns)', from the same engine state."""
+    flight, said = None, None
+    while True:
+        await asyncio.sleep(SILENT_POLL)
+        line = rb.silence_words(SILENT_AFTER)
+        if line is None:
+            flight = said = None
+            continue
+        if rb.session.in_flight is not flight:  # another round trip: its own first line
+            flight, said = rb.session.in_flight, None
+        if said is None or time.monotonic() - said >= SILENT_EVERY:
+            said = time.monotonic()
+            out(f"  {line}")
 
 
 def _printer(e: Event) -> None:
@@ -154,8 +176,30 @@ async def _run(settings, args) -> int:
                    exact=getattr(args, "exact", False), rehearsal_report=getattr(args, "rehearsal_report", None),
                    compress=getattr(args, "compress", "0"), jobs=getattr(args, "jobs", 1), **kw)
     rb = Runbook(settings, path, opts, _printer, interactive=False)
-    with cancel_on_signals():  # SIGINT, SIGTERM, SIGHUP: until the report is written and the last line said
-        return await _steps(rb, settings, args)
+    silence = asyncio.create_task(_say_silence(rb))
+    library = logging.getLogger("psycopg")
+    routed = _LibraryLog(rb)
+    library.addHandler(routed)  # its warnings (a cancel we gave up on) go to the report's log, not the terminal
+    try:
+        with cancel_on_signals():  # SIGINT, SIGTERM, SIGHUP: until the report is written and the last line said
+            return await _steps(rb, settings, args)
+    finally:
+        silence.cancel()
+        library.removeHandler(routed)
+
+
+class _LibraryLog(logging.Handler):
+    """A library's log records (psycopg's 'query cancellation interrupted (CancelledError): closing connection' when
+    the engine gives up a cancel that got no answer, which it says in its own words) go to the run's log, in the
+    report; never raw on the user's terminal (Python printed them there: no handler was configured)."""
+
+    def __init__(self, rb: Runbook) -> None:
+        super().__init__(logging.WARNING)
+        self.rb = rb
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.rb.log.append((record.created, "info", f"(library warning, {record.name}: {record.getMessage()})"))
 
 
 async def _steps(rb: Runbook, settings, args) -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import re
 import signal
 
 import pytest
@@ -299,27 +301,46 @@ def test_frozen_network_mid_apply_exits_2_not_committed_within_its_deadline(pg_s
     assert report["transaction"] == "connection lost: not committed"
 
 
-async def test_ctrl_c_on_a_frozen_network_says_not_committed_rollback_unconfirmed(fresh_db, tmp_path, proxy, capsys):
+async def test_ctrl_c_on_a_frozen_network_says_not_committed_rollback_unconfirmed(fresh_db, tmp_path, proxy, capsys,
+                                                                                     monkeypatch):
     """Ctrl-C mid-statement with the network frozen: the cancel cannot reach the server, nor can the fence. The run
     used to print 'rolling back' and write 'rolled back' in the report, although nobody saw a ROLLBACK. Now the
-    final state says what is certain: not committed, the rollback unconfirmed (in process: cheaper than a child)."""
+    final state says what is certain: not committed, the rollback unconfirmed (in process: cheaper than a child).
+    fresh7 N4: meanwhile it printed nothing for up to statement_timeout + grace (the console says 'waiting for the
+    server's answer'): now a line after SILENT_AFTER (10 s; shortened here), then every SILENT_EVERY, with the
+    deadline; and the cancel's end printed psycopg's raw 'query cancellation interrupted (CancelledError): closing
+    connection' warning: it goes to the report's log, never the terminal."""
     from aami_tui import headless
     from aami_tui.cli import build_parser
 
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as outside pytest: no handler, Python's last resort
+    monkeypatch.setattr(headless, "SILENT_AFTER", 0.5)
+    monkeypatch.setattr(headless, "SILENT_POLL", 0.1)
     path, _ = migration_with(tmp_path, "SELECT pg_sleep(60);", after=12)
-    args = build_parser().parse_args(apply_args(tmp_path, "--yes", "--no-backup", "--migration-file", str(path)))
+    args = build_parser().parse_args(apply_args(tmp_path, "--yes", "--no-backup", "--migration-file", str(path),
+                                                "--statement-timeout", "40"))
     task = asyncio.create_task(headless._run(proxy.settings(fresh_db), args))
     await asyncio.to_thread(wait_until, lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE application_name"
                                                                 " = 'aami-tui' AND query LIKE 'SELECT pg_sleep%%'"), 20)
     proxy.freeze(new=True)
+    said = ""
+    for _ in range(100):  # the line comes once the statement has had no answer for SILENT_AFTER
+        await asyncio.sleep(0.05)
+        said += capsys.readouterr().out
+        if "waiting for the server's answer" in said:
+            break
+    assert re.search(r"\n  Apply: waiting for the server's answer for \d+s \(statement 13 / 44: SELECT pg_sleep\(60\)"
+                     r"\); the client gives up in \d+s \(statement_timeout 40s \+ 10s\) if none comes\n", said), said
     task.cancel()
     code = await asyncio.wait_for(task, 30)
     out, err = capsys.readouterr()
     assert code == 130, out + err
     assert "rolling back" not in err, err
+    assert "cancellation" not in err + out and "closing connection" not in err + out, err
     assert "Final state: not committed, rollback unconfirmed (exit 130: interrupted: not committed)" in out, out
     (report,) = reports(tmp_path)
     assert report["final_state"] == "not committed, rollback unconfirmed" and report["exit_code"] == 130
+    assert any("query cancellation interrupted" in e["message"] for e in report["log"]), report["log"]
     proxy.drop()  # the network is back: the server notices the dead client and rolls back
     wait_until(lambda: not tool_sessions(fresh_db), 15, what="the orphaned session to end")
     assert public_tables(fresh_db) == []

@@ -243,6 +243,29 @@ class Runbook:
         waited = time.monotonic() - out[1]
         return waited if waited >= after else None
 
+    def silence_words(self, after: float) -> str | None:
+        """Headless's line once the running step's round trip (a statement of the apply too) has had no answer for
+        ``after`` seconds, else None: 'Apply: waiting for the server's answer for 12s (statement 10 / 43: CREATE
+        INDEX …); the client gives up in 298s (statement_timeout 300s + 10s) if none comes'."""
+        out = self.session.in_flight
+        if out is None or not self.running:
+            return None
+        what, t0, seconds = out
+        waited = time.monotonic() - t0
+        if waited < after:
+            return None
+        which, bound = "", ""
+        if self.phase is Phase.APPLYING and self.applying_now is not None:
+            first, last, total, _ = self.applying_now
+            st = self.migration.statements[first - 1] if self.migration is not None else None
+            which = (f" (statement {first} / {total}" + (f": {st.summary}" if st is not None and first == last else
+                                                         f"–{last}, one round trip" if first != last else "") + ")")
+            bound = f" (statement_timeout {self.opt.statement_timeout:g}s + {seconds - self.opt.statement_timeout:g}s)"
+        elif self.phase is Phase.COMMITTING:
+            bound = " (--commit-timeout; then it asks the server on a new connection what became of the COMMIT)"
+        return (f"{RUNNING[self.phase]}: waiting for the server's answer for {waited:.0f}s{which}; the client gives "
+                f"up in {max(0.0, seconds - waited):.0f}s{bound} if none comes")
+
     @property
     def conn(self) -> psycopg.AsyncConnection | None:
         return self.session.conn

@@ -102,7 +102,8 @@ class Session:
         self.locked = False  # we hold the one-operator advisory lock on self.conn
         self.xid: str | None = None  # the open transaction's id (recorded at BEGIN)
         self.gave_up: Deadline | None = None  # the last round trip was cancelled and its cancel got no answer
-        self.in_flight: tuple[str, float] | None = None  # the round trip out now: (what, time.monotonic() sent)
+        # the round trip out now: (what, time.monotonic() sent, its client-side deadline in seconds)
+        self.in_flight: tuple[str, float, float] | None = None
         # our backend's (wait_event, synchronous_standby_names) as the last fence ended it; None: not seen
         self.fenced_activity: tuple[str | None, str] | None = None
 
@@ -128,7 +129,7 @@ class Session:
         no answer within ``CANCEL_WAIT`` abandons the session and is kept in ``gave_up`` (what happened on the
         server is not known: the faces say so, as for any lost connection)."""
         self.gave_up = None
-        mine = self.in_flight = (what, time.monotonic())
+        mine = self.in_flight = (what, time.monotonic(), seconds)
         try:
             return await bounded(self.conn, aw, seconds, what, self._give_up)
         except Deadline:
