@@ -118,6 +118,19 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
                 assert keys == before  # footer not rebuilt (50-150 ms of the loop at each step's start and end)
         row = [ln for ln in screen_text(app).splitlines() if "TRANSACTION OPEN" in ln][0]
         assert "Next: c → COMMIT or x → ROLLBACK" in row  # the whole hint fits in 80 columns
+        # A line written, then the bar grows to two lines (a longer hint): the log gives up a row (-txbar-2) and
+        # keeps its newest line in view (it kept its scroll offset: that line went below its bottom edge, hidden).
+        screen, bar = app.runbook_screen, app.screen.query_one("#txbar")
+        screen.say("the newest line, the one the DBA needs")
+        await pilot.pause()
+        assert bar.size.height == 1 and "the newest line" in region_text(app, "#log")
+        bar.show(app.runbook.tx, "a hint long enough for two lines: c → COMMIT or x → ROLLBACK", fresh_db.dbname)
+        await scenes.settle(pilot)
+        assert bar.size.height == 2 and screen.has_class("-txbar-2")
+        assert "the newest line" in region_text(app, "#log"), region_text(app, "#log")
+        screen._txbar()
+        await scenes.settle(pilot)
+        assert bar.size.height == 1 and "the newest line" in region_text(app, "#log")
         await pilot.press("x")
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "rollback-modal")
         await app.runbook.flush_reports()  # the journal's writes of the steps so far are on disk

@@ -209,7 +209,11 @@ class RunbookScreen(Screen):
         self.sub_title = fmt.redact(self.rb.settings.display()) + (" · development mode" if self.rb.opt.dev else "")
         if self.rb.migration_path.resolve() != self.app.migration_path.resolve():  # a drift plan from the Drift view
             self.sub_title += f" · {self.rb.migration_path.name}"
-        self.query_one("#log", RichLog).border_title = "Log"
+        log = self.query_one("#log", RichLog)
+        log.border_title = "Log"
+        # Anchored to its end: when it loses a row (a two-line transaction bar, -txbar-2), its newest line stays in
+        # view (it kept its scroll offset and hid that line); scrolling up releases it, back at the end re-anchors.
+        log.anchor()
         self.query_one("#panes").border_title = "Step"
         self.sql_open = False
         self._sql_total = 0
@@ -726,7 +730,7 @@ class RunbookScreen(Screen):
             return ("d → dashboard or q → quit (quitting removes the demo's server)" if self.demo
                     else "d → dashboard (the Config Server can start) or q → quit")
         if rb.nothing_to_do:
-            # (one line on a 120-column bar: a second line takes a row from the log, which then hides its last line)
+            # (one line on a 120-column bar: a second line takes a row from the log)
             return "nothing to do, already migrated: d → dashboard or q → quit"
         if rb.finished:
             return "d → dashboard or q → quit"
