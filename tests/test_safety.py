@@ -1382,6 +1382,25 @@ async def test_commit_through_a_frozen_network_is_outcome_unknown_with_the_query
     await rb.close()
 
 
+async def commit_lost_then_waiting_on_the_standby(fresh_db, tmp_path, proxy):
+    """A run whose COMMIT outcome is unknown (exit 9: the network froze in COMMIT), then the COMMIT held in the
+    network reaches the server: committed locally, it waits for a synchronous standby that never comes (inside
+    ``commit_never_answered``). Returns (the runbook, its backend's pid, its transaction id)."""
+    rb = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True, commit_timeout=1.0, query_timeout=1.0)
+    await run_to_begin(rb)
+    await rb.apply()
+    await rb.verify()
+    pid, xid = rb.backend_pid, rb.xid
+    proxy.freeze(new=True)
+    with pytest.raises(RunbookError):
+        await asyncio.wait_for(rb.commit(fresh_db.dbname), 30)
+    assert rb.outcome == Outcome.UNKNOWN
+    proxy.thaw()
+    wait_until(lambda: query(fresh_db, "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,))
+               == [("SyncRep",)], 10, what="the old COMMIT to wait for the standby")
+    return rb, pid, xid
+
+
 async def test_the_lock_held_by_our_own_unknown_commit_is_said_as_such_not_another_operator(
         pg_server, fresh_db, tmp_path, proxy):
     """fresh7 N2: exit 9 (the network froze in COMMIT), then the COMMIT reached the server and waits for a
@@ -1389,19 +1408,8 @@ async def test_the_lock_held_by_our_own_unknown_commit_is_said_as_such_not_anoth
     of our own earlier run's backend: now it names that run, its report, its unknown outcome, and that it is still
     in COMMIT waiting on SyncRep."""
     with commit_never_answered(pg_server, fresh_db):
-        first = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True, commit_timeout=1.0, query_timeout=1.0)
-        await run_to_begin(first)
-        await first.apply()
-        await first.verify()
-        pid, xid = first.backend_pid, first.xid
-        proxy.freeze(new=True)
-        with pytest.raises(RunbookError):
-            await asyncio.wait_for(first.commit(fresh_db.dbname), 30)
-        assert first.outcome == Outcome.UNKNOWN
-        proxy.thaw()  # the COMMIT held in the network reaches the server: committed locally, waits for the standby
+        first, pid, xid = await commit_lost_then_waiting_on_the_standby(fresh_db, tmp_path, proxy)
         await asyncio.wait_for(first.close(), 30)
-        wait_until(lambda: query(fresh_db, "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,))
-                   == [("SyncRep",)], 10, what="the old COMMIT to wait for the standby")
         second = runbook(fresh_db, tmp_path, skip_backup=True)
         try:
             with pytest.raises(RunbookError) as e:
@@ -1429,17 +1437,7 @@ async def test_a_recheck_that_ends_a_commit_waiting_for_its_standby_says_committ
     """fresh7 N1/N2: exit 9's run in the console: the COMMIT held by the network reaches the server and waits for a
     standby that never comes; o (re-check) ends that backend: committed on the primary only, said so."""
     with commit_never_answered(pg_server, fresh_db):
-        rb = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True, commit_timeout=1.0, query_timeout=1.0)
-        await run_to_begin(rb)
-        await rb.apply()
-        await rb.verify()
-        pid, xid = rb.backend_pid, rb.xid
-        proxy.freeze(new=True)
-        with pytest.raises(RunbookError):
-            await asyncio.wait_for(rb.commit(fresh_db.dbname), 30)
-        proxy.thaw()
-        wait_until(lambda: query(fresh_db, "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,))
-                   == [("SyncRep",)], 10, what="the old COMMIT to wait for the standby")
+        rb, pid, xid = await commit_lost_then_waiting_on_the_standby(fresh_db, tmp_path, proxy)
         assert await asyncio.wait_for(rb.recheck(), 30) is Phase.COMMITTED
     assert rb.verdict is Verdict.COMMITTED_PRIMARY_ONLY
     assert rb.last_recheck.startswith(f"Re-check: the server confirms transaction {xid} committed on the primary "
