@@ -937,3 +937,24 @@ async def test_a_report_write_renders_only_the_statements_of_attempts_not_render
         assert got[0].read_text() == Mask(secret)(report.to_markdown(data))
         assert got[1].read_text() == Mask(secret)(json.dumps(data, indent=2, default=str))
         assert Mask(secret)(got[1].read_text()) == got[1].read_text() and "********" in got[1].read_text()
+
+
+async def test_a_runbook_screen_made_without_a_console_starts_no_timer_that_fails_later(fresh_db, tmp_path,
+                                                                                          monkeypatch):
+    """Tests read the console's words from a RunbookScreen made without a console (no app). It still took the
+    engine's events: the stream's timer then ran with no app and failed at the process's end ('Task exception was
+    never retrieved … LookupError: active_app', a clean-clone CI's lane 2). With no console it posts at once."""
+    import textual.timer
+
+    from aami_tui.ui.runbook_screen import RunbookScreen
+
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    RunbookScreen(rb)
+    timers: list[str] = []
+    real = textual.timer.create_task
+    monkeypatch.setattr(textual.timer, "create_task",
+                        lambda coro, **kw: (timers.append(kw.get("name", "")), real(coro, **kw))[1])
+    await run_to_begin(rb)  # log lines, then other events, then log lines again a moment later: a timer's wait
+    await rb.rollback()
+    await rb.close()
+    assert timers == []

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.text import Text
 from textual import on
+from textual._context import active_app  # (the one way to ask whether a console runs)
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -364,8 +365,8 @@ class RunbookScreen(Screen):
             if batch is None or batch.taken:
                 batch = self._stream = EngineStreamMsg()
                 wait = self._stream_posted + STREAM_INTERVAL - time.monotonic()
-                if wait <= 0:
-                    self._post_stream(batch)
+                if wait <= 0 or active_app.get(None) is None:  # (no console: a screen made to read its words)
+                    self._post_stream(batch)  # no timer: with no app to run it, it failed at the process's end
                 else:
                     self.set_timer(wait, lambda: self._post_stream(batch))
             batch.events.append(ev)
