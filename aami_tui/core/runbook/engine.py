@@ -520,13 +520,12 @@ class Runbook:
             self._set(Step.PREFLIGHT, State.FAILED, msg)
             self._move(Phase.NEW)
             raise self._fail(msg, verdict) from None
-        migrated = any(c.name == NOTHING_TO_DO and c.ok for c in checks)
-        if (self.interactive and not self.answers.get("staging", True) and not migrated
+        self.checks = checks
+        if (self.interactive and not self.answers.get("staging", True) and not self.already_migrated
                 and not any(c.name == "Tested on staging" for c in checks)):
             checks.append(Check("Tested on staging", False, "not ticked: the optional rehearsal after the backup "
                                 "runs the migration on a scratch copy of it and answers this item; BEGIN without "
                                 "either asks for an explicit confirmation", blocking=False))
-        self.checks = checks
         self.emit(ChecksDone(Step.PREFLIGHT, tuple(checks)))
         failed = [c for c in checks if c.blocking and not c.ok]
         for c in checks:
@@ -547,11 +546,10 @@ class Runbook:
             self._move(Phase.NEW)
             raise self._fail("Pre-flight checklist not complete: " + "; ".join(missing) + ".", Verdict.PREFLIGHT)
         self._set(Step.PREFLIGHT, State.DONE, f"{len(checks)} checks passed")
-        if not self.nothing_to_do:
-            # BEGIN's lock-wait watch polls on the monitor connection: opened now, while one can still start (behind
-            # a lock on pg_class, a VACUUM FULL's taken during the backup, no new connection gets in)
-            with contextlib.suppress(ConnectError, psycopg.Error, TimeoutError, OSError):
-                await self.monitor_conn()
+        # BEGIN's lock-wait watch polls on the monitor connection: opened now, while one can still start (behind a
+        # lock on pg_class, a VACUUM FULL's taken during the backup, no new connection gets in)
+        with contextlib.suppress(ConnectError, psycopg.Error, TimeoutError, OSError):
+            await self.monitor_conn()
         if back is Phase.CHECKED and self.backup_skipped_why():  # nothing to back up: BEGIN comes next
             self._skip_backup()
             back = Phase.READY
@@ -813,7 +811,7 @@ class Runbook:
             holder = await self.session.try_lock(t)  # re-taken on a retry after ROLLBACK (which released it)
             if holder is not None:
                 self.lock_holder = holder
-                raise self._fail(self.held_by(holder), Verdict.LOCKED)
+                raise self._fail(await asyncio.to_thread(self.held_by, holder), Verdict.LOCKED)  # reads reports
             async with self._begin_watch(waits):  # says at once whom BEGIN's own queries wait for, while they do
                 read_only = await self.session.begin(lock_timeout=self.opt.lock_timeout,
                                                      statement_timeout=self.opt.statement_timeout,
@@ -1837,11 +1835,9 @@ class Runbook:
         return None
 
 
+BEGIN_WATCH_GRACE = 0.3  # seconds before BEGIN's lock-wait watch first asks (a BEGIN that answers costs nothing)
 # The running phases whose settling queues no report write of its own (COMMIT, ROLLBACK and the rehearsal do):
 # the journal writes one.
-# The system catalogs BEGIN's own queries read, by their fixed oids: named without reading pg_class (which may be
-# the very catalog locked).
-BEGIN_WATCH_GRACE = 0.3  # seconds before BEGIN's lock-wait watch first asks (a BEGIN that answers costs nothing)
 _JOURNALED_ENDS = frozenset({Phase.PREFLIGHT, Phase.BACKUP, Phase.BEGINNING, Phase.APPLYING, Phase.VERIFYING})
 
 
