@@ -95,8 +95,13 @@ def fresh_db(pg_server):
         c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+# The tests' own sessions are not the tool's: a closed session's backend can still be listed for a moment, and a
+# check for the tool's sessions right after (`faults.tool_sessions`) must not see the test's own query there.
+TEST_APP = "aami-tests"
+
+
 def run_sql(settings: ConnSettings, text: str) -> None:
-    with psycopg.connect(settings.conninfo(), autocommit=True) as c:
+    with psycopg.connect(settings.conninfo(application_name=TEST_APP), autocommit=True) as c:
         c.execute(text)
 
 
@@ -105,7 +110,7 @@ def apply_migration(settings: ConnSettings, path: Path = MIGRATION) -> None:
     from aami_tui.core.migration import parse_text
 
     stmts = parse_text(path.read_text(), path)
-    with psycopg.connect(settings.conninfo()) as c:
+    with psycopg.connect(settings.conninfo(application_name=TEST_APP)) as c:
         for s in stmts:
             c.execute(s.sql)
 
@@ -138,7 +143,7 @@ def catalog_fingerprint(settings: ConnSettings) -> list[tuple]:
     SELECT 'ext', extname, '', '' FROM pg_extension
     ORDER BY 1, 2, 3, 4
     """
-    with psycopg.connect(settings.conninfo(), autocommit=True) as c:
+    with psycopg.connect(settings.conninfo(application_name=TEST_APP), autocommit=True) as c:
         rows = c.execute(q).fetchall()
         if any(r[0] == "rel" and r[1] == "alert_templates" for r in rows):
             rows.append(("rows", "alert_templates", str(c.execute("SELECT count(*) FROM alert_templates")
