@@ -219,12 +219,23 @@ async def test_sql_review_pane_scrolls_both_ways_and_follows_the_apply(fresh_db,
         await pilot.pause()
         sql = app.screen.query_one("#sql-text", TextArea)
         assert sql.has_focus and not sql.soft_wrap
+
+        def bars() -> list:  # what the two scrollbars draw (kept between frames: ui/scrollbars.py)
+            return [[list(line) for line in bar.render_lines(bar.size.region)]
+                    for bar in (sql.vertical_scrollbar, sql.horizontal_scrollbar)]
+
+        at_top = bars()
         await pilot.press("end")
         await pilot.pause()
         await pilot.press("ctrl+end" if False else "pagedown")
         await pilot.pause()
         assert sql.max_scroll_x > 0 or sql.virtual_size.width <= sql.size.width
         assert sql.scroll_offset.y > 0  # it scrolls down
+        moved = bars()
+        assert moved[0] != at_top[0] and moved[1] != at_top[1], "the scrollbars' thumbs move as the view scrolls"
+        app.theme = "textual-light" if app.theme != "textual-light" else "textual-dark"
+        await pilot.pause()
+        assert bars() != moved, "a new theme's colours reach the scrollbars"
         await pilot.press("s")
         await scenes.tick_all(pilot)
         for _ in range(3):

@@ -8,6 +8,8 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import TextArea
 
+from .scrollbars import KeptScrollBars
+
 
 class _WrappedDocument(WrappedDocument):
     """Its height (a sum over every line) computed once per wrap: Textual's TextArea asks for it on every line it
@@ -58,10 +60,10 @@ def _text_once(cls: type) -> type:
     return _TEXT_ONCE[cls]
 
 
-class SqlView(TextArea):
+class SqlView(KeptScrollBars, TextArea):
     """A TextArea that does not re-wrap an unchanged document when it is shown again, nor sum its height for
     every line it renders, nor join its whole text for every line, nor render its lines again when only its
-    focus changed.
+    focus changed, nor draw its scrollbars again when they have not changed (``KeptScrollBars``).
 
     Textual's TextArea re-wraps its whole document on every resize, and a view that is hidden and shown (the
     step pane's `s`) is resized each time: for a 10,000-statement file that was 0.1-0.6 s of the event loop on
