@@ -423,9 +423,16 @@ def test_headless_restore_asks_for_yes_and_sigterm_cancels_it_exit_130(pg_server
     # fresh6 F9: refused because a migration holds the one-operator lock (exit 7): it never said "Restoring…"
     with psycopg.connect(fresh_db.conninfo(application_name="aami-tui"), autocommit=True) as lock:
         lock.execute("SELECT pg_advisory_lock(%(classid)s, %(objid)s)", locks.KEY)
+        holder_pid = lock.info.backend_pid
         r = cli(*args, "--yes", env=env)
     assert r.returncode == 7, r.stdout + r.stderr
-    assert "restore refused" in r.stderr and "Restoring" not in r.stdout, r.stdout
+    assert "Restoring" not in r.stdout, r.stdout
+    # pre-flight's words for the holder (one function), and where it looked for an earlier run of ours
+    assert (f"aami-tui: Restore refused, nothing changed: Another operator is running the migration on "
+            f"{fresh_db.dbname}: pid {holder_pid}, ") in r.stderr, r.stderr
+    assert "application 'aami-tui', connected since " in r.stderr and (
+        f". No ended run of aami-tui whose report is in {tmp_path / 'reports'} had that session: a console or "
+        "apply still running, or a run whose reports are in another directory.\n") in r.stderr, r.stderr
 
     holder = observe(fresh_db, app="config-server", autocommit=False)
     holder.execute("SELECT count(*) FROM site_notes").fetchone()  # pg_restore's DROP TABLE site_notes waits

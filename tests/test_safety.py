@@ -34,6 +34,7 @@ from faults import (
     signal_child,
     spawn_cli,
     spawn_holder,
+    take_verified_backup,
     terminate,
     tool_locks,
     tool_sessions,
@@ -307,7 +308,9 @@ async def test_one_operator_at_a_time(fresh_db, tmp_path, ending):
     assert re.fullmatch(
         re.escape(f"Pre-flight failed: One operator: Another operator is running the migration on "
                   f"{fresh_db.dbname}: pid {first.backend_pid}, user {fresh_db.user}, host ") + r"\S+"
-        + re.escape(", application 'aami-tui', connected since ") + r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.",
+        + re.escape(", application 'aami-tui', connected since ") + r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\. "
+        + re.escape(f"No ended run of aami-tui whose report is in {tmp_path / 'second' / 'reports'} had that session: "
+                    "a console or apply still running, or a run whose reports are in another directory."),
         str(e.value)), str(e.value)
     assert second.lock_holder["pid"] == first.backend_pid
     assert second.lock_holder["application_name"] == "aami-tui" and second.lock_holder["user"] == fresh_db.user
@@ -1406,7 +1409,11 @@ async def test_the_lock_held_by_our_own_unknown_commit_is_said_as_such_not_anoth
     """fresh7 N2: exit 9 (the network froze in COMMIT), then the COMMIT reached the server and waits for a
     synchronous standby that never comes. The next run's pre-flight said 'Another operator is running the migration'
     of our own earlier run's backend: now it names that run, its report, its unknown outcome, and that it is still
-    in COMMIT waiting on SyncRep."""
+    in COMMIT waiting on SyncRep. The restore (console and headless, exit 7) said 'A migration is running … (pid N,
+    …)': now the same sentence as pre-flight's."""
+    from aami_tui.core import restore as core_restore
+
+    await take_verified_backup(fresh_db, tmp_path / "backups")
     with commit_never_answered(pg_server, fresh_db):
         first, pid, xid = await commit_lost_then_waiting_on_the_standby(fresh_db, tmp_path, proxy)
         await asyncio.wait_for(first.close(), 30)
@@ -1415,6 +1422,9 @@ async def test_the_lock_held_by_our_own_unknown_commit_is_said_as_such_not_anoth
             with pytest.raises(RunbookError) as e:
                 await second.preflight()
             r = await asyncio.to_thread(cli, "check", env=pg_server.env(fresh_db.dbname))
+            (entry,) = pgtools.list_backups(tmp_path / "backups", fresh_db.dbname)
+            with pytest.raises(core_restore.RestoreError) as refused:
+                await asyncio.wait_for(core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports"), 30)
         finally:
             terminate(fresh_db, pid)
             await second.close()
@@ -1430,6 +1440,10 @@ async def test_the_lock_held_by_our_own_unknown_commit_is_said_as_such_not_anoth
     assert f"(pid {pid}, " in note and ("in COMMIT, waiting on synchronous replication (wait_event SyncRep): "
                                         "committed locally") in note, note
     assert query(fresh_db, f"SELECT pg_xact_status('{xid}'::xid8)") == [("committed",)]
+    # the restore, refused (exit 7), names the same run in the same words (one function: pre-flight's)
+    assert refused.value.locked and refused.value.result.outcome == "refused"
+    held = msg.removeprefix("Pre-flight failed: One operator: ")
+    assert str(refused.value) == f"Restore refused, nothing changed: {held}", str(refused.value)
 
 
 async def test_a_recheck_that_ends_a_commit_waiting_for_its_standby_says_committed_on_the_primary_only(

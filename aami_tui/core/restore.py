@@ -930,7 +930,8 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
     r = result if result is not None else RestoreResult(entry.path)
     t0 = time.monotonic()
     try:
-        await _restore(settings, entry, r, progress, expected, lock_timeout, on_progress, on_wait, on_start)
+        await _restore(settings, entry, r, progress, expected, lock_timeout, on_progress, on_wait, on_start,
+                       reports_dir)
         r.outcome = "restored"
         return r
     except RestoreError as exc:
@@ -958,7 +959,7 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
                    progress: Callable[[int, int, str], None] | None, expected: RestorePlan | None,
                    lock_timeout: float, on_progress: Callable | None = None,
                    on_wait: Callable[[str], None] | None = None,
-                   on_start: Callable[[], None] | None = None) -> None:
+                   on_start: Callable[[], None] | None = None, reports_dir: Path | None = None) -> None:
     match = await asyncio.to_thread(entry.matches)
     if match is False:
         raise RestoreError(f"{entry.path.name}: its sha256 no longer matches the one recorded when it was verified; "
@@ -970,8 +971,12 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
     try:
         holder = await locks.try_lock(lock_conn)
         if holder is not None:
-            raise RestoreError(f"A migration is running on {settings.dbname} ({locks.describe_holder(holder)}); "
-                               "restore refused.", locked=True)
+            from aami_tui.core.runbook.commit import held_by
+
+            # pre-flight's sentence (an earlier run of ours named from its report, or another operator): reads a
+            # few reports, off the loop
+            held = await asyncio.to_thread(held_by, reports_dir or Path("reports"), settings.dbname, holder)
+            raise RestoreError(f"Restore refused, nothing changed: {held}", locked=True)
         p = await _plan_on(lock_conn, entry)
         r.toc_entries, r.tool, r.psql, r.archive = p.toc_entries, p.tool.describe(), p.psql.describe(), p.archive
         r.server_version = p.server_version

@@ -125,6 +125,28 @@ def held_by_our_run(database: str, holder: dict, run: dict) -> str:
     outcome = run.get("verdict") or run.get("final_state") or "its end not recorded"
     xid = run.get("transaction_id")
     unsure = not run.get("closed") or run.get("final_state") == Outcome.UNKNOWN.value
-    fate = f" Do not retry before you know. {fate_words(status_query(xid), pid)}." if xid and unsure else ""
+    fate = (f" Do not retry nor restore before you know. {fate_words(status_query(xid), pid)}." if xid and unsure
+            else "")
     return (f"The migration lock on {database} is held by backend {pid}: the session of an earlier aami-tui run "
             f"(started {run.get('started')}: {outcome}; its report: {run.get('report')}); {doing}.{fate}")
+
+
+def held_by(reports_dir, database: str, holder: dict) -> str:
+    """Who holds the one-operator lock, in one sentence, the same wherever a step is refused for it (pre-flight,
+    BEGIN, the restore): an earlier run of ours whose report in ``reports_dir`` names that backend (its COMMIT outcome
+    unknown, its backend still in COMMIT…: ``held_by_our_run``), or another operator. Reads a few reports: call it
+    off the event loop."""
+    from pathlib import Path
+
+    from aami_tui.core import locks, report
+
+    pid = holder.get("pid") if holder else None
+    ours = pid is not None and holder.get("application_name") == "aami-tui"
+    run = report.run_of_backend(reports_dir, database, pid, holder.get("since")) if ours else None
+    if run is not None:
+        return held_by_our_run(database, holder, run)
+    where = ""
+    if ours:  # the matching only reads this run's reports directory: say so, a run's reports may be elsewhere
+        where = (f" No ended run of aami-tui whose report is in {Path(reports_dir).absolute()} had that session: "
+                 "a console or apply still running, or a run whose reports are in another directory.")
+    return f"Another operator is running the migration on {database}: {locks.describe_holder(holder)}.{where}"

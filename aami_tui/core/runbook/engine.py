@@ -457,17 +457,8 @@ class Runbook:
                 self.say(report.unclosed_words(u), "warn", Step.PREFLIGHT)
 
     def held_by(self, holder: dict) -> str:
-        """Who holds the one-operator lock, in one sentence: an earlier run of ours (its report names the backend:
-        its COMMIT outcome unknown, its backend still in COMMIT…), or another operator."""
-        from aami_tui.core import locks
-
-        pid = holder.get("pid") if holder else None
-        run = None
-        if pid is not None and holder.get("application_name") == "aami-tui":
-            run = report.run_of_backend(self.opt.reports_dir, self.settings.dbname, pid, holder.get("since"))
-        if run is not None:
-            return committing.held_by_our_run(self.settings.dbname, holder, run)
-        return f"Another operator is running the migration on {self.settings.dbname}: {locks.describe_holder(holder)}."
+        """Who holds the one-operator lock, in one sentence (``commit.held_by``: the restore's words too)."""
+        return committing.held_by(self.opt.reports_dir, self.settings.dbname, holder)
 
     def _preflight_allowed(self) -> None:
         nxt = decide(self.phase, Action.PREFLIGHT)
