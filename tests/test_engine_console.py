@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from conftest import run_sql
-from faults import advisory_locks, public_tables, query, wait_until
+from faults import advisory_locks, commit_never_answered, public_tables, query
 
-from aami_tui.core.runbook import Options, Outcome, Phase, Step, Tx
+from aami_tui.core.runbook import Options, Outcome, Phase, State, Step, Tx
 from aami_tui.core.schema import REQUIRED_TABLES
 from aami_tui.ui import scenes
 from aami_tui.ui.app import create_app
@@ -29,21 +27,35 @@ def text_of(app, selector: str) -> str:
 async def test_after_a_commit_without_answer_the_console_does_not_lock_itself_out(pg_server, fresh_db, tmp_path):
     """Item 3: after a COMMIT timeout the next runbook's 'One operator' check named the console's own pid,
     ROLLBACK was refused while the bar still said the transaction was open, and the finished runbook was
-    replaced without close(), its connection and lock living on."""
-    if pg_server.embedded is None:
-        pytest.skip("changes synchronous_standby_names server-wide (test server only)")
-    admin = pg_server.admin
-    run_sql(admin, f'ALTER DATABASE "{fresh_db.dbname}" SET synchronous_commit = on')
-    run_sql(admin, "ALTER SYSTEM SET synchronous_standby_names = 'never'")
-    run_sql(admin, "SELECT pg_reload_conf()")
+    replaced without close(), its connection and lock living on.
+    Last stop's known-left: the COMMIT here waits on SyncRep, and --commit-timeout ended that wait without asking
+    the DBA at the keyboard; now a dialog asks (Keep waiting focused: escape keeps waiting, and asks again a period
+    later), the bar counting the wait meanwhile."""
+    from aami_tui.ui.commit_wait import CommitWaitModal
+
     app = make_app(fresh_db, tmp_path, commit_timeout=1.0, skip_backup=True)
-    try:
-        wait_until(lambda: query(fresh_db, "SHOW synchronous_standby_names") == [("never",)], 5)
+    with commit_never_answered(pg_server, fresh_db):
         async with app.run_test(size=SIZE) as pilot:
             await scenes.dashboard_ready(pilot)
             await scenes.walk_to(pilot, Step.VERIFY)
             first = app.runbook
-            await scenes.commit(pilot, fresh_db.dbname)
+            await scenes.open_commit_modal(pilot)
+            await scenes.paste(pilot, fresh_db.dbname)
+            await pilot.press("enter")
+            await scenes.wait_for(pilot, lambda: isinstance(app.screen, CommitWaitModal), what="the question")
+            assert app.screen.focused.id == "cancel" and str(app.screen.focused.label) == "Keep waiting"
+            assert "the synchronous standby 'never' has not confirmed it (wait_event SyncRep)" in text_of(
+                app, "#confirm-body")
+            bar = app.runbook_screen.query_one("#txbar").render()  # under the dialog, still counting the wait
+            assert "waiting for the synchronous standby 'never' (wait_event SyncRep, " in getattr(bar, "plain", str(bar))
+            await pilot.press("escape")  # keep waiting: asked again a --commit-timeout later
+            await scenes.wait_for(pilot, lambda: isinstance(app.screen, CommitWaitModal)
+                                  and app.screen.event.number == 2, what="the second question")
+            assert first.steps[Step.COMMIT].state is State.RUNNING
+            await pilot.click("#confirm")  # end the wait: as before, committed on the primary only
+            await scenes.wait_for(pilot, lambda: first.steps[Step.COMMIT].state in (State.DONE, State.FAILED)
+                                  and not isinstance(app.screen, CommitWaitModal), what="COMMIT")
+            assert [w["answer"] for w in first.commit_waits] == ["keep waiting", "end the wait"]
             # Certain, and said so: committed (the server confirms), the bar agrees, nothing is left open.
             assert first.outcome == Outcome.COMMITTED and first.tx == Tx.COMMITTED and not first.tx_open
             assert text_of(app, "#txbar").strip().startswith("COMMITTED")
@@ -63,9 +75,6 @@ async def test_after_a_commit_without_answer_the_console_does_not_lock_itself_ou
             one = next(c for c in app.runbook.checks if c.name == "One operator")
             assert one.ok, one.detail
             assert first.conn is None and first.monitor is None  # the finished run was closed
-    finally:
-        run_sql(admin, "ALTER SYSTEM RESET synchronous_standby_names")
-        run_sql(admin, "SELECT pg_reload_conf()")
     assert public_tables(fresh_db) == sorted(REQUIRED_TABLES)
 
 

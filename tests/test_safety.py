@@ -24,6 +24,7 @@ from conftest import MIGRATION, apply_migration_but_one_template, catalog_finger
 from faults import (
     Waiter,
     advisory_locks,
+    commit_never_answered,
     kill9,
     migration_with,
     observe,
@@ -1021,26 +1022,6 @@ def test_synchronous_standbys_a_commit_waits_for(names, need):
     assert standbys_needed(names) == need
 
 
-@contextlib.contextmanager
-def commit_never_answered(pg_server, settings: ConnSettings):
-    """Synchronous replication to a standby that never comes: the server commits locally, then waits
-    for an answer from the standby forever; the client never hears back. Server-wide: always reset."""
-    if pg_server.embedded is None:
-        pytest.skip("changes synchronous_standby_names server-wide (test server only)")
-    admin = pg_server.admin
-    run_sql(admin, psycopg.sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(
-        psycopg.sql.Identifier(settings.dbname)).as_string())
-    run_sql(admin, "ALTER SYSTEM SET synchronous_standby_names = 'never'")
-    run_sql(admin, "SELECT pg_reload_conf()")
-    try:
-        wait_until(lambda: query(settings, "SHOW synchronous_standby_names") == [("never",)], 5)
-        yield
-    finally:
-        run_sql(admin, "ALTER SYSTEM RESET synchronous_standby_names")
-        run_sql(admin, "SELECT pg_reload_conf()")
-        wait_until(lambda: query(settings, "SHOW synchronous_standby_names") == [("",)], 5)
-
-
 async def test_commit_that_never_answers_is_resolved_committed(pg_server, fresh_db, tmp_path):
     """Issue 7 item 1: the server commits, the answer never comes. The engine used to record 'failed'
     with the transaction 'still open'. Now one resolver asks pg_xact_status on a fresh connection."""
@@ -1097,6 +1078,7 @@ def test_headless_commit_that_never_answers_exits_0_without_a_traceback(pg_serve
     assert "  ⚠ COMMIT: committed on the primary only, NOT confirmed on the synchronous standby named by " \
            "synchronous_standby_names = 'never'" in r.stdout
     assert "permanent" not in r.stdout
+    assert "asking the operator" not in r.stdout  # headless: no one to ask, the timeout ends the wait (as before)
     assert "  ! Synchronous standby: COMMIT waits for 1 synchronous standby (synchronous_standby_names = 'never'" \
            in r.stdout
     assert f"Final state: committed (exit 0: {Verdict.COMMITTED_PRIMARY_ONLY.words})" in r.stdout
@@ -1104,6 +1086,140 @@ def test_headless_commit_that_never_answers_exits_0_without_a_traceback(pg_serve
     (report,) = [json.loads(p.read_text()) for p in (tmp_path / "r").glob("report_*.json")]
     assert report["final_state"] == "committed" and report["exit_code"] == 0
     assert report["verdict"] == Verdict.COMMITTED_PRIMARY_ONLY.words
+
+
+def interactive_run(fresh_db, tmp_path, events: list, answers: list) -> object:
+    """A console's run (someone at the keyboard: the checklist ticked) with --commit-timeout 1s, whose operator
+    answers each CommitWaitAsked with the next of ``answers`` (None: no answer)."""
+    from aami_tui.core.runbook.events import CommitWaitAsked
+
+    rb = runbook(fresh_db, tmp_path, interactive=True, skip_backup=True, commit_timeout=1.0)
+    for k in rb.answers:
+        rb.tick(k)
+    todo = iter(answers)
+
+    def listener(ev) -> None:
+        events.append(ev)
+        if isinstance(ev, CommitWaitAsked) and (choice := next(todo)) is not None:
+            asyncio.get_running_loop().call_soon(rb.answer_commit_wait, choice, ev.number)
+
+    rb.listener = listener
+    return rb
+
+
+async def test_the_console_asks_before_ending_a_commit_waiting_for_its_standby(pg_server, fresh_db, tmp_path):
+    """Last stop's known-left: in the console, --commit-timeout ended a COMMIT waiting on SyncRep (committed locally,
+    its synchronous standby silent) without asking: committed on the primary only, the DBA's call taken from them.
+    Now the engine asks (CommitWaitAsked) and the console answers: keep waiting (another --commit-timeout, then
+    asked again), or end the wait (then as before). The report records each answer and when."""
+    from aami_tui.core.runbook.events import CommitWaitAsked, CommitWaitClosed
+    from aami_tui.core.runbook.model import CommitWait
+
+    events: list = []
+    with commit_never_answered(pg_server, fresh_db):
+        rb = interactive_run(fresh_db, tmp_path, events, [CommitWait.KEEP, CommitWait.END])
+        await run_to_begin(rb)
+        await rb.apply()
+        await rb.verify()
+        xid, pid = rb.xid, rb.backend_pid
+        t0 = time.monotonic()
+        lines = await asyncio.wait_for(rb.commit(fresh_db.dbname), 30)
+        took = time.monotonic() - t0
+    asked = [e for e in events if isinstance(e, CommitWaitAsked)]
+    assert [(a.number, a.standby, a.timeout) for a in asked] == [(1, "never", 1.0), (2, "never", 1.0)], asked
+    assert asked[1].waited >= 2.0 and took >= 2.0  # kept waiting a whole period more before the second question
+    assert [(c.number, c.choice) for c in events if isinstance(c, CommitWaitClosed)] == [
+        (1, CommitWait.KEEP), (2, CommitWait.END)]
+    msgs = [m for _, _, m in rb.log]
+    assert any(m.startswith("COMMIT: no answer within --commit-timeout (1s): committed locally, still waiting for "
+                            "the synchronous standby 'never' (wait_event SyncRep); asking the operator: keep "
+                            "waiting, or end the wait") for m in msgs), msgs
+    assert "COMMIT: the operator chose to keep waiting for the synchronous standby 'never' (asked again in 1s)." \
+        in msgs, msgs
+    # ended by the operator: as before (the backend ended, committed on the primary only), in words that say who
+    ended = [m for m in msgs if re.match(r"The operator ended the COMMIT's wait for the synchronous standby "
+                                         r"after \d+s; ", m)]
+    assert len(ended) == 1 and ended[0].split("s; ", 1)[1].startswith(
+        f"the server confirms transaction {xid} committed on the primary only, NOT confirmed on the synchronous "
+        "standby named by synchronous_standby_names = 'never': the COMMIT waited for it (wait_event SyncRep) and "
+        f"that wait was ended (backend {pid} ended (pg_terminate_backend))"), msgs
+    assert rb.verdict is Verdict.COMMITTED_PRIMARY_ONLY and rb.outcome == Outcome.COMMITTED
+    assert lines[-1].startswith("✓ Database schema validation successful")
+    assert_nothing_of_ours_left(fresh_db)
+    await rb.flush_reports()
+    data = json.loads(rb.report_paths[1].read_text())
+    waits = data["commit_waits"]
+    assert [(w["attempt"], w["question"], w["standby"], w["answer"]) for w in waits] == [
+        (1, 1, "never", "keep waiting"), (1, 2, "never", "end the wait")], waits
+    assert all(w["asked"] <= w["answered"] for w in waits) and waits[0]["answered"] <= waits[1]["asked"]
+    assert waits[1]["waited_s"] >= 2.0
+    md = rb.report_paths[0].read_text()
+    assert "- COMMIT waited for the synchronous standby 'never': asked after " in md
+    assert ": the operator chose: end the wait (at " in md
+    await rb.close()
+
+
+async def test_a_standby_that_answers_while_the_console_asks_ends_the_run_committed(pg_server, fresh_db, tmp_path):
+    """The question is open (the DBA has not answered) and the synchronous standby confirms meanwhile (here:
+    synchronous_standby_names is emptied, which releases the wait as a standby's answer does): the COMMIT returns,
+    the question goes away (CommitWaitClosed, no choice), the run is plainly COMMITTED, not on the primary only."""
+    from aami_tui.core.runbook.events import CommitWaitAsked, CommitWaitClosed
+
+    events: list = []
+    with commit_never_answered(pg_server, fresh_db):
+        rb = interactive_run(fresh_db, tmp_path, events, [None])
+        await run_to_begin(rb)
+        await rb.apply()
+        await rb.verify()
+        task = asyncio.create_task(rb.commit(fresh_db.dbname))
+        while not any(isinstance(e, CommitWaitAsked) for e in events):
+            assert not task.done(), rb.log
+            await asyncio.sleep(0.05)
+        # while the question is open the bar goes on counting the wait, naming SyncRep and the standby
+        assert rb.commit_question is not None and rb.steps[Step.COMMIT].state is State.RUNNING
+        assert rb.commit_waiting_words().startswith("COMMIT: committed locally, waiting for the synchronous standby "
+                                                    "'never' (wait_event SyncRep, "), rb.commit_waiting_words()
+        await asyncio.to_thread(run_sql, pg_server.admin, "ALTER SYSTEM RESET synchronous_standby_names")
+        await asyncio.to_thread(run_sql, pg_server.admin, "SELECT pg_reload_conf()")
+        await asyncio.wait_for(task, 30)
+    assert [(c.number, c.choice) for c in events if isinstance(c, CommitWaitClosed)] == [(1, None)]
+    assert rb.commit_question is None
+    assert rb.verdict is Verdict.COMMITTED and not rb.unreplicated and rb.outcome == Outcome.COMMITTED
+    msgs = [m for _, _, m in rb.log]
+    assert "COMMIT: the question is withdrawn: the COMMIT answered before the operator did." in msgs, msgs
+    assert "✓ COMMIT: the migration is permanent." in msgs
+    await rb.flush_reports()
+    (w,) = json.loads(rb.report_paths[1].read_text())["commit_waits"]
+    assert w["answer"] is None and w["closed"] == "the COMMIT answered before the operator did", w
+    await rb.close()
+
+
+async def test_closing_the_console_while_it_asks_ends_the_wait_as_headless_does(pg_server, fresh_db, tmp_path):
+    """A quit or a signal while the question is open: no one is left to answer. The wait ends as headless's does
+    (committed on the primary only, said so), instead of a close that waits for an answer that cannot come."""
+    from aami_tui.core.runbook.events import CommitWaitAsked
+
+    events: list = []
+    with commit_never_answered(pg_server, fresh_db):
+        rb = interactive_run(fresh_db, tmp_path, events, [None])
+        await run_to_begin(rb)
+        await rb.apply()
+        await rb.verify()
+        xid = rb.xid
+        task = asyncio.create_task(rb.commit(fresh_db.dbname))
+        while not any(isinstance(e, CommitWaitAsked) for e in events):
+            assert not task.done(), rb.log
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(rb.close("console closed"), 30)
+        await asyncio.wait_for(task, 5)
+    assert rb.verdict is Verdict.COMMITTED_PRIMARY_ONLY and rb.outcome == Outcome.COMMITTED
+    msgs = [m for _, _, m in rb.log]
+    assert "COMMIT: the question is withdrawn: the run was closed: no one left to ask." in msgs, msgs
+    assert any(re.match(r"The run was closed while the COMMIT waited for the synchronous standby \(\d+s\); the "
+                        f"server confirms transaction {xid} committed on the primary only", m) for m in msgs), msgs
+    (w,) = json.loads(rb.report_paths[1].read_text())["commit_waits"]
+    assert w["answer"] is None and w["closed"] == "the run was closed: no one left to ask", w
+    assert_nothing_of_ours_left(fresh_db)
 
 
 REFUSE_AT_COMMIT = """CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -120,6 +120,9 @@ class RunRecord:
     rehearsals: tuple[dict, ...] = ()  # the optional rehearsal step on a scratch copy, before BEGIN
     answered_by: tuple[tuple[str, str], ...] = ()  # checklist item -> who answered it (operator / evidence)
     begin_confirmed: str | None = None  # BEGIN explicitly confirmed by the operator although this
+    # COMMIT waited on SyncRep past --commit-timeout and the console asked (engine.commit_waits): each question, when,
+    # and what the operator answered ("keep waiting", "end the wait"; None: withdrawn, ``closed`` says why)
+    commit_waits: tuple[dict, ...] = ()
     # the first ``settled`` statements belong to attempts that have ended: they never change again, and a later
     # record of the same run holds the same objects (the writer renders them once: Rendered). Not in the report.
     settled: int = 0
@@ -178,6 +181,7 @@ def to_dict(r: RunRecord, statements: bool = True) -> dict:
         "lint": r.lint,
         "rehearsals": list(r.rehearsals),
         "begin_confirmed_although": r.begin_confirmed,
+        "commit_waits": [{**w, "asked": _iso(w["asked"]), "answered": _iso(w["answered"])} for w in r.commit_waits],
         "log": [{"at": _iso(t), "level": lvl, "message": m} for t, lvl, m in r.log],
     }
 
@@ -283,6 +287,14 @@ def to_markdown(d: dict) -> str:
         for w in d["waiting_sessions"]:
             out.append(f"| {w['attempt']} | {w['pid']} | {w['user']} | {w['application_name']} | {w['waited_s']} | "
                        f"{(w['query'] or '').replace('|', '/')} |")
+    if d.get("commit_waits"):
+        out += ["", "## COMMIT's wait for the synchronous standby (the operator was asked)", ""]
+        for w in d["commit_waits"]:
+            said = (f"the operator chose: {w['answer']} (at {w['answered']})" if w["answer"] else
+                    f"no answer needed: {w['closed'] or 'not answered'}" + (f" (at {w['answered']})" if w["answered"]
+                                                                           else ""))
+            out.append(f"- COMMIT waited for the synchronous standby '{w['standby']}': asked after {w['waited_s']}s "
+                       f"(attempt {w['attempt']}, question {w['question']}, at {w['asked']}): {said}")
     if d["post_commit_validation"]:
         out += ["", "## Server validation after COMMIT", "", "```"] + d["post_commit_validation"] + ["```"]
     out += ["", "## Log", "", "```"] + [f"{e['at']} {e['level']:5} {e['message']}" for e in d["log"]] + ["```", ""]

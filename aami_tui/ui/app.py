@@ -466,7 +466,9 @@ class AamiApp(App):
 
         rb = self.runbook
         if rb is not None and rb.phase is Phase.COMMITTING:
-            self.notify("COMMIT is in flight: wait for its outcome (it is bounded), then quit.", severity="warning")
+            self.notify("COMMIT is waiting for the synchronous standby: wait, or end the wait when asked, then quit."
+                        if rb.commit_syncrep is not None else
+                        "COMMIT is in flight: wait for its outcome (it is bounded), then quit.", severity="warning")
             return
         if rb is not None and rb.tx_open:
             from aami_tui.ui.confirm import ConfirmModal

@@ -69,10 +69,19 @@ class OutcomeRecheckedMsg(RunbookMessage):
     event: ev.OutcomeRechecked
 
 
+class CommitWaitAskedMsg(RunbookMessage):
+    event: ev.CommitWaitAsked
+
+
+class CommitWaitClosedMsg(RunbookMessage):
+    event: ev.CommitWaitClosed
+
+
 MESSAGE_FOR: dict[type, type[RunbookMessage]] = {
     ev.StepChanged: StepChangedMsg, ev.Log: LogMsg, ev.Progress: ProgressMsg, ev.StatementDone: StatementDoneMsg,
     ev.TxChanged: TxChangedMsg, ev.ChecksDone: ChecksDoneMsg, ev.ReportWritten: ReportWrittenMsg,
-    ev.OutcomeRechecked: OutcomeRecheckedMsg,
+    ev.OutcomeRechecked: OutcomeRecheckedMsg, ev.CommitWaitAsked: CommitWaitAskedMsg,
+    ev.CommitWaitClosed: CommitWaitClosedMsg,
 }
 
 

@@ -25,6 +25,7 @@ from aami_tui.core import db
 from aami_tui.core.runbook import (
     Action,
     Check,
+    CommitWait,
     Outcome,
     Phase,
     Runbook,
@@ -45,6 +46,8 @@ from aami_tui.ui.lock_watch import LockWatchPanel
 from aami_tui.ui.messages import (
     STREAM,
     ChecksDoneMsg,
+    CommitWaitAskedMsg,
+    CommitWaitClosedMsg,
     EngineStreamMsg,
     OutcomeRecheckedMsg,
     ReportWrittenMsg,
@@ -1211,6 +1214,33 @@ class RunbookScreen(Screen):
         severity = {Phase.COMMITTED: "information", Phase.ROLLED_BACK: "warning"}.get(ev.phase, "error")
         self.notify(fmt.redact(ev.message), title="COMMIT outcome", severity=severity, timeout=15)
         self._show_pane()
+        self._txbar()
+
+    @on(CommitWaitAskedMsg)
+    def _commit_wait_asked(self, message: CommitWaitAskedMsg) -> None:
+        """--commit-timeout ran out while COMMIT waits for its synchronous standby: the operator decides."""
+        from aami_tui.ui.commit_wait import CommitWaitModal
+
+        ev = message.event
+        # (asked wherever the operator is: the dashboard too; not when withdrawn before it got here, nor at the end)
+        if self.rb.commit_question is not ev or not self.app.screen_stack:
+            return
+
+        def answer(end: bool | None) -> None:
+            if end is not None:
+                self.rb.answer_commit_wait(CommitWait.END if end else CommitWait.KEEP, ev.number)
+                self._txbar()
+
+        self.app.push_screen(CommitWaitModal(ev), answer)
+        self._txbar()
+
+    @on(CommitWaitClosedMsg)
+    def _commit_wait_closed(self, message: CommitWaitClosedMsg) -> None:
+        from aami_tui.ui.commit_wait import CommitWaitModal
+
+        for screen in self.app.screen_stack:  # withdrawn (the COMMIT answered first): the question goes away
+            if isinstance(screen, CommitWaitModal) and screen.event.number == message.event.number:
+                screen.withdraw()
         self._txbar()
 
     def action_dashboard(self) -> None:

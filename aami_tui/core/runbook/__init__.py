@@ -12,10 +12,10 @@
 # module), not the model's records, the events' forty dataclasses nor the transition table, and ``Runbook`` and
 # ``Deadline`` load the engine (pre-flight, lint, pglast, psycopg) only when a runbook is opened.
 _WHERE = {
-    **dict.fromkeys(("ChecksDone", "Event", "Listener", "Log", "OutcomeRechecked", "Progress", "ReportWritten",
+    **dict.fromkeys(("ChecksDone", "CommitWaitAsked", "CommitWaitClosed", "Event", "Listener", "Log", "OutcomeRechecked", "Progress", "ReportWritten",
                      "StatementDone", "StepChanged", "TxChanged"), "events"),
     **dict.fromkeys(("Action", "Phase"), "machine"),
-    **dict.fromkeys(("DEV_ITEMS", "PREFLIGHT_ITEMS", "STEP_ORDER", "Blocker", "Check", "LockWatch",
+    **dict.fromkeys(("DEV_ITEMS", "PREFLIGHT_ITEMS", "STEP_ORDER", "Blocker", "Check", "CommitWait", "LockWatch",
                      "Outcome", "RehearsalRecord", "RunbookError", "State", "StatementRecord", "Step", "StepRecord",
                      "StepState", "Tx", "Verdict"), "model"),
     "Options": "options",
@@ -40,7 +40,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "DEV_ITEMS", "PREFLIGHT_ITEMS", "STEP_ORDER", "Action", "Blocker", "Check", "ChecksDone", "Deadline", "Event", "Listener",
+    "DEV_ITEMS", "PREFLIGHT_ITEMS", "STEP_ORDER", "Action", "Blocker", "Check", "ChecksDone", "CommitWait",
+    "CommitWaitAsked", "CommitWaitClosed", "Deadline", "Event", "Listener",
     "LockWatch", "Log", "Options", "OutcomeRechecked", "Outcome", "Phase", "Progress", "RehearsalRecord",
     "ReportWritten", "Runbook", "RunbookError",
     "State", "StatementDone", "StatementRecord", "Step", "StepChanged", "StepRecord", "StepState", "Tx",

@@ -43,11 +43,17 @@ def standby_words(names: str | None) -> str:
     return f"the synchronous standby named by synchronous_standby_names = '{names or '?'}'"
 
 
-def syncrep_waiting(names: str | None, seconds: float | None = None, timeout: float | None = None) -> str:
-    """What a COMMIT waiting on synchronous replication is doing, for both faces (the log, the bar)."""
+def syncrep_waiting(names: str | None, seconds: float | None = None, timeout: float | None = None,
+                    asks: bool = False) -> str:
+    """What a COMMIT waiting on synchronous replication is doing, for both faces (the log, the bar). ``asks``: the
+    console, where --commit-timeout's end asks the operator instead of ending the wait."""
     took = f" for {seconds:.0f}s" if seconds is not None else ""
-    bound = (f"; --commit-timeout ({timeout:g}s) ends the wait: the migration then stays committed on the primary, "
-             "NOT confirmed on the standby" if timeout else "")
+    if timeout and asks:
+        bound = (f"; at --commit-timeout ({timeout:g}s) you are asked: keep waiting, or end the wait (the migration "
+                 "then stays committed on the primary, NOT confirmed on the standby)")
+    else:
+        bound = (f"; --commit-timeout ({timeout:g}s) ends the wait: the migration then stays committed on the "
+                 "primary, NOT confirmed on the standby" if timeout else "")
     return (f"COMMIT: committed locally, waiting on synchronous replication (wait_event SyncRep){took}: "
             f"{standby_words(names)} has not confirmed it (is it connected? pg_stat_replication){bound}")
 

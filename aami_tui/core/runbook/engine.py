@@ -33,6 +33,8 @@ from aami_tui.core.runbook import commit as committing
 from aami_tui.core.runbook import lockwatch, preflight
 from aami_tui.core.runbook.events import (
     ChecksDone,
+    CommitWaitAsked,
+    CommitWaitClosed,
     Event,
     Listener,
     Log,
@@ -63,6 +65,7 @@ from aami_tui.core.runbook.model import (
     TX_STEPS,
     Blocker,
     Check,
+    CommitWait,
     LockWatch,
     Options,
     Outcome,
@@ -163,6 +166,16 @@ class Runbook:
         # the server's warning that the COMMIT's wait for synchronous replication was cancelled or ended ("": none)
         self.syncrep_ended: str = ""
         self._commit_watch: asyncio.Task | None = None  # the COMMIT watch (kept: a task nobody holds may vanish)
+        # In the console, --commit-timeout's end while COMMIT waits on SyncRep is the operator's call: the question
+        # open now (None: none), its answer's future, when COMMIT was sent (monotonic), and every question asked in
+        # this run with its answer (the report).
+        self.commit_question: CommitWaitAsked | None = None
+        self._commit_answer: asyncio.Future | None = None
+        self._commit_sent: float | None = None
+        self.commit_waits: list[dict] = []
+        # who ended a COMMIT's wait for its standby (why, the bar's label), in words (None: its deadline did)
+        self._commit_ended_by: tuple[str, str] | None = None
+        self._may_ask = True  # False once the run is closing: no one is left to answer
         # the statements in flight while Phase.APPLYING: (first index, last index, total, monotonic start)
         self.applying_now: tuple[int, int, int, float] | None = None
         self.waiters_seen: dict[tuple, dict] = {}
@@ -1409,12 +1422,26 @@ class Runbook:
         self.syncrep_ended = ""
         stop = asyncio.Event()
         self._commit_watch = asyncio.create_task(self._watch_commit(stop))
+        self._commit_sent = time.monotonic()
+        self._commit_ended_by = None
+        ended = "the COMMIT was interrupted"
         try:
             try:
-                await s.call(s.conn.execute("COMMIT"), self.opt.commit_timeout, "COMMIT")
+                # someone at the keyboard decides when a COMMIT waiting on SyncRep stops waiting; headless: the
+                # timeout does (no one to ask)
+                await s.call(s.conn.execute("COMMIT"), self.opt.commit_timeout, "COMMIT",
+                             at_deadline=self._commit_deadline if self.interactive else None)
+                ended = "the COMMIT answered before the operator did"
+            except psycopg.Error:
+                ended = "the COMMIT's connection was lost"
+                raise
             finally:
                 stop.set()  # the watch ends on its own (never cancelled mid-query: no cancel request on the monitor)
+                self._commit_question_gone(ended)
         except Deadline as exc:
+            if self._commit_ended_by is not None:  # the operator's answer, or a close with no one left to ask
+                why, label = self._commit_ended_by
+                return await self._resolve(why, label=label)
             return await self._resolve(f"COMMIT got no answer within {exc.seconds:g}s",
                                        label=f"no answer within --commit-timeout ({exc.seconds:g}s)")
         except asyncio.CancelledError:
@@ -1466,16 +1493,87 @@ class Runbook:
                 return
             if row is not None and row[0] == committing.SYNCREP and self.commit_syncrep is None:
                 self.commit_syncrep, self.commit_syncrep_since = row[1], time.monotonic()
-                self.say(committing.syncrep_waiting(row[1], timeout=self.opt.commit_timeout) + ".", "warn",
-                         Step.COMMIT)
+                self.say(committing.syncrep_waiting(row[1], timeout=self.opt.commit_timeout,
+                                                    asks=self.interactive) + ".", "warn", Step.COMMIT)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
 
     def commit_waiting_words(self) -> str:
-        """The bar's words for a COMMIT seen waiting on SyncRep ("": not seen)."""
+        """The bar's words for a COMMIT seen waiting on SyncRep ("": not seen); they go on counting while the
+        operator is asked (CommitWaitAsked)."""
         if self.commit_syncrep is None or self.commit_syncrep_since is None:
             return ""
         return committing.syncrep_bar(self.commit_syncrep, time.monotonic() - self.commit_syncrep_since)
+
+    async def _commit_deadline(self) -> bool:
+        """--commit-timeout ran out, the COMMIT still out. Seen waiting on SyncRep (committed locally, its synchronous
+        standby silent), and someone at the keyboard: ask them (CommitWaitAsked), the COMMIT waiting meanwhile; True
+        keeps waiting another --commit-timeout. Not seen there (no answer at all: a frozen network…): False, the wait
+        ends and the one resolver decides, as always. Cancelled (by ``bounded``) if the COMMIT answers meanwhile."""
+        names = self.commit_syncrep
+        if names is None or self._commit_sent is None or not self._may_ask:
+            return False
+        now = time.monotonic()
+        number = sum(1 for w in self.commit_waits if w["attempt"] == self.attempt) + 1
+        q = CommitWaitAsked(number, names, now - self._commit_sent, self.opt.commit_timeout)
+        record = {"attempt": self.attempt, "question": number, "standby": names, "asked": time.time(),
+                  "waited_s": round(q.waited, 1), "answer": None, "answered": None, "closed": None}
+        self.commit_waits.append(record)
+        self.commit_question, self._commit_answer = q, asyncio.get_running_loop().create_future()
+        self.say(f"COMMIT: no answer within --commit-timeout ({q.timeout:g}s): committed locally, still waiting for "
+                 f"the synchronous standby '{names}' (wait_event SyncRep); asking the operator: keep waiting, or end "
+                 "the wait (which leaves the migration committed on the primary only).", "warn", Step.COMMIT)
+        self.emit(q)
+        choice = await self._commit_answer  # cancelled: the question is closed by commit() (_commit_question_gone)
+        self.commit_question = self._commit_answer = None
+        waited = time.monotonic() - self._commit_sent
+        record["answered"] = time.time()
+        if choice is None:  # the run is closing: no one is left to answer (headless's way: the wait ends)
+            record["closed"] = "the run was closed: no one left to ask"
+            self._commit_ended_by = (f"The run was closed while the COMMIT waited for the synchronous standby "
+                                     f"({waited:.0f}s)", "the run was closed: no one left to ask")
+            msg = f"COMMIT: the question is withdrawn: {record['closed']}."
+        elif choice is CommitWait.KEEP:
+            record["answer"] = choice.value
+            msg = (f"COMMIT: the operator chose to keep waiting for the synchronous standby '{names}' (asked again "
+                   f"in {q.timeout:g}s).")
+        else:
+            record["answer"] = choice.value
+            self._commit_ended_by = (f"The operator ended the COMMIT's wait for the synchronous standby after "
+                                     f"{waited:.0f}s", "the operator ended the wait for the standby")
+            msg = f"COMMIT: the operator chose to end the wait for the synchronous standby '{names}'."
+        self.say(msg, "warn", Step.COMMIT)
+        self.emit(CommitWaitClosed(number, choice if record["answer"] else None, msg))
+        self._journal()
+        return choice is CommitWait.KEEP
+
+    def answer_commit_wait(self, choice: CommitWait, number: int | None = None) -> bool:
+        """The operator's answer to the open CommitWaitAsked (``number``: to that question only). False: no such
+        question is open (the COMMIT answered meanwhile, or it was answered already): nothing done."""
+        q, fut = self.commit_question, self._commit_answer
+        if q is None or fut is None or fut.done() or (number is not None and number != q.number):
+            return False
+        fut.set_result(CommitWait(choice))
+        return True
+
+    def _stop_asking(self) -> None:
+        """The run is closing (a quit, a signal): no one is left to answer; a COMMIT waiting on SyncRep then ends as
+        headless's does, at its deadline (now, if the question is open)."""
+        self._may_ask = False
+        if self._commit_answer is not None and not self._commit_answer.done():
+            self._commit_answer.set_result(None)
+
+    def _commit_question_gone(self, why: str) -> None:
+        """COMMIT ended while its question was open: the question is withdrawn (recorded, said, and the faces told)."""
+        q = self.commit_question
+        if q is None:
+            return
+        self.commit_question = self._commit_answer = None
+        record = self.commit_waits[-1]
+        record["closed"], record["answered"] = why, time.time()
+        msg = f"COMMIT: the question is withdrawn: {why}."
+        self.say(msg, "info", Step.COMMIT)
+        self.emit(CommitWaitClosed(q.number, None, msg))
 
     async def _committed(self, note: str = "") -> list[str]:
         self.verdict = self.committed_verdict
@@ -1657,6 +1755,7 @@ class Runbook:
         """close() while a step runs (a signal, a quit): cancel it and let it settle, so that the report
         never says 'transaction open' for a run that is over. COMMIT is never cancelled: it resolves."""
         task = self._step_task
+        self._stop_asking()
         limit = self.opt.commit_timeout + 3 * self.opt.query_timeout if self.phase is Phase.COMMITTING else 15.0
         if task is not None and task is not asyncio.current_task() and not task.done() \
                 and self.phase is not Phase.COMMITTING:
@@ -1727,6 +1826,7 @@ class Runbook:
             lint=self.lint_result.to_dict() if self.lint_result is not None else None,
             rehearsals=tuple(r.to_dict() for r in self.rehearsals),
             begin_confirmed=self.begin_confirmed,
+            commit_waits=tuple(dict(w) for w in self.commit_waits),  # copies: the thread shares no dict
             closed=self.phase is Phase.CLOSED,
         )
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aami_tui.core.runbook.machine import Phase
-from aami_tui.core.runbook.model import Check, StatementRecord, Step, StepSnapshot, Tx
+from aami_tui.core.runbook.model import Check, CommitWait, StatementRecord, Step, StepSnapshot, Tx
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,33 @@ class OutcomeRechecked:
 
 
 @dataclass(frozen=True)
+class CommitWaitAsked:
+    """--commit-timeout ran out while COMMIT waits on synchronous replication (wait_event SyncRep: committed locally,
+    its synchronous standby has not confirmed): keep waiting, or end the wait? The console asks the operator and
+    answers with ``Runbook.answer_commit_wait``; the COMMIT goes on waiting meanwhile. Headless never asks."""
+
+    number: int  # 1 for this COMMIT's first question, 2 after one 'keep waiting'…
+    standby: str  # synchronous_standby_names
+    waited: float  # seconds since COMMIT was sent
+    timeout: float  # --commit-timeout: how long 'keep waiting' waits before asking again
+
+
+@dataclass(frozen=True)
+class CommitWaitClosed:
+    """The question is closed: answered (``choice``), or withdrawn (None: the COMMIT answered first, was interrupted,
+    or lost its connection; ``message`` says which)."""
+
+    number: int
+    choice: CommitWait | None
+    message: str
+
+
+@dataclass(frozen=True)
 class ReportWritten:
     markdown: Path
     json: Path
 
 
-Event = StepChanged | Log | Progress | StatementDone | TxChanged | ChecksDone | ReportWritten | OutcomeRechecked
+Event = (StepChanged | Log | Progress | StatementDone | TxChanged | ChecksDone | ReportWritten | OutcomeRechecked
+         | CommitWaitAsked | CommitWaitClosed)
 Listener = Callable[[Event], None]

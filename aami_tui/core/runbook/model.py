@@ -95,6 +95,14 @@ class Outcome(StrEnum):
     ABANDONED = "abandoned (nothing changed)"
 
 
+class CommitWait(StrEnum):
+    """The operator's answer when --commit-timeout runs out while COMMIT waits on synchronous replication (wait_event
+    SyncRep: committed locally, its synchronous standby has not confirmed): the console asks, headless never does."""
+
+    KEEP = "keep waiting"  # another --commit-timeout, then asked again
+    END = "end the wait"  # the backend is ended: committed on the primary only
+
+
 class Verdict(Enum):
     """Why a run ended the way it did: one exit code and one sentence each (headless and the console)."""
 

@@ -192,7 +192,8 @@ def standbys_needed(names: str) -> int:
 
 async def _sync_standbys_check(rb: Runbook, conn) -> Check | None:
     """fresh7 N1: synchronous_standby_names names standbys that are not connected, so COMMIT will wait for them
-    (wait_event SyncRep) until --commit-timeout ends the wait, leaving the migration committed on the primary only.
+    (wait_event SyncRep) until --commit-timeout ends the wait (the console asks first), leaving the migration committed
+    on the primary only.
     A warning before BEGIN, not a gate (the DBA may connect the standby meanwhile). None: no synchronous standby."""
     cur = await rb.session.call(conn.execute(sql("sync_standbys")), rb.opt.query_timeout, "the replication query")
     commit_mode, names, connected, unseen = await cur.fetchone()
@@ -208,11 +209,14 @@ async def _sync_standbys_check(rb: Runbook, conn) -> Check | None:
         return Check("Synchronous standby", False, f"{waits}; this user may not see whether the standbys are "
                      "synchronous (pg_stat_replication needs pg_read_all_stats): if none is, COMMIT will wait",
                      blocking=False)
+    until = (f"; at --commit-timeout ({rb.opt.commit_timeout:g}s) you are asked: keep waiting, or end the wait, "
+             "leaving" if rb.interactive else f" until --commit-timeout ({rb.opt.commit_timeout:g}s) ends the wait, "
+             "leaving")
     return Check("Synchronous standby", False, f"{waits}, and {connected} {'is' if connected == 1 else 'are'} "
                  "connected as synchronous (pg_stat_replication): COMMIT will hang waiting for it (wait_event "
-                 f"SyncRep) until --commit-timeout ({rb.opt.commit_timeout:g}s) ends the wait, leaving the migration "
-                 "committed on the primary only, NOT on the standby. Connect the standby before BEGIN, or (the "
-                 "DBA's decision) ALTER DATABASE … SET synchronous_commit = local", blocking=False)
+                 f"SyncRep){until} the migration committed on the primary only, NOT on the standby. Connect the "
+                 "standby before BEGIN, or (the DBA's decision) ALTER DATABASE … SET synchronous_commit = local",
+                 blocking=False)
 
 
 async def _extras_check(rb: Runbook, conn, extra) -> Check:

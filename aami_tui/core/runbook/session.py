@@ -42,16 +42,32 @@ CANCEL_WAIT = 1.5
 
 
 async def bounded(conn: psycopg.AsyncConnection, aw: Awaitable[T], seconds: float, what: str,
-                  on_give_up: Callable[[Deadline], None] | None = None) -> T:
+                  on_give_up: Callable[[Deadline], None] | None = None,
+                  at_deadline: Callable[[], Awaitable[bool]] | None = None) -> T:
     """One round trip on ``conn`` with a client-side deadline. On the deadline ``conn`` is closed locally at
-    once (no cancel request that could hang on the same dead network) and ``Deadline`` is raised. If the
+    once (no cancel request that could hang on the same dead network) and ``Deadline`` is raised; unless
+    ``at_deadline`` (asked at each deadline, the round trip still out) says True: then another ``seconds``. Should the
+    answer come while it is asked, it is returned and the question is cancelled. If the
     caller is cancelled, psycopg's own path runs (a cancel request; the connection stays usable) for at most
     ``CANCEL_WAIT`` seconds; past that ``conn`` is closed locally, ``on_give_up`` is told, and the cancel goes on
     (CancelledError): the outcome on the server is then unknown to us."""
     task = asyncio.ensure_future(aw)
+    ask: asyncio.Future | None = None
     try:
         done, _ = await asyncio.wait({task}, timeout=seconds)
+        while not done and at_deadline is not None:
+            ask = asyncio.ensure_future(at_deadline())
+            await asyncio.wait({task, ask}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                done = {task}
+                break
+            keep = not ask.cancelled() and ask.exception() is None and ask.result() is True
+            ask = None
+            if not keep:
+                break
+            done, _ = await asyncio.wait({task}, timeout=seconds)
     except asyncio.CancelledError:
+        await _drop(ask)
         task.cancel()  # psycopg: a cancel request on a new connection, then the query's answer
         try:
             done, _ = await asyncio.wait({task}, timeout=CANCEL_WAIT)
@@ -66,6 +82,7 @@ async def bounded(conn: psycopg.AsyncConnection, aw: Awaitable[T], seconds: floa
         with contextlib.suppress(BaseException):
             await task
         raise
+    await _drop(ask)
     if done:
         return task.result()
     with contextlib.suppress(Exception):
@@ -74,6 +91,14 @@ async def bounded(conn: psycopg.AsyncConnection, aw: Awaitable[T], seconds: floa
     with contextlib.suppress(BaseException):
         await task
     raise Deadline(what, seconds)
+
+
+async def _drop(fut: asyncio.Future | None) -> None:
+    """Cancel a question still open (``bounded``'s ``at_deadline``) and let it end."""
+    if fut is not None and not fut.done():
+        fut.cancel()
+        with contextlib.suppress(BaseException):
+            await fut
 
 
 def _ms(seconds: float) -> str:
@@ -124,14 +149,15 @@ class Session:
             self.backend_pid, self.backend_start = await cur.fetchone()
         return self.conn
 
-    async def call(self, aw: Awaitable[T], seconds: float, what: str) -> T:
+    async def call(self, aw: Awaitable[T], seconds: float, what: str,
+                   at_deadline: Callable[[], Awaitable[bool]] | None = None) -> T:
         """Await one round trip on the session with a client-side deadline (see ``bounded``). A cancel that got
         no answer within ``CANCEL_WAIT`` abandons the session and is kept in ``gave_up`` (what happened on the
-        server is not known: the faces say so, as for any lost connection)."""
+        server is not known: the faces say so, as for any lost connection). ``at_deadline``: see ``bounded``."""
         self.gave_up = None
         mine = self.in_flight = (what, time.monotonic(), seconds)
         try:
-            return await bounded(self.conn, aw, seconds, what, self._give_up)
+            return await bounded(self.conn, aw, seconds, what, self._give_up, at_deadline)
         except Deadline:
             self.locked = False  # the session is abandoned, and its lock with it once the server knows
             raise
