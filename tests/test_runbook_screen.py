@@ -360,6 +360,12 @@ async def test_log_lines_are_rewrapped_after_a_resize(fresh_db, tmp_path):
         app.screen.say("a long line " * 30)
         await scenes.settle(pilot)
         log = app.screen.query_one("#log", RichLog)
+        bar = log.vertical_scrollbar  # kept between frames (ui/scrollbars.py): it still follows the log
+        before = [list(line) for line in bar.render_lines(bar.size.region)]
+        for i in range(30):
+            app.screen.say(f"line {i}")
+        await scenes.settle(pilot)
+        assert [list(line) for line in bar.render_lines(bar.size.region)] != before
         narrow = len(log.lines)
         await pilot.resize_terminal(200, 50)
         await scenes.settle(pilot, 0.5)

@@ -55,6 +55,7 @@ from aami_tui.ui.messages import (
     TxChangedMsg,
     message_for,
 )
+from aami_tui.ui.scrollbars import KeptLog
 from aami_tui.ui.sql_view import SqlView
 from aami_tui.ui.step_list import StepList
 from aami_tui.ui.table_checklist import TableChecklist
@@ -204,7 +205,7 @@ class RunbookScreen(Screen):
             yield TableChecklist(compact=True, id="rb-checklist")
         yield LockWatchPanel(self.rb.opt.idle_warn_seconds, id="lockwatch")
         yield Static("", id="small-warning")
-        yield RichLog(id="log", wrap=True, markup=False, highlight=False, max_lines=2000)
+        yield KeptLog(id="log", wrap=True, markup=False, highlight=False, max_lines=2000)
         yield KeyFooter()
 
     def on_mount(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.geometry import Region
 from textual.scrollbar import ScrollBar
 from textual.strip import Strip
+from textual.widgets import RichLog
 
 
 class KeptScrollBar(ScrollBar):
@@ -52,3 +53,8 @@ class KeptScrollBars:
             bar.display = False
             self.app._start_widget(self, bar)
         return self._horizontal_scrollbar
+
+
+class KeptLog(KeptScrollBars, RichLog):
+    """The runbook's log: a RichLog whose scrollbar is drawn again only when it has changed (it was drawn again
+    in the frame of every `s`, though the log had not moved)."""
