@@ -251,7 +251,8 @@ def _runbook_opts(p: argparse.ArgumentParser) -> None:
                    help="statement_timeout in seconds (default 300)")
     g.add_argument("--commit-timeout", type=_positive, default=60.0, metavar="S",
                    help="client-side bound on COMMIT and ROLLBACK (default 60); past it the outcome is asked of "
-                        "the server (pg_xact_status), never guessed")
+                        "the server (pg_xact_status), never guessed. A COMMIT waiting for its synchronous standby "
+                        "(SyncRep): the console asks you to keep waiting or end the wait; apply ends it")
     g.add_argument("--idle-timeout", type=_non_negative, default=900.0, metavar="S",
                    help="idle_in_transaction_session_timeout of the migration session: the server rolls back a "
                         "transaction left idle this long (default 900; 0 = off)")
