@@ -1734,10 +1734,14 @@ async def test_an_unanswered_commit_past_its_deadline_says_what_happens_next_wit
         fresh_db, tmp_path, proxy, monkeypatch):
     """fresh5 F10: past --commit-timeout the bar still said 'COMMIT: waiting for the server's answer (3s)…' (its
     clock stopped: the round trip was over, the resolver was asking on a fresh connection). It says the deadline
-    passed, what it does now (README: pg_xact_status on a fresh connection after fencing), and its clock runs."""
+    passed, what it does now (README: pg_xact_status on a fresh connection after fencing), and its clock runs.
+    A console's run (someone to ask): a COMMIT with no answer at all, not seen waiting on SyncRep, is resolved at its
+    deadline as before, without asking."""
     from aami_tui.ui.runbook_screen import RunbookScreen
 
-    rb = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True, commit_timeout=1.0)
+    rb = runbook(proxy.settings(fresh_db), tmp_path, skip_backup=True, commit_timeout=1.0, interactive=True)
+    for k in rb.answers:
+        rb.tick(k)
     await run_to_begin(rb)
     await rb.apply()
     await rb.verify()
@@ -1764,4 +1768,5 @@ async def test_an_unanswered_commit_past_its_deadline_says_what_happens_next_wit
     pane = screen._done_text_raw().plain
     assert pane.startswith("Run ended: rolled back\n\nCOMMIT got no answer within 1s; the server confirms"), pane
     assert "nothing of the migration is in the database" in pane and "cannot connect" not in pane, pane
+    assert not rb.commit_waits  # never asked (no question was recorded)
     await rb.close()
