@@ -29,6 +29,7 @@ from aami_tui.core.runbook import (
     StepChanged,
     Verdict,
 )
+from aami_tui.core.words import signal_words
 from aami_tui.signals import cancel_on_signals
 
 # Kept for callers and tests; the values come from Verdict.
@@ -181,7 +182,8 @@ async def _run(settings, args) -> int:
     routed = _LibraryLog(rb)
     library.addHandler(routed)  # its warnings (a cancel we gave up on) go to the report's log, not the terminal
     try:
-        with cancel_on_signals():  # SIGINT, SIGTERM, SIGHUP: until the report is written and the last line said
+        # SIGINT, SIGTERM, SIGHUP: until the report is written and the last line said; the run told why first
+        with cancel_on_signals(before=lambda sig: rb.ending(signal_words(sig))):
             return await _steps(rb, settings, args)
     finally:
         silence.cancel()

@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 ENDING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextlib.contextmanager
-def cancel_on_signals(task: asyncio.Task | None = None) -> Iterator[list[int]]:
+def cancel_on_signals(task: asyncio.Task | None = None, before: Callable[[int], None] | None = None
+                      ) -> Iterator[list[int]]:
     """While the block runs, SIGINT, SIGTERM and SIGHUP cancel ``task`` (the current task by default), once.
-    Yields the list of signals received (empty, or the one that cancelled). Call it inside the running loop."""
+    Yields the list of signals received (empty, or the one that cancelled). ``before(sig)`` runs first (a runbook
+    told why it ends, so that what the cancel leaves says so). Call it inside the running loop."""
     loop = asyncio.get_running_loop()
     task = task or asyncio.current_task()
     got: list[int] = []
@@ -28,6 +30,9 @@ def cancel_on_signals(task: asyncio.Task | None = None) -> Iterator[list[int]]:
     def on_signal(sig: int) -> None:
         if not got:
             got.append(sig)
+            if before is not None:
+                with contextlib.suppress(Exception):  # never in the way of the cancel itself
+                    before(sig)
             task.cancel()
 
     for sig in ENDING:

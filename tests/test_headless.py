@@ -331,7 +331,7 @@ async def test_ctrl_c_on_a_frozen_network_says_not_committed_rollback_unconfirme
             break
     assert re.search(r"\n  Apply: waiting for the server's answer for \d+s \(statement 13 / 44: SELECT pg_sleep\(60\)"
                      r"\); the client gives up in \d+s \(statement_timeout 40s \+ 10s\) if none comes\n", said), said
-    task.cancel()
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: headless's handler (aami_tui.signals) cancels the run
     code = await asyncio.wait_for(task, 30)
     out, err = capsys.readouterr()
     assert code == 130, out + err
@@ -341,6 +341,10 @@ async def test_ctrl_c_on_a_frozen_network_says_not_committed_rollback_unconfirme
     (report,) = reports(tmp_path)
     assert report["final_state"] == "not committed, rollback unconfirmed" and report["exit_code"] == 130
     assert any("query cancellation interrupted" in e["message"] for e in report["log"]), report["log"]
+    # fresh8 R5: the report says that Ctrl-C caused the cancel that got no answer, in its Failure and its log
+    assert report["failure"].startswith("Cancelled: interrupted (SIGINT). The server gave no answer: the cancel of "
+                                        "statement 13 "), report["failure"]
+    assert any(e["message"].startswith("The run ends: interrupted (SIGINT)") for e in report["log"]), report["log"]
     proxy.drop()  # the network is back: the server notices the dead client and rolls back
     wait_until(lambda: not tool_sessions(fresh_db), 15, what="the orphaned session to end")
     assert public_tables(fresh_db) == []

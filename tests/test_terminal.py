@@ -224,6 +224,10 @@ def test_every_ending_with_the_transaction_open_writes_the_report_and_restores_t
     report = report_of(tmp_path)
     assert report["final_state"] == "rolled back", report
     assert report["transaction"] == "rolled back"
+    # fresh8 R5: the report says what ended the run (a closed terminal is SIGHUP, from the kernel or the driver)
+    why = {"SIGTERM": "terminated (SIGTERM)", "two SIGINTs": "interrupted (SIGINT)"}.get(
+        how, "the terminal was closed (SIGHUP)")
+    assert any(e["message"].startswith(f"The run ends: {why}") for e in report["log"]), report["log"]
     wait_until(lambda: not query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE application_name = 'aami-tui' "
                                            "AND datname = current_database()"), what="the console's sessions to end")
     if how != "terminal closed":

@@ -179,6 +179,9 @@ class AamiApp(App):
         r = self.restore_result
         if r is not None and r.ended_at is None:  # a restore running: its words and report say why it was cancelled
             r.signals.append(sig)
+        if self.runbook is not None:  # its log, and the failure of a step this cancel loses, say why it ended
+            with contextlib.suppress(Exception):
+                self.runbook.ending(reason)
         with contextlib.suppress(Exception):
             # the running step first (a backup removes its partial files, an apply cancels its statement)
             self.workers.cancel_all()

@@ -180,6 +180,7 @@ class Runbook:
         self.applying_now: tuple[int, int, int, float] | None = None
         self.waiters_seen: dict[tuple, dict] = {}
         self.failure: str = ""
+        self.ending_reason = ""  # what ended the run from outside (a signal's words: ``ending``), once known
         self.report_paths: tuple[Path, Path] | None = None
         self._report_thread: ThreadPoolExecutor | None = None  # renders and writes the report, one at a time
         self._report_last: asyncio.Future | None = None  # the last write queued (the ones before it are done first)
@@ -1012,7 +1013,8 @@ class Runbook:
             self.lost = self.unconfirmed = False
 
     # ---- losing the session ----------------------------------------------------------------------------
-    async def _lost(self, step: Step | None, exc: BaseException, fence: float | None = None) -> RunbookError:
+    async def _lost(self, step: Step | None, exc: BaseException, fence: float | None = None, cause: str = ""
+                    ) -> RunbookError:
         """Our session is gone or stopped answering. COMMIT was never sent: nothing is committed.
         Fence the old backend (a fresh connection ends it) so that its locks go now; ``fence``: how long that
         may take (a cancelled step's operator is waiting: CANCEL_FENCE)."""
@@ -1024,12 +1026,13 @@ class Runbook:
                     # Another check (the lock watch's ping, the checklist's preview) noticed the same silent
                     # session first and ended the run: say the same, never move to rolled back twice.
                     return RunbookError(self.failure, self.verdict or Verdict.CONNECTION)
-                return await self._lost_inner(step, exc, fence)
+                return await self._lost_inner(step, exc, fence, cause)
         finally:
             self._losing = False
 
-    async def _lost_inner(self, step: Step | None, exc: BaseException, fence_seconds: float | None
-                          ) -> RunbookError:
+    async def _lost_inner(self, step: Step | None, exc: BaseException, fence_seconds: float | None,
+                          cause: str = "") -> RunbookError:
+        """``cause``: what made the session go, said first ("Cancelled: the terminal was closed (SIGHUP). ")."""
         fence_seconds = fence_seconds or min(self.opt.query_timeout, 5.0)
         if isinstance(exc, Deadline):
             await self.drop_monitor()  # it goes through the same dead network
@@ -1054,6 +1057,7 @@ class Runbook:
                    "was changed." if ended else
                    f"The connection to the server was lost ({why}). COMMIT was never sent, so nothing is committed; "
                    f"{fence}: the server rolls the transaction back when it notices (not confirmed).")
+        msg = cause + msg
         await self.session.close(1.0)
         self.lost = True
         self.unconfirmed = not ended
@@ -1082,7 +1086,8 @@ class Runbook:
         the cancel got no answer within CANCEL_WAIT and the session was given up (then nothing is known of the
         server's side: said as for any connection that stopped answering, never a ROLLBACK we did not see)."""
         why = self.session.gave_up or ConnectionError("cancelled; the session did not survive")
-        await self._lost(step, why, CANCEL_FENCE)
+        await self._lost(step, why, CANCEL_FENCE,
+                         cause=f"Cancelled: {self.ending_reason}. " if self.ending_reason else "")
 
     # ---- step 4: apply --------------------------------------------------------------------------------
     async def apply(self) -> None:
@@ -1121,7 +1126,8 @@ class Runbook:
                                      "marked ≈ is an equal share of it, not its own measurement.", step=Step.APPLY)
                         st = group[min(len(done), len(group) - 1)]  # the one that failed, if one did
             except asyncio.CancelledError:
-                applying.record(self, st, "", time.perf_counter() - t0, False, "cancelled by the operator")
+                applying.record(self, st, "", time.perf_counter() - t0, False,
+                                f"cancelled: {self.ending_reason}" if self.ending_reason else "cancelled by the operator")
                 if self.session.alive:
                     self._set(Step.APPLY, State.FAILED, f"cancelled at statement {st.index} / {total}")
                     self.say(f"Cancelled at statement {st.index}; the transaction is aborted: ROLLBACK.", "warn",
@@ -1727,6 +1733,22 @@ class Runbook:
             await s.close(1.0)
         self._move(Phase.ROLLED_BACK)
         self.queue_report()
+
+    def ending(self, reason: str) -> None:
+        """The run is being ended from outside (``reason``: a signal's words, "the terminal was closed (SIGHUP)"),
+        said before its running step is cancelled: the log and, when that cancel loses the session, the failure
+        say what caused it. Only the first reason counts."""
+        if self.ending_reason or self.phase in ENDED:
+            return
+        self.ending_reason = reason
+        what = []
+        if self.phase is Phase.COMMITTING:
+            what.append("COMMIT is in flight: never cancelled, its outcome is awaited")
+        elif self.running:
+            what.append(f"{RUNNING[self.phase]} is cancelled")
+        if self.tx_open and self.phase is not Phase.COMMITTING:
+            what.append("the open transaction is rolled back (COMMIT was never sent)")
+        self.say(f"The run ends: {reason}" + (f": {'; '.join(what)}." if what else "."), "warn")
 
     async def close(self, reason: str = "console closed") -> None:
         """End the run: roll back an open transaction, release the lock, write the report, and return once every
