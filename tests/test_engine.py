@@ -690,6 +690,26 @@ async def test_headless_begin_behind_a_catalog_lock_exits_11_in_the_same_words(f
     assert public_tables(fresh_db) == [] and advisory_locks(fresh_db) == []
 
 
+async def _queued_catalog_lock(settings):
+    """VACUUM FULL's mode on pg_class, queued behind a reader (its ACCESS SHARE, until ``reader`` ends): any session
+    that reads pg_class now queues behind that LOCK TABLE. Returns (reader, the LOCK TABLE's Waiter, the words that
+    name it as a BEGIN wait's holder)."""
+    from faults import Waiter
+
+    reader = observe(settings, app="reader", autocommit=False)
+    reader.execute("SELECT count(*) FROM pg_catalog.pg_class")  # ACCESS SHARE on pg_class, until it ends
+    locker = Waiter(settings, "BEGIN; LOCK TABLE pg_catalog.pg_class IN ACCESS EXCLUSIVE MODE", app="vacuum-full")
+    locker.start()
+    for _ in range(200):  # (bounded) until the LOCK TABLE queues behind the reader; asked on the reader's own
+        # connection: a new one would queue behind it too
+        if reader.execute("SELECT count(*) FROM pg_catalog.pg_lock_status() WHERE pid = %s AND NOT granted",
+                          (locker.pid,)).fetchone()[0]:
+            break
+        await asyncio.sleep(0.05)
+    return reader, locker, (f"the system catalog pg_class held by pid {locker.pid} (user {settings.user}, "
+                            "application 'vacuum-full', host 127.0.0.1, active)")
+
+
 async def test_begin_behind_a_queued_catalog_lock_names_the_session_in_the_way_while_it_waits(fresh_db, tmp_path,
                                                                                             capsys):
     """BEGIN's own queries queued behind another session's lock on pg_class said nothing until lock_timeout, and
@@ -698,7 +718,7 @@ async def test_begin_behind_a_queued_catalog_lock_names_the_session_in_the_way_w
     step names it at once (pg_blocking_pids, as restore's waiting line) and headless prints it; lock_timeout's
     sentence names it too (not "the connection was lost": the client's own bound on BEGIN's queries was shorter
     than lock_timeout). A retry that waits again goes on once the way is free, and the line goes."""
-    from faults import Waiter, options
+    from faults import options
 
     from aami_tui import headless
     from aami_tui.core.runbook import Progress, Runbook
@@ -728,20 +748,9 @@ async def test_begin_behind_a_queued_catalog_lock_names_the_session_in_the_way_w
     # A client-side bound on round trips below lock_timeout (the DBA's --lock-timeout above the default 15 s): the
     # wait was cut short as "the connection to the server was lost or stopped answering"
     rb.opt.query_timeout = 1.0
-    reader = observe(fresh_db, app="reader", autocommit=False)
-    reader.execute("SELECT count(*) FROM pg_catalog.pg_class")  # ACCESS SHARE on pg_class, until it ends
-    locker = Waiter(fresh_db, "BEGIN; LOCK TABLE pg_catalog.pg_class IN ACCESS EXCLUSIVE MODE", app="vacuum-full")
+    reader, locker, who = await _queued_catalog_lock(fresh_db)
     task = None
     try:
-        locker.start()
-        for _ in range(200):  # (bounded) until the LOCK TABLE queues behind the reader; asked on the reader's own
-            # connection: a new one would queue behind it too
-            if reader.execute("SELECT count(*) FROM pg_catalog.pg_lock_status() WHERE pid = %s AND NOT granted",
-                              (locker.pid,)).fetchone()[0]:
-                break
-            await asyncio.sleep(0.05)
-        who = (f"the system catalog pg_class held by pid {locker.pid} (user {fresh_db.user}, application "
-               "'vacuum-full', host 127.0.0.1, active)")
         task = asyncio.create_task(rb.begin())
         line = (await said_waiting(task, 0)).message
         assert line.startswith("BEGIN: waiting ") and line.endswith(
@@ -770,6 +779,60 @@ async def test_begin_behind_a_queued_catalog_lock_names_the_session_in_the_way_w
     assert said and said[0] == f"  {line}", out  # at once (then at most every 4 s)
     await rb.rollback()
     await rb.close()
+
+
+async def test_begin_names_the_session_in_the_way_when_its_monitor_connection_was_ended(fresh_db, tmp_path,
+                                                                                         capsys):
+    """BEGIN's lock-wait watch polls on the monitor connection opened at pre-flight; when that one is gone (ended
+    by the server: idle_session_timeout, a DBA's pg_terminate_backend, a pooler), it asks for another (untested
+    until now). BEGIN queued behind a lock on pg_class still names the session in the way while it waits, headless
+    prints it, lock_timeout ends the wait in its bound, no traceback, and no connection of ours is left over. It said
+    nothing until lock_timeout, then not whom: a new connection to the database cannot start behind that lock."""
+    from faults import options, wait_until
+
+    from aami_tui import headless
+    from aami_tui.core.runbook import Progress, Runbook
+
+    events: list = []
+
+    def listen(e) -> None:
+        events.append(e)
+        headless._printer(e)  # the headless face, in process
+
+    rb = Runbook(fresh_db, MIGRATION, options(tmp_path, skip_backup=True, lock_timeout=3.0), listen,
+                 interactive=False)
+    await rb.preflight()
+    await rb.backup_step()
+    rb.opt.query_timeout = 1.0
+    assert rb.monitor is not None
+    old = rb.monitor_ident[0]
+    terminate(fresh_db, old)
+    wait_until(lambda: not query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (old,)), 10,
+               what="the monitor's backend to go")
+    reader, locker, who = await _queued_catalog_lock(fresh_db)
+    try:
+        task = asyncio.create_task(rb.begin())
+        with pytest.raises(RunbookError) as e:
+            await asyncio.wait_for(task, 30)  # lock_timeout (3 s) ends it: nothing hangs
+    finally:
+        reader.close()
+        locker.join(10)
+    waits = [e for e in events if isinstance(e, Progress) and e.step is Step.BEGIN and e.waiting]
+    assert waits, [e for e in events if isinstance(e, Progress)]  # named while it waited, not only at the end
+    assert waits[0].message.startswith("BEGIN: waiting ") and waits[0].message.endswith(
+        f"s for a lock on {who}; lock_timeout (3s) ends the wait: BEGIN fails, nothing changed"), waits[0].message
+    assert f"lock_timeout (3s) for a lock on {who}. End that session" in str(e.value), str(e.value)
+    assert rb.phase is Phase.READY and not rb.tx_open
+    out, err = capsys.readouterr()
+    assert f"  {waits[0].message}" in out.splitlines() and "Traceback" not in out + err, out + err
+    # the watch's own connection (to the maintenance database) went with BEGIN, the run's with its close: nothing of
+    # ours is left on the server
+    ours = ("SELECT datname::text FROM pg_stat_activity WHERE application_name = 'aami-tui' "
+            "AND datname IN (current_database(), 'postgres')")
+    wait_until(lambda: "postgres" not in {d for (d,) in query(fresh_db, ours)}, 10,
+               what="the watch's connection to go")  # (a closed session is listed for a moment after)
+    await rb.close()
+    wait_until(lambda: query(fresh_db, ours) == [], 10, what="the run's sessions to go")
 
 
 def _gated_writes(monkeypatch, loop: asyncio.AbstractEventLoop):

@@ -929,13 +929,38 @@ class Runbook:
                  f"statement_timeout ({st:g}s) ends the wait: BEGIN fails, nothing changed" if st else
                  f"nothing on the server ends the wait (lock_timeout and statement_timeout are 0): the client gives up "
                  f"after {self._begin_deadline():g}s")
+        spare: list = []  # a connection opened for the watch alone (the monitor was gone): closed after BEGIN
+
+        async def lend() -> psycopg.AsyncConnection:
+            """The monitor, opened at pre-flight; asked again after a poll on it failed, or when it is gone (ended by
+            the server: idle_session_timeout, a DBA's pg_terminate_backend, a pooler): a connection to the maintenance
+            database instead. One to this database cannot start while BEGIN waits behind a lock on one of its
+            catalogs (its start-up and its first catalog reads queue too), and the watch's query reads functions
+            only, whose answers (pg_stat_get_activity, pg_lock_status) cover the whole server."""
+            if spare:
+                return spare[0]
+            mon = self.monitor
+            if mon is not None and not mon.closed and not lent:
+                lent.append(mon)
+                return mon
+            if mon is not None:
+                await self.drop_monitor()  # (no round trip: fenced with the session if it lives on; reopened on demand)
+            conn = await connect(self.settings, dbname="template1" if self.settings.dbname == "postgres"
+                                 else "postgres")
+            spare.append(conn)
+            return conn
+
+        lent: list = []
         try:
             async with prog.Watch(self.settings, tracker, on_progress, lock_bound=bound,
-                                  pid=self.session.backend_pid, borrow=self.monitor_conn, grace=BEGIN_WATCH_GRACE):
+                                  pid=self.session.backend_pid, borrow=lend, grace=BEGIN_WATCH_GRACE):
                 yield
         finally:
             if said[0]:  # ended while waiting (lock_timeout, a cancel): the line goes with it
                 self.emit(Progress(Step.BEGIN, 0, 1, "", waiting=False))
+            for conn in spare:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), 2)
 
     def _begin_deadline(self) -> float:
         """The client-side bound on BEGIN's own queries, which may queue behind another session's lock until the
