@@ -48,6 +48,10 @@ async def test_after_a_commit_without_answer_the_console_does_not_lock_itself_ou
                 app, "#confirm-body")
             bar = app.runbook_screen.query_one("#txbar").render()  # under the dialog, still counting the wait
             assert "waiting for the synchronous standby 'never' (wait_event SyncRep, " in getattr(bar, "plain", str(bar))
+            # fresh8 R5: the step pane said Verify's "Verify passed … c COMMIT … x ROLLBACK" while COMMIT was out
+            step = app.runbook_screen.query_one("#verify-next").render()
+            step = getattr(step, "plain", str(step))
+            assert step.startswith(f"COMMIT in flight (transaction {first.xid})") and "Verify passed" not in step
             await pilot.press("escape")  # keep waiting: asked again a --commit-timeout later
             await scenes.wait_for(pilot, lambda: isinstance(app.screen, CommitWaitModal)
                                   and app.screen.event.number == 2, what="the second question")

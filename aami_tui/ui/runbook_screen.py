@@ -607,7 +607,9 @@ class RunbookScreen(Screen):
                                               f"{b.dump_path}\n{fmt.size(b.size)} · {b.toc_entries} TOC entries · "
                                               f"sha256 {b.sha256[:24]}…\nschema: {b.schema_path}"))
                 self.query_one("#rehearse-info", Static).update(self._begin_failed_text() + self._rehearse_text())
-            if step in (Step.COMMIT,) and rb.steps[Step.VERIFY].state == State.DONE:
+            if rb.phase in (Phase.COMMITTING, Phase.ROLLING_BACK):  # sent: never Verify's c/x prompt meanwhile
+                self.query_one("#verify-next", Static).update(self._in_flight_text())
+            elif step in (Step.COMMIT,) and rb.steps[Step.VERIFY].state == State.DONE:
                 self.query_one("#verify-next", Static).update(Text.assemble(
                     "Verify passed. The transaction is still open and holds its locks:\n",
                     ("c", "bold"), " COMMIT (type the database name)   ", ("x", "bold"), " ROLLBACK   ", ("i", "bold"),
@@ -622,6 +624,18 @@ class RunbookScreen(Screen):
                     f"Tool: {rb.dump_tool.describe() if rb.dump_tool else 'pg_dump'}")
         self.query_one(ContentSwitcher).current = "pane-sql" if self.sql_open else pane
         self.query_one("#panes").border_title = "Migration SQL" if self.sql_open else "Step"
+
+    def _in_flight_text(self) -> Text:
+        """The step pane while COMMIT or ROLLBACK is out: sent, never cancelled; the bar says what it waits for."""
+        rb = self.rb
+        if rb.phase is Phase.ROLLING_BACK:
+            return Text.assemble((f"ROLLBACK in flight (transaction {rb.xid or '?'})", "bold yellow"),
+                                 ": sent to the server; its answer ends the run here.\n")
+        return Text.assemble(
+            (f"COMMIT in flight (transaction {rb.xid or '?'})", "bold yellow"),
+            ": sent to the server; it is never cancelled. The bar above counts the wait and says what it waits "
+            f"for. Past --commit-timeout ({rb.opt.commit_timeout:g}s), a COMMIT waiting for its synchronous standby "
+            "asks you; one with no answer at all is looked up on a new connection. Its outcome appears here.\n")
 
     def _begin_line(self, text: Text) -> None:
         line = self.query_one("#begin-line", Static)
