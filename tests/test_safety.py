@@ -1539,6 +1539,8 @@ async def test_the_lock_held_by_our_own_unknown_commit_is_said_as_such_not_anoth
                 await second.preflight()
             r = await asyncio.to_thread(cli, "check", env=pg_server.env(fresh_db.dbname))
             (entry,) = pgtools.list_backups(tmp_path / "backups", fresh_db.dbname)
+            # the console's restore asks before its confirmation (the name typed, then refused, before)
+            planned = await asyncio.wait_for(core_restore.plan(fresh_db, entry, reports_dir=tmp_path / "reports"), 30)
             with pytest.raises(core_restore.RestoreError) as refused:
                 await asyncio.wait_for(core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports"), 30)
         finally:
@@ -1560,6 +1562,7 @@ async def test_the_lock_held_by_our_own_unknown_commit_is_said_as_such_not_anoth
     assert refused.value.locked and refused.value.result.outcome == "refused"
     held = msg.removeprefix("Pre-flight failed: One operator: ")
     assert str(refused.value) == f"Restore refused, nothing changed: {held}", str(refused.value)
+    assert planned.refusal == str(refused.value), planned.refusal
 
 
 async def test_a_recheck_that_ends_a_commit_waiting_for_its_standby_says_committed_on_the_primary_only(

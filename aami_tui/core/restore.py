@@ -145,6 +145,9 @@ class RestorePlan:
     # (schema, name) of a dropped table -> (rows, exact): counted when cheap, else the statistics' estimate
     table_rows: dict[tuple[str, str], tuple[int, bool]] = field(default_factory=dict)
     toc: list[str] = field(default_factory=list)  # the archive's TOC entries (toc_objects)
+    # a migration holds the one-operator lock now: the refusal the restore would give (``lock_refusal``), said
+    # before the operator confirms (None: nobody holds it, or it was not asked)
+    refusal: str | None = None
 
     def drop_labels(self) -> list[str]:
         return [o.label() for o in self.drops]
@@ -572,9 +575,11 @@ async def _plan_on(conn, entry: pgtools.BackupEntry) -> RestorePlan:
                        backup_tables_from(toc), drops, passed_over, toc=toc)
 
 
-async def plan(settings: ConnSettings, entry: pgtools.BackupEntry) -> RestorePlan:
+async def plan(settings: ConnSettings, entry: pgtools.BackupEntry, reports_dir: Path | None = None) -> RestorePlan:
     """What restoring ``entry`` would do now (for the confirmation), with the rows of each table it drops.
-    Read-only. Raises RestoreError when the backup is another database's (``source_refusal``), before connecting."""
+    Read-only. Raises RestoreError when the backup is another database's (``source_refusal``), before connecting.
+    With ``reports_dir``, also who holds the one-operator lock now (``RestorePlan.refusal``: the restore would be
+    refused, in the words it would use)."""
     refusal = await asyncio.to_thread(source_refusal, entry, settings)
     if refusal:
         raise RestoreError(refusal)
@@ -582,9 +587,25 @@ async def plan(settings: ConnSettings, entry: pgtools.BackupEntry) -> RestorePla
     try:
         p = await _plan_on(conn, entry)
         p.table_rows = await table_rows(conn, p.drops)
+        if reports_dir is not None:
+            try:
+                holder = await locks.migration_in_progress(conn)
+            except Exception:  # noqa: BLE001 - not known now: the restore itself asks again, under the lock
+                holder = None
+            if holder is not None:
+                p.refusal = await lock_refusal(reports_dir, settings.dbname, holder)
         return p
     finally:
         await conn.close()
+
+
+async def lock_refusal(reports_dir: Path, dbname: str, holder: dict) -> str:
+    """'Restore refused, nothing changed: <who holds the lock>', in pre-flight's words for the holder (an earlier run
+    of ours named from its report, or another operator: ``runbook.commit.held_by``, which reads a few reports: in a
+    thread, off the loop)."""
+    from aami_tui.core.runbook.commit import held_by
+
+    return f"Restore refused, nothing changed: {await asyncio.to_thread(held_by, reports_dir, dbname, holder)}"
 
 
 # --- running it --------------------------------------------------------------------------------------------
@@ -997,12 +1018,7 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
     try:
         holder = await locks.try_lock(lock_conn)
         if holder is not None:
-            from aami_tui.core.runbook.commit import held_by
-
-            # pre-flight's sentence (an earlier run of ours named from its report, or another operator): reads a
-            # few reports, off the loop
-            held = await asyncio.to_thread(held_by, reports_dir or Path("reports"), settings.dbname, holder)
-            raise RestoreError(f"Restore refused, nothing changed: {held}", locked=True)
+            raise RestoreError(await lock_refusal(reports_dir or Path("reports"), settings.dbname, holder), locked=True)
         p = await _plan_on(lock_conn, entry)
         r.toc_entries, r.tool, r.psql, r.archive = p.toc_entries, p.tool.describe(), p.psql.describe(), p.archive
         r.server_version = p.server_version

@@ -223,7 +223,8 @@ class RestoreScreen(Screen):
         database's, and what the one transaction drops (computed from the backup's TOC and the catalog)."""
         s = self.app.settings
         try:
-            plan = await asyncio.wait_for(core_restore.plan(s, e), s.connect_timeout + 60)
+            plan = await asyncio.wait_for(core_restore.plan(s, e, reports_dir=self.app.options.reports_dir),
+                                          s.connect_timeout + 60)
         except core_restore.RestoreError:
             raise  # the backup cannot be restored here (unreadable archive...): refused before confirming
         except Exception as exc:  # the restore itself re-checks all of this; say what could not be read
@@ -238,6 +239,10 @@ class RestoreScreen(Screen):
         except core_restore.RestoreError as exc:
             status.update(Text(str(exc), style="bold red"))
             self.notify(str(exc), title="Restore refused", severity="error", timeout=12)
+            return
+        if plan is not None and plan.refusal:  # a migration holds the lock: said now, not after the name is typed
+            status.update(Text(plan.refusal, style="bold red"))
+            self.notify(plan.refusal, title="Restore refused", severity="error", timeout=12)
             return
         status.update(f"{plural(len(self.entries), 'backup')}.")
 
@@ -304,7 +309,9 @@ class RestoreScreen(Screen):
         except (core_restore.RestoreError, pgtools.ToolError) as exc:
             report = getattr(exc, "result", None) and exc.result.report
             status.update(Text(str(exc) + (f"\nReport: {report}" if report else ""), style="bold red"))
-            self.notify(str(exc), title="Restore failed", severity="error", timeout=12)
+            refused = getattr(exc, "result", None) is not None and exc.result.outcome == "refused"
+            self.notify(str(exc), title="Restore refused" if refused else "Restore failed", severity="error",
+                        timeout=12)
             return
         except Exception as exc:  # never a traceback on screen
             status.update(Text(f"Restore failed: {exc}", style="bold red"))
