@@ -23,6 +23,7 @@ from aami_tui.core.runbook import (
     Progress,
     Runbook,
     RunbookError,
+    Silence,
     State,
     StatementDone,
     Step,
@@ -87,9 +88,7 @@ class Every:
 
 
 _every = Every()
-SILENT_AFTER = 10.0  # seconds without the server's answer before headless says so (the console's bar says it at 2 s)
-SILENT_EVERY = 30.0  # ...then once every this many seconds while it lasts
-SILENT_POLL = 1.0
+SILENT_EVERY = 30.0  # a round trip with no answer (events.Silence, from SILENT_AFTER on): a line, then one this often
 LOCK_SAMPLE_EVERY = 1.0  # seconds between lock-watch samples while headless apply runs (the console's cadence)
 
 
@@ -123,26 +122,24 @@ async def _apply_saying_lock_waits(rb: Runbook) -> None:
             raise
 
 
-async def _say_silence(rb: Runbook) -> None:
-    """While a round trip of the running step has had no answer for SILENT_AFTER seconds (a frozen network, a server
-    that stopped, or a long statement), one line, then one every SILENT_EVERY seconds, with the client's deadline:
-    the console's 'waiting for the server's answer (Ns)', from the same engine state."""
-    flight, said = None, None
-    while True:
-        await asyncio.sleep(SILENT_POLL)
-        line = rb.silence_words(SILENT_AFTER)
-        if line is None:
-            flight = said = None
-            continue
-        if rb.session.in_flight is not flight:  # another round trip: its own first line
-            flight, said = rb.session.in_flight, None
-        if said is None or time.monotonic() - said >= SILENT_EVERY:
-            said = time.monotonic()
-            out(f"  {line}")
+_silence_said: list[float] = []  # when the Silence line of the round trip now out was last printed
+
+
+def _say_silence(e: Silence) -> None:
+    """The engine's Silence (a round trip of the running step with no answer for SILENT_AFTER seconds: a frozen
+    network, a server that stopped, or a long statement): its words, with the client's deadline, then one line every
+    SILENT_EVERY seconds while it lasts; the console shows the same event's words on its step pane."""
+    if e.over:
+        _silence_said.clear()
+    elif not _silence_said or time.monotonic() - _silence_said[0] >= SILENT_EVERY:
+        _silence_said[:] = [time.monotonic()]
+        out(f"  {e.message}")
 
 
 def _printer(e: Event) -> None:
-    if isinstance(e, Log) and e.level == "notice":  # 42 "already exists, skipping" on a migrated database
+    if isinstance(e, Silence):
+        _say_silence(e)
+    elif isinstance(e, Log) and e.level == "notice":  # 42 "already exists, skipping" on a migrated database
         _notices.append(e.message)
     elif isinstance(e, Log | StatementDone):  # statements: "  12/43 CREATE TABLE  2.1 ms  CREATE TABLE groups"
         out(f"  {e.message}")
@@ -177,7 +174,6 @@ async def _run(settings, args) -> int:
                    exact=getattr(args, "exact", False), rehearsal_report=getattr(args, "rehearsal_report", None),
                    compress=getattr(args, "compress", "0"), jobs=getattr(args, "jobs", 1), **kw)
     rb = Runbook(settings, path, opts, _printer, interactive=False)
-    silence = asyncio.create_task(_say_silence(rb))
     library = logging.getLogger("psycopg")
     routed = _LibraryLog(rb)
     library.addHandler(routed)  # its warnings (a cancel we gave up on) go to the report's log, not the terminal
@@ -186,7 +182,6 @@ async def _run(settings, args) -> int:
         with cancel_on_signals(before=lambda sig: rb.ending(signal_words(sig))):
             return await _steps(rb, settings, args)
     finally:
-        silence.cancel()
         library.removeHandler(routed)
 
 

@@ -312,10 +312,10 @@ async def test_ctrl_c_on_a_frozen_network_says_not_committed_rollback_unconfirme
     connection' warning: it goes to the report's log, never the terminal."""
     from aami_tui import headless
     from aami_tui.cli import build_parser
+    from aami_tui.core.runbook import session
 
     monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as outside pytest: no handler, Python's last resort
-    monkeypatch.setattr(headless, "SILENT_AFTER", 0.5)
-    monkeypatch.setattr(headless, "SILENT_POLL", 0.1)
+    monkeypatch.setattr(session, "SILENT_AFTER", 0.5)
     path, _ = migration_with(tmp_path, "SELECT pg_sleep(60);", after=12)
     args = build_parser().parse_args(apply_args(tmp_path, "--yes", "--no-backup", "--migration-file", str(path),
                                                 "--statement-timeout", "40"))

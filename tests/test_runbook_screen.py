@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import psycopg
 from conftest import run_sql
@@ -528,6 +529,46 @@ async def test_while_a_cancel_is_in_flight_the_console_says_cancelling(fresh_db,
         assert pane.startswith("Run ended: connection lost: not committed") and "Nothing was committed." in pane
         assert "exit code" not in pane  # "(headless exit code 2)" meant nothing on the console
         assert "cannot connect" not in pane, pane  # exit 2's generic words (fresh5 F13): it did connect
+
+
+async def test_an_apply_with_no_answer_says_so_and_the_tables_do_not_claim_the_transactions_view(
+        fresh_db, tmp_path, proxy, monkeypatch):
+    """fresh8 R2: through a frozen network the step pane said "statement 13 / 44" for a minute, the bar "Apply
+    running…", and the tables "UNCOMMITTED: what the open transaction sees · refreshed 53 seconds ago" although the
+    transaction had created tables since. The engine's Silence (headless prints the same words): on the apply's
+    line, the seconds in the bar, the tables say they could not be refreshed; all gone when the answer comes."""
+    from aami_tui.core.runbook import session
+
+    monkeypatch.setattr(session, "SILENT_AFTER", 0.3)
+    path, _ = migration_with(tmp_path, "SELECT pg_sleep(2.5);", after=12)
+    app = make_app(proxy.settings(fresh_db), tmp_path, migration_path=path, options={"skip_backup": True})
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await engine_to_begin(app)
+        await pilot.press("n")
+        await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", what="Run Apply?")
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE query LIKE "
+                                                         "'SELECT pg_sleep(2.5)%%' AND application_name = 'aami-tui'"),
+                              what="the statement to run")
+        proxy.freeze()  # its answer cannot come back
+        await scenes.wait_for(pilot, lambda: "waiting for the server's answer" in text_of(app, "#apply-line"), 5,
+                              what="the apply's line to say it waits")
+        line = text_of(app, "#apply-line")
+        assert re.search(r"Apply: waiting for the server's answer for \d+s \(statement 13 / 44: SELECT pg_sleep"
+                         r"\(2\.5\)\); the client gives up in \d+s", line), line
+        assert re.search(r"Next: Apply: waiting for the server's answer \(\d+s\)… \(escape cancels\)",
+                         text_of(app, "#txbar")), text_of(app, "#txbar")
+        tables = text_of(app, "#checklist-header")
+        assert "Could not refresh: the migration session has not answered for" in tables, tables
+        assert "what the open transaction sees now is not known" in tables and "UNCOMMITTED" not in tables, tables
+        proxy.thaw()
+        await scenes.wait_for(pilot, lambda: app.runbook.steps[Step.APPLY].state == State.DONE, 20, what="apply")
+        await scenes.wait_for(pilot, lambda: not app.runbook_screen._busy(), 5, what="the step's worker to end")
+        await pilot.pause()
+        assert "waiting" not in text_of(app, "#apply-line") and "waiting" not in text_of(app, "#txbar")
+        assert "not answered" not in text_of(app, "#checklist-header"), text_of(app, "#checklist-header")
 
 
 async def test_after_a_cancelled_apply_the_bar_says_rollback_is_the_way_on(fresh_db, tmp_path):

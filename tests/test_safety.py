@@ -1341,6 +1341,47 @@ async def test_escape_on_a_frozen_network_during_the_preflight_lint_is_just_canc
     await rb.close()
 
 
+async def test_an_unanswered_statement_is_an_engine_event_with_headless_words(fresh_db, tmp_path, proxy,
+                                                                               monkeypatch):
+    """fresh8 R2: through a frozen network the console said "statement 11 / 43: CREATE TABLE targets" for a minute
+    while headless said "waiting for the server's answer for 11s …; the client gives up in 299s". The engine now
+    says it, as one typed event both faces take (Silence): SILENT_AFTER into a round trip with no answer, then every
+    second with the seconds counted, and once more (over) when the answer comes."""
+    from aami_tui.core.runbook import session
+    from aami_tui.core.runbook.events import Silence
+
+    monkeypatch.setattr(session, "SILENT_AFTER", 0.3)
+    path, _ = migration_with(tmp_path, "SELECT pg_sleep(2.5);", after=12)
+    events: list = []
+    rb = runbook(proxy.settings(fresh_db), tmp_path, path, events=events, skip_backup=True)
+    await run_to_begin(rb)
+    assert not [e for e in events if isinstance(e, Silence)]  # quick round trips say nothing
+    task = asyncio.create_task(rb.apply())
+    await asyncio.to_thread(wait_until, lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE application_name"
+                                                                " = 'aami-tui' AND query LIKE 'SELECT pg_sleep%%'"), 20)
+    proxy.freeze()  # the answer cannot come back while frozen
+
+    def silent() -> list:
+        return [e for e in events if isinstance(e, Silence)]
+
+    while len(silent()) < 2 and not task.done():
+        await asyncio.sleep(0.05)
+    proxy.thaw()
+    await asyncio.wait_for(task, 30)
+    said = silent()
+    assert len(said) >= 3 and said[-1].over and not any(e.over for e in said[:-1]), said
+    assert all(e.step is Step.APPLY for e in said), said
+    for e in said[:-1]:
+        assert re.fullmatch(r"Apply: waiting for the server's answer for \d+s \(statement 13 / 44: SELECT "
+                            r"pg_sleep\(2\.5\)\); the client gives up in \d+s \(statement_timeout 300s \+ 10s\) "
+                            r"if none comes", e.message), e.message
+    assert said[1].waited > said[0].waited >= 0.3
+    assert events.index(said[-1]) < next(i for i, e in enumerate(events) if getattr(e, "done", 0) == 13)
+    assert rb.steps[Step.APPLY].state is State.DONE
+    await rb.rollback()
+    await rb.close()
+
+
 async def test_frozen_network_with_the_server_unreachable_still_ends(fresh_db, tmp_path, proxy):
     """The fence cannot reach the server either: the run still ends, says 'not committed', and names the
     server's own bound (idle_in_transaction_session_timeout) that will end the session."""

@@ -77,11 +77,15 @@ class CommitWaitClosedMsg(RunbookMessage):
     event: ev.CommitWaitClosed
 
 
+class SilenceMsg(RunbookMessage):
+    event: ev.Silence
+
+
 MESSAGE_FOR: dict[type, type[RunbookMessage]] = {
     ev.StepChanged: StepChangedMsg, ev.Log: LogMsg, ev.Progress: ProgressMsg, ev.StatementDone: StatementDoneMsg,
     ev.TxChanged: TxChangedMsg, ev.ChecksDone: ChecksDoneMsg, ev.ReportWritten: ReportWrittenMsg,
     ev.OutcomeRechecked: OutcomeRecheckedMsg, ev.CommitWaitAsked: CommitWaitAskedMsg,
-    ev.CommitWaitClosed: CommitWaitClosedMsg,
+    ev.CommitWaitClosed: CommitWaitClosedMsg, ev.Silence: SilenceMsg,
 }
 
 

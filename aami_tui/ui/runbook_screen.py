@@ -35,7 +35,7 @@ from aami_tui.core.runbook import (
     Tx,
     Verdict,
 )
-from aami_tui.core.runbook.events import Log, Progress
+from aami_tui.core.runbook.events import Log, Progress, Silence
 from aami_tui.core.runbook.machine import RUNNING, allowed, decide
 from aami_tui.core.status import config_server_env
 from aami_tui.ui import fmt
@@ -51,6 +51,7 @@ from aami_tui.ui.messages import (
     EngineStreamMsg,
     OutcomeRecheckedMsg,
     ReportWrittenMsg,
+    SilenceMsg,
     StepChangedMsg,
     TxChangedMsg,
     message_for,
@@ -155,6 +156,7 @@ class RunbookScreen(Screen):
         self._stream_posted = 0.0  # time.monotonic() of the last one posted
         self._apply_msg, self._apply_waiting = "", False  # the apply's statement line; whether a lock wait replaced it
         self._begin_waiting = False  # BEGIN's own queries wait for another session's lock (#begin-line names it)
+        self._silence: Silence | None = None  # the engine's last Silence while the round trip it names goes unanswered
         rb.listener = self._on_engine_event
 
     # ---- layout ------------------------------------------------------------------------------------------
@@ -490,6 +492,38 @@ class RunbookScreen(Screen):
                     (f"{verb} statement {index} / {ev.total}", "bold"), f" (line {st.line}): {st.summary} · ",
                     ("s", "bold"), " back to the step"))
 
+    @on(SilenceMsg)
+    def _silence_changed(self, message: SilenceMsg) -> None:
+        """The engine's Silence (fresh8 R2): a round trip of the running step unanswered for SILENT_AFTER seconds.
+        Its words on the apply's line (headless prints the same), the seconds in the bar, and the tables panel says
+        it cannot show what the open transaction sees; all of it goes when the answer comes (``over``)."""
+        ev = message.event
+        was, self._silence = self._silence, None if ev.over else ev
+        if self.app.gone(self):
+            return
+        if not self._apply_waiting and (self._silence is not None and self.rb.phase is Phase.APPLYING or (
+                was is not None and self._silence is None and self.rb.phase is Phase.APPLYING)):
+            self.query_one("#apply-line", Static).update(self._apply_line())
+        checklist = self.query_one("#rb-checklist", TableChecklist)
+        if self._silence is not None and self.rb.tx == Tx.OPEN:
+            checklist.show_error(self._not_answering())
+        elif was is not None and self._silence is None:
+            checklist.clear_error()
+            self.action_refresh_tables()
+        self._txbar()
+
+    def _apply_line(self) -> Text | str:
+        """The apply's line: the engine's words while its statement has no answer, else the statement's own."""
+        if self._silence is not None:
+            return Text(fmt.redact(f"⏳ {self._silence.message}"), style="bold yellow")
+        return fmt.redact(self._apply_msg)
+
+    def _not_answering(self) -> str:
+        s = self._silence
+        what = s.step.title if s is not None and s.step is not None else "The step"
+        return (f"Could not refresh: the migration session has not answered for {s.waited if s else 0:.0f}s ({what} "
+                "waits for the server's answer): what the open transaction sees now is not known.")
+
     @on(ChecksDoneMsg)
     def _checks(self, message: ChecksDoneMsg) -> None:
         ev = message.event
@@ -731,6 +765,8 @@ class RunbookScreen(Screen):
             return "BEGIN: waiting for another session's lock (the step names it; escape cancels)…"
         if running is Step.COMMIT and (syncrep := rb.commit_waiting_words()):  # seen waiting on SyncRep
             return f"{syncrep}…"
+        if running is Step.APPLY and self._silence is not None:  # the engine's Silence: the step pane has its words
+            return f"Apply: waiting for the server's answer ({self._silence.waited:.0f}s)… (escape cancels)"
         if running is not None and (silent := rb.waiting_for_answer(self.SAY_SILENT_AFTER)) is not None:
             return f"{running.title}: waiting for the server's answer ({silent:.0f}s)…"  # it may have stopped answering
         if running is not None:
@@ -802,6 +838,9 @@ class RunbookScreen(Screen):
             return
         checklist = self.query_one("#rb-checklist", TableChecklist)
         try:
+            if self.rb.tx == Tx.OPEN and self._silence is not None:  # never "what the transaction sees": unknown
+                checklist.show_error(self._not_answering())
+                return
             if self.rb.tx == Tx.OPEN:
                 res = await self._answer(asyncio.wait_for(self.rb.preview(), 10), checklist)
                 if res is not None:
@@ -863,7 +902,7 @@ class RunbookScreen(Screen):
         elif self._apply_waiting:  # the wait is over: the statement's own line again
             self._apply_waiting = False
             if self.rb.phase is Phase.APPLYING:
-                self.query_one("#apply-line", Static).update(fmt.redact(self._apply_msg))
+                self.query_one("#apply-line", Static).update(self._apply_line())
 
     def apply_wait(self, w) -> Text | None:
         """The step pane's line while the apply waits for a lock (LockWatch.waiting), or None."""

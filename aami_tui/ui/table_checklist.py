@@ -219,6 +219,11 @@ class TableChecklist(Vertical):
         self.error = message
         self._header()
 
+    def clear_error(self) -> None:
+        """What it said went wrong no longer holds (the server answered): the last good refresh, with its age."""
+        self.error = None
+        self._header()
+
     def show(self, result: ValidationResult, *, uncommitted: bool = False) -> None:
         self.result, self.uncommitted, self.error, self.note = result, uncommitted, None, None
         self.refreshed_at = time.time()

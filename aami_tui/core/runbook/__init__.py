@@ -13,7 +13,7 @@
 # ``Deadline`` load the engine (pre-flight, lint, pglast, psycopg) only when a runbook is opened.
 _WHERE = {
     **dict.fromkeys(("ChecksDone", "CommitWaitAsked", "CommitWaitClosed", "Event", "Listener", "Log", "OutcomeRechecked", "Progress", "ReportWritten",
-                     "StatementDone", "StepChanged", "TxChanged"), "events"),
+                     "Silence", "StatementDone", "StepChanged", "TxChanged"), "events"),
     **dict.fromkeys(("Action", "Phase"), "machine"),
     **dict.fromkeys(("DEV_ITEMS", "PREFLIGHT_ITEMS", "STEP_ORDER", "Blocker", "Check", "CommitWait", "LockWatch",
                      "Outcome", "RehearsalRecord", "RunbookError", "State", "StatementRecord", "Step", "StepRecord",
@@ -43,7 +43,7 @@ __all__ = [
     "DEV_ITEMS", "PREFLIGHT_ITEMS", "STEP_ORDER", "Action", "Blocker", "Check", "ChecksDone", "CommitWait",
     "CommitWaitAsked", "CommitWaitClosed", "Deadline", "Event", "Listener",
     "LockWatch", "Log", "Options", "OutcomeRechecked", "Outcome", "Phase", "Progress", "RehearsalRecord",
-    "ReportWritten", "Runbook", "RunbookError",
+    "ReportWritten", "Runbook", "RunbookError", "Silence",
     "State", "StatementDone", "StatementRecord", "Step", "StepChanged", "StepRecord", "StepState", "Tx",
     "TxChanged", "Verdict",
 ]

@@ -41,6 +41,7 @@ from aami_tui.core.runbook.events import (
     OutcomeRechecked,
     Progress,
     ReportWritten,
+    Silence,
     StatementDone,
     StepChanged,
     TxChanged,
@@ -143,7 +144,8 @@ class Runbook:
         self.server: dict = {}
         self.dump_tool: pgtools.Tool | None = None
         self.restore_tool: pgtools.Tool | None = None
-        self.session = Session(settings, self._notice)
+        self.session = Session(settings, self._notice, self._silent)
+        self._silence_said = False  # a Silence event went out for the round trip now out (its 'over' is owed)
         self.monitor: psycopg.AsyncConnection | None = None  # lock watch / blockers
         self.monitor_ident: tuple[int, object] | None = None  # its (pid, backend_start), to fence it
         self._step_task: asyncio.Task | None = None  # the task running the current step (close() stops it)
@@ -279,6 +281,21 @@ class Runbook:
             bound = " (--commit-timeout; then it asks the server on a new connection what became of the COMMIT)"
         return (f"{RUNNING[self.phase]}: waiting for the server's answer for {waited:.0f}s{which}; the client gives "
                 f"up in {max(0.0, seconds - waited):.0f}s{bound} if none comes")
+
+    def _silent(self, flight: tuple[str, float, float] | None) -> None:
+        """The session's round trip has gone unanswered past SILENT_AFTER (``flight``), or has ended (None): the
+        faces hear it as a Silence event, in silence_words' words, with the step that waits."""
+        step = next((r.step for r in self.steps.values() if r.state is State.RUNNING), None)
+        if flight is None:
+            if self._silence_said:
+                self._silence_said = False
+                self.emit(Silence(step, 0.0, "", over=True))
+            return
+        words = self.silence_words(0.0)  # (the session's clock decided it is time)
+        if words is None:  # no step runs (a ping, the preview): the faces have their own words for those
+            return
+        self._silence_said = True
+        self.emit(Silence(step, time.monotonic() - flight[1], words))
 
     @property
     def conn(self) -> psycopg.AsyncConnection | None:

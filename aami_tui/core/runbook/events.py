@@ -96,11 +96,26 @@ class CommitWaitClosed:
 
 
 @dataclass(frozen=True)
+class Silence:
+    """A round trip of the running step has had no answer from the server for ``waited`` seconds (a frozen network,
+    a server that stopped, or a long statement): sent SILENT_AFTER (session.py) into the wait, then about every
+    second while it lasts, ``message`` in the engine's words ("Apply: waiting for the server's answer for 12s
+    (statement 10 / 43: CREATE TABLE targets); the client gives up in 298s (…) if none comes"); then once with
+    ``over`` (and no words) when the round trip ends, answered or not. Headless prints some; the console shows the
+    words while they hold."""
+
+    step: Step | None
+    waited: float
+    message: str
+    over: bool = False
+
+
+@dataclass(frozen=True)
 class ReportWritten:
     markdown: Path
     json: Path
 
 
 Event = (StepChanged | Log | Progress | StatementDone | TxChanged | ChecksDone | ReportWritten | OutcomeRechecked
-         | CommitWaitAsked | CommitWaitClosed)
+         | CommitWaitAsked | CommitWaitClosed | Silence)
 Listener = Callable[[Event], None]

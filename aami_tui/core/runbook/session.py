@@ -117,8 +117,13 @@ def run_settings(*, lock_timeout: float, statement_timeout: float, idle_timeout:
     return settings
 
 
+SILENT_AFTER = 10.0  # seconds a round trip may go unanswered before the engine says so (events.Silence)
+SILENT_TICK = 1.0  # ...then the words again this often, the seconds counted, while it lasts
+
+
 class Session:
-    def __init__(self, settings: ConnSettings, on_notice: Callable | None = None):
+    def __init__(self, settings: ConnSettings, on_notice: Callable | None = None,
+                 on_silent: Callable[[tuple[str, float, float] | None], None] | None = None):
         self.settings = settings
         self.on_notice = on_notice
         self.conn: psycopg.AsyncConnection | None = None
@@ -131,6 +136,9 @@ class Session:
         self.in_flight: tuple[str, float, float] | None = None
         # our backend's (wait_event, synchronous_standby_names) as the last fence ended it; None: not seen
         self.fenced_activity: tuple[str | None, str] | None = None
+        # called with the round trip out (in_flight) once it has had no answer for SILENT_AFTER seconds, then every
+        # SILENT_TICK while it lasts; with None when it ends after that (answered, or given up)
+        self.on_silent = on_silent
 
     @property
     def alive(self) -> bool:
@@ -156,6 +164,7 @@ class Session:
         server is not known: the faces say so, as for any lost connection). ``at_deadline``: see ``bounded``."""
         self.gave_up = None
         mine = self.in_flight = (what, time.monotonic(), seconds)
+        clock = self._silence_clock(mine)
         try:
             return await bounded(self.conn, aw, seconds, what, self._give_up, at_deadline)
         except Deadline:
@@ -164,6 +173,34 @@ class Session:
         finally:
             if self.in_flight is mine:
                 self.in_flight = None
+            if clock is not None:
+                clock[0].cancel()
+                if clock[1]:  # it was said: say it is over
+                    self._tell_silent(None)
+
+    def _silence_clock(self, mine: tuple[str, float, float]) -> list | None:
+        """[timer, said]: a loop timer (no task: a round trip costs one timer) that tells ``on_silent`` while the
+        round trip ``mine`` goes unanswered, SILENT_AFTER seconds in, then every SILENT_TICK."""
+        if self.on_silent is None:
+            return None
+        loop = asyncio.get_running_loop()
+        clock: list = [None, False]
+
+        def tick() -> None:
+            if self.in_flight is not mine:
+                return
+            clock[1] = True
+            self._tell_silent(mine)
+            clock[0] = loop.call_later(SILENT_TICK, tick)
+
+        clock[0] = loop.call_later(SILENT_AFTER, tick)
+        return clock
+
+    def _tell_silent(self, flight: tuple[str, float, float] | None) -> None:
+        try:
+            self.on_silent(flight)
+        except Exception:  # a face's failure never breaks the round trip (the engine's emit logs its own)
+            pass
 
     def _give_up(self, why: Deadline) -> None:
         self.gave_up = why
