@@ -60,7 +60,7 @@ async def _checks_then_restore(settings, args, got: list[int]) -> int:
         return EXIT["refused"]
     r = core_restore.RestoreResult(entry.path.resolve(), headless=True, signals=got)
     try:
-        plan = await core_restore.plan(settings, entry)
+        plan = await core_restore.plan(settings, entry, reports_dir=args.reports_dir)
     except asyncio.CancelledError:  # a signal during the read-only checks: nothing ran
         return await _cancelled_checking(settings, args, entry, r)
     except ConnectError as exc:
@@ -78,6 +78,9 @@ async def _checks_then_restore(settings, args, got: list[int]) -> int:
         "lost, rows written since in the tables it holds too. It runs in one transaction: all or nothing.")
     out(plan.summary())
     if not args.yes:
+        if plan.refusal:  # what --yes would meet now (it asks again under the lock, and refuses with exit 7)
+            out(f"aami-tui: --yes would be refused now (exit {EXIT['locked']}): "
+                f"{plan.refusal.removeprefix('Restore refused, nothing changed: ')}", err=True)
         out("Dry run: nothing was restored. --yes restores it.")
         return EXIT["dry run"]
 

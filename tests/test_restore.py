@@ -424,9 +424,14 @@ def test_headless_restore_asks_for_yes_and_sigterm_cancels_it_exit_130(pg_server
     with psycopg.connect(fresh_db.conninfo(application_name="aami-tui"), autocommit=True) as lock:
         lock.execute("SELECT pg_advisory_lock(%(classid)s, %(objid)s)", locks.KEY)
         holder_pid = lock.info.backend_pid
+        dry = cli(*args, env=env)
         r = cli(*args, "--yes", env=env)
     assert r.returncode == 7, r.stdout + r.stderr
     assert "Restoring" not in r.stdout, r.stdout
+    # the dry run says it too (it said nothing of it: exit 6, as if --yes would restore)
+    assert dry.returncode == 6 and "Dry run: nothing was restored." in dry.stdout, dry.stdout + dry.stderr
+    assert (f"aami-tui: --yes would be refused now (exit 7): Another operator is running the migration on "
+            f"{fresh_db.dbname}: pid {holder_pid}, ") in dry.stderr, dry.stderr
     # pre-flight's words for the holder (one function), and where it looked for an earlier run of ours
     assert (f"aami-tui: Restore refused, nothing changed: Another operator is running the migration on "
             f"{fresh_db.dbname}: pid {holder_pid}, ") in r.stderr, r.stderr
