@@ -238,7 +238,10 @@ async def _steps(rb: Runbook, settings, args) -> int:
     finally:
         await asyncio.shield(rb.close("headless run ended"))
         v = rb.verdict  # what the database holds, in the report's words, and why the run ended
-        out(f"Final state: {rb.outcome.value}" + (f" (exit {v.exit_code}: {v.words})" if v else ""))
+        if v and rb.outcome is Outcome.ABANDONED:  # ended before any transaction: why is the state (its words
+            out(f"Final state: {v.words} (exit {v.exit_code})")  # say nothing changed), never "abandoned"
+        else:
+            out(f"Final state: {rb.outcome.value}" + (f" (exit {v.exit_code}: {v.words})" if v else ""))
         if rb.report_paths:
             out(f"Report: {rb.report_paths[0]} (JSON beside it)")
 

@@ -460,6 +460,20 @@ async def test_close_while_verify_runs_rolls_back_and_the_report_says_so(fresh_d
     assert public_tables(fresh_db) == [] and advisory_locks(fresh_db) == []
 
 
+async def test_the_pre_flight_prompt_says_run_the_first_time_and_re_run_after(fresh_db, tmp_path):
+    """fresh8 R6: the first 'Run Pre-flight?' prompt said 'Re-run the automatic checks'."""
+    from aami_tui.ui.runbook_screen import RunbookScreen
+
+    rb = runbook(fresh_db, tmp_path, skip_backup=True)
+    screen = RunbookScreen(rb)
+    assert screen.explain(Step.PREFLIGHT).startswith("Run the automatic checks and confirm the checklist.")
+    for key, _ in rb.items:
+        rb.tick(key)
+    await rb.preflight()
+    assert screen.explain(Step.PREFLIGHT).startswith("Re-run the automatic checks and confirm the checklist.")
+    await rb.close()
+
+
 async def test_close_while_a_step_runs_in_another_task_stops_it_first(fresh_db, tmp_path):
     path, _ = migration_with(tmp_path, "SELECT pg_sleep(30);", after=10)
     rb = runbook(fresh_db, tmp_path, path, skip_backup=True)

@@ -122,6 +122,8 @@ def test_extra_table_from_before_is_a_warning_and_exact_a_gate(pg_server, fresh_
     exact = cli(*apply_args(tmp_path, "--yes", "--exact"), env=env)
     assert exact.returncode == 3, exact.stdout + exact.stderr  # pre-flight: before any backup
     assert "Exactly ten tables in public: public also holds legacy_settings" in exact.stderr
+    # fresh8 R6: it ended "Final state: abandoned (nothing changed) (exit 3: pre-flight failed: nothing changed)"
+    assert exact.stdout.splitlines()[-2] == "Final state: pre-flight failed: nothing changed (exit 3)", exact.stdout
     assert not list((tmp_path / "backups").glob("*.dump"))
     r = cli(*apply_args(tmp_path, "--yes", "--no-backup"), env=env)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -28,6 +28,7 @@ from aami_tui.core import files, leftovers, pgtools, schema
 from aami_tui.core import migration as mig
 from aami_tui.core.queries import sql
 from aami_tui.core.settings import ConnSettings
+from aami_tui.core.words import plural
 from aami_tui.core.words import size as size_words
 
 # Exit codes of `aami-tui rehearse` (README).
@@ -661,9 +662,9 @@ def summary_lines(r: Rehearsal) -> list[str]:
     """What the rehearsal found, a line each (the CLI prints them; the runbook logs them)."""
     out = [r.verdict(), f"Copy: {r.copy_where or 'none made'}; "
                         f"{'dropped' if r.copy_dropped or not r.copy_name else 'NOT dropped: drop it by hand'}.",
-           f"Durations: restore {r.restore_seconds:.1f} s, apply {r.apply_seconds:.2f} s ({r.statements} statements), "
+           f"Durations: restore {r.restore_seconds:.1f} s, apply {r.apply_seconds:.2f} s ({plural(r.statements, 'statement')}), "
            f"total {r.total_seconds:.1f} s."]
-    out += [f"Lock: {lk['mode']} on {lk['table']} (~{lk['est_rows']:,} rows, "
+    out += [f"Lock: {lk['mode']} on {lk['table']} (~{plural(lk['est_rows'], 'row')}, "
             f"{size_words(lk['size_bytes'] or 0)}) until COMMIT." for lk in r.locks]
     if not r.locks and r.committed:
         out.append("Locks: none on tables that already existed.")
@@ -684,7 +685,7 @@ def write_report(r: Rehearsal, reports_dir: Path) -> Path:
              f"- Started: {r.started_at}", f"- Migration: {r.migration} (sha256 {r.migration_sha256})",
              f"- Backup restored: {r.backup}; made from {r.backup_source or '?'}", f"- Disk: {r.disk or '?'}", f"- Copy: {r.copy_where}; dropped: {'yes' if r.copy_dropped else 'NO'}",
              f"- Durations: restore {r.restore_seconds:.1f} s, apply {r.apply_seconds:.2f} s "
-             f"({r.statements} statements), total {r.total_seconds:.1f} s",
+             f"({plural(r.statements, 'statement')}), total {r.total_seconds:.1f} s",
              f"- COMMIT on the copy: {'yes' if r.committed else 'no'}; check --strict: "
              f"{'passes' if r.strict_ok else ('fails' if r.strict_ok is False else 'not reached')}"]
     if r.failed:

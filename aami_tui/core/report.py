@@ -248,9 +248,9 @@ def to_markdown(d: dict) -> str:
                            f"restored: {x['backup']}")
             if x["outcome"] in ("passed", "failed") and x.get("copy"):
                 strict = {True: "passes", False: "fails"}.get(x.get("strict_ok"), "not reached")
-                out.append(f"  - apply {x['apply_seconds']:.2f} s ({x['statements']} statements), total "
+                out.append(f"  - apply {x['apply_seconds']:.2f} s ({plural(x['statements'], 'statement')}), total "
                            f"{x['seconds']:.1f} s; check --strict on the copy: {strict}")
-                out += [f"  - lock until COMMIT: {lk['mode']} on {lk['table']} (~{lk['est_rows']:,} rows, "
+                out += [f"  - lock until COMMIT: {lk['mode']} on {lk['table']} (~{plural(lk['est_rows'], 'row')}, "
                         f"{lk['size_bytes'] or 0} bytes)" for lk in x.get("locks") or ()]
         if d.get("begin_confirmed_although"):
             out.append(f"- **BEGIN explicitly confirmed by the operator although {d['begin_confirmed_although']}.**")

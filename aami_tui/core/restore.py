@@ -39,7 +39,7 @@ from aami_tui.core.db import connect
 from aami_tui.core.queries import sql
 from aami_tui.core.secret import Mask
 from aami_tui.core.settings import ConnSettings
-from aami_tui.core.words import signal_words
+from aami_tui.core.words import plural, signal_words
 
 
 class RestoreError(Exception):
@@ -160,7 +160,7 @@ class RestorePlan:
         if rows is None:
             return ": rows not known"
         n, exact = rows
-        return f": {n:,} row{'s' if n != 1 else ''}" if exact else f": ~{n:,} rows"
+        return f": {plural(n, 'row')}" if exact else f": ~{plural(n, 'row')}"
 
     def drops_brief(self) -> tuple[str, str] | None:
         """What the transaction drops, in two short lines the confirmation keeps beside its field (at 80x24 the

@@ -75,7 +75,7 @@ SQL_VIEW_LAZY = 500  # statements: a bigger file is loaded into the SQL view whe
 
 # What each step does, shown in its confirmation prompt (the console teaches the procedure).
 EXPLAIN = {
-    Step.PREFLIGHT: "Re-run the automatic checks and confirm the checklist. Nothing is changed.",
+    Step.PREFLIGHT: "Run the automatic checks and confirm the checklist. Nothing is changed.",
     Step.BACKUP: "pg_dump -Fc of the whole database plus a schema-only .sql into the backup directory "
                  "(files 0600), then verify it with pg_restore --list and record its size and sha256. "
                  "Read-only for the database. Escape cancels and removes partial files.",
@@ -1018,7 +1018,7 @@ class RunbookScreen(Screen):
             return
         retry = step is Step.BEGIN and rb.attempt > 0
         title = "Retry the transaction from BEGIN?" if retry else f"Run {step.title}?"
-        explain = EXPLAIN[step]
+        explain = self.explain(step)
         if step is Step.PREFLIGHT and rb.already_migrated:
             explain += ("\n\nThe automatic checks found the database already migrated: if pre-flight confirms it, the "
                         "run ends there as \"nothing to do\" (recorded in the report): no backup, no transaction.")
@@ -1079,6 +1079,13 @@ class RunbookScreen(Screen):
         self.app.push_screen(ConfirmModal("Rehearse on a scratch copy first?", f"{EXPLAIN[Step.REHEARSE]}\n\n{words}",
                                           confirm="Rehearse", danger=False, id="rehearse-modal"), go)
 
+    def explain(self, step: Step) -> str:
+        """What ``step`` does, for its confirmation prompt: pre-flight "Run"s the checks the first time, "Re-run"s
+        them once it has run (a retry after ROLLBACK, a file edited since)."""
+        if step is Step.PREFLIGHT and self.rb.steps[Step.PREFLIGHT].state is not State.PENDING:
+            return "Re-run" + EXPLAIN[step].removeprefix("Run")
+        return EXPLAIN[step]
+
     def _begin_failed_text(self) -> Text:
         """After a BEGIN that failed (nothing open, n tries again): the run's typed verdict in the words headless
         `apply` ends with, and the sentence saying why (the server's refusal, the lost connection, the lock...)."""
@@ -1114,10 +1121,10 @@ class RunbookScreen(Screen):
                 t.append(f"Copy: {last.copy}; {'dropped' if last.copy_dropped else 'NOT dropped'}\n")
             if last.outcome in ("passed", "failed") and last.copy and last.failed is None:
                 strict = {True: "passes", False: "fails"}.get(last.strict_ok, "not reached")
-                t.append(f"Apply {last.apply_seconds:.2f} s ({last.statements} statements), total "
+                t.append(f"Apply {last.apply_seconds:.2f} s ({fmt.plural(last.statements, 'statement')}), total "
                          f"{last.seconds:.1f} s · check --strict: {strict}\n")
                 for lk in last.locks:
-                    t.append(f"Lock until COMMIT: {lk['mode']} on {lk['table']} (~{lk['est_rows']:,} rows, "
+                    t.append(f"Lock until COMMIT: {lk['mode']} on {lk['table']} (~{fmt.plural(lk['est_rows'], 'row')}, "
                              f"{fmt.size(lk['size_bytes'] or 0)})\n", style="yellow")
                 if not last.locks and last.outcome == "passed":
                     t.append("Locks: none on tables that already existed\n")
