@@ -7,7 +7,7 @@ import json
 import shutil
 from datetime import datetime, timedelta
 
-from conftest import apply_migration
+from conftest import apply_migration, run_sql
 from faults import runbook
 from screen_text import region_text, svg_text
 from test_console import make_app, text_of
@@ -244,3 +244,32 @@ def test_a_restore_stopped_by_a_signal_says_what_it_left_in_the_shell(tmp_path):
                                "and the server rolled "
                                "the restore's transaction back"), lines
     assert lines[2] == f"Restore report: {tmp_path / 'restore_x.md'}"
+
+
+async def test_a_restore_waiting_for_another_sessions_lock_says_whose_while_it_waits(fresh_db, tmp_path):
+    """fresh8 R3: a console restore queued behind another session's lock said "step 4 of about 11 · dropping table
+    …" for the whole lock_timeout (30 s), while headless said "restore: waiting 5s for a lock on public.namespaces
+    held by pid … (user …, application 'psql' …)". The console says the same words while it waits, then goes on."""
+    from faults import observe, take_verified_backup
+
+    await take_verified_backup(fresh_db, tmp_path / "backups")  # no table data: the restore counts its steps
+    run_sql(fresh_db, "CREATE TABLE site_notes (id int)")  # created after the backup: the restore drops it first
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await pilot.press("b")
+        await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.entries)
+        screen = app.screen
+        await pilot.press("enter")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-modal", what="modal")
+        with observe(fresh_db, app="dba-maintenance", autocommit=False) as holder:
+            holder.execute("LOCK TABLE site_notes IN ACCESS SHARE MODE")
+            await scenes.paste(pilot, fresh_db.dbname)
+            await pilot.press("enter")
+            await scenes.wait_for(pilot, lambda: "for a lock on public.site_notes held by pid" in text_of(
+                app, "#restore-status"), 20, what="the restore to say whose lock it waits for")
+            line = text_of(app, "#restore-status")
+            assert "waiting" in line and f"held by pid {holder.info.backend_pid}" in line, line
+            assert "'dba-maintenance'" in line and "lock_timeout (30s) ends the restore" in line, line
+        await scenes.wait_for(pilot, lambda: screen.result is not None, 30, what="the restore to end")
+        assert text_of(app, "#restore-status").startswith("✓ Restored"), text_of(app, "#restore-status")

@@ -285,11 +285,28 @@ class RestoreScreen(Screen):
         t0 = time.time()
 
         by_bytes = []  # set once the server's counters report (backups whose metadata weighs the tables)
+        step = [0, 1, ""]  # the TOC step the server has reached: done, about, its words
+        waiting = [""]  # core.restore's words while psql waits for another session's lock ("" once it is over)
+
+        def steps_line() -> None:
+            done, total, what = step
+            bar.show(done, total, bool(waiting[0]))  # waiting: no percentage, the line names the holder
+            line = Text(f"Restoring {e.path.name}: step {done} of about {total} · {what[:80]}" if what else
+                        f"Restoring {e.path.name}…")
+            if waiting[0]:  # fresh8 R3: headless's 'restore: waiting 5s for a lock on … held by pid …' line
+                line.append(f"\n⏳ {waiting[0]}", style="bold yellow")
+            status.update(line)
 
         def progress(done: int, total: int, what: str) -> None:
+            step[:] = [done, total, what]
             if not by_bytes:
-                bar.show(done, total)
-                status.update(f"Restoring {e.path.name}: step {done} of about {total} · {what[:80]}")
+                steps_line()
+
+        def on_wait(words: str) -> None:  # at every poll of any backup's restore (a weighed one's on_progress too)
+            if words or waiting[0]:
+                waiting[0] = words
+                if not by_bytes:
+                    steps_line()  # the seconds waited, or the wait is over
 
         def on_progress(p) -> None:  # COPY, then index builds: MiB, %, rate, ETA
             by_bytes[:] = [True]
@@ -299,7 +316,8 @@ class RestoreScreen(Screen):
         r = self.app.restore_result = core_restore.RestoreResult(e.path)  # (its stage and, after a cancel, words)
         try:
             r = await core_restore.restore(self.app.settings, e, reports_dir=self.app.options.reports_dir,
-                                           progress=progress, expected=plan, on_progress=on_progress, result=r)
+                                           progress=progress, expected=plan, on_progress=on_progress, result=r,
+                                           on_wait=on_wait)
         except asyncio.CancelledError:  # escape, confirmed (or the console closing): stopped, and what it left
             if self.is_attached:
                 status.update(Text.assemble(("✗ Restore ", "bold yellow"), (r.error or "cancelled", "yellow"),
