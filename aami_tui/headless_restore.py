@@ -18,6 +18,7 @@ import humanize
 from aami_tui.core import pgtools
 from aami_tui.core import restore as core_restore
 from aami_tui.core.db import ConnectError
+from aami_tui.core.runbook.model import Verdict
 from aami_tui.core.words import size as size_words
 from aami_tui.headless import PROGRESS_EVERY, out
 from aami_tui.signals import cancel_on_signals
@@ -77,6 +78,8 @@ async def _checks_then_restore(settings, args, got: list[int]) -> int:
     out(f"This replaces the objects in {settings.dbname} with the ones in the backup. Changes made since then are "
         "lost, rows written since in the tables it holds too. It runs in one transaction: all or nothing.")
     out(plan.summary())
+    if plan.standby is not None and not plan.standby.ok:  # apply's pre-flight warning, as apply prints it
+        out(f"  ! {plan.standby.name}: {plan.standby.detail}")
     if not args.yes:
         if plan.refusal:  # what --yes would meet now (it asks again under the lock, and refuses with exit 7)
             out(f"aami-tui: --yes would be refused now (exit {EXIT['locked']}): "
@@ -140,7 +143,9 @@ async def _restoring(task: asyncio.Future, r: core_restore.RestoreResult, entry:
     except ConnectError as exc:
         out(f"aami-tui: {exc}", err=True)
         code = EXIT["connection"]
-    out(f"Final state: {r.outcome} (exit {code})")
+    # its COMMIT's wait for the synchronous standby was ended: apply's verdict's words (committed on the primary only)
+    only = f": {Verdict.COMMITTED_PRIMARY_ONLY.words}" if r.outcome == "restored" and r.primary_only else ""
+    out(f"Final state: {r.outcome} (exit {code}{only})")
     if r.report:
         out(f"Report: {r.report} (JSON beside it)")
     return code

@@ -624,3 +624,110 @@ def test_a_truncated_backup_and_a_directory_that_is_no_backup_are_named_as_such(
                 in r.stderr), r.stderr
         assert "No such file" not in r.stderr, r.stderr
     assert catalog_fingerprint(fresh_db) == before
+def _ghost_standby_backup(fresh_db, tmp_path) -> pgtools.BackupEntry:
+    """A verified backup of fresh_db, then a table made after it (the restore drops it)."""
+    run_sql(fresh_db, "CREATE TABLE site_notes (id int PRIMARY KEY, note text); INSERT INTO site_notes VALUES (1, 'a')")
+    asyncio.run(take_verified_backup(fresh_db, tmp_path / "backups"))
+    run_sql(fresh_db, "CREATE TABLE made_later (id int)")
+    return pgtools.list_backups(tmp_path / "backups", fresh_db.dbname)[0]
+
+
+def test_headless_restore_whose_commit_waits_for_a_ghost_standby_says_so_and_a_sigterm_leaves_it_primary_only(
+        pg_server, fresh_db, tmp_path):
+    """fresh8 R1: synchronous_standby_names names a standby that is not connected. The restore's COMMIT commits locally
+    and waits on SyncRep for ever: it said nothing before (apply's pre-flight warns), nothing while it waited (the
+    last step's line for minutes), and after SIGTERM 'the restore is complete' / 'Final state: restored (exit 0)'
+    with no word of the standby. Now apply's words: the warning before restoring, the wait while it lasts, and the
+    outcome 'committed on the primary only, NOT confirmed on the synchronous standby' (words, final state, report)."""
+    import os
+    import signal
+    import threading
+
+    from faults import commit_never_answered, spawn_cli, tool_sessions, wait_until
+
+    entry = _ghost_standby_backup(fresh_db, tmp_path)
+    env = pg_server.env(fresh_db.dbname)
+    args = ("restore", "--backup-dir", str(tmp_path / "backups"), "--reports-dir", str(tmp_path / "reports"), "--yes")
+    seen: list[str] = []
+    with commit_never_answered(pg_server, fresh_db):
+        p = spawn_cli(*args, env=env)
+        reader = threading.Thread(target=lambda: seen.extend(p.stdout), daemon=True)  # (a bounded wait below)
+        reader.start()
+
+        def waits_on_syncrep() -> None:
+            wait_until(lambda: bool(query_syncrep(fresh_db)), 30, what="the restore's COMMIT to wait on SyncRep")
+            wait_until(lambda: any("waiting for the synchronous standby" in s for s in seen), 10,
+                       what="the restore to say it waits on SyncRep")
+
+        try:
+            waits_on_syncrep()
+        finally:
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGTERM)
+            err = p.stderr.read()
+            p.wait(30)
+            reader.join(10)
+    out = "".join(seen)
+    assert p.returncode == 0, out + err
+    assert "Traceback" not in err
+    # before restoring: apply's pre-flight warning, in the restore's words
+    assert ("  ! Synchronous standby: COMMIT waits for 1 synchronous standby (synchronous_standby_names = 'never', "
+            "synchronous_commit = on), and 0 are connected as synchronous (pg_stat_replication): the restore's COMMIT "
+            "will hang waiting for it (wait_event SyncRep)") in out, out
+    # while it waits
+    assert re.search(r"^  restore: COMMIT: committed locally, waiting for the synchronous standby 'never' \(wait_event "
+                     r"SyncRep, \d+s\); ", out, re.M), out
+    assert "the restore is complete" not in err, err
+    assert ("aami-tui: restore cancelled (terminated (SIGTERM)) while its COMMIT waited for the synchronous standby: "
+            "the restore is committed on the primary only, NOT confirmed on the synchronous standby named by "
+            "synchronous_standby_names = 'never': the COMMIT waited for it (wait_event SyncRep) and that wait was "
+            "ended (") in err, err
+    assert "a failover now can lose the restore" in err, err
+    assert ("Final state: restored (exit 0: committed on the primary only: NOT confirmed on the synchronous standby "
+            "(a failover now can lose it))") in out, out
+    assert "made_later" not in {row[1] for row in catalog_fingerprint(fresh_db)}  # committed (locally)
+    assert tool_sessions(fresh_db) == []
+    (data,) = [json.loads(x.read_text()) for x in (tmp_path / "reports").glob("restore_*.json")]
+    assert data["outcome"] == "restored" and data["backup"] == str(entry.path.resolve())
+    assert data["not_confirmed_on_standby"].startswith("committed on the primary only, NOT confirmed on the "
+                                                       "synchronous standby named by synchronous_standby_names = "
+                                                       "'never'"), data
+    assert "NOT confirmed on the synchronous standby" in (tmp_path / "reports").glob("restore_*.md").__next__() \
+        .read_text().splitlines()[0]
+
+
+def query_syncrep(settings) -> list:
+    from faults import query
+
+    return query(settings, "SELECT pid FROM pg_stat_activity WHERE application_name = 'aami-tui' "
+                           "AND wait_event = 'SyncRep'")
+
+
+async def test_restore_cancelled_while_its_commit_waits_on_syncrep_is_asked_and_said_as_committed_locally(
+        pg_server, fresh_db, tmp_path):
+    """fresh8 R1, the console's words (core): while the COMMIT waits on SyncRep the restore's wait words say so
+    (the console's progress line), and escape's prompt no longer promises 'left exactly as it was … nothing is
+    dropped': the restore is already committed locally."""
+    from faults import commit_never_answered, wait_until
+
+    entry = await asyncio.to_thread(_ghost_standby_backup, fresh_db, tmp_path)
+    waits: list[str] = []
+    with commit_never_answered(pg_server, fresh_db):
+        plan = await core_restore.plan(fresh_db, entry)
+        assert plan.standby is not None and "the restore's COMMIT will hang waiting for it" in plan.standby.detail
+        assert "left exactly as it was" in core_restore.cancel_prompt(fresh_db.dbname)
+        r = core_restore.RestoreResult(entry.path)
+        task = asyncio.create_task(core_restore.restore(fresh_db, entry, reports_dir=tmp_path / "reports",
+                                                        expected=plan, result=r, on_wait=waits.append))
+        await asyncio.to_thread(wait_until, lambda: r.syncrep is not None, 30, 0.05, "the watch to see SyncRep")
+        assert any(w.startswith("COMMIT: committed locally, waiting for the synchronous standby 'never' (wait_event "
+                                "SyncRep, ") for w in waits), waits
+        prompt = core_restore.cancel_prompt(fresh_db.dbname, r)
+        assert "left exactly as it was" not in prompt and "nothing is dropped" not in prompt, prompt
+        assert prompt.startswith("The restore is already committed locally: its COMMIT waits for the synchronous "
+                                 "standby 'never' (wait_event SyncRep)"), prompt
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 20)
+    assert r.outcome == "restored" and r.primary_only, (r.outcome, r.error)
+    assert "press F5 on the dashboard to see" in r.error, r.error

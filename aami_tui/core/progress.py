@@ -390,6 +390,12 @@ class Watch:
     pid: int | None = None
     borrow: Callable[[], Awaitable] | None = None
     grace: float = 0.0
+    # The backend whose COMMIT is out (a restore's psql, once COMMIT is sent; None: not yet): a wait there on
+    # synchronous replication (wait_event SyncRep: committed locally) is said as a wait, apply's words (fresh8 R1),
+    # with ``syncrep_bound`` (what ends it); ``syncrep_seen``: (synchronous_standby_names, first seen) once seen.
+    commit_pid: Callable[[], int | None] | None = None
+    syncrep_bound: str = ""
+    syncrep_seen: tuple[str, float] | None = field(default=None, init=False)
     _task: asyncio.Task | None = field(default=None, init=False)
     _conn: object = field(default=None, init=False)
     _since: object = field(default=None, init=False)
@@ -466,7 +472,7 @@ class Watch:
                 self._conn = None  # asked for again at the next poll (the lender opens a new one if it broke)
             raise
         if not rows:
-            self.tracker.lock_wait("")
+            self.tracker.lock_wait(await self._syncrep())
             return
         _waiter, waited, what, relation = rows[0][:4]
         if what is None:  # a system catalog, named from its oid (no read of pg_class, which may be the one locked)
@@ -475,6 +481,22 @@ class Watch:
         words = (f"waiting {waited or 0:.0f}s for a lock on {what} held by {locks.describe_blockers(blockers)}"
                  + (f"; {self.lock_bound}" if self.lock_bound else ""))
         self.tracker.lock_wait(words, what, blockers)
+
+    async def _syncrep(self) -> str:
+        """The words of a COMMIT out that waits on synchronous replication ("": none), as apply's bar says it."""
+        from aami_tui.core.runbook.commit import SYNCREP, syncrep_bar
+
+        pid = self.commit_pid() if self.commit_pid is not None else None
+        if pid is None:
+            return ""
+        cur = await asyncio.wait_for(self._conn.execute(sql("commit_wait"), {"pid": pid}), 5)
+        row = await cur.fetchone()
+        if row is None or row[0] != SYNCREP:
+            return ""
+        if self.syncrep_seen is None:
+            self.syncrep_seen = (row[1], time.monotonic())
+        names, since = self.syncrep_seen
+        return syncrep_bar(names, time.monotonic() - since) + (f"; {self.syncrep_bound}" if self.syncrep_bound else "")
 
     async def _run(self) -> None:
         if self.grace:

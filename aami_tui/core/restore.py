@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from psycopg import sql as q
 
@@ -40,6 +41,9 @@ from aami_tui.core.queries import sql
 from aami_tui.core.secret import Mask
 from aami_tui.core.settings import ConnSettings
 from aami_tui.core.words import plural, signal_words
+
+if TYPE_CHECKING:
+    from aami_tui.core.runbook.model import Check
 
 
 class RestoreError(Exception):
@@ -148,6 +152,9 @@ class RestorePlan:
     # a migration holds the one-operator lock now: the refusal the restore would give (``lock_refusal``), said
     # before the operator confirms (None: nobody holds it, or it was not asked)
     refusal: str | None = None
+    # synchronous_standby_names names standbys that are not connected: the restore's COMMIT will wait for them
+    # (apply's pre-flight check, in the restore's words: a warning, not a gate). None: no synchronous standby.
+    standby: Check | None = None
 
     def drop_labels(self) -> list[str]:
         return [o.label() for o in self.drops]
@@ -245,6 +252,12 @@ class RestoreResult:
     headless: bool = False  # its words name commands (aami-tui apply, restore … --yes), not the console's keys
     signals: list[int] = field(default_factory=list)  # the signal that cancelled it, when not the operator (the
     # face fills it as the signal comes: headless cancel_on_signals' list, the console's ending signal)
+    commit_sent: bool = False  # psql has been given COMMIT (the watch then looks for a wait on SyncRep)
+    # synchronous_standby_names once psql's COMMIT was seen waiting on synchronous replication (wait_event SyncRep:
+    # committed locally, the standby has not confirmed); None: not seen
+    syncrep: str | None = None
+    # that wait was ended (a cancel ends psql's backend): restored on the primary only, in apply's words (unreplicated)
+    primary_only: str | None = None
 
     @property
     def reason(self) -> str:
@@ -279,8 +292,18 @@ def _cancel_next(r: RestoreResult) -> str:
             f"{r.dump} --yes) when you are ready.")
 
 
-def cancel_prompt(dbname: str) -> str:
-    """What the operator reads before cancelling a running restore: what the database is left as, and what next."""
+def cancel_prompt(dbname: str, r: RestoreResult | None = None) -> str:
+    """What the operator reads before cancelling a running restore: what the database is left as, and what next.
+    Its COMMIT seen waiting on SyncRep (``r.syncrep``): the restore is already committed locally (fresh8 R1)."""
+    if r is not None and r.syncrep is not None:
+        from aami_tui.core.runbook.commit import standby_words  # (apply's words; loaded only when needed)
+
+        return (f"The restore is already committed locally: its COMMIT waits for the synchronous standby "
+                f"'{r.syncrep}' (wait_event SyncRep), which has not confirmed it ({standby_words(r.syncrep)}; is it "
+                "connected? pg_stat_replication). Cancelling ends that wait (psql's session on the server is ended): "
+                "nothing is rolled back, the restore stays committed on the primary only, NOT confirmed on the "
+                "standby, and a failover can lose it. Keep restoring to wait for the standby instead. A report "
+                "records the cancel.")
     return (f"The restore runs in one transaction. Cancelling stops pg_restore and psql and ends psql's session on "
             f"the server, which rolls that transaction back: nothing of the backup is restored and nothing is "
             f"dropped. {dbname} is left exactly as it was before the restore, never half-restored. {CANCEL_NEXT} "
@@ -292,11 +315,14 @@ def cancelled_words(r: RestoreResult, dbname: str) -> str:
     """What a cancelled restore left, in one sentence (the console, headless and the report say it), with what
     cancelled it when that was a signal ("cancelled (the terminal was closed (SIGHUP)): …", as apply's report)."""
     why = f" ({r.reason})" if r.reason else ""
+    look = (f"not validated again: run aami-tui check --dbname {dbname}" if r.headless else
+            "not validated again: press F5 on the dashboard") + f" to see {dbname}'s tables"
+    if r.outcome == "restored" and r.primary_only:
+        return (f"cancelled{why} while its COMMIT waited for the synchronous standby: the restore is "
+                f"{r.primary_only} ({look})")
     if r.outcome == "restored":
         return (f"cancelled{why} too late: COMMIT had already reached the server, which committed: the restore is "
-                "complete (not validated again: "
-                + (f"aami-tui check --dbname {dbname}" if r.headless else "press F5 on the dashboard")
-                + f" shows {dbname}'s tables)")
+                f"complete ({look})")
     if r.outcome == "unknown":
         return (f"cancelled{why}, but the server could not be asked what became of the restore's transaction (txid "
                 f"{r.txid}): look at {dbname} before anything else (SELECT txid_status({r.txid});)")
@@ -575,6 +601,22 @@ async def _plan_on(conn, entry: pgtools.BackupEntry) -> RestorePlan:
                        backup_tables_from(toc), drops, passed_over, toc=toc)
 
 
+async def standby_check(conn) -> Check | None:
+    """Apply's pre-flight check of the synchronous standbys (one function), in the restore's words: COMMIT will
+    wait for a standby that is not connected (fresh8 R1). None: none, or the server could not be asked."""
+    import psycopg
+
+    from aami_tui.core.runbook.preflight import sync_standbys_check
+
+    try:
+        cur = await conn.execute(sql("sync_standbys"))
+        row = await cur.fetchone()
+    except psycopg.Error:
+        return None
+    return sync_standbys_check(row, " until the standby connects or a cancel ends the wait (nothing else bounds "
+                                    "it), leaving", "the restore", "restoring", "the restore's COMMIT")
+
+
 async def plan(settings: ConnSettings, entry: pgtools.BackupEntry, reports_dir: Path | None = None) -> RestorePlan:
     """What restoring ``entry`` would do now (for the confirmation), with the rows of each table it drops.
     Read-only. Raises RestoreError when the backup is another database's (``source_refusal``), before connecting.
@@ -594,6 +636,7 @@ async def plan(settings: ConnSettings, entry: pgtools.BackupEntry, reports_dir: 
                 holder = None
             if holder is not None:
                 p.refusal = await lock_refusal(reports_dir, settings.dbname, holder)
+        p.standby = await standby_check(conn)
         return p
     finally:
         await conn.close()
@@ -911,6 +954,7 @@ async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server
         if rc_dump == 0 and psql.returncode is None:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 psql.stdin.write(b"COMMIT;\n")
+                r.commit_sent = True
                 await psql.stdin.drain()
         # Closing psql's input without COMMIT ends its session: the server rolls the transaction back.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -1044,6 +1088,8 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         tracker = prog.Tracker("restore", work if weighed else [], confirmed=True, steps=steps)
 
         def watched(snapshot: prog.Progress) -> None:
+            if watch.syncrep_seen is not None and r.syncrep is None:  # (read by the faces' cancel prompt)
+                r.syncrep = watch.syncrep_seen[0]
             if weighed:
                 on_progress(snapshot)
             if on_wait is not None:
@@ -1069,7 +1115,12 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
             on_start()
         try:
             bound = f"lock_timeout ({lock_timeout:g}s) ends the restore, rolled back: nothing changed"
-            async with prog.Watch(settings, tracker, watched, lock_bound=bound):
+            cancel = "a cancel (SIGINT, SIGTERM, SIGHUP)" if r.headless else "a cancel (escape)"
+            watch = prog.Watch(settings, tracker, watched, lock_bound=bound,
+                               commit_pid=lambda: r.backend_pid if r.commit_sent else None,
+                               syncrep_bound=f"only the standby or {cancel} ends this wait; a cancel leaves the "
+                                             "restore committed on the primary only, NOT confirmed on the standby")
+            async with watch:
                 await _run_in_one_transaction(p, settings, major, drops_sql, on_line,
                                               max(1, int(lock_timeout * 1000)), r)
             tracker.finish()
@@ -1109,7 +1160,7 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
 
 async def _after_cancel(conn, r: RestoreResult) -> tuple[str, bool]:
     """(outcome, rollback seen) of a restore cancelled while pg_restore and psql ran."""
-    gone = await _end_session(conn, r.backend_pid)
+    gone = await _end_session(conn, r.backend_pid, r=r)
     if r.txid is None:  # psql had not begun (or not said so): nothing of it can have been committed
         return "cancelled", gone
     try:
@@ -1118,21 +1169,32 @@ async def _after_cancel(conn, r: RestoreResult) -> tuple[str, bool]:
     except Exception:
         status = None
     if status == "committed":
+        if r.syncrep is not None:  # its COMMIT waited on SyncRep, and ending psql's session ended that wait
+            from aami_tui.core.runbook.commit import unreplicated
+
+            r.primary_only = unreplicated(r.syncrep, f"psql's backend {r.backend_pid} ended (pg_terminate_backend)",
+                                          "the restore")
         return "restored", False
     if status == "aborted" and gone:
         return "cancelled", True
     return ("cancelled", False) if gone or status == "aborted" else ("unknown", False)
 
 
-async def _end_session(conn, pid: int | None, seconds: float = 5.0) -> bool:
+async def _end_session(conn, pid: int | None, seconds: float = 5.0, r: RestoreResult | None = None) -> bool:
     """After a cancel: end psql's session on the server (if it still runs: a statement it is in, a lock it waits
-    for) so that its transaction's rollback is seen, not assumed. True when no such session is left."""
+    for) so that its transaction's rollback is seen, not assumed. True when no such session is left. A session
+    ended while its COMMIT waited on SyncRep sets ``r.syncrep`` (the watch may not have polled yet)."""
     if pid is None:  # psql never said it: it had not connected (nothing ran), or it is gone
         return True
     try:
         wait = f", {int(seconds * 1000)}" if conn.info.server_version >= 140000 else ""
-        await asyncio.wait_for(conn.execute(f"SELECT pg_catalog.pg_terminate_backend(pid{wait}) FROM "
-                                            "pg_catalog.pg_stat_activity WHERE pid = %s", (pid,)), seconds + 1)
+        cur = await asyncio.wait_for(conn.execute(
+            f"SELECT wait_event, pg_catalog.current_setting('synchronous_standby_names'), "
+            f"pg_catalog.pg_terminate_backend(pid{wait}) FROM pg_catalog.pg_stat_activity WHERE pid = %s", (pid,)),
+            seconds + 1)
+        row = await cur.fetchone()
+        if r is not None and row is not None and row[0] == "SyncRep":  # (runbook.commit.SYNCREP)
+            r.syncrep = row[1]
         deadline = time.monotonic() + seconds
         while True:
             cur = await asyncio.wait_for(conn.execute("SELECT 1 FROM pg_catalog.pg_stat_activity WHERE pid = %s",
@@ -1164,7 +1226,9 @@ def report_data(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreRe
     a = r.archive
     return {
         "kind": "restore", "outcome": r.outcome, "error": r.error,
-        "cancelled_by": r.reason or None,  # a signal (SIGHUP: the terminal was closed), when one cancelled it
+        "cancelled_by": r.reason or None,
+        # its COMMIT's wait on SyncRep was ended: committed on the primary only (fresh8 R1); absent otherwise
+        "not_confirmed_on_standby": r.primary_only,  # a signal (SIGHUP: the terminal was closed), when one cancelled it
         "operator": getpass.getuser(), "client_host": socket.gethostname(),
         "database": settings.dbname, "server": f"{settings.host}:{settings.port}",
         "server_version": r.server_version,
@@ -1191,6 +1255,8 @@ def report_data(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreRe
 def to_markdown(d: dict) -> str:
     drop = d["drop_not_in_backup"]
     why = f" ({d['cancelled_by']})" if d.get("cancelled_by") else ""
+    if d.get("not_confirmed_on_standby"):
+        why += " on the primary only, NOT confirmed on the synchronous standby"
     out = [f"# aami-tui restore report: {d['database']} — {d['outcome']}{why}", ""]
     out += [f"- {k}: {v}" for k, v in d.items()
             if k not in ("validation", "drop_not_in_backup", "kind", "archive", "backup_source") and v is not None]

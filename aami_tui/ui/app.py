@@ -501,7 +501,8 @@ class AamiApp(App):
                     self.run_worker(self._cancel_restore_and_exit(restoring), exit_on_error=False)
 
             self.push_screen(ConfirmModal("Quit while a restore runs?", "Quitting cancels the restore. "
-                                          + cancel_prompt(self.settings.dbname), confirm="Cancel the restore and quit",
+                                          + cancel_prompt(self.settings.dbname, self.restore_result),
+                                          confirm="Cancel the restore and quit",
                                           cancel="Stay", id="quit-modal"), stop)
             return
         if rb is not None and any(r.state.value == "running" for r in rb.steps.values()):

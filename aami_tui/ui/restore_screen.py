@@ -255,8 +255,14 @@ class RestoreScreen(Screen):
             # the warning first: at 80x24 the list below it scrolls, and the DBA must read this without scrolling
             f"This replaces the objects in database {db} with the ones in the backup taken {self._when(e)} "
             f"({fmt.size(e.size)}). Changes made since then are lost. It runs in one "
-            f"transaction: all or nothing.\n\n{holds}" + warning,
+            f"transaction: all or nothing.\n\n{self._standby(plan)}{holds}" + warning,
             confirm="Restore", require_text=db, id="restore-modal", note=self._drops_note(plan)), go)
+
+    @staticmethod
+    def _standby(plan: core_restore.RestorePlan | None) -> str:
+        """Apply's pre-flight warning: the restore's COMMIT will wait for a synchronous standby not connected."""
+        c = plan.standby if plan is not None else None
+        return f"⚠ {c.name}: {c.detail}.\n\n" if c is not None and not c.ok else ""
 
     @staticmethod
     def _drops_note(plan: core_restore.RestorePlan | None) -> Text | None:
@@ -302,7 +308,8 @@ class RestoreScreen(Screen):
             if not by_bytes:
                 steps_line()
 
-        def on_wait(words: str) -> None:  # at every poll of any backup's restore (a weighed one's on_progress too)
+        # at every poll of any backup's restore (a weighed one's on_progress too); also the COMMIT waiting on SyncRep
+        def on_wait(words: str) -> None:
             if words or waiting[0]:
                 waiting[0] = words
                 if not by_bytes:
@@ -320,7 +327,8 @@ class RestoreScreen(Screen):
                                            on_wait=on_wait)
         except asyncio.CancelledError:  # escape, confirmed (or the console closing): stopped, and what it left
             if self.is_attached:
-                status.update(Text.assemble(("✗ Restore ", "bold yellow"), (r.error or "cancelled", "yellow"),
+                mark = "⚠ Restore " if r.primary_only else "✗ Restore "  # committed on the primary only
+                status.update(Text.assemble((mark, "bold yellow"), (r.error or "cancelled", "yellow"),
                                             f"\nReport: {r.report}" if r.report else ""))
                 self.app.dashboard.action_refresh_now()
             raise
@@ -369,7 +377,7 @@ class RestoreScreen(Screen):
             self.query_one("#restore-status", Static).update(Text(
                 "Cancelling: stopping pg_restore and psql, ending psql's session on the server…", style="yellow"))
 
-        self.app.push_screen(ConfirmModal("Cancel the restore?", core_restore.cancel_prompt(db),
+        self.app.push_screen(ConfirmModal("Cancel the restore?", core_restore.cancel_prompt(db, self.app.restore_result),
                                           confirm="Cancel the restore", cancel="Keep restoring",
                                           id="restore-cancel-modal"), go)
 

@@ -64,11 +64,12 @@ def syncrep_bar(names: str | None, seconds: float) -> str:
             f"{seconds:.0f}s)")
 
 
-def unreplicated(names: str | None, fence: str) -> str:
+def unreplicated(names: str | None, fence: str, what: str = "the migration") -> str:
     """The truth about a COMMIT whose wait for its synchronous standby was ended (by our resolver, or anyone):
-    committed on the primary, never confirmed by the standby; one sentence for the log, the faces and the report."""
+    committed on the primary, never confirmed by the standby; one sentence for the log, the faces and the report
+    (``what``: "the restore" for a restore's)."""
     return (f"committed on the primary only, NOT confirmed on {standby_words(names)}: the COMMIT waited for it "
-            f"(wait_event SyncRep) and that wait was ended ({fence}); a failover now can lose the migration: "
+            f"(wait_event SyncRep) and that wait was ended ({fence}); a failover now can lose {what}: "
             "do not fail over before that standby has caught up (pg_stat_replication)")
 
 

@@ -196,7 +196,18 @@ async def _sync_standbys_check(rb: Runbook, conn) -> Check | None:
     on the primary only.
     A warning before BEGIN, not a gate (the DBA may connect the standby meanwhile). None: no synchronous standby."""
     cur = await rb.session.call(conn.execute(sql("sync_standbys")), rb.opt.query_timeout, "the replication query")
-    commit_mode, names, connected, unseen = await cur.fetchone()
+    until = (f"; at --commit-timeout ({rb.opt.commit_timeout:g}s) you are asked: keep waiting, or end the wait, "
+             "leaving" if rb.interactive else f" until --commit-timeout ({rb.opt.commit_timeout:g}s) ends the wait, "
+             "leaving")
+    return sync_standbys_check(await cur.fetchone(), until)
+
+
+def sync_standbys_check(row: tuple, until: str, what: str = "the migration", before: str = "BEGIN",
+                        commit: str = "COMMIT") -> Check | None:
+    """The words of the ``sync_standbys`` query's row (apply's pre-flight, the restore's confirmation: fresh8 R1):
+    None without a synchronous standby; a warning, never a gate, when COMMIT will wait for standbys not connected.
+    ``until``: what ends that wait, then "leaving"; ``what`` is committed; ``before``: when to connect the standby."""
+    commit_mode, names, connected, unseen = row
     if not names.strip() or commit_mode in ("off", "local"):
         return None
     need = standbys_needed(names)
@@ -207,15 +218,12 @@ async def _sync_standbys_check(rb: Runbook, conn) -> Check | None:
                      "(pg_stat_replication)", blocking=False)
     if connected + unseen >= need:
         return Check("Synchronous standby", False, f"{waits}; this user may not see whether the standbys are "
-                     "synchronous (pg_stat_replication needs pg_read_all_stats): if none is, COMMIT will wait",
+                     f"synchronous (pg_stat_replication needs pg_read_all_stats): if none is, {commit} will wait",
                      blocking=False)
-    until = (f"; at --commit-timeout ({rb.opt.commit_timeout:g}s) you are asked: keep waiting, or end the wait, "
-             "leaving" if rb.interactive else f" until --commit-timeout ({rb.opt.commit_timeout:g}s) ends the wait, "
-             "leaving")
     return Check("Synchronous standby", False, f"{waits}, and {connected} {'is' if connected == 1 else 'are'} "
-                 "connected as synchronous (pg_stat_replication): COMMIT will hang waiting for it (wait_event "
-                 f"SyncRep){until} the migration committed on the primary only, NOT on the standby. Connect the "
-                 "standby before BEGIN, or (the DBA's decision) ALTER DATABASE … SET synchronous_commit = local",
+                 f"connected as synchronous (pg_stat_replication): {commit} will hang waiting for it (wait_event "
+                 f"SyncRep){until} {what} committed on the primary only, NOT on the standby. Connect the "
+                 f"standby before {before}, or (the DBA's decision) ALTER DATABASE … SET synchronous_commit = local",
                  blocking=False)
 
 
