@@ -563,6 +563,8 @@ async def test_an_apply_with_no_answer_says_so_and_the_tables_do_not_claim_the_t
         tables = text_of(app, "#checklist-header")
         assert "Could not refresh: the migration session has not answered for" in tables, tables
         assert "what the open transaction sees now is not known" in tables and "UNCOMMITTED" not in tables, tables
+        drawn = " ".join(region_text(app, "#checklist-header").split())  # whole, in the narrow panel
+        assert "has not answered for" in drawn and "sees now is not known." in drawn, drawn
         proxy.thaw()
         await scenes.wait_for(pilot, lambda: app.runbook.steps[Step.APPLY].state == State.DONE, 20, what="apply")
         await scenes.wait_for(pilot, lambda: not app.runbook_screen._busy(), 5, what="the step's worker to end")

@@ -519,10 +519,9 @@ class RunbookScreen(Screen):
         return fmt.redact(self._apply_msg)
 
     def _not_answering(self) -> str:
-        s = self._silence
-        what = s.step.title if s is not None and s.step is not None else "The step"
-        return (f"Could not refresh: the migration session has not answered for {s.waited if s else 0:.0f}s ({what} "
-                "waits for the server's answer): what the open transaction sees now is not known.")
+        waited = self._silence.waited if self._silence is not None else 0.0
+        return (f"Could not refresh: the migration session has not answered for {waited:.0f}s: what the open "
+                "transaction sees now is not known.")
 
     @on(ChecksDoneMsg)
     def _checks(self, message: ChecksDoneMsg) -> None:

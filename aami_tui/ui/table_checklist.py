@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Static
 
 from aami_tui.core.schema import REQUIRED_TABLES, ValidationResult
 from aami_tui.ui import fmt
+from aami_tui.ui.line import Line
 
 FRESH_SECONDS = 10.0  # younger data reads "refreshed just now"
 
@@ -144,7 +145,7 @@ class TableChecklist(Vertical):
         self._shown_rows: tuple | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("Required tables: waiting for the first refresh…", id="checklist-header")
+        yield Line("Required tables: waiting for the first refresh…", id="checklist-header")
         table = ChecklistTable(id="checklist-table", cursor_type="row", zebra_stripes=False, show_cursor=False)
         yield table
 
@@ -183,7 +184,8 @@ class TableChecklist(Vertical):
         lines = str(text).count("\n")
         same_height = self._shown_header is not None and str(self._shown_header).count("\n") == lines
         self._shown_header = text
-        self.query_one("#checklist-header", Static).update(text, layout=not same_height)
+        # (a header of as many lines that wraps to more, as a long error in a narrow panel, is laid out too: Line)
+        self.query_one("#checklist-header", Static).update(text, layout=None if same_height else True)
 
     def _age(self) -> str:
         """How fresh the data is. Within a few refreshes it reads "just now", so that an idle screen does not
