@@ -127,6 +127,8 @@ async def _restoring(task: asyncio.Future, r: core_restore.RestoreResult, entry:
         code = EXIT["restored"]
         out(f"✓ Restored {entry.path.name} ({r.toc_entries} TOC entries)"
             + (f"; dropped (created after the backup): {', '.join(r.dropped)}" if r.dropped else ""))
+        if r.primary_only:  # another session ended its COMMIT's wait for the standby (apply's "  ⚠ COMMIT: …" line)
+            out(f"  ⚠ COMMIT: {r.primary_only}")
         for line in r.words():
             out(f"  {line}")
     except asyncio.CancelledError:  # SIGINT/SIGTERM/SIGHUP: stopped (or too late: COMMIT had reached the server)

@@ -296,11 +296,9 @@ def cancel_prompt(dbname: str, r: RestoreResult | None = None) -> str:
     """What the operator reads before cancelling a running restore: what the database is left as, and what next.
     Its COMMIT seen waiting on SyncRep (``r.syncrep``): the restore is already committed locally (fresh8 R1)."""
     if r is not None and r.syncrep is not None:
-        from aami_tui.core.runbook.commit import standby_words  # (apply's words; loaded only when needed)
-
         return (f"The restore is already committed locally: its COMMIT waits for the synchronous standby "
-                f"'{r.syncrep}' (wait_event SyncRep), which has not confirmed it ({standby_words(r.syncrep)}; is it "
-                "connected? pg_stat_replication). Cancelling ends that wait (psql's session on the server is ended): "
+                f"'{r.syncrep}' (wait_event SyncRep), which has not confirmed it (is it connected? "
+                "pg_stat_replication). Cancelling ends that wait (psql's session on the server is ended): "
                 "nothing is rolled back, the restore stays committed on the primary only, NOT confirmed on the "
                 "standby, and a failover can lose it. Keep restoring to wait for the standby instead. A report "
                 "records the cancel.")
@@ -1132,21 +1130,24 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
             r.outcome, r.rollback_seen = await asyncio.shield(_after_cancel(lock_conn, r))
             raise
         except RestoreError as exc:
-            if "lock timeout" not in str(exc):
+            if r.commit_sent and await _committed_after_all(lock_conn, r):
+                pass  # psql's session was lost after COMMIT reached the server, which committed (fresh8 R1)
+            elif "lock timeout" not in str(exc):
                 raise
-            cur = await lock_conn.execute(sql("restore_lock_holders"))
-            rows = await cur.fetchall()
-            holders = [f"pid {pid}, user {user}, application '{app}', {locks.client_words(client, port)}, {state}"
-                       + (f" (locks {', '.join(tables)})" if tables else "")
-                       for pid, user, app, state, client, port, tables in rows]
-            who = ("; ".join(holders) if holders else "a session that has let go since")
-            # the table it waited for: as the watch saw it, else the one table the sessions holding locks hold
-            held = sorted({t for *_, tables in rows for t in tables})
-            what = (tracker.wait_seen[0] if tracker.wait_seen and tracker.wait_seen[0] else
-                    held[0] if len(held) == 1 else "a table")
-            raise RestoreError(f"The restore waited more than {lock_timeout:g} s for a lock on {what} and was "
-                               f"rolled back: nothing changed. Sessions holding locks here: {who}. End them (or "
-                               "stop the Config Server) and restore again.") from None
+            else:
+                cur = await lock_conn.execute(sql("restore_lock_holders"))
+                rows = await cur.fetchall()
+                holders = [f"pid {pid}, user {user}, application '{app}', {locks.client_words(client, port)}, {state}"
+                           + (f" (locks {', '.join(tables)})" if tables else "")
+                           for pid, user, app, state, client, port, tables in rows]
+                who = ("; ".join(holders) if holders else "a session that has let go since")
+                # the table it waited for: as the watch saw it, else the one table the sessions holding locks hold
+                held = sorted({t for *_, tables in rows for t in tables})
+                what = (tracker.wait_seen[0] if tracker.wait_seen and tracker.wait_seen[0] else
+                        held[0] if len(held) == 1 else "a table")
+                raise RestoreError(f"The restore waited more than {lock_timeout:g} s for a lock on {what} and was "
+                                   f"rolled back: nothing changed. Sessions holding locks here: {who}. End them (or "
+                                   "stop the Config Server) and restore again.") from None
         r.outcome, r.stage = "restored", "done"  # committed: a cancel from here on is too late, and says so
         res = await schema.validate(lock_conn, extra_limit=None)  # every table, to find those not in the backup
         i = lock_conn.info
@@ -1156,6 +1157,28 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         await locks.unlock(lock_conn)
     finally:
         await lock_conn.close()
+
+
+async def _committed_after_all(conn, r: RestoreResult) -> bool:
+    """psql failed after it was given COMMIT: never assume the rollback, ask the server (txid_status). Another
+    session ending psql's backend while its COMMIT waited on SyncRep (committed locally) makes psql fail with
+    'connection to server was lost' although the restore is committed: then restored, on the primary only."""
+    if r.txid is None:
+        return False
+    try:
+        cur = await asyncio.wait_for(conn.execute("SELECT pg_catalog.txid_status(%s)", (r.txid,)), 5)
+        status = (await cur.fetchone())[0]
+    except Exception:  # noqa: BLE001 - not known: the error stands as psql gave it
+        return False
+    if status != "committed":
+        return False
+    if r.syncrep is not None:
+        from aami_tui.core.runbook.commit import unreplicated
+
+        r.primary_only = unreplicated(r.syncrep, f"psql's session was ended by another session (backend "
+                                                 f"{r.backend_pid}, pg_terminate_backend or a lost connection)",
+                                      "the restore")
+    return True
 
 
 async def _after_cancel(conn, r: RestoreResult) -> tuple[str, bool]:

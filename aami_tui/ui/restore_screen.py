@@ -349,6 +349,8 @@ class RestoreScreen(Screen):
                              "counted them)\n")
         if r.dropped:
             text.append(f"Dropped (created after the backup): {', '.join(r.dropped)}\n")
+        if r.primary_only:  # another session ended its COMMIT's wait for the synchronous standby (fresh8 R1)
+            text.append(f"⚠ COMMIT: {r.primary_only}\n", style="bold yellow")
         for line in r.words():
             text.append(f"  {line}\n", style="green" if line.startswith("✓") else "")
         text.append(f"Report: {r.report}\n", style="bold")
