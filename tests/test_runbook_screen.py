@@ -540,8 +540,9 @@ async def test_an_apply_with_no_answer_says_so_and_the_tables_do_not_claim_the_t
     from aami_tui.core.runbook import session
 
     monkeypatch.setattr(session, "SILENT_AFTER", 0.3)
-    path, _ = migration_with(tmp_path, "SELECT pg_sleep(2.5);", after=12)
-    app = make_app(proxy.settings(fresh_db), tmp_path, migration_path=path, options={"skip_backup": True})
+    path, _ = migration_with(tmp_path, "SELECT pg_sleep(4);", after=12)
+    app = make_app(proxy.settings(fresh_db), tmp_path, migration_path=path,
+                   options={"skip_backup": True, "query_timeout": 1.0})  # (the lock watch's sample gives up sooner)
     async with app.run_test(size=(120, 36)) as pilot:
         await scenes.dashboard_ready(pilot)
         await scenes.open_runbook(pilot)
@@ -550,14 +551,14 @@ async def test_an_apply_with_no_answer_says_so_and_the_tables_do_not_claim_the_t
         await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", what="Run Apply?")
         await pilot.press("enter")
         await scenes.wait_for(pilot, lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE query LIKE "
-                                                         "'SELECT pg_sleep(2.5)%%' AND application_name = 'aami-tui'"),
+                                                         "'SELECT pg_sleep(4)%%' AND application_name = 'aami-tui'"),
                               what="the statement to run")
-        proxy.freeze()  # its answer cannot come back
+        proxy.freeze(new=True)  # its answer cannot come back, nor can a new connection pass
         await scenes.wait_for(pilot, lambda: "waiting for the server's answer" in text_of(app, "#apply-line"), 5,
                               what="the apply's line to say it waits")
         line = text_of(app, "#apply-line")
         assert re.search(r"Apply: waiting for the server's answer for \d+s \(statement 13 / 44: SELECT pg_sleep"
-                         r"\(2\.5\)\); the client gives up in \d+s", line), line
+                         r"\(4\)\); the client gives up in \d+s", line), line
         assert re.search(r"Next: Apply: waiting for the server's answer \(\d+s\)… \(escape cancels\)",
                          text_of(app, "#txbar")), text_of(app, "#txbar")
         tables = text_of(app, "#checklist-header")
@@ -565,6 +566,10 @@ async def test_an_apply_with_no_answer_says_so_and_the_tables_do_not_claim_the_t
         assert "what the open transaction sees now is not known" in tables and "UNCOMMITTED" not in tables, tables
         drawn = " ".join(region_text(app, "#checklist-header").split())  # whole, in the narrow panel
         assert "has not answered for" in drawn and "sees now is not known." in drawn, drawn
+        # the lock watch's sample gets no answer either: it says so, not "No migration transaction open"
+        await scenes.wait_for(pilot, lambda: "Could not sample the locks" in text_of(app, "LockWatchPanel"), 5,
+                              what="the lock watch to say it could not sample")
+        assert "The migration transaction is open" in text_of(app, "LockWatchPanel")
         proxy.thaw()
         await scenes.wait_for(pilot, lambda: app.runbook.steps[Step.APPLY].state == State.DONE, 20, what="apply")
         await scenes.wait_for(pilot, lambda: not app.runbook_screen._busy(), 5, what="the step's worker to end")

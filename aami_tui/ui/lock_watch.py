@@ -21,8 +21,10 @@ class LockWatchPanel(Static):
         self.border_title = "Lock watch"
 
     def show(self, w: LockWatch | None, *, lock_timeout: float, statement_timeout: float,
-             idle_timeout: float = 0.0) -> None:
-        shown = (w, lock_timeout, statement_timeout, idle_timeout, self.idle_warn)
+             idle_timeout: float = 0.0, tx_open: bool = False) -> None:
+        """``w`` None with ``tx_open``: the sample got no answer (a frozen network, a server that stopped) or could not
+        connect: said so, never "No migration transaction open" while one is (fresh8 R2)."""
+        shown = (w, lock_timeout, statement_timeout, idle_timeout, self.idle_warn, tx_open and w is None)
         if shown == self._shown:  # the same as the last tick (no transaction, say): nothing to repaint
             return
         self._shown = shown
@@ -30,6 +32,13 @@ class LockWatchPanel(Static):
         limits = f"lock_timeout {lock_timeout:g}s · statement_timeout {statement_timeout:g}s"
         m, sec = divmod(int(idle_timeout), 60)
         limit = f"{m:02d}:{sec:02d}"  # the server's idle_in_transaction_session_timeout (0: none)
+        if w is None and tx_open:
+            self.set_class(True, "-warn")
+            self.update(Text.assemble(("⚠ Could not sample the locks (no answer from the server in time, or no connection for the "
+                                       "watch). ", "bold yellow"),
+                                      "The migration transaction is open: its age, what it holds and whom it blocks "
+                                      f"are not known now.  {limits}"))
+            return
         if w is None:
             self.set_class(False, "-warn")
             self.update(Text(f"No migration transaction open.  {limits}"

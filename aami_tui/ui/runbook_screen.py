@@ -892,7 +892,7 @@ class RunbookScreen(Screen):
     def _show_lock_watch(self, w, panel: LockWatchPanel | None = None) -> None:
         (panel or self.query_one(LockWatchPanel)).show(
             w, lock_timeout=self.rb.opt.lock_timeout, statement_timeout=self.rb.opt.statement_timeout,
-            idle_timeout=self.rb.opt.idle_timeout)
+            idle_timeout=self.rb.opt.idle_timeout, tx_open=self.rb.tx_open)
         # The step pane: an apply queued behind another session's lock says so, not "statement N / 43" as if it ran.
         wait = self.apply_wait(w)
         if wait is not None:
