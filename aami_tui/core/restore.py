@@ -258,6 +258,7 @@ class RestoreResult:
     syncrep: str | None = None
     # that wait was ended (a cancel ends psql's backend): restored on the primary only, in apply's words (unreplicated)
     primary_only: str | None = None
+    commit_warning: str | None = None  # the server's WARNING during COMMIT (its wait on SyncRep cancelled)
 
     @property
     def reason(self) -> str:
@@ -861,6 +862,20 @@ class ScriptSteps:
 
 
 PID_MARK = "aami-tui-restore-backend:"
+COMMIT_MARK = "aami-tui-restore-commit"
+
+
+def _commit_warning(stderr: str) -> str | None:
+    """The server's WARNING during the restore's COMMIT (psql's stderr after COMMIT_MARK): the only warning a COMMIT
+    gives is that its wait for synchronous replication was cancelled (the COMMIT then answers as if done). None: no
+    mark (psql before 13), or no warning (psql prints the server's severity in its words: English only)."""
+    if COMMIT_MARK not in stderr:
+        return None
+    for line in stderr.split(COMMIT_MARK, 1)[1].splitlines():
+        m = re.search(r"WARNING:\s+(.*)$", line)
+        if m:
+            return m.group(1).strip()
+    return None
 
 
 async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server_major: int,
@@ -951,7 +966,8 @@ async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server
         rc_dump = await dump.wait()
         if rc_dump == 0 and psql.returncode is None:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                psql.stdin.write(b"COMMIT;\n")
+                # (\warn, psql 13 on: the server's warnings after this mark on stderr are COMMIT's)
+                psql.stdin.write((f"\\warn {COMMIT_MARK}\n".encode() if p.psql.major >= 13 else b"") + b"COMMIT;\n")
                 r.commit_sent = True
                 await psql.stdin.drain()
         # Closing psql's input without COMMIT ends its session: the server rolls the transaction back.
@@ -975,6 +991,8 @@ async def _run_in_one_transaction(p: RestorePlan, settings: ConnSettings, server
     if rc_psql != 0:
         raise RestoreError(f"the restore stopped at an error and was rolled back: "
                            f"{_psql_error(b''.join(psql_err).decode(errors='replace'))}")
+    if rc_dump == 0 and rc_psql == 0:
+        r.commit_warning = _commit_warning(b"".join(psql_err).decode(errors="replace"))
     if rc_dump != 0:
         errs = [ln for ln in dump_err if "error" in ln.lower()] or dump_err[-1:]
         raise RestoreError("pg_restore failed and the transaction was rolled back: "
@@ -1149,6 +1167,10 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
                                    f"rolled back: nothing changed. Sessions holding locks here: {who}. End them (or "
                                    "stop the Config Server) and restore again.") from None
         r.outcome, r.stage = "restored", "done"  # committed: a cancel from here on is too late, and says so
+        if r.commit_warning and r.primary_only is None:  # someone cancelled COMMIT's wait for the standby
+            from aami_tui.core.runbook.commit import unreplicated
+
+            r.primary_only = unreplicated(r.syncrep, f"the server: {r.commit_warning}", "the restore")
         res = await schema.validate(lock_conn, extra_limit=None)  # every table, to find those not in the backup
         i = lock_conn.info
         r.validation = res
