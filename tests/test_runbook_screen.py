@@ -578,6 +578,23 @@ async def test_an_apply_with_no_answer_says_so_and_the_tables_do_not_claim_the_t
         assert "not answered" not in text_of(app, "#checklist-header"), text_of(app, "#checklist-header")
 
 
+def test_the_tables_header_does_not_call_a_paused_view_what_the_transaction_sees():
+    """fresh8 R2: while a step runs the tables cannot be refreshed (the session is busy); the header said
+    "UNCOMMITTED: what the open transaction sees · refreshed 40 seconds ago" although 17 statements had run since.
+    Paused, it says what the transaction saw before this step."""
+    import time
+
+    from aami_tui.core.schema import ValidationResult
+    from aami_tui.ui.table_checklist import TableChecklist
+
+    c = TableChecklist()
+    c.result, c.uncommitted, c.refreshed_at = ValidationResult(tables=()), True, time.time() - 40
+    assert "UNCOMMITTED: what the open transaction sees " in c._header_text().plain
+    c.note, c.stale = "paused while a step uses the transaction", True  # as set_note(…, stale=True) leaves it
+    text = c._header_text().plain
+    assert "what the open transaction saw before this step" in text and "sees" not in text, text
+
+
 async def test_after_a_cancelled_apply_the_bar_says_rollback_is_the_way_on(fresh_db, tmp_path):
     """Seen by the fresh-eyes session: after escape on a running apply the bar said "Next: n → Apply", and n
     answered "Apply is not possible now … ROLLBACK"."""

@@ -845,7 +845,7 @@ class RunbookScreen(Screen):
                 if res is not None:
                     checklist.show(res, uncommitted=True)
                 else:
-                    checklist.set_note("paused while a step uses the transaction")
+                    checklist.set_note("paused while a step uses the transaction", stale=True)
                 return
             res, error = await self._answer(self.app.dashboard.refresh_now(), checklist)
             if error:

@@ -141,6 +141,7 @@ class TableChecklist(Vertical):
         self.uncommitted = False
         self.error: str | None = None
         self.note: str | None = None
+        self.stale = False  # uncommitted, but refreshes are paused while a step runs: what the transaction SAW
         self._shown_header: Text | None = None
         self._shown_rows: tuple | None = None
 
@@ -205,16 +206,18 @@ class TableChecklist(Vertical):
         parts: list = [(f"{n} / {len(REQUIRED_TABLES)} present", style)]
         if self.result.drifted:
             parts += ["  ", (f"{len(self.result.drifted)} drifted", "bold yellow")]
-        if self.uncommitted:
-            parts += ["  ", (" UNCOMMITTED: what the open transaction sees ", "bold black on yellow")]
+        if self.uncommitted:  # (paused: a step has changed it since, perhaps; fresh8 R2)
+            parts += ["  ", (" UNCOMMITTED: what the open transaction saw before this step " if self.stale else
+                             " UNCOMMITTED: what the open transaction sees ", "bold black on yellow")]
         parts += ["\n", (f"refreshed {self._age()}", "dim")]
         if self.note:
             parts += [(f" · {self.note}", "dim italic")]
         return Text.assemble(*parts)
 
-    def set_note(self, note: str | None) -> None:
-        """A short remark under the header, e.g. that refreshes pause while a statement runs."""
-        self.note = note
+    def set_note(self, note: str | None, *, stale: bool = False) -> None:
+        """A short remark under the header, e.g. that refreshes pause while a statement runs (``stale``: what it
+        shows is from before the step that runs)."""
+        self.note, self.stale = note, stale
         self._header()
 
     def show_error(self, message: str) -> None:
@@ -227,7 +230,7 @@ class TableChecklist(Vertical):
         self._header()
 
     def show(self, result: ValidationResult, *, uncommitted: bool = False) -> None:
-        self.result, self.uncommitted, self.error, self.note = result, uncommitted, None, None
+        self.result, self.uncommitted, self.error, self.note, self.stale = result, uncommitted, None, None, False
         self.refreshed_at = time.time()
         self.set_class(uncommitted, "-uncommitted")
         self._fill(result)
