@@ -567,8 +567,8 @@ async def test_an_apply_with_no_answer_says_so_and_the_tables_do_not_claim_the_t
         drawn = " ".join(region_text(app, "#checklist-header").split())  # whole, in the narrow panel
         assert "has not answered for" in drawn and "sees now is not known." in drawn, drawn
         # the lock watch's sample gets no answer either: it says so, not "No migration transaction open"
-        await scenes.wait_for(pilot, lambda: "Could not sample the locks" in text_of(app, "LockWatchPanel"), 5,
-                              what="the lock watch to say it could not sample")
+        await scenes.wait_for(pilot, lambda: "Could not sample the locks" in screen_text(app), 5,
+                              what="the lock watch to say it could not sample, on the screen")
         assert "The migration transaction is open" in text_of(app, "LockWatchPanel")
         proxy.thaw()
         await scenes.wait_for(pilot, lambda: app.runbook.steps[Step.APPLY].state == State.DONE, 20, what="apply")

@@ -28,7 +28,7 @@ class LockWatchPanel(Static):
         if shown == self._shown:  # the same as the last tick (no transaction, say): nothing to repaint
             return
         self._shown = shown
-        self.set_class(w is not None, "-active")
+        self.set_class(w is not None or tx_open, "-active")  # (shown: the CSS hides it otherwise)
         limits = f"lock_timeout {lock_timeout:g}s · statement_timeout {statement_timeout:g}s"
         m, sec = divmod(int(idle_timeout), 60)
         limit = f"{m:02d}:{sec:02d}"  # the server's idle_in_transaction_session_timeout (0: none)
