@@ -255,7 +255,7 @@ class RestoreScreen(Screen):
             # the warning first: at 80x24 the list below it scrolls, and the DBA must read this without scrolling
             f"This replaces the objects in database {db} with the ones in the backup taken {self._when(e)} "
             f"({fmt.size(e.size)}). Changes made since then are lost. It runs in one "
-            f"transaction: all or nothing.\n\n{self._standby(plan)}{holds}" + warning,
+            f"transaction: all or nothing.\n\n{self._standby(plan)}{self._lock_holders(plan)}{holds}" + warning,
             confirm="Restore", require_text=db, id="restore-modal", note=self._drops_note(plan)), go)
 
     @staticmethod
@@ -263,6 +263,15 @@ class RestoreScreen(Screen):
         """Apply's pre-flight warning: the restore's COMMIT will wait for a synchronous standby not connected."""
         c = plan.standby if plan is not None else None
         return f"⚠ {c.name}: {c.detail}.\n\n" if c is not None and not c.ok else ""
+
+    @staticmethod
+    def _lock_holders(plan: core_restore.RestorePlan | None) -> str:
+        """Sessions holding locks here now: the restore will wait for them (its progress names them then too)."""
+        if plan is None or not plan.lock_holders:
+            return ""
+        return (f"⚠ Another session holds locks in this database now: {'; '.join(plan.lock_holders)}. The restore "
+                f"will wait for it, up to lock_timeout ({core_restore.DEFAULT_LOCK_TIMEOUT:g}s), then roll back: "
+                "nothing changed.\n\n")
 
     @staticmethod
     def _drops_note(plan: core_restore.RestorePlan | None) -> Text | None:

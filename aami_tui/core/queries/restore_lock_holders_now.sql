@@ -1,0 +1,19 @@
+-- Other sessions holding a lock on a table of this database now, before a restore (its confirmation says the restore
+-- will wait for them): as restore_lock_holders, without a query's momentary locks (a session active for under 2 s).
+SELECT a.pid, a.usename::text AS user, a.application_name, a.state,
+       a.client_addr AS client, a.client_port,
+       coalesce(array_agg(DISTINCT n.nspname || '.' || c.relname ORDER BY n.nspname || '.' || c.relname)
+                FILTER (WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')), '{}') AS tables
+FROM pg_catalog.pg_locks l
+JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+LEFT JOIN pg_catalog.pg_class c ON c.oid = l.relation
+LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE l.granted AND l.locktype = 'relation'
+  AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+  AND a.pid <> pg_catalog.pg_backend_pid()
+  AND a.backend_type = 'client backend'
+  AND (a.state <> 'active' OR a.xact_start < pg_catalog.now() - interval '2 seconds')
+  AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+GROUP BY a.pid, a.usename, a.application_name, a.state, a.client_addr, a.client_port
+ORDER BY a.pid
