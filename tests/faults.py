@@ -362,18 +362,18 @@ def off_the_loop(monkeypatch, module, name: str) -> list[int]:
 
 
 @contextlib.contextmanager
-def commit_never_answered(pg_server, settings: ConnSettings):
-    """Synchronous replication to a standby that never comes: the server commits locally, then waits
-    for an answer from the standby forever; the client never hears back. Server-wide: always reset."""
+def commit_never_answered(pg_server, settings: ConnSettings, standby: str = "never"):
+    """Synchronous replication to a standby that never comes (named ``standby``): the server commits locally, then
+    waits for an answer from the standby forever; the client never hears back. Server-wide: always reset."""
     if pg_server.embedded is None:
         pytest.skip("changes synchronous_standby_names server-wide (test server only)")
     admin = pg_server.admin
     run_sql(admin, psycopg.sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(
         psycopg.sql.Identifier(settings.dbname)).as_string())
-    run_sql(admin, "ALTER SYSTEM SET synchronous_standby_names = 'never'")
+    run_sql(admin, f"ALTER SYSTEM SET synchronous_standby_names = '{standby}'")
     run_sql(admin, "SELECT pg_reload_conf()")
     try:
-        wait_until(lambda: query(settings, "SHOW synchronous_standby_names") == [("never",)], 5)
+        wait_until(lambda: query(settings, "SHOW synchronous_standby_names") == [(standby,)], 5)
         yield
     finally:
         run_sql(admin, "ALTER SYSTEM RESET synchronous_standby_names")

@@ -34,6 +34,15 @@ def foreign_copy(dump, stamp: str, **source) -> None:
     other.with_name(other.name + ".json").write_text(json.dumps(meta))
 
 
+async def open_restore(pilot):
+    """From the dashboard, `b`: the restore screen once it lists the backups."""
+    app = pilot.app
+    await scenes.dashboard_ready(pilot)
+    await pilot.press("b")
+    await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.entries)
+    return app.screen
+
+
 def row_texts(table: DataTable) -> list[list[str]]:
     return [[str(getattr(c, "plain", c)) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
@@ -168,10 +177,7 @@ async def test_the_footer_offers_no_restore_keys_while_a_restore_runs_and_escape
     monkeypatch.setattr(core_restore, "restore", held)
     app = make_app(fresh_db, tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
-        await scenes.dashboard_ready(pilot)
-        await pilot.press("b")
-        await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.entries)
-        screen = app.screen
+        screen = await open_restore(pilot)
         await pilot.press("enter")
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-modal", what="modal")
         await scenes.paste(pilot, fresh_db.dbname)
@@ -257,10 +263,7 @@ async def test_a_restore_waiting_for_another_sessions_lock_says_whose_while_it_w
     run_sql(fresh_db, "CREATE TABLE site_notes (id int)")  # created after the backup: the restore drops it first
     app = make_app(fresh_db, tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
-        await scenes.dashboard_ready(pilot)
-        await pilot.press("b")
-        await scenes.wait_for(pilot, lambda: app.screen.id == "restore" and app.screen.entries)
-        screen = app.screen
+        screen = await open_restore(pilot)
         with observe(fresh_db, app="dba-maintenance", autocommit=False) as holder:
             holder.execute("LOCK TABLE site_notes IN ACCESS SHARE MODE")  # idle in transaction, holding it
             await pilot.press("enter")

@@ -36,6 +36,20 @@ async def engine_to_begin(app):
     return rb
 
 
+async def apply_until_it_runs(pilot, fresh_db, statement: str) -> None:
+    """From the dashboard: the runbook to BEGIN, then Apply confirmed, until ``statement`` runs on the server."""
+    app = pilot.app
+    await scenes.dashboard_ready(pilot)
+    await scenes.open_runbook(pilot)
+    await engine_to_begin(app)
+    await pilot.press("n")
+    await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", what="Run Apply?")
+    await pilot.press("enter")
+    await scenes.wait_for(pilot, lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE query LIKE "
+                                                     "%s AND application_name = 'aami-tui'", (statement + "%",)),
+                          what="the statement to run")
+
+
 def assert_bar(app, hint: str, dbname: str) -> None:
     """The transaction bar as drawn: the whole hint and the database's name, neither cut (80x24 too)."""
     bar = region_text(app, "#txbar")
@@ -504,15 +518,7 @@ async def test_while_a_cancel_is_in_flight_the_console_says_cancelling(fresh_db,
     path, _ = migration_with(tmp_path, "SELECT pg_sleep(60);", after=12)
     app = make_app(proxy.settings(fresh_db), tmp_path, migration_path=path, options={"skip_backup": True})
     async with app.run_test(size=(120, 36)) as pilot:
-        await scenes.dashboard_ready(pilot)
-        await scenes.open_runbook(pilot)
-        await engine_to_begin(app)
-        await pilot.press("n")
-        await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", what="Run Apply?")
-        await pilot.press("enter")
-        await scenes.wait_for(pilot, lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE query LIKE "
-                                                         "'SELECT pg_sleep(60)%%' AND application_name = 'aami-tui'"),
-                              what="the statement to run")
+        await apply_until_it_runs(pilot, fresh_db, "SELECT pg_sleep(60)")
         proxy.freeze(new=True)
         await pilot.press("escape", "n")
         assert "Next: Apply: cancelling…" in text_of(app, "#txbar")
@@ -544,15 +550,7 @@ async def test_an_apply_with_no_answer_says_so_and_the_tables_do_not_claim_the_t
     app = make_app(proxy.settings(fresh_db), tmp_path, migration_path=path,
                    options={"skip_backup": True, "query_timeout": 1.0})  # (the lock watch's sample gives up sooner)
     async with app.run_test(size=(120, 36)) as pilot:
-        await scenes.dashboard_ready(pilot)
-        await scenes.open_runbook(pilot)
-        await engine_to_begin(app)
-        await pilot.press("n")
-        await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", what="Run Apply?")
-        await pilot.press("enter")
-        await scenes.wait_for(pilot, lambda: query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE query LIKE "
-                                                         "'SELECT pg_sleep(4)%%' AND application_name = 'aami-tui'"),
-                              what="the statement to run")
+        await apply_until_it_runs(pilot, fresh_db, "SELECT pg_sleep(4)")
         proxy.freeze(new=True)  # its answer cannot come back, nor can a new connection pass
         await scenes.wait_for(pilot, lambda: "waiting for the server's answer" in text_of(app, "#apply-line"), 5,
                               what="the apply's line to say it waits")

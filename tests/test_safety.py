@@ -879,15 +879,7 @@ async def test_connection_lost_during_commit_asks_the_server_what_happened(pg_se
     committed locally; terminating the session then loses the answer, exactly like a network drop.
     Cancelling it (someone's pg_cancel_backend) makes COMMIT answer as if all went well, with only a warning.
     """
-    if pg_server.embedded is None:
-        pytest.skip("changes synchronous_standby_names server-wide (embedded test server only)")
-    admin = pg_server.admin
-    run_sql(admin, psycopg.sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(
-        psycopg.sql.Identifier(fresh_db.dbname)).as_string())
-    run_sql(admin, "ALTER SYSTEM SET synchronous_standby_names = 'standby_that_never_comes'")
-    run_sql(admin, "SELECT pg_reload_conf()")
-    try:
-        wait_until(lambda: query(fresh_db, "SHOW synchronous_standby_names") == [("standby_that_never_comes",)], 5)
+    with commit_never_answered(pg_server, fresh_db, "standby_that_never_comes"):
         rb = runbook(fresh_db, tmp_path, skip_backup=True, commit_timeout=20)
         await run_to_begin(rb)
         await rb.apply()
@@ -913,9 +905,6 @@ async def test_connection_lost_during_commit_asks_the_server_what_happened(pg_se
         else:
             query(fresh_db, "SELECT pg_cancel_backend(%s)", (rb.backend_pid,))
         lines = await asyncio.wait_for(task, 15)
-    finally:
-        run_sql(admin, "ALTER SYSTEM RESET synchronous_standby_names")
-        run_sql(admin, "SELECT pg_reload_conf()")
     assert rb.outcome == Outcome.COMMITTED and rb.tx == Tx.COMMITTED
     assert ender == "pg_cancel_backend" or any(
         lvl == "warn" and m.startswith("the connection was lost during COMMIT (")
@@ -1159,22 +1148,31 @@ async def test_the_console_asks_before_ending_a_commit_waiting_for_its_standby(p
     await rb.close()
 
 
+async def commit_until_asked(fresh_db, tmp_path, events: list):
+    """A console's run (no answer given) through verify, then COMMIT until the engine asks whether to keep waiting
+    for the standby. Returns the run, the COMMIT's task and the transaction's id."""
+    from aami_tui.core.runbook.events import CommitWaitAsked
+
+    rb = interactive_run(fresh_db, tmp_path, events, [None])
+    await run_to_begin(rb)
+    await rb.apply()
+    await rb.verify()
+    xid = rb.xid
+    task = asyncio.create_task(rb.commit(fresh_db.dbname))
+    while not any(isinstance(e, CommitWaitAsked) for e in events):
+        assert not task.done(), rb.log
+        await asyncio.sleep(0.05)
+    return rb, task, xid
+
 async def test_a_standby_that_answers_while_the_console_asks_ends_the_run_committed(pg_server, fresh_db, tmp_path):
     """The question is open (the DBA has not answered) and the synchronous standby confirms meanwhile (here:
     synchronous_standby_names is emptied, which releases the wait as a standby's answer does): the COMMIT returns,
     the question goes away (CommitWaitClosed, no choice), the run is plainly COMMITTED, not on the primary only."""
-    from aami_tui.core.runbook.events import CommitWaitAsked, CommitWaitClosed
+    from aami_tui.core.runbook.events import CommitWaitClosed
 
     events: list = []
     with commit_never_answered(pg_server, fresh_db):
-        rb = interactive_run(fresh_db, tmp_path, events, [None])
-        await run_to_begin(rb)
-        await rb.apply()
-        await rb.verify()
-        task = asyncio.create_task(rb.commit(fresh_db.dbname))
-        while not any(isinstance(e, CommitWaitAsked) for e in events):
-            assert not task.done(), rb.log
-            await asyncio.sleep(0.05)
+        rb, task, _xid = await commit_until_asked(fresh_db, tmp_path, events)
         # while the question is open the bar goes on counting the wait, naming SyncRep and the standby
         assert rb.commit_question is not None and rb.steps[Step.COMMIT].state is State.RUNNING
         assert rb.commit_waiting_words().startswith("COMMIT: committed locally, waiting for the synchronous standby "
@@ -1197,19 +1195,10 @@ async def test_a_standby_that_answers_while_the_console_asks_ends_the_run_commit
 async def test_closing_the_console_while_it_asks_ends_the_wait_as_headless_does(pg_server, fresh_db, tmp_path):
     """A quit or a signal while the question is open: no one is left to answer. The wait ends as headless's does
     (committed on the primary only, said so), instead of a close that waits for an answer that cannot come."""
-    from aami_tui.core.runbook.events import CommitWaitAsked
 
     events: list = []
     with commit_never_answered(pg_server, fresh_db):
-        rb = interactive_run(fresh_db, tmp_path, events, [None])
-        await run_to_begin(rb)
-        await rb.apply()
-        await rb.verify()
-        xid = rb.xid
-        task = asyncio.create_task(rb.commit(fresh_db.dbname))
-        while not any(isinstance(e, CommitWaitAsked) for e in events):
-            assert not task.done(), rb.log
-            await asyncio.sleep(0.05)
+        rb, task, xid = await commit_until_asked(fresh_db, tmp_path, events)
         await asyncio.wait_for(rb.close("console closed"), 30)
         await asyncio.wait_for(task, 5)
     assert rb.verdict is Verdict.COMMITTED_PRIMARY_ONLY and rb.outcome == Outcome.COMMITTED

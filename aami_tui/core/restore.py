@@ -636,7 +636,7 @@ async def lock_holders_now(conn) -> list[str]:
     import psycopg
 
     try:
-        cur = await conn.execute(sql("restore_lock_holders_now"))
+        cur = await conn.execute(sql("restore_lock_holders"), {"settled": True})
         return holder_words(await cur.fetchall())
     except psycopg.Error:
         return []
@@ -1180,7 +1180,7 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
             elif "lock timeout" not in str(exc):
                 raise
             else:
-                cur = await lock_conn.execute(sql("restore_lock_holders"))
+                cur = await lock_conn.execute(sql("restore_lock_holders"), {"settled": False})
                 rows = await cur.fetchall()
                 holders = holder_words(rows)
                 who = ("; ".join(holders) if holders else "a session that has let go since")

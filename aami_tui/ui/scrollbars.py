@@ -36,24 +36,23 @@ class KeptScrollBar(ScrollBar):
 class KeptScrollBars:
     """A scrolling widget's two scrollbars as ``KeptScrollBar`` (Textual's Widget makes them on first use)."""
 
-    @property
-    def vertical_scrollbar(self) -> ScrollBar:
-        if self._vertical_scrollbar is None:
-            self._vertical_scrollbar = bar = KeptScrollBar(vertical=True, name="vertical",
-                                                            thickness=self.scrollbar_size_vertical)
+    def _kept_bar(self, vertical: bool) -> ScrollBar:
+        attr = "_vertical_scrollbar" if vertical else "_horizontal_scrollbar"
+        if getattr(self, attr) is None:
+            bar = KeptScrollBar(vertical=vertical, name="vertical" if vertical else "horizontal",
+                                thickness=self.scrollbar_size_vertical if vertical else self.scrollbar_size_horizontal)
+            setattr(self, attr, bar)
             bar.display = False
             self.app._start_widget(self, bar)
-        return self._vertical_scrollbar
+        return getattr(self, attr)
+
+    @property
+    def vertical_scrollbar(self) -> ScrollBar:
+        return self._kept_bar(True)
 
     @property
     def horizontal_scrollbar(self) -> ScrollBar:
-        if self._horizontal_scrollbar is None:
-            self._horizontal_scrollbar = bar = KeptScrollBar(vertical=False, name="horizontal",
-                                                              thickness=self.scrollbar_size_horizontal)
-            bar.display = False
-            self.app._start_widget(self, bar)
-        return self._horizontal_scrollbar
-
+        return self._kept_bar(False)
 
 class KeptLog(KeptScrollBars, RichLog):
     """The runbook's log: a RichLog whose scrollbar is drawn again only when it has changed (it was drawn again
