@@ -697,7 +697,7 @@ async def test_headless_begin_behind_a_catalog_lock_exits_11_in_the_same_words(f
     # session")
     assert f"for a lock on the system catalog pg_class held by pid {pids[0]} (user " in err, err
     assert "application 'vacuum-full', host 127.0.0.1, idle in transaction)" in err, err
-    assert f"(exit 11: {Verdict.BEGIN_FAILED.words})" in out, out
+    assert f"Final state: {Verdict.BEGIN_FAILED.words} (exit 11)" in out, out  # (no transaction: the verdict's words)
     assert "statement failed" not in out + err
     (report,) = [json.loads(p.read_text()) for p in (tmp_path / "reports").glob("report_*.json")]
     assert report["exit_code"] == 11 and report["verdict"] == Verdict.BEGIN_FAILED.words
