@@ -703,7 +703,7 @@ def query_syncrep(settings) -> list:
                            "AND wait_event = 'SyncRep'")
 
 
-@pytest.mark.parametrize("ender", ["escape", "pg_terminate_backend", "pg_cancel_backend"])
+@pytest.mark.parametrize("ender", ["escape", "SIGTERM", "pg_terminate_backend", "pg_cancel_backend"])
 async def test_restore_cancelled_while_its_commit_waits_on_syncrep_is_asked_and_said_as_committed_locally(
         pg_server, fresh_db, tmp_path, ender):
     """fresh8 R1, the console's words (core): while the COMMIT waits on SyncRep the restore's wait words say so
@@ -731,7 +731,9 @@ async def test_restore_cancelled_while_its_commit_waits_on_syncrep_is_asked_and_
         assert "left exactly as it was" not in prompt and "nothing is dropped" not in prompt, prompt
         assert prompt.startswith("The restore is already committed locally: its COMMIT waits for the synchronous "
                                  "standby 'never' (wait_event SyncRep)"), prompt
-        if ender == "escape":
+        if ender in ("escape", "SIGTERM"):
+            if ender == "SIGTERM":  # the console's ending signal (app._end_on_signal): noted, then the cancel
+                r.signals.append(15)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await asyncio.wait_for(task, 20)
@@ -746,6 +748,21 @@ async def test_restore_cancelled_while_its_commit_waits_on_syncrep_is_asked_and_
                                      "by synchronous_standby_names = 'never'"), r.primary_only
     if ender == "escape":
         assert "press F5 on the dashboard to see" in r.error, r.error
+    elif ender == "SIGTERM":
+        # fresh9 F5: the shell got "terminated (SIGTERM): nothing was left open." above it, the sentence sent the
+        # DBA to a dashboard that was gone, and the console exited 143 while the restore's report says exit 0
+        from types import SimpleNamespace
+
+        from aami_tui.ui.app import closing_lines, signal_exit_code
+
+        assert "press F5" not in r.error and f"run aami-tui check --dbname {fresh_db.dbname} to see" in r.error
+        app = SimpleNamespace(runbook=None, ending_signal=15, quit_rolled_back=False, restore_result=r,
+                              embedded=None, options=SimpleNamespace(dev=False))
+        lines = closing_lines(app)
+        assert not any("nothing was left open" in ln for ln in lines), lines
+        assert lines[0].startswith("aami-tui: restore cancelled (terminated (SIGTERM)) while its COMMIT waited for "
+                                   "the synchronous standby: the restore is committed on the primary only"), lines
+        assert "do not fail over" in lines[0] and signal_exit_code(app, 15) == 0
     else:
         assert r.error is None and r.validation is not None, r.error
         assert ("psql's session was ended by another session" if ender == "pg_terminate_backend" else

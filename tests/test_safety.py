@@ -1209,6 +1209,23 @@ async def test_closing_the_console_while_it_asks_ends_the_wait_as_headless_does(
     (w,) = json.loads(rb.report_paths[1].read_text())["commit_waits"]
     assert w["answer"] is None and w["closed"] == "the run was closed: no one left to ask", w
     assert_nothing_of_ours_left(fresh_db)
+    # fresh9 F1: SIGTERM ended the console there; the shell said "terminated (SIGTERM): nothing was left open." and
+    # exit 143 while the report said exit 0, and never named the standby. Now headless apply's ⚠ line, and exit 0
+    from types import SimpleNamespace
+
+    from aami_tui.ui.app import closing_lines, signal_exit_code
+
+    app = SimpleNamespace(runbook=rb, ending_signal=15, quit_rolled_back=False, restore_result=None, embedded=None,
+                          options=SimpleNamespace(dev=False))
+    lines = closing_lines(app)
+    assert not any("nothing was left open" in ln for ln in lines), lines
+    assert ("aami-tui: terminated (SIGTERM): the migration is committed on the primary only: NOT confirmed on the "
+            "synchronous standby (a failover now can lose it); exit 0, as the run report records.") in lines, lines
+    assert lines[-1] == f"⚠ COMMIT: {rb.unreplicated}.", lines
+    assert lines[-1].startswith("⚠ COMMIT: committed on the primary only, NOT confirmed on the synchronous standby "
+                                "named by synchronous_standby_names = 'never'") and "do not fail over" in lines[-1]
+    assert f"  {lines[-1]}" in [f"  {m}" for m in msgs]  # the same words as headless apply's line (the engine's log)
+    assert signal_exit_code(app, 15) == 0 == rb.verdict.exit_code
 
 
 REFUSE_AT_COMMIT = """CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -316,7 +316,8 @@ def cancelled_words(r: RestoreResult, dbname: str) -> str:
     """What a cancelled restore left, in one sentence (the console, headless and the report say it), with what
     cancelled it when that was a signal ("cancelled (the terminal was closed (SIGHUP)): …", as apply's report)."""
     why = f" ({r.reason})" if r.reason else ""
-    look = (f"not validated again: run aami-tui check --dbname {dbname}" if r.headless else
+    # a signal ends the console with the restore (r.signals): no dashboard is left to press F5 on (fresh9 F5)
+    look = (f"not validated again: run aami-tui check --dbname {dbname}" if r.headless or r.signals else
             "not validated again: press F5 on the dashboard") + f" to see {dbname}'s tables"
     if r.outcome == "restored" and r.primary_only:
         return (f"cancelled{why} while its COMMIT waited for the synchronous standby: the restore is "

@@ -188,9 +188,10 @@ class AamiApp(App):
             await asyncio.wait_for(self.workers.wait_for_complete(), 5)
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(self._close_runbook(reason), SIGNAL_CLOSE_TIMEOUT)
-        self.exit(return_code=128 + sig)
+        code = signal_exit_code(self, sig)
+        self.exit(return_code=code)
         if not self.is_headless:
-            self.exit_watchdog = _exit_watchdog(self._driver, 128 + sig)
+            self.exit_watchdog = _exit_watchdog(self._driver, code)
 
 
     async def on_unmount(self) -> None:
@@ -581,21 +582,48 @@ def closing_lines(app: AamiApp) -> list[str]:
     if rb is not None and rb.report_paths:
         lines.append(f"Run report: {rb.report_paths[0]}")
     lines += env_lines_at_exit(app)
-    rolled_back = rb is not None and rb.outcome.value == "rolled back"
-    unseen = rb is not None and rb.outcome.value == "not committed, rollback unconfirmed"
-    if app.ending_signal is not None:
-        lines.append(f"aami-tui: {SIGNAL_REASONS.get(app.ending_signal, 'signal')}: "
-                     + ("the migration transaction was rolled back." if rolled_back else
-                        "the migration transaction was not committed; nobody saw it end (the server rolls it back "
-                        "when it notices)." if unseen else "nothing was left open."))
-    elif app.quit_rolled_back and rolled_back:
-        lines.append("aami-tui: quit: the migration transaction was rolled back; nothing it applied is kept.")
+    outcome = rb.outcome.value if rb is not None else None
     r = app.restore_result
-    if r is not None and r.error and r.error.startswith("cancelled"):  # a restore the close (or escape) stopped
+    cancelled = r is not None and r.error and r.error.startswith("cancelled")  # a restore the close (or escape) stopped
+    if app.ending_signal is not None:
+        from aami_tui.core.runbook import Verdict
+
+        reason = SIGNAL_REASONS.get(app.ending_signal, "signal")
+        left = {"rolled back": "the migration transaction was rolled back.",
+                "not committed, rollback unconfirmed": "the migration transaction was not committed; nobody saw it "
+                "end (the server rolls it back when it notices).",
+                "outcome unknown": f"{Verdict.COMMIT_UNKNOWN.words} (the run report names the transaction).",
+                "committed": f"the migration is {rb.committed_verdict.words}; exit 0, as the run report records."
+                if rb is not None and rb.unreplicated else "the migration is committed; exit 0, as the run report "
+                "records."}.get(outcome)
+        if left is None and not cancelled:  # a cancelled restore's own line names the signal and what it left
+            left = "nothing was left open."
+        if left is not None:
+            lines.append(f"aami-tui: {reason}: {left}")
+    elif app.quit_rolled_back and outcome == "rolled back":
+        lines.append("aami-tui: quit: the migration transaction was rolled back; nothing it applied is kept.")
+    if cancelled:
         lines.append(f"aami-tui: restore {r.error}")
         if r.report:
             lines.append(f"Restore report: {r.report}")
+    if outcome == "committed" and rb.unreplicated:  # last, as headless apply's line: the failover risk outlives the
+        from aami_tui.core.runbook.commit import unreplicated_line  # screen that showed it (fresh9 F1)
+
+        lines.append(unreplicated_line(rb.unreplicated))
     return lines
+
+
+def signal_exit_code(app: AamiApp, sig: int) -> int:
+    """A signal ends the console with 128 + the signal, unless what the console leaves is committed: the migration
+    run (even by the COMMIT the signal came during, even on the primary only) or the restore the signal cancelled
+    (its COMMIT had reached the server). Then 0, the code the run's or the restore's report records and headless
+    exits with: a committed change is never reported as a failure (fresh9 F1, F5)."""
+    rb, r = app.runbook, app.restore_result
+    if rb is not None and rb.outcome.value == "committed":
+        return rb.committed_verdict.exit_code
+    if r is not None and r.signals and r.outcome == "restored":
+        return 0
+    return 128 + sig
 
 
 def env_lines_at_exit(app: AamiApp) -> list[str]:

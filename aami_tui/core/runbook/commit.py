@@ -73,6 +73,12 @@ def unreplicated(names: str | None, fence: str, what: str = "the migration") -> 
             "do not fail over before that standby has caught up (pg_stat_replication)")
 
 
+def unreplicated_line(words: str) -> str:
+    """The ⚠ line for ``unreplicated``'s words: headless apply's log line, the console's, and what the shell hears
+    once the console has closed (the failover risk must outlive the screen that showed it)."""
+    return f"⚠ COMMIT: {words}."
+
+
 def ends_syncrep_wait(diag) -> bool:
     """The server's WARNING, during COMMIT, that its wait for synchronous replication was cancelled (a cancel
     request, ours on Ctrl+C or anyone's pg_cancel_backend: the COMMIT then answers as if done; the server gives it no

@@ -1629,7 +1629,7 @@ class Runbook:
         self._set(Step.COMMIT, State.DONE, note or "committed")
         self._move(Phase.COMMITTED)
         if self.unreplicated:
-            self.say(f"⚠ COMMIT: {self.unreplicated}.", "error", Step.COMMIT)
+            self.say(committing.unreplicated_line(self.unreplicated), "error", Step.COMMIT)
         else:
             self.say("✓ COMMIT: the migration is permanent.", "ok", Step.COMMIT)
         # The server's own start-up validation, on a fresh connection.
