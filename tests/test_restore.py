@@ -703,7 +703,7 @@ def query_syncrep(settings) -> list:
                            "AND wait_event = 'SyncRep'")
 
 
-@pytest.mark.parametrize("ender", ["escape", "SIGTERM", "pg_terminate_backend", "pg_cancel_backend"])
+@pytest.mark.parametrize("ender", ["escape", "SIGTERM", "quit", "pg_terminate_backend", "pg_cancel_backend"])
 async def test_restore_cancelled_while_its_commit_waits_on_syncrep_is_asked_and_said_as_committed_locally(
         pg_server, fresh_db, tmp_path, ender):
     """fresh8 R1, the console's words (core): while the COMMIT waits on SyncRep the restore's wait words say so
@@ -731,9 +731,11 @@ async def test_restore_cancelled_while_its_commit_waits_on_syncrep_is_asked_and_
         assert "left exactly as it was" not in prompt and "nothing is dropped" not in prompt, prompt
         assert prompt.startswith("The restore is already committed locally: its COMMIT waits for the synchronous "
                                  "standby 'never' (wait_event SyncRep)"), prompt
-        if ender in ("escape", "SIGTERM"):
+        if ender in ("escape", "SIGTERM", "quit"):
             if ender == "SIGTERM":  # the console's ending signal (app._end_on_signal): noted, then the cancel
                 r.signals.append(15)
+            elif ender == "quit":  # q's "Cancel the restore and quit" (app._cancel_restore_and_exit)
+                r.closing = True
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await asyncio.wait_for(task, 20)
@@ -748,6 +750,8 @@ async def test_restore_cancelled_while_its_commit_waits_on_syncrep_is_asked_and_
                                      "by synchronous_standby_names = 'never'"), r.primary_only
     if ender == "escape":
         assert "press F5 on the dashboard to see" in r.error, r.error
+    elif ender == "quit":  # the console is gone once the shell reads this: no dashboard to press F5 on
+        assert "press F5" not in r.error and f"run aami-tui check --dbname {fresh_db.dbname} to see" in r.error
     elif ender == "SIGTERM":
         # fresh9 F5: the shell got "terminated (SIGTERM): nothing was left open." above it, the sentence sent the
         # DBA to a dashboard that was gone, and the console exited 143 while the restore's report says exit 0

@@ -254,6 +254,7 @@ class RestoreResult:
     headless: bool = False  # its words name commands (aami-tui apply, restore … --yes), not the console's keys
     signals: list[int] = field(default_factory=list)  # the signal that cancelled it, when not the operator (the
     # face fills it as the signal comes: headless cancel_on_signals' list, the console's ending signal)
+    closing: bool = False  # the console ends with it (q's "Cancel the restore and quit"): no dashboard is left
     commit_sent: bool = False  # psql has been given COMMIT (the watch then looks for a wait on SyncRep)
     # synchronous_standby_names once psql's COMMIT was seen waiting on synchronous replication (wait_event SyncRep:
     # committed locally, the standby has not confirmed); None: not seen
@@ -316,8 +317,9 @@ def cancelled_words(r: RestoreResult, dbname: str) -> str:
     """What a cancelled restore left, in one sentence (the console, headless and the report say it), with what
     cancelled it when that was a signal ("cancelled (the terminal was closed (SIGHUP)): …", as apply's report)."""
     why = f" ({r.reason})" if r.reason else ""
-    # a signal ends the console with the restore (r.signals): no dashboard is left to press F5 on (fresh9 F5)
-    look = (f"not validated again: run aami-tui check --dbname {dbname}" if r.headless or r.signals else
+    # a signal (r.signals) or a quit (r.closing) ends the console with the restore: no dashboard is left to press F5
+    # on (fresh9 F5)
+    look = (f"not validated again: run aami-tui check --dbname {dbname}" if r.headless or r.signals or r.closing else
             "not validated again: press F5 on the dashboard") + f" to see {dbname}'s tables"
     if r.outcome == "restored" and r.primary_only:
         return (f"cancelled{why} while its COMMIT waited for the synchronous standby: the restore is "

@@ -513,7 +513,9 @@ class AamiApp(App):
 
     async def _cancel_restore_and_exit(self, workers) -> None:
         """The restore stops (pg_restore and psql, psql's session, its report 'cancelled') before the console
-        ends; the shell then hears what it left (closing_lines)."""
+        ends; the shell then hears what it left (closing_lines), in words for after the console (r.closing)."""
+        if self.restore_result is not None:
+            self.restore_result.closing = True
         for w in workers:
             w.cancel()
         with contextlib.suppress(Exception):
