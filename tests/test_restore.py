@@ -257,7 +257,7 @@ async def test_a_session_holding_a_lock_ends_the_restore_after_its_lock_timeout(
         assert msg.startswith("The restore waited more than 1 s for a lock on public.targets and was rolled back: "
                               "nothing changed. Sessions holding locks here: pid "), msg  # fresh6 F6: which table
         # where it connects from, without psycopg's inet host mask ('from 127.0.0.1/32')
-        assert "application 'config-server', host 127.0.0.1, idle in transaction (locks public.targets)" in msg, msg
+        assert "application 'config-server', host 127.0.0.1, idle in transaction (locks public.targets in ACCESS SHARE mode)" in msg, msg
         assert "/32" not in msg, msg
         assert catalog_fingerprint(fresh_db) == after_apply
         assert json.loads(e.value.result.report.with_suffix(".json").read_text())["outcome"] == "failed"

@@ -262,7 +262,7 @@ async def test_a_restore_waiting_for_another_sessions_lock_says_whose_while_it_w
     await take_verified_backup(fresh_db, tmp_path / "backups")  # no table data: the restore counts its steps
     run_sql(fresh_db, "CREATE TABLE site_notes (id int)")  # created after the backup: the restore drops it first
     app = make_app(fresh_db, tmp_path)
-    async with app.run_test(size=(120, 36)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:  # fresh9 F2: the ⚠ was below the fold at 80x24
         screen = await open_restore(pilot)
         with observe(fresh_db, app="dba-maintenance", autocommit=False) as holder:
             holder.execute("LOCK TABLE site_notes IN ACCESS SHARE MODE")  # idle in transaction, holding it
@@ -272,7 +272,13 @@ async def test_a_restore_waiting_for_another_sessions_lock_says_whose_while_it_w
             body = str(app.screen.query_one("#confirm-body").render())
             assert (f"⚠ Another session holds locks in this database now: pid {holder.info.backend_pid}, user "
                     in body), body
-            assert "application 'dba-maintenance'" in body and "(locks public.site_notes)" in body, body
+            assert "application 'dba-maintenance'" in body, body
+            assert "(locks public.site_notes in ACCESS SHARE mode)" in body, body  # fresh9 F7: the mode too
+            # pinned above the typed name, like the Drops line, whatever the body's scroll (fresh9 F2)
+            note = app.screen.query_one("#confirm-note")
+            assert f"⚠ pid {holder.info.backend_pid} holds locks here: the restore waits up to 30s" in str(
+                note.render()), str(note.render())
+            assert note.region.height >= 2 and note.region.bottom <= 24, note.region
             assert "will wait for it, up to lock_timeout (30s), then roll back: nothing changed" in body, body
             await scenes.paste(pilot, fresh_db.dbname)
             await pilot.press("enter")

@@ -626,10 +626,16 @@ DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a restore waits for another session's loc
 
 def holder_words(rows) -> list[str]:
     """Sessions holding locks (restore_lock_holders' rows), each as 'pid 16336, user postgres, application 'psql',
-    host 127.0.0.1 port 5xxxx, idle in transaction (locks public.namespaces)'."""
+    host 127.0.0.1 port 5xxxx, idle in transaction (locks public.namespaces in ACCESS SHARE mode)'."""
     return [f"pid {pid}, user {user}, application '{app}', {locks.client_words(client, port)}, {state}"
-            + (f" (locks {', '.join(tables)})" if tables else "")
-            for pid, user, app, state, client, port, tables in rows]
+            + (f" (locks {', '.join(tables)} in {' and '.join(mode_words(m) for m in modes or [])} mode)"
+               if tables and modes else f" (locks {', '.join(tables)})" if tables else "")
+            for pid, user, app, state, client, port, modes, tables in rows]
+
+
+def mode_words(mode: str) -> str:
+    """pg_locks' 'AccessShareLock' as LOCK TABLE spells it: 'ACCESS SHARE' (fresh9 F7: the holder named no mode)."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", mode.removesuffix("Lock")).upper()
 
 
 async def lock_holders_now(conn) -> list[str]:

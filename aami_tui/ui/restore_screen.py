@@ -277,14 +277,26 @@ class RestoreScreen(Screen):
     def _drops_note(plan: core_restore.RestorePlan | None) -> Text | None:
         """What the transaction drops, above the field whatever the terminal's size (fresh6 F4: at 80x24 the
         body's paragraph that lists it was below the fold, and the name was typed without seeing it)."""
-        brief = plan.drops_brief() if plan is not None else None
-        if brief is None:
+        if plan is None:
             return None
-        head, names = brief
-        note = Text(f"⚠ {head}{':' if names else '.'}", style="bold yellow")
-        if names:
-            note.append(f"\n{names}", style="yellow")
-        return note
+        # every ⚠ of the body in one short line here too (fresh9 F2: at 80x24 the standby's and the lock holder's
+        # were below the fold while the Drops line showed); the body, scrolled, says them in full
+        lines = []
+        c = plan.standby
+        if c is not None and not c.ok:
+            lines.append("⚠ Synchronous standby not connected: the restore's COMMIT will hang (text above).")
+        if plan.lock_holders:
+            pids = ", ".join(h.split(",", 1)[0].removeprefix("pid ") for h in plan.lock_holders)
+            lines.append(f"⚠ pid {pids} holds locks here: the restore waits up to "
+                         f"{core_restore.DEFAULT_LOCK_TIMEOUT:g}s, then rolls back (text above).")
+        note = Text("\n".join(lines), style="bold yellow")
+        brief = plan.drops_brief()
+        if brief is not None:
+            head, names = brief
+            note.append(("\n" if lines else "") + f"⚠ {head}{':' if names else '.'}", style="bold yellow")
+            if names:
+                note.append(f"\n{names}", style="yellow")
+        return note if note.plain else None
 
     @staticmethod
     def _when(e: pgtools.BackupEntry) -> str:

@@ -4,6 +4,7 @@
 -- query's momentary ones (a session active for under 2 s).
 SELECT a.pid, a.usename::text AS user, a.application_name, a.state,
        a.client_addr AS client, a.client_port,
+       array_agg(DISTINCT l.mode ORDER BY l.mode) FILTER (WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')) AS modes,
        coalesce(array_agg(DISTINCT n.nspname || '.' || c.relname ORDER BY n.nspname || '.' || c.relname)
                 FILTER (WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S')), '{}') AS tables
 FROM pg_catalog.pg_locks l
