@@ -20,7 +20,7 @@ from aami_tui.core import restore as core_restore
 from aami_tui.core.db import ConnectError
 from aami_tui.core.runbook.model import Verdict
 from aami_tui.core.words import size as size_words
-from aami_tui.headless import PROGRESS_EVERY, out
+from aami_tui.headless import PROGRESS_EVERY, SILENT_EVERY, out
 from aami_tui.signals import cancel_on_signals
 
 EXIT = {"restored": 0, "connection": 2, "refused": 3, "failed": 4, "dry run": 6, "locked": 7, "unknown": 9,
@@ -88,8 +88,13 @@ async def _checks_then_restore(settings, args, got: list[int]) -> int:
         return EXIT["dry run"]
 
     def started() -> None:  # every check passed (never before a refusal: a migration holding the lock, exit 7)
-        out(f"Restoring into {settings.dbname} in one transaction (SIGINT, SIGTERM or SIGHUP cancels: nothing "
-            "is committed)…")
+        if plan.standby is not None and not plan.standby.ok:  # fresh9 F6: not 'nothing is committed' then
+            out(f"Restoring into {settings.dbname} in one transaction (SIGINT, SIGTERM or SIGHUP cancels: nothing "
+                "is committed before the COMMIT; once the COMMIT waits for the synchronous standby, a cancel leaves "
+                "the restore committed on the primary only, as warned above)…")
+        else:
+            out(f"Restoring into {settings.dbname} in one transaction (SIGINT, SIGTERM or SIGHUP cancels: nothing "
+                "is committed)…")
 
     progress, on_wait = _printers()
     task = asyncio.ensure_future(core_restore.restore(
@@ -171,6 +176,7 @@ def _printers():
     said = [0.0]
     pending: list[str] = []  # the step the server is on, when its line was not printed
     waiting: list[float | None] = [None]
+    syncrep: list[float] = []  # when the COMMIT's SyncRep wait was last said
 
     def progress(done: int, total: int, what: str) -> None:
         now = time.monotonic()
@@ -185,6 +191,14 @@ def _printers():
             waiting[0] = None
             return
         now = time.monotonic()
+        if words.startswith("COMMIT: committed locally"):  # SyncRep: in full once, then a short line every 30 s
+            if not syncrep:  # (fresh9 F6: its ~280 characters came every 4 s)
+                out(f"  restore: {words}")
+                syncrep[:] = [now]
+            elif now - syncrep[0] >= SILENT_EVERY:
+                out(f"  restore: {words.split('; ', 1)[0]}")
+                syncrep[:] = [now]
+            return
         if waiting[0] is None or now - waiting[0] >= PROGRESS_EVERY:
             if waiting[0] is None and pending:
                 out(pending.pop())  # the step that waits

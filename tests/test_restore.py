@@ -692,8 +692,37 @@ def test_headless_restore_whose_commit_waits_for_a_ghost_standby_says_so_and_a_s
     assert data["not_confirmed_on_standby"].startswith("committed on the primary only, NOT confirmed on the "
                                                        "synchronous standby named by synchronous_standby_names = "
                                                        "'never'"), data
-    assert "NOT confirmed on the synchronous standby" in (tmp_path / "reports").glob("restore_*.md").__next__() \
-        .read_text().splitlines()[0]
+    md = next((tmp_path / "reports").glob("restore_*.md")).read_text().splitlines()
+    assert "NOT confirmed on the synchronous standby" in md[0]
+    # fresh9 F6: the cancel's sentence is a note of a restore that is restored, not its error
+    assert data["error"] is None and data["note"].startswith("cancelled (terminated (SIGTERM)) while its COMMIT"), data
+    assert not [x for x in md if x.startswith("- error:")] and [x for x in md if x.startswith("- note: cancelled")], md
+    # fresh9 F6: the cancel's words beside the standby's warning no longer promise 'nothing is committed'
+    assert (f"Restoring into {fresh_db.dbname} in one transaction (SIGINT, SIGTERM or SIGHUP cancels: nothing is "
+            "committed before the COMMIT; once the COMMIT waits for the synchronous standby, a cancel leaves the "
+            "restore committed on the primary only, as warned above)…") in out, out
+
+
+def test_headless_restore_says_its_commits_syncrep_wait_in_full_once_then_briefly_every_30s(monkeypatch, capsys):
+    """fresh9 F6: the ~280-character SyncRep line came every 4 s (15 lines a minute in a CI log); now it is said
+    in full once, then as a short line every 30 s, as apply's silence line; a lock wait keeps its 4 s lines."""
+    from aami_tui import headless_restore
+
+    clock = [100.0]
+    monkeypatch.setattr(headless_restore.time, "monotonic", lambda: clock[0])
+    _, on_wait = headless_restore._printers()
+    for t in range(0, 61):
+        clock[0] = 100.0 + t
+        on_wait(f"COMMIT: committed locally, waiting for the synchronous standby 'never' (wait_event SyncRep, {t}s); "
+                "only the standby or a cancel (SIGINT, SIGTERM, SIGHUP) ends this wait; a cancel leaves …")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["  restore: COMMIT: committed locally, waiting for the synchronous standby 'never' (wait_event "
+                     "SyncRep, 0s); only the standby or a cancel (SIGINT, SIGTERM, SIGHUP) ends this wait; a cancel "
+                     "leaves …",
+                     "  restore: COMMIT: committed locally, waiting for the synchronous standby 'never' (wait_event "
+                     "SyncRep, 30s)",
+                     "  restore: COMMIT: committed locally, waiting for the synchronous standby 'never' (wait_event "
+                     "SyncRep, 60s)"], lines
 
 
 def query_syncrep(settings) -> list:

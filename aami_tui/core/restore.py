@@ -1304,7 +1304,9 @@ async def drop_tables(settings: ConnSettings, names: list[str]) -> None:
 def report_data(settings: ConnSettings, entry: pgtools.BackupEntry, r: RestoreResult) -> dict:
     a = r.archive
     return {
-        "kind": "restore", "outcome": r.outcome, "error": r.error,
+        "kind": "restore", "outcome": r.outcome, "error": None if r.outcome == "restored" else r.error,
+        # restored after all (a cancel came too late, its COMMIT's wait ended): a note, not an error (fresh9 F6)
+        "note": r.error if r.outcome == "restored" else None,
         "cancelled_by": r.reason or None,
         # its COMMIT's wait on SyncRep was ended: committed on the primary only (fresh8 R1); absent otherwise
         "not_confirmed_on_standby": r.primary_only,  # a signal (SIGHUP: the terminal was closed), when one cancelled it
