@@ -1028,7 +1028,19 @@ async def test_commit_that_never_answers_is_resolved_committed(pg_server, fresh_
         await rb.verify()
         xid = rb.xid
         t0 = time.monotonic()
-        lines = await asyncio.wait_for(rb.commit(fresh_db.dbname), 30)
+        task = asyncio.create_task(rb.commit(fresh_db.dbname))
+        while not (rb.session.in_flight and rb.session.in_flight[0] == "COMMIT"):
+            assert not task.done() and time.monotonic() - t0 < 10, "COMMIT never went out"
+            await asyncio.sleep(0.01)
+        # fresh9 F6: the silence line at the deadline said "the client gives up in 0s": now what happens then
+        mine = rb.session.in_flight
+        rb.session.in_flight = (mine[0], mine[1] - mine[2], mine[2])  # as it reads when --commit-timeout runs out
+        words = rb.silence_words(0.0)
+        rb.session.in_flight = mine
+        assert words.endswith("; --commit-timeout (1s) has run out: the client asks the server on a new connection "
+                              "what became of the COMMIT"), words
+        assert "gives up in" not in words, words
+        lines = await asyncio.wait_for(task, 30)
         took = time.monotonic() - t0
     assert took < 15
     assert rb.outcome == Outcome.COMMITTED and rb.tx == Tx.COMMITTED and not rb.tx_open

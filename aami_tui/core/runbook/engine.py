@@ -279,8 +279,15 @@ class Runbook:
             bound = f" (statement_timeout {self.opt.statement_timeout:g}s + {seconds - self.opt.statement_timeout:g}s)"
         elif self.phase is Phase.COMMITTING:
             bound = " (--commit-timeout; then it asks the server on a new connection what became of the COMMIT)"
-        return (f"{RUNNING[self.phase]}: waiting for the server's answer for {waited:.0f}s{which}; the client gives "
-                f"up in {max(0.0, seconds - waited):.0f}s{bound} if none comes")
+        head = f"{RUNNING[self.phase]}: waiting for the server's answer for {waited:.0f}s{which}"
+        if seconds - waited >= 0.5:
+            return f"{head}; the client gives up in {seconds - waited:.0f}s{bound} if none comes"
+        # the deadline is now: say what happens then, never 'gives up in 0s' (fresh9 F6)
+        if self.phase is Phase.COMMITTING:
+            then = ("the operator is asked whether to keep waiting" if self.interactive and self.commit_syncrep
+                    else "the client asks the server on a new connection what became of the COMMIT")
+            return f"{head}; --commit-timeout ({seconds:g}s) has run out: {then}"
+        return f"{head}; the client's deadline{bound or f' ({seconds:g}s)'} has run out: it stops waiting now"
 
     def _silent(self, flight: tuple[str, float, float] | None) -> None:
         """The session's round trip has gone unanswered past SILENT_AFTER (``flight``), or has ended (None): the
