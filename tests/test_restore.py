@@ -423,6 +423,8 @@ def test_headless_restore_asks_for_yes_and_sigterm_cancels_it_exit_130(pg_server
     # fresh6 F9: refused because a migration holds the one-operator lock (exit 7): it never said "Restoring…"
     with psycopg.connect(fresh_db.conninfo(application_name="aami-tui"), autocommit=True) as lock:
         lock.execute("SELECT pg_advisory_lock(%(classid)s, %(objid)s)", locks.KEY)
+        lock.execute("BEGIN")  # as a console at BEGIN: its migration transaction open
+        lock.execute("SELECT 1")
         holder_pid = lock.info.backend_pid
         dry = cli(*args, env=env)
         r = cli(*args, "--yes", env=env)
@@ -437,7 +439,10 @@ def test_headless_restore_asks_for_yes_and_sigterm_cancels_it_exit_130(pg_server
             f"{fresh_db.dbname}: pid {holder_pid}, ") in r.stderr, r.stderr
     assert "application 'aami-tui', connected since " in r.stderr and (
         f". No ended run of aami-tui whose report is in {tmp_path / 'reports'} had that session: a console or "
-        "apply still running, or a run whose reports are in another directory.\n") in r.stderr, r.stderr
+        "apply still running, or a run whose reports are in another directory. ") in r.stderr, r.stderr
+    # fresh9 F7: and what the DBA can do about it
+    assert ("Its migration transaction is open, not committed: COMMIT or ROLLBACK it in its console, or end that "
+            f"session (SELECT pg_terminate_backend({holder_pid});), which rolls it back.\n") in r.stderr, r.stderr
 
     holder = observe(fresh_db, app="config-server", autocommit=False)
     holder.execute("SELECT count(*) FROM site_notes").fetchone()  # pg_restore's DROP TABLE site_notes waits

@@ -311,7 +311,10 @@ async def test_one_operator_at_a_time(fresh_db, tmp_path, ending):
                   f"{fresh_db.dbname}: pid {first.backend_pid}, user {fresh_db.user}, host ") + r"\S+"
         + re.escape(", application 'aami-tui', connected since ") + r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\. "
         + re.escape(f"No ended run of aami-tui whose report is in {tmp_path / 'second' / 'reports'} had that session: "
-                    "a console or apply still running, or a run whose reports are in another directory."),
+                    "a console or apply still running, or a run whose reports are in another directory. ")
+        # fresh9 F7: what the DBA can do about it
+        + re.escape(f"Let that run finish or quit it in its console, or end that session (SELECT pg_terminate_backend("
+                    f"{first.backend_pid});): what it has not committed is rolled back."),
         str(e.value)), str(e.value)
     assert second.lock_holder["pid"] == first.backend_pid
     assert second.lock_holder["application_name"] == "aami-tui" and second.lock_holder["user"] == fresh_db.user

@@ -162,4 +162,15 @@ def held_by(reports_dir, database: str, holder: dict) -> str:
     if ours:  # the matching only reads this run's reports directory: say so, a run's reports may be elsewhere
         where = (f" No ended run of aami-tui whose report is in {Path(reports_dir).absolute()} had that session: "
                  "a console or apply still running, or a run whose reports are in another directory.")
+        # and what the DBA can do about it (fresh9 F7: the refusal said neither that its transaction is open nor that)
+        end = f"SELECT pg_terminate_backend({pid});"
+        if holder.get("wait_event") == SYNCREP:
+            where += (f" It is in COMMIT, waiting for the synchronous standby (wait_event SyncRep): committed locally; "
+                      f"ending it ({end}) leaves that migration committed on the primary only, NOT on the standby.")
+        elif holder.get("state") == "idle in transaction":
+            where += (" Its migration transaction is open, not committed: COMMIT or ROLLBACK it in its console, "
+                      f"or end that session ({end}), which rolls it back.")
+        else:
+            where += (f" Let that run finish or quit it in its console, or end that session ({end}): what it has "
+                      "not committed is rolled back.")
     return f"Another operator is running the migration on {database}: {locks.describe_holder(holder)}.{where}"
