@@ -289,3 +289,31 @@ async def test_a_restore_waiting_for_another_sessions_lock_says_whose_while_it_w
             assert "'dba-maintenance'" in line and "lock_timeout (30s) ends the restore" in line, line
         await scenes.wait_for(pilot, lambda: screen.result is not None, 30, what="the restore to end")
         assert text_of(app, "#restore-status").startswith("✓ Restored"), text_of(app, "#restore-status")
+
+
+async def test_a_restore_rolled_back_at_its_lock_timeout_leaves_no_part_filled_bar(fresh_db, tmp_path, monkeypatch):
+    """fresh9 F7: after the lock_timeout rollback the restore's bar stayed ~36 % filled under "rolled back: nothing
+    changed", as if part of the backup were in. Now it is emptied: nothing of it is in the database."""
+    import functools
+
+    from faults import observe, take_verified_backup
+
+    from aami_tui.core import restore as core_restore
+    from aami_tui.ui.tool_progress import ToolProgress
+
+    monkeypatch.setattr(core_restore, "restore", functools.partial(core_restore.restore, lock_timeout=1))
+    await take_verified_backup(fresh_db, tmp_path / "backups")
+    run_sql(fresh_db, "CREATE TABLE site_notes (id int)")  # created after the backup: the restore drops it first
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_restore(pilot)
+        with observe(fresh_db, app="dba-maintenance", autocommit=False) as holder:
+            holder.execute("LOCK TABLE site_notes IN ACCESS SHARE MODE")  # held until the restore gives up
+            await pilot.press("enter")
+            await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-modal", what="modal")
+            await scenes.paste(pilot, fresh_db.dbname)
+            await pilot.press("enter")
+            await scenes.wait_for(pilot, lambda: "and was rolled back: nothing changed" in text_of(app, "#restore-status"),
+                                  30, what="the lock_timeout rollback")
+            bar = app.screen.query_one("#restore-progress", ToolProgress)
+            assert bar.progress == 0 and not bar.waiting, (bar.progress, bar.total)

@@ -348,12 +348,15 @@ class RestoreScreen(Screen):
                                            on_wait=on_wait)
         except asyncio.CancelledError:  # escape, confirmed (or the console closing): stopped, and what it left
             if self.is_attached:
+                if r.outcome != "restored":  # rolled back (or unknown): no bar as if part of it were in
+                    bar.show(0, 1)
                 mark = "⚠ Restore " if r.primary_only else "✗ Restore "  # committed on the primary only
                 status.update(Text.assemble((mark, "bold yellow"), (r.error or "cancelled", "yellow"),
                                             f"\nReport: {r.report}" if r.report else ""))
                 self.app.dashboard.action_refresh_now()
             raise
         except (core_restore.RestoreError, pgtools.ToolError) as exc:
+            bar.show(0, 1)  # rolled back, refused: nothing of it is in (fresh9 F7: it stayed ~36 % filled)
             report = getattr(exc, "result", None) and exc.result.report
             status.update(Text(str(exc) + (f"\nReport: {report}" if report else ""), style="bold red"))
             refused = getattr(exc, "result", None) is not None and exc.result.outcome == "refused"
@@ -361,6 +364,7 @@ class RestoreScreen(Screen):
                         timeout=12)
             return
         except Exception as exc:  # never a traceback on screen
+            bar.show(0, 1)
             status.update(Text(f"Restore failed: {exc}", style="bold red"))
             return
         self.result = r
