@@ -31,11 +31,13 @@ async def test_after_a_commit_without_answer_the_console_does_not_lock_itself_ou
     Last stop's known-left: the COMMIT here waits on SyncRep, and --commit-timeout ended that wait without asking
     the DBA at the keyboard; now a dialog asks (Keep waiting focused: escape keeps waiting, and asks again a period
     later), the bar counting the wait meanwhile."""
+    import re
+
     from aami_tui.ui.commit_wait import CommitWaitModal
 
     app = make_app(fresh_db, tmp_path, commit_timeout=1.0, skip_backup=True)
     with commit_never_answered(pg_server, fresh_db):
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=(80, 24)) as pilot:  # fresh9 F3: the narrowest terminal we support
             await scenes.dashboard_ready(pilot)
             await scenes.walk_to(pilot, Step.VERIFY)
             first = app.runbook
@@ -47,11 +49,26 @@ async def test_after_a_commit_without_answer_the_console_does_not_lock_itself_ou
             assert "the synchronous standby 'never' has not confirmed it (wait_event SyncRep)" in text_of(
                 app, "#confirm-body")
             bar = app.runbook_screen.query_one("#txbar").render()  # under the dialog, still counting the wait
-            assert "waiting for the synchronous standby 'never' (wait_event SyncRep, " in getattr(bar, "plain", str(bar))
-            # fresh8 R5: the step pane said Verify's "Verify passed … c COMMIT … x ROLLBACK" while COMMIT was out
+            bar = getattr(bar, "plain", str(bar))
+            # fresh9 F3: at 80 columns the count was cut ("…standby 'never'…"), and the badge said TRANSACTION OPEN
+            assert all(len(line) <= 80 for line in bar.splitlines()), bar
+            assert re.search(r"waiting for standby 'never' \d+s", bar) and "…" not in bar, bar
+            assert "COMMITTED LOCALLY" in bar and "TRANSACTION OPEN" not in bar, bar
+            # fresh8 R5: the step pane said Verify's "Verify passed … c COMMIT … x ROLLBACK" while COMMIT was out;
+            # fresh9 F3: its header said Verify, and "never cancelled" beside the dialog's "End the wait"
             step = app.runbook_screen.query_one("#verify-next").render()
             step = getattr(step, "plain", str(step))
-            assert step.startswith(f"COMMIT in flight (transaction {first.xid})") and "Verify passed" not in step
+            assert step.startswith(f"COMMIT committed locally (transaction {first.xid})") and "Verify passed" not in step
+            assert "never cancelled" not in step and "only the wait for the standby can be ended" in step, step
+            title = app.runbook_screen.query_one("#verify-title").render()
+            assert "COMMIT" in getattr(title, "plain", str(title)) and "Verify" not in getattr(title, "plain", "")
+            # fresh9 F4: q did nothing in the dialog; now the same toast as ctrl+c, and the dialog's count moves
+            await pilot.press("q")
+            await scenes.wait_for(pilot, lambda: any("COMMIT is waiting for the synchronous standby" in n.message
+                                                     for n in app._notifications), what="q's toast")
+            assert isinstance(app.screen, CommitWaitModal) and app.is_running
+            said = text_of(app, "#confirm-body")
+            await scenes.wait_for(pilot, lambda: text_of(app, "#confirm-body") != said, what="the dialog to count")
             await pilot.press("escape")  # keep waiting: asked again a --commit-timeout later
             await scenes.wait_for(pilot, lambda: isinstance(app.screen, CommitWaitModal)
                                   and app.screen.event.number == 2, what="the second question")

@@ -27,8 +27,10 @@ class ConfirmModal(ModalScreen[bool]):
 
     def __init__(self, title: str, body: str, *, confirm: str = "Confirm", cancel: str = "Cancel",
                  require_text: str | None = None, danger: bool = True, id: str | None = None,
-                 note: str | Text | None = None) -> None:
+                 note: str | Text | None = None, q_quits: bool = False) -> None:
         super().__init__(id=id)
+        if q_quits and require_text is None:  # q does what ctrl+c does (its toast says why not now: fresh9 F4)
+            self._bindings.bind("q", "app.quit", "Quit", show=False)
         self.note = note  # what cannot be undone, kept on screen above the prompt (the body may scroll)
         self.title_text, self.body, self.confirm_label, self.cancel_label = title, body, confirm, cancel
         self.require_text = require_text

@@ -406,7 +406,7 @@ class RestoreScreen(Screen):
 
         self.app.push_screen(ConfirmModal("Cancel the restore?", core_restore.cancel_prompt(db, self.app.restore_result),
                                           confirm="Cancel the restore", cancel="Keep restoring",
-                                          id="restore-cancel-modal"), go)
+                                          id="restore-cancel-modal", q_quits=True), go)
 
     def action_back(self) -> None:
         if any(w.group == "restore" and w.is_running for w in self.workers):

@@ -108,6 +108,7 @@ def check_lines(checks: list[Check]) -> Text:
 
 
 class RunbookScreen(Screen):
+    VERIFY_TITLE = "[b]Verify[/b] (inside the transaction)"  # the pane's title: COMMIT's while COMMIT is out
     SAY_SILENT_AFTER = 2.0  # a short round trip (BEGIN, verify, COMMIT, ROLLBACK) unanswered this long: said so
     # The footer shows what the engine's state allows now (check_action asks the pure transition table):
     # never COMMIT after COMMITTED, Inspect while the transaction is open. A key pressed when its action is
@@ -149,6 +150,7 @@ class RunbookScreen(Screen):
         super().__init__(id=f"runbook-{RunbookScreen.runs}", classes="runbook")
         self.rb = rb
         self.demo = demo
+        self._syncrep_shown = False  # the step pane says "committed locally" (COMMIT seen waiting on SyncRep)
         self._rehearse_said = ""  # the rehearsal's latest line, shown in its pane while it runs
         self._said: list[Text] = []  # every log line, to re-wrap them after a resize
         self._log_width = 0
@@ -195,7 +197,7 @@ class RunbookScreen(Screen):
                     yield Line("", id="apply-line")
                     yield Line("", id="apply-error")
                 with VerticalScroll(id="pane-verify", classes="pane"):
-                    yield Static("[b]Verify[/b] (inside the transaction)", classes="pane-title")
+                    yield Static(self.VERIFY_TITLE, classes="pane-title", id="verify-title")
                     yield Line("", id="verify-next")
                     yield Line("", id="verify-checks")
                 with VerticalScroll(id="pane-done", classes="pane"):
@@ -640,6 +642,9 @@ class RunbookScreen(Screen):
                                               f"{b.dump_path}\n{fmt.size(b.size)} · {b.toc_entries} TOC entries · "
                                               f"sha256 {b.sha256[:24]}…\nschema: {b.schema_path}"))
                 self.query_one("#rehearse-info", Static).update(self._begin_failed_text() + self._rehearse_text())
+            self.query_one("#verify-title", Static).update(
+                "[b]COMMIT[/b] (sent; its answer ends the transaction)" if rb.phase is Phase.COMMITTING
+                else "[b]ROLLBACK[/b] (sent)" if rb.phase is Phase.ROLLING_BACK else self.VERIFY_TITLE)
             if rb.phase in (Phase.COMMITTING, Phase.ROLLING_BACK):  # sent: never Verify's c/x prompt meanwhile
                 self.query_one("#verify-next", Static).update(self._in_flight_text())
             elif step in (Step.COMMIT,) and rb.steps[Step.VERIFY].state == State.DONE:
@@ -664,6 +669,14 @@ class RunbookScreen(Screen):
         if rb.phase is Phase.ROLLING_BACK:
             return Text.assemble((f"ROLLBACK in flight (transaction {rb.xid or '?'})", "bold yellow"),
                                  ": sent to the server; its answer ends the run here.\n")
+        if rb.commit_syncrep is not None and rb.resolving is None:  # the server: committed locally (fresh9 F3)
+            return Text.assemble(
+                (f"COMMIT committed locally (transaction {rb.xid or '?'})", "bold yellow"),
+                f": the server has committed it and waits for the synchronous standby '{rb.commit_syncrep}' to "
+                "confirm it (wait_event SyncRep); nothing can roll it back now: only the wait for the standby can "
+                f"be ended. The bar above counts the wait. Past --commit-timeout ({rb.opt.commit_timeout:g}s) you "
+                "are asked: keep waiting, or end the wait (committed on the primary only). Its outcome appears "
+                "here.\n")
         return Text.assemble(
             (f"COMMIT in flight (transaction {rb.xid or '?'})", "bold yellow"),
             ": sent to the server; it is never cancelled. The bar above counts the wait and says what it waits "
@@ -813,7 +826,16 @@ class RunbookScreen(Screen):
 
     def _txbar(self) -> None:
         # One line when it fits, else two (ui/txbar.py): the hint and the database name are never cut.
-        self.query_one("#txbar", TxBar).show(self.rb.tx, self.next_hint(), self.rb.settings.dbname)
+        rb = self.rb
+        syncrep = rb.phase is Phase.COMMITTING and rb.commit_syncrep is not None and not self._cancelling() \
+            and rb.resolving is None  # the server said: committed locally, waiting for the standby (fresh9 F3)
+        if syncrep != self._syncrep_shown:  # the step pane's words change with it (only the wait can be ended)
+            self._syncrep_shown = syncrep
+            self._show_pane()
+        self.query_one("#txbar", TxBar).show(
+            rb.tx, self.next_hint(), rb.settings.dbname,
+            short=rb.commit_waiting_words(short=True) if syncrep else None,
+            badge="COMMITTED LOCALLY · WAITING FOR STANDBY" if syncrep else None)
 
     # ---- checklist and lock watch ------------------------------------------------------------------------
     async def _answer(self, coro, checklist: TableChecklist):

@@ -19,10 +19,12 @@ class TxBar(Widget):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._shown: tuple[Tx, str, str] | None = None
+        self._shown: tuple[Tx, str, str, str | None, str | None] | None = None
 
-    def show(self, tx: Tx, hint: str, dbname: str) -> None:
-        shown = (tx, hint, dbname)
+    def show(self, tx: Tx, hint: str, dbname: str, *, short: str | None = None, badge: str | None = None) -> None:
+        """``short``: the hint in fewer words when the long one does not fit its own line (80 columns);
+        ``badge``: the state's words when the server knows more than Tx says (committed locally, waiting)."""
+        shown = (tx, hint, dbname, short, badge)
         if shown != self._shown:  # unchanged: no repaint (the runbook calls this after every event)
             self._shown = shown
             self.refresh(layout=needs_layout(self))  # one line or two: the screen's layout only if that changed
@@ -30,12 +32,14 @@ class TxBar(Widget):
     def _lines(self, width: int) -> list[Text]:
         if self._shown is None:
             return [Text("")]
-        tx, hint, dbname = self._shown
-        badge = fmt.tx_badge(tx)
+        tx, hint, dbname, short, words = self._shown
+        badge = fmt.tx_badge(tx) if words is None else Text(f" {words} ", style=fmt.tx_style(Tx.COMMITTED))
         nxt = Text.assemble(("Next: ", "bold"), (hint, "bold cyan"))
         one = Text.assemble(badge, "  ", nxt, "   on ", (dbname, "bold"))
         if one.cell_len <= width:
             return [one]
+        if short is not None and Text.assemble(" ", nxt).cell_len > width:
+            nxt = Text.assemble(("Next: ", "bold"), (short, "bold cyan"))
         return [Text.assemble(badge, "  on ", (dbname, "bold")), Text.assemble(" ", nxt)]
 
     def on_resize(self) -> None:

@@ -64,6 +64,11 @@ def syncrep_bar(names: str | None, seconds: float) -> str:
             f"{seconds:.0f}s)")
 
 
+def syncrep_bar_short(names: str | None, seconds: float) -> str:
+    """``syncrep_bar`` for an 80-column bar (the badge beside it says COMMITTED LOCALLY): the count never cut."""
+    return f"COMMIT: waiting for standby '{names or '?'}' {seconds:.0f}s (wait_event SyncRep)"
+
+
 def unreplicated(names: str | None, fence: str, what: str = "the migration") -> str:
     """The truth about a COMMIT whose wait for its synchronous standby was ended (by our resolver, or anyone):
     committed on the primary, never confirmed by the standby; one sentence for the log, the faces and the report

@@ -1553,12 +1553,13 @@ class Runbook:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
 
-    def commit_waiting_words(self) -> str:
+    def commit_waiting_words(self, short: bool = False) -> str:
         """The bar's words for a COMMIT seen waiting on SyncRep ("": not seen); they go on counting while the
-        operator is asked (CommitWaitAsked)."""
+        operator is asked (CommitWaitAsked). ``short``: for an 80-column bar."""
         if self.commit_syncrep is None or self.commit_syncrep_since is None:
             return ""
-        return committing.syncrep_bar(self.commit_syncrep, time.monotonic() - self.commit_syncrep_since)
+        words = committing.syncrep_bar_short if short else committing.syncrep_bar
+        return words(self.commit_syncrep, time.monotonic() - self.commit_syncrep_since)
 
     async def _commit_deadline(self) -> bool:
         """--commit-timeout ran out, the COMMIT still out. Seen waiting on SyncRep (committed locally, its synchronous
