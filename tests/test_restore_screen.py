@@ -199,6 +199,10 @@ async def test_the_footer_offers_no_restore_keys_while_a_restore_runs_and_escape
         await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-cancel-modal", what="ask")
         body = str(app.screen.query_one("#confirm-body").render())
         assert "left exactly as it was before the restore, never half-restored" in body, body
+        await pilot.press("q")  # fresh9 F4: q did nothing here; now what ctrl+c does (asks to quit; Stay stays)
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "quit-modal", what="q's prompt")
+        await pilot.press("escape")
+        await scenes.wait_for(pilot, lambda: getattr(app.screen, "id", None) == "restore-cancel-modal", what="back")
         await pilot.press("escape")  # "Keep restoring": the restore goes on
         await scenes.wait_for(pilot, lambda: app.screen is screen, what="back to the restore")
         assert any(w.group == "restore" and w.is_running for w in screen.workers)
