@@ -301,11 +301,10 @@ class Session:
         except (ConnectError, psycopg.Error, TimeoutError, OSError) as exc:
             return f"could not reach the server to end backend {self.backend_pid} ({_first(exc)})"
         try:
-            wait = f", {int(seconds * 1000)}" if fresh.info.server_version >= 140000 else ""  # waits for the exit
             # what it was doing as it was ended (a COMMIT waiting on SyncRep is committed locally: commit.resolve)
             cur = await asyncio.wait_for(fresh.execute(
                 "SELECT wait_event, pg_catalog.current_setting('synchronous_standby_names'), "
-                f"pg_catalog.pg_terminate_backend(pid{wait}) FROM pg_catalog.pg_stat_activity "
+                f"{_terminate(fresh, seconds)} FROM pg_catalog.pg_stat_activity "
                 "WHERE pid = %s AND backend_start = %s", (self.backend_pid, self.backend_start)), seconds + 1)
             row = await cur.fetchone()
             if row is not None:
@@ -315,16 +314,12 @@ class Session:
                     await asyncio.wait_for(fresh.execute(
                         "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
                         "WHERE pid = %s AND backend_start = %s", (pid, start)), seconds)
-            if row is None:
-                return f"backend {self.backend_pid} had already gone"
-            return (f"backend {self.backend_pid} ended (pg_terminate_backend)" if row[-1] else
-                    f"backend {self.backend_pid} did not end within {seconds:g}s")
+            return _end_words(self.backend_pid, row, seconds)
         except (psycopg.Error, TimeoutError) as exc:
             return f"could not end backend {self.backend_pid} ({_first(exc)})"
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(fresh.close(), seconds)
-
 
     async def end_backend(self, pid: int, start: object, seconds: float) -> str:
         """From this session's connection (a new one): end an earlier backend of ours if it is still there, waiting
@@ -332,14 +327,23 @@ class Session:
         '… did not end within Ns'."""
         conn = self.conn
         assert conn is not None
-        wait = f", {int(seconds * 1000)}" if conn.info.server_version >= 140000 else ""
         cur = await self.call(conn.execute(
-            f"SELECT pg_catalog.pg_terminate_backend(pid{wait}) FROM pg_catalog.pg_stat_activity "
+            f"SELECT {_terminate(conn, seconds)} FROM pg_catalog.pg_stat_activity "
             "WHERE pid = %s AND backend_start = %s", (pid, start)), seconds + 1, f"ending backend {pid}")
-        row = await cur.fetchone()
-        if row is None:
-            return f"backend {pid} had already gone"
-        return f"backend {pid} ended (pg_terminate_backend)" if row[0] else f"backend {pid} did not end within {seconds:g}s"
+        return _end_words(pid, await cur.fetchone(), seconds)
+
+
+def _terminate(conn: psycopg.AsyncConnection, seconds: float) -> str:
+    """pg_terminate_backend of the row's pid, waiting up to ``seconds`` for its exit (PostgreSQL 14 and later)."""
+    wait = f", {int(seconds * 1000)}" if conn.info.server_version >= 140000 else ""
+    return f"pg_catalog.pg_terminate_backend(pid{wait})"
+
+
+def _end_words(pid: int, row: tuple | None, seconds: float) -> str:
+    """What became of backend ``pid`` from a row ending in pg_terminate_backend's answer (None: no such backend)."""
+    if row is None:
+        return f"backend {pid} had already gone"
+    return f"backend {pid} ended (pg_terminate_backend)" if row[-1] else f"backend {pid} did not end within {seconds:g}s"
 
 
 def _first(exc: BaseException) -> str:
