@@ -632,3 +632,38 @@ async def test_the_dashboard_under_the_runbook_does_not_poll_the_server(fresh_db
         await pilot.press("d")
         await scenes.wait_for(pilot, lambda: polls, what="the dashboard's refresh as it is shown again")
         assert polls[0] == "DashboardScreen"
+
+
+async def test_the_frame_that_shows_the_sql_repaints_the_step_pane_alone(fresh_db, tmp_path):
+    """`s` is a light key: the frame that shows the SQL writes the step pane's cells and nothing else (the footer's
+    keys follow in a frame of their own), so the SQL shows as soon as one pane can be drawn (issue 8's key row)."""
+    from textual.app import App
+
+    app = make_app(fresh_db, tmp_path)
+    frames: list = []
+    display = App._display
+
+    def spy(self, screen, update):
+        if update is not None and hasattr(update, "spans"):
+            frames.append(list(update.spans))
+        return display(self, screen, update)
+
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.settle(pilot)
+        pane = app.screen.query_one("#panes").region
+        footer = app.screen.query_one("KeyFooter").region
+        App._display = spy
+        try:
+            for opening in (True, False, True):
+                frames.clear()
+                await pilot.press("s")
+                await scenes.settle(pilot, 0.2)
+                assert ("Migration SQL" if opening else "Step") == str(app.screen.query_one("#panes").border_title)
+                assert frames, "no frame"
+                first = frames[0]
+                assert all(pane.contains(x, y) and pane.contains(x2 - 1, y) for y, x, x2 in first), (pane, first)
+                assert any(footer.y == y for fr in frames[1:] for y, _, _ in fr), "the footer's keys, a frame later"
+        finally:
+            App._display = display

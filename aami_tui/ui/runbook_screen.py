@@ -347,16 +347,22 @@ class RunbookScreen(Screen):
             self.query_one("#panes").border_title = "Migration SQL"
         else:
             self._show_pane()
+        # The focus follows after the frame that shows the pane: moving it restyles and changes the footer's keys,
+        # which in the same frame made `s` repaint most of the screen rather than one pane (README, Performance).
+        self.call_after_refresh(self._focus_pane)
+
+    def _focus_pane(self) -> None:
+        """Focus what the pane `s` switched to shows: the SQL view at its statement, or the first unticked item."""
         if self.sql_open:
-            self.query_one("#sql-text", TextArea).focus()
-            self.call_after_refresh(self._scroll_sql)  # a hidden pane could not scroll: do it once it is shown
+            self.set_focus(self.query_one("#sql-text", TextArea))
+            self._scroll_sql()  # a hidden pane could not scroll: done once it is shown
         else:
             self._focus_first_unticked()
 
     def _focus_first_unticked(self) -> None:
         if self.rb.steps[Step.PREFLIGHT].state != State.DONE:
             key = next((k for k, _ in self.rb.items if not self.rb.answers[k]), self.rb.items[0][0])
-            self.query_one(f"#tick-{key}", Checkbox).focus()
+            self.set_focus(self.query_one(f"#tick-{key}", Checkbox))
 
     def _ticked_title(self) -> None:
         n, total = sum(self.rb.answers.values()), len(self.rb.items)
