@@ -635,8 +635,9 @@ async def test_the_dashboard_under_the_runbook_does_not_poll_the_server(fresh_db
 
 
 async def test_the_frame_that_shows_the_sql_repaints_the_step_pane_alone(fresh_db, tmp_path):
-    """`s` is a light key: the frame that shows the SQL writes the step pane's cells and nothing else (the footer's
-    keys follow in a frame of their own), so the SQL shows as soon as one pane can be drawn (issue 8's key row)."""
+    """`s` is a light key: the frame that shows the SQL writes the step pane's cells and nothing else (the focus and
+    the footer's keys follow in a frame of their own), so the SQL shows as soon as one pane can be drawn (issue 8's
+    key row)."""
     from textual.app import App
 
     app = make_app(fresh_db, tmp_path)
@@ -662,8 +663,40 @@ async def test_the_frame_that_shows_the_sql_repaints_the_step_pane_alone(fresh_d
                 await scenes.settle(pilot, 0.2)
                 assert ("Migration SQL" if opening else "Step") == str(app.screen.query_one("#panes").border_title)
                 assert frames, "no frame"
+                if not opening:  # closing moves the focus at once (a space right behind it ticks the checklist)
+                    continue
                 first = frames[0]
                 assert all(pane.contains(x, y) and pane.contains(x2 - 1, y) for y, x, x2 in first), (pane, first)
                 assert any(footer.y == y for fr in frames[1:] for y, _, _ in fr), "the footer's keys, a frame later"
         finally:
             App._display = display
+
+
+async def test_a_space_typed_right_behind_the_s_that_closes_the_sql_ticks_the_item_shown_focused(fresh_db, tmp_path):
+    """fresh10 F1/F2: `s` then space in one burst (a fast typist, a paste): the space ticks the checklist's first
+    unticked item, the one the closed view shows focused; it is not lost in the hidden SQL view, nor does it untick
+    the item focused before."""
+    from textual import events
+
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        first, second = app.runbook.items[0][0], app.runbook.items[1][0]
+        await pilot.press("space")  # the first item ticked; the focus stays on it
+        await pilot.pause()
+        assert app.runbook.answers[first] and not app.runbook.answers[second]
+        await pilot.press("s")
+        await scenes.settle(pilot, 0.2)
+        assert app.screen.query_one("#sql-text", TextArea).has_focus
+        app.post_message(events.Key("s", "s"))  # as the driver's input thread posts them: both read at once
+        app.post_message(events.Key("space", " "))
+        await scenes.settle(pilot, 0.2)
+        assert app.screen.query_one(f"#tick-{second}", Checkbox).has_focus, app.focused
+        assert app.runbook.answers[second], "the space ticked the first unticked item"
+        assert app.runbook.answers[first], "and did not untick the one ticked before"
+        app.post_message(events.Key("s", "s"))  # s s space: opened, closed, then the space ticks the next one
+        app.post_message(events.Key("s", "s"))
+        app.post_message(events.Key("space", " "))
+        await scenes.settle(pilot, 0.2)
+        assert sum(app.runbook.answers.values()) == 3, app.runbook.answers

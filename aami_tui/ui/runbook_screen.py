@@ -119,7 +119,9 @@ class RunbookScreen(Screen):
         Binding("x", "rollback", "ROLLBACK"),
         Binding("o", "recheck", "Re-check outcome"),
         Binding("escape", "cancel_step", "Cancel"),
-        Binding("s", "toggle_sql", "SQL"),
+        # priority: run as it is read, before the next key is routed to the widget with the focus (the `s` that
+        # closes the SQL view moves the focus to the checklist at once: `s` then space ticks, as it shows)
+        Binding("s", "toggle_sql", "SQL", priority=True),
         Binding("i", "inspect", "Inspect"),
         Binding("r", "rehearse", "Rehearse"),
         Binding("d", "dashboard", "Dashboard"),
@@ -347,17 +349,19 @@ class RunbookScreen(Screen):
             self.query_one("#panes").border_title = "Migration SQL"
         else:
             self._show_pane()
-        # The focus follows after the frame that shows the pane: moving it restyles and changes the footer's keys,
-        # which in the same frame made `s` repaint most of the screen rather than one pane (README, Performance).
-        self.call_after_refresh(self._focus_pane)
+        if self.sql_open:
+            # The focus follows after the frame that shows the SQL: moving it restyles and changes the footer's
+            # keys, which in the same frame made `s` repaint most of the screen rather than one pane (README,
+            # Performance).
+            self.call_after_refresh(self._focus_sql)
+        else:  # at once: a space typed right behind the `s` that closes the view ticks the item it shows focused
+            self._focus_first_unticked()
 
-    def _focus_pane(self) -> None:
-        """Focus what the pane `s` switched to shows: the SQL view at its statement, or the first unticked item."""
+    def _focus_sql(self) -> None:
+        """The SQL view gets the focus, at its statement (a hidden pane could not scroll: done once it is shown)."""
         if self.sql_open:
             self.set_focus(self.query_one("#sql-text", TextArea))
-            self._scroll_sql()  # a hidden pane could not scroll: done once it is shown
-        else:
-            self._focus_first_unticked()
+            self._scroll_sql()
 
     def _focus_first_unticked(self) -> None:
         if self.rb.steps[Step.PREFLIGHT].state != State.DONE:
