@@ -700,3 +700,20 @@ async def test_a_space_typed_right_behind_the_s_that_closes_the_sql_ticks_the_it
         app.post_message(events.Key("space", " "))
         await scenes.settle(pilot, 0.2)
         assert sum(app.runbook.answers.values()) == 3, app.runbook.answers
+
+
+async def test_a_key_typed_right_behind_the_s_that_opens_the_sql_goes_to_the_view(fresh_db, tmp_path):
+    """fresh10 F3: `s` then PgDn in one burst: the PgDn scrolls the SQL view the `s` showed (it went to the hidden
+    checklist, which scrolled its title out of view, until `s` ran as it is read: a priority binding)."""
+    from textual import events
+
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        sql = app.screen.query_one("#sql-text", TextArea)
+        app.post_message(events.Key("s", "s"))  # as the driver's input thread posts them: both read at once
+        app.post_message(events.Key("pagedown", None))
+        await scenes.settle(pilot, 0.2)
+        assert sql.has_focus and sql.scroll_offset.y > 0, (app.focused, sql.scroll_offset)
+        assert app.screen.query_one("#pane-preflight").scroll_offset.y == 0, "the hidden checklist did not scroll"
