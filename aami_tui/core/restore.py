@@ -1219,22 +1219,29 @@ async def _committed_after_all(conn, r: RestoreResult) -> bool:
     """psql failed after it was given COMMIT: never assume the rollback, ask the server (txid_status). Another
     session ending psql's backend while its COMMIT waited on SyncRep (committed locally) makes psql fail with
     'connection to server was lost' although the restore is committed: then restored, on the primary only."""
-    if r.txid is None:
+    if r.txid is None or await _txid_status(conn, r) != "committed":  # not known: the error stands as psql gave it
         return False
+    _primary_only(r, f"psql's session was ended by another session (backend {r.backend_pid}, pg_terminate_backend "
+                     "or a lost connection)")
+    return True
+
+
+async def _txid_status(conn, r: RestoreResult) -> str | None:
+    """The server's word on the restore's transaction (txid_status of the xid psql said at BEGIN): 'committed',
+    'aborted', 'in progress', or None when it could not be asked within 5 s."""
     try:
-        cur = await asyncio.wait_for(conn.execute("SELECT pg_catalog.txid_status(%s)", (r.txid,)), 5)
-        status = (await cur.fetchone())[0]
-    except Exception:  # noqa: BLE001 - not known: the error stands as psql gave it
-        return False
-    if status != "committed":
-        return False
+        cur = await asyncio.wait_for(conn.execute(sql("restore_txid_status"), {"txid": r.txid}), 5)
+        return (await cur.fetchone())[0]
+    except Exception:  # noqa: BLE001 - not known
+        return None
+
+
+def _primary_only(r: RestoreResult, how: str) -> None:
+    """The restore committed although its COMMIT's wait on SyncRep was ended (``how``): on the primary only."""
     if r.syncrep is not None:
         from aami_tui.core.runbook.commit import unreplicated
 
-        r.primary_only = unreplicated(r.syncrep, f"psql's session was ended by another session (backend "
-                                                 f"{r.backend_pid}, pg_terminate_backend or a lost connection)",
-                                      "the restore")
-    return True
+        r.primary_only = unreplicated(r.syncrep, how, "the restore")
 
 
 async def _after_cancel(conn, r: RestoreResult) -> tuple[str, bool]:
@@ -1242,17 +1249,9 @@ async def _after_cancel(conn, r: RestoreResult) -> tuple[str, bool]:
     gone = await _end_session(conn, r.backend_pid, r=r)
     if r.txid is None:  # psql had not begun (or not said so): nothing of it can have been committed
         return "cancelled", gone
-    try:
-        cur = await asyncio.wait_for(conn.execute("SELECT pg_catalog.txid_status(%s)", (r.txid,)), 5)
-        status = (await cur.fetchone())[0]
-    except Exception:
-        status = None
-    if status == "committed":
-        if r.syncrep is not None:  # its COMMIT waited on SyncRep, and ending psql's session ended that wait
-            from aami_tui.core.runbook.commit import unreplicated
-
-            r.primary_only = unreplicated(r.syncrep, f"psql's backend {r.backend_pid} ended (pg_terminate_backend)",
-                                          "the restore")
+    status = await _txid_status(conn, r)
+    if status == "committed":  # its COMMIT waited on SyncRep (if it did), and ending psql's session ended that wait
+        _primary_only(r, f"psql's backend {r.backend_pid} ended (pg_terminate_backend)")
         return "restored", False
     if status == "aborted" and gone:
         return "cancelled", True
