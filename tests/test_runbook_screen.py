@@ -717,3 +717,55 @@ async def test_a_key_typed_right_behind_the_s_that_opens_the_sql_goes_to_the_vie
         await scenes.settle(pilot, 0.2)
         assert sql.has_focus and sql.scroll_offset.y > 0, (app.focused, sql.scroll_offset)
         assert app.screen.query_one("#pane-preflight").scroll_offset.y == 0, "the hidden checklist did not scroll"
+
+
+async def _layouts_of(pilot, change) -> int:
+    """How many times the screen is laid out again for ``change`` (called on the loop) and the frame after it."""
+    from textual.screen import Screen
+
+    app, layouts = pilot.app, []
+    orig = Screen._refresh_layout
+
+    def spy(self, *a, **kw):
+        if self is app.screen and self._layout_required:
+            layouts.append(self)
+        return orig(self, *a, **kw)
+
+    await scenes.settle(pilot, 0.2)
+    Screen._refresh_layout = spy
+    try:
+        change()
+        await scenes.settle(pilot, 0.2)
+    finally:
+        Screen._refresh_layout = orig
+    return len(layouts)
+
+
+async def test_log_lines_and_the_hidden_sql_head_update_without_laying_the_screen_out(fresh_db, tmp_path):
+    """Issue 8's key row: what an apply streams to the screen five times a second (log lines, the statement in the
+    hidden SQL pane's head) repaints those widgets only. A layout of the whole runbook screen costs 15-35 ms of the
+    event loop on a slow machine, and a key pressed then waited behind it. The log still shows its newest line and
+    its scrollbar still says how long it is; the SQL head still shows the statement when the pane is opened."""
+    from rich.text import Text
+
+    from aami_tui.core.runbook.events import Progress
+
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        screen = app.screen
+        log = screen.query_one("#log")
+        screen._write([Text(f"early line {i}") for i in range(40)])  # the log overflows: its scrollbar shows
+        await scenes.settle(pilot, 0.2)
+        assert log.show_vertical_scrollbar
+        n = await _layouts_of(pilot, lambda: screen._write([Text(f"streamed line {i}") for i in range(5)]))
+        assert n == 0, "a log write that keeps the log's scrollbars laid the screen out"
+        assert "streamed line 4" in region_text(app, "#log"), "the log shows its newest line"
+        assert log.vertical_scrollbar.window_virtual_size == len(log.lines)
+        total = len(app.runbook.migration.statements)
+        n = await _layouts_of(pilot, lambda: screen._progress(Progress(Step.APPLY, 7, total, "statement 8")))
+        assert n == 0, "the hidden SQL pane's head laid the screen out"
+        await pilot.press("s")
+        await scenes.settle(pilot, 0.2)
+        assert f"Applying statement 8 / {total}" in region_text(app, "#sql-head")

@@ -14,7 +14,10 @@ from textual.widgets import Static
 
 def needs_layout(widget: Widget) -> bool:
     """Whether ``widget``'s content, as it is now, needs a size other than the one it was laid out with. True
-    when that cannot be known here (not laid out yet, a width that follows the content): Textual decides."""
+    when that cannot be known here (not laid out yet, a width that follows the content): Textual decides. False
+    while it is hidden: the SQL pane's head follows each statement of an apply while the pane is not shown."""
+    if not all(node.display for node in widget.ancestors_with_self if isinstance(node, Widget)):
+        return False  # hidden (a pane the ContentSwitcher does not show): showing it lays it out with what it holds
     styles = widget.styles
     if styles.width is not None and styles.width.is_auto:  # its width follows its content
         return True

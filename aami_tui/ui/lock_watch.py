@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
 
 from aami_tui.core.runbook import LockWatch
 from aami_tui.core.words import plural
 from aami_tui.ui import fmt
+from aami_tui.ui.line import Line
 
 
-class LockWatchPanel(Static):
+class LockWatchPanel(Line):
     def __init__(self, idle_warn: float, id: str | None = None) -> None:
         super().__init__("No migration transaction open.", id=id, classes="panel")
         self.idle_warn = idle_warn

@@ -56,4 +56,31 @@ class KeptScrollBars:
 
 class KeptLog(KeptScrollBars, RichLog):
     """The runbook's log: a RichLog whose scrollbar is drawn again only when it has changed (it was drawn again
-    in the frame of every `s`, though the log had not moved)."""
+    in the frame of every `s`, though the log had not moved).
+
+    A write does not lay the screen out again. RichLog's write changes the log's virtual size, which Textual
+    follows with a layout of the whole screen (15-35 ms of the event loop on a slow machine, five times a second
+    while an apply streams; a key waited behind it: README, Performance). The log's own size is the CSS's; its
+    virtual size moves only its scrollbars and its scroll range, which are updated here. A layout is still asked
+    for when a scrollbar appears or goes (the log's content region changes)."""
+
+    _quiet: bool | str = False  # inside write: a layout asked for is the virtual size's ("asked" once it was)
+
+    def write(self, *args, **kwargs):
+        bars = (self.show_vertical_scrollbar, self.show_horizontal_scrollbar)
+        self._quiet = self.is_mounted and bool(self.container_size)  # laid out already (else Textual's way)
+        try:
+            return super().write(*args, **kwargs)
+        finally:
+            quiet, self._quiet = self._quiet, False
+            if quiet == "asked":
+                self._refresh_scrollbars()
+                if (self.show_vertical_scrollbar, self.show_horizontal_scrollbar) != bars:
+                    super().refresh(layout=True)
+                else:
+                    self._scroll_update(self.virtual_size)
+
+    def refresh(self, *regions, repaint: bool = True, layout: bool = False, recompose: bool = False):
+        if layout and self._quiet and not recompose:
+            self._quiet, layout = "asked", False
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
