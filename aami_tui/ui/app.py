@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 SIGNAL_REASONS = {sig: signal_words(sig) for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)}
 EXIT_WATCHDOG = 15.0  # after a signal's rollback and report, Textual's shutdown gets this long
 SIGNAL_CLOSE_TIMEOUT = 20.0  # the rollback and the report get this long; the server rolls back anyway
+SWITCH_INTERVAL = 0.0005  # seconds: how soon another thread (the terminal writer) gets the interpreter (on_mount)
 
 
 class AamiApp(App):
@@ -110,6 +111,11 @@ class AamiApp(App):
             loop = asyncio.get_running_loop()
             for sig in SIGNAL_REASONS:
                 loop.add_signal_handler(sig, self._on_signal, sig)
+            # The writer thread puts each frame on the terminal, and needs the interpreter twice for it (the write,
+            # the flush): while the event loop computes, each time waited up to Python's 5 ms switch interval. A
+            # key's frame reached the terminal 8-14 ms after it was ready (README, Performance).
+            self._switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(SWITCH_INTERVAL)
         self.call_after_refresh(self.settle_heap)
         self.call_after_refresh(lambda: self.run_worker(self.note_unclosed(), group="unclosed"))
         if getattr(self, "stray", None) is not None and self.stray.active:  # run_console: fd 2 is captured
@@ -198,6 +204,7 @@ class AamiApp(App):
         """However the app ends, the runbook's sessions end with it (an open transaction rolls back)."""
         await self._close_runbook()
         if not self.is_headless:
+            sys.setswitchinterval(getattr(self, "_switch_interval", sys.getswitchinterval()))
             loop = asyncio.get_running_loop()
             for sig in SIGNAL_REASONS:
                 with contextlib.suppress(Exception):
