@@ -769,3 +769,23 @@ async def test_log_lines_and_the_hidden_sql_head_update_without_laying_the_scree
         await pilot.press("s")
         await scenes.settle(pilot, 0.2)
         assert f"Applying statement 8 / {total}" in region_text(app, "#sql-head")
+
+
+async def test_the_help_covers_the_runbook_so_its_frame_draws_the_help_alone(fresh_db, tmp_path):
+    """Issue 8's key row: `?` drew the runbook again under the help, dimmed (Textual renders the screens under a
+    modal screen whose background lets them through): a third of the help's frame. The help now stands on a plain
+    background; closing it shows the runbook as it was."""
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.settle(pilot, 0.2)
+        assert "Steps" in svg_text(app.export_screenshot())
+        await pilot.press("question_mark")
+        await scenes.settle(pilot, 0.2)
+        shown = svg_text(app.export_screenshot())
+        assert "how the migration works" in shown
+        assert "Steps" not in shown and "Pre-flight checklist" not in shown, "the runbook is drawn under the help"
+        await pilot.press("question_mark")
+        await scenes.settle(pilot, 0.2)
+        assert "Steps" in svg_text(app.export_screenshot())
