@@ -10,7 +10,7 @@ from conftest import run_sql
 from faults import migration_with, query, terminate
 from screen_text import region_text, svg_text
 from test_console import make_app, text_of
-from textual.widgets import Checkbox, TextArea
+from textual.widgets import Checkbox, ContentSwitcher, TextArea
 
 from aami_tui.core.runbook import PREFLIGHT_ITEMS, State, Step, Tx
 from aami_tui.ui import scenes
@@ -789,3 +789,31 @@ async def test_the_help_covers_the_runbook_so_its_frame_draws_the_help_alone(fre
         await pilot.press("question_mark")
         await scenes.settle(pilot, 0.2)
         assert "Steps" in svg_text(app.export_screenshot())
+
+
+async def test_after_pre_flight_and_after_the_sql_view_the_focus_is_on_what_the_step_pane_shows(fresh_db, tmp_path):
+    """fresh10 F4: once pre-flight has run, its checklist is hidden but kept the focus, so PgUp/PgDn went to a box
+    nobody could see and scrolled nothing until tab; the same after `s` closed the SQL view. The pane shown now
+    takes the focus: its keys act on what is on screen."""
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.tick_all(pilot)
+        await scenes.next_step(pilot)
+        await scenes.settle(pilot, 0.3)
+        screen = app.screen
+
+        def focus_shown() -> bool:
+            f = app.focused
+            return f is not None and all(n.display for n in f.ancestors_with_self if hasattr(n, "display")
+                                         and n is not screen and n is not app)
+
+        assert focus_shown(), f"the focus is on a hidden widget: {app.focused!r}"
+        assert app.focused.id == screen.query_one(ContentSwitcher).current
+        await pilot.press("s")
+        await scenes.settle(pilot, 0.2)
+        assert app.focused is screen.query_one("#sql-text", TextArea)
+        await pilot.press("s")
+        await scenes.settle(pilot, 0.2)
+        assert focus_shown(), f"after s closed the SQL view the focus is on a hidden widget: {app.focused!r}"

@@ -672,6 +672,18 @@ class RunbookScreen(Screen):
                     f"Tool: {rb.dump_tool.describe() if rb.dump_tool else 'pg_dump'}")
         self.query_one(ContentSwitcher).current = "pane-sql" if self.sql_open else pane
         self.query_one("#panes").border_title = "Migration SQL" if self.sql_open else "Step"
+        self._keep_focus_shown()
+
+    def _keep_focus_shown(self) -> None:
+        """The focus never stays on a widget the step pane no longer shows (pre-flight's last box once it has run,
+        the SQL view once `s` has closed it; fresh10 F4: PgUp/PgDn then scrolled nothing until tab). The pane shown
+        takes it, or else its first focusable widget, or else the log."""
+        f = self.focused
+        if f is None or all(n.display for n in f.ancestors_with_self if isinstance(n, Widget)):
+            return
+        pane = self.query_one(f"#{self.query_one(ContentSwitcher).current}")
+        target = pane if pane.focusable else next((w for w in pane.query("*") if w.focusable), None)
+        self.set_focus(target or self.query_one("#log"))
 
     def _in_flight_text(self) -> Text:
         """The step pane while COMMIT or ROLLBACK is out: sent, never cancelled; the bar says what it waits for."""
