@@ -12,11 +12,17 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 
+def shown(widget: Widget) -> bool:
+    """Whether ``widget`` and every widget around it are displayed (not in a pane the ContentSwitcher hides). Read
+    from the styles, so it holds before the next layout (Textual's ``is_on_screen`` waits for it)."""
+    return all(node.display for node in widget.ancestors_with_self if isinstance(node, Widget))
+
+
 def needs_layout(widget: Widget) -> bool:
     """Whether ``widget``'s content, as it is now, needs a size other than the one it was laid out with. True
     when that cannot be known here (not laid out yet, a width that follows the content): Textual decides. False
     while it is hidden: the SQL pane's head follows each statement of an apply while the pane is not shown."""
-    if not all(node.display for node in widget.ancestors_with_self if isinstance(node, Widget)):
+    if not shown(widget):
         return False  # hidden (a pane the ContentSwitcher does not show): showing it lays it out with what it holds
     styles = widget.styles
     if styles.width is not None and styles.width.is_auto:  # its width follows its content

@@ -41,7 +41,7 @@ from aami_tui.core.status import config_server_env
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
 from aami_tui.ui.footer import KeyFooter
-from aami_tui.ui.line import Line
+from aami_tui.ui.line import Line, shown
 from aami_tui.ui.lock_watch import LockWatchPanel
 from aami_tui.ui.messages import (
     STREAM,
@@ -679,7 +679,7 @@ class RunbookScreen(Screen):
         the SQL view once `s` has closed it; fresh10 F4: PgUp/PgDn then scrolled nothing until tab). The pane shown
         takes it, or else its first focusable widget, or else the log."""
         f = self.focused
-        if f is None or all(n.display for n in f.ancestors_with_self if isinstance(n, Widget)):
+        if f is None or shown(f):
             return
         pane = self.query_one(f"#{self.query_one(ContentSwitcher).current}")
         target = pane if pane.focusable else next((w for w in pane.query("*") if w.focusable), None)
