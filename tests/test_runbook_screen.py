@@ -817,3 +817,33 @@ async def test_after_pre_flight_and_after_the_sql_view_the_focus_is_on_what_the_
         await pilot.press("s")
         await scenes.settle(pilot, 0.2)
         assert focus_shown(), f"after s closed the SQL view the focus is on a hidden widget: {app.focused!r}"
+
+
+async def test_the_first_frame_after_s_shows_the_pane_it_switched_to(fresh_db, tmp_path):
+    """Issue 8's key row: Textual tells the screen that a pane was shown or hidden only when that pane's own message
+    queue next falls idle. On a loaded event loop (an apply streaming, a backup) the screen's update timer drew a
+    frame before that, without the switch; the SQL view's focus (which follows the frame) then restyled the screen
+    and changed the footer, and the switch was drawn a frame later with all of it: 50-130 ms after `s` on a slow
+    machine. Here the frame the timer draws right after `s` (both ways) shows the pane `s` switched to, and the
+    focus moves only after it."""
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.settle(pilot, 0.3)
+        screen = app.screen
+        sql_view = screen.query_one("#sql-text", TextArea)
+        for opening in (True, False):
+            focused = screen.focused
+            screen.action_toggle_sql()
+            screen._on_timer_update()  # the timer's frame, before any pane has had its idle turn
+            shown = svg_text(app.export_screenshot())
+            if opening:
+                assert "Idempotent" in shown and "Pre-flight checklist" not in shown, \
+                    "the frame after `s` does not show the SQL"
+                assert screen.focused is focused, "the focus moved before the frame that shows the SQL"
+            else:
+                assert "Pre-flight checklist" in shown and "Idempotent" not in shown, \
+                    "the frame after the second `s` still shows the SQL"
+            await scenes.settle(pilot, 0.2)
+            assert (screen.focused is sql_view) == opening

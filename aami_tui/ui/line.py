@@ -36,6 +36,40 @@ def needs_layout(widget: Widget) -> bool:
     return widget.get_content_height(widget.container_size, widget.app.size, size.width) != size.height
 
 
+def layout_now(widget: Widget) -> None:
+    """Tell the screen now, not at ``widget``'s next idle, that ``widget`` asked for a layout (a pane shown or
+    hidden). Textual posts that request from the widget's own idle handler; on a loaded event loop the screen's
+    update timer drew a frame before it arrived, without the change, and the change came a frame later with
+    whatever had happened since (the `s` key: 50-130 ms on a slow machine). Done here as Textual's widget and
+    screen would do it (``Widget._check_refresh``, ``Screen._on_layout``), so the request is not made twice."""
+    if not widget._layout_required or not widget.is_attached:
+        return
+    widget._layout_required = False
+    screen = widget.screen
+    for ancestor in widget.ancestors:  # Widget._check_refresh: the arrangements that include it are stale
+        if not isinstance(ancestor, Widget):
+            break
+        ancestor._clear_arrangement_cache()
+        ancestor._layout_updates += 1
+        if not ancestor.styles.auto_dimensions:
+            break
+    requested = False
+    node: Widget = widget
+    for ancestor in widget.ancestors:  # Screen._on_layout
+        if not isinstance(ancestor, Widget):
+            break
+        waiting = screen._layout_widgets.setdefault(ancestor, set())
+        if node not in screen._layout_widgets:
+            waiting.add(node)
+            requested = True
+        if not ancestor.styles.auto_dimensions:
+            break
+        node = ancestor
+    if requested and not screen._layout_required:
+        screen._layout_required = True
+        screen.check_idle()
+
+
 class Line(Static):
     """A Static whose ``update`` repaints it, and lays the screen out again only when its height changes
     (``layout=True`` still forces one)."""

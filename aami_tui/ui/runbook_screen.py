@@ -41,7 +41,7 @@ from aami_tui.core.status import config_server_env
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
 from aami_tui.ui.footer import KeyFooter
-from aami_tui.ui.line import Line, shown
+from aami_tui.ui.line import Line, layout_now, shown
 from aami_tui.ui.lock_watch import LockWatchPanel
 from aami_tui.ui.messages import (
     STREAM,
@@ -345,7 +345,7 @@ class RunbookScreen(Screen):
                 self._select_statement(self._sql_index)
         self._load_sql()
         if self.sql_open:  # the step pane's contents are kept up to date by the step's events: only switch
-            self.query_one(ContentSwitcher).current = "pane-sql"
+            self._switch_pane("pane-sql")
             self.query_one("#panes").border_title = "Migration SQL"
         else:
             self._show_pane()
@@ -670,9 +670,18 @@ class RunbookScreen(Screen):
                 self.query_one("#backup-info", Static).update(
                     f"Backup directory: {rb.opt.backup_dir.resolve() if not fmt.STABLE else rb.opt.backup_dir}\n"
                     f"Tool: {rb.dump_tool.describe() if rb.dump_tool else 'pg_dump'}")
-        self.query_one(ContentSwitcher).current = "pane-sql" if self.sql_open else pane
+        self._switch_pane("pane-sql" if self.sql_open else pane)
         self.query_one("#panes").border_title = "Migration SQL" if self.sql_open else "Step"
         self._keep_focus_shown()
+
+    def _switch_pane(self, pane: str) -> None:
+        """Show ``pane`` in the step pane, in the screen's very next frame (``layout_now``)."""
+        switcher = self.query_one(ContentSwitcher)
+        if switcher.current == pane:
+            return
+        switcher.current = pane
+        for child in switcher.children:
+            layout_now(child)
 
     def _keep_focus_shown(self) -> None:
         """The focus never stays on a widget the step pane no longer shows (pre-flight's last box once it has run,
