@@ -13,9 +13,12 @@ class KeyFooter(Footer):
     rebuild on the event loop in most slow key presses (50-150 ms of a loaded 2-core machine).
 
     Here the footer keeps one FooterKey per key it has ever shown, in the order the screen's bindings give, and
-    a change of bindings shows or hides them and sets their enabled state in place. It recomposes only to add a
-    key it has never shown (then with every key it knows, the hidden ones hidden). What it shows is what Textual's
-    Footer shows: the first binding of each action with ``show``, then the command palette's key."""
+    a change of bindings shows or hides them and sets their enabled state in place. Its first composition already
+    holds every key its screen declares (hidden until offered): the runbook's gated keys (esc, x, i, c) first
+    shown at a step's start or end then show in place too. It recomposes only for a key from elsewhere it has
+    never shown (then with every key it knows, the hidden ones hidden), once however often the bindings change
+    before that recomposition runs (a step's start changed them four times, each a rebuild). What it shows is
+    what Textual's Footer shows: the first binding of each action with ``show``, then the command palette's key."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -23,6 +26,7 @@ class KeyFooter(Footer):
         self._now: dict[tuple, tuple[bool, str]] = {}  # the keys to show now -> (enabled, tooltip)
         self._bindings: dict[tuple, object] = {}  # key -> its Binding (the last seen)
         self._palette: tuple | None = None  # (binding, enabled, tooltip) of the command palette's key, or None
+        self._recomposing = False  # a recomposition is on its way
 
     def _read(self) -> tuple[list[tuple], dict, dict, tuple | None]:
         """What the screen's bindings say to show now: (keys in order, key -> (enabled, tooltip), key -> binding,
@@ -47,16 +51,39 @@ class KeyFooter(Footer):
                 palette = (entry[1], entry[2], entry[3])
         return order, now, bindings, palette
 
-    def compose(self):
-        if not self._bindings_ready:
-            return
-        order, now, bindings, palette = self._read()
-        # every key known, the new ones merged in after the key that precedes them now
-        merged = list(self._order)
+    def _declared(self) -> tuple[list[tuple], dict]:
+        """The keys the screen itself declares to show (its BINDINGS), in their order, and their bindings."""
+        order: list[tuple] = []
+        bindings: dict[tuple, object] = {}
+        actions: set[str] = set()
+        for group in self.screen._bindings.key_to_bindings.values():
+            for b in group:
+                if b.show and b.action not in actions:
+                    actions.add(b.action)
+                    sig = (b.key, b.action, b.description, b.tooltip, b.key_display)
+                    order.append(sig)
+                    bindings[sig] = b
+        return order, bindings
+
+    @staticmethod
+    def _merge(merged: list[tuple], order: list[tuple]) -> None:
+        """Merge ``order``'s keys into ``merged`` in place, each new one after the key that precedes it there."""
         for i, k in enumerate(order):
             if k not in merged:
                 before = next((order[j] for j in range(i - 1, -1, -1) if order[j] in merged), None)
                 merged.insert(merged.index(before) + 1 if before is not None else 0, k)
+
+    def compose(self):
+        self._recomposing = False
+        if not self._bindings_ready:
+            return
+        order, now, bindings, palette = self._read()
+        # every key known, the new ones merged in after the key that precedes them now, then the screen's own
+        merged = list(self._order)
+        self._merge(merged, order)
+        declared, declared_bindings = self._declared()
+        self._merge(merged, declared)
+        self._bindings.update(declared_bindings)
         self._bindings.update(bindings)
         self._order, self._now, self._palette = merged, now, palette
         self.styles.grid_size_columns = len(now)
@@ -80,7 +107,9 @@ class KeyFooter(Footer):
         order, now, _bindings, palette = self._read()
         shown = [k for k in self._order if k in now]
         if shown != order or (palette is None) != (self._palette is None) or not self.children:
-            self.call_after_refresh(self.recompose)  # a key never shown, or a new order: composed again
+            if not self._recomposing:  # a key never shown, or a new order: composed again (once)
+                self._recomposing = True
+                self.call_after_refresh(self.recompose)
             return
         if now == self._now and palette == self._palette:
             return  # nothing to change (a focus change that moved no key)
