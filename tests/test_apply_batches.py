@@ -118,3 +118,36 @@ async def test_an_error_position_inside_a_batch_is_the_statements_own_line_and_c
         await rb.rollback("test")
     finally:
         await rb.close("test")
+
+
+async def test_the_file_is_sorted_into_batches_once_in_pre_flight_not_at_each_apply(fresh_db, tmp_path, monkeypatch):
+    """Issue 8's key row: sorting a 10,000-statement file into batches held the event loop 18-40 ms at the start
+    of every apply, when a key pressed to follow the apply (s) waited behind it. Pre-flight sorts it once, in a
+    thread; the apply and a retry's apply reuse that."""
+    import threading
+
+    from aami_tui.core.runbook import apply as applying
+
+    calls: list[bool] = []  # per statement sorted: on the event loop's thread?
+    real = applying.cheap
+
+    def counted(st, created):
+        calls.append(threading.current_thread() is threading.main_thread())
+        return real(st, created)
+
+    monkeypatch.setattr(applying, "cheap", counted)
+    path = _big_file(tmp_path, 300)
+    rb = runbook(fresh_db, tmp_path, path, skip_backup=True)
+    try:
+        await run_to_begin(rb)
+        assert calls and not any(calls), "pre-flight did not sort the file, or sorted it on the event loop"
+        sorted_once = len(calls)
+        await rb.apply()
+        await rb.rollback("test")
+        await rb.begin()
+        await rb.apply()
+        assert len(calls) == sorted_once, "an apply sorted the file into batches again"
+        assert len(rb.statements) == 2 * 302 and all(r.ok for r in rb.statements)
+        await rb.rollback("test")
+    finally:
+        await rb.close("test")

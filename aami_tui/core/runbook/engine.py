@@ -180,6 +180,7 @@ class Runbook:
         self._may_ask = True  # False once the run is closing: no one is left to answer
         # the statements in flight while Phase.APPLYING: (first index, last index, total, monotonic start)
         self.applying_now: tuple[int, int, int, float] | None = None
+        self._batch_plan: tuple | None = None  # (file, batching on, its batches): batch_plan()
         self.waiters_seen: dict[tuple, dict] = {}
         self.failure: str = ""
         self.ending_reason = ""  # what ended the run from outside (a signal's words: ``ending``), once known
@@ -1153,7 +1154,7 @@ class Runbook:
         if k < len(self.statement_rows):
             del self.statements[len(self.statements) - (len(self.statement_rows) - k):]
             del self.statement_rows[k:]
-        groups = applying.batches(stmts, set(self.migration.tables), enabled=not self.opt.pace)
+        groups = self.batch_plan()
         for group in groups:
             st = group[0]
             self.applying_now = (st.index, group[-1].index, total, time.monotonic())
@@ -1214,6 +1215,17 @@ class Runbook:
         self._set(Step.APPLY, State.DONE, plural(total, "statement"))
         self._move(Phase.APPLIED)
         self.say(f"✓ Applied {plural(total, 'statement')} inside the transaction (not committed yet).", "ok", Step.APPLY)
+
+    def batch_plan(self) -> list[list[mig.Statement]]:
+        """The file's statements sorted into batches (apply.batches), once per file: sorting 10,000 statements
+        held the event loop 18-40 ms at the start of every apply, a key pressed then waiting behind it. Pre-flight
+        sorts it in a thread; the apply and a retry's apply take it from here."""
+        mf, enabled = self.migration, not self.opt.pace
+        assert mf is not None
+        plan = self._batch_plan
+        if plan is None or plan[0] is not mf or plan[1] != enabled:
+            plan = self._batch_plan = (mf, enabled, applying.batches(mf.statements, set(mf.tables), enabled=enabled))
+        return plan[2]
 
     def _statement_done(self, st, tag: str, dt: float, total: int, batch: int = 1) -> None:
         rec = applying.record(self, st, tag, dt, batch=batch)

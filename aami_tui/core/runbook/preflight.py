@@ -38,6 +38,7 @@ async def checks(rb: Runbook, keep_lock: bool = True) -> list[Check]:
     rb.migration = facts.migration
     plan = None
     if facts.migration is not None:
+        await asyncio.to_thread(rb.batch_plan)  # the apply's batches, sorted here rather than on the event loop
         out.append(Check("Migration file", True, f"{rb.migration.path} · {plural(len(rb.migration.statements), 'statement')}"
                          f" · sha256 {rb.migration.sha256[:12]}…"))
         plan = migration.drift_plan_header(rb.migration.text)
