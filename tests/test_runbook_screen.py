@@ -848,3 +848,28 @@ async def test_the_first_frame_after_s_shows_the_pane_it_switched_to(fresh_db, t
                     "the frame after the second `s` still shows the SQL"
             await scenes.settle(pilot, 0.2)
             assert (screen.focused is sql_view) == opening
+
+
+async def test_a_confirmation_s_footer_is_not_rebuilt_as_the_focus_moves(fresh_db, tmp_path):
+    """Issue 8: the confirmation dialog's footer (Textual's) was rebuilt on every change of its screen's bindings:
+    six times while a dialog opened, once more at each tab between its buttons. It is the runbook's footer now,
+    which shows and hides its keys in place; it still offers the dialog's own keys."""
+    from aami_tui.ui.confirm import ConfirmModal
+
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.tick_all(pilot)
+        await pilot.press("n")
+        await scenes.settle(pilot, 0.3)
+        assert isinstance(app.screen, ConfirmModal)
+        keys = list(app.screen.query("FooterKey"))
+        footer = screen_text(app).splitlines()[-1]
+        assert "esc" in footer, footer
+        await pilot.press("tab")
+        await scenes.settle(pilot, 0.2)
+        assert list(app.screen.query("FooterKey")) == keys, "the dialog's footer was rebuilt"
+        assert screen_text(app).splitlines()[-1] == footer
+        await pilot.press("escape")
+        await scenes.settle(pilot, 0.2)

@@ -7,9 +7,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
 
 from aami_tui.ui import fmt
+from aami_tui.ui.footer import KeyFooter
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -60,7 +61,7 @@ class ConfirmModal(ModalScreen[bool]):
                 yield Button(self.cancel_label, id="cancel", variant="primary")
                 yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "success",
                              disabled=self.require_text is not None)
-        yield Footer()  # this dialog's keys (esc Cancel), not those of the screen under it, which do nothing here
+        yield KeyFooter()  # this dialog's keys (esc Cancel), not those of the screen under it, which do nothing here
 
     def on_mount(self) -> None:
         # Toasts from before lie over the dialog's body (at 80x24 a refusal hid half of "ROLLBACK the transaction?"):
@@ -84,7 +85,7 @@ class ConfirmModal(ModalScreen[bool]):
         box = self.query_one("#confirm-box")
         scroll = self.query_one("#confirm-scroll")
         others = sum(w.outer_size.height + w.styles.margin.height for w in box.children if w is not scroll and w.display)
-        footer = sum(f.outer_size.height for f in self.query(Footer))  # the box's 90% is of the rows above it
+        footer = sum(f.outer_size.height for f in self.query(KeyFooter))  # the box's 90% is of the rows above it
         room = int((self.size.height - footer) * 0.9) - box.styles.gutter.height - others
         if scroll.styles.max_height is None or scroll.styles.max_height.value != max(room, 2):
             scroll.styles.max_height = max(room, 2)

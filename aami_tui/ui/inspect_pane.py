@@ -15,13 +15,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from aami_tui.core import inspect as core_inspect
 from aami_tui.core.runbook import Runbook, RunbookError, Tx
 from aami_tui.core.words import plural
 from aami_tui.ui import fmt
 from aami_tui.ui.confirm import ConfirmModal
+from aami_tui.ui.footer import KeyFooter
 
 HELP = ("SQL, or \\dt  \\d TABLE  \\di  \\dx · enter runs it · \\write unlocks writes, \\read locks them · "
         "escape closes")
@@ -45,7 +46,7 @@ class InspectPane(ModalScreen[None]):
             yield field
             yield Static("", id="inspect-status")
             yield DataTable(id="inspect-table", zebra_stripes=True)
-        yield Footer()  # this pane's keys (esc Close), not the runbook's under it, which do nothing here
+        yield KeyFooter()  # this pane's keys (esc Close), not the runbook's under it, which do nothing here
 
     def on_mount(self) -> None:
         self._head()
