@@ -6,7 +6,10 @@ import bisect
 import collections
 import glob
 import json
+import os
 import sys
+
+PHASES = tuple(os.environ.get("AAMI_TRACE_PHASES", "backup,apply").split(","))  # the phases whose slow presses are listed
 
 
 def main() -> None:
@@ -24,7 +27,7 @@ def main() -> None:
             xs = sorted(round(x * 1000) for p, k, _, x in presses if p == phase and k == key)
             print(f"{phase:7} {key}: {xs}")
     for phase, key, wall, lat in sorted(presses, key=lambda r: r[2]):
-        if phase not in ("backup", "apply") or lat * 1000 < min_ms:
+        if phase not in PHASES or lat * 1000 < min_ms:
             continue
         print(f"\n== {phase} {key!r} {lat * 1000:.0f} ms")
         for e in evs:
