@@ -182,3 +182,27 @@ async def test_frozen_network_at_the_commit_prompt_is_noticed_and_said(fresh_db,
     finally:
         proxy.close()
 
+
+
+async def test_the_commit_prompt_checks_the_standbys_again(pg_server, fresh_db, tmp_path):
+    """Known-left since fresh8: pre-flight warns when COMMIT will wait for a synchronous standby that is not
+    connected, but a standby can go (or synchronous_standby_names change) while the DBA verifies and inspects. The
+    COMMIT prompt asks the server again, and says so before the database's name is typed; without a synchronous
+    standby it says nothing of standbys."""
+    app = make_app(fresh_db, tmp_path, skip_backup=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.walk_to(pilot, Step.VERIFY)
+        assert not any(c.name == "Synchronous standby" for c in app.runbook.checks)  # none at pre-flight
+        await scenes.open_commit_modal(pilot)
+        assert "standby" not in text_of(app, "#confirm-body")
+        await pilot.press("escape")
+        await scenes.wait_for(pilot, lambda: app.screen is app.runbook_screen, what="the runbook")
+        with commit_never_answered(pg_server, fresh_db, standby="gone"):
+            await scenes.open_commit_modal(pilot)
+            body = text_of(app, "#confirm-body")
+            assert "synchronous_standby_names = 'gone'" in body and "COMMIT will hang waiting for it" in body, body
+            assert "committed on the primary only" in body, body
+            await pilot.press("escape")
+            await scenes.wait_for(pilot, lambda: app.screen is app.runbook_screen, what="the runbook")
+        assert app.runbook.tx_open and app.runbook.phase is Phase.VERIFIED

@@ -1267,18 +1267,28 @@ class RunbookScreen(Screen):
         if not ok:
             self.notify(f"COMMIT is not possible now: {why}.", severity="warning")
             return
+        self.run_worker(self._commit_prompt(), group="commit-prompt", exclusive=True, exit_on_error=False)
+
+    async def _commit_prompt(self) -> None:
+        """The COMMIT prompt, once the server has been asked again about synchronous standbys (within the query
+        timeout, on a connection of its own): one that has gone since pre-flight is said before the name is typed."""
         db_name = self.rb.settings.dbname
+        risk = await self.rb.standby_risk()
+        if not self.is_attached or self.app.screen is not self or not self.rb.can(Step.COMMIT)[0]:
+            return  # the screen moved on meanwhile (another key, a dialog): no prompt over it
 
         def go(confirmed: bool | None) -> None:
             if confirmed:
                 self.run_worker(self._guard(Step.COMMIT, self.rb.commit(db_name)), group="step", exclusive=True,
                                 exit_on_error=False)
 
+        warning = f"\n\n⚠ {risk.name}, asked again now: {fmt.redact(risk.detail)}." if risk is not None and not risk.ok \
+            else ""
         self.app.push_screen(ConfirmModal(
             "COMMIT the migration?",
             f"This makes the migration permanent on database {db_name} "
             f"({self.rb.settings.host}:{self.rb.settings.port}). Verify passed. After COMMIT, the way back is a "
-            "restore from the backup.", confirm="COMMIT", require_text=db_name, id="commit-modal"), go)
+            f"restore from the backup.{warning}", confirm="COMMIT", require_text=db_name, id="commit-modal"), go)
 
     def action_rollback(self) -> None:
         ok, why = self.rb.can(Step.ROLLBACK)

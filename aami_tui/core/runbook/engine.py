@@ -1476,6 +1476,30 @@ class Runbook:
         return res
 
     # ---- step 6: COMMIT / ROLLBACK --------------------------------------------------------------------------
+    STANDBY_ASK = 3.0  # seconds the COMMIT prompt waits for the server's answer about synchronous standbys
+
+    async def standby_risk(self) -> Check | None:
+        """Pre-flight's synchronous-standby check asked again, for the COMMIT prompt: a standby can go (or
+        synchronous_standby_names change) while the DBA verifies and inspects. On a connection of its own (a query
+        that failed inside the migration's transaction would abort it), within STANDBY_ASK seconds (the prompt
+        waits for it). None: no synchronous standby. A server that does not answer is said as such (not ok)."""
+        async def ask():
+            conn = await connect(self.settings, autocommit=True)
+            try:
+                cur = await conn.execute(sql("sync_standbys"))
+                return preflight.sync_standbys_check(await cur.fetchone(), preflight.standby_until(self),
+                                                     before="COMMIT")
+            finally:
+                await conn.close()
+
+        limit = min(self.opt.query_timeout, self.STANDBY_ASK)
+        try:
+            return await asyncio.wait_for(ask(), limit)
+        except (TimeoutError, psycopg.Error, ConnectError, OSError) as exc:
+            why = f"no answer within {limit:g}s" if isinstance(exc, TimeoutError) else Mask.of(self.settings)(str(exc)).strip()
+            return Check("Synchronous standby", False, f"not asked again ({why}); pre-flight's check stands",
+                         blocking=False)
+
     async def commit(self, typed_dbname: str) -> list[str]:
         nxt = decide(self.phase, Action.COMMIT)
         if not isinstance(nxt, Phase):

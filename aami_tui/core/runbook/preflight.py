@@ -197,10 +197,14 @@ async def _sync_standbys_check(rb: Runbook, conn) -> Check | None:
     on the primary only.
     A warning before BEGIN, not a gate (the DBA may connect the standby meanwhile). None: no synchronous standby."""
     cur = await rb.session.call(conn.execute(sql("sync_standbys")), rb.opt.query_timeout, "the replication query")
-    until = (f"; at --commit-timeout ({rb.opt.commit_timeout:g}s) you are asked: keep waiting, or end the wait, "
-             "leaving" if rb.interactive else f" until --commit-timeout ({rb.opt.commit_timeout:g}s) ends the wait, "
-             "leaving")
-    return sync_standbys_check(await cur.fetchone(), until)
+    return sync_standbys_check(await cur.fetchone(), standby_until(rb))
+
+
+def standby_until(rb: Runbook) -> str:
+    """What ends a COMMIT's wait for a synchronous standby in this run (``sync_standbys_check``'s ``until``)."""
+    return (f"; at --commit-timeout ({rb.opt.commit_timeout:g}s) you are asked: keep waiting, or end the wait, "
+            "leaving" if rb.interactive else f" until --commit-timeout ({rb.opt.commit_timeout:g}s) ends the wait, "
+            "leaving")
 
 
 def sync_standbys_check(row: tuple, until: str, what: str = "the migration", before: str = "BEGIN",
