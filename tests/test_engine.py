@@ -8,6 +8,7 @@ import hashlib
 import json
 import stat
 
+import psycopg
 import pytest
 from conftest import (
     MIGRATION,
@@ -1035,3 +1036,28 @@ async def test_a_runbook_screen_made_without_a_console_starts_no_timer_that_fail
     await rb.rollback()
     await rb.close()
     assert timers == []
+
+
+async def test_the_standby_question_at_commit_says_when_the_server_could_not_be_asked(pg_server, fresh_db, tmp_path):
+    """The COMMIT prompt asks about synchronous standbys on a connection of its own. When no new connection can be
+    made (here the database refuses new connections; the migration's session stays), the prompt says the question
+    went unanswered rather than nothing, and the migration's transaction is untouched."""
+    rb = runbook(fresh_db, tmp_path, MIGRATION, skip_backup=True)
+    ident = psycopg.sql.Identifier(fresh_db.dbname)
+    try:
+        await run_to_verify(rb)
+        assert await rb.standby_risk() is None  # no synchronous standby: nothing to say
+        run_sql(pg_server.admin, psycopg.sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident)
+                .as_string())
+        try:
+            risk = await rb.standby_risk()
+        finally:
+            run_sql(pg_server.admin, psycopg.sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(ident)
+                    .as_string())
+        assert risk is not None and not risk.ok and not risk.blocking
+        assert risk.detail.startswith("not asked again (") and risk.detail.endswith("pre-flight's check stands")
+        assert "not currently accepting connections" in risk.detail, risk.detail
+        assert rb.tx_open and rb.phase is Phase.VERIFIED
+        await rb.rollback("test")
+    finally:
+        await rb.close("test")
