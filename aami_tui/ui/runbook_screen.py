@@ -1282,13 +1282,15 @@ class RunbookScreen(Screen):
                 self.run_worker(self._guard(Step.COMMIT, self.rb.commit(db_name)), group="step", exclusive=True,
                                 exit_on_error=False)
 
-        warning = f"\n\n⚠ {risk.name}, asked again now: {fmt.redact(risk.detail)}." if risk is not None and not risk.ok \
-            else ""
+        # first in the body: what the operator must read before typing the name is where the body starts (at 80x24
+        # the body shows three lines and scrolls)
+        warning = f"⚠ {risk.name}, asked again now: {fmt.redact(risk.detail)}.\n\n" if risk is not None and \
+            not risk.ok else ""
         self.app.push_screen(ConfirmModal(
             "COMMIT the migration?",
-            f"This makes the migration permanent on database {db_name} "
+            f"{warning}This makes the migration permanent on database {db_name} "
             f"({self.rb.settings.host}:{self.rb.settings.port}). Verify passed. After COMMIT, the way back is a "
-            f"restore from the backup.{warning}", confirm="COMMIT", require_text=db_name, id="commit-modal"), go)
+            "restore from the backup.", confirm="COMMIT", require_text=db_name, id="commit-modal"), go)
 
     def action_rollback(self) -> None:
         ok, why = self.rb.can(Step.ROLLBACK)
