@@ -189,8 +189,10 @@ async def test_the_commit_prompt_checks_the_standbys_again(pg_server, fresh_db, 
     connected, but a standby can go (or synchronous_standby_names change) while the DBA verifies and inspects. The
     COMMIT prompt asks the server again, and says so before the database's name is typed; without a synchronous
     standby it says nothing of standbys."""
+    from screen_text import svg_text
+
     app = make_app(fresh_db, tmp_path, skip_backup=True)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:  # the narrowest: the dialog's body shows three lines
         await scenes.dashboard_ready(pilot)
         await scenes.walk_to(pilot, Step.VERIFY)
         assert not any(c.name == "Synchronous standby" for c in app.runbook.checks)  # none at pre-flight
@@ -203,6 +205,9 @@ async def test_the_commit_prompt_checks_the_standbys_again(pg_server, fresh_db, 
             body = text_of(app, "#confirm-body")
             assert "synchronous_standby_names = 'gone'" in body and "COMMIT will hang waiting for it" in body, body
             assert "committed on the primary only" in body, body
+            await scenes.settle(pilot, 0.3)  # the dialog fits its body to the room left (at 80x24: three lines)
+            shown = " ".join(svg_text(app.export_screenshot()).split())
+            assert "COMMIT will hang waiting for it" in shown, "the warning is out of sight"
             await pilot.press("escape")
             await scenes.wait_for(pilot, lambda: app.screen is app.runbook_screen, what="the runbook")
         assert app.runbook.tx_open and app.runbook.phase is Phase.VERIFIED
