@@ -1270,8 +1270,8 @@ class RunbookScreen(Screen):
         self.run_worker(self._commit_prompt(), group="commit-prompt", exclusive=True, exit_on_error=False)
 
     async def _commit_prompt(self) -> None:
-        """The COMMIT prompt, once the server has been asked again about synchronous standbys (within the query
-        timeout, on a connection of its own): one that has gone since pre-flight is said before the name is typed."""
+        """The COMMIT prompt, once the server has been asked again about synchronous standbys (``standby_risk``: at
+        most 3 s, on a connection of its own): one that has gone since pre-flight is said before the name is typed."""
         db_name = self.rb.settings.dbname
         risk = await self.rb.standby_risk()
         if not self.is_attached or self.app.screen is not self or not self.rb.can(Step.COMMIT)[0]:
