@@ -22,6 +22,7 @@ from aami_tui.core.words import signal_words
 from aami_tui.ui import fmt
 from aami_tui.ui.dashboard import MIN_H, MIN_W, DashboardScreen  # the smallest usable terminal
 from aami_tui.ui.driver import ConsoleDriver
+from aami_tui.ui.line import draw_soon
 
 # The runbook engine and the other screens are imported when first opened, not at start-up: the dashboard's
 # first live data comes sooner (README, Performance).
@@ -162,11 +163,16 @@ class AamiApp(App):
             gc.enable()
 
     async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
-        """A key's action (every binding runs through here) has run: the frame that shows it is the next one, and
-        the garbage collector's hold for the key (ui/driver.py) ends once that frame is written."""
+        """A key's action (every binding runs through here) has run: the frame that shows it is drawn at the event
+        loop's next turn (``line.draw_soon``; not when the action opened another screen, which draws its first
+        frame itself), and the garbage collector's hold for the key (ui/driver.py) ends once that frame is
+        written."""
+        screen = self.screen
         try:
             return await super().run_action(action, default_namespace, namespaces)
         finally:
+            if self.screen is screen and not self._exit:
+                draw_soon(screen)
             hold = getattr(self._driver, "gc_hold", None)
             if hold is not None and hold.held:
                 hold.key_handled()

@@ -8,6 +8,8 @@ lines at the same width. These ask for a layout only when the new content needs 
 
 from __future__ import annotations
 
+import asyncio
+
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -34,6 +36,26 @@ def needs_layout(widget: Widget) -> bool:
     if not size.width:  # not laid out yet (or hidden from the start)
         return True
     return widget.get_content_height(widget.container_size, widget.app.size, size.width) != size.height
+
+
+def draw_soon(screen) -> None:
+    """Draw what is pending on ``screen`` at the event loop's next turn, not at its update timer's next slot (a key's
+    effect). After each frame Textual's timer sleeps to its next slot before it looks at what is pending again (at
+    120 frames a second 8-17 ms: one slot, or two when the frame ran late), and while a step runs frames come
+    several times a second: a key's effect waited for that sleep (issue 8, bench.py keys). The frame is the one the
+    timer would draw (``Screen._on_timer_update``, which pauses the timer until something else is pending)."""
+
+    def draw() -> None:
+        app = screen.app
+        if not screen.is_current or app._batch_count or app._exit:
+            return
+        if screen._layout_required or screen._scroll_required or screen._repaint_required or screen._dirty_widgets:
+            try:
+                screen._on_timer_update()
+            except Exception as error:  # as the timer would: the app's handler says it
+                app._handle_exception(error)
+
+    asyncio.get_running_loop().call_soon(draw)
 
 
 def layout_now(widget: Widget) -> None:
