@@ -66,8 +66,11 @@ from aami_tui.ui.txbar import TxBar
 
 LEVEL_STYLE = {"ok": "green", "error": "bold red", "warn": "yellow", "info": ""}
 # Statement lines written to the log at once, at most: a bigger run (the console behind a big file's apply) shows
-# its last lines and one line saying how many are only in the run report.
+# its last LOG_FAST_LINES and one line saying how many are only in the run report. A write of 64 lines held the
+# event loop 6-14 ms (each line wrapped and rendered), four or five times an apply of 10,000 statements, while
+# those lines scroll past faster than anyone reads them (issue 8's key row); the 43-statement file shows them all.
 LOG_RUN_LINES = 64
+LOG_FAST_LINES = 16
 # The engine's stream (log lines, statements, progress) reaches the screen at most this often (seconds): what the eye
 # needs, and the event loop stays free for keys (README, Performance). The first after a pause goes at once.
 STREAM_INTERVAL = 0.2
@@ -431,8 +434,9 @@ class RunbookScreen(Screen):
 
     @on(EngineStreamMsg)
     def _stream_events(self, message: EngineStreamMsg) -> None:
-        """The stream's lines in one log write, in order; of the statements, the last LOG_RUN_LINES and, for the
-        others, one line each run saying how many are only in the run report; each bar and line at its newest."""
+        """The stream's lines in one log write, in order; of the statements, all when they are at most LOG_RUN_LINES,
+        else the last LOG_FAST_LINES and, for the others, one line each run saying how many are only in the run
+        report; each bar and line at its newest."""
         items: list = []  # Text (a log line) or a list of StatementDone (a run of statements)
         newest: dict = {}  # step -> its last Progress
         bar = None  # the apply's bar: (total, done) from the last statement or apply progress
@@ -452,7 +456,8 @@ class RunbookScreen(Screen):
                 else:
                     items.append([ev])
                 bar = (ev.total, ev.done)
-        room, shown = LOG_RUN_LINES, {}
+        done = sum(len(item) for item in items if isinstance(item, list))
+        room, shown = LOG_RUN_LINES if done <= LOG_RUN_LINES else LOG_FAST_LINES, {}
         for i in range(len(items) - 1, -1, -1):  # the newest statements are the ones shown
             if isinstance(items[i], list):
                 shown[i] = min(room, len(items[i]))
