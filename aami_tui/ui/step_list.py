@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from rich.console import Group
+from rich.segment import Segment
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
@@ -100,10 +102,16 @@ class _Rows:
         if room < 2:  # narrower than the console ever draws it: the table's own way
             yield self.table()
             return
-        for icon, style, label, label_style, elapsed in self.rows:
+        space, dim = Segment(" ", Style.null()), console.get_style("dim")
+        for icon, style, label, label_style, elapsed in self.rows:  # the table's segments, one per cell and gap
             text = Text(label, style=label_style)
             text.truncate(room, overflow="ellipsis", pad=True)
-            yield Text.assemble((icon, style), " ", text, " ", (f"{elapsed:>5}", "dim"), no_wrap=True, overflow="crop")
+            yield Segment(icon, console.get_style(style))
+            yield space
+            yield Segment(text.plain, console.get_style(label_style) if label_style else None)
+            yield space
+            yield Segment(f"{elapsed:>5}", dim)
+            yield Segment.line()
 
 
 def _short(seconds: float | None) -> str:
