@@ -922,3 +922,23 @@ async def test_a_confirmation_s_footer_is_not_rebuilt_as_the_focus_moves(fresh_d
         assert screen_text(app).splitlines()[-1] == footer
         await pilot.press("escape")
         await scenes.settle(pilot, 0.2)
+
+
+def test_the_steps_rows_are_drawn_as_the_table_drew_them():
+    """Issue 8: the steps list draws its rows without rich's Table (3-6 ms of the event loop at each repaint). What
+    reaches the screen is the table's own output, segment for segment, at every width the list can have: the
+    icon and the timing whole, the label cut with an ellipsis, its highlight as wide as its column."""
+    from rich.console import Console
+    from rich.style import Style
+
+    from aami_tui.ui.step_list import _Rows
+
+    rows = _Rows([("✓", "bold green", "1 Pre-flight", "", "0.4s"), ("●", "bold yellow", "2 Backup", "", "12s"),
+                  ("○", "dim", "  rehearse (opt.)", "dim", ""), ("○", "dim", "3 BEGIN", "bold reverse", ""),
+                  ("↺", "bold yellow", "4 Apply", "", "2m05s"), ("?", "bold red", "6 ROLLBACK?", "", "1h02m")])
+    console = Console(width=40, color_system="truecolor")
+    for width in range(9, 40):
+        options = console.options.update_width(width)
+        drawn, table = (console.render_lines(r, options, pad=True) for r in (rows, rows.table()))
+        assert [[(s.text, s.style or Style.null()) for s in line] for line in drawn] == \
+            [[(s.text, s.style or Style.null()) for s in line] for line in table], width
