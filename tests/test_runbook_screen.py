@@ -831,6 +831,15 @@ async def test_after_pre_flight_and_after_the_sql_view_the_focus_is_on_what_the_
         assert focus_shown(), f"after s closed the SQL view the focus is on a hidden widget: {app.focused!r}"
 
 
+def assert_pane_drawn(app, sql: bool, why: str) -> None:
+    """What the screen shows now (its compositor's last layout): the SQL (its file's words) or pre-flight's step."""
+    shown = svg_text(app.export_screenshot())
+    if sql:
+        assert "Idempotent" in shown and "Pre-flight checklist" not in shown, f"the SQL is not shown: {why}"
+    else:
+        assert "Pre-flight checklist" in shown and "Idempotent" not in shown, f"the SQL is still shown: {why}"
+
+
 async def test_the_first_frame_after_s_shows_the_pane_it_switched_to(fresh_db, tmp_path):
     """Issue 8's key row: Textual tells the screen that a pane was shown or hidden only when that pane's own message
     queue next falls idle. On a loaded event loop (an apply streaming, a backup) the screen's update timer drew a
@@ -849,14 +858,9 @@ async def test_the_first_frame_after_s_shows_the_pane_it_switched_to(fresh_db, t
             focused = screen.focused
             screen.action_toggle_sql()
             screen._on_timer_update()  # the timer's frame, before any pane has had its idle turn
-            shown = svg_text(app.export_screenshot())
+            assert_pane_drawn(app, sql=opening, why="the frame the timer drew right after `s`")
             if opening:
-                assert "Idempotent" in shown and "Pre-flight checklist" not in shown, \
-                    "the frame after `s` does not show the SQL"
                 assert screen.focused is focused, "the focus moved before the frame that shows the SQL"
-            else:
-                assert "Pre-flight checklist" in shown and "Idempotent" not in shown, \
-                    "the frame after the second `s` still shows the SQL"
             await scenes.settle(pilot, 0.2)
             assert (screen.focused is sql_view) == opening
 
@@ -889,13 +893,7 @@ async def test_a_key_s_frame_does_not_wait_for_the_update_timer_s_next_slot(fres
             await app.run_action("screen.toggle_sql")
             for _ in range(3):
                 await asyncio.sleep(0)
-            shown = svg_text(app.export_screenshot())
-            if opening:
-                assert "Idempotent" in shown and "Pre-flight checklist" not in shown, \
-                    "the SQL waits for the update timer's next slot"
-            else:
-                assert "Pre-flight checklist" in shown and "Idempotent" not in shown, \
-                    "the step waits for the update timer's next slot"
+            assert_pane_drawn(app, sql=opening, why="it waits for the update timer's next slot")
             await scenes.settle(pilot, 0.2)
 
 
