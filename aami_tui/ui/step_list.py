@@ -104,11 +104,11 @@ class _Rows:
             return
         space, dim = Segment(" ", Style.null()), console.get_style("dim")
         for icon, style, label, label_style, elapsed in self.rows:  # the table's segments, one per cell and gap
-            text = Text(label, style=label_style)
-            text.truncate(room, overflow="ellipsis", pad=True)
+            cell = Text(label)  # cut and padded to its column as the table cuts it (its style goes on the segment)
+            cell.truncate(room, overflow="ellipsis", pad=True)
             yield Segment(icon, console.get_style(style))
             yield space
-            yield Segment(text.plain, console.get_style(label_style) if label_style else None)
+            yield Segment(cell.plain, console.get_style(label_style) if label_style else None)
             yield space
             yield Segment(f"{elapsed:>5}", dim)
             yield Segment.line()
