@@ -116,7 +116,7 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
         assert_bar(app, "tick the checklist, then n → Pre-flight", fresh_db.dbname)
         await scenes.tick_all(pilot)
         assert_footer(app, ["n Next step", "s SQL", "q Quit"], ["c COMMIT", "x ROLLBACK", "i Inspect"])
-        first_keys = list(app.screen.query("FooterKey"))
+        footer = app.screen.query_one("KeyFooter")
         await pilot.press("c")  # not offered, but never silent: the engine's reason
         await pilot.pause()
         assert any("COMMIT is not possible now: no open transaction" in t for t in toasts(app)), toasts(app)
@@ -132,8 +132,9 @@ async def test_next_hint_after_every_step_and_the_80x24_bar_is_whole(fresh_db, t
             assert_bar(app, nxt, fresh_db.dbname)
             assert_footer(app, shown + ["q Quit", "d Dashboard"], hidden)
             # Each step's start hid the gated keys and its end showed them again, some for the first time (esc,
-            # x, i, c): in place, the footer never rebuilt (50-150 ms of the loop at each step's start and end)
-            assert list(app.screen.query("FooterKey")) == first_keys, f"the footer was rebuilt at {_step.name}"
+            # x, i, c): one line drawn again, no widget per key restyled, laid out or rebuilt (Textual's Footer
+            # rebuilt them all: 50-150 ms of the loop at each step's start and end; kept in place, 8-29 ms)
+            assert app.screen.query_one("KeyFooter") is footer and not footer.children, _step.name
         row = [ln for ln in screen_text(app).splitlines() if "TRANSACTION OPEN" in ln][0]
         assert "Next: c → COMMIT or x → ROLLBACK" in row  # the whole hint fits in 80 columns
         # A line written, then the bar grows to two lines (a longer hint): the log gives up a row (-txbar-2) and
@@ -262,12 +263,10 @@ async def test_sql_review_pane_scrolls_both_ways_and_follows_the_apply(fresh_db,
         assert "statement 43 / 43" in text_of(app, "#sql-head")
         assert "INSERT INTO alert_templates" in app.screen.query_one("#sql-text", TextArea).selected_text
         await scenes.settle(pilot)
-        keys = list(app.screen.query("FooterKey"))
         await pilot.press("s")  # opened after the apply: on the statement's first line, from column 1
         await pilot.pause()
         await pilot.pause()
-        # the focus moved, the keys shown did not change: the footer is not rebuilt (20-40 ms of a key press)
-        assert sql.has_focus and list(app.screen.query("FooterKey")) == keys
+        assert sql.has_focus
         st = app.runbook.migration.statements[-1]
         top = sql.scroll_offset.y
         assert top <= st.line - 1 < top + sql.size.height, (top, st.line, sql.size.height)
@@ -900,7 +899,7 @@ async def test_a_key_s_frame_does_not_wait_for_the_update_timer_s_next_slot(fres
 async def test_a_confirmation_s_footer_is_not_rebuilt_as_the_focus_moves(fresh_db, tmp_path):
     """Issue 8: the confirmation dialog's footer (Textual's) was rebuilt on every change of its screen's bindings:
     six times while a dialog opened, once more at each tab between its buttons. It is the runbook's footer now,
-    which shows and hides its keys in place; it still offers the dialog's own keys."""
+    one line drawn by one widget; it still offers the dialog's own keys."""
     from aami_tui.ui.confirm import ConfirmModal
 
     app = make_app(fresh_db, tmp_path)
@@ -911,12 +910,12 @@ async def test_a_confirmation_s_footer_is_not_rebuilt_as_the_focus_moves(fresh_d
         await pilot.press("n")
         await scenes.settle(pilot, 0.3)
         assert isinstance(app.screen, ConfirmModal)
-        keys = list(app.screen.query("FooterKey"))
+        widget = app.screen.query_one("KeyFooter")
         footer = screen_text(app).splitlines()[-1]
         assert "esc" in footer, footer
         await pilot.press("tab")
         await scenes.settle(pilot, 0.2)
-        assert list(app.screen.query("FooterKey")) == keys, "the dialog's footer was rebuilt"
+        assert app.screen.query_one("KeyFooter") is widget and not widget.children, "the dialog's footer was rebuilt"
         assert screen_text(app).splitlines()[-1] == footer
         await pilot.press("escape")
         await scenes.settle(pilot, 0.2)
@@ -940,3 +939,32 @@ def test_the_steps_rows_are_drawn_as_the_table_drew_them():
         drawn, table = (console.render_lines(r, options, pad=True) for r in (rows, rows.table()))
         assert [[(s.text, s.style or Style.null()) for s in line] for line in drawn] == \
             [[(s.text, s.style or Style.null()) for s in line] for line in table], width
+
+
+async def test_the_footer_s_keys_answer_the_mouse(fresh_db, tmp_path):
+    """The footer is one line drawn by one widget (issue 8: a widget per key cost 8-29 ms of each step's start and
+    end). Its keys still answer the mouse as Textual's did: the key under the pointer is highlighted, a click
+    presses it, and the command palette's key at the right edge opens the palette."""
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.settle(pilot)
+        footer = app.screen.query_one("KeyFooter")
+        row = "".join(s.text for s in footer.render_line(0))  # as the terminal shows it
+        x = row.index(" s SQL ")
+        cells = lambda: [s.style.bgcolor for s in footer.render_line(0)]  # noqa: E731
+        before = cells()
+        await pilot.hover("KeyFooter", offset=(x + 2, 0))
+        await pilot.pause()
+        lit = cells()
+        assert lit != before, "the key under the pointer is highlighted"
+        await pilot.click("KeyFooter", offset=(x + 2, 0))
+        await scenes.settle(pilot, 0.2)
+        assert str(app.screen.query_one("#panes").border_title) == "Migration SQL", "a click on `s SQL` shows the SQL"
+        await pilot.click("KeyFooter", offset=(row.index("^p palette") + 1, 0))
+        await scenes.settle(pilot, 0.5)
+        assert type(app.screen).__name__ == "CommandPalette"
+        await pilot.press("escape")
+        await scenes.settle(pilot, 0.2)
+

@@ -257,8 +257,9 @@ class AamiApp(App):
             screen.set_class(tall, "-tall")
             for w in screen.query("#small-warning"):
                 w.update(message)
-            for footer in screen.query("Footer"):  # by name: the dashboard's comes after the first frame
+            for footer in screen.query("KeyFooter"):  # by name: the dashboard's comes after the first frame
                 footer.compact = narrow
+                footer.show_command_palette = not tiny  # below 70 columns the keys fill the row (ctrl+p still works)
             for log in screen.query("RichLog"):  # keep the newest lines in view after a resize (by name: the
                 # dashboard has none, and the widget's module is not loaded for the first frame)
                 log.call_after_refresh(log.scroll_end, animate=False)

@@ -99,9 +99,11 @@ class DashboardScreen(Screen):
         (mounted and kept up to date from the start, only not painted in the first frame)."""
         if self.app.gone(self):
             return
-        from textual.widgets import Footer, Header
+        from textual.widgets import Header
 
-        header, footer = self.mount(Header(show_clock=False), before=0), self.mount(Footer())
+        from aami_tui.ui.footer import KeyFooter
+
+        header, footer = self.mount(Header(show_clock=False), before=0), self.mount(KeyFooter())
         hint_box = VerticalScroll(self.hint, id="dash-hint-box", classes="panel")  # scrolls when taller (80x24)
         panels = self.query_one("#dash-left").mount(self.panel, hint_box)
         if not self.query("#small-warning"):  # shown below MIN_W x MIN_H (app.size_check); hidden until then

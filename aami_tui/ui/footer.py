@@ -1,142 +1,166 @@
-"""The footer: Textual's own look, its keys kept and shown or hidden in place rather than rebuilt."""
+"""The footer: Textual's own look, drawn as one line by one widget."""
 
 from __future__ import annotations
 
-from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.reactive import reactive
+from textual.widget import Widget
 
 
-class KeyFooter(Footer):
-    """Textual's Footer recomposes (a new widget for every key, each styled and data-bound) each time the screen's
-    bindings are updated: on every focus change (`s` moves the focus into the SQL view and back), and on every
-    step's start and end, where the runbook's gated keys go and come back. A traced `bench.py keys` run had that
-    rebuild on the event loop in most slow key presses (50-150 ms of a loaded 2-core machine).
+class KeyFooter(Widget, can_focus=False):
+    """The screen's keys on one line, as Textual's Footer shows them (the first binding of each action with
+    ``show``, then the command palette's key at the right edge), in its colours, compact below 100 columns.
 
-    Here the footer keeps one FooterKey per key it has ever shown, in the order the screen's bindings give, and
-    a change of bindings shows or hides them and sets their enabled state in place. Its first composition already
-    holds every key its screen declares (hidden until offered): the runbook's gated keys (esc, x, i, c) first
-    shown at a step's start or end then show in place too. It recomposes only for a key from elsewhere it has
-    never shown (then with every key it knows, the hidden ones hidden), once however often the bindings change
-    before that recomposition runs (a step's start changed them four times, each a rebuild). What it shows is
-    what Textual's Footer shows: the first binding of each action with ``show``, then the command palette's key."""
+    One widget, not Textual's Footer: that is a container with a widget per key, recomposed (each key created,
+    styled and data-bound again) every time the screen's bindings change, on every step's start and end and on
+    each focus change. Showing, hiding and dimming those widgets in place instead (this class's first version)
+    still restyled and laid them out again, and each was fetched again in every full repaint: 8-29 ms of the
+    frames of a step's start and end on a loaded 2-core machine, with a key press waiting behind them
+    (`bench.py keys`). Here a change of bindings is one line of text rendered again, and nothing else moves.
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._order: list[tuple] = []  # the keys composed, in order (a key: its binding's signature)
-        self._now: dict[tuple, tuple[bool, str]] = {}  # the keys to show now -> (enabled, tooltip)
-        self._bindings: dict[tuple, object] = {}  # key -> its Binding (the last seen)
+    The mouse works as on Textual's: a key under the pointer is highlighted and shows its tooltip, a click on it
+    presses it (a disabled one rings the bell)."""
+
+    ALLOW_SELECT = False
+    COMPONENT_CLASSES = {"footer-key--key", "footer-key--description", "footer-key--hover", "footer-key--bar"}
+    DEFAULT_CSS = """
+    KeyFooter {
+        dock: bottom;
+        height: 1;
+        width: 1fr;
+        color: $footer-foreground;
+        background: $footer-background;
+        & > .footer-key--key {
+            color: $footer-key-foreground;
+            background: $footer-key-background;
+            text-style: bold;
+        }
+        & > .footer-key--description {
+            color: $footer-description-foreground;
+            background: $footer-description-background;
+        }
+        & > .footer-key--hover {
+            background: $block-hover-background;
+        }
+        & > .footer-key--bar {
+            color: $foreground 20%;
+        }
+    }
+    """
+
+    compact = reactive(False, toggle_class="-compact")  # set by the app below 100 columns, as Footer's
+    show_command_palette = reactive(True)  # the app hides it below 70 columns, where the keys overflow
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._keys: list[tuple] = []  # (binding, enabled, tooltip) of each key shown, in order
         self._palette: tuple | None = None  # (binding, enabled, tooltip) of the command palette's key, or None
-        self._recomposing = False  # a recomposition is on its way
+        self._spans: list[tuple[int, int, object, bool, str]] = []  # drawn: (x0, x1, binding, enabled, tooltip)
+        self._hover: int | None = None  # the index in _spans of the key under the mouse
 
-    def _read(self) -> tuple[list[tuple], dict, dict, tuple | None]:
-        """What the screen's bindings say to show now: (keys in order, key -> (enabled, tooltip), key -> binding,
-        the palette's key)."""
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self.bindings_changed)
+        self.bindings_changed(self.screen)
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
+
+    def _read(self) -> tuple[list[tuple], tuple | None]:
+        """What the screen's bindings say to show now: the keys in order, and the palette's key (or None)."""
         active = self.screen.active_bindings
-        order: list[tuple] = []
-        now: dict[tuple, tuple[bool, str]] = {}
-        bindings: dict[tuple, object] = {}
+        keys: list[tuple] = []
         actions: set[str] = set()
         for _node, b, enabled, tooltip in active.values():
             if not b.show or b.action in actions:  # Textual's Footer: the first binding of each action
                 continue
             actions.add(b.action)
-            sig = (b.key, b.action, b.description, b.tooltip, b.key_display)
-            order.append(sig)
-            now[sig] = (enabled, tooltip)
-            bindings[sig] = b
+            keys.append((b, enabled, tooltip))
         palette = None
-        if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE:
+        if self.app.ENABLE_COMMAND_PALETTE:
             entry = active.get(self.app.COMMAND_PALETTE_BINDING)
             if entry is not None:
-                palette = (entry[1], entry[2], entry[3])
-        return order, now, bindings, palette
-
-    def _declared(self) -> tuple[list[tuple], dict]:
-        """The keys the screen itself declares to show (its BINDINGS), in their order, and their bindings."""
-        order: list[tuple] = []
-        bindings: dict[tuple, object] = {}
-        actions: set[str] = set()
-        for group in self.screen._bindings.key_to_bindings.values():
-            for b in group:
-                if b.show and b.action not in actions:
-                    actions.add(b.action)
-                    sig = (b.key, b.action, b.description, b.tooltip, b.key_display)
-                    order.append(sig)
-                    bindings[sig] = b
-        return order, bindings
-
-    @staticmethod
-    def _merge(merged: list[tuple], order: list[tuple]) -> None:
-        """Merge ``order``'s keys into ``merged`` in place, each new one after the key that precedes it there."""
-        for i, k in enumerate(order):
-            if k not in merged:
-                before = next((order[j] for j in range(i - 1, -1, -1) if order[j] in merged), None)
-                merged.insert(merged.index(before) + 1 if before is not None else 0, k)
-
-    def compose(self):
-        self._recomposing = False
-        if not self._bindings_ready:
-            return
-        order, now, bindings, palette = self._read()
-        # every key known, the new ones merged in after the key that precedes them now, then the screen's own
-        merged = list(self._order)
-        self._merge(merged, order)
-        declared, declared_bindings = self._declared()
-        self._merge(merged, declared)
-        self._bindings.update(declared_bindings)
-        self._bindings.update(bindings)
-        self._order, self._now, self._palette = merged, now, palette
-        self.styles.grid_size_columns = len(now)
-        for sig in merged:
-            b = self._bindings[sig]
-            enabled, tooltip = now.get(sig, (True, ""))
-            key = FooterKey(b.key, self.app.get_key_display(b), b.description, b.action, disabled=not enabled,
-                            tooltip=tooltip).data_bind(compact=Footer.compact)
-            key._aami_sig = sig
-            key.display = sig in now
-            yield key
-        if palette is not None:
-            b, enabled, tooltip = palette
-            yield FooterKey(b.key, self.app.get_key_display(b), b.description, b.action,
-                            classes="-command-palette", disabled=not enabled, tooltip=b.tooltip or b.description)
+                palette = (entry[1], entry[2], entry[1].tooltip or entry[1].description)
+        return keys, palette
 
     def bindings_changed(self, screen) -> None:
-        self._bindings_ready = True
         if not screen.app.app_focus or not self.is_attached or screen is not self.screen:
             return
-        order, now, _bindings, palette = self._read()
-        shown = [k for k in self._order if k in now]
-        if shown != order or (palette is None) != (self._palette is None) or not self.children:
-            if not self._recomposing:  # a key never shown, or a new order: composed again (once)
-                self._recomposing = True
-                self.call_after_refresh(self.recompose)
-            return
-        if now == self._now and palette == self._palette:
-            return  # nothing to change (a focus change that moved no key)
-        # Now, not after the next refresh: in the same frame as what changed the bindings (a step's end switches
-        # the pane too), one layout of the screen rather than one more a frame later (~10 ms each, a key waiting)
-        self._show(now, palette)
+        keys, palette = self._read()
+        if keys != self._keys or palette != self._palette:
+            self._keys, self._palette = keys, palette
+            self.refresh()
 
-    def _show(self, now: dict, palette: tuple | None) -> None:
-        """Show, hide, enable and disable the keys in place."""
-        if not self.is_attached:
-            return
-        for key in self.query_children(FooterKey):
-            sig = getattr(key, "_aami_sig", None)
-            if sig is None:  # the palette's key
-                if palette is not None:
-                    self._set(key, palette[1], palette[0].tooltip or palette[0].description)
-                continue
-            key.display = sig in now
-            if sig in now:
-                self._set(key, *now[sig])
-        self.styles.grid_size_columns = len(now)
-        self._now, self._palette = now, palette
+    def _key_text(self, b, enabled: bool, hover: bool, compact: bool) -> Text:
+        """One key as Textual's FooterKey draws it: the key bold in the accent colour, then its description."""
+        key_style = self.get_component_rich_style("footer-key--key")
+        desc_style = self.get_component_rich_style("footer-key--description")
+        shown = self.app.get_key_display(b)
+        if not b.description:
+            text = Text(shown, key_style)
+        elif compact:
+            text = Text.assemble((shown, key_style), (" " + b.description, desc_style))
+        else:
+            text = Text.assemble((f" {shown} ", key_style), (b.description + " ", desc_style))
+        text.stylize_before(self.rich_style + Style(dim=True) if not enabled else self.rich_style)
+        if hover:  # over the parts' own backgrounds, as the hovered FooterKey's background showed through them
+            text.stylize(Style(bgcolor=self.get_component_rich_style("footer-key--hover").bgcolor))
+        return text
 
-    @staticmethod
-    def _set(key: FooterKey, enabled: bool, tooltip: str) -> None:
-        if key._disabled == (not enabled) and (key.tooltip or "") == (tooltip or ""):
+    def render(self) -> Text:
+        width = self.size.width
+        line = Text(no_wrap=True, overflow="crop", end="")
+        spans: list[tuple[int, int, object, bool, str]] = []
+        for b, enabled, tooltip in self._keys:
+            text = self._key_text(b, enabled, self._hover == len(spans), self.compact)
+            spans.append((len(line), len(line) + len(text), b, enabled, tooltip))
+            line.append_text(text)
+            if self.compact:
+                line.append(" ")  # a key's right margin
+        right = Text(end="")
+        if self._palette is not None and self.show_command_palette:
+            b, enabled, tooltip = self._palette
+            key = self._key_text(b, enabled, self._hover == len(spans), True)  # as Textual's, always compact
+            right.append("▏", self.get_component_rich_style("footer-key--bar"))
+            right.append_text(key)
+            right.append(" ", self.rich_style)  # its right padding (its right margin when compact)
+            x0 = max(0, width - len(right))
+            spans = [s for s in spans if s[0] < x0]  # keys that overflow are hidden under the palette's
+            spans.append((x0 + 1, x0 + 1 + len(key), b, enabled, tooltip))
+            line.truncate(x0, pad=True)
+            line.append_text(right)
+        self._spans = spans
+        return line
+
+    # ---- the mouse -------------------------------------------------------------------------------------------------
+    def _at(self, x: int) -> int | None:
+        return next((i for i, (x0, x1, *_rest) in enumerate(self._spans) if x0 <= x < x1), None)
+
+    def _set_hover(self, index: int | None) -> None:
+        if index != self._hover:
+            self._hover = index
+            self.tooltip = (self._spans[index][4] or None) if index is not None else None
+            self.refresh()
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        self._set_hover(self._at(event.x))
+
+    def on_leave(self, _event: events.Leave) -> None:
+        self._set_hover(None)
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        index = self._at(event.x)
+        if index is None:
             return
-        key._disabled = not enabled
-        key.set_class(not enabled, "-disabled")
-        key.tooltip = tooltip or None
+        _x0, _x1, b, enabled, _tooltip = self._spans[index]
+        if enabled:
+            self.app.simulate_key(b.key)
+        else:
+            self.app.bell()
+
+    def watch_compact(self) -> None:
+        self.refresh()
+
+    def watch_show_command_palette(self) -> None:
+        self.refresh()
