@@ -968,3 +968,48 @@ async def test_the_footer_s_keys_answer_the_mouse(fresh_db, tmp_path):
         await pilot.press("escape")
         await scenes.settle(pilot, 0.2)
 
+
+async def test_a_dialog_closing_repaints_the_runbook_without_laying_it_out(fresh_db, tmp_path):
+    """Issue 8: a dialog that closes (every step's confirmation) gave the runbook under it a repaint of the whole
+    screen, then, once the dialog's widgets were removed, a layout of the whole screen too (Textual lays out the
+    parent of what it removes, here the app's current screen): 25-50 ms more of a loaded machine at every step's
+    start, a key waiting behind it. Nothing under the dialog changed size, so the runbook is repainted, not laid
+    out; what changed under it while the dialog was up is laid out as it happens (a step's end under a dialog)."""
+    from textual.screen import Screen
+
+    from aami_tui.ui.confirm import ConfirmModal
+
+    app = make_app(fresh_db, tmp_path)
+    layouts: list[str] = []
+    real = Screen._refresh_layout
+
+    def spy(self, size=None, scroll=False):
+        if not scroll and self.id and self.id.startswith("runbook"):
+            layouts.append(type(app.screen).__name__)
+        return real(self, size, scroll)
+
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.settle(pilot)
+        runbook = app.screen
+        Screen._refresh_layout = spy
+        try:
+            panel = runbook.query_one("#rb-checklist")
+            for changed in (False, True):
+                app.push_screen(ConfirmModal("Run Pre-flight?", "b"))
+                await scenes.settle(pilot, 0.3)
+                if changed:  # the tables panel narrows under the dialog
+                    width = panel.outer_size.width - 4
+                    panel.styles.width = width
+                    await scenes.settle(pilot, 0.3)
+                    assert "ConfirmModal" in layouts
+                layouts.clear()
+                await pilot.press("escape")
+                await scenes.settle(pilot, 0.3)
+                assert app.screen is runbook
+                assert layouts == [], (changed, layouts)
+                if changed:
+                    assert panel.outer_size.width == width
+        finally:
+            Screen._refresh_layout = real

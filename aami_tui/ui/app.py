@@ -148,6 +148,16 @@ class AamiApp(App):
                     title=f"Written to stderr (kept in {self.stray.path})", severity="warning", timeout=15,
                     markup=False)
 
+    def _prune(self, *nodes, parent=None):
+        """A screen removed (a dialog closed, the help dismissed): Textual then lays out the screen now shown, as
+        the parent of what it removed. That screen has been repainted whole as it came back (ScreenResume), and its
+        widgets kept their sizes under the dialog: the layout was a second full frame at every step's start, 25-50
+        ms of a loaded machine with a key waiting behind it (issue 8). A layout that something under the dialog
+        asked for is still done: the screen keeps that request until it is shown again."""
+        if parent is self and nodes and all(isinstance(n, Screen) for n in nodes):
+            parent = None
+        return super()._prune(*nodes, parent=parent)
+
     def settle_heap(self) -> None:
         """Objects that live as long as the console (Textual and our modules, a loaded migration file, a step's
         records) are set aside from Python's cyclic garbage collector. Its full collections walk every object: as
