@@ -202,7 +202,7 @@ class RunbookScreen(Screen):
                     yield Line("", id="apply-line")
                     yield Line("", id="apply-error")
                 with VerticalScroll(id="pane-verify", classes="pane"):
-                    yield Static(self.VERIFY_TITLE, classes="pane-title", id="verify-title")
+                    yield Line(self.VERIFY_TITLE, classes="pane-title", id="verify-title")
                     yield Line("", id="verify-next")
                     yield Line("", id="verify-checks")
                 with VerticalScroll(id="pane-done", classes="pane"):
