@@ -1047,3 +1047,41 @@ async def test_a_step_change_that_switches_no_pane_lays_nothing_out(fresh_db, tm
             assert layouts == [], f"{len(layouts)} layouts of the screen"
         finally:
             Screen._refresh_layout = real
+
+
+async def test_the_tables_panel_growing_a_scrollbar_lays_the_screen_out_no_more_than_it_needs(fresh_db, tmp_path):
+    """Issue 8: a migration that creates more tables than the runbook's tables panel can show (the benchmark's
+    file: 200) gives the panel a scrollbar at its step's end, and takes it away at ROLLBACK. Textual laid the whole
+    screen out three times in a row for it (the table's new size, then each scrollbar's own size, then once more):
+    a key pressed as the apply ended waited behind them. Now a scrollbar's own new size asks for none: two at
+    most (the table's new size and scrollbars, then Textual's second pass over the table's scrollbars)."""
+    from textual.screen import Screen
+
+    app = make_app(fresh_db, tmp_path)
+    layouts: list[int] = []
+    real = Screen._refresh_layout
+
+    def spy(self, size=None, scroll=False):
+        if not scroll and self is app.screen:
+            layouts.append(1)
+        return real(self, size, scroll)
+
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.settle(pilot, 0.5)
+        table = app.screen.query_one("#rb-checklist #checklist-table")
+        assert not table.show_vertical_scrollbar
+        Screen._refresh_layout = spy
+        try:
+            for extra in (True, False):
+                run_sql(fresh_db, "; ".join(f"CREATE TABLE extra_{i} (id int)" for i in range(30)) if extra
+                        else "; ".join(f"DROP TABLE extra_{i}" for i in range(30)))
+                layouts.clear()
+                await app.screen.refresh_tables()
+                await scenes.settle(pilot, 0.5)
+                assert table.show_vertical_scrollbar is extra
+                assert len(layouts) <= 2, (extra, len(layouts))
+        finally:
+            Screen._refresh_layout = real
+

@@ -26,6 +26,12 @@ class KeptScrollBar(ScrollBar):
                 self.vertical, self.grabbed, self.mouse_over, self.app.current_theme.name,
                 self.screen.styles.scrollbar_color, colours)
 
+    def _size_updated(self, size, virtual_size, container_size, layout: bool = True) -> bool:
+        """Its new size, without asking for another layout of the screen: Textual's Widget does when its virtual
+        size changes, which a scrollbar has only for itself (it draws from its window sizes and position). A
+        scrollbar that appeared cost one more layout of the whole screen, and that one a third (issue 8)."""
+        return super()._size_updated(size, virtual_size, container_size, layout=False)
+
     def render_lines(self, crop: Region) -> list[Strip]:
         look = self._look(crop)
         if self._kept is None or self._kept[0] != look:

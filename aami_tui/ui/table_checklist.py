@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Static
 from aami_tui.core.schema import REQUIRED_TABLES, ValidationResult
 from aami_tui.ui import fmt
 from aami_tui.ui.line import Line
+from aami_tui.ui.scrollbars import KeptScrollBars
 
 FRESH_SECONDS = 10.0  # younger data reads "refreshed just now"
 
@@ -41,7 +42,7 @@ class _OneRender:
         return getattr(self.styles, name)
 
 
-class ChecklistTable(DataTable):
+class ChecklistTable(KeptScrollBars, DataTable):
     """Textual's DataTable, drawing the checklist the short way (the console's first frame: the table was ~8 ms of
     its CPU, README Performance), with exactly Textual's output:
     - Every cell here is one line of Text in one style, no wider than its column: Textual renders each through
