@@ -1085,3 +1085,44 @@ async def test_the_tables_panel_growing_a_scrollbar_lays_the_screen_out_no_more_
         finally:
             Screen._refresh_layout = real
 
+
+async def test_the_dashboard_hidden_under_the_runbook_does_no_screen_work(fresh_db, tmp_path):
+    """Issue 8: the runbook's refreshes keep the dashboard's checklist up to date too. Textual counts the screen
+    just under the top one as visible (it would show through a translucent top), so the dashboard, hidden whole
+    under the opaque runbook, laid itself out and repainted the runbook's cells over its changed regions at
+    every refresh that changed something: 3-15 ms of the event loop several times at each step's end. It does
+    that work when it is shown again, with what it holds by then."""
+    from textual.screen import Screen
+
+    app = make_app(fresh_db, tmp_path)
+    work: list[str] = []
+    real_layout, real_refresh = Screen._refresh_layout, Screen._compositor_refresh
+
+    def layout(self, size=None, scroll=False):
+        if type(self).__name__ == "DashboardScreen":
+            work.append("layout")
+        return real_layout(self, size, scroll)
+
+    def refresh(self):
+        if type(self).__name__ == "DashboardScreen":
+            work.append("repaint")
+        return real_refresh(self)
+
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.settle(pilot, 0.5)
+        dashboard = app.dashboard
+        Screen._refresh_layout, Screen._compositor_refresh = layout, refresh
+        try:
+            run_sql(fresh_db, "CREATE TABLE namespaces (id int)")
+            await app.screen.refresh_tables()
+            await scenes.settle(pilot, 0.5)
+            assert dashboard.query_one("#checklist").result.present, "the dashboard's checklist is kept up to date"
+            assert work == [], work
+        finally:
+            Screen._refresh_layout, Screen._compositor_refresh = real_layout, real_refresh
+        await pilot.press("d")
+        await scenes.settle(pilot, 0.5)
+        assert app.screen is dashboard
+        assert "1 / 10 present" in screen_text(app), "shown again, it shows what it holds"

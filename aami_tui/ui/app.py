@@ -148,6 +148,18 @@ class AamiApp(App):
                     title=f"Written to stderr (kept in {self.stray.path})", severity="warning", timeout=15,
                     markup=False)
 
+    @property
+    def _background_screens(self) -> list[Screen]:
+        """The screens that show through the top one. Textual's list always holds the screen just under the top,
+        which it needs only when the top is translucent (a dialog's dimmed background): under the opaque runbook
+        the dashboard then counted as shown, and laid itself out and repainted the runbook's cells over what had
+        changed in it at every refresh (3-15 ms of the event loop, several times at each step's end; issue 8).
+        A screen shown again does what it has left to do then."""
+        stack = self._screen_stack
+        if stack and stack[-1].styles.background.a == 1:
+            return []
+        return super()._background_screens
+
     def _prune(self, *nodes, parent=None):
         """A screen removed (a dialog closed, the help dismissed): Textual then lays out the screen now shown, as
         the parent of what it removed. That screen has been repainted whole as it came back (ScreenResume), and its
