@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 
@@ -730,6 +731,25 @@ async def test_a_key_typed_right_behind_the_s_that_opens_the_sql_goes_to_the_vie
         assert app.screen.query_one("#pane-preflight").scroll_offset.y == 0, "the hidden checklist did not scroll"
 
 
+@contextlib.contextmanager
+def laid_out():
+    """Every layout of a screen (a scroll's excepted) while inside, as (the screen laid out, the screen on top)."""
+    from textual.screen import Screen
+
+    real, seen = Screen._refresh_layout, []
+
+    def spy(self, size=None, scroll=False):
+        if not scroll:
+            seen.append((self, self.app.screen))
+        return real(self, size, scroll)
+
+    Screen._refresh_layout = spy
+    try:
+        yield seen
+    finally:
+        Screen._refresh_layout = real
+
+
 async def _layouts_of(pilot, change) -> int:
     """How many times the screen is laid out again for ``change`` (called on the loop) and the frame after it."""
     from textual.screen import Screen
@@ -975,26 +995,15 @@ async def test_a_dialog_closing_repaints_the_runbook_without_laying_it_out(fresh
     parent of what it removes, here the app's current screen): 25-50 ms more of a loaded machine at every step's
     start, a key waiting behind it. Nothing under the dialog changed size, so the runbook is repainted, not laid
     out; what changed under it while the dialog was up is laid out as it happens (a step's end under a dialog)."""
-    from textual.screen import Screen
-
     from aami_tui.ui.confirm import ConfirmModal
 
     app = make_app(fresh_db, tmp_path)
-    layouts: list[str] = []
-    real = Screen._refresh_layout
-
-    def spy(self, size=None, scroll=False):
-        if not scroll and self.id and self.id.startswith("runbook"):
-            layouts.append(type(app.screen).__name__)
-        return real(self, size, scroll)
-
     async with app.run_test(size=(120, 36)) as pilot:
         await scenes.dashboard_ready(pilot)
         await scenes.open_runbook(pilot)
         await scenes.settle(pilot)
         runbook = app.screen
-        Screen._refresh_layout = spy
-        try:
+        with laid_out() as seen:
             panel = runbook.query_one("#rb-checklist")
             for changed in (False, True):
                 app.push_screen(ConfirmModal("Run Pre-flight?", "b"))
@@ -1003,16 +1012,15 @@ async def test_a_dialog_closing_repaints_the_runbook_without_laying_it_out(fresh
                     width = panel.outer_size.width - 4
                     panel.styles.width = width
                     await scenes.settle(pilot, 0.3)
-                    assert "ConfirmModal" in layouts
-                layouts.clear()
+                    assert "ConfirmModal" in [type(top).__name__ for screen, top in seen if screen is runbook]
+                seen.clear()
                 await pilot.press("escape")
                 await scenes.settle(pilot, 0.3)
                 assert app.screen is runbook
+                layouts = [type(top).__name__ for screen, top in seen if screen is runbook]
                 assert layouts == [], (changed, layouts)
                 if changed:
                     assert panel.outer_size.width == width
-        finally:
-            Screen._refresh_layout = real
 
 
 async def test_a_step_change_that_switches_no_pane_lays_nothing_out(fresh_db, tmp_path):
@@ -1042,35 +1050,23 @@ async def test_the_tables_panel_growing_a_scrollbar_lays_the_screen_out_no_more_
     screen out three times in a row for it (the table's new size, then each scrollbar's own size, then once more):
     a key pressed as the apply ended waited behind them. Now a scrollbar's own new size asks for none: two at
     most (the table's new size and scrollbars, then Textual's second pass over the table's scrollbars)."""
-    from textual.screen import Screen
-
     app = make_app(fresh_db, tmp_path)
-    layouts: list[int] = []
-    real = Screen._refresh_layout
-
-    def spy(self, size=None, scroll=False):
-        if not scroll and self is app.screen:
-            layouts.append(1)
-        return real(self, size, scroll)
-
     async with app.run_test(size=(120, 36)) as pilot:
         await scenes.dashboard_ready(pilot)
         await scenes.open_runbook(pilot)
         await scenes.settle(pilot, 0.5)
         table = app.screen.query_one("#rb-checklist #checklist-table")
         assert not table.show_vertical_scrollbar
-        Screen._refresh_layout = spy
-        try:
+        with laid_out() as seen:
             for extra in (True, False):
                 run_sql(fresh_db, "; ".join(f"CREATE TABLE extra_{i} (id int)" for i in range(30)) if extra
                         else "; ".join(f"DROP TABLE extra_{i}" for i in range(30)))
-                layouts.clear()
+                seen.clear()
                 await app.screen.refresh_tables()
                 await scenes.settle(pilot, 0.5)
                 assert table.show_vertical_scrollbar is extra
+                layouts = [screen for screen, top in seen if screen is top]
                 assert len(layouts) <= 2, (extra, len(layouts))
-        finally:
-            Screen._refresh_layout = real
 
 
 async def test_the_dashboard_hidden_under_the_runbook_does_no_screen_work(fresh_db, tmp_path):
