@@ -92,10 +92,10 @@ class KeyFooter(Widget, can_focus=False):
             self._keys, self._palette = keys, palette
             self.refresh()
 
-    def _key_text(self, b, enabled: bool, hover: bool, compact: bool) -> Text:
-        """One key as Textual's FooterKey draws it: the key bold in the accent colour, then its description."""
-        key_style = self.get_component_rich_style("footer-key--key")
-        desc_style = self.get_component_rich_style("footer-key--description")
+    def _key_text(self, b, enabled: bool, hover: bool, compact: bool, styles: tuple) -> Text:
+        """One key as Textual's FooterKey draws it: the key bold in the accent colour, then its description.
+        ``styles``: the footer's, its keys' and descriptions', and the hover background (one render's)."""
+        base, key_style, desc_style, hover_bg = styles
         shown = self.app.get_key_display(b)
         if not b.description:
             text = Text(shown, key_style)
@@ -103,17 +103,21 @@ class KeyFooter(Widget, can_focus=False):
             text = Text.assemble((shown, key_style), (" " + b.description, desc_style))
         else:
             text = Text.assemble((f" {shown} ", key_style), (b.description + " ", desc_style))
-        text.stylize_before(self.rich_style + Style(dim=True) if not enabled else self.rich_style)
+        text.stylize_before(base + Style(dim=True) if not enabled else base)
         if hover:  # over the parts' own backgrounds, as the hovered FooterKey's background showed through them
-            text.stylize(Style(bgcolor=self.get_component_rich_style("footer-key--hover").bgcolor))
+            text.stylize(Style(bgcolor=hover_bg))
         return text
 
     def render(self) -> Text:
         width = self.size.width
+        base = self.rich_style  # (walks the footer's ancestors: once per render)
+        styles = (base, self.get_component_rich_style("footer-key--key"),
+                  self.get_component_rich_style("footer-key--description"),
+                  self.get_component_rich_style("footer-key--hover").bgcolor)
         line = Text(no_wrap=True, overflow="crop", end="")
         spans: list[tuple[int, int, object, bool, str]] = []
         for b, enabled, tooltip in self._keys:
-            text = self._key_text(b, enabled, self._hover == len(spans), self.compact)
+            text = self._key_text(b, enabled, self._hover == len(spans), self.compact, styles)
             spans.append((len(line), len(line) + len(text), b, enabled, tooltip))
             line.append_text(text)
             if self.compact:
@@ -121,10 +125,10 @@ class KeyFooter(Widget, can_focus=False):
         right = Text(end="")
         if self._palette is not None and self.show_command_palette:
             b, enabled, tooltip = self._palette
-            key = self._key_text(b, enabled, self._hover == len(spans), True)  # as Textual's, always compact
+            key = self._key_text(b, enabled, self._hover == len(spans), True, styles)  # as Textual's, always compact
             right.append("▏", self.get_component_rich_style("footer-key--bar"))
             right.append_text(key)
-            right.append(" ", self.rich_style)  # its right padding (its right margin when compact)
+            right.append(" ", base)  # its right padding (its right margin when compact)
             x0 = max(0, width - len(right))
             spans = [s for s in spans if s[0] < x0]  # keys that overflow are hidden under the palette's
             spans.append((x0 + 1, x0 + 1 + len(key), b, enabled, tooltip))
