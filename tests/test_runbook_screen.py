@@ -684,6 +684,98 @@ async def test_the_frame_that_shows_the_sql_repaints_the_step_pane_alone(fresh_d
             App._display = display
 
 
+async def test_showing_the_sql_again_draws_again_none_of_the_lines_it_drew_before(fresh_db, tmp_path):
+    """Issue 8's key row: `s` four times. The third shows the same pane as the first, unchanged, and draws none of
+    its lines again: not the SQL pane's, not the SQL view's but the cursor's (it shows with the focus), and of the
+    step pane's frame only the row its title changes on. The fourth shows pre-flight's pane again, which the focus
+    passes through as the SQL closes: none of its lines either. Textual drew each whole again: a pane whenever it
+    is shown or hidden, the SQL view and a pane whenever they gain or lose the focus, a frame whenever its title
+    changes or it switches panes (1-3 ms of the main thread each, at idle, in the frame `s` is waiting for). What
+    is shown is still right: the title, the SQL, the step when it is closed."""
+    from textual._styles_cache import StylesCache
+
+    app = make_app(fresh_db, tmp_path)
+    drawn: list = []
+    render_line = StylesCache.render_line
+
+    def spy(self, styles, y, *args, **kwargs):
+        drawn.append((self, y))
+        return render_line(self, styles, y, *args, **kwargs)
+
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.settle(pilot)
+        screen = app.screen
+        watched = {name: screen.query_one(name) for name in ("#panes", "#pane-sql", "#sql-text", "#pane-preflight")}
+        again: list[dict] = []
+        StylesCache.render_line = spy
+        try:
+            for opening in (True, False, True, False):
+                drawn.clear()
+                await pilot.press("s")
+                await scenes.settle(pilot, 0.3)
+                title = region_text(app, "#panes").splitlines()[0]
+                assert ("Migration SQL" if opening else "Step") in title, title
+                assert_pane_drawn(app, sql=opening, why="after `s`")
+                again.append({name: sorted({y for cache, y in drawn if cache is w._styles_cache})
+                              for name, w in watched.items()})
+        finally:
+            StylesCache.render_line = render_line
+        view = watched["#sql-text"]
+        cursor = [view.cursor_location[0] - view.scroll_offset.y]  # the cursor shows with the focus: TextArea's own
+        assert again[2] == {"#panes": [0], "#pane-sql": [], "#sql-text": cursor, "#pane-preflight": []}, again[2]
+        assert again[3] == {"#panes": [0], "#pane-sql": [], "#sql-text": [], "#pane-preflight": []}, again[3]
+
+
+async def test_the_lines_the_panes_keep_are_the_lines_they_would_draw_afresh(fresh_db, tmp_path):
+    """What the step pane, its panes and the SQL view keep while hidden (above) is never stale: after a new theme
+    or a new terminal size while the SQL is hidden, and after the focus has moved through them, each draws
+    exactly what it would draw with nothing kept."""
+    from textual.geometry import Region
+
+    def cells(w) -> list:
+        return [[(seg.text, seg.style) for seg in strip]
+                for strip in w.render_lines(Region(0, 0, w.outer_size.width, w.outer_size.height))]
+
+    def kept_is_afresh(w) -> None:
+        kept = cells(w)
+        w._styles_cache.clear()
+        getattr(w, "_line_cache", {}).clear()  # the SQL view's own (TextArea's)
+        assert kept == cells(w), f"#{w.id} draws stale lines"
+
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.settle(pilot)
+        screen = app.screen
+
+        def light() -> None:
+            app.theme = "textual-light"
+
+        async def narrower() -> None:
+            await pilot.resize_terminal(104, 32)
+
+        for change in (light, narrower):
+            for _ in range(2):
+                await pilot.press("s")
+                await scenes.settle(pilot, 0.2)
+            assert not screen.sql_open
+            result = change()
+            if result is not None:
+                await result
+            await scenes.settle(pilot, 0.2)
+            await pilot.press("s")  # the SQL, after a change made while it was hidden
+            await scenes.settle(pilot, 0.3)
+            for name in ("#panes", "#pane-sql", "#sql-text"):
+                kept_is_afresh(screen.query_one(name))
+            await pilot.press("s")  # pre-flight, after the focus has been through it
+            await scenes.settle(pilot, 0.3)
+            for name in ("#panes", "#pane-preflight"):
+                kept_is_afresh(screen.query_one(name))
+
+
 async def test_a_space_typed_right_behind_the_s_that_closes_the_sql_ticks_the_item_shown_focused(fresh_db, tmp_path):
     """fresh10 F1/F2: `s` then space in one burst (a fast typist, a paste): the space ticks the checklist's first
     unticked item, the one the closed view shows focused; it is not lost in the hidden SQL view, nor does it untick

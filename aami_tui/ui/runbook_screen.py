@@ -14,7 +14,7 @@ from textual import on
 from textual._context import active_app  # (the one way to ask whether a console runs)
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal
 from textual.reactive import Reactive
 from textual.screen import Screen
 from textual.widget import Widget
@@ -56,6 +56,7 @@ from aami_tui.ui.messages import (
     TxChangedMsg,
     message_for,
 )
+from aami_tui.ui.panes import Pane, Panes, ScrollPane
 from aami_tui.ui.scrollbars import KeptLog
 from aami_tui.ui.sql_view import SqlView
 from aami_tui.ui.step_list import StepList
@@ -172,8 +173,8 @@ class RunbookScreen(Screen):
         yield TxBar(id="txbar")
         with Horizontal(id="rb-main"):
             yield StepList(self.rb, id="steps")
-            with ContentSwitcher(initial="pane-preflight", id="panes"):
-                with VerticalScroll(id="pane-preflight", classes="pane"):
+            with Panes(initial="pane-preflight", id="panes"):
+                with ScrollPane(id="pane-preflight", classes="pane"):
                     yield Line("", id="preflight-title", classes="pane-title")
                     for key, label in self.rb.items:
                         yield Tick(label, id=f"tick-{key}")
@@ -185,7 +186,7 @@ class RunbookScreen(Screen):
                     yield Line("running…", id="auto-checks")
                     yield Static("[b]Migration SQL[/b]: press [b]s[/b] to review it (scrolls both ways; s again "
                                  "comes back)", classes="pane-title")
-                with VerticalScroll(id="pane-backup", classes="pane"):
+                with ScrollPane(id="pane-backup", classes="pane"):
                     yield Static("[b]Backup[/b]", classes="pane-title")
                     yield Line("", id="backup-info")
                     yield ToolProgress(total=1, id="backup-progress", show_eta=False)
@@ -196,18 +197,18 @@ class RunbookScreen(Screen):
                     yield Line("", id="rehearse-info")
                     yield ToolProgress(total=1, id="rehearse-progress", show_eta=False)
                     yield Line("", id="rehearse-line")
-                with Vertical(id="pane-apply", classes="pane"):
+                with Pane(id="pane-apply", classes="pane"):
                     yield Static("[b]Apply[/b]", classes="pane-title")
                     yield ProgressBar(total=1, id="apply-progress", show_eta=False)
                     yield Line("", id="apply-line")
                     yield Line("", id="apply-error")
-                with VerticalScroll(id="pane-verify", classes="pane"):
+                with ScrollPane(id="pane-verify", classes="pane"):
                     yield Line(self.VERIFY_TITLE, classes="pane-title", id="verify-title")
                     yield Line("", id="verify-next")
                     yield Line("", id="verify-checks")
-                with VerticalScroll(id="pane-done", classes="pane"):
+                with ScrollPane(id="pane-done", classes="pane"):
                     yield Line("", id="done-text")
-                with Vertical(id="pane-sql"):
+                with Pane(id="pane-sql"):
                     yield Line("", id="sql-head")
                     yield SqlView("", language="sql", read_only=True, soft_wrap=False, show_line_numbers=True,
                                   id="sql-text")

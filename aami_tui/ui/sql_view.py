@@ -8,6 +8,7 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import TextArea
 
+from .focus import FocusKeepsLines
 from .scrollbars import KeptScrollBars
 
 
@@ -60,10 +61,11 @@ def _text_once(cls: type) -> type:
     return _TEXT_ONCE[cls]
 
 
-class SqlView(KeptScrollBars, TextArea):
+class SqlView(FocusKeepsLines, KeptScrollBars, TextArea):
     """A TextArea that does not re-wrap an unchanged document when it is shown again, nor sum its height for
     every line it renders, nor join its whole text for every line, nor render its lines again when only its
-    focus changed, nor draw its scrollbars again when they have not changed (``KeptScrollBars``).
+    focus changed (``FocusKeepsLines``, ``notify_style_update``), nor draw its scrollbars again when they have
+    not changed (``KeptScrollBars``).
 
     Textual's TextArea re-wraps its whole document on every resize, and a view that is hidden and shown (the
     step pane's `s`) is resized each time: for a 10,000-statement file that was 0.1-0.6 s of the event loop on
@@ -72,6 +74,7 @@ class SqlView(KeptScrollBars, TextArea):
     _wrapped_as: tuple | None = None
     _wrapped_doc: object = None
     _look: tuple | None = None  # the styles its lines are drawn with, when its line cache was last kept
+    _look_checked = False  # whether _look holds since the last style update
 
     def _set_document(self, text: str, language: str | None) -> None:
         super()._set_document(text, language)
@@ -90,15 +93,33 @@ class SqlView(KeptScrollBars, TextArea):
         """Textual's TextArea forgets every line it has rendered whenever its styles are updated, which is on
         every focus change (`:focus` changes only the border, which this view does not have): `s` rendered each
         visible line again (9-13 ms of the key's frame for the 10,000-statement file). Here the lines are
-        forgotten when the styles they are drawn with have changed, which ``render_lines`` checks."""
+        forgotten when the styles they are drawn with have changed (``_check_look``), looked at once the update is
+        done (a component's styles are applied after this is called), not in the frame of the key that follows."""
         super(TextArea, self).notify_style_update()  # TextArea's own clears the line cache, then does this
+        if self._look_checked:
+            self._look_checked = False
+            if self.is_attached:
+                self.call_later(self._check_look)
 
-    def render_lines(self, crop: Region) -> list[Strip]:
-        # What a line is drawn with, besides what its cache key holds: the view's style, the app's theme and
-        # the component classes' styles (set after a style update has been notified, hence checked here)
+    def _check_look(self, rendering: bool = False) -> None:
+        """What a line is drawn with, besides what its cache key holds: the view's style, the app's theme, the
+        component classes' styles (1 ms: each walks the view's ancestors). When it has changed, the lines are drawn
+        again: at once when ``rendering`` (the lines are being asked for), else in the next frame. (A change of the
+        view's own rules, its border say, makes Textual draw it whole anyway.)"""
+        if self._look_checked:
+            return
+        self._look_checked = True
         look = (self.rich_style, self.app.current_theme.name,
                 *(self.get_component_rich_style(name) for name in sorted(self.COMPONENT_CLASSES)))
         if look != self._look:
-            self._line_cache.clear()
             self._look = look
+            self._line_cache.clear()
+            if rendering:
+                self._styles_cache.clear()
+            else:
+                self.refresh()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        if not self._look_checked:  # a style update not yet looked at
+            self._check_look(rendering=True)
         return super().render_lines(crop)
