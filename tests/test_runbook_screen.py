@@ -649,7 +649,7 @@ async def test_the_dashboard_under_the_runbook_does_not_poll_the_server(fresh_db
 async def test_the_frame_that_shows_the_sql_repaints_the_step_pane_alone(fresh_db, tmp_path):
     """`s` is a light key: the frame that shows the SQL writes the step pane's cells and nothing else (the focus and
     the footer's keys follow in a frame of their own), so the SQL shows as soon as one pane can be drawn (issue 8's
-    key row)."""
+    key row). Its title, which names what the pane shows, is in that frame too, both ways."""
     from textual.app import App
 
     app = make_app(fresh_db, tmp_path)
@@ -675,9 +675,10 @@ async def test_the_frame_that_shows_the_sql_repaints_the_step_pane_alone(fresh_d
                 await scenes.settle(pilot, 0.2)
                 assert ("Migration SQL" if opening else "Step") == str(app.screen.query_one("#panes").border_title)
                 assert frames, "no frame"
+                first = frames[0]
+                assert any(y == pane.y for y, _, _ in first), "the pane's title is not in the frame that switches it"
                 if not opening:  # closing moves the focus at once (a space right behind it ticks the checklist)
                     continue
-                first = frames[0]
                 assert all(pane.contains(x, y) and pane.contains(x2 - 1, y) for y, x, x2 in first), (pane, first)
                 assert any(footer.y == y for fr in frames[1:] for y, _, _ in fr), "the footer's keys, a frame later"
         finally:
@@ -947,8 +948,10 @@ def assert_pane_drawn(app, sql: bool, why: str) -> None:
     shown = svg_text(app.export_screenshot())
     if sql:
         assert "Idempotent" in shown and "Pre-flight checklist" not in shown, f"the SQL is not shown: {why}"
+        assert "Migration SQL" in shown and "─ Step ─" not in shown, f"the pane's title is not the SQL's: {why}"
     else:
         assert "Pre-flight checklist" in shown and "Idempotent" not in shown, f"the SQL is still shown: {why}"
+        assert "─ Step ─" in shown and "Migration SQL" not in shown, f"the pane's title is still the SQL's: {why}"
 
 
 async def test_the_first_frame_after_s_shows_the_pane_it_switched_to(fresh_db, tmp_path):

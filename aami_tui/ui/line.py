@@ -92,6 +92,20 @@ def layout_now(widget: Widget) -> None:
         screen.check_idle()
 
 
+def repaint_now(widget: Widget) -> None:
+    """Tell the screen now, not at ``widget``'s next idle, that ``widget`` has lines to repaint (the step pane's
+    title at `s`). Textual posts that from the widget's own idle handler, so the frame drawn right after a key
+    went without it and it came a frame later (`bench.py keys`: the `s` frame's title waited 10-40 ms). Done as
+    Textual's widget and screen do it (``Widget._check_refresh``, ``Screen._on_update``), so it is not done twice."""
+    if not widget._repaint_required or not widget.is_attached or not widget.display:
+        return
+    screen = widget.screen
+    if screen in screen._compositor:
+        widget._repaint_required = False
+        screen._dirty_widgets.add(widget)
+        screen.check_idle()
+
+
 class Line(Static):
     """A Static whose ``update`` repaints it, and lays the screen out again only when its height changes
     (``layout=True`` still forces one)."""

@@ -18,6 +18,7 @@ from textual.widget import _BorderTitle
 from textual.widgets import ContentSwitcher
 
 from .focus import FocusKeepsLines
+from .line import repaint_now
 from .scrollbars import KeptScrollBars
 
 
@@ -44,7 +45,9 @@ class Panes(ContentSwitcher):
     def refresh(self, *regions: Region, **kwargs):
         if self._title_row_only and not regions and not kwargs and self.size:
             top = Region(0, 0, self.outer_size.width, 1).translate(-self.content_offset)  # content coordinates
-            return super().refresh(top)
+            super().refresh(top)
+            repaint_now(self)  # in the frame of the key that changed it, with the pane it names
+            return self
         return super().refresh(*regions, **kwargs)
 
     def watch_current(self, old: str | None, new: str | None) -> None:
