@@ -729,6 +729,47 @@ async def test_showing_the_sql_again_draws_again_none_of_the_lines_it_drew_befor
         assert again[3] == {"#panes": [0], "#pane-sql": [], "#sql-text": [], "#pane-preflight": []}, again[3]
 
 
+async def test_the_footer_draws_each_set_of_keys_once(fresh_db, tmp_path):
+    """Each `s` changes the footer's keys (the SQL view's, the step's), and a step's start and end change them back
+    and forth too: the footer draws a set of keys it has shown lately from what it drew then (Textual renders its
+    line again, 1-2 ms at idle, in the frame of the `s` that closes the SQL). A new theme draws it again."""
+    from aami_tui.ui.footer import KeyFooter
+
+    app = make_app(fresh_db, tmp_path)
+    renders: list = []
+    render = KeyFooter.render
+
+    def spy(self):
+        renders.append(self)
+        return render(self)
+
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.settle(pilot)
+        footers = []
+        KeyFooter.render = spy
+        try:
+            for _ in range(2):
+                await pilot.press("s")
+                await scenes.settle(pilot, 0.3)
+                footers.append(screen_text(app).splitlines()[-1])
+            assert footers[0] != footers[1], footers  # the SQL view's keys, then the step's
+            renders.clear()
+            for i in range(4):
+                await pilot.press("s")
+                await scenes.settle(pilot, 0.3)
+                assert screen_text(app).splitlines()[-1] == footers[i % 2]
+            assert renders == [], f"the footer rendered {len(renders)} times a line it had drawn"
+            dark = app.screen.query_one(KeyFooter).render_line(0)
+            app.theme = "textual-light"
+            await scenes.settle(pilot, 0.3)
+            assert renders, "a new theme, the same line"
+            assert [seg.style for seg in app.screen.query_one(KeyFooter).render_line(0)] != [seg.style for seg in dark]
+        finally:
+            KeyFooter.render = render
+
+
 async def test_the_lines_the_panes_keep_are_the_lines_they_would_draw_afresh(fresh_db, tmp_path):
     """What the step pane, its panes and the SQL view keep while hidden (above) is never stale: after a new theme
     or a new terminal size while the SQL is hidden, and after the focus has moved through them, each draws

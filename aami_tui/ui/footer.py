@@ -5,7 +5,9 @@ from __future__ import annotations
 from rich.style import Style
 from rich.text import Text
 from textual import events
+from textual.geometry import Region
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 
@@ -59,6 +61,27 @@ class KeyFooter(Widget, can_focus=False):
         self._palette: tuple | None = None  # (binding, enabled, tooltip) of the command palette's key, or None
         self._spans: list[tuple[int, int, object, bool, str]] = []  # drawn: (x0, x1, binding, enabled, tooltip)
         self._hover: int | None = None  # the index in _spans of the key under the mouse
+        self._kept: dict[tuple, tuple] = {}  # what it shows -> (its lines, their _spans), oldest first
+
+    KEPT = 8  # the sets of keys whose lines are kept (a step running or not, the SQL view or the step, a dialog)
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """The line of a set of keys shown lately is the one drawn then: `s` and a step's start and end switch the
+        footer back and forth between a few sets, and Textual rendered the line again each time (1-2 ms at idle, in
+        the frame of the `s` that closes the SQL). Kept until the styles change (``notify_style_update``)."""
+        state = (crop, self.size, tuple(self._keys), self._palette, self._hover, self.compact,
+                 self.show_command_palette)
+        kept = self._kept.get(state)
+        if kept is None:
+            kept = self._kept[state] = (super().render_lines(crop), self._spans)
+            if len(self._kept) > self.KEPT:
+                del self._kept[next(iter(self._kept))]
+        self._spans = kept[1]
+        return kept[0]
+
+    def notify_style_update(self) -> None:
+        self._kept.clear()  # a theme, a pseudo-class: the colours may have changed
+        super().notify_style_update()
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self.bindings_changed)
