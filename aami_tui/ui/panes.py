@@ -6,8 +6,8 @@ change when it switches panes, and a title is drawn on the frame's top row only.
 in each case: showing or hiding a pane clears the lines it keeps (``Widget._set_dirty``), a switch repaints the
 frame, and a new border title redraws every row of it. The frame `s` is waiting for did all three (the SQL pane, ~22
 rows; the step pane's frame, 24 rows): 2-3 ms of the main thread at idle, twice that under a backup (issue 8's key
-row). Everything else that changes a pane's lines still clears them as in Textual: its
-styles (a theme, a pseudo-class), its size, a refresh of its own."""
+row). Everything else that changes a pane's lines still clears them as in Textual: its styles (a theme, a
+pseudo-class), its size, a refresh of its own."""
 
 from __future__ import annotations
 
