@@ -770,6 +770,17 @@ async def test_the_footer_draws_each_set_of_keys_once(fresh_db, tmp_path):
             KeyFooter.render = render
 
 
+@contextlib.asynccontextmanager
+async def runbook_shown(fresh_db, tmp_path):
+    """The console at 120 x 36 on the runbook, its automatic checks done: (app, pilot)."""
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.settle(pilot)
+        yield app, pilot
+
+
 async def test_the_lines_the_panes_keep_are_the_lines_they_would_draw_afresh(fresh_db, tmp_path):
     """What the step pane, its panes and the SQL view keep while hidden (above) is never stale: after a new theme
     or a new terminal size while the SQL is hidden, and after the focus has moved through them, each draws
@@ -786,11 +797,7 @@ async def test_the_lines_the_panes_keep_are_the_lines_they_would_draw_afresh(fre
         getattr(w, "_line_cache", {}).clear()  # the SQL view's own (TextArea's)
         assert kept == cells(w), f"#{w.id} draws stale lines"
 
-    app = make_app(fresh_db, tmp_path)
-    async with app.run_test(size=(120, 36)) as pilot:
-        await scenes.dashboard_ready(pilot)
-        await scenes.open_runbook(pilot)
-        await scenes.settle(pilot)
+    async with runbook_shown(fresh_db, tmp_path) as (app, pilot):
         screen = app.screen
 
         def light() -> None:
