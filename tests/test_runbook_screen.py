@@ -685,6 +685,17 @@ async def test_the_frame_that_shows_the_sql_repaints_the_step_pane_alone(fresh_d
             App._display = display
 
 
+@contextlib.asynccontextmanager
+async def runbook_shown(fresh_db, tmp_path):
+    """The console at 120 x 36 on the runbook, its automatic checks done: (app, pilot)."""
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        await scenes.settle(pilot)
+        yield app, pilot
+
+
 async def test_showing_the_sql_again_draws_again_none_of_the_lines_it_drew_before(fresh_db, tmp_path):
     """Issue 8's key row: `s` four times. The third shows the same pane as the first, unchanged, and draws none of
     its lines again: not the SQL pane's, not the SQL view's but the cursor's (it shows with the focus), and of the
@@ -695,7 +706,6 @@ async def test_showing_the_sql_again_draws_again_none_of_the_lines_it_drew_befor
     is shown is still right: the title, the SQL, the step when it is closed."""
     from textual._styles_cache import StylesCache
 
-    app = make_app(fresh_db, tmp_path)
     drawn: list = []
     render_line = StylesCache.render_line
 
@@ -703,10 +713,7 @@ async def test_showing_the_sql_again_draws_again_none_of_the_lines_it_drew_befor
         drawn.append((self, y))
         return render_line(self, styles, y, *args, **kwargs)
 
-    async with app.run_test(size=(120, 36)) as pilot:
-        await scenes.dashboard_ready(pilot)
-        await scenes.open_runbook(pilot)
-        await scenes.settle(pilot)
+    async with runbook_shown(fresh_db, tmp_path) as (app, pilot):
         screen = app.screen
         watched = {name: screen.query_one(name) for name in ("#panes", "#pane-sql", "#sql-text", "#pane-preflight")}
         again: list[dict] = []
@@ -735,7 +742,6 @@ async def test_the_footer_draws_each_set_of_keys_once(fresh_db, tmp_path):
     line again, 1-2 ms at idle, in the frame of the `s` that closes the SQL). A new theme draws it again."""
     from aami_tui.ui.footer import KeyFooter
 
-    app = make_app(fresh_db, tmp_path)
     renders: list = []
     render = KeyFooter.render
 
@@ -743,10 +749,7 @@ async def test_the_footer_draws_each_set_of_keys_once(fresh_db, tmp_path):
         renders.append(self)
         return render(self)
 
-    async with app.run_test(size=(120, 36)) as pilot:
-        await scenes.dashboard_ready(pilot)
-        await scenes.open_runbook(pilot)
-        await scenes.settle(pilot)
+    async with runbook_shown(fresh_db, tmp_path) as (app, pilot):
         footers = []
         KeyFooter.render = spy
         try:
@@ -768,17 +771,6 @@ async def test_the_footer_draws_each_set_of_keys_once(fresh_db, tmp_path):
             assert [seg.style for seg in app.screen.query_one(KeyFooter).render_line(0)] != [seg.style for seg in dark]
         finally:
             KeyFooter.render = render
-
-
-@contextlib.asynccontextmanager
-async def runbook_shown(fresh_db, tmp_path):
-    """The console at 120 x 36 on the runbook, its automatic checks done: (app, pilot)."""
-    app = make_app(fresh_db, tmp_path)
-    async with app.run_test(size=(120, 36)) as pilot:
-        await scenes.dashboard_ready(pilot)
-        await scenes.open_runbook(pilot)
-        await scenes.settle(pilot)
-        yield app, pilot
 
 
 async def test_the_lines_the_panes_keep_are_the_lines_they_would_draw_afresh(fresh_db, tmp_path):

@@ -54,6 +54,7 @@ class KeyFooter(Widget, can_focus=False):
 
     compact = reactive(False, toggle_class="-compact")  # set by the app below 100 columns, as Footer's
     show_command_palette = reactive(True)  # the app hides it below 70 columns, where the keys overflow
+    KEPT = 8  # the sets of keys whose lines are kept (a step running or not, the SQL view or the step, a dialog)
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -62,8 +63,6 @@ class KeyFooter(Widget, can_focus=False):
         self._spans: list[tuple[int, int, object, bool, str]] = []  # drawn: (x0, x1, binding, enabled, tooltip)
         self._hover: int | None = None  # the index in _spans of the key under the mouse
         self._kept: dict[tuple, tuple] = {}  # what it shows -> (its lines, their _spans), oldest first
-
-    KEPT = 8  # the sets of keys whose lines are kept (a step running or not, the SQL view or the step, a dialog)
 
     def render_lines(self, crop: Region) -> list[Strip]:
         """The line of a set of keys shown lately is the one drawn then: `s` and a step's start and end switch the
