@@ -1171,9 +1171,11 @@ class Runbook:
                         for d_st, d_tag, d_dt in done:
                             self._statement_done(d_st, d_tag, d_dt, total, batch=len(group))
                         if len(done) > 1:
-                            self.say(f"Statements {done[0][0].index}–{done[-1][0].index} went to the server in "
-                                     f"one round trip ({(time.perf_counter() - t0) * 1000:.1f} ms): each time "
-                                     "marked ≈ is an equal share of it, not its own measurement.", step=Step.APPLY)
+                            first, last = done[0][0].index, done[-1][0].index
+                            self.emit(Log(f"Statements {first}–{last} went to the server in one round trip "
+                                          f"({(time.perf_counter() - t0) * 1000:.1f} ms): each time marked ≈ is an "
+                                          "equal share of it, not its own measurement.", "info", Step.APPLY,
+                                          time.time(), batch=(first, last)))
                         st = group[min(len(done), len(group) - 1)]  # the one that failed, if one did
             except asyncio.CancelledError:
                 applying.record(self, st, "", time.perf_counter() - t0, False,

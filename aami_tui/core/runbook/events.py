@@ -28,6 +28,7 @@ class Log:
     level: str = "info"  # info / ok / warn / error
     step: Step | None = None
     at: float = 0.0
+    batch: tuple[int, int] | None = None  # the statements (first, last) this line says went in one round trip
 
 
 @dataclass(frozen=True)
