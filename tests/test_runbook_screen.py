@@ -520,6 +520,70 @@ async def test_a_fast_apply_s_log_folds_the_round_trips_that_scroll_past_into_on
         await rb.rollback("test")
 
 
+async def test_a_key_read_while_an_apply_streams_is_drawn_before_the_stream(fresh_db, tmp_path, monkeypatch):
+    """Traced under load, the slowest presses of a key during an apply waited for the stream that came just before
+    them (its log write and progress, then the frame that drew them) before their own action and frame. Now what
+    the engine streams waits while a key has been read and its frame has not gone to the terminal; then it shows,
+    all of it, in the engine's order. Any other engine message (the step's end) shows it first."""
+    import aami_tui.ui.runbook_screen as rbs
+    from aami_tui.ui.driver import KeyGcHold
+
+    monkeypatch.setattr(rbs, "STREAM_KEY_WAIT", 60.0)  # here the test says when the key's frame has gone
+    run_sql(fresh_db, "CREATE TABLE held (id int); CREATE TABLE held2 (id int)")
+    lines = (["CREATE TABLE items (id int PRIMARY KEY);"] + [f"INSERT INTO items VALUES ({i});" for i in range(100)]
+             + ["SELECT count(*) FROM held;"] + [f"INSERT INTO items VALUES ({i});" for i in range(100, 147)]
+             + ["SELECT count(*) FROM held2;"] + [f"INSERT INTO items VALUES ({i});" for i in range(147, 199)])
+    path = tmp_path / "big.sql"
+    path.write_text("\n".join(lines) + "\n")
+    app = make_app(fresh_db, tmp_path, migration_path=path, options={"skip_backup": True, "lock_timeout": 60})
+    holders = [psycopg.connect(fresh_db.conninfo(application_name=f"holder{i}")) for i in (1, 2)]
+    hold = KeyGcHold(clock=lambda: 1000.0)  # a key stays pending until its frame goes (no MAX_HOLD here)
+
+    def waits_on(table: str) -> bool:
+        return bool(query(fresh_db, "SELECT 1 FROM pg_stat_activity WHERE query = %s AND wait_event_type = 'Lock'",
+                          (f"SELECT count(*) FROM {table}",)))
+
+    def log() -> str:
+        return "\n".join(str(t) for t in app.screen._said)
+
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            app._driver.gc_hold = hold  # a real terminal's (ui/driver.py): Pilot's keys skip the input thread
+            await scenes.dashboard_ready(pilot)
+            await scenes.open_runbook(pilot)
+            await engine_to_begin(app)
+            holders[0].execute("LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
+            holders[1].execute("LOCK TABLE held2 IN ACCESS EXCLUSIVE MODE")
+            await pilot.press("n")
+            await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", what="Run Apply?")
+            await pilot.press("enter")
+            await scenes.wait_for(pilot, lambda: "101/202 " in log(), what="the statements before the first lock")
+            assert waits_on("held")
+            hold.key_read()  # a key is read (the driver's input thread) ...
+            holders[0].rollback()  # ... and the apply goes on meanwhile, to the second lock
+            await scenes.wait_for(pilot, lambda: waits_on("held2"), what="the apply at the second lock")
+            await pilot.pause(0.5)
+            assert "149/202 " not in log() and "Applying statement 150" not in text_of(app, "#sql-head")
+            hold.key_handled()  # the key's action ran, and its frame went to the writer: the stream shows
+            hold.frame_queued()
+            await scenes.wait_for(pilot, lambda: "149/202 " in log(), what="the stream after the key's frame")
+            assert "Applying statement 150 / 202" in text_of(app, "#sql-head")
+            said = log()
+            assert said.index("101/202 ") < said.index("102/202 ") < said.index("149/202 ")
+
+            hold.key_read()  # another key, never drawn: the apply's end (not a stream event) shows the stream first
+            holders[1].rollback()
+            await scenes.wait_for(pilot, lambda: app.runbook.steps[Step.APPLY].state is State.DONE, what="apply")
+            await scenes.wait_for(pilot, lambda: "Applied 202 statements" in log(), what="the stream at the step's end")
+            said = log()
+            assert said.index("149/202 ") < said.index("202/202 ") < said.index("Applied 202 statements")
+            await app.runbook.rollback("test")
+    finally:
+        hold.release()
+        for h in holders:
+            h.close()
+
+
 async def test_a_refresh_that_ticks_while_the_console_closes_is_quiet(fresh_db, tmp_path):
     """CI once failed on this: the checklist's timer ticked after the last screen had gone, and
     `app.screen` raised ScreenStackError from the timer, which Textual reports as the app's own crash."""

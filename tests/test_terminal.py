@@ -300,6 +300,41 @@ def test_first_data_and_refused_login_through_the_early_child_which_never_outliv
         assert _holding(marker) == []
 
 
+def test_a_key_is_pending_from_its_read_until_the_frame_after_its_action_goes_whoever_holds_the_collector():
+    """What waits for a key's frame (the runbook's stream) asks ``pending``: from the key's read until a frame goes
+    to the writer after its action ran (not one queued before it), MAX_HOLD at most; also when the collector is
+    someone else's to hold."""
+    import gc
+
+    from aami_tui.ui.driver import KeyGcHold
+
+    now = [100.0]
+    hold = KeyGcHold(clock=lambda: now[0])
+    try:
+        for theirs in (False, True):
+            if theirs:
+                gc.disable()
+            assert not hold.pending
+            hold.key_read()
+            assert hold.pending and hold.held is not theirs
+            hold.frame_queued()  # an earlier repaint, before the key's action
+            assert hold.pending
+            hold.key_handled()
+            assert hold.pending
+            hold.frame_queued()  # the key's frame
+            assert not hold.pending
+            hold.frame_written()
+            hold.key_read()  # a key that draws nothing: pending for MAX_HOLD, no longer
+            now[0] += hold.MAX_HOLD * 0.9
+            assert hold.pending
+            now[0] += hold.MAX_HOLD * 0.2
+            assert not hold.pending
+            hold.expire()
+        assert not gc.isenabled()  # theirs: left alone
+    finally:
+        hold.release()
+        gc.enable()
+
 def test_the_garbage_collector_waits_for_a_keys_frame_and_always_runs_again():
     """A key read holds Python's cyclic GC until the frame that shows it is written (not a frame written before
     the key's action ran), and never longer than MAX_HOLD; a collector disabled by someone else stays theirs."""

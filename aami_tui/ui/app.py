@@ -196,9 +196,15 @@ class AamiApp(App):
             if self.screen is screen and not self._exit:
                 draw_soon(screen)
             hold = getattr(self._driver, "gc_hold", None)
-            if hold is not None and hold.held:
+            if hold is not None and (hold.held or hold.key_at is not None):
                 hold.key_handled()
                 asyncio.get_running_loop().call_later(hold.MAX_HOLD, hold.expire)
+
+    def key_pending(self) -> bool:
+        """A key has been read whose frame has not been drawn yet (ui/driver.py, ``KeyGcHold.pending``; in a real
+        terminal only)."""
+        hold = getattr(self._driver, "gc_hold", None)
+        return hold is not None and hold.pending
 
     def _on_signal(self, sig: int) -> None:
         """SIGHUP (window or SSH session closed), SIGTERM, SIGINT: end like a quit that rolls back. A second

@@ -39,6 +39,7 @@ class KeyGcHold:
         self._clock = clock
         self._lock = threading.Lock()
         self.since: float | None = None  # when the collector was held for a key (None: not held by us)
+        self.key_at: float | None = None  # when the newest key whose frame has not gone to the writer was read
         self._handled = False  # the key's action has run
         self._queued = False  # a frame has gone to the writer since then
 
@@ -46,24 +47,31 @@ class KeyGcHold:
     def held(self) -> bool:
         return self.since is not None
 
+    @property
+    def pending(self) -> bool:
+        """A key has been read and the frame after its action has not gone to the writer yet (for MAX_HOLD at
+        most: a key that changes nothing has no such frame). What can wait for it waits (the runbook's stream)."""
+        at = self.key_at
+        return at is not None and self._clock() - at < self.MAX_HOLD
+
     def key_read(self) -> None:
         with self._lock:
-            if self.since is None:
-                if not gc.isenabled():  # disabled by someone else: not ours to hold, nor to enable later
-                    return
-                gc.disable()
-                self.since = self._clock()
+            self.key_at = self._clock()
             self._handled = self._queued = False  # a newer key: wait for its frame
+            if self.since is None and gc.isenabled():  # (disabled by someone else: not ours to hold, nor to enable)
+                gc.disable()
+                self.since = self.key_at
 
     def key_handled(self) -> None:
         with self._lock:
-            if self.since is not None:
+            if self.since is not None or self.key_at is not None:
                 self._handled = True
 
     def frame_queued(self) -> None:
         with self._lock:
             if self._handled:
                 self._queued = True
+                self.key_at = None
 
     def frame_written(self) -> None:
         with self._lock:

@@ -51,6 +51,7 @@ from aami_tui.ui.messages import (
     EngineStreamMsg,
     OutcomeRecheckedMsg,
     ReportWrittenMsg,
+    RunbookMessage,
     SilenceMsg,
     StepChangedMsg,
     TxChangedMsg,
@@ -75,6 +76,10 @@ LOG_FAST_LINES = 16
 # The engine's stream (log lines, statements, progress) reaches the screen at most this often (seconds): what the eye
 # needs, and the event loop stays free for keys (README, Performance). The first after a pause goes at once.
 STREAM_INTERVAL = 0.2
+# A key read and not yet drawn comes first: the stream waits for the key's frame, STREAM_KEY_WAIT at most, looked at
+# every STREAM_KEY_POLL (seconds).
+STREAM_KEY_WAIT = 0.15
+STREAM_KEY_POLL = 0.005
 SQL_VIEW_LAZY = 500  # statements: a bigger file is loaded into the SQL view when the view opens
 
 # What each step does, shown in its confirmation prompt (the console teaches the procedure).
@@ -162,6 +167,7 @@ class RunbookScreen(Screen):
         self._log_width = 0
         self._stream: EngineStreamMsg | None = None  # the message collecting the engine's stream now
         self._stream_posted = 0.0  # time.monotonic() of the last one posted
+        self._held: tuple[EngineStreamMsg, float] | None = None  # a stream message waiting for a key's frame, since
         self._apply_msg, self._apply_waiting = "", False  # the apply's statement line; whether a lock wait replaced it
         self._begin_waiting = False  # BEGIN's own queries wait for another session's lock (#begin-line names it)
         self._silence: Silence | None = None  # the engine's last Silence while the round trip it names goes unanswered
@@ -409,6 +415,7 @@ class RunbookScreen(Screen):
         self._stream = None
 
     def say(self, message: str, level: str = "info") -> None:
+        self._release_stream()  # what the engine said before this goes before it
         self._write([Text(fmt.redact(message), style=LEVEL_STYLE.get(level, ""))])
 
     def _write(self, lines: list[Text]) -> None:
@@ -435,6 +442,38 @@ class RunbookScreen(Screen):
 
     @on(EngineStreamMsg)
     def _stream_events(self, message: EngineStreamMsg) -> None:
+        """A key read and not yet drawn comes first: the stream waits for the frame after its action (``_hold``)."""
+        if self._held is None and self.app.key_pending():
+            self._held = (message, time.monotonic())
+            self.set_timer(STREAM_KEY_POLL, self._hold)
+            return
+        self._show_stream(message)
+
+    def _hold(self) -> None:
+        """The stream held for a key (traced under load, a key's slowest presses waited for the stream that came
+        just before them: its log write and progress, 12-20 ms, then the frame that drew them, 13-29 ms, and only
+        then the key's own action and frame). It goes to the screen once the key's frame has gone to the terminal,
+        or after STREAM_KEY_WAIT whatever the keys do. What the engine says meanwhile joins it; any other engine
+        message, and any line the console writes itself, shows it first (the log stays in order)."""
+        held = self._held
+        if held is None or self.app.gone(self):
+            return
+        if self.app.key_pending() and time.monotonic() - held[1] < STREAM_KEY_WAIT:
+            self.set_timer(STREAM_KEY_POLL, self._hold)
+            return
+        self._release_stream()
+
+    def _release_stream(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self._show_stream(held[0])
+
+    async def _on_message(self, message) -> None:
+        if self._held is not None and isinstance(message, RunbookMessage):  # the engine's order
+            self._release_stream()
+        await super()._on_message(message)
+
+    def _show_stream(self, message: EngineStreamMsg) -> None:
         """The stream's lines in one log write, in order; of the statements, all when they are at most LOG_RUN_LINES,
         else the last LOG_FAST_LINES, and the others folded (``_fold``); each bar and line at its newest."""
         items: list = []  # a log line (Text), a run of statements (a list of StatementDone), or a batch's Log
