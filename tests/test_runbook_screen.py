@@ -425,6 +425,9 @@ async def test_a_big_apply_reaches_the_screen_in_a_few_messages_and_the_log_says
                                   what="the apply waiting at statement 302")
             sql = screen.query_one("#sql-text", TextArea)
             assert sql.text == ""  # a file this big goes into the highlighted view when the view opens
+            # ... from what was built for it in a thread since pre-flight (sql_view.prepare), not on the event loop
+            await scenes.wait_for(pilot, lambda: sql.prepared is not None, what="the SQL view built ahead")
+            prepared = sql.prepared
             for _ in range(2):  # the first s loads the file into the view; the second finds it there
                 await pilot.press("s")
                 await pilot.pause()
@@ -434,6 +437,7 @@ async def test_a_big_apply_reaches_the_screen_in_a_few_messages_and_the_log_says
                 assert sql.selected_text == "SELECT count(*) FROM held"
                 assert sql.scroll_offset.y <= 301 < sql.scroll_offset.y + sql.size.height  # its line 302, in view
                 assert "SELECT count(*) FROM held" in region_text(app, "#sql-text")
+                assert sql.document is prepared.document
                 await pilot.press("s")
                 await pilot.pause()
                 assert screen.query_one("#panes").current == "pane-apply"

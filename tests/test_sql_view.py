@@ -58,3 +58,48 @@ async def test_the_sql_view_redraws_what_its_focus_its_theme_and_its_text_change
         await pilot.pause()
         assert view.text.startswith("SELECT 0;\nVALUES (7);\nSELECT 2;")
         assert "".join(_cell(view, 1, x + i)[0] for i in range(11)) == "VALUES (7);"
+
+
+class _Two(App):
+    CSS = "SqlView { border: none; height: 10; }"
+
+    def compose(self):
+        yield Button("has the focus")  # (the cursor is drawn in a focused view only)
+        for _ in range(2):
+            yield SqlView("", language="sql", read_only=True, soft_wrap=False, show_line_numbers=True)
+
+
+async def test_a_text_prepared_in_a_thread_draws_what_textual_s_own_loading_draws():
+    """A big file's view is built in a thread ahead of the first `s` (the 10,000 statements held the console
+    0.7-1 s inside it): the parse, every line's highlights, the wrap. Shown, it draws line for line what the view
+    draws when it loads the text itself, multi-line comments and function bodies included."""
+    import asyncio
+    from pathlib import Path
+
+    from aami_tui.ui.sql_view import prepare
+
+    base = (Path(__file__).parent.parent / "migrations" / "001_initial_schema.sql").read_text()
+    text = base + "\n".join(
+        ["/* a comment\n   over three\n   lines */", "CREATE FUNCTION f() RETURNS int AS $$\n  SELECT 1;\n$$ LANGUAGE sql;",
+         "INSERT INTO t (a, b) VALUES ('x\ny', 2);"] + [f"INSERT INTO t{i % 7} (id) VALUES ({i}); -- row {i}"
+                                                       for i in range(600)]) + "\n"
+    app = _Two()
+    async with app.run_test(size=(100, 24)) as pilot:
+        mine, theirs = app.query(SqlView)
+        prepared = await asyncio.to_thread(prepare, text, "sql", mine.indent_width)
+        mine.prepared = prepared
+        mine.load_text(text)
+        theirs.load_text(text)
+        assert mine.document is prepared.document and mine.prepared is None  # used, once
+        assert theirs.document is not prepared.document
+        assert mine.text == theirs.text and mine.virtual_size == theirs.virtual_size
+        lines = text.count("\n")
+        for top in (0, base.count("\n") - 3, lines // 2, lines - 10):
+            for view in (mine, theirs):
+                view.scroll_to(y=top, animate=False)
+            await pilot.pause()
+            assert mine.scroll_offset == theirs.scroll_offset
+            for y in range(10):
+                drawn = [mine.render_lines(Region(0, y, mine.size.width, 1))[0],
+                         theirs.render_lines(Region(0, y, theirs.size.width, 1))[0]]
+                assert [(s.text, s.style) for s in drawn[0]] == [(s.text, s.style) for s in drawn[1]], (top, y)

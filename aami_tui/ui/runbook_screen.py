@@ -38,7 +38,7 @@ from aami_tui.core.runbook import (
 from aami_tui.core.runbook.events import Log, Progress, Silence
 from aami_tui.core.runbook.machine import RUNNING, allowed, decide
 from aami_tui.core.status import config_server_env
-from aami_tui.ui import fmt
+from aami_tui.ui import fmt, sql_view
 from aami_tui.ui.confirm import ConfirmModal
 from aami_tui.ui.footer import KeyFooter
 from aami_tui.ui.line import Line, layout_now, shown
@@ -167,6 +167,7 @@ class RunbookScreen(Screen):
         self._log_width = 0
         self._stream: EngineStreamMsg | None = None  # the message collecting the engine's stream now
         self._stream_posted = 0.0  # time.monotonic() of the last one posted
+        self._sql_prepared = None  # the migration file whose SQL view is being (or was) built ahead (_prepare_sql)
         self._held: tuple[EngineStreamMsg, float] | None = None  # a stream message waiting for a key's frame, since
         self._apply_msg, self._apply_waiting = "", False  # the apply's statement line; whether a lock wait replaced it
         self._begin_waiting = False  # BEGIN's own queries wait for another session's lock (#begin-line names it)
@@ -272,7 +273,9 @@ class RunbookScreen(Screen):
         return self.rb.migration is not None and len(self.rb.migration.statements) > SQL_VIEW_LAZY
 
     def _load_sql(self, opening: bool = False) -> None:
-        area = self.query_one("#sql-text", TextArea)
+        area = self.query_one("#sql-text", SqlView)
+        if self.rb.migration and not area.text and not (opening or self.sql_open or not self._big_sql()):
+            self._prepare_sql(area)
         if self.rb.migration and not area.text and (opening or self.sql_open or not self._big_sql()):
             area.load_text(self.rb.migration.text)
             n = len(self.rb.migration.statements)
@@ -282,6 +285,18 @@ class RunbookScreen(Screen):
             head.update(Text.assemble(
                 (f"{self.rb.migration.path.name}", "bold"), f" · {n} statements · read-only · ",
                 ("s", "bold"), " back to the step"))
+
+    def _prepare_sql(self, area: SqlView) -> None:
+        """A big file's view is built in a thread, once, ahead of the `s` that shows it (``sql_view.prepare``)."""
+        mf = self.rb.migration
+        if mf is not None and self._sql_prepared is not mf:
+            self._sql_prepared = mf
+            self.run_worker(self._prepare(area, mf), group="sql-view", exclusive=True, exit_on_error=False)
+
+    async def _prepare(self, area: SqlView, mf) -> None:
+        prepared = await asyncio.to_thread(sql_view.prepare, mf.text, area.language or "", area.indent_width)
+        if self.rb.migration is mf and not area.text:  # (else a newer file, or the view loaded it itself meanwhile)
+            area.prepared = prepared
 
     def _sql_head_file(self, note: str = "") -> None:
         """The SQL pane names the file and no statement as reached: nothing of it is applied in the transaction
