@@ -588,6 +588,51 @@ async def test_a_key_read_while_an_apply_streams_is_drawn_before_the_stream(fres
             h.close()
 
 
+async def test_s_while_a_big_file_s_view_is_being_built_shows_it_once_built_and_builds_it_once(fresh_db, tmp_path,
+                                                                                                 monkeypatch):
+    """A big file's SQL view is built in a thread after the automatic checks. An `s` pressed before it is built (a
+    DBA opening the runbook to read the SQL first) shows the pane saying so, and the SQL once built: never a
+    second build on the event loop beside the thread's (the console froze ~2 s that way)."""
+    import threading
+
+    from aami_tui.ui import sql_view
+
+    gate, built = threading.Event(), []
+    prepare = sql_view.prepare
+
+    def slow(*args):
+        gate.wait(30)
+        built.append(prepare(*args))
+        return built[-1]
+
+    monkeypatch.setattr(sql_view, "prepare", slow)
+    path = tmp_path / "big.sql"
+    path.write_text("\n".join(["CREATE TABLE items (id int PRIMARY KEY);"]
+                              + [f"INSERT INTO items VALUES ({i});" for i in range(600)]) + "\n")
+    app = make_app(fresh_db, tmp_path, migration_path=path, options={"skip_backup": True})
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await scenes.dashboard_ready(pilot)
+            await scenes.open_runbook(pilot)
+            screen = app.screen
+            await scenes.wait_for(pilot, lambda: screen._sql_preparing is not None, what="the view being built")
+            await pilot.press("s")
+            await pilot.pause()
+            sql = screen.query_one("#sql-text", TextArea)
+            assert screen.query_one("#panes").current == "pane-sql" and sql.text == ""
+            assert "big.sql · loading 601 statements…" in text_of(app, "#sql-head")
+            gate.set()
+            await scenes.wait_for(pilot, lambda: sql.text != "", what="the view, once built")
+            assert len(built) == 1 and sql.document is built[0].document  # the thread's, once
+            assert "big.sql · 601 statements · read-only" in text_of(app, "#sql-head")
+            assert "CREATE TABLE items" in region_text(app, "#sql-text")
+            await pilot.press("s")
+            await pilot.pause()
+            assert screen.query_one("#panes").current != "pane-sql"
+    finally:
+        gate.set()
+
+
 async def test_a_refresh_that_ticks_while_the_console_closes_is_quiet(fresh_db, tmp_path):
     """CI once failed on this: the checklist's timer ticked after the last screen had gone, and
     `app.screen` raised ScreenStackError from the timer, which Textual reports as the app's own crash."""

@@ -168,6 +168,7 @@ class RunbookScreen(Screen):
         self._stream: EngineStreamMsg | None = None  # the message collecting the engine's stream now
         self._stream_posted = 0.0  # time.monotonic() of the last one posted
         self._sql_prepared = None  # the migration file whose SQL view is being (or was) built ahead (_prepare_sql)
+        self._sql_preparing = None  # the one being built now
         self._held: tuple[EngineStreamMsg, float] | None = None  # a stream message waiting for a key's frame, since
         self._apply_msg, self._apply_waiting = "", False  # the apply's statement line; whether a lock wait replaced it
         self._begin_waiting = False  # BEGIN's own queries wait for another session's lock (#begin-line names it)
@@ -274,17 +275,24 @@ class RunbookScreen(Screen):
 
     def _load_sql(self, opening: bool = False) -> None:
         area = self.query_one("#sql-text", SqlView)
-        if self.rb.migration and not area.text and not (opening or self.sql_open or not self._big_sql()):
+        mf = self.rb.migration
+        if mf is None or area.text:
+            return
+        if not (opening or self.sql_open or not self._big_sql()):
             self._prepare_sql(area)
-        if self.rb.migration and not area.text and (opening or self.sql_open or not self._big_sql()):
-            area.load_text(self.rb.migration.text)
-            n = len(self.rb.migration.statements)
-            head = self.query_one("#sql-head", Static)
-            if str(head.content):  # the apply already says where it is
-                return
-            head.update(Text.assemble(
-                (f"{self.rb.migration.path.name}", "bold"), f" · {n} statements · read-only · ",
-                ("s", "bold"), " back to the step"))
+            return
+        head = self.query_one("#sql-head", Static)
+        loading = f"{mf.path.name} · loading {len(mf.statements):,} statements…"
+        if self._sql_preparing is mf:  # being built in a thread: shown once built (_prepare), never built twice
+            if not str(head.content):
+                head.update(Text.assemble((mf.path.name, "bold"), loading.removeprefix(mf.path.name)))
+            return
+        area.load_text(mf.text)
+        if str(head.content) and str(head.content) != loading:  # the apply already says where it is
+            return
+        head.update(Text.assemble(
+            (f"{mf.path.name}", "bold"), f" · {len(mf.statements)} statements · read-only · ", ("s", "bold"),
+            " back to the step"))
 
     def _prepare_sql(self, area: SqlView) -> None:
         """A big file's view is built in a thread, once, ahead of the `s` that shows it (``sql_view.prepare``)."""
@@ -294,9 +302,19 @@ class RunbookScreen(Screen):
             self.run_worker(self._prepare(area, mf), group="sql-view", exclusive=True, exit_on_error=False)
 
     async def _prepare(self, area: SqlView, mf) -> None:
-        prepared = await asyncio.to_thread(sql_view.prepare, mf.text, area.language or "", area.indent_width)
-        if self.rb.migration is mf and not area.text:  # (else a newer file, or the view loaded it itself meanwhile)
-            area.prepared = prepared
+        self._sql_preparing = mf
+        try:
+            prepared = await asyncio.to_thread(sql_view.prepare, mf.text, area.language or "", area.indent_width)
+        finally:
+            self._sql_preparing = None
+        if self.rb.migration is not mf or area.text:  # a newer file, or the view loaded it itself meanwhile
+            return
+        area.prepared = prepared
+        if self.sql_open:  # `s` came while it was being built: the view shows it now, at the apply's statement
+            self._load_sql(opening=True)
+            if getattr(self, "_sql_index", None):
+                self._select_statement(self._sql_index)
+            self._scroll_sql()
 
     def _sql_head_file(self, note: str = "") -> None:
         """The SQL pane names the file and no statement as reached: nothing of it is applied in the transaction
