@@ -633,6 +633,31 @@ async def test_s_while_a_big_file_s_view_is_being_built_shows_it_once_built_and_
         gate.set()
 
 
+async def test_a_big_file_s_view_that_cannot_be_built_ahead_is_still_shown(fresh_db, tmp_path, monkeypatch):
+    """The thread that builds a big file's view failing (a bug, no memory) never leaves the SQL pane empty: `s`
+    loads the file itself, as before."""
+    from aami_tui.ui import sql_view
+
+    def broken(*args):
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(sql_view, "prepare", broken)
+    path = tmp_path / "big.sql"
+    path.write_text("\n".join(["CREATE TABLE items (id int PRIMARY KEY);"]
+                              + [f"INSERT INTO items VALUES ({i});" for i in range(600)]) + "\n")
+    app = make_app(fresh_db, tmp_path, migration_path=path, options={"skip_backup": True})
+    async with app.run_test(size=(120, 36)) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await scenes.open_runbook(pilot)
+        screen = app.screen
+        await scenes.wait_for(pilot, lambda: screen._sql_prepared is not None and screen._sql_preparing is None,
+                              what="the build ahead to fail")
+        await pilot.press("s")
+        await pilot.pause()
+        sql = screen.query_one("#sql-text", TextArea)
+        assert "CREATE TABLE items" in sql.text and "big.sql · 601 statements · read-only" in text_of(app, "#sql-head")
+
+
 async def test_a_refresh_that_ticks_while_the_console_closes_is_quiet(fresh_db, tmp_path):
     """CI once failed on this: the checklist's timer ticked after the last screen had gone, and
     `app.screen` raised ScreenStackError from the timer, which Textual reports as the app's own crash."""

@@ -169,6 +169,7 @@ class RunbookScreen(Screen):
         self._stream_posted = 0.0  # time.monotonic() of the last one posted
         self._sql_prepared = None  # the migration file whose SQL view is being (or was) built ahead (_prepare_sql)
         self._sql_preparing = None  # the one being built now
+        self._sql_waiting = ""  # what the SQL pane's head says while the view waits for the file
         self._held: tuple[EngineStreamMsg, float] | None = None  # a stream message waiting for a key's frame, since
         self._apply_msg, self._apply_waiting = "", False  # the apply's statement line; whether a lock wait replaced it
         self._begin_waiting = False  # BEGIN's own queries wait for another session's lock (#begin-line names it)
@@ -274,39 +275,55 @@ class RunbookScreen(Screen):
         return self.rb.migration is not None and len(self.rb.migration.statements) > SQL_VIEW_LAZY
 
     def _load_sql(self, opening: bool = False) -> None:
+        """The file into the SQL view: at once when it is small; a big one is built in a thread (``_prepare_sql``)
+        and goes into the view when the view is open and the build is done. Meanwhile an open pane says so."""
         area = self.query_one("#sql-text", SqlView)
         mf = self.rb.migration
-        if mf is None or area.text:
+        showing = opening or self.sql_open
+        if area.text:
             return
-        if not (opening or self.sql_open or not self._big_sql()):
+        if mf is None:
+            if showing:
+                self._sql_wait_head("reading the migration file (automatic checks)…")
+            return
+        if self._big_sql():
             self._prepare_sql(area)
-            return
+            if self._sql_preparing is mf:  # shown once built (_prepare), never built twice
+                if showing:
+                    self._sql_wait_head(f"{mf.path.name} · loading {len(mf.statements):,} statements…")
+                return
+            if not showing:
+                return
+        area.load_text(mf.text)  # (a big file: what the thread built, or, if it could not, built here)
         head = self.query_one("#sql-head", Static)
-        loading = f"{mf.path.name} · loading {len(mf.statements):,} statements…"
-        if self._sql_preparing is mf:  # being built in a thread: shown once built (_prepare), never built twice
-            if not str(head.content):
-                head.update(Text.assemble((mf.path.name, "bold"), loading.removeprefix(mf.path.name)))
-            return
-        area.load_text(mf.text)
-        if str(head.content) and str(head.content) != loading:  # the apply already says where it is
+        if str(head.content) and str(head.content) != self._sql_waiting:  # the apply already says where it is
             return
         head.update(Text.assemble(
-            (f"{mf.path.name}", "bold"), f" · {len(mf.statements)} statements · read-only · ", ("s", "bold"),
+            (f"{mf.path.name}", "bold"), f" · {fmt.plural(len(mf.statements), 'statement')} · read-only · ", ("s", "bold"),
             " back to the step"))
+
+    def _sql_wait_head(self, words: str) -> None:
+        head = self.query_one("#sql-head", Static)
+        if not str(head.content) or str(head.content) == self._sql_waiting:
+            self._sql_waiting = words
+            head.update(Text(words, style="italic"))
 
     def _prepare_sql(self, area: SqlView) -> None:
         """A big file's view is built in a thread, once, ahead of the `s` that shows it (``sql_view.prepare``)."""
         mf = self.rb.migration
         if mf is not None and self._sql_prepared is not mf:
-            self._sql_prepared = mf
+            self._sql_prepared = self._sql_preparing = mf
             self.run_worker(self._prepare(area, mf), group="sql-view", exclusive=True, exit_on_error=False)
 
     async def _prepare(self, area: SqlView, mf) -> None:
-        self._sql_preparing = mf
         try:
             prepared = await asyncio.to_thread(sql_view.prepare, mf.text, area.language or "", area.indent_width)
+        except Exception as exc:  # never without the SQL: the view then loads it itself (Textual's way)
+            self.log.error(f"the SQL view could not be built ahead: {exc!r}")
+            prepared = None
         finally:
-            self._sql_preparing = None
+            if self._sql_preparing is mf:
+                self._sql_preparing = None
         if self.rb.migration is not mf or area.text:  # a newer file, or the view loaded it itself meanwhile
             return
         area.prepared = prepared
