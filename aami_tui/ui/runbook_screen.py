@@ -298,9 +298,8 @@ class RunbookScreen(Screen):
         head = self.query_one("#sql-head", Static)
         if str(head.content) and str(head.content) != self._sql_waiting:  # the apply already says where it is
             return
-        head.update(Text.assemble(
-            (f"{mf.path.name}", "bold"), f" · {fmt.plural(len(mf.statements), 'statement')} · read-only · ", ("s", "bold"),
-            " back to the step"))
+        head.update(Text.assemble((mf.path.name, "bold"), f" · {fmt.plural(len(mf.statements), 'statement')} · "
+                                  "read-only · ", ("s", "bold"), " back to the step"))
 
     def _sql_wait_head(self, words: str) -> None:
         head = self.query_one("#sql-head", Static)
