@@ -298,11 +298,12 @@ def _analyse(node) -> tuple[str | None, list[tuple[str, str]], str | None, bool]
 
 def _statements(text: str) -> list[_Stmt]:
     out = []
+    line_col = migration.LineIndex(text)
     for i, r in enumerate(pglast.parse_sql(text), 1):
         start = r.stmt_location
         end = start + r.stmt_len if r.stmt_len else len(text)
         lead = migration._LEADING.match(text[start:end]).end()
-        line, col = migration._line_col(text, start + lead)
+        line, col = line_col(start + lead)
         table, locks, creates, ine = _analyse(r.stmt)
         out.append(_Stmt(i, start, end, line, col, r.stmt, table, tuple(locks), creates, ine))
     return out

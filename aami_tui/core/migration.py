@@ -6,6 +6,7 @@ imported when a file is parsed, not with this module: ``aami-tui check`` resolve
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -98,10 +99,23 @@ def _summary(stmt: ast.Node, sql: str) -> str:
     return first[:60] + ("…" if len(first) > 60 else "")
 
 
+class LineIndex:
+    """A text's line and column (1-based) at an offset, found by bisection over where its lines start. Counting
+    the newlines before each statement from the text's start made parsing a file quadratic: 3.2 s of the 7.8 s the
+    10,000-statement file took to parse (twice: its statements, and lint's facts), before pre-flight could say a
+    word about the file."""
+
+    def __init__(self, text: str) -> None:
+        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def __call__(self, offset: int) -> tuple[int, int]:
+        i = bisect.bisect_right(self.starts, offset) - 1
+        return i + 1, offset - self.starts[i] + 1
+
+
 def _line_col(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-    return line, col
+    """One offset's line and column (for many in the same text, a LineIndex)."""
+    return LineIndex(text)(offset)
 
 
 _LEADING = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.S)
@@ -118,13 +132,14 @@ def parse_text(text: str, path: Path) -> tuple[Statement, ...]:
         line, col = _line_col(text, offset)
         raise MigrationError(f"{path.name}: SQL syntax error at line {line}, column {col}: {msg}.") from None
     out = []
+    line_col = LineIndex(text)
     for i, r in enumerate(raw, 1):
         start = r.stmt_location
         end = start + r.stmt_len if r.stmt_len else len(text)
         chunk = text[start:end]
         lead = _LEADING.match(chunk).end()
         sql = chunk[lead:].strip()
-        line, column = _line_col(text, start + lead)
+        line, column = line_col(start + lead)
         out.append(Statement(i, sql, line, type(r.stmt).__name__, _summary(r.stmt, sql), column))
         reason = _non_transactional(r.stmt)
         if reason:
