@@ -249,3 +249,27 @@ def test_a_missing_file_is_a_usage_error_not_a_rule(tmp_path):
     assert r.returncode == 64 and r.stderr.strip() == (f"aami-tui: no/such/nope.sql does not exist (relative to "
                                                        f"{ROOT}); give the migration file's path.")
     assert "refused-by-runbook" not in r.stdout + r.stderr
+
+
+def test_each_statement_s_line_and_column_are_where_it_starts_in_the_file(tmp_path):
+    """Lines and columns by bisection over where the file's lines start (parsing counted the newlines from the
+    file's start for every statement: quadratic, 3.2 s of the 10,000-statement file's parse), the same as counting:
+    statements after comments, blank lines, several on one line, over several lines, at the very end."""
+    from aami_tui.core import migration
+
+    text = ("-- head\n\nCREATE TABLE a (id int);  CREATE TABLE b (\n  id int\n);\n/* c */ INSERT INTO a VALUES (1);"
+            "\n\n\n   INSERT INTO a\n VALUES (2);" + "".join(f"\nINSERT INTO a VALUES ({i});" for i in range(50)))
+    path = tmp_path / "f.sql"
+    path.write_text(text)
+
+    def counted(offset: int) -> tuple[int, int]:
+        return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+    stmts = migration.load(path).statements
+    facts = lint._statements(text)
+    assert len(stmts) == len(facts) == 54
+    for st, fact in zip(stmts, facts, strict=True):
+        assert (st.line, st.column) == (fact.line, fact.column) == counted(text.index(st.sql, fact.start)), st.sql
+    assert [(s.line, s.column) for s in stmts[:5]] == [(3, 1), (3, 27), (6, 9), (9, 4), (11, 1)]
+    index = migration.LineIndex(text)
+    assert all(index(i) == counted(i) for i in range(len(text) + 1))
