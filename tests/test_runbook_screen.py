@@ -695,20 +695,23 @@ async def test_a_step_is_finished_at_once_when_the_refresh_after_it_hangs(fresh_
     async with app.run_test(size=(120, 36)) as pilot:
         await scenes.dashboard_ready(pilot)
         proxy.freeze()  # the dashboard's connection hangs (half-open); the runbook's new connections pass
-        await pilot.press("r")
-        await scenes.wait_for(pilot, lambda: app.runbook is not None and app.runbook.checks, what="automatic checks")
-        await scenes.tick_all(pilot)
-        await pilot.press("n")  # the runbook opened a moment ago: its first refresh is still hanging
-        await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", 5,
-                              what=f"the pre-flight's confirmation (toasts: {toasts(app)})")
-        await pilot.press("enter")
-        await scenes.wait_for(pilot, lambda: app.runbook.steps[Step.PREFLIGHT].state == State.DONE, 20,
-                              what="pre-flight")
-        await scenes.wait_for(pilot, lambda: not app.runbook_screen._busy(), 3, what="the step's worker to end")
-        assert "Next: n → Backup" in text_of(app, "#txbar")
-        await scenes.wait_for(pilot, lambda: "could not refresh" in text_of(app, "#checklist-header").lower(), 5,
-                              what="the checklist to say it could not refresh")
-        proxy.thaw()
+        try:  # (thawed whatever happens: a failed wait says its own words, not a teardown stuck behind the freeze)
+            await pilot.press("r")
+            await scenes.wait_for(pilot, lambda: app.runbook is not None and app.runbook.checks,
+                                  what="automatic checks")
+            await scenes.tick_all(pilot)
+            await pilot.press("n")  # the runbook opened a moment ago: its first refresh is still hanging
+            await scenes.wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfirmModal", 5,
+                                  what=f"the pre-flight's confirmation (toasts: {toasts(app)})")
+            await pilot.press("enter")
+            await scenes.wait_for(pilot, lambda: app.runbook.steps[Step.PREFLIGHT].state == State.DONE, 20,
+                                  what="pre-flight")
+            await scenes.wait_for(pilot, lambda: not app.runbook_screen._busy(), 3, what="the step's worker to end")
+            assert "Next: n → Backup" in text_of(app, "#txbar")
+            await scenes.wait_for(pilot, lambda: "could not refresh" in text_of(app, "#checklist-header").lower(),
+                                  5, what="the checklist to say it could not refresh")
+        finally:
+            proxy.thaw()
 
 
 async def test_while_a_cancel_is_in_flight_the_console_says_cancelling(fresh_db, tmp_path, proxy, monkeypatch):
