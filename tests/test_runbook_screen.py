@@ -53,6 +53,13 @@ async def apply_until_it_runs(pilot, fresh_db, statement: str) -> None:
                           what="the statement to run")
 
 
+def items_file(tmp_path, n: int):
+    """big.sql: a table, then ``n`` one-row INSERTs into it (n + 1 statements)."""
+    path = tmp_path / "big.sql"
+    path.write_text("\n".join(["CREATE TABLE items (id int PRIMARY KEY);"]
+                              + [f"INSERT INTO items VALUES ({i});" for i in range(n)]) + "\n")
+    return path
+
 def assert_bar(app, hint: str, dbname: str) -> None:
     """The transaction bar as drawn: the whole hint and the database's name, neither cut (80x24 too)."""
     bar = region_text(app, "#txbar")
@@ -481,9 +488,7 @@ async def test_a_fast_apply_s_log_folds_the_round_trips_that_scroll_past_into_on
 
     monkeypatch.setattr(rbs, "STREAM_INTERVAL", 1.0)  # a write holds many batches, however fast the machine
     n = 3000
-    path = tmp_path / "big.sql"
-    path.write_text("\n".join(["CREATE TABLE items (id int PRIMARY KEY);"]
-                              + [f"INSERT INTO items VALUES ({i});" for i in range(n)]) + "\n")
+    path = items_file(tmp_path, n)
     app = make_app(fresh_db, tmp_path, migration_path=path, options={"skip_backup": True})
     async with app.run_test(size=(120, 36)) as pilot:
         await scenes.dashboard_ready(pilot)
@@ -606,9 +611,7 @@ async def test_s_while_a_big_file_s_view_is_being_built_shows_it_once_built_and_
         return built[-1]
 
     monkeypatch.setattr(sql_view, "prepare", slow)
-    path = tmp_path / "big.sql"
-    path.write_text("\n".join(["CREATE TABLE items (id int PRIMARY KEY);"]
-                              + [f"INSERT INTO items VALUES ({i});" for i in range(600)]) + "\n")
+    path = items_file(tmp_path, 600)
     app = make_app(fresh_db, tmp_path, migration_path=path, options={"skip_backup": True})
     try:
         async with app.run_test(size=(120, 36)) as pilot:
@@ -642,9 +645,7 @@ async def test_a_big_file_s_view_that_cannot_be_built_ahead_is_still_shown(fresh
         raise MemoryError("no room")
 
     monkeypatch.setattr(sql_view, "prepare", broken)
-    path = tmp_path / "big.sql"
-    path.write_text("\n".join(["CREATE TABLE items (id int PRIMARY KEY);"]
-                              + [f"INSERT INTO items VALUES ({i});" for i in range(600)]) + "\n")
+    path = items_file(tmp_path, 600)
     app = make_app(fresh_db, tmp_path, migration_path=path, options={"skip_backup": True})
     async with app.run_test(size=(120, 36)) as pilot:
         await scenes.dashboard_ready(pilot)
