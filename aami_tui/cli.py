@@ -331,7 +331,7 @@ async def _check(settings, args) -> int:
     from aami_tui.core import schema
     from aami_tui.core.db import ConnectError, connect
     from aami_tui.core.expected import expected_columns
-    from aami_tui.core.migration import resolve_migration_path
+    from aami_tui.core.paths import resolve_migration_path  # not migration: its regexes and dataclasses
 
     # drift detection needs the file; the server's check does not (None: no drift detection)
     expected = expected_columns(resolve_migration_path(args.migrations_dir))

@@ -69,12 +69,19 @@ def ratio(a: float, b: float) -> str:
 
 def timed(argv: list[str], env: dict | None = None, runs: int = 5) -> float:
     """Median wall time of a command (seconds)."""
-    times = []
+    return interleaved([(argv, env)], runs)[0]
+
+
+def interleaved(commands: list[tuple[list[str], dict | None]], runs: int = 5) -> list[float]:
+    """Median wall time of each (argv, env), run in turn (A B A B …): a ratio between them does not move with
+    the machine's load drifting between one command's runs and the other's."""
+    times: list[list[float]] = [[] for _ in commands]
     for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for (argv, env), ts in zip(commands, times, strict=True):
+            t0 = time.perf_counter()
+            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
 
 
 # ---- the server and the databases ------------------------------------------------------------------------------
@@ -197,9 +204,9 @@ def bench_check(srv: Server) -> None:
             c.execute("BEGIN; " + "".join(f"CREATE TABLE site_{j} (id int);" for j in range(i, i + 500)) + "COMMIT")
     check = [PY, "-m", "aami_tui", "check"]
     psql = str(Path(pgtools.find_tool("pg_dump", srv.major).path).parent / "psql")
-    a_small, a_big = timed(check, srv.env(small)), timed(check, srv.env(big))
-    p_small = timed([psql, "-X", "-q", "-c", "\\dt"], pgtools.tool_env(small), 5)
-    p_big = timed([psql, "-X", "-q", "-c", "\\dt"], pgtools.tool_env(big), 5)
+    a_small, a_big = interleaved([(check, srv.env(small)), (check, srv.env(big))], 7)
+    p_small, p_big = interleaved([([psql, "-X", "-q", "-c", "\\dt"], pgtools.tool_env(small)),
+                                  ([psql, "-X", "-q", "-c", "\\dt"], pgtools.tool_env(big))])
     j_big = timed(check + ["--json"], srv.env(big))
     row("`check` on 10,010 tables / on 10 tables", f"{ratio(a_big, a_small)} ({a_big * 1000:.0f} / "
         f"{a_small * 1000:.0f} ms; --json {j_big * 1000:.0f} ms); anchor `psql \\dt` {ratio(p_big, p_small)}",
@@ -208,8 +215,7 @@ def bench_check(srv: Server) -> None:
             "port=os.environ['DB_PORT'], user=os.environ['DB_USER'], password=os.environ.get('DB_PASSWORD'), "
             "dbname=os.environ['DB_NAME'], sslmode=os.environ['DB_SSLMODE']) as c:\n"
             "    c.execute('SELECT 1').fetchall()"]
-    b = timed(bare, srv.env(small), 7)
-    a = timed(check, srv.env(small), 7)
+    b, a = interleaved([(bare, srv.env(small)), (check, srv.env(small))], 9)
     row("`check` / a bare python process that connects and runs one query", f"{ratio(a, b)} ({a * 1000:.0f} / "
         f"{b * 1000:.0f} ms)", "<= 1.25x")
 
