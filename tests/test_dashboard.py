@@ -135,12 +135,12 @@ async def test_help_says_how_to_close_it_and_closes(fresh_db, tmp_path):
         await scenes.dashboard_ready(pilot)
         await pilot.press("question_mark")
         await pilot.pause()
-        from textual.widgets import Markdown
-
-        md = app.screen.query_one(Markdown)
-        assert "Press escape, q or ? to close this help" in md.source.replace("*", "")
         from screen_text import svg_text
 
+        from aami_tui.ui.help_screen import HelpText
+
+        md = app.screen.query_one(HelpText)
+        assert "Press escape, q or ? to close this help" in svg_text(app.export_screenshot())
         footer = svg_text(app.export_screenshot()).splitlines()[-1]  # its own keys, not the screen's under it
         assert "Close" in footer and "Runbook" not in footer and "Quit" not in footer, footer
         await pilot.press("escape")
@@ -149,7 +149,7 @@ async def test_help_says_how_to_close_it_and_closes(fresh_db, tmp_path):
         # built once: opening it again only shows it (its Markdown took 0.3-0.6 s to build on every ?)
         await pilot.press("question_mark")
         await pilot.pause()
-        assert app.screen.query_one(Markdown) is md
+        assert app.screen.query_one(HelpText) is md
         await pilot.press("question_mark")
         await pilot.pause()
         assert app.screen is app.dashboard
@@ -164,6 +164,9 @@ async def test_help_says_how_to_close_it_and_closes(fresh_db, tmp_path):
         await pilot.pause()
         surface = Color.parse(app.get_css_variables()["surface"])
         assert app.screen.query_one("#help-box").styles.background == surface != dark
+        primary = Color.parse(app.get_css_variables()["primary"]).rich_color  # the text's colours too
+        title = next(seg for seg in md.render_line(0) if seg.text.strip())
+        assert "how the migration works" in title.text and title.style.color == primary, title
         await pilot.press("question_mark")
         await pilot.pause()
         # fresh5 F14: the palette's Screenshot (Textual's) said "Failed to save screenshot" (no ~/Downloads), or wrote
@@ -176,6 +179,35 @@ async def test_help_says_how_to_close_it_and_closes(fresh_db, tmp_path):
         [svg] = list((tmp_path / "reports").glob("screenshot_*.svg"))
         assert stat.S_IMODE(svg.stat().st_mode) == 0o600 and "<svg" in svg.read_text()
         assert any(f"Screenshot saved: {svg}" in str(n.message) for n in app._notifications)
+
+
+async def test_the_help_is_drawn_while_the_console_is_idle_and_the_first_question_mark_only_shows_it(fresh_db,
+                                                                                                   tmp_path):
+    """Issue 8: the first `?` took 0.45-0.55 s of CPU (Textual's Markdown built ~90 widgets, every later `?` laid
+    them out again, ~30 ms). The help's lines are drawn by Rich in a thread once the dashboard is idle; `?` draws
+    no line itself, and the help is whole: its last key row is there, at this width and at 80x24."""
+    from screen_text import svg_text
+
+    from aami_tui.ui import help_screen
+
+    for size in (SIZE, (80, 24)):
+        help_screen._render.cache_clear()
+        app = make_app(fresh_db, tmp_path)
+        async with app.run_test(size=size) as pilot:
+            await scenes.dashboard_ready(pilot)
+            await scenes.wait_for(pilot, lambda: help_screen._render.cache_info().currsize == 2,
+                                  what="the help drawn in its thread")
+            drawn = help_screen._render.cache_info().misses
+            await pilot.press("question_mark")
+            await scenes.settle(pilot, 0.2)
+            assert help_screen._render.cache_info().misses == drawn, "the first ? drew the help itself"
+            shown = svg_text(app.export_screenshot())
+            assert "how the migration works" in shown and "Press escape, q or ? to close this help" in shown
+            await pilot.press("end")
+            await scenes.settle(pilot, 0.2)
+            shown = svg_text(app.export_screenshot())
+            assert "command palette" in shown and "quit (asks first" in shown, shown
+            assert help_screen._render.cache_info().misses == drawn
 
 
 async def test_a_refused_password_is_said_and_not_retried_until_f5(fresh_db, tmp_path):

@@ -323,12 +323,19 @@ class AamiApp(App):
             return self.embedded is not None  # only offered (and shown) in demo mode
         return True
 
+    def prepare_help(self) -> None:
+        """The help's text drawn in a thread while the console is idle: the first `?` only shows it."""
+        if not self._exit:
+            from aami_tui.ui import help_screen
+
+            help_screen.prepare(self)
+
     def action_help(self) -> None:
         from aami_tui.ui.help_screen import HelpScreen
 
         if isinstance(self.screen, HelpScreen):
             return
-        if not self.is_screen_installed("help"):  # built once (its Markdown is slow to build), then only shown
+        if not self.is_screen_installed("help"):  # built once, then only shown
             self.install_screen(HelpScreen(), "help")
         self.push_screen("help")
 

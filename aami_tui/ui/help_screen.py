@@ -1,13 +1,23 @@
-"""Help: the procedure this console walks you through, and the keys."""
+"""Help: the procedure this console walks you through, and the keys.
+
+The text is Markdown, drawn by Rich into one widget: Textual's Markdown widget built ~90 widgets for it, and the
+first `?` took 0.45-0.55 s of CPU (every later one ~30 ms, to lay them out again). Rich's rendering is done once per
+width and theme, in a thread the app starts while it is idle (``prepare``), so that `?` only shows lines.
+"""
 
 from __future__ import annotations
+
+import threading
+from functools import lru_cache
 
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown, Static
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import Static
 
 HELP = """\
 # aami-tui — how the migration works
@@ -56,6 +66,82 @@ If it went wrong after COMMIT: **Restore** (key *b* on the dashboard) puts a bac
 """
 
 
+BOX_WIDTH = 90  # screens.tcss: #help-box's width (max-width 95 %), less its border (2), padding (4), scrollbar (2)
+TEXT_MARGIN = 8
+
+_render_lock = threading.Lock()
+
+
+def colours(app) -> tuple[str, str, str]:
+    """The theme's colours the help is drawn in: headings and numbers, inline code, table borders."""
+    v = app.get_css_variables()
+    return v.get("primary", "blue"), v.get("warning", "yellow"), v.get("panel-lighten-2", v.get("panel", "grey50"))
+
+
+def text_width(app) -> int:
+    """The width the help's text gets on a screen of this size (it wraps to the box, and the box to the screen)."""
+    return max(min(BOX_WIDTH, app.size.width * 95 // 100) - TEXT_MARGIN, 20)
+
+
+@lru_cache(maxsize=8)
+def _render(width: int, theme: tuple[str, str, str]) -> tuple[Strip, ...]:
+    from rich.console import Console
+    from rich.markdown import Markdown
+    from rich.theme import Theme
+
+    primary, code, border = theme
+    console = Console(width=width, color_system="truecolor", force_terminal=True, theme=Theme({
+        "markdown.h1": f"bold {primary}", "markdown.h2": f"bold {primary}", "markdown.code": f"bold {code}",
+        "markdown.item.number": primary, "markdown.table.header": f"bold {primary}",
+        "markdown.table.border": border}))
+    lines = console.render_lines(Markdown(HELP), console.options.update_width(width), pad=False)
+    return tuple(Strip([seg for seg in line if not seg.control]).extend_cell_length(width) for line in lines)
+
+
+def help_lines(width: int, theme: tuple[str, str, str]) -> tuple[Strip, ...]:
+    """The help drawn at ``width`` cells in the theme's colours, a strip per line (cached: Rich's rendering costs
+    ~0.1 s, and Textual's own of 70 lines of text ~0.1 s more on every layout)."""
+    with _render_lock:  # the idle thread's rendering and the screen's never run side by side
+        return _render(width, theme)
+
+
+def prepare(app) -> None:
+    """Render the help for this screen in a thread (the app calls this once it is idle): the first `?` then
+    shows lines already drawn."""
+    width, theme = text_width(app), colours(app)
+
+    def render() -> None:
+        for w in (width + 2, width):  # Textual lays it out without the scrollbar first, then with it
+            help_lines(w, theme)
+
+    threading.Thread(target=render, name="help", daemon=True).start()
+
+
+class HelpText(Widget):
+    """The help's text: the lines ``help_lines`` drew for this width and theme, drawn a line at a time (only
+    those on screen)."""
+
+    DEFAULT_CSS = "HelpText { height: auto; }"
+
+    _theme_for: str | None = None
+    _theme: tuple[str, str, str] = ("blue", "yellow", "grey50")
+
+    def _colours(self) -> tuple[str, str, str]:
+        if self._theme_for != self.app.theme:
+            self._theme_for, self._theme = self.app.theme, colours(self.app)
+        return self._theme
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(help_lines(width, self._colours()))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        lines = help_lines(width, self._colours())
+        if y >= len(lines):
+            return Strip.blank(width, self.rich_style)
+        return lines[y].apply_style(self.rich_style)
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
@@ -68,11 +154,13 @@ class HelpScreen(ModalScreen[None]):
         stamp = (self.app._css_update_count, frozenset(self.app.classes), self.app.size)
         if stamp == self._styled_for:
             event.refresh_styles = False
+        elif self._styled_for is not None:
+            self.query_one(HelpText).refresh(layout=True)  # a theme: its colours are in the lines
         self._styled_for = stamp
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box", classes="modal-box"):
-            yield Markdown(HELP)
+            yield HelpText(id="help-text")
         # Its own keys in the footer's row, over the footer of the screen under it (whose keys do nothing here):
         # one line of text, not a Footer (~20-40 ms more on each ?).
         yield Static("[b]esc[/b] Close  [b]q[/b] Close  [b]?[/b] Close  [b]↑↓ pgup pgdn[/b] Scroll",
