@@ -273,3 +273,38 @@ def test_each_statement_s_line_and_column_are_where_it_starts_in_the_file(tmp_pa
     assert [(s.line, s.column) for s in stmts[:5]] == [(3, 1), (3, 27), (6, 9), (9, 4), (11, 1)]
     index = migration.LineIndex(text)
     assert all(index(i) == counted(i) for i in range(len(text) + 1))
+
+
+def test_the_automatic_checks_parse_the_file_once_each_and_find_what_they_found(tmp_path, monkeypatch):
+    """Issue 8: pre-flight's checks of the 10,000-statement file took 7-9 s, most of it pglast building the same
+    parse tree six times (file_facts: the migration's statements, its tables, lint's facts; lint: the same
+    again). Each parses once now, and finds what separate parses find, CRLF files (read two ways) included."""
+    import pglast
+
+    from aami_tui.core import migration
+
+    parses = []  # of more than one statement (created_extensions parses each CREATE EXTENSION alone)
+    parse_sql = pglast.parse_sql
+    monkeypatch.setattr(pglast, "parse_sql", lambda text: (text.count(";") > 1 and parses.append(len(text)),
+                                                          parse_sql(text))[1])
+    crlf = tmp_path / "crlf.sql"
+    crlf.write_bytes(MIGRATION.read_bytes().replace(b"\n", b"\r\n"))
+    for path in (MIGRATION, crlf):
+        text = path.read_text(encoding="utf-8")
+        parses.clear()
+        facts = lint.file_facts(path)
+        assert len(parses) == (1 if path == MIGRATION else 2), parses  # CRLF: the file as it is, and as read
+        parses.clear()
+        found = lint.lint(path)
+        assert len(parses) == (1 if path == MIGRATION else 2), parses
+        assert facts.error is None and facts.migration.tables == migration.created_tables(facts.migration.text)
+        assert facts.migration.statements == migration.parse_text(facts.migration.text, path)
+        assert facts.names == frozenset(lint._names(lint._statements(text)))
+        assert found.created_tables == tuple(facts.migration.tables) and not found.errors
+    parses.clear()
+    assert migration.load(MIGRATION).tables and len(parses) == 1
+    bad = tmp_path / "bad.sql"
+    bad.write_text("CREATE TABLE a (id int);\nCREATE INDEX CONCURRENTLY i ON a (id);\n")
+    parses.clear()
+    assert "CONCURRENTLY" in lint.file_facts(bad).error and lint.file_facts(bad).names == frozenset({"a"})
+    assert len(parses) == 2  # one each

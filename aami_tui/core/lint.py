@@ -296,10 +296,11 @@ def _analyse(node) -> tuple[str | None, list[tuple[str, str]], str | None, bool]
     return None, [], None, False
 
 
-def _statements(text: str) -> list[_Stmt]:
+def _statements(text: str, raw: list | None = None) -> list[_Stmt]:
+    """Each statement's facts (``raw``: pglast's parse of this text, when the caller has it)."""
     out = []
     line_col = migration.LineIndex(text)
-    for i, r in enumerate(pglast.parse_sql(text), 1):
+    for i, r in enumerate(pglast.parse_sql(text) if raw is None else raw, 1):
         start = r.stmt_location
         end = start + r.stmt_len if r.stmt_len else len(text)
         lead = migration._LEADING.match(text[start:end]).end()
@@ -360,11 +361,10 @@ def _offset(text: str, line0: int, col0: int) -> int:
 
 # --------------------------------------------------------------------------------------------- lint
 
-def _refusal(path: Path) -> Finding | None:
-    try:
-        migration.load(path)
-    except migration.MigrationError as exc:
-        msg = str(exc)
+def _refusal(error: str | None) -> Finding | None:
+    """The runbook's refusal of the file (``migration.examine``'s error) as a finding."""
+    if error is not None:
+        msg = error
         m = re.search(r"at line (\d+)(?:, column (\d+))?", msg)
         line = int(m.group(1)) if m else 1
         col = int(m.group(2)) if m and m.group(2) else 1
@@ -380,18 +380,15 @@ def lint(path: Path | str, live: dict[str, tuple[int | None, int | None]] | None
     ``live_indexes`` names the indexes that already exist (CREATE INDEX IF NOT EXISTS on them is a no-op)."""
     path = Path(path).expanduser()
     res = LintResult(path, connected=live is not None)
-    refused = _refusal(path)
+    examined = migration.examine(path)  # one parse, for the refusal and for the statements' facts
+    refused = _refusal(examined.error)
     if refused:
         res.findings.append(refused)
-    try:
-        text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
-    except (OSError, UnicodeDecodeError):
+    text = examined.text
+    if text is None:
         return res  # the refusal above already says why
-    unparsable = False
-    try:
-        stmts = _statements(text)
-    except pglast.parser.ParseError:
-        stmts, unparsable = [], True  # a syntax error: refused above, with PostgreSQL's own parser's words
+    unparsable = examined.raw is None  # a syntax error: refused above, with PostgreSQL's own parser's words
+    stmts = [] if unparsable else _statements(text, examined.raw)
     live = live or {}
     # A table counts as created by the file when the file creates it and it did not exist before
     # (CREATE TABLE IF NOT EXISTS on an existing table is a no-op: later statements then hit the live table).
@@ -497,14 +494,9 @@ class FileFacts:
 
 
 def file_facts(path: Path | str) -> FileFacts:
-    try:
-        mf, error = migration.load(path), None
-    except migration.MigrationError as exc:
-        mf, error = None, str(exc)
-    try:
-        stmts = _statements(Path(path).expanduser().read_text(encoding="utf-8").removeprefix("\ufeff"))
-    except (OSError, UnicodeDecodeError, pglast.parser.ParseError):
-        stmts = None
+    examined = migration.examine(path)  # one parse, for the migration and for the statements' facts
+    mf, error = examined.migration, examined.error
+    stmts = None if examined.raw is None else _statements(examined.text, examined.raw)
     return FileFacts(mf, error, migration.created_extensions(mf.statements) if mf else (),
                      None if stmts is None else frozenset(_names(stmts)),
                      tuple(t for st in stmts or () for t in ([st.table] + [x for x, _ in st.locks]) if t))
