@@ -66,8 +66,8 @@ If it went wrong after COMMIT: **Restore** (key *b* on the dashboard) puts a bac
 """
 
 
-BOX_WIDTH = 90  # screens.tcss: #help-box's width (max-width 95 %), less its border (2), padding (4), scrollbar (2)
-TEXT_MARGIN = 8
+BOX_WIDTH = 90  # screens.tcss: #help-box's width (max-width 95 %)
+TEXT_MARGIN = 8  # the box's border (2), padding (4) and scrollbar (2)
 
 _render_lock = threading.Lock()
 
@@ -148,9 +148,9 @@ class HelpScreen(ModalScreen[None]):
     _styled_for: tuple | None = None
 
     def _on_screen_resume(self, event: events.ScreenResume) -> None:
-        """Shown again (it is built once): Textual re-applies the stylesheet to all of its ~90 widgets each time
-        it is pushed (~15 ms of a key press). Only when the styles could have changed since it was last shown (a
-        theme, the app's classes) does it need that; this handler runs before Textual's own."""
+        """Shown again (it is built once): Textual re-applies the stylesheet to all of its widgets each time it is
+        pushed (~15 ms of a key press when the help was ~90 widgets). Only when the styles could have changed since
+        it was last shown (a theme, the app's classes) does it need that; this handler runs before Textual's own."""
         stamp = (self.app._css_update_count, frozenset(self.app.classes), self.app.size)
         if stamp == self._styled_for:
             event.refresh_styles = False
