@@ -216,6 +216,7 @@ async def _steps(rb: Runbook, settings, args) -> int:
             rb.verdict = verdict = Verdict.DRY_RUN
             out("Dry run passed: everything verified, rolled back because --yes was not given.")
             return verdict.exit_code
+        await _standbys_again(rb)
         await rb.commit(settings.dbname)
         verdict = rb.verdict or Verdict.COMMITTED
         return verdict.exit_code
@@ -244,6 +245,16 @@ async def _steps(rb: Runbook, settings, args) -> int:
             out(f"Final state: {rb.outcome.value}" + (f" (exit {v.exit_code}: {v.words})" if v else ""))
         if rb.report_paths:
             out(f"Report: {rb.report_paths[0]} (JSON beside it)")
+
+
+async def _standbys_again(rb: Runbook) -> None:
+    """Pre-flight's synchronous-standby check asked again just before COMMIT, as the console's COMMIT prompt asks
+    it (``standby_risk``): a standby can go, or synchronous_standby_names change, while the run backs up, applies and
+    verifies. What it finds goes to the output and the report's log before COMMIT; COMMIT still runs, bounded by
+    --commit-timeout (the console's runs once the DBA has read the same words)."""
+    risk = await rb.standby_risk()
+    if risk is not None and not risk.ok:
+        rb.say(f"! {risk.name}, asked again before COMMIT: {risk.detail}", "warn", Step.COMMIT)
 
 
 def run_apply(settings, args) -> int:

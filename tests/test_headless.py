@@ -374,3 +374,48 @@ def test_apply_waiting_for_a_lock_says_for_whom_while_it_waits(pg_server, fresh_
             in waits[0]
             and "s; lock_timeout (3s) ends the wait with an error" in waits[0]), waits
     assert r.stdout.index(waits[0]) < r.stdout.index("Final state")
+
+
+async def test_apply_asks_about_synchronous_standbys_again_before_commit(pg_server, fresh_db, tmp_path, capsys,
+                                                                        monkeypatch):
+    """Known-left since the console's COMMIT prompt learnt it: a synchronous standby can go (or
+    synchronous_standby_names change) after pre-flight, while the run backs up, applies and verifies. `apply --yes`
+    committed without a word, then hung until --commit-timeout. It now asks the server again just before COMMIT and
+    says what it found, in its output and in the report's log (COMMIT still runs, bounded by its timeout, as the
+    console's does once the DBA has read the same words)."""
+    import contextlib
+
+    import psycopg.sql
+    from faults import commit_never_answered
+
+    from aami_tui import headless
+    from aami_tui.cli import build_parser
+    from aami_tui.core.runbook.engine import Runbook
+
+    verify = Runbook.verify
+    with contextlib.ExitStack() as stack:
+        async def verify_then_the_standby_goes(self, *a, **kw):
+            result = await verify(self, *a, **kw)
+            stack.enter_context(commit_never_answered(pg_server, fresh_db, standby="gone"))
+            # a standby gone for a while: the checkpointer tells the backends that synchronous standbys are now
+            # defined when it reloads the configuration itself, a moment after the new value shows
+            await asyncio.sleep(1.0)
+            return result
+
+        monkeypatch.setattr(Runbook, "verify", verify_then_the_standby_goes)
+        # (the recipe sets synchronous_commit for the database's new sessions: the run's, here, from its start)
+        run_sql(pg_server.admin, psycopg.sql.SQL("ALTER DATABASE {} SET synchronous_commit = on").format(
+            psycopg.sql.Identifier(fresh_db.dbname)).as_string())
+        args = build_parser().parse_args(apply_args(tmp_path, "--yes", "--no-backup", "--commit-timeout", "3"))
+        code = await asyncio.wait_for(headless._run(fresh_db, args), 60)
+    out, err = capsys.readouterr()
+    said = ("  ! Synchronous standby, asked again before COMMIT: COMMIT waits for 1 synchronous standby "
+            "(synchronous_standby_names = 'gone', synchronous_commit = on), and 0 are connected as synchronous "
+            "(pg_stat_replication): COMMIT will hang waiting for it")
+    assert said in out, out + err
+    assert out.index(said) < out.index("== COMMIT ==")
+    (report,) = reports(tmp_path)
+    assert any(e["message"].startswith(said.strip()) for e in report["log"]), report["log"]
+    assert code == report["exit_code"] == 0, (code, out, err)  # what the warning said came true, and is said
+    assert "Final state: committed (exit 0: committed on the primary only: NOT confirmed on the synchronous standby" \
+        in out, out
