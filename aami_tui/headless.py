@@ -251,7 +251,7 @@ async def _standbys_again(rb: Runbook) -> None:
     """Pre-flight's synchronous-standby check asked again just before COMMIT, as the console's COMMIT prompt asks
     it (``standby_risk``): a standby can go, or synchronous_standby_names change, while the run backs up, applies and
     verifies. What it finds goes to the output and the report's log before COMMIT; COMMIT still runs, bounded by
-    --commit-timeout (the console's runs once the DBA has read the same words)."""
+    --commit-timeout (in the console it runs once the DBA has read the same words in its prompt)."""
     risk = await rb.standby_risk()
     if risk is not None and not risk.ok:
         rb.say(f"! {risk.name}, asked again before COMMIT: {risk.detail}", "warn", Step.COMMIT)

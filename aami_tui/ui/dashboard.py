@@ -124,7 +124,7 @@ class DashboardScreen(Screen):
         await self.query("#header-slot, #footer-slot").remove()
         self.app.size_check()  # the footer's compact mode below 100 columns
         self.app.load_screen_styles()  # the other screens' rules, while nothing else happens
-        self.app.set_timer(1.0, self.app.prepare_help)  # the help's lines, in a thread once the first refresh is done
+        self.app.set_timer(1.0, self.app.prepare_help)  # the help's lines, drawn in a thread a second from now
 
     def on_mount(self) -> None:
         self.title = "aami-tui"
