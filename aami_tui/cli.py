@@ -234,6 +234,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                                                                               "(default ./reports)")
     rs.add_argument("--lock-timeout", type=_positive, default=30.0, metavar="S",
                     help="how long the restore waits for another session's lock before it rolls back (default 30)")
+    rs.add_argument("--commit-timeout", type=_positive, default=60.0, metavar="S",
+                    help="how long the restore's COMMIT may wait for its answer (default 60): a COMMIT waiting for a "
+                         "synchronous standby that has gone (SyncRep) then has that wait ended, as apply's: "
+                         "committed on the primary only, and said")
     rs.add_argument("--yes", action="store_true", help="restore (without it: say what it would do, exit 6)")
 
     s = _part(sub.add_parser("screenshots", help="regenerate the SVGs in screenshots/ (uses the embedded server)"),

@@ -61,7 +61,9 @@ async def _checks_then_restore(settings, args, got: list[int]) -> int:
         return EXIT["refused"]
     r = core_restore.RestoreResult(entry.path.resolve(), headless=True, signals=got)
     try:
-        plan = await core_restore.plan(settings, entry, reports_dir=args.reports_dir)
+        timeout = getattr(args, "commit_timeout", None)
+        plan = await core_restore.plan(settings, entry, reports_dir=args.reports_dir,
+                                       commit_bound=f"--commit-timeout ({timeout:g}s)" if timeout else "")
     except asyncio.CancelledError:  # a signal during the read-only checks: nothing ran
         return await _cancelled_checking(settings, args, entry, r)
     except ConnectError as exc:
@@ -99,7 +101,8 @@ async def _checks_then_restore(settings, args, got: list[int]) -> int:
     progress, on_wait = _printers()
     task = asyncio.ensure_future(core_restore.restore(
         settings, entry, reports_dir=args.reports_dir, expected=plan, lock_timeout=args.lock_timeout,
-        progress=progress, result=r, on_wait=on_wait, on_start=started))
+        progress=progress, result=r, on_wait=on_wait, on_start=started,
+        commit_timeout=getattr(args, "commit_timeout", None)))
     return await _restoring(task, r, entry, settings, args)
 
 

@@ -708,6 +708,34 @@ def test_headless_restore_whose_commit_waits_for_a_ghost_standby_says_so_and_a_s
             "restore committed on the primary only, as warned above)…") in out, out
 
 
+def test_headless_restore_s_commit_timeout_ends_its_wait_for_a_ghost_standby(pg_server, fresh_db, tmp_path):
+    """Known-left: apply --yes bounds its COMMIT (--commit-timeout, 60 s by default: past it the wait for a synchronous
+    standby is ended, committed on the primary only, and said), but restore --yes waited for the standby for ever:
+    a CI job or a script restoring on a server whose standby has gone never ended. It has --commit-timeout too."""
+    from faults import commit_never_answered, tool_sessions
+
+    _ghost_standby_backup(fresh_db, tmp_path)
+    with commit_never_answered(pg_server, fresh_db):
+        r = cli("restore", "--backup-dir", str(tmp_path / "backups"), "--reports-dir", str(tmp_path / "reports"),
+                "--yes", "--commit-timeout", "3", env=pg_server.env(fresh_db.dbname), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"^  restore: COMMIT: committed locally, waiting for the synchronous standby 'never' \(wait_event "
+                     r"SyncRep, \d+s\); the standby, --commit-timeout \(3s\) or a cancel \(SIGINT, SIGTERM, SIGHUP\) ends this "
+                     r"wait; either of the last two leaves the restore committed on the primary only", r.stdout,
+                     re.M), r.stdout
+    assert ("(wait_event SyncRep) until the standby connects, or --commit-timeout (3s) or a cancel ends the wait, "
+            "leaving the restore committed on the primary only, NOT on the standby") in r.stdout, r.stdout
+    assert ("aami-tui: restore ended by --commit-timeout (3s) while its COMMIT waited for the synchronous standby: the "
+            "restore is committed on the primary only, NOT confirmed on the synchronous standby named by "
+            "synchronous_standby_names = 'never'") in r.stderr, r.stderr
+    assert ("Final state: restored (exit 0: committed on the primary only: NOT confirmed on the synchronous standby "
+            "(a failover now can lose it))") in r.stdout, r.stdout
+    assert "made_later" not in {row[1] for row in catalog_fingerprint(fresh_db)}  # committed (locally)
+    assert tool_sessions(fresh_db) == []
+    (data,) = [json.loads(x.read_text()) for x in (tmp_path / "reports").glob("restore_*.json")]
+    assert data["outcome"] == "restored" and data["note"].startswith("ended by --commit-timeout (3s) while"), data
+
+
 def test_headless_restore_says_its_commits_syncrep_wait_in_full_once_then_briefly_every_30s(monkeypatch, capsys):
     """fresh9 F6: the ~280-character SyncRep line came every 4 s (15 lines a minute in a CI log); now it is said
     in full once, then as a short line every 30 s, as apply's silence line; a lock wait keeps its 4 s lines."""

@@ -262,6 +262,7 @@ class RestoreResult:
     # that wait was ended (a cancel ends psql's backend): restored on the primary only, in apply's words (unreplicated)
     primary_only: str | None = None
     commit_warning: str | None = None  # the server's WARNING during COMMIT (its wait on SyncRep cancelled)
+    ended_by: str = ""  # what ended the restore instead of a person or a signal ("--commit-timeout (60s)")
 
     @property
     def reason(self) -> str:
@@ -315,27 +316,29 @@ def cancel_prompt(dbname: str, r: RestoreResult | None = None) -> str:
 
 def cancelled_words(r: RestoreResult, dbname: str) -> str:
     """What a cancelled restore left, in one sentence (the console, headless and the report say it), with what
-    cancelled it when that was a signal ("cancelled (the terminal was closed (SIGHUP)): …", as apply's report)."""
+    cancelled it when that was a signal ("cancelled (the terminal was closed (SIGHUP)): …", as apply's report), or
+    what ended it when that was its commit timeout ("ended by --commit-timeout (60s) while its COMMIT waited …")."""
     why = f" ({r.reason})" if r.reason else ""
+    ended = f"ended by {r.ended_by}" if r.ended_by else f"cancelled{why}"  # a bound, not a person or a signal
     # a signal (r.signals) or a quit (r.closing) ends the console with the restore: no dashboard is left to press F5
     # on (fresh9 F5)
     look = (f"not validated again: run aami-tui check --dbname {dbname}" if r.headless or r.signals or r.closing else
             "not validated again: press F5 on the dashboard") + f" to see {dbname}'s tables"
     if r.outcome == "restored" and r.primary_only:
-        return (f"cancelled{why} while its COMMIT waited for the synchronous standby: the restore is "
+        return (f"{ended} while its COMMIT waited for the synchronous standby: the restore is "
                 f"{r.primary_only} ({look})")
     if r.outcome == "restored":
-        return (f"cancelled{why} too late: COMMIT had already reached the server, which committed: the restore is "
+        return (f"{ended} too late: COMMIT had already reached the server, which committed: the restore is "
                 f"complete ({look})")
     if r.outcome == "unknown":
-        return (f"cancelled{why}, but the server could not be asked what became of the restore's transaction (txid "
+        return (f"{ended}, but the server could not be asked what became of the restore's transaction (txid "
                 f"{r.txid}): look at {dbname} before anything else (SELECT txid_status({r.txid});)")
     if r.stage == "checking":
-        return f"cancelled{why} before anything ran: {dbname} is as it was. {_cancel_next(r)}"
+        return f"{ended} before anything ran: {dbname} is as it was. {_cancel_next(r)}"
     seen = ("the server rolled the restore's transaction back (its session is gone)" if r.rollback_seen else
             "the server rolls the restore's transaction back when it notices psql is gone (not confirmed: its "
             "session could not be seen ending)")
-    return (f"cancelled{why}: pg_restore and psql were stopped and {seen}. Nothing of the backup was restored and "
+    return (f"{ended}: pg_restore and psql were stopped and {seen}. Nothing of the backup was restored and "
             f"nothing was dropped: {dbname} is as it was before the restore. {_cancel_next(r)}")
 
 
@@ -605,9 +608,10 @@ async def _plan_on(conn, entry: pgtools.BackupEntry) -> RestorePlan:
                        backup_tables_from(toc), drops, passed_over, toc=toc)
 
 
-async def standby_check(conn) -> Check | None:
+async def standby_check(conn, commit_bound: str = "") -> Check | None:
     """Apply's pre-flight check of the synchronous standbys (one function), in the restore's words: COMMIT will
-    wait for a standby that is not connected (fresh8 R1). None: none, or the server could not be asked."""
+    wait for a standby that is not connected (fresh8 R1). None: none, or the server could not be asked.
+    ``commit_bound``: what else ends that wait ("--commit-timeout (60s)"), if anything."""
     import psycopg
 
     from aami_tui.core.runbook.preflight import sync_standbys_check
@@ -617,8 +621,9 @@ async def standby_check(conn) -> Check | None:
         row = await cur.fetchone()
     except psycopg.Error:
         return None
-    return sync_standbys_check(row, " until the standby connects or a cancel ends the wait (nothing else bounds "
-                                    "it), leaving", "the restore", "restoring", "the restore's COMMIT")
+    until = (f" until the standby connects, or {commit_bound} or a cancel ends the wait, leaving" if commit_bound else
+             " until the standby connects or a cancel ends the wait (nothing else bounds it), leaving")
+    return sync_standbys_check(row, until, "the restore", "restoring", "the restore's COMMIT")
 
 
 DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a restore waits for another session's lock (the console's; headless's default)
@@ -651,7 +656,8 @@ async def lock_holders_now(conn) -> list[str]:
         return []
 
 
-async def plan(settings: ConnSettings, entry: pgtools.BackupEntry, reports_dir: Path | None = None) -> RestorePlan:
+async def plan(settings: ConnSettings, entry: pgtools.BackupEntry, reports_dir: Path | None = None,
+               commit_bound: str = "") -> RestorePlan:
     """What restoring ``entry`` would do now (for the confirmation), with the rows of each table it drops.
     Read-only. Raises RestoreError when the backup is another database's (``source_refusal``), before connecting.
     With ``reports_dir``, also who holds the one-operator lock now (``RestorePlan.refusal``: the restore would be
@@ -670,7 +676,7 @@ async def plan(settings: ConnSettings, entry: pgtools.BackupEntry, reports_dir: 
                 holder = None
             if holder is not None:
                 p.refusal = await lock_refusal(reports_dir, settings.dbname, holder)
-        p.standby = await standby_check(conn)
+        p.standby = await standby_check(conn, commit_bound)  # (commit_bound: what else ends COMMIT's wait)
         p.lock_holders = await lock_holders_now(conn)
         return p
     finally:
@@ -1058,7 +1064,7 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
                   expected: RestorePlan | None = None, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
                   on_progress: Callable | None = None, result: RestoreResult | None = None,
                   on_wait: Callable[[str], None] | None = None,
-                  on_start: Callable[[], None] | None = None) -> RestoreResult:
+                  on_start: Callable[[], None] | None = None, commit_timeout: float | None = None) -> RestoreResult:
     """Restore ``entry`` into settings.dbname (see the module's docstring). With ``expected`` (the plan the
     operator confirmed), refuses when what would be dropped has changed since. Always writes a report;
     raises RestoreError (with ``.result``) when refused or failed. ``on_progress`` gets ``progress.Progress``
@@ -1069,12 +1075,14 @@ async def restore(settings: ConnSettings, entry: pgtools.BackupEntry, *, reports
     words of a wait for another session's lock ("waiting 4s for a lock on public.targets held by pid …; lock_timeout
     (30s) ends the restore, rolled back: nothing changed") at every poll while it lasts, and "" once it is over.
     ``on_start`` is called once every check has passed, as pg_restore and psql start (a face says "Restoring…"
-    then, never before a refusal)."""
+    then, never before a refusal). ``commit_timeout``: how long its COMMIT may wait for an answer (a synchronous
+    standby that has gone: SyncRep) before that wait is ended as a cancel ends it (committed on the primary only,
+    and said); None: until the standby answers or a cancel."""
     r = result if result is not None else RestoreResult(entry.path)
     t0 = time.monotonic()
     try:
         await _restore(settings, entry, r, progress, expected, lock_timeout, on_progress, on_wait, on_start,
-                       reports_dir)
+                       reports_dir, commit_timeout)
         r.outcome = "restored"
         return r
     except RestoreError as exc:
@@ -1102,7 +1110,8 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
                    progress: Callable[[int, int, str], None] | None, expected: RestorePlan | None,
                    lock_timeout: float, on_progress: Callable | None = None,
                    on_wait: Callable[[str], None] | None = None,
-                   on_start: Callable[[], None] | None = None, reports_dir: Path | None = None) -> None:
+                   on_start: Callable[[], None] | None = None, reports_dir: Path | None = None,
+                   commit_timeout: float | None = None) -> None:
     match = await asyncio.to_thread(entry.matches)
     if match is False:
         raise RestoreError(f"{entry.path.name}: its sha256 no longer matches the one recorded when it was verified; "
@@ -1168,13 +1177,22 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         try:
             bound = f"lock_timeout ({lock_timeout:g}s) ends the restore, rolled back: nothing changed"
             cancel = "a cancel (SIGINT, SIGTERM, SIGHUP)" if r.headless else "a cancel (escape)"
+            timeout = _commit_timeout_words(r, commit_timeout)
+            ends = (f"the standby, {timeout} or {cancel} ends this wait; either of the last two leaves"
+                    if timeout else f"only the standby or {cancel} ends this wait; a cancel leaves")
             watch = prog.Watch(settings, tracker, watched, lock_bound=bound,
                                commit_pid=lambda: r.backend_pid if r.commit_sent else None,
-                               syncrep_bound=f"only the standby or {cancel} ends this wait; a cancel leaves the "
-                                             "restore committed on the primary only, NOT confirmed on the standby")
-            async with watch:
-                await _run_in_one_transaction(p, settings, major, drops_sql, on_line,
-                                              max(1, int(lock_timeout * 1000)), r)
+                               syncrep_bound=f"{ends} the restore committed on the primary only, NOT confirmed on "
+                                             "the standby")
+            deadline = (asyncio.ensure_future(_commit_deadline(r, commit_timeout, asyncio.current_task()))
+                        if timeout else None)
+            try:
+                async with watch:
+                    await _run_in_one_transaction(p, settings, major, drops_sql, on_line,
+                                                  max(1, int(lock_timeout * 1000)), r)
+            finally:
+                if deadline is not None:
+                    deadline.cancel()
             tracker.finish()
             if weighed:
                 on_progress(tracker.progress())
@@ -1213,6 +1231,24 @@ async def _restore(settings: ConnSettings, entry: pgtools.BackupEntry, r: Restor
         await locks.unlock(lock_conn)
     finally:
         await lock_conn.close()
+
+
+def _commit_timeout_words(r: RestoreResult, seconds: float | None) -> str:
+    """The commit timeout in the face's words ("--commit-timeout (60s)"), or "" without one."""
+    if seconds is None:
+        return ""
+    return f"--commit-timeout ({seconds:g}s)" if r.headless else f"the commit timeout ({seconds:g}s)"
+
+
+async def _commit_deadline(r: RestoreResult, seconds: float, task: asyncio.Task) -> None:
+    """Once psql has been given COMMIT, ``seconds`` for its answer; past them the restore's task is cancelled, as a
+    cancel would (psql's session is ended, then the server is asked what became of the transaction: committed on
+    the primary only when COMMIT waited for a synchronous standby), and the words say what ended it."""
+    while not r.commit_sent:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(seconds)
+    r.ended_by = _commit_timeout_words(r, seconds)
+    task.cancel()
 
 
 async def _committed_after_all(conn, r: RestoreResult) -> bool:
