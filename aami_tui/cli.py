@@ -235,9 +235,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     rs.add_argument("--lock-timeout", type=_positive, default=30.0, metavar="S",
                     help="how long the restore waits for another session's lock before it rolls back (default 30)")
     rs.add_argument("--commit-timeout", type=_positive, default=60.0, metavar="S",
-                    help="how long the restore's COMMIT may wait for its answer (default 60): a COMMIT waiting for a "
-                         "synchronous standby that has gone (SyncRep) then has that wait ended, as apply's: "
-                         "committed on the primary only, and said")
+                    help="how long the restore's COMMIT may go unanswered (default 60). A COMMIT waiting for a "
+                         "synchronous standby that has gone (wait_event SyncRep: committed locally) then has that "
+                         "wait ended, as apply --yes does: the restore stays committed on the primary only, NOT "
+                         "confirmed on the standby, and the output and the report say so")
     rs.add_argument("--yes", action="store_true", help="restore (without it: say what it would do, exit 6)")
 
     s = _part(sub.add_parser("screenshots", help="regenerate the SVGs in screenshots/ (uses the embedded server)"),

@@ -210,6 +210,36 @@ async def test_the_help_is_drawn_while_the_console_is_idle_and_the_first_questio
             assert help_screen._render.cache_info().misses == drawn
 
 
+async def test_question_mark_opens_the_help_on_every_screen_and_at_its_top(fresh_db, tmp_path):
+    """fresh11: `?` did nothing on the Restore and Drift screens (the README says "anywhere"; on Restore, the
+    escape that followed left for the dashboard), and the help opened again where it was last scrolled to, its
+    title and "how to close" off screen."""
+    from aami_tui.ui.help_screen import HelpScreen
+
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await pilot.press("question_mark")
+        await scenes.wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+        await pilot.press("end")
+        await scenes.wait_for(pilot, lambda: app.screen.query_one("#help-box").scroll_y > 0, what="scrolled")
+        await pilot.press("escape")
+        for key, screen_id in (("b", "restore"), ("p", "drift")):
+            await scenes.wait_for(pilot, lambda: app.screen is app.dashboard, what="the dashboard")
+            await pilot.press(key)
+            await scenes.wait_for(pilot, lambda screen_id=screen_id: app.screen.id == screen_id, what=screen_id)
+            await scenes.settle(pilot, 0.3)
+            assert "? Help" in " ".join(text_of(app, "KeyFooter").split()), text_of(app, "KeyFooter")
+            await pilot.press("question_mark")
+            await scenes.wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what=f"the help on {screen_id}")
+            await scenes.settle(pilot, 0.2)
+            assert app.screen.query_one("#help-box").scroll_y == 0  # at its top, whatever was read last time
+            await pilot.press("end")
+            await pilot.press("escape")
+            await scenes.wait_for(pilot, lambda screen_id=screen_id: app.screen.id == screen_id, what=f"back on {screen_id}")
+            await pilot.press("d" if screen_id == "restore" else "escape")
+
+
 async def test_a_refused_password_is_said_and_not_retried_until_f5(fresh_db, tmp_path):
     """It said "Cannot reach the database" and retried every 1-30 s and on every return to the dashboard: 7
     failed logins in 20 s in the server's log."""

@@ -44,6 +44,7 @@ class DriftScreen(Screen):
         Binding("l", "reread", "Re-read"),
         Binding("e", "edit_plan", "Edit"),
         Binding("escape,d", "back", "Back"),
+        Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit"),
         Binding("r", "refused('run_plan')", show=False),
         Binding("l", "refused('reread')", show=False),

@@ -151,6 +151,7 @@ class HelpScreen(ModalScreen[None]):
         """Shown again (it is built once): Textual re-applies the stylesheet to all of its widgets each time it is
         pushed (~15 ms of a key press when the help was ~90 widgets). Only when the styles could have changed since
         it was last shown (a theme, the app's classes) does it need that; this handler runs before Textual's own."""
+        self.query_one("#help-box").scroll_home(animate=False)  # from its top, whatever was read last time
         stamp = (self.app._css_update_count, frozenset(self.app.classes), self.app.size)
         if stamp == self._styled_for:
             event.refresh_styles = False

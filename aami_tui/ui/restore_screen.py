@@ -31,6 +31,7 @@ class RestoreScreen(Screen):
         Binding("escape", "cancel_restore", "Cancel restore"),  # (only while a restore runs; Back is refused then)
         Binding("d", "dashboard", "Dashboard"),
         Binding("f5", "reload", "Reload"),
+        Binding("question_mark", "app.help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
 
