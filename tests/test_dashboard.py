@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import psycopg
 import pytest
+from conftest import apply_migration
 from psycopg import sql
 from test_console import make_app, text_of
 
@@ -238,6 +240,30 @@ async def test_question_mark_opens_the_help_on_every_screen_and_at_its_top(fresh
             await pilot.press("escape")
             await scenes.wait_for(pilot, lambda screen_id=screen_id: app.screen.id == screen_id, what=f"back on {screen_id}")
             await pilot.press("d" if screen_id == "restore" else "escape")
+
+
+async def test_a_resize_under_the_help_leaves_the_checklist_whole(fresh_db, tmp_path):
+    """fresh11: resized to 80x24 while the help was open, the dashboard's checklist came back with its names cut to
+    five letters ("targe", "targe": targets or target_groups?) and no ✓ column, until the next resize. Its rows had
+    been drawn before the table measured them (DataTable keeps rows drawn at the old widths)."""
+    from screen_text import svg_text
+
+    from aami_tui.ui.help_screen import HelpScreen
+
+    apply_migration(fresh_db)
+    app = make_app(fresh_db, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await scenes.dashboard_ready(pilot)
+        await pilot.press("question_mark")
+        await scenes.wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+        await pilot.resize_terminal(80, 24)
+        await scenes.settle(pilot, 0.2)
+        await pilot.press("escape")
+        await scenes.wait_for(pilot, lambda: app.screen is app.dashboard, what="the dashboard")
+        await scenes.settle(pilot, 0.5)
+        shown = svg_text(app.export_screenshot())
+        for name in ("namespaces", "target_groups", "bootstrap_tokens"):
+            assert re.search(rf"✓ +{name} ", shown), shown
 
 
 async def test_a_refused_password_is_said_and_not_retried_until_f5(fresh_db, tmp_path):

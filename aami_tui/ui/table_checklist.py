@@ -89,6 +89,16 @@ class ChecklistTable(KeptScrollBars, DataTable):
             memo[names] = _OneRender(super().get_component_styles(*names))
         return memo[names]
 
+    def _update_dimensions(self, new_rows) -> None:
+        """Textual measures new rows' columns when the table is next idle, and keeps the rows and cells it drew
+        before under keys that hold no width. Drawn meanwhile (the dashboard coming back from under the help, resized
+        there), they stayed at their labels' widths ("targe" for targets and target_groups, no ✓ column) until the
+        next resize. New rows measured: what was drawn at the old widths is drawn again."""
+        super()._update_dimensions(new_rows)
+        if new_rows:
+            self._update_count += 1  # in every row, line and cell cache key
+            self.refresh()
+
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int, cursor: bool = False,
                      hover: bool = False):
         fast = self._fast_cell(row_index, column_index, base_style, width, cursor, hover)
