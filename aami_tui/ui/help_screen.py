@@ -48,19 +48,20 @@ If it went wrong after COMMIT: **Restore** (key *b* on the dashboard) puts a bac
 | r | dashboard | open the runbook |
 | b | dashboard | restore from a backup |
 | p | dashboard | drift: compare with what the migration builds, write a repair plan |
+| i | dashboard | create the database while it does not exist |
 | w / e / l / r | drift | write the plan file (linted beside the list) / edit it in $EDITOR / re-read it after editing elsewhere / run it through the runbook |
 | f5 | anywhere | refresh the checklist now |
 | n | runbook | run the next step (the bar at the top always says what comes next) |
 | s | runbook | the migration SQL, read-only and highlighted (s again goes back) |
-| i | dashboard | create the database while it does not exist |
 | space / tab | runbook | tick the focused checklist item / move to the next |
 | r | runbook | after the backup: rehearse on a scratch copy first (optional; n skips it) |
 | c / x | runbook | COMMIT / ROLLBACK (each asks first) |
 | o | runbook | after a COMMIT whose outcome is unknown: ask the server again (pg_xact_status, fresh connection) |
 | i | runbook | inspect inside the open transaction: \\dt, \\d TABLE, \\di, \\dx or SQL, under a savepoint |
-| escape | runbook | cancel the running step; closes this help |
+| escape | runbook | cancel the running step |
 | d | runbook, restore | back to the dashboard (the runbook keeps its state) |
 | ctrl+r | dashboard (demo) | reset the demo database to empty |
+| ? | anywhere | this help (escape, q or ? closes it) |
 | ctrl+p | anywhere | command palette |
 | q | anywhere | quit (asks first, and rolls back, if a transaction is open) |
 """
